@@ -1,0 +1,49 @@
+# govgw: `make run` sets up and serves the demo; `make test` runs the whole suite.
+SHELL := /bin/bash
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed
+PROTOS := $(wildcard proto/govgw/v1/*.proto)
+GEN_STAMP := gen/.stamp
+DATA_DIR ?= .govgw
+LISTEN ?= 127.0.0.1:50051
+
+.PHONY: install gen run test lint bench clean redis
+
+install: $(VENV_STAMP) $(GEN_STAMP)
+
+$(VENV_STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	@# The generated protobuf modules live in gen/ (not committed); put it on the path.
+	echo "$(CURDIR)/gen" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/govgw-gen.pth
+	touch $@
+
+$(GEN_STAMP): $(PROTOS) $(VENV_STAMP)
+	rm -rf gen && mkdir -p gen
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	touch $@
+
+gen: $(GEN_STAMP)
+
+redis:
+	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/buf lint proto
+
+run: install
+	.venv/bin/govgw demo --data-dir $(DATA_DIR) --listen $(LISTEN)
+
+test: install redis
+	.venv/bin/ruff check .
+	.venv/bin/buf lint proto
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: install
+	$(PY) -m bench.run
+
+clean:
+	rm -rf gen .venv .pytest_cache .ruff_cache .hypothesis

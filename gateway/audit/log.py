@@ -1,0 +1,549 @@
+"""The audit trail (操作留痕): an append-only, hash-chained JSONL file.
+
+Every gateway call, allowed or denied, is one record. A response may be sent
+only after its record is durable, so `append` blocks until the record has
+been written and fsynced, and raises `AuditUnavailable` if that cannot be
+guaranteed: the caller then fails the call closed.
+
+Throughput comes from group commit: one writer thread drains everything the
+request threads have queued, writes it with one `write`, syncs once and wakes
+the whole batch through one shared event. Work that can fail because of the
+event itself (serialization, the personal-data guard) runs in the appending
+thread, so a bad event is that caller's error and never poisons a batch.
+
+Record format (one per line): the event's fields plus `seq` (1-based,
+contiguous), `ts` (RFC 3339 UTC, microseconds), `prev` (the previous record's
+hash, 64 zeros for the first) and `hash`, the SHA-256 hex digest of the
+canonical JSON (sorted keys, separators (",", ":"), ensure_ascii=False) of the
+record without `hash`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stdnum.cn import ric
+
+log = logging.getLogger("govgw.audit")
+
+GENESIS = "0" * 64
+# Fields the log owns; an event may not set them.
+CHAIN_FIELDS = frozenset({"seq", "ts", "prev", "hash"})
+# The chain fields the writer fills in, in sort order. `ts` is set by the
+# appending thread (it is the time of the call, not of the write).
+_WRITER_KEYS = ("prev", "seq")
+_TAIL_CHUNK = 64 * 1024
+_SUFFIX_LEN = len(',"hash":""}') + 64
+
+# Guard against a raw subject key or phone reaching the trail (design §5).
+# The look-arounds keep hex digests and request ids from matching by chance.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])[1-9]\d{16}[0-9Xx](?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+
+
+class AuditUnavailable(Exception):
+    """The record could not be made durable (I/O error, closed log, timeout)."""
+
+
+class AuditEventRejected(ValueError):
+    """The event itself is unfit for the trail (reserved field, raw personal data,
+    not JSON). A programming error in the caller; the call must still fail."""
+
+
+@dataclass(frozen=True)
+class AuditRecordRef:
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class AuditStats:
+    records: int  # records made durable
+    batches: int  # write+sync rounds, i.e. fsyncs
+    largest_batch: int
+    failed: bool
+
+    @property
+    def records_per_sync(self) -> float:
+        return self.records / self.batches if self.batches else 0.0
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """The fields every gateway call records; `as_dict()` feeds `AuditLog.append`.
+
+    `subject_hash` is `KeyRing.subject_hash(key)` (or "" when the call has no
+    subject); `input` summarizes the request by names only (requested fields,
+    predicates), never by values.
+    """
+
+    caller: str
+    action: str
+    dataset: str
+    purpose: str
+    subject_hash: str
+    decision: str  # "allow" | "deny"
+    reason: str
+    policy_version: str
+    plan_hash: str
+    outcome: str  # gRPC status name, e.g. "OK", "PERMISSION_DENIED"
+    latency_ms: float
+    request_id: str
+    input: Mapping[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "caller": self.caller,
+            "action": self.action,
+            "dataset": self.dataset,
+            "purpose": self.purpose,
+            "subject_hash": self.subject_hash,
+            "decision": self.decision,
+            "reason": self.reason,
+            "policy_version": self.policy_version,
+            "plan_hash": self.plan_hash,
+            "outcome": self.outcome,
+            "latency_ms": self.latency_ms,
+            "request_id": self.request_id,
+            "input": dict(self.input),
+        }
+
+
+def canonical_json(obj: Mapping[str, Any]) -> str:
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """The hash a record must carry: over its canonical JSON without `hash`."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    moment = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _personal_data_kind(text: str) -> str | None:
+    for m in _ID_NUMBER.finditer(text):
+        if ric.is_valid(m.group().upper()):
+            return "an ID number"
+    if _MOBILE.search(text):
+        return "a mobile phone number"
+    return None
+
+
+def _offending_field(event: Mapping[str, Any], prefix: str = "") -> str:
+    """Name (never show) the field that carries personal data."""
+    for k, v in event.items():
+        path = f"{prefix}{k}"
+        if _personal_data_kind(str(k)):
+            return f"{path} (key)"
+        if isinstance(v, Mapping):
+            inner = _offending_field(v, path + ".")
+            if inner:
+                return inner
+        elif _personal_data_kind(json.dumps(v, ensure_ascii=False, default=str)):
+            return path
+    return ""
+
+
+class _Pending:
+    """One event, serialized around the writer-owned keys.
+
+    The canonical JSON of a record is the sorted merge of the event's keys and
+    the chain keys. Splitting the event at `prev` and `seq` lets the writer
+    build that text by concatenation, with no second json.dumps on the
+    single (serial) writer thread.
+    """
+
+    __slots__ = ("cancelled", "parts")
+
+    def __init__(self, event: Mapping[str, Any], ts: str) -> None:
+        groups: tuple[dict[str, Any], ...] = ({}, {}, {})
+        for k, v in event.items():
+            if not isinstance(k, str):
+                raise AuditEventRejected("audit event keys must be strings")
+            if k in CHAIN_FIELDS:
+                raise AuditEventRejected(f"audit event may not set the chain field {k!r}")
+            groups[bisect.bisect(_WRITER_KEYS, k)][k] = v
+        groups[2]["ts"] = ts
+        try:
+            parts = [canonical_json(g)[1:-1] for g in groups]
+        except (TypeError, ValueError) as e:
+            raise AuditEventRejected(f"audit event is not plain JSON: {e}") from e
+        kind = _personal_data_kind("\n".join(parts))
+        if kind:
+            raise AuditEventRejected(
+                f"audit event field {_offending_field(event)} looks like {kind}; "
+                "the trail keeps keyed hashes of subject keys only"
+            )
+        self.parts = parts
+        self.cancelled = False
+
+    def line(self, seq: int, prev: str) -> tuple[bytes, str]:
+        a, b, c = self.parts
+        chain_a = f'"prev":"{prev}"'
+        chain_b = f'"seq":{seq}'
+        body = "{" + ",".join(p for p in (a, chain_a, b, chain_b, c) if p) + "}"
+        digest = hashlib.sha256(body.encode()).hexdigest()
+        # The stored line keeps `hash` last; verification re-canonicalizes, so
+        # the position of `hash` in the line does not matter.
+        return (body[:-1] + f',"hash":"{digest}"}}\n').encode(), digest
+
+
+class _Batch:
+    """Records that are written and synced together and share one wake-up."""
+
+    __slots__ = ("done", "error", "items", "refs", "taken")
+
+    def __init__(self) -> None:
+        self.items: list[_Pending] = []
+        self.refs: list[AuditRecordRef | None] = []
+        self.done = threading.Event()
+        self.error: AuditUnavailable | None = None
+        self.taken = False
+
+
+@dataclass(frozen=True)
+class _Tail:
+    seq: int
+    hash: str
+    size: int  # bytes to keep; a torn last line lies beyond
+
+
+def _read_tail(fd: int, path: Path) -> _Tail:
+    """Find the last complete record; anything after it is a torn line."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return _Tail(0, GENESIS, 0)
+    end = size
+    buf = b""
+    # Walk back chunk by chunk until the buffer holds the last full line and
+    # the newline before it (or the start of the file).
+    while True:
+        start = max(0, end - _TAIL_CHUNK)
+        buf = os.pread(fd, end - start, start) + buf
+        end = start
+        lines_start = buf.rfind(b"\n", 0, len(buf) - 1)
+        if lines_start >= 0 or start == 0:
+            break
+    base = end  # file offset of buf[0]
+    keep = size
+    if not buf.endswith(b"\n"):
+        keep = base + buf.rfind(b"\n") + 1  # torn: no trailing newline
+    else:
+        try:
+            json.loads(buf[buf.rfind(b"\n", 0, len(buf) - 1) + 1 :])
+        except ValueError:
+            keep = base + buf.rfind(b"\n", 0, len(buf) - 1) + 1  # torn: unparsable
+    if keep == 0:
+        return _Tail(0, GENESIS, 0)
+    # `keep` is an offset inside or before buf; re-read the line ending there.
+    last = _last_line(fd, keep)
+    try:
+        rec = json.loads(last)
+        seq, digest = int(rec["seq"]), str(rec["hash"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise AuditUnavailable(
+            f"audit log {path}: last record is unreadable; run `govgw audit verify`"
+        ) from e
+    if record_hash(rec) != digest:
+        raise AuditUnavailable(
+            f"audit log {path}: last record (seq {seq}) fails its hash; it was altered. "
+            "Run `govgw audit verify`; the chain is not continued from a bad record"
+        )
+    return _Tail(seq, digest, keep)
+
+
+def _last_line(fd: int, end: int) -> bytes:
+    """The line ending (with its newline) at byte offset `end`."""
+    buf = b""
+    pos = end
+    while True:
+        start = max(0, pos - _TAIL_CHUNK)
+        buf = os.pread(fd, pos - start, start) + buf
+        pos = start
+        cut = buf.rfind(b"\n", 0, len(buf) - 1)
+        if cut >= 0:
+            return buf[cut + 1 :]
+        if start == 0:
+            return buf
+
+
+class AuditLog:
+    """Append-only, hash-chained, group-committed audit file.
+
+    One process owns a log file (an exclusive flock is taken); several gateway
+    processes write several files.
+    """
+
+    def __init__(self, path: Path, *, max_batch: int = 512) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.path = Path(path)
+        self._max_batch = max_batch
+        existed = self.path.exists()
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        except OSError as e:
+            raise AuditUnavailable(f"cannot open audit log {self.path}: {e.strerror}") from e
+        try:
+            self._lock_file()
+            tail = _read_tail(self._fd, self.path)
+            self._truncate_torn(tail)
+            if not existed:
+                self._sync_parent()
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._seq = tail.seq
+        self._prev = tail.hash
+        self._head = AuditRecordRef(tail.seq, tail.hash) if tail.seq else None
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[_Batch] = deque()
+        self._closing = False
+        self._failure: AuditUnavailable | None = None
+        self._records = 0
+        self._batches = 0
+        self._largest = 0
+        self._writer = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._writer.start()
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def head(self) -> AuditRecordRef | None:
+        """The last durable record."""
+        return self._head
+
+    @property
+    def stats(self) -> AuditStats:
+        with self._cond:
+            return AuditStats(
+                self._records, self._batches, self._largest, self._failure is not None
+            )
+
+    def append(self, event: Mapping[str, Any], timeout: float | None = None) -> AuditRecordRef:
+        """Record one event; returns once it is durable (written and fsynced)."""
+        return self.append_many([event], timeout)[0]
+
+    def append_many(
+        self, events: Sequence[Mapping[str, Any]], timeout: float | None = None
+    ) -> list[AuditRecordRef]:
+        """Record several events, contiguously; returns once all are durable."""
+        ts = utc_timestamp()
+        pending = [_Pending(e, ts) for e in events]
+        if not pending:
+            return []
+        slots: list[tuple[_Batch, int]] = []
+        with self._cond:
+            self._check_open()
+            for p in pending:
+                batch = self._queue[-1] if self._queue else None
+                if batch is None or batch.taken or len(batch.items) >= self._max_batch:
+                    batch = _Batch()
+                    self._queue.append(batch)
+                slots.append((batch, len(batch.items)))
+                batch.items.append(p)
+            self._cond.notify()
+        waited = {id(b): b for b, _ in slots}
+        for batch in waited.values():
+            if not batch.done.wait(timeout):
+                self._abandon(pending, timeout)
+            if batch.error is not None:
+                raise batch.error
+        refs = [batch.refs[i] for batch, i in slots]
+        if any(r is None for r in refs):  # cancelled by a timeout elsewhere: cannot happen
+            raise AuditUnavailable("audit record was not written")
+        return refs  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Write what is pending, stop the writer and close the file."""
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._cond.notify()
+        self._writer.join()
+        os.close(self._fd)
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- appending side -----------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise AuditUnavailable(f"audit log failed earlier: {self._failure}")
+        if self._closing:
+            raise AuditUnavailable("audit log is closed")
+
+    def _abandon(self, pending: list[_Pending], timeout: float | None) -> None:
+        """Timed out: withdraw what the writer has not taken, then fail closed.
+
+        Records already taken may still land; a record of a call that then
+        failed is harmless, a served call without a record is not.
+        """
+        with self._cond:
+            for batch in self._queue:
+                if not batch.taken:
+                    for p in batch.items:
+                        if any(p is q for q in pending):
+                            p.cancelled = True
+        raise AuditUnavailable(f"audit record not durable within {timeout}s")
+
+    # -- writer side --------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closing:
+                        self._cond.wait()
+                    if not self._queue:
+                        return
+                    batch = self._queue.popleft()
+                    batch.taken = True
+                self._commit(batch)
+        except BaseException as e:  # a bug here must not leave callers waiting
+            log.exception("audit writer stopped")
+            self._fail(AuditUnavailable(f"audit writer stopped: {type(e).__name__}"), None)
+
+    def _commit(self, batch: _Batch) -> None:
+        if self._failure is not None:
+            self._finish(batch, self._failure)
+            return
+        seq, prev = self._seq, self._prev
+        lines: list[bytes] = []
+        refs: list[AuditRecordRef | None] = []
+        for p in batch.items:
+            if p.cancelled:
+                refs.append(None)
+                continue
+            seq += 1
+            line, prev = p.line(seq, prev)
+            lines.append(line)
+            refs.append(AuditRecordRef(seq, prev))
+        if lines:
+            try:
+                self._write_all(b"".join(lines))
+                os.fdatasync(self._fd)  # data and size; mtime is not needed to read back
+            except OSError as e:
+                name = errno.errorcode.get(e.errno or 0, "EIO")
+                log.error("audit log write failed (%s); failing closed", name)
+                self._fail(AuditUnavailable(f"audit log write failed: {name}"), batch)
+                return
+        self._seq, self._prev = seq, prev
+        batch.refs = refs
+        with self._cond:
+            self._records += len(lines)
+            self._batches += 1 if lines else 0
+            self._largest = max(self._largest, len(lines))
+            if lines:
+                self._head = AuditRecordRef(seq, prev)
+        batch.done.set()
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def _fail(self, error: AuditUnavailable, batch: _Batch | None) -> None:
+        with self._cond:
+            if self._failure is None:
+                self._failure = error
+            queued = list(self._queue)
+            self._queue.clear()
+        for b in [batch, *queued]:
+            if b is not None:
+                self._finish(b, error)
+
+    @staticmethod
+    def _finish(batch: _Batch, error: AuditUnavailable) -> None:
+        batch.error = error
+        batch.done.set()
+
+    # -- opening ------------------------------------------------------------
+
+    def _lock_file(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise AuditUnavailable(
+                f"audit log {self.path} is held by another process; each gateway "
+                "process needs its own audit file"
+            ) from e
+
+    def _truncate_torn(self, tail: _Tail) -> None:
+        size = os.fstat(self._fd).st_size
+        if tail.size >= size:
+            return
+        torn = os.pread(self._fd, size - tail.size, tail.size)
+        # Keep the torn bytes beside the log: truncation must never destroy
+        # evidence, even though a torn line belonged to a response never sent.
+        side = self.path.with_name(f"{self.path.name}.torn-{tail.seq + 1}-{os.getpid()}")
+        side.write_bytes(torn)
+        os.ftruncate(self._fd, tail.size)
+        os.fsync(self._fd)
+        log.warning(
+            "audit log %s: truncated a torn last line (%d bytes after seq %d) left by a "
+            "crash mid-write; bytes kept in %s",
+            self.path,
+            len(torn),
+            tail.seq,
+            side.name,
+        )
+
+    def _sync_parent(self) -> None:
+        # A new file's directory entry must be durable too, or a crash could
+        # lose the whole log along with records already acknowledged.
+        with contextlib.suppress(OSError):
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Stream the records of a log, oldest first.
+
+    A torn final line (no trailing newline) is skipped; any other unreadable
+    line raises ValueError naming its line number. This does not check the
+    chain: use `verify_chain` for that.
+    """
+    with open(path, "rb") as f:
+        lineno = 0
+        for raw in f:
+            lineno += 1
+            if not raw.endswith(b"\n"):
+                return
+            try:
+                rec = json.loads(raw)
+            except ValueError as e:
+                raise ValueError(f"{path}: line {lineno} is not a JSON record") from e
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}: line {lineno} is not a JSON object")
+            yield rec

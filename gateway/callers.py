@@ -1,0 +1,154 @@
+"""The caller registry: who may call the gateway, and as what.
+
+A caller is an agency system, a service counter or a public client. API
+keys are shown once, when the caller is added, and stored only as SHA-256
+digests: keys are 256-bit random, so a fast hash is enough (no password
+stretching needed) and a copy of the registry yields no usable key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+KINDS = ("agency", "counter", "public")
+KEY_PREFIX = "gk_"
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+_REGION_RE = re.compile(r"^\d{6}$")
+# How long the in-memory view of the registry may lag a change made by
+# another process (the CLI adding or suspending a caller).
+REFRESH_S = 1.0
+
+
+class CallerError(ValueError):
+    """A registry operation was refused (bad id, duplicate, unknown caller)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    id: str
+    kind: str
+    department: str
+    region: str
+    status: str = "active"  # active | suspended
+    created_at: str = ""
+
+    def policy_input(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "department": self.department,
+            "region": self.region,
+        }
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+class CallerRegistry:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._by_digest: dict[str, Caller] = {}
+        self._by_id: dict[str, Caller] = {}
+        self._loaded_at = 0.0
+        self._data_version = -1
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS callers (id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+                " department TEXT NOT NULL, region TEXT NOT NULL, key_digest TEXT UNIQUE,"
+                " status TEXT NOT NULL DEFAULT 'active', created_at TEXT NOT NULL)"
+            )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def add(self, caller_id: str, kind: str, department: str, region: str) -> tuple[Caller, str]:
+        """Register a caller; returns it with its API key (shown once, never stored)."""
+        if not _ID_RE.match(caller_id):
+            raise CallerError("id: 2-63 characters of a-z, 0-9, '.', '_', '-'")
+        if kind not in KINDS:
+            raise CallerError(f"kind: must be one of {', '.join(KINDS)}")
+        if not department.strip():
+            raise CallerError("department: is required")
+        if not _REGION_RE.match(region):
+            raise CallerError("region: must be a 6-digit administrative division code")
+        api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            with self._connect() as db:
+                db.execute(
+                    "INSERT INTO callers VALUES (?, ?, ?, ?, ?, 'active', ?)",
+                    (caller_id, kind, department.strip(), region, key_digest(api_key), now),
+                )
+        except sqlite3.IntegrityError as e:
+            raise CallerError(f"id: caller {caller_id!r} already exists") from e
+        self._loaded_at = 0.0
+        return Caller(caller_id, kind, department.strip(), region, "active", now), api_key
+
+    def set_status(self, caller_id: str, status: str) -> Caller:
+        with self._connect() as db:
+            cur = db.execute("UPDATE callers SET status = ? WHERE id = ?", (status, caller_id))
+            if cur.rowcount == 0:
+                raise CallerError(f"id: no caller {caller_id!r}")
+        self._loaded_at = 0.0
+        caller = self.get(caller_id)
+        assert caller is not None
+        return caller
+
+    def list(self) -> list[Caller]:
+        self._refresh()
+        return sorted(self._by_id.values(), key=lambda c: c.id)
+
+    def get(self, caller_id: str) -> Caller | None:
+        self._refresh()
+        return self._by_id.get(caller_id)
+
+    def by_api_key(self, api_key: str) -> Caller | None:
+        """The caller holding this key, if any.
+
+        The lookup is keyed by the digest of the presented key, so its timing
+        depends on the digest, not on how much of a stored key was guessed.
+        """
+        self._refresh()
+        return self._by_digest.get(key_digest(api_key))
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._loaded_at < REFRESH_S:
+            return
+        with self._lock:
+            if now - self._loaded_at < REFRESH_S:
+                return
+            with self._connect() as db:
+                rows = db.execute(
+                    "SELECT id, kind, department, region, key_digest, status, created_at FROM callers"
+                ).fetchall()
+            by_digest, by_id = {}, {}
+            for cid, kind, dept, region, digest, status, created in rows:
+                c = Caller(cid, kind, dept, region, status, created)
+                by_id[cid] = c
+                if digest:
+                    by_digest[digest] = c
+            self._by_digest, self._by_id = by_digest, by_id
+            self._loaded_at = time.monotonic()

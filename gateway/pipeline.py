@@ -1,0 +1,271 @@
+"""The request pipeline, the same for every RPC, top to bottom:
+
+    authenticate caller -> check limits -> decide (policy -> plan) -> read pool
+      -> apply plan (mask, drop, compute predicates) -> audit (durable) -> respond
+
+Each RPC supplies two functions: `parse` turns the protobuf request into a
+validated `Request` (or raises INVALID_ARGUMENT naming the field) and
+`execute` reads the pool and applies the plans. Everything else, including
+the audit record that must be durable before any byte of the response
+leaves, happens here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Generic, TypeVar
+
+import grpc
+from grpc_status import rpc_status
+
+from gateway.audit import AuditLog, AuditUnavailable
+from gateway.auth import Authenticator
+from gateway.callers import Caller
+from gateway.catalog import Catalog
+from gateway.errors import GovgwError, unavailable
+from gateway.keys import KeyRing
+from gateway.limits import Limits
+from gateway.plan import Plan
+from gateway.policy.decider import Decider
+from gateway.pool import Pool
+from gateway.receipts import ReceiptSigner
+
+log = logging.getLogger("govgw.pipeline")
+T = TypeVar("T")
+
+# Time kept back from the caller's deadline for writing the audit record.
+AUDIT_MIN_S = 0.05
+AUDIT_MAX_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated request: everything the pipeline needs to decide and audit."""
+
+    purpose: str
+    datasets: tuple[str, ...]  # one plan is decided per dataset
+    subjects: tuple[str, ...] = ()  # normalized subject keys; audited only as keyed hashes
+    fields: tuple[str, ...] = ()  # requested field names (validated against the catalog)
+    predicates: tuple[str, ...] = ()  # requested predicate names
+    payload: Any = None  # the RPC's own parsed arguments
+
+
+@dataclass
+class Outcome(Generic[T]):
+    response: T
+    answer: str = ""  # MATCH / NO_MATCH, kept for mismatch-rate monitoring
+    receipt_id: str = ""
+
+
+@dataclass(frozen=True)
+class Exec:
+    """What `execute` gets: the authenticated caller, the plans and the request."""
+
+    caller: Caller
+    plans: dict[str, Plan]
+    request: Request
+    request_id: str
+    now: datetime
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(UTC).date()
+
+    @property
+    def policy_version(self) -> str:
+        return next(iter(self.plans.values())).policy_version if self.plans else ""
+
+
+@dataclass
+class Parts:
+    """The gateway's assembled parts; built once by `gateway.app`."""
+
+    catalog: Catalog
+    keyring: KeyRing
+    pool: Pool
+    decider: Decider
+    auth: Authenticator
+    limits: Limits
+    audit: AuditLog
+    signer: ReceiptSigner
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex[:24]
+
+
+class Pipeline:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+
+    def run(
+        self,
+        context: grpc.ServicerContext,
+        action: str,
+        parse: Callable[[], Request],
+        execute: Callable[[Exec], Outcome[T]],
+    ) -> T:
+        p = self.parts
+        started = time.perf_counter()
+        request_id = new_request_id()
+        context.set_trailing_metadata((("x-request-id", request_id),))
+        record = _AuditDraft(request_id=request_id, action=action)
+        try:
+            caller = p.auth.authenticate(context)  # 1. authenticate
+            record.caller = caller
+            request = parse()  # input -> validated request
+            record.request = request
+            with p.limits.admit(caller.id, caller.kind, action):  # 2. limits
+                now = p.clock()
+                plans = {  # 3. decide
+                    ds: p.decider.decide(
+                        caller=caller.policy_input(),
+                        action=action,
+                        dataset=ds,
+                        purpose=request.purpose,
+                        now=now,
+                    )
+                    for ds in request.datasets
+                }
+                record.plans = plans
+                for ds, plan in plans.items():
+                    if not plan.allow:
+                        raise GovgwError(
+                            grpc.StatusCode.PERMISSION_DENIED,
+                            plan.reason,
+                            plan.message,
+                            metadata={"dataset": ds} if ds else {},
+                        )
+                _check_deadline(context)
+                # 4. read pool and 5. apply plan: the RPC's own step
+                outcome = execute(Exec(caller, plans, request, request_id, now))
+            record.succeed(outcome)
+        except GovgwError as err:
+            record.fail(err)
+            self._audit(record, started, context)
+            self._abort(context, err, request_id)
+        except Exception as exc:  # a defect: never echo its text, it may hold values
+            log.error("request %s: unexpected %s", request_id, type(exc).__name__)
+            err = GovgwError(grpc.StatusCode.INTERNAL, "INTERNAL_ERROR", "internal error")
+            record.fail(err)
+            self._audit(record, started, context)
+            self._abort(context, err, request_id)
+        self._audit(record, started, context)  # 6. audit, durable before the response
+        return outcome.response  # 7. respond
+
+    def _audit(self, record: _AuditDraft, started: float, context: grpc.ServicerContext) -> None:
+        record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        events = record.events(self.parts.keyring)
+        remaining = context.time_remaining()
+        timeout = AUDIT_MAX_WAIT_S if remaining is None else max(remaining, AUDIT_MIN_S)
+        try:
+            self.parts.audit.append_many(events, timeout=min(timeout, AUDIT_MAX_WAIT_S))
+        except AuditUnavailable:
+            log.error("request %s: audit record not durable; failing closed", record.request_id)
+            self._abort(
+                context,
+                unavailable(
+                    "AUDIT_UNAVAILABLE", "the audit trail cannot be written; no answer is given"
+                ),
+                record.request_id,
+            )
+        log.info(
+            "request %s caller=%s action=%s dataset=%s outcome=%s reason=%s latency_ms=%.2f",
+            record.request_id,
+            record.caller.id if record.caller else "-",
+            record.action,
+            ",".join(record.request.datasets) if record.request else "-",
+            record.outcome,
+            record.reason or "-",
+            record.latency_ms,
+        )
+
+    @staticmethod
+    def _abort(context: grpc.ServicerContext, err: GovgwError, request_id: str) -> None:
+        err.metadata = {**err.metadata, "request_id": request_id}
+        context.abort_with_status(rpc_status.to_status(err.to_status()))
+
+
+def _check_deadline(context: grpc.ServicerContext) -> None:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise GovgwError(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "deadline passed")
+
+
+@dataclass
+class _AuditDraft:
+    """The audit record taking shape as the call goes through the pipeline."""
+
+    request_id: str
+    action: str
+    caller: Caller | None = None
+    request: Request | None = None
+    plans: dict[str, Plan] = field(default_factory=dict)
+    outcome: str = ""
+    reason: str = ""
+    answer: str = ""
+    receipt_id: str = ""
+    violations: list[str] = field(default_factory=list)
+    latency_ms: float = 0.0
+
+    def succeed(self, outcome: Outcome[Any]) -> None:
+        self.outcome = "OK"
+        self.answer = outcome.answer
+        self.receipt_id = outcome.receipt_id
+
+    def fail(self, err: GovgwError) -> None:
+        self.outcome = err.code.name
+        self.reason = err.reason
+        # Field paths only: a violation's description never holds the value.
+        self.violations = [v.field for v in err.violations]
+
+    def events(self, keyring: KeyRing) -> list[dict[str, Any]]:
+        req = self.request
+        plans = self.plans
+        allowed = bool(plans) and all(p.allow for p in plans.values())
+        base: dict[str, Any] = {
+            "request_id": self.request_id,
+            "caller": self.caller.id if self.caller else "",
+            "caller_kind": self.caller.kind if self.caller else "",
+            "department": self.caller.department if self.caller else "",
+            "action": self.action,
+            "dataset": ",".join(req.datasets) if req else "",
+            "purpose": req.purpose if req else "",
+            "decision": "allow" if allowed else "deny",
+            "reason": self.reason,
+            "policy_version": next(iter(plans.values())).policy_version if plans else "",
+            "plan_hash": _combined_hash(plans),
+            "outcome": self.outcome,
+            "latency_ms": self.latency_ms,
+            "input": {
+                "fields": list(req.fields) if req else [],
+                "predicates": list(req.predicates) if req else [],
+                "violations": self.violations,
+            },
+        }
+        if self.answer:
+            base["answer"] = self.answer
+        if self.receipt_id:
+            base["receipt_id"] = self.receipt_id
+        grants = sorted({p.grant_id for p in plans.values() if p.grant_id})
+        if grants:
+            base["grants"] = grants
+        subjects = req.subjects if req else ()
+        if not subjects:
+            return [{**base, "subject": ""}]
+        # One record per subject, so a data subject can later list every use of their data.
+        return [{**base, "subject": keyring.subject_hash(s)} for s in subjects]
+
+
+def _combined_hash(plans: dict[str, Plan]) -> str:
+    if not plans:
+        return ""
+    if len(plans) == 1:
+        return next(iter(plans.values())).hash
+    return "+".join(plans[ds].hash for ds in sorted(plans))

@@ -1,0 +1,56 @@
+"""Pieces several services share: row constraints, receipts, subject kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from govgw.v1 import common_pb2
+
+from gateway.errors import denied
+from gateway.pipeline import Exec, Parts
+from gateway.plan import Plan
+from gateway.predicates import Row
+from gateway.subjects import LEGAL_ENTITY, PERSON
+
+SUBJECT_KINDS = {
+    common_pb2.SUBJECT_KIND_PERSON: PERSON,
+    common_pb2.SUBJECT_KIND_LEGAL_ENTITY: LEGAL_ENTITY,
+}
+# Existence of a subject is judged in its base dataset, not in the dataset
+# that answers a predicate (no social-assistance row does not mean no person).
+BASE_DATASET = {PERSON: "population.basic", LEGAL_ENTITY: "legal_entity.basic"}
+
+
+def visible_rows(rows: Sequence[Row], plan: Plan) -> list[Row]:
+    """Rows the plan's constraints let this caller see at all."""
+    if not plan.region_prefix:
+        return list(rows)
+    return [r for r in rows if r.get("region_code", "").startswith(plan.region_prefix)]
+
+
+def require_predicate(plan: Plan, name: str, dataset: str) -> None:
+    if name not in plan.predicates:
+        raise denied(
+            "PREDICATE_NOT_ALLOWED",
+            f"predicate {name} may not be answered for this caller and purpose",
+            predicate=name,
+            dataset=dataset,
+        )
+
+
+def sign_receipt(
+    parts: Parts, ex: Exec, *, action: str, outcome: str, dataset: str, subject: str
+) -> common_pb2.Receipt | None:
+    """A receipt when the plans oblige one; it commits to the subject by keyed hash only."""
+    if not any(p.obligations.receipt for p in ex.plans.values()):
+        return None
+    receipt = parts.signer.issue(
+        caller=ex.caller.id,
+        action=action,
+        outcome=outcome,
+        dataset=dataset,
+        subject_commitment=parts.keyring.subject_hash(subject),
+        policy_version=ex.policy_version,
+        issued_at=ex.now,
+    )
+    return receipt.to_proto()

@@ -51,10 +51,14 @@ def field_names(ds: Dataset, names: Sequence[str], field_name: str = "fields") -
     for i, n in enumerate(names):
         if ds.field(n) is None:
             violations.append(
-                FieldViolation(f"{field_name}[{i}]", f"is not a field of {ds.name}", "UNKNOWN_FIELD")
+                FieldViolation(
+                    f"{field_name}[{i}]", f"is not a field of {ds.name}", "UNKNOWN_FIELD"
+                )
             )
         elif n in seen:
-            violations.append(FieldViolation(f"{field_name}[{i}]", "is repeated", "DUPLICATE_FIELD"))
+            violations.append(
+                FieldViolation(f"{field_name}[{i}]", "is repeated", "DUPLICATE_FIELD")
+            )
         else:
             seen.append(n)
     if violations:

@@ -1,0 +1,94 @@
+"""Where a gateway keeps its state, and how it listens.
+
+Everything lives under one data directory, created by `govgw init`:
+
+    keys/keyring.json   secrets (mode 0600; or GOVGW_KEYRING_FILE)
+    pool.sqlite         the encrypted pool
+    callers.sqlite      the caller registry (API key digests)
+    grants.json         conditional-access grants
+    audit/audit.log     the hash-chained audit trail
+    tls/                private CA, server and client certificates
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.catalog import DEFAULT_CATALOG
+
+DEFAULT_POLICY_DIR = DEFAULT_CATALOG.parent.parent
+DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Layout:
+    data_dir: Path
+
+    @property
+    def pool(self) -> Path:
+        return self.data_dir / "pool.sqlite"
+
+    @property
+    def callers(self) -> Path:
+        return self.data_dir / "callers.sqlite"
+
+    @property
+    def grants(self) -> Path:
+        return self.data_dir / "grants.json"
+
+    @property
+    def audit(self) -> Path:
+        return self.data_dir / "audit" / "audit.log"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    data_dir: Path
+    listen: str = DEFAULT_LISTEN
+    tls: bool = False  # serve TLS with the certificates in <data-dir>/tls
+    require_client_cert: bool = False  # mTLS only: no API-key-only callers
+    max_workers: int = 32
+    grace_s: float = 5.0
+    policy_dir: Path = DEFAULT_POLICY_DIR
+    catalog_path: Path = DEFAULT_CATALOG
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(Path(self.data_dir))
+
+    def host_port(self) -> tuple[str, int]:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"listen: expected HOST:PORT, got {self.listen!r}")
+        return host.strip("[]"), int(port)
+
+    def validate(self) -> None:
+        host, _ = self.host_port()
+        if not self.tls and not is_loopback(host):
+            raise ConfigError(
+                f"refusing plaintext on {host}: plaintext is for loopback only; use --tls"
+            )
+        if self.require_client_cert and not self.tls:
+            raise ConfigError("require_client_cert needs --tls")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def from_env(data_dir: Path | None = None, **overrides: object) -> ServeConfig:
+    d = data_dir or Path(os.environ.get("GOVGW_DATA_DIR", ".govgw"))
+    return ServeConfig(data_dir=Path(d), **overrides)  # type: ignore[arg-type]

@@ -1,0 +1,146 @@
+"""CatalogService: what the pool holds, its classes, provider and legal basis (R1, R2)."""
+
+from __future__ import annotations
+
+import base64
+
+from govgw.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
+
+from gateway import validation
+from gateway.catalog import Dataset
+from gateway.errors import invalid, not_found
+from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.plan import CATALOG_READ
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+# Catalog reads are not about a person; a purpose is still recorded, but a
+# browsing tool need not invent one.
+DEFAULT_PURPOSE = "目录浏览"
+
+_SHARE = {
+    "unconditional": catalog_pb2.SHARE_CLASS_UNCONDITIONAL,
+    "conditional": catalog_pb2.SHARE_CLASS_CONDITIONAL,
+    "none": catalog_pb2.SHARE_CLASS_NONE,
+}
+_OPEN = {
+    "unconditional": catalog_pb2.OPEN_CLASS_UNCONDITIONAL,
+    "conditional": catalog_pb2.OPEN_CLASS_CONDITIONAL,
+    "none": catalog_pb2.OPEN_CLASS_NONE,
+}
+_SENSITIVITY = {
+    "public": catalog_pb2.SENSITIVITY_PUBLIC,
+    "internal": catalog_pb2.SENSITIVITY_INTERNAL,
+    "secret": catalog_pb2.SENSITIVITY_SECRET,
+}
+_SUBJECT = {
+    "person": common_pb2.SUBJECT_KIND_PERSON,
+    "legal_entity": common_pb2.SUBJECT_KIND_LEGAL_ENTITY,
+}
+
+
+def dataset_message(ds: Dataset, version: str) -> catalog_pb2.Dataset:
+    return catalog_pb2.Dataset(
+        name=ds.name,
+        title=ds.title,
+        description=ds.description,
+        provider=ds.provider,
+        category=ds.category,
+        format=ds.format,
+        update_cycle=ds.update_cycle,
+        subject_kind=_SUBJECT[ds.subject_kind],
+        share_class=_SHARE[ds.share_class],
+        open_class=_OPEN[ds.open_class],
+        sensitivity=_SENSITIVITY[ds.sensitivity],
+        class_reason=ds.class_reason,
+        legal_basis=ds.legal_basis,
+        usage_requirements=ds.usage_requirements,
+        fields=[
+            catalog_pb2.Field(
+                name=f.name,
+                title=f.title,
+                type=f.type,
+                sensitivity=_SENSITIVITY[f.sensitivity],
+            )
+            for f in ds.fields
+        ],
+        predicates=list(ds.predicates),
+        version=version,
+    )
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _offset(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        kind, _, n = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if kind != "o" or not n.isdigit():
+            raise ValueError
+        return int(n)
+    except ValueError as e:
+        raise invalid(
+            "page_token", "is not a token this service issued", "PAGE_TOKEN_INVALID"
+        ) from e
+
+
+class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.parts = pipeline.parts
+
+    def ListDatasets(self, request: catalog_pb2.ListDatasetsRequest, context):
+        def parse() -> Request:
+            v = validation.Violations()
+            purpose = v.check(validation.purpose, request.purpose or DEFAULT_PURPOSE)
+            if request.page_size < 0 or request.page_size > MAX_PAGE:
+                v.add("page_size", f"must be 0 to {MAX_PAGE}", "PAGE_SIZE_INVALID")
+            offset = v.check(_offset, request.page_token)
+            v.raise_if_any()
+            return Request(
+                purpose or "", ("",), payload=(offset, request.page_size or DEFAULT_PAGE)
+            )
+
+        def execute(ex: Exec) -> Outcome[catalog_pb2.ListDatasetsResponse]:
+            offset, size = ex.request.payload
+            names = sorted(self.parts.catalog.datasets)
+            page = names[offset : offset + size]
+            more = offset + size < len(names)
+            return Outcome(
+                catalog_pb2.ListDatasetsResponse(
+                    datasets=[
+                        dataset_message(
+                            self.parts.catalog.datasets[n], self.parts.pool.dataset_version(n)
+                        )
+                        for n in page
+                    ],
+                    next_page_token=_page_token(offset + size) if more else "",
+                )
+            )
+
+        return self.pipeline.run(context, CATALOG_READ, parse, execute)
+
+    def GetDataset(self, request: catalog_pb2.GetDatasetRequest, context):
+        def parse() -> Request:
+            v = validation.Violations()
+            purpose = v.check(validation.purpose, request.purpose or DEFAULT_PURPOSE)
+            if not request.name:
+                v.add("name", "is required", "DATASET_MISSING")
+            v.raise_if_any()
+            return Request(purpose or "", ("",), payload=request.name)
+
+        def execute(ex: Exec) -> Outcome[catalog_pb2.GetDatasetResponse]:
+            ds = self.parts.catalog.get(ex.request.payload)
+            if ds is None:
+                # The catalog is published; saying a dataset does not exist reveals nothing.
+                raise not_found("DATASET_NOT_FOUND", "no dataset of that name in the catalog")
+            return Outcome(
+                catalog_pb2.GetDatasetResponse(
+                    dataset=dataset_message(ds, self.parts.pool.dataset_version(ds.name))
+                )
+            )
+
+        return self.pipeline.run(context, CATALOG_READ, parse, execute)

@@ -1,0 +1,160 @@
+"""LookupService: desensitized records, only the fields the plan allows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+from google.protobuf import timestamp_pb2
+from govgw.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
+
+from gateway import subjects, validation
+from gateway.catalog import Dataset
+from gateway.errors import denied, not_found
+from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.plan import LOOKUP, Plan
+from gateway.services.common import visible_rows
+from masking import MaskingContext, apply_treatment
+
+MAX_BATCH = 1000
+
+
+class LookupService(lookup_pb2_grpc.LookupServiceServicer):
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.parts = pipeline.parts
+
+    def Lookup(self, request: lookup_pb2.LookupRequest, context):
+        def parse() -> Request:
+            ds, keys, fields, purpose = self._parse_common(
+                request.dataset,
+                [request.subject_key],
+                "subject_key",
+                request.fields,
+                request.purpose,
+            )
+            return Request(purpose, (ds.name,), tuple(keys), fields, payload=ds)
+
+        def execute(ex: Exec) -> Outcome[lookup_pb2.LookupResponse]:
+            ds: Dataset = ex.request.payload
+            plan = ex.plans[ds.name]
+            released = _released_fields(ds, plan, ex.request.fields)
+            rows = visible_rows(self.parts.pool.read(ds.name, ex.request.subjects[0]), plan)
+            if not rows:
+                # An allowed lookup reveals existence anyway (a hit returns data);
+                # out-of-region records answer the same as absent ones.
+                raise not_found("SUBJECT_NOT_FOUND", f"no record in {ds.name} for this subject")
+            response = lookup_pb2.LookupResponse(
+                records=self._records(ex, rows, released, plan),
+                provenance=self._provenance(ds, ex),
+                request_id=ex.request_id,
+                policy_version=ex.policy_version,
+            )
+            return Outcome(response)
+
+        return self.pipeline.run(context, LOOKUP, parse, execute)
+
+    def BatchLookup(
+        self, request: lookup_pb2.BatchLookupRequest, context
+    ) -> Iterator[lookup_pb2.BatchLookupResponse]:
+        def parse() -> Request:
+            ds, keys, fields, purpose = self._parse_common(
+                request.dataset,
+                list(request.subject_keys),
+                "subject_keys",
+                request.fields,
+                request.purpose,
+            )
+            return Request(purpose, (ds.name,), tuple(keys), fields, payload=ds)
+
+        def execute(ex: Exec) -> Outcome[list[lookup_pb2.BatchLookupResponse]]:
+            ds: Dataset = ex.request.payload
+            plan = ex.plans[ds.name]
+            released = _released_fields(ds, plan, ex.request.fields)
+            provenance = self._provenance(ds, ex)
+            items = []
+            for i, key in enumerate(ex.request.subjects):
+                rows = visible_rows(self.parts.pool.read(ds.name, key), plan)
+                items.append(
+                    lookup_pb2.BatchLookupResponse(
+                        index=i,
+                        records=self._records(ex, rows, released, plan),
+                        provenance=provenance,
+                        found=bool(rows),
+                        request_id=ex.request_id,
+                    )
+                )
+            return Outcome(items)
+
+        # Every subject's audit record is durable before the first item is sent.
+        yield from self.pipeline.run(context, LOOKUP, parse, execute)
+
+    def _parse_common(
+        self,
+        dataset_name: str,
+        keys: Sequence[str],
+        keys_field: str,
+        fields: Sequence[str],
+        purpose_text: str,
+    ) -> tuple[Dataset, list[str], tuple[str, ...], str]:
+        v = validation.Violations()
+        purpose = v.check(validation.purpose, purpose_text)
+        ds = v.check(validation.dataset, self.parts.catalog, dataset_name)
+        normalized: list[str] = []
+        if keys_field == "subject_keys":
+            if not keys:
+                v.add(keys_field, "name at least one subject", "SUBJECT_KEYS_MISSING")
+            elif len(keys) > MAX_BATCH:
+                v.add(keys_field, f"at most {MAX_BATCH} subjects per call", "BATCH_TOO_LARGE")
+        if ds is not None:
+            for i, key in enumerate(keys[:MAX_BATCH]):
+                path = keys_field if keys_field == "subject_key" else f"{keys_field}[{i}]"
+                k = v.check(subjects.normalize_subject_key, ds.subject_kind, key, path)
+                if k is not None:
+                    normalized.append(k)
+            names = v.check(validation.field_names, ds, list(fields))
+        v.raise_if_any()
+        assert ds is not None and purpose is not None
+        return ds, normalized, names or (), purpose
+
+    def _records(
+        self, ex: Exec, rows: Sequence[Mapping[str, str]], released: Sequence[str], plan: Plan
+    ) -> list[lookup_pb2.Record]:
+        ctx = MaskingContext(ex.caller.id, self.parts.keyring.pseudonym_key, ex.today)
+        return [
+            lookup_pb2.Record(
+                fields=[
+                    lookup_pb2.FieldValue(
+                        name=f,
+                        value=apply_treatment(plan.fields[f], row.get(f), ctx),
+                        treatment=plan.fields[f].operator,
+                    )
+                    for f in released
+                ]
+            )
+            for row in rows
+        ]
+
+    def _provenance(self, ds: Dataset, ex: Exec) -> common_pb2.Provenance:
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(ex.now)
+        return common_pb2.Provenance(
+            source_department=ds.provider,
+            dataset=ds.name,
+            dataset_version=self.parts.pool.dataset_version(ds.name),
+            retrieved_at=ts,
+        )
+
+
+def _released_fields(ds: Dataset, plan: Plan, requested: Sequence[str]) -> list[str]:
+    """The fields that leave: those asked for (or all) that the plan names, in catalog order."""
+    if requested:
+        refused = [f for f in requested if f not in plan.fields]
+        if refused:
+            raise denied(
+                "FIELD_NOT_ALLOWED",
+                f"not released to this caller for this purpose: {', '.join(refused)}",
+                fields=",".join(refused),
+                dataset=ds.name,
+            )
+        return [f for f in ds.field_names if f in requested]
+    return [f for f in ds.field_names if f in plan.fields]

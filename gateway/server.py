@@ -9,8 +9,6 @@ from concurrent import futures
 from types import FrameType
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from govgw.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
@@ -21,6 +19,8 @@ from govgw.v1 import (
     verification_pb2,
     verification_pb2_grpc,
 )
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline

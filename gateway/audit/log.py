@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,11 +45,9 @@ log = logging.getLogger("govgw.audit")
 GENESIS = "0" * 64
 # Fields the log owns; an event may not set them.
 CHAIN_FIELDS = frozenset({"seq", "ts", "prev", "hash"})
-# The chain fields the writer fills in, in sort order. `ts` is set by the
-# appending thread (it is the time of the call, not of the write).
-_WRITER_KEYS = ("prev", "seq")
+# The fields the log fills in, in sort order (`hash` is appended separately).
+_LOG_KEYS = ("prev", "seq", "ts")
 _TAIL_CHUNK = 64 * 1024
-_SUFFIX_LEN = len(',"hash":""}') + 64
 
 # Guard against a raw subject key or phone reaching the trail (design §5).
 # The look-arounds keep hex digests and request ids from matching by chance.
@@ -166,27 +165,26 @@ def _offending_field(event: Mapping[str, Any], prefix: str = "") -> str:
 
 
 class _Pending:
-    """One event, serialized around the writer-owned keys.
+    """One event, serialized around the keys the log fills in.
 
     The canonical JSON of a record is the sorted merge of the event's keys and
-    the chain keys. Splitting the event at `prev` and `seq` lets the writer
-    build that text by concatenation, with no second json.dumps on the
+    the chain keys. Splitting the event at `prev`, `seq` and `ts` lets the
+    writer build that text by concatenation, with no second json.dumps on the
     single (serial) writer thread.
     """
 
-    __slots__ = ("cancelled", "parts")
+    __slots__ = ("cancelled", "parts", "ts")
 
-    def __init__(self, event: Mapping[str, Any], ts: str) -> None:
-        groups: tuple[dict[str, Any], ...] = ({}, {}, {})
+    def __init__(self, event: Mapping[str, Any]) -> None:
+        groups: tuple[dict[str, Any], ...] = ({}, {}, {}, {})
         for k, v in event.items():
             if not isinstance(k, str):
                 raise AuditEventRejected("audit event keys must be strings")
             if k in CHAIN_FIELDS:
                 raise AuditEventRejected(f"audit event may not set the chain field {k!r}")
-            groups[bisect.bisect(_WRITER_KEYS, k)][k] = v
-        groups[2]["ts"] = ts
+            groups[bisect.bisect(_LOG_KEYS, k)][k] = v
         try:
-            parts = [canonical_json(g)[1:-1] for g in groups]
+            parts = tuple(canonical_json(g)[1:-1] for g in groups)
         except (TypeError, ValueError) as e:
             raise AuditEventRejected(f"audit event is not plain JSON: {e}") from e
         kind = _personal_data_kind("\n".join(parts))
@@ -196,17 +194,17 @@ class _Pending:
                 "the trail keeps keyed hashes of subject keys only"
             )
         self.parts = parts
+        self.ts = ""
         self.cancelled = False
 
     def line(self, seq: int, prev: str) -> tuple[bytes, str]:
-        a, b, c = self.parts
-        chain_a = f'"prev":"{prev}"'
-        chain_b = f'"seq":{seq}'
-        body = "{" + ",".join(p for p in (a, chain_a, b, chain_b, c) if p) + "}"
-        digest = hashlib.sha256(body.encode()).hexdigest()
-        # The stored line keeps `hash` last; verification re-canonicalizes, so
-        # the position of `hash` in the line does not matter.
-        return (body[:-1] + f',"hash":"{digest}"}}\n').encode(), digest
+        a, b, c, d = self.parts
+        fields = (a, f'"prev":"{prev}"', b, f'"seq":{seq}', c, f'"ts":"{self.ts}"', d)
+        body = ("{" + ",".join(f for f in fields if f) + "}").encode()
+        digest = hashlib.sha256(body).hexdigest()
+        # The stored line puts `hash` last; verification re-canonicalizes, so
+        # where `hash` sits in the line does not matter.
+        return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
 
 
 class _Batch:
@@ -229,63 +227,51 @@ class _Tail:
     size: int  # bytes to keep; a torn last line lies beyond
 
 
+def _line_start(fd: int, end: int) -> int:
+    """Offset where the line ending at `end` begins (its newline, if any, is at end-1)."""
+    pos = end - 1  # skip the line's own newline
+    while pos > 0:
+        start = max(0, pos - _TAIL_CHUNK)
+        cut = os.pread(fd, pos - start, start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        pos = start
+    return 0
+
+
 def _read_tail(fd: int, path: Path) -> _Tail:
-    """Find the last complete record; anything after it is a torn line."""
+    """Find the last complete record; a torn line after it is to be dropped.
+
+    Torn means what a crash mid-write leaves: no trailing newline, or a last
+    line that does not parse (e.g. zero-filled blocks after power loss).
+    """
     size = os.fstat(fd).st_size
-    if size == 0:
-        return _Tail(0, GENESIS, 0)
-    end = size
-    buf = b""
-    # Walk back chunk by chunk until the buffer holds the last full line and
-    # the newline before it (or the start of the file).
-    while True:
-        start = max(0, end - _TAIL_CHUNK)
-        buf = os.pread(fd, end - start, start) + buf
-        end = start
-        lines_start = buf.rfind(b"\n", 0, len(buf) - 1)
-        if lines_start >= 0 or start == 0:
-            break
-    base = end  # file offset of buf[0]
     keep = size
-    if not buf.endswith(b"\n"):
-        keep = base + buf.rfind(b"\n") + 1  # torn: no trailing newline
-    else:
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        keep = _line_start(fd, size + 1)  # the torn piece has no newline of its own
+    elif size:
+        start = _line_start(fd, size)
         try:
-            json.loads(buf[buf.rfind(b"\n", 0, len(buf) - 1) + 1 :])
+            json.loads(os.pread(fd, size - start, start))
         except ValueError:
-            keep = base + buf.rfind(b"\n", 0, len(buf) - 1) + 1  # torn: unparsable
+            keep = start
     if keep == 0:
         return _Tail(0, GENESIS, 0)
-    # `keep` is an offset inside or before buf; re-read the line ending there.
-    last = _last_line(fd, keep)
+    start = _line_start(fd, keep)
     try:
-        rec = json.loads(last)
+        rec = json.loads(os.pread(fd, keep - start, start))
         seq, digest = int(rec["seq"]), str(rec["hash"])
+        intact = record_hash(rec) == digest
     except (ValueError, KeyError, TypeError) as e:
         raise AuditUnavailable(
-            f"audit log {path}: last record is unreadable; run `govgw audit verify`"
+            f"audit log {path}: the record before the end is unreadable; run `govgw audit verify`"
         ) from e
-    if record_hash(rec) != digest:
+    if not intact:
         raise AuditUnavailable(
-            f"audit log {path}: last record (seq {seq}) fails its hash; it was altered. "
-            "Run `govgw audit verify`; the chain is not continued from a bad record"
+            f"audit log {path}: last record (seq {seq}) fails its hash, so it was altered; "
+            "the chain is not continued from a bad record. Run `govgw audit verify`"
         )
     return _Tail(seq, digest, keep)
-
-
-def _last_line(fd: int, end: int) -> bytes:
-    """The line ending (with its newline) at byte offset `end`."""
-    buf = b""
-    pos = end
-    while True:
-        start = max(0, pos - _TAIL_CHUNK)
-        buf = os.pread(fd, pos - start, start) + buf
-        pos = start
-        cut = buf.rfind(b"\n", 0, len(buf) - 1)
-        if cut >= 0:
-            return buf[cut + 1 :]
-        if start == 0:
-            return buf
 
 
 class AuditLog:
@@ -349,31 +335,31 @@ class AuditLog:
         self, events: Sequence[Mapping[str, Any]], timeout: float | None = None
     ) -> list[AuditRecordRef]:
         """Record several events, contiguously; returns once all are durable."""
-        ts = utc_timestamp()
-        pending = [_Pending(e, ts) for e in events]
+        pending = [_Pending(e) for e in events]
         if not pending:
             return []
+        deadline = None if timeout is None else time.monotonic() + timeout
         slots: list[tuple[_Batch, int]] = []
         with self._cond:
             self._check_open()
+            # Stamped under the lock so that time order follows seq order.
+            ts = utc_timestamp()
+            batch = self._queue[-1] if self._queue else None
             for p in pending:
-                batch = self._queue[-1] if self._queue else None
+                p.ts = ts
                 if batch is None or batch.taken or len(batch.items) >= self._max_batch:
                     batch = _Batch()
                     self._queue.append(batch)
                 slots.append((batch, len(batch.items)))
                 batch.items.append(p)
             self._cond.notify()
-        waited = {id(b): b for b, _ in slots}
-        for batch in waited.values():
-            if not batch.done.wait(timeout):
+        for batch in dict.fromkeys(b for b, _ in slots):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not batch.done.wait(left):
                 self._abandon(pending, timeout)
             if batch.error is not None:
                 raise batch.error
-        refs = [batch.refs[i] for batch, i in slots]
-        if any(r is None for r in refs):  # cancelled by a timeout elsewhere: cannot happen
-            raise AuditUnavailable("audit record was not written")
-        return refs  # type: ignore[return-value]
+        return [batch.refs[i] for batch, i in slots]  # type: ignore[misc]
 
     def close(self) -> None:
         """Write what is pending, stop the writer and close the file."""
@@ -405,17 +391,19 @@ class AuditLog:
         Records already taken may still land; a record of a call that then
         failed is harmless, a served call without a record is not.
         """
+        mine = {id(p) for p in pending}
         with self._cond:
             for batch in self._queue:
                 if not batch.taken:
                     for p in batch.items:
-                        if any(p is q for q in pending):
+                        if id(p) in mine:
                             p.cancelled = True
         raise AuditUnavailable(f"audit record not durable within {timeout}s")
 
     # -- writer side --------------------------------------------------------
 
     def _run(self) -> None:
+        batch: _Batch | None = None
         try:
             while True:
                 with self._cond:
@@ -426,9 +414,10 @@ class AuditLog:
                     batch = self._queue.popleft()
                     batch.taken = True
                 self._commit(batch)
+                batch = None
         except BaseException as e:  # a bug here must not leave callers waiting
             log.exception("audit writer stopped")
-            self._fail(AuditUnavailable(f"audit writer stopped: {type(e).__name__}"), None)
+            self._fail(AuditUnavailable(f"audit writer stopped: {type(e).__name__}"), batch)
 
     def _commit(self, batch: _Batch) -> None:
         if self._failure is not None:
@@ -535,9 +524,7 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
     chain: use `verify_chain` for that.
     """
     with open(path, "rb") as f:
-        lineno = 0
-        for raw in f:
-            lineno += 1
+        for lineno, raw in enumerate(f, start=1):
             if not raw.endswith(b"\n"):
                 return
             try:

@@ -1,0 +1,578 @@
+"""The `govgw` command: serve, administer the data directory, and call the gateway.
+
+Calls print human output by default and JSON with `--json`. Exit status:
+0 done, 1 the call or check failed (the error is printed, with its reason
+and the fields at fault), 2 bad command-line usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
+from clients.sdk import GovgwClient, GovgwClientError
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+# -- output ------------------------------------------------------------------
+def emit(args: argparse.Namespace, doc: Any, human: Callable[[], str]) -> None:
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        print(human())
+
+
+def fail(args: argparse.Namespace, doc: dict[str, Any], text: str) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": doc}, ensure_ascii=False, indent=2))
+    print(f"govgw: {text}", file=sys.stderr)
+    return 1
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in rows
+    )
+
+
+def _width(s: str) -> int:
+    # CJK characters take two terminal columns.
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+
+# -- client commands ---------------------------------------------------------
+def client(args: argparse.Namespace) -> GovgwClient:
+    return GovgwClient(
+        args.target,
+        api_key=args.api_key,
+        ca_cert=args.ca_cert,
+        client_cert=args.client_cert,
+        client_key=args.client_key,
+        timeout_s=args.timeout,
+    )
+
+
+def write_receipt(path: Path | None, receipt: SignedReceipt | None) -> None:
+    if path is not None and receipt is not None:
+        path.write_text(json.dumps(receipt.to_json(), indent=2))
+
+
+def cmd_verify_identity(args: argparse.Namespace) -> int:
+    with client(args) as gw:
+        r = gw.verify_identity(args.name, args.id_number, purpose=args.purpose)
+    write_receipt(args.receipt_out, r.receipt)
+    emit(
+        args,
+        r.to_json(),
+        lambda: (
+            f"{'MATCH 一致' if r.matched else 'NO_MATCH 不一致'}\n"
+            f"receipt  {r.receipt.receipt_id if r.receipt else '-'} (signature verified)\n"
+            f"request  {r.request_id}  policy {r.policy_version}"
+        ),
+    )
+    return 0
+
+
+def parse_predicate(text: str) -> tuple[str, list[str]]:
+    name, _, rest = text.partition(":")
+    return name.strip(), [a for a in rest.split(",") if a] if rest else []
+
+
+def cmd_verify_attributes(args: argparse.Namespace) -> int:
+    predicates = [parse_predicate(p) for p in args.predicate]
+    with client(args) as gw:
+        r = gw.verify_attributes(args.subject, predicates, purpose=args.purpose, kind=args.kind)
+    write_receipt(args.receipt_out, r.receipt)
+    emit(
+        args,
+        r.to_json(),
+        lambda: (
+            table([["predicate", "answer"]] + [[k, str(v).lower()] for k, v in r.results.items()])
+            + f"\nreceipt  {r.receipt.receipt_id if r.receipt else '-'}\nrequest  {r.request_id}"
+        ),
+    )
+    return 0
+
+
+def _fields(text: str | None) -> list[str]:
+    return [f.strip() for f in (text or "").split(",") if f.strip()]
+
+
+def _lookup_human(result: Any) -> str:
+    lines = []
+    for i, rec in enumerate(result.records):
+        if len(result.records) > 1:
+            lines.append(f"record {i + 1}")
+        lines.append(
+            table(
+                [["field", "value", "treatment"]]
+                + [[k, v.value, v.treatment] for k, v in rec.items()]
+            )
+        )
+    p = result.provenance
+    lines.append(
+        f"source {p.source_department} · {p.dataset} {p.dataset_version} · retrieved {p.retrieved_at:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    return "\n".join(lines)
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    with client(args) as gw:
+        r = gw.lookup(args.dataset, args.subject, _fields(args.fields), purpose=args.purpose)
+    emit(args, r.to_json(), lambda: _lookup_human(r))
+    return 0
+
+
+def cmd_lookup_batch(args: argparse.Namespace) -> int:
+    keys = [k.strip() for k in args.subjects_file.read_text().splitlines() if k.strip()]
+    with client(args) as gw:
+        items = list(
+            gw.batch_lookup(args.dataset, keys, _fields(args.fields), purpose=args.purpose)
+        )
+    emit(
+        args,
+        [dict(i.to_json(), index=i.index) for i in items],
+        lambda: "\n\n".join(
+            f"[{i.index}] " + (_lookup_human(i) if i.found else "not found") for i in items
+        ),
+    )
+    return 0
+
+
+def cmd_catalog_list(args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+
+    with client(args) as gw:
+        ds = gw.list_datasets()
+    emit(
+        args,
+        [MessageToDict(d, preserving_proto_field_name=True) for d in ds],
+        lambda: table(
+            [["dataset", "title", "provider", "share", "open", "sensitivity"]]
+            + [
+                [
+                    d.name,
+                    d.title,
+                    d.provider,
+                    _enum(d, "share_class"),
+                    _enum(d, "open_class"),
+                    _enum(d, "sensitivity"),
+                ]
+                for d in ds
+            ]
+        ),
+    )
+    return 0
+
+
+def _enum(msg: Any, name: str) -> str:
+    field = msg.DESCRIPTOR.fields_by_name[name]
+    value = field.enum_type.values_by_number[getattr(msg, name)].name
+    return (
+        value.split("_", 2)[-1].lower() if "_CLASS_" in value else value.split("_", 1)[-1].lower()
+    )
+
+
+def cmd_catalog_show(args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+
+    with client(args) as gw:
+        d = gw.get_dataset(args.name)
+
+    def human() -> str:
+        head = [
+            f"{d.name}  {d.title}",
+            f"provider {d.provider} · update {d.update_cycle} · version {d.version or '-'}",
+            f"share {_enum(d, 'share_class')} · open {_enum(d, 'open_class')} · sensitivity {_enum(d, 'sensitivity')}",
+        ]
+        if d.class_reason:
+            head.append(f"reason {d.class_reason}")
+        if d.legal_basis:
+            head.append(f"legal basis {d.legal_basis}")
+        if d.predicates:
+            head.append("predicates " + ", ".join(d.predicates))
+        rows = [["field", "title", "type", "sensitivity"]] + [
+            [f.name, f.title, f.type, _enum(f, "sensitivity")] for f in d.fields
+        ]
+        return "\n".join(head) + "\n" + table(rows)
+
+    emit(args, MessageToDict(d, preserving_proto_field_name=True), human)
+    return 0
+
+
+def cmd_receipt_keys(args: argparse.Namespace) -> int:
+    with client(args) as gw:
+        keyset = gw.keyset()
+    if args.out:
+        args.out.write_text(json.dumps(keyset, indent=2))
+    emit(
+        args, keyset, lambda: "\n".join(f"{k['key_id']}  {k['algorithm']}" for k in keyset["keys"])
+    )
+    return 0
+
+
+def cmd_receipt_verify(args: argparse.Namespace) -> int:
+    doc = json.loads(args.receipt_file.read_text())
+    # Accept a receipt file, or the whole `verify ... --json` output that holds one.
+    if "receipt" in doc and isinstance(doc["receipt"], dict):
+        doc = doc["receipt"]
+    try:
+        receipt = SignedReceipt.from_json(doc)
+        claims = verify_receipt(receipt, load_public_keys(args.key_file))
+    except (ReceiptInvalid, KeyError, ValueError) as e:
+        return fail(args, {"reason": "RECEIPT_INVALID", "message": str(e)}, f"receipt INVALID: {e}")
+    emit(
+        args,
+        {"valid": True, "claims": claims},
+        lambda: "receipt VALID\n" + table([[k, str(v)] for k, v in sorted(claims.items())]),
+    )
+    return 0
+
+
+# -- data-directory commands -------------------------------------------------
+def _serve_config(args: argparse.Namespace):
+    from gateway.config import ServeConfig
+
+    return ServeConfig(
+        data_dir=args.data_dir,
+        listen=args.listen,
+        tls=args.tls,
+        require_client_cert=args.require_client_cert,
+        max_workers=args.max_workers,
+    )
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from gateway.admin import init
+
+    info = init(args.data_dir)
+    emit(
+        args, info, lambda: f"data directory ready: {args.data_dir}\nreceipt keys: {info['keyset']}"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.admin import serve
+
+    return serve(_serve_config(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.admin import demo
+
+    return demo(_serve_config(args), persons=args.persons)
+
+
+def cmd_pool_import(args: argparse.Namespace) -> int:
+    from gateway.admin import pool_import
+
+    report = pool_import(
+        args.data_dir,
+        args.dataset,
+        args.file,
+        fmt=args.format,
+        replace_all=args.replace,
+        strict=args.strict,
+    )
+    doc = report.to_json()
+    emit(
+        args,
+        doc,
+        lambda: (
+            f"{args.dataset}: {doc['accepted']} accepted, {len(doc['rejected'])} rejected, version {doc['version'] or '-'}"
+            + "".join(
+                f"\n  line {r['line']}: {r['field']}: {r['reason']}" for r in doc["rejected"][:50]
+            )
+        ),
+    )
+    return 0 if not doc["rejected"] else 1
+
+
+def cmd_pool_seed(args: argparse.Namespace) -> int:
+    from gateway.admin import pool_seed
+
+    demo = pool_seed(args.data_dir, persons=args.persons, entities=args.entities, seed=args.seed)
+    emit(args, demo, lambda: json.dumps(demo, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_pool_stats(args: argparse.Namespace) -> int:
+    from gateway.admin import pool_stats
+
+    stats = pool_stats(args.data_dir)
+    emit(
+        args,
+        stats,
+        lambda: table(
+            [["dataset", "rows", "version"]]
+            + [[k, str(v["rows"]), v["version"] or "-"] for k, v in stats.items()]
+        ),
+    )
+    return 0
+
+
+def cmd_callers_add(args: argparse.Namespace) -> int:
+    from gateway.admin import callers_add
+
+    doc = callers_add(
+        args.data_dir, args.id, args.kind, args.department, args.region, cert_out=args.cert_out
+    )
+    emit(
+        args,
+        doc,
+        lambda: (
+            f"caller {doc['caller']['id']} ({doc['caller']['kind']}) added\n"
+            f"API key (shown once): {doc['api_key']}"
+            + (f"\nclient certificate: {doc['certificate']}" if doc.get("certificate") else "")
+        ),
+    )
+    return 0
+
+
+def cmd_callers_list(args: argparse.Namespace) -> int:
+    from gateway.admin import callers_list
+
+    callers = callers_list(args.data_dir)
+    emit(
+        args,
+        callers,
+        lambda: table(
+            [["id", "kind", "department", "region", "status"]]
+            + [[c["id"], c["kind"], c["department"], c["region"], c["status"]] for c in callers]
+        ),
+    )
+    return 0
+
+
+def cmd_grants_add(args: argparse.Namespace) -> int:
+    from gateway.admin import grants_add
+
+    g = grants_add(
+        args.data_dir, args.caller, args.dataset, _fields(args.fields), args.purpose, args.expires
+    )
+    emit(args, g, lambda: f"grant {g['id']} added, expires {g['expires_at']}")
+    return 0
+
+
+def cmd_grants_list(args: argparse.Namespace) -> int:
+    from gateway.admin import grants_list
+
+    grants = grants_list(args.data_dir)
+    emit(
+        args,
+        grants,
+        lambda: table(
+            [["id", "caller", "dataset", "fields", "purpose", "expires", "status"]]
+            + [
+                [
+                    g["id"],
+                    g["caller"],
+                    g["dataset"],
+                    ",".join(g["fields"]),
+                    g["purpose"],
+                    g["expires_at"],
+                    g["status"],
+                ]
+                for g in grants
+            ]
+        ),
+    )
+    return 0
+
+
+def cmd_grants_revoke(args: argparse.Namespace) -> int:
+    from gateway.admin import grants_revoke
+
+    g = grants_revoke(args.data_dir, args.grant_id, args.reason)
+    emit(args, g, lambda: f"grant {args.grant_id} revoked")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from gateway.admin import audit_verify
+
+    report = audit_verify(args.data_dir)
+    ok = report["ok"]
+    emit(
+        args,
+        report,
+        lambda: (
+            f"audit chain OK: {report['records']} records"
+            + (
+                " (an incomplete last record from a crash was ignored)"
+                if report["torn_tail"]
+                else ""
+            )
+            if ok
+            else f"audit chain BROKEN at record {report['first_broken_seq']} (line {report['first_broken_line']}): {report['problem']}"
+        ),
+    )
+    return 0 if ok else 1
+
+
+# -- argument parsing --------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+
+    p = argparse.ArgumentParser(prog="govgw", description=__doc__, parents=[common])
+    p.add_argument("--target", default=os.environ.get("GOVGW_TARGET", DEFAULT_TARGET))
+    p.add_argument("--api-key", default=os.environ.get("GOVGW_API_KEY"), help="or GOVGW_API_KEY")
+    p.add_argument("--ca-cert", type=Path, help="CA certificate: use TLS")
+    p.add_argument("--client-cert", type=Path, help="client certificate for mTLS")
+    p.add_argument("--client-key", type=Path)
+    p.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def cmd(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help: str) -> Any:
+        sp = parent.add_parser(name, parents=[common], help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    def data_dir(sp: Any) -> None:
+        sp.add_argument(
+            "--data-dir", type=Path, default=Path(os.environ.get("GOVGW_DATA_DIR", ".govgw"))
+        )
+
+    def serving(sp: Any) -> None:
+        data_dir(sp)
+        sp.add_argument("--listen", default="127.0.0.1:50051")
+        sp.add_argument("--tls", action="store_true", help="serve TLS with <data-dir>/tls")
+        sp.add_argument("--require-client-cert", action="store_true", help="mTLS only")
+        sp.add_argument("--max-workers", type=int, default=32)
+
+    data_dir(cmd(sub, "init", cmd_init, "create the data directory and its keys"))
+    serving(cmd(sub, "serve", cmd_serve, "serve the gateway"))
+    sp = cmd(sub, "demo", cmd_demo, "set up a demo pool and callers, then serve")
+    serving(sp)
+    sp.add_argument("--persons", type=int, default=2000)
+
+    pool = sub.add_parser("pool", help="the data pool").add_subparsers(dest="sub", required=True)
+    sp = cmd(pool, "import", cmd_pool_import, "import (归集) a JSONL or CSV file into a dataset")
+    data_dir(sp)
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--format", choices=["jsonl", "csv"])
+    sp.add_argument("--replace", action="store_true", help="replace the whole dataset")
+    sp.add_argument("--strict", action="store_true", help="write nothing if any row is rejected")
+    sp.add_argument("file", type=Path)
+    sp = cmd(pool, "seed", cmd_pool_seed, "fill the pool with synthetic demo data")
+    data_dir(sp)
+    sp.add_argument("--persons", type=int, default=2000)
+    sp.add_argument("--entities", type=int, default=300)
+    sp.add_argument("--seed", type=int, default=20261121)
+    data_dir(cmd(pool, "stats", cmd_pool_stats, "rows and version per dataset"))
+
+    callers = sub.add_parser("callers", help="the caller registry").add_subparsers(
+        dest="sub", required=True
+    )
+    sp = cmd(callers, "add", cmd_callers_add, "register a caller and print its API key")
+    data_dir(sp)
+    sp.add_argument("--id", required=True)
+    sp.add_argument("--kind", required=True, choices=["agency", "counter", "public"])
+    sp.add_argument("--department", required=True)
+    sp.add_argument("--region", required=True, help="6-digit administrative division code")
+    sp.add_argument("--cert-out", type=Path, help="also issue an mTLS client certificate here")
+    data_dir(cmd(callers, "list", cmd_callers_list, "list callers"))
+
+    grants = sub.add_parser("grants", help="conditional-access grants").add_subparsers(
+        dest="sub", required=True
+    )
+    sp = cmd(grants, "add", cmd_grants_add, "grant a caller conditional access")
+    data_dir(sp)
+    sp.add_argument("--caller", required=True)
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--fields", required=True, help="comma-separated")
+    sp.add_argument("--purpose", required=True)
+    sp.add_argument("--expires", required=True, help="RFC 3339 time or a duration like 90d")
+    data_dir(cmd(grants, "list", cmd_grants_list, "list grants"))
+    sp = cmd(grants, "revoke", cmd_grants_revoke, "revoke a grant")
+    data_dir(sp)
+    sp.add_argument("grant_id")
+    sp.add_argument("--reason", required=True)
+
+    verify = sub.add_parser("verify", help="verification (核验)").add_subparsers(
+        dest="sub", required=True
+    )
+    sp = cmd(verify, "identity", cmd_verify_identity, "does this name match this ID number?")
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--id-number", required=True)
+    sp.add_argument("--purpose", required=True)
+    sp.add_argument("--receipt-out", type=Path, help="save the signed receipt here")
+    sp = cmd(verify, "attributes", cmd_verify_attributes, "answer predicates about a subject")
+    sp.add_argument("--subject", required=True, help="ID number or USCC")
+    sp.add_argument("--kind", choices=["person", "legal_entity"])
+    sp.add_argument(
+        "--predicate",
+        action="append",
+        required=True,
+        help="NAME or NAME:ARG[,ARG], e.g. age_at_least:18",
+    )
+    sp.add_argument("--purpose", required=True)
+    sp.add_argument("--receipt-out", type=Path)
+
+    sp = cmd(sub, "lookup", cmd_lookup, "look up a desensitized record")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--subject", required=True)
+    sp.add_argument("--fields", help="comma-separated; default: every field the policy allows")
+    sp.add_argument("--purpose", required=True)
+    sp = cmd(sub, "lookup-batch", cmd_lookup_batch, "look up many subjects (one key per line)")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--subjects-file", type=Path, required=True)
+    sp.add_argument("--fields")
+    sp.add_argument("--purpose", required=True)
+
+    catalog = sub.add_parser("catalog", help="the catalog (目录)").add_subparsers(
+        dest="sub", required=True
+    )
+    cmd(catalog, "list", cmd_catalog_list, "list datasets")
+    sp = cmd(catalog, "show", cmd_catalog_show, "show one dataset")
+    sp.add_argument("name")
+
+    receipt = sub.add_parser("receipt", help="signed receipts").add_subparsers(
+        dest="sub", required=True
+    )
+    sp = cmd(receipt, "keys", cmd_receipt_keys, "fetch the gateway's receipt keys")
+    sp.add_argument("--out", type=Path, help="save the keyset for offline verification")
+    sp = cmd(receipt, "verify", cmd_receipt_verify, "verify a receipt offline")
+    sp.add_argument("--key-file", type=Path, required=True, help="keyset JSON or PEM public key")
+    sp.add_argument("receipt_file", type=Path)
+
+    audit = sub.add_parser("audit", help="the audit trail (操作留痕)").add_subparsers(
+        dest="sub", required=True
+    )
+    data_dir(cmd(audit, "verify", cmd_audit_verify, "check the hash chain"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not hasattr(args, "json"):
+        args.json = False
+    logging.basicConfig(
+        level=logging.INFO
+        if args.verbose or args.command in ("serve", "demo")
+        else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    try:
+        return args.fn(args)
+    except GovgwClientError as e:
+        return fail(args, e.to_json(), str(e))
+    except (ValueError, OSError) as e:
+        return fail(args, {"reason": type(e).__name__, "message": str(e)}, str(e))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

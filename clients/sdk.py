@@ -1,0 +1,387 @@
+"""The Python SDK: typed calls to the gateway, rich errors, offline receipt checks.
+
+from clients.sdk import GovgwClient
+with GovgwClient("127.0.0.1:50051", api_key=KEY) as gw:
+    r = gw.verify_identity("张三", "11010519491231002X", purpose="户籍业务办理")
+    r.matched, r.receipt          # receipt verified against the gateway's keys
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from google.rpc import error_details_pb2
+from govgw.v1 import (
+    catalog_pb2,
+    catalog_pb2_grpc,
+    common_pb2,
+    lookup_pb2,
+    lookup_pb2_grpc,
+    receipt_pb2,
+    receipt_pb2_grpc,
+    verification_pb2,
+    verification_pb2_grpc,
+)
+from grpc_status import rpc_status
+from stdnum.cn import ric
+
+from clients.receipts import (
+    SignedReceipt,
+    load_public_keys,
+    verify_receipt,
+)
+
+PERSON, LEGAL_ENTITY = "person", "legal_entity"
+_KINDS = {
+    PERSON: common_pb2.SUBJECT_KIND_PERSON,
+    LEGAL_ENTITY: common_pb2.SUBJECT_KIND_LEGAL_ENTITY,
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    field: str
+    description: str
+    reason: str
+
+
+@dataclass
+class GovgwClientError(Exception):
+    """A call failed: gRPC code, the gateway's reason and the fields at fault."""
+
+    code: grpc.StatusCode
+    reason: str
+    message: str
+    violations: list[Violation] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+    retry_after_s: float | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.code.name} {self.reason}: {self.message}"
+        if self.violations:
+            text += " [" + "; ".join(f"{v.field}: {v.description}" for v in self.violations) + "]"
+        return text
+
+    @property
+    def request_id(self) -> str:
+        return self.metadata.get("request_id", "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code.name,
+            "reason": self.reason,
+            "message": self.message,
+            "violations": [v.__dict__ for v in self.violations],
+            "metadata": self.metadata,
+            "retry_after_s": self.retry_after_s,
+        }
+
+    @classmethod
+    def from_rpc_error(cls, err: grpc.RpcError) -> GovgwClientError:
+        code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+        message = err.details() if hasattr(err, "details") else str(err)
+        out = cls(code=code, reason="", message=message or "")
+        status = rpc_status.from_call(err) if isinstance(err, grpc.Call) else None
+        for detail in status.details if status else ():
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                out.reason, out.metadata = info.reason, dict(info.metadata)
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                br = error_details_pb2.BadRequest()
+                detail.Unpack(br)
+                out.violations = [
+                    Violation(v.field, v.description, v.reason) for v in br.field_violations
+                ]
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                ri = error_details_pb2.RetryInfo()
+                detail.Unpack(ri)
+                out.retry_after_s = ri.retry_delay.seconds + ri.retry_delay.nanos / 1e9
+        return out
+
+
+@dataclass(frozen=True)
+class Provenance:
+    source_department: str
+    dataset: str
+    dataset_version: str
+    retrieved_at: datetime
+
+    @classmethod
+    def from_proto(cls, p: common_pb2.Provenance) -> Provenance:
+        return cls(p.source_department, p.dataset, p.dataset_version, p.retrieved_at.ToDatetime())
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "source_department": self.source_department,
+            "dataset": self.dataset,
+            "dataset_version": self.dataset_version,
+            "retrieved_at": self.retrieved_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    value: str
+    treatment: str  # the masking operator applied; "keep" means raw
+
+
+@dataclass(frozen=True)
+class IdentityResult:
+    matched: bool
+    receipt: SignedReceipt | None
+    request_id: str
+    policy_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "result": "MATCH" if self.matched else "NO_MATCH",
+            "receipt": self.receipt.to_json() if self.receipt else None,
+            "receipt_claims": self.receipt.claims() if self.receipt else None,
+            "request_id": self.request_id,
+            "policy_version": self.policy_version,
+        }
+
+
+@dataclass(frozen=True)
+class AttributesResult:
+    results: dict[str, bool]  # "age_at_least(18)" -> True
+    receipt: SignedReceipt | None
+    request_id: str
+    policy_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "results": self.results,
+            "receipt": self.receipt.to_json() if self.receipt else None,
+            "receipt_claims": self.receipt.claims() if self.receipt else None,
+            "request_id": self.request_id,
+            "policy_version": self.policy_version,
+        }
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    records: list[dict[str, FieldValue]]
+    provenance: Provenance
+    request_id: str
+    policy_version: str = ""
+    index: int = 0
+    found: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "records": [
+                {k: {"value": v.value, "treatment": v.treatment} for k, v in r.items()}
+                for r in self.records
+            ],
+            "provenance": self.provenance.to_json(),
+            "request_id": self.request_id,
+            "policy_version": self.policy_version,
+            "found": self.found,
+        }
+
+
+def _records(records: Sequence[lookup_pb2.Record]) -> list[dict[str, FieldValue]]:
+    return [{f.name: FieldValue(f.value, f.treatment) for f in r.fields} for r in records]
+
+
+def _receipt(msg: common_pb2.Receipt, present: bool) -> SignedReceipt | None:
+    return SignedReceipt.from_proto(msg) if present else None
+
+
+def predicate_label(name: str, args: Sequence[str]) -> str:
+    return f"{name}({','.join(args)})" if args else name
+
+
+class GovgwClient:
+    def __init__(
+        self,
+        target: str,
+        *,
+        api_key: str | None = None,
+        ca_cert: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+        timeout_s: float = 10.0,
+        verify_receipts: bool = True,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        if ca_cert is not None:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=Path(ca_cert).read_bytes(),
+                private_key=Path(client_key).read_bytes() if client_key else None,
+                certificate_chain=Path(client_cert).read_bytes() if client_cert else None,
+            )
+            self._channel = grpc.secure_channel(target, creds, options=list(options))
+        else:
+            self._channel = grpc.insecure_channel(target, options=list(options))
+        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        self.timeout_s = timeout_s
+        self.verify_receipts = verify_receipts
+        self._keys: dict[str, Any] | None = None
+        self.verification = verification_pb2_grpc.VerificationServiceStub(self._channel)
+        self.lookup_stub = lookup_pb2_grpc.LookupServiceStub(self._channel)
+        self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channel)
+        self.receipts = receipt_pb2_grpc.ReceiptServiceStub(self._channel)
+
+    def __enter__(self) -> GovgwClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, metadata=self._metadata, timeout=self.timeout_s)
+        except grpc.RpcError as err:
+            raise GovgwClientError.from_rpc_error(err) from None
+
+    # -- verification --------------------------------------------------------
+    def verify_identity(self, name: str, id_number: str, *, purpose: str) -> IdentityResult:
+        r = self._call(
+            self.verification.VerifyIdentity,
+            verification_pb2.VerifyIdentityRequest(name=name, id_number=id_number, purpose=purpose),
+        )
+        receipt = self._checked(_receipt(r.receipt, r.HasField("receipt")))
+        return IdentityResult(
+            r.result == verification_pb2.VERIFICATION_RESULT_MATCH,
+            receipt,
+            r.request_id,
+            r.policy_version,
+        )
+
+    def verify_attributes(
+        self,
+        subject_key: str,
+        predicates: Sequence[tuple[str, Sequence[str]]] | Mapping[str, Sequence[str]],
+        *,
+        purpose: str,
+        kind: str | None = None,
+    ) -> AttributesResult:
+        kind = kind or guess_kind(subject_key)
+        items = list(predicates.items()) if isinstance(predicates, Mapping) else list(predicates)
+        r = self._call(
+            self.verification.VerifyAttributes,
+            verification_pb2.VerifyAttributesRequest(
+                subject=common_pb2.Subject(kind=_KINDS.get(kind, 0), key=subject_key),
+                predicates=[
+                    verification_pb2.Predicate(name=n, args=[str(a) for a in args])
+                    for n, args in items
+                ],
+                purpose=purpose,
+            ),
+        )
+        receipt = self._checked(_receipt(r.receipt, r.HasField("receipt")))
+        results = {predicate_label(x.predicate.name, x.predicate.args): x.value for x in r.results}
+        return AttributesResult(results, receipt, r.request_id, r.policy_version)
+
+    # -- lookup --------------------------------------------------------------
+    def lookup(
+        self, dataset: str, subject_key: str, fields: Sequence[str] = (), *, purpose: str
+    ) -> LookupResult:
+        r = self._call(
+            self.lookup_stub.Lookup,
+            lookup_pb2.LookupRequest(
+                dataset=dataset, subject_key=subject_key, fields=list(fields), purpose=purpose
+            ),
+        )
+        return LookupResult(
+            _records(r.records), Provenance.from_proto(r.provenance), r.request_id, r.policy_version
+        )
+
+    def batch_lookup(
+        self, dataset: str, subject_keys: Sequence[str], fields: Sequence[str] = (), *, purpose: str
+    ) -> Iterator[LookupResult]:
+        request = lookup_pb2.BatchLookupRequest(
+            dataset=dataset, subject_keys=list(subject_keys), fields=list(fields), purpose=purpose
+        )
+        try:
+            for item in self.lookup_stub.BatchLookup(
+                request, metadata=self._metadata, timeout=self.timeout_s
+            ):
+                yield LookupResult(
+                    _records(item.records),
+                    Provenance.from_proto(item.provenance),
+                    item.request_id,
+                    index=item.index,
+                    found=item.found,
+                )
+        except grpc.RpcError as err:
+            raise GovgwClientError.from_rpc_error(err) from None
+
+    # -- catalog -------------------------------------------------------------
+    def list_datasets(self, *, purpose: str = "") -> list[catalog_pb2.Dataset]:
+        out: list[catalog_pb2.Dataset] = []
+        token = ""
+        while True:
+            r = self._call(
+                self.catalog.ListDatasets,
+                catalog_pb2.ListDatasetsRequest(purpose=purpose, page_token=token),
+            )
+            out.extend(r.datasets)
+            token = r.next_page_token
+            if not token:
+                return out
+
+    def get_dataset(self, name: str, *, purpose: str = "") -> catalog_pb2.Dataset:
+        return self._call(
+            self.catalog.GetDataset, catalog_pb2.GetDatasetRequest(name=name, purpose=purpose)
+        ).dataset
+
+    # -- receipts ------------------------------------------------------------
+    def receipt_keys(self) -> list[receipt_pb2.ReceiptKey]:
+        return list(
+            self._call(self.receipts.ListReceiptKeys, receipt_pb2.ListReceiptKeysRequest()).keys
+        )
+
+    def keyset(self) -> dict[str, Any]:
+        """The gateway's receipt keys in the keyset file format `receipt verify` reads."""
+        return {
+            "keys": [
+                {"key_id": k.key_id, "algorithm": k.algorithm, "public_key_pem": k.public_key_pem}
+                for k in self.receipt_keys()
+            ]
+        }
+
+    def _checked(self, receipt: SignedReceipt | None) -> SignedReceipt | None:
+        if receipt is None or not self.verify_receipts:
+            return receipt
+        if self._keys is None or receipt.key_id not in self._keys:
+            self._keys = _keys_from_keyset(self.keyset())
+        verify_receipt(receipt, self._keys)
+        return receipt
+
+
+def _keys_from_keyset(keyset: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
+    out = {}
+    for k in keyset["keys"]:
+        key = serialization.load_pem_public_key(k["public_key_pem"].encode())
+        if isinstance(key, Ed25519PublicKey):
+            out[k["key_id"]] = key
+    return out
+
+
+def guess_kind(subject_key: str) -> str:
+    """Both keys are 18 characters and may be all digits; the check digit tells them apart."""
+    return PERSON if ric.is_valid(subject_key.strip()) else LEGAL_ENTITY
+
+
+__all__ = [
+    "GovgwClient",
+    "GovgwClientError",
+    "IdentityResult",
+    "LookupResult",
+    "load_public_keys",
+    "verify_receipt",
+]

@@ -1,0 +1,246 @@
+"""Operations on a data directory, behind the `govgw` command's local verbs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway import keys
+from gateway.callers import CallerRegistry
+from gateway.catalog import load as load_catalog
+from gateway.config import Layout, ServeConfig
+
+DEMO_CALLERS = (
+    # id, kind, department, region
+    ("county-civil-affairs", "agency", "汶川县民政局", "513221"),
+    ("wenchuan-counter-01", "counter", "汶川县政务服务中心", "513221"),
+    ("public-portal", "public", "公众", "513200"),
+)
+
+
+def init(data_dir: Path) -> dict[str, Any]:
+    """Create the data directory, keys and receipt keyset (idempotent)."""
+    layout = Layout(Path(data_dir))
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    layout.audit.parent.mkdir(parents=True, exist_ok=True)
+    ring = keys.load_or_generate(layout.data_dir)
+    keyset = layout.data_dir / "keys" / "receipt-keys.json"
+    keyset.parent.mkdir(parents=True, exist_ok=True)
+    keyset.write_text(
+        json.dumps(
+            {
+                "keys": [
+                    {
+                        "key_id": ring.receipt_key.key_id,
+                        "algorithm": "ed25519",
+                        "public_key_pem": ring.receipt_key.public_pem(),
+                    }
+                ]
+            },
+            indent=2,
+        )
+    )
+    return {"data_dir": str(layout.data_dir), "keyset": str(keyset)}
+
+
+def _pool(data_dir: Path):
+    from gateway.pool import Pool
+
+    layout = Layout(Path(data_dir))
+    init(data_dir)
+    return Pool(layout.pool, keys.load(keys.keyring_path(layout.data_dir)), load_catalog())
+
+
+def pool_import(
+    data_dir: Path, dataset: str, path: Path, *, fmt: str | None, replace_all: bool, strict: bool
+):
+    from gateway.pool.ingest import ingest_file
+
+    pool = _pool(data_dir)
+    try:
+        return ingest_file(pool, dataset, path, fmt=fmt, replace_all=replace_all, strict=strict)
+    finally:
+        pool.close()
+
+
+def pool_seed(data_dir: Path, *, persons: int, entities: int, seed: int) -> dict[str, Any]:
+    from gateway.pool.seed import seed_demo
+
+    pool = _pool(data_dir)
+    try:
+        demo = seed_demo(pool, persons=persons, entities=entities, seed=seed).to_json()
+    finally:
+        pool.close()
+    (Path(data_dir) / "demo.json").write_text(json.dumps(demo, ensure_ascii=False, indent=2))
+    return demo
+
+
+def pool_stats(data_dir: Path) -> dict[str, dict[str, Any]]:
+    pool = _pool(data_dir)
+    try:
+        return {
+            name: {"rows": pool.count(name), "version": pool.dataset_version(name)}
+            for name in load_catalog().datasets
+        }
+    finally:
+        pool.close()
+
+
+def callers_add(
+    data_dir: Path,
+    caller_id: str,
+    kind: str,
+    department: str,
+    region: str,
+    cert_out: Path | None = None,
+) -> dict[str, Any]:
+    caller, api_key = CallerRegistry(Layout(Path(data_dir)).callers).add(
+        caller_id, kind, department, region
+    )
+    doc: dict[str, Any] = {"caller": caller.to_json(), "api_key": api_key}
+    if cert_out is not None:
+        from gateway.tls import write_client_cert
+
+        cert, key = write_client_cert(Path(data_dir), caller_id, cert_out)
+        doc["certificate"], doc["certificate_key"] = str(cert), str(key)
+    return doc
+
+
+def callers_list(data_dir: Path) -> list[dict[str, str]]:
+    return [c.to_json() for c in CallerRegistry(Layout(Path(data_dir)).callers).list()]
+
+
+def _expiry(text: str) -> str:
+    m = re.fullmatch(r"(\d+)([dh])", text.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        when = datetime.now(UTC) + (timedelta(days=n) if unit == "d" else timedelta(hours=n))
+    else:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            raise ValueError("expires: give a time zone, e.g. 2027-01-01T00:00:00+08:00")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def grants_add(
+    data_dir: Path, caller: str, dataset: str, fields: list[str], purpose: str, expires: str
+) -> dict[str, Any]:
+    from gateway.grants import GrantStore
+
+    ds = load_catalog().get(dataset)
+    if ds is None:
+        raise ValueError(f"dataset: no dataset {dataset!r} in the catalog")
+    unknown = [f for f in fields if ds.field(f) is None]
+    if unknown:
+        raise ValueError(f"fields: not fields of {dataset}: {', '.join(unknown)}")
+    if CallerRegistry(Layout(Path(data_dir)).callers).get(caller) is None:
+        raise ValueError(f"caller: no caller {caller!r}")
+    return GrantStore(Layout(Path(data_dir)).grants).add(
+        caller, dataset, fields, purpose, _expiry(expires)
+    )
+
+
+def grants_list(data_dir: Path) -> list[dict[str, Any]]:
+    from gateway.grants import GrantStore
+
+    return GrantStore(Layout(Path(data_dir)).grants).list()
+
+
+def grants_revoke(data_dir: Path, grant_id: str, reason: str) -> Any:
+    from gateway.grants import GrantStore
+
+    return GrantStore(Layout(Path(data_dir)).grants).revoke(grant_id, reason)
+
+
+def audit_verify(data_dir: Path) -> dict[str, Any]:
+    from gateway.audit import verify_chain
+
+    path = Layout(Path(data_dir)).audit
+    if not path.exists():
+        return {
+            "ok": True,
+            "records": 0,
+            "first_broken_seq": None,
+            "first_broken_line": None,
+            "problem": "",
+            "torn_tail": False,
+        }
+    r = verify_chain(path)
+    return {
+        "ok": r.ok,
+        "records": r.records,
+        "first_broken_seq": r.first_broken_seq,
+        "first_broken_line": r.first_broken_line,
+        "problem": r.problem,
+        "torn_tail": r.torn_tail,
+    }
+
+
+def serve(config: ServeConfig, *, banner: str = "") -> int:
+    from gateway.app import build_parts
+    from gateway.server import GatewayServer
+
+    init(config.data_dir)
+    server = GatewayServer(config, build_parts(config))
+    port = server.start()
+    server.install_signal_handlers()
+    host, _ = config.host_port()
+    print(f"govgw serving on {host}:{port}", flush=True)
+    if banner:
+        print(banner, flush=True)
+    server.wait()
+    return 0
+
+
+def demo(config: ServeConfig, *, persons: int = 2000) -> int:
+    """Seed a demo pool and callers once, print how to try it, then serve."""
+    data_dir = Path(config.data_dir)
+    init(data_dir)
+    demo_file = data_dir / "demo.json"
+    if not demo_file.exists():
+        print(f"seeding a demo pool of {persons} persons into {data_dir} ...", flush=True)
+        pool_seed(data_dir, persons=persons, entities=max(persons // 7, 50), seed=20261121)
+    creds_file = data_dir / "demo-credentials.json"
+    if not creds_file.exists():
+        creds = {}
+        registry = CallerRegistry(Layout(data_dir).callers)
+        for cid, kind, dept, region in DEMO_CALLERS:
+            if registry.get(cid) is None:
+                creds[cid] = {"kind": kind, "api_key": registry.add(cid, kind, dept, region)[1]}
+        fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(creds, f, indent=2)
+    creds = json.loads(creds_file.read_text())
+    subjects = json.loads(demo_file.read_text())
+    return serve(config, banner=demo_banner(config, creds, subjects))
+
+
+def demo_banner(config: ServeConfig, creds: dict[str, Any], subjects: dict[str, Any]) -> str:
+    lines = [
+        "",
+        "Demo credentials (synthetic data; keys also in "
+        + str(Path(config.data_dir) / "demo-credentials.json")
+        + "):",
+    ]
+    for cid, c in creds.items():
+        lines.append(f"  {cid:24} {c['kind']:8} {c['api_key']}")
+    adult = subjects.get("adult_resident") or {}
+    counter = creds.get("wenchuan-counter-01", {}).get("api_key", "KEY")
+    if adult:
+        lines += [
+            "",
+            "Try it (from another terminal):",
+            f"  .venv/bin/govgw --target {config.listen} --api-key {counter} verify identity \\",
+            f"      --name {adult.get('name')} --id-number {adult.get('id_number')} --purpose 户籍业务办理",
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the govgw command")

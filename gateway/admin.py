@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -73,7 +74,7 @@ def pool_seed(data_dir: Path, *, persons: int, entities: int, seed: int) -> dict
 
     pool = _pool(data_dir)
     try:
-        demo = seed_demo(pool, persons=persons, entities=entities, seed=seed).to_json()
+        demo = dataclasses.asdict(seed_demo(pool, persons=persons, entities=entities, seed=seed))
     finally:
         pool.close()
     (Path(data_dir) / "demo.json").write_text(json.dumps(demo, ensure_ascii=False, indent=2))

@@ -27,6 +27,7 @@ _REGION_RE = re.compile(r"^\d{6}$")
 # How long the in-memory view of the registry may lag a change made by
 # another process (the CLI adding or suspending a caller).
 REFRESH_S = 1.0
+MISS_REFRESH_S = 0.1
 
 
 class CallerError(ValueError):
@@ -130,15 +131,23 @@ class CallerRegistry:
         The lookup is keyed by the digest of the presented key, so its timing
         depends on the digest, not on how much of a stored key was guessed.
         """
+        digest = key_digest(api_key)
         self._refresh()
-        return self._by_digest.get(key_digest(api_key))
+        caller = self._by_digest.get(digest)
+        if caller is None:
+            # A caller added a moment ago by the CLI should not wait for the
+            # periodic refresh; misses reload at most every MISS_REFRESH_S, so
+            # a flood of bad keys cannot turn into a flood of reloads.
+            self._refresh(MISS_REFRESH_S)
+            caller = self._by_digest.get(digest)
+        return caller
 
-    def _refresh(self) -> None:
+    def _refresh(self, max_age_s: float = REFRESH_S) -> None:
         now = time.monotonic()
-        if now - self._loaded_at < REFRESH_S:
+        if now - self._loaded_at < max_age_s:
             return
         with self._lock:
-            if now - self._loaded_at < REFRESH_S:
+            if time.monotonic() - self._loaded_at < max_age_s:
                 return
             with self._connect() as db:
                 rows = db.execute(

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import CapturedLogs, Harness, make_data_dir, start
+
+
+@pytest.fixture(scope="session")
+def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], dict]:
+    data_dir = tmp_path_factory.mktemp("govgw-data")
+    keys, demo = make_data_dir(data_dir)
+    return data_dir, keys, demo
+
+
+@pytest.fixture(scope="session")
+def gateway(seeded_dir) -> Iterator[Harness]:
+    """One real gateway on a loopback port, shared by the integration tests."""
+    data_dir, keys, demo = seeded_dir
+    h = start(data_dir, keys, demo)
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway_logs() -> Iterator[CapturedLogs]:
+    handler = CapturedLogs()
+    root = logging.getLogger("govgw")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)

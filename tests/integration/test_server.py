@@ -1,0 +1,106 @@
+"""Authentication, health, reflection, TLS and lifecycle of a real server."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from clients.sdk import GovgwClient
+from gateway import admin
+from gateway.callers import CallerRegistry
+from gateway.config import ConfigError, ServeConfig
+from tests.support import Harness, expect_error, start
+
+UNAUTH = grpc.StatusCode.UNAUTHENTICATED
+PURPOSE = "户籍业务办理"
+
+
+def test_calls_without_credentials_are_unauthenticated(gateway: Harness) -> None:
+    adult = gateway.demo["adult_resident"]
+    with gateway.client(None) as gw:
+        expect_error(
+            lambda: gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE),
+            UNAUTH,
+            "CREDENTIALS_MISSING",
+        )
+    with gateway.client(None, api_key="gk_not-a-key") as gw:
+        expect_error(lambda: gw.list_datasets(), UNAUTH, "API_KEY_INVALID")
+
+
+def test_malformed_authorization_header(gateway: Harness) -> None:
+    from govgw.v1 import catalog_pb2, catalog_pb2_grpc
+
+    stub = catalog_pb2_grpc.CatalogServiceStub(gateway.channel())
+    with pytest.raises(grpc.RpcError) as e:
+        stub.ListDatasets(
+            catalog_pb2.ListDatasetsRequest(), metadata=(("authorization", "Basic abc"),)
+        )
+    assert e.value.code() == UNAUTH
+
+
+def test_suspended_caller_is_refused(gateway: Harness) -> None:
+    doc = admin.callers_add(gateway.data_dir, "agency-suspended", "agency", "某局", "513221")
+    registry = CallerRegistry(gateway.config.layout.callers)
+    with gateway.client(None, api_key=doc["api_key"]) as gw:
+        assert gw.list_datasets()
+        registry.set_status("agency-suspended", "suspended")
+        gateway.parts.auth.registry._loaded_at = 0  # the server rereads within REFRESH_S anyway
+        expect_error(
+            lambda: gw.list_datasets(), grpc.StatusCode.PERMISSION_DENIED, "CALLER_SUSPENDED"
+        )
+
+
+def test_health_and_reflection(gateway: Harness) -> None:
+    ch = gateway.channel()
+    health = health_pb2_grpc.HealthStub(ch)
+    for service in ("", "govgw.v1.VerificationService", "govgw.v1.LookupService"):
+        status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+    (resp,) = list(
+        refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    )
+    names = {s.name for s in resp.list_services_response.service}
+    assert {
+        "govgw.v1.VerificationService",
+        "govgw.v1.LookupService",
+        "govgw.v1.CatalogService",
+        "govgw.v1.ReceiptService",
+    } <= names
+
+
+def test_plaintext_is_refused_off_loopback(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="loopback"):
+        ServeConfig(data_dir=tmp_path, listen="0.0.0.0:50051").validate()
+    ServeConfig(data_dir=tmp_path, listen="0.0.0.0:50051", tls=True).validate()
+    ServeConfig(data_dir=tmp_path, listen="[::1]:50051").validate()
+
+
+def test_mutual_tls_identifies_the_caller_by_certificate(seeded_dir, tmp_path) -> None:
+    data_dir, keys, demo = seeded_dir
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir()
+    admin.callers_add(data_dir, "agency-mtls", "agency", "某局", "513221", cert_out=cert_dir)
+    h = start(data_dir, keys, demo, tls=True)
+    try:
+        ca = data_dir / "tls" / "ca.crt"
+        options = [("grpc.ssl_target_name_override", "localhost")]
+        adult = demo["adult_resident"]
+        with GovgwClient(
+            h.target,
+            ca_cert=ca,
+            client_cert=cert_dir / "agency-mtls.crt",
+            client_key=cert_dir / "agency-mtls.key",
+            options=options,
+        ) as gw:
+            r = gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
+            assert r.matched and r.receipt.claims()["caller"] == "agency-mtls"
+        # An API key over TLS works too; a certificate-less, key-less call does not.
+        with GovgwClient(h.target, ca_cert=ca, api_key=keys["agency-civil"], options=options) as gw:
+            assert gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE).matched
+        with GovgwClient(h.target, ca_cert=ca, options=options) as gw:
+            expect_error(lambda: gw.list_datasets(), UNAUTH, "CREDENTIALS_MISSING")
+    finally:
+        h.stop()

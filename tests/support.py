@@ -1,0 +1,120 @@
+"""Test harness: a real data directory and a real gRPC server on a loopback port."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from clients.sdk import GovgwClient
+from gateway import admin
+from gateway.app import build_parts
+from gateway.config import ServeConfig
+from gateway.pipeline import Parts
+from gateway.server import GatewayServer
+
+CALLERS = (
+    ("agency-civil", "agency", "汶川县民政局", "513221"),
+    ("agency-far", "agency", "松潘县公安局", "513224"),
+    ("counter-wenchuan", "counter", "汶川县政务服务中心", "513221"),
+    ("counter-songpan", "counter", "松潘县政务服务中心", "513224"),
+    ("public-portal", "public", "公众", "513200"),
+)
+
+
+@dataclass
+class Harness:
+    data_dir: Path
+    config: ServeConfig
+    parts: Parts
+    server: GatewayServer
+    keys: dict[str, str]
+    demo: dict[str, Any]
+    clients: list[GovgwClient] = field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    def client(self, caller: str | None, *, api_key: str | None = None, **kw: Any) -> GovgwClient:
+        key = api_key or (self.keys.get(caller) if caller else None)
+        c = GovgwClient(self.target, api_key=key, **kw)
+        self.clients.append(c)
+        return c
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.target)
+
+    def audit_text(self) -> str:
+        return self.config.layout.audit.read_text(encoding="utf-8")
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.audit_text().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.server.stop(grace=1)
+
+
+def make_data_dir(
+    data_dir: Path, *, persons: int = 300, entities: int = 60
+) -> tuple[dict[str, str], dict[str, Any]]:
+    admin.init(data_dir)
+    demo = admin.pool_seed(data_dir, persons=persons, entities=entities, seed=7)
+    keys = {
+        cid: admin.callers_add(data_dir, cid, kind, dept, region)["api_key"]
+        for cid, kind, dept, region in CALLERS
+    }
+    return keys, demo
+
+
+def start(data_dir: Path, keys: dict[str, str], demo: dict[str, Any], **config: Any) -> Harness:
+    cfg = ServeConfig(data_dir=data_dir, listen="127.0.0.1:0", grace_s=1, **config)
+    parts = build_parts(cfg)
+    server = GatewayServer(cfg, parts)
+    server.start()
+    return Harness(data_dir, cfg, parts, server, keys, demo)
+
+
+class CapturedLogs(logging.Handler):
+    """Everything the gateway logs, formatted, to search for leaked values."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def expect_error(
+    fn: Any, code: grpc.StatusCode, reason: str, fields: list[str] | None = None
+) -> Any:
+    """Call fn, which must fail with exactly this status, reason and field violations."""
+    from clients.sdk import GovgwClientError
+
+    try:
+        fn()
+    except GovgwClientError as e:
+        assert e.code == code, f"expected {code.name}, got {e.code.name} ({e})"
+        assert e.reason == reason, f"expected {reason}, got {e.reason} ({e})"
+        if fields is not None:
+            assert [v.field for v in e.violations] == fields, e
+        assert e.request_id.startswith("req_"), e
+        return e
+    raise AssertionError(f"expected {code.name} {reason}, call succeeded")

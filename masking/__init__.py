@@ -1,0 +1,17 @@
+"""Desensitization (脱敏): the per-field operators a decision's plan names.
+
+Usage: `apply_treatment(plan.fields[name], record.get(name), ctx)`.
+"""
+
+from masking.base import MaskingContext, MaskingError
+from masking.operators import Operator, apply_treatment, get_operator, operator_names, register
+
+__all__ = [
+    "MaskingContext",
+    "MaskingError",
+    "Operator",
+    "apply_treatment",
+    "get_operator",
+    "operator_names",
+    "register",
+]

@@ -1,0 +1,79 @@
+"""Issuing signed receipts for verification responses.
+
+The counter keeps the receipt as proof of a check (a platform document has
+the force of paper: Yingkou art. 24, Yichuan art. 28). The claims carry no
+personal data: the subject is named only by its commitment, the keyed hash
+`KeyRing.subject_hash` gives. Verification lives in `clients.receipts`, which
+the SDK ships.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+from clients.receipts import ALGORITHM, SignedReceipt, canonical_json
+from gateway.keys import ReceiptSigningKey
+
+# A commitment is a keyed SHA-256 hex digest, or empty for calls about no
+# subject. Anything else is refused: it could be a raw key passed by mistake.
+_COMMITMENT = re.compile(r"(?:[0-9a-f]{64})?")
+
+
+def _rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("issued_at must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ReceiptSigner:
+    def __init__(self, key: ReceiptSigningKey) -> None:
+        self._key = key
+
+    @property
+    def key_id(self) -> str:
+        return self._key.key_id
+
+    def issue(
+        self,
+        *,
+        caller: str,
+        action: str,
+        outcome: str,
+        dataset: str,
+        subject_commitment: str,
+        policy_version: str,
+        issued_at: datetime | None = None,
+    ) -> SignedReceipt:
+        if not _COMMITMENT.fullmatch(subject_commitment):
+            raise ValueError("subject_commitment must be a keyed hash (64 lowercase hex) or empty")
+        named = {
+            "caller": caller,
+            "action": action,
+            "outcome": outcome,
+            "dataset": dataset,
+            "policy_version": policy_version,
+        }
+        empty = [k for k, v in named.items() if not isinstance(v, str) or not v]
+        if empty:
+            raise ValueError(f"receipt fields must be non-empty strings: {', '.join(empty)}")
+        receipt_id = "rcpt_" + uuid.uuid4().hex
+        payload = canonical_json(
+            {
+                **named,
+                "receipt_id": receipt_id,
+                "subject_commitment": subject_commitment,
+                "issued_at": _rfc3339(issued_at or datetime.now(UTC)),
+            }
+        )
+        return SignedReceipt(
+            receipt_id=receipt_id,
+            key_id=self._key.key_id,
+            payload=payload,
+            signature=self._key.private_key.sign(payload),
+        )
+
+    def public_keys(self) -> list[tuple[str, str, str]]:
+        """(key_id, "ed25519", SubjectPublicKeyInfo PEM) for ListReceiptKeys."""
+        return [(self._key.key_id, ALGORITHM, self._key.public_pem())]

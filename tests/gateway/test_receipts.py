@@ -1,0 +1,162 @@
+"""ReceiptSigner issues receipts the SDK verifies, and they carry no personal data."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.cn import ric, uscc
+
+from clients.receipts import (
+    ReceiptInvalid,
+    SignedReceipt,
+    keyset_document,
+    load_public_keys,
+    verify_receipt,
+)
+from gateway import keys as keyring_mod
+from gateway.keys import KeyRing
+from gateway.receipts import ReceiptSigner
+
+NOW = datetime(2024, 5, 1, 16, 0, 0, 123456, tzinfo=timezone(timedelta(hours=8)))
+
+
+@pytest.fixture(scope="module")
+def ring(tmp_path_factory: pytest.TempPathFactory) -> KeyRing:
+    return keyring_mod.generate(tmp_path_factory.mktemp("keys") / "keyring.json")
+
+
+@pytest.fixture(scope="module")
+def signer(ring: KeyRing) -> ReceiptSigner:
+    return ReceiptSigner(ring.receipt_key)
+
+
+def issue(signer: ReceiptSigner, commitment: str, **kw: object) -> SignedReceipt:
+    args: dict[str, object] = {
+        "caller": "counter-wenchuan",
+        "action": "VerifyIdentity",
+        "outcome": "MATCH",
+        "dataset": "population",
+        "subject_commitment": commitment,
+        "policy_version": "v7",
+        "issued_at": NOW,
+        **kw,
+    }
+    return signer.issue(**args)  # type: ignore[arg-type]
+
+
+def keyset_file(tmp_path: Path, signer: ReceiptSigner) -> Path:
+    path = tmp_path / "receipt-keys.json"
+    path.write_text(json.dumps(keyset_document(signer.public_keys())))
+    return path
+
+
+def test_issued_receipt_verifies_offline(
+    tmp_path: Path, ring: KeyRing, signer: ReceiptSigner
+) -> None:
+    commitment = ring.subject_hash("513221199001011235")
+    r = issue(signer, commitment)
+    claims = verify_receipt(r, load_public_keys(keyset_file(tmp_path, signer)))
+    assert re.fullmatch(r"rcpt_[0-9a-f]{32}", r.receipt_id)
+    assert r.key_id == ring.receipt_key.key_id
+    assert claims == {
+        "receipt_id": r.receipt_id,
+        "caller": "counter-wenchuan",
+        "action": "VerifyIdentity",
+        "outcome": "MATCH",
+        "dataset": "population",
+        "subject_commitment": commitment,
+        "policy_version": "v7",
+        "issued_at": "2024-05-01T08:00:00.123456Z",  # normalized to UTC
+    }
+
+
+def test_receipt_survives_the_wire_and_the_file(
+    tmp_path: Path, ring: KeyRing, signer: ReceiptSigner
+) -> None:
+    r = issue(signer, ring.subject_hash("x"))
+    keys = load_public_keys(keyset_file(tmp_path, signer))
+    wire = type(r.to_proto()).FromString(r.to_proto().SerializeToString())
+    assert verify_receipt(SignedReceipt.from_proto(wire), keys)["receipt_id"] == r.receipt_id
+    saved = json.loads(json.dumps(r.to_json()))
+    assert verify_receipt(SignedReceipt.from_json(saved), keys) == r.claims()
+
+
+def test_pem_from_public_keys_derives_the_same_key_id(
+    tmp_path: Path, signer: ReceiptSigner
+) -> None:
+    ((key_id, algorithm, pem),) = signer.public_keys()
+    assert algorithm == "ed25519"
+    path = tmp_path / "receipt.pem"
+    path.write_text(pem)
+    assert list(load_public_keys(path)) == [key_id] == [signer.key_id]
+
+
+def test_receipt_ids_are_unique(ring: KeyRing, signer: ReceiptSigner) -> None:
+    ids = {issue(signer, ring.subject_hash("x")).receipt_id for _ in range(200)}
+    assert len(ids) == 200
+
+
+def test_another_gateways_key_does_not_verify(
+    tmp_path: Path, ring: KeyRing, signer: ReceiptSigner
+) -> None:
+    other = ReceiptSigner(keyring_mod.generate(tmp_path / "other.json").receipt_key)
+    r = issue(other, ring.subject_hash("x"))
+    with pytest.raises(ReceiptInvalid, match="unknown key id"):
+        verify_receipt(r, load_public_keys(keyset_file(tmp_path, signer)))
+
+
+def test_default_issue_time_is_now_in_utc(ring: KeyRing, signer: ReceiptSigner) -> None:
+    before = datetime.now(UTC)
+    r = issue(signer, "", issued_at=None)
+    at = datetime.fromisoformat(r.claims()["issued_at"])
+    assert before <= at <= datetime.now(UTC)
+    assert r.claims()["issued_at"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("kw", "why"),
+    [
+        ({"subject_commitment": "513221199001011235"}, "keyed hash"),
+        ({"subject_commitment": "A" * 64}, "keyed hash"),
+        ({"caller": ""}, "caller"),
+        ({"policy_version": ""}, "policy_version"),
+        ({"issued_at": datetime(2024, 5, 1)}, "timezone-aware"),
+    ],
+)
+def test_unfit_claims_are_refused(ring: KeyRing, signer: ReceiptSigner, kw: dict, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        issue(signer, ring.subject_hash("x"), **kw)  # kw overrides the defaults
+
+
+@st.composite
+def id_numbers(draw: st.DrawFn) -> str:
+    born = draw(st.dates(min_value=date(1930, 1, 1), max_value=date(2020, 12, 31)))
+    body = draw(st.sampled_from(["513221", "513224", "110101"])) + born.strftime("%Y%m%d")
+    body += draw(st.from_regex(r"\A[0-9]{3}\Z"))
+    return body + ric.calc_check_digit(body + "0")
+
+
+@st.composite
+def usccs(draw: st.DrawFn) -> str:
+    body = draw(st.from_regex(r"\A[0-9]{8}[0-9ABCDEFGHJKLMNPQRTUWXY]{9}\Z"))
+    return body + uscc.calc_check_digit(body + "0")
+
+
+@settings(max_examples=100, deadline=None)
+@given(key=st.one_of(id_numbers(), usccs()))
+def test_payload_holds_the_commitment_never_the_subject_key(
+    ring: KeyRing, signer: ReceiptSigner, key: str
+) -> None:
+    assert ric.is_valid(key) or uscc.is_valid(key)
+    commitment = ring.subject_hash(key)
+    r = issue(signer, commitment)
+    assert r.claims()["subject_commitment"] == commitment
+    assert key.encode() not in r.payload
+    assert key not in json.dumps(r.to_json())
+    assert key not in r.receipt_id

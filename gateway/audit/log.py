@@ -29,9 +29,7 @@ import logging
 import os
 import secrets
 import threading
-import time
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,36 +151,50 @@ def personal_data_kind(text: bytes) -> str | None:
 def _offending_field(event: Mapping[str, Any], prefix: str = "") -> str:
     """Name (never show) the field that carries personal data."""
     for k, v in event.items():
-        path = f"{prefix}{k}"
         if personal_data_kind(str(k).encode()):
-            return f"{path} (key)"
+            return f"{prefix or '(top level)'} <a key>"  # the key itself is the data
+        path = f"{prefix}{k}"
         if isinstance(v, Mapping):
             inner = _offending_field(v, path + ".")
-            if inner:
+            if inner != "?":
                 return inner
-        elif personal_data_kind(json.dumps(v, ensure_ascii=False, default=str).encode()):
-            return path
+        else:
+            strings: list[str] = []
+            _collect_strings([v], strings)
+            if personal_data_kind("\n".join(strings).encode()):
+                return path
     return "?"
 
 
-def _check_keys(value: dict[Any, Any]) -> None:
-    # Non-string keys would be turned into strings by json and then sort
-    # differently on re-canonicalization, breaking the record's hash.
-    for k, v in value.items():
-        if type(k) is not str:
-            raise AuditEventRejected("audit event keys must be strings")
-        if isinstance(v, dict):
-            _check_keys(v)
-        elif isinstance(v, list | tuple):
-            _check_items(v)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def _check_items(values: list[Any] | tuple[Any, ...]) -> None:
+def _collect_strings(values: Iterable[Any], out: list[str]) -> None:
+    """Gather the text of nested values and keys for the personal-data guard.
+
+    Only text is scanned: numbers are metrics here, and a large count must not
+    pass for a phone number. On the way, refuse non-string keys in nested
+    objects: json would turn them into strings that sort differently when the
+    record is re-canonicalized, so the hash could never verify. (Top-level keys
+    need no check: sorting them beside "prev", "seq" and "ts" raises TypeError
+    in the encoder.)
+    """
     for v in values:
-        if isinstance(v, dict):
-            _check_keys(v)
+        t = type(v)
+        if t is str:
+            out.append(v)
+        elif t in _SCALARS:
+            continue
+        elif isinstance(v, dict):
+            for k in v:
+                if type(k) is not str:
+                    raise AuditEventRejected("audit event keys must be strings")
+            out.extend(v)
+            _collect_strings(v.values(), out)
         elif isinstance(v, list | tuple):
-            _check_items(v)
+            _collect_strings(v, out)
+        elif isinstance(v, str):
+            out.append(v)
 
 
 class _Pending:
@@ -194,7 +206,7 @@ class _Pending:
     concatenation, with no json work on the single (serial) writer thread.
     """
 
-    __slots__ = ("cancelled", "parts", "ts")
+    __slots__ = ("cancelled", "index", "parts", "ticket", "ts", "waiter")
 
     def __init__(self, event: Mapping[str, Any]) -> None:
         if not CHAIN_FIELDS.isdisjoint(event):
@@ -202,7 +214,8 @@ class _Pending:
                 f"audit event may not set the chain fields {sorted(CHAIN_FIELDS & set(event))}"
             )
         record = {**event, "prev": _MARK, "seq": _MARK, "ts": _MARK}
-        _check_keys(record)
+        strings: list[str] = []
+        _collect_strings(event.values(), strings)
         try:
             text = _ENCODER.encode(record).encode()
         except (TypeError, ValueError) as e:  # also UnicodeEncodeError: lone surrogates
@@ -210,7 +223,8 @@ class _Pending:
         parts = text.split(_QUOTED_MARK)
         if len(parts) != 4:
             raise AuditEventRejected("audit event contains the log's internal marker")
-        kind = personal_data_kind(text)
+        strings.extend(event)  # str by now: the encoder sorted them beside "prev"
+        kind = personal_data_kind("\n".join(strings).encode())
         if kind:
             raise AuditEventRejected(
                 f"audit event field {_offending_field(event)} looks like {kind}; "
@@ -219,6 +233,10 @@ class _Pending:
         self.parts = parts
         self.ts = ""
         self.cancelled = False
+        # Set when queued: who waits for this record, and at which position.
+        self.waiter: _Waiter
+        self.index = 0
+        self.ticket = 0
 
     def line(self, seq: int, prev: str) -> tuple[bytes, str]:
         a, b, c, d = self.parts
@@ -231,17 +249,35 @@ class _Pending:
         return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
 
 
-class _Batch:
-    """Records that are written and synced together and share one wake-up."""
+class _Waiter:
+    """One append call's wake-up: a lock held until all its records are done.
 
-    __slots__ = ("done", "error", "items", "refs", "taken")
+    Only the writer thread touches `left` and releases the lock, so waking a
+    caller costs one lock release: no shared condition for a whole batch of
+    woken threads to queue on again.
+    """
 
-    def __init__(self) -> None:
-        self.items: list[_Pending] = []
-        self.refs: list[AuditRecordRef | None] = []
-        self.done = threading.Event()
+    __slots__ = ("error", "left", "lock", "refs")
+
+    def __init__(self, n: int) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.left = n
+        self.refs: list[AuditRecordRef | None] = [None] * n
         self.error: AuditUnavailable | None = None
-        self.taken = False
+
+    def done(self, index: int, ref: AuditRecordRef | None) -> None:
+        if self.error is not None:
+            return
+        self.refs[index] = ref
+        self.left -= 1
+        if self.left == 0:
+            self.lock.release()
+
+    def fail(self, error: AuditUnavailable) -> None:
+        if self.error is None and self.left > 0:
+            self.error = error
+            self.lock.release()
 
 
 @dataclass(frozen=True)
@@ -328,7 +364,9 @@ class AuditLog:
         self._prev = tail.hash
         self._head = AuditRecordRef(tail.seq, tail.hash) if tail.seq else None
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[_Batch] = deque()
+        self._queue: list[_Pending] = []
+        self._tickets = 0  # records ever queued
+        self._taken = 0  # ticket of the last record the writer has taken
         self._closing = False
         self._failure: AuditUnavailable | None = None
         self._records = 0
@@ -362,28 +400,21 @@ class AuditLog:
         pending = [_Pending(e) for e in events]
         if not pending:
             return []
-        deadline = None if timeout is None else time.monotonic() + timeout
-        slots: list[tuple[_Batch, int]] = []
+        waiter = _Waiter(len(pending))
         with self._cond:
             self._check_open()
             # Stamped under the lock so that time order follows seq order.
             ts = utc_timestamp()
-            batch = self._queue[-1] if self._queue else None
-            for p in pending:
-                p.ts = ts
-                if batch is None or batch.taken or len(batch.items) >= self._max_batch:
-                    batch = _Batch()
-                    self._queue.append(batch)
-                slots.append((batch, len(batch.items)))
-                batch.items.append(p)
+            for i, p in enumerate(pending):
+                self._tickets += 1
+                p.ts, p.waiter, p.index, p.ticket = ts, waiter, i, self._tickets
+            self._queue.extend(pending)
             self._cond.notify()
-        for batch in dict.fromkeys(b for b, _ in slots):
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not batch.done.wait(left):
-                self._abandon(pending, timeout)
-            if batch.error is not None:
-                raise batch.error
-        return [batch.refs[i] for batch, i in slots]  # type: ignore[misc]
+        if not waiter.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            self._abandon(pending, timeout)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.refs  # type: ignore[return-value]
 
     def close(self) -> None:
         """Write what is pending, stop the writer and close the file."""
@@ -415,19 +446,16 @@ class AuditLog:
         Records already taken may still land; a record of a call that then
         failed is harmless, a served call without a record is not.
         """
-        mine = {id(p) for p in pending}
         with self._cond:
-            for batch in self._queue:
-                if not batch.taken:
-                    for p in batch.items:
-                        if id(p) in mine:
-                            p.cancelled = True
+            for p in pending:
+                if p.ticket > self._taken:
+                    p.cancelled = True
         raise AuditUnavailable(f"audit record not durable within {timeout}s")
 
     # -- writer side --------------------------------------------------------
 
     def _run(self) -> None:
-        batch: _Batch | None = None
+        batch: list[_Pending] = []
         try:
             while True:
                 with self._cond:
@@ -435,22 +463,24 @@ class AuditLog:
                         self._cond.wait()
                     if not self._queue:
                         return
-                    batch = self._queue.popleft()
-                    batch.taken = True
+                    batch = self._queue[: self._max_batch]
+                    del self._queue[: self._max_batch]
+                    self._taken = batch[-1].ticket
                 self._commit(batch)
-                batch = None
+                batch = []
         except BaseException as e:  # a bug here must not leave callers waiting
-            log.exception("audit writer stopped")
+            # The type only: an exception's text might quote an event's values.
+            log.error("audit writer stopped by %s; failing closed", type(e).__name__)
             self._fail(AuditUnavailable(f"audit writer stopped: {type(e).__name__}"), batch)
 
-    def _commit(self, batch: _Batch) -> None:
+    def _commit(self, batch: list[_Pending]) -> None:
         if self._failure is not None:
-            self._finish(batch, self._failure)
+            self._fail(self._failure, batch)
             return
         seq, prev = self._seq, self._prev
         lines: list[bytes] = []
         refs: list[AuditRecordRef | None] = []
-        for p in batch.items:
+        for p in batch:
             if p.cancelled:
                 refs.append(None)
                 continue
@@ -467,15 +497,14 @@ class AuditLog:
                 log.error("audit log write failed (%s); failing closed", name)
                 self._fail(AuditUnavailable(f"audit log write failed: {name}"), batch)
                 return
-        self._seq, self._prev = seq, prev
-        batch.refs = refs
-        with self._cond:
-            self._records += len(lines)
-            self._batches += 1 if lines else 0
-            self._largest = max(self._largest, len(lines))
-            if lines:
+            self._seq, self._prev = seq, prev
+            with self._cond:
+                self._records += len(lines)
+                self._batches += 1
+                self._largest = max(self._largest, len(lines))
                 self._head = AuditRecordRef(seq, prev)
-        batch.done.set()
+        for p, ref in zip(batch, refs, strict=True):
+            p.waiter.done(p.index, ref)
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -483,20 +512,17 @@ class AuditLog:
             n = os.write(self._fd, view)
             view = view[n:]
 
-    def _fail(self, error: AuditUnavailable, batch: _Batch | None) -> None:
+    def _fail(self, error: AuditUnavailable, batch: list[_Pending]) -> None:
+        """Fail this batch and everything queued, and every later append."""
         with self._cond:
             if self._failure is None:
                 self._failure = error
-            queued = list(self._queue)
-            self._queue.clear()
-        for b in [batch, *queued]:
-            if b is not None:
-                self._finish(b, error)
-
-    @staticmethod
-    def _finish(batch: _Batch, error: AuditUnavailable) -> None:
-        batch.error = error
-        batch.done.set()
+            queued = self._queue
+            self._queue = []
+            if queued:
+                self._taken = queued[-1].ticket
+        for p in batch + queued:
+            p.waiter.fail(error)
 
     # -- opening ------------------------------------------------------------
 

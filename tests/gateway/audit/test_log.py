@@ -244,6 +244,7 @@ def test_concurrent_appends_share_fsyncs(audit: AuditLog) -> None:
     ("bad", "why"),
     [
         ({"seq": 5}, "chain field"),
+        ({1: "a"}, "not plain JSON"),
         ({"hash": "x"}, "chain field"),
         ({"when": date(2024, 1, 1)}, "not plain JSON"),
         ({"x": float("nan")}, "not plain JSON"),
@@ -290,6 +291,9 @@ def test_raw_id_numbers_and_phones_never_enter_the_trail(key: str, pre: str) -> 
                 a.append(event(1, input={"fields": [pre + key]}))
             assert key not in str(info.value)  # name the field, not the value
             assert "input" in str(info.value)
+            with pytest.raises(AuditEventRejected) as info:
+                a.append(event(1, input={pre + key: "name"}))  # as a key, too
+            assert key not in str(info.value)
         assert path.read_bytes() == b""
 
 
@@ -298,6 +302,11 @@ def test_raw_id_numbers_and_phones_never_enter_the_trail(key: str, pre: str) -> 
 def test_keyed_hashes_and_request_ids_are_not_mistaken_for_personal_data(raw: bytes) -> None:
     text = json.dumps({"subject": raw.hex(), "request_id": raw[:16].hex(), "n": 12}).encode()
     assert personal_data_kind(text) is None
+
+
+def test_numbers_are_metrics_not_phone_numbers(audit: AuditLog) -> None:
+    # Only text is scanned: a large count or duration is not personal data.
+    assert audit.append(event(1, bytes_read=13800000000, latency_ms=13000000000.0)).seq == 1
 
 
 def test_an_event_is_snapshotted_at_append(audit: AuditLog, log_path: Path) -> None:
@@ -405,7 +414,7 @@ def test_stalled_storage_times_out_and_withdraws_queued_records(tmp_path: Path) 
     try:
         big = event(1, input={"fields": ["x" * 200_000]})
         with pytest.raises(AuditUnavailable, match="not durable within"):
-            a.append(big, timeout=0.3)
+            a.append(big, timeout=1.0)
         with pytest.raises(AuditUnavailable, match="not durable within"):
             a.append(event(2), timeout=0.2)  # queued behind the stalled write
         # Drain the pipe: the stalled write completes, then fsync on a FIFO fails.

@@ -42,10 +42,11 @@ class IngestReport:
     def rejected_lines(self) -> int:
         return len({r.line for r in self.rejected})
 
-    def to_json(self) -> str:
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict (what `govgw pool import --json` prints)."""
         doc = asdict(self)
         doc["rejected_lines"] = self.rejected_lines
-        return json.dumps(doc, ensure_ascii=False, indent=2)
+        return doc
 
 
 class _LineError(Exception):

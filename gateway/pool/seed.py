@@ -8,7 +8,6 @@ validate_row. `bulk_persons` is the benchmark's fast path for a million people.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from bisect import bisect
@@ -16,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from itertools import accumulate
+from typing import Any
 
 from faker import Faker
 from stdnum.cn import ric, uscc
@@ -133,8 +133,9 @@ class DemoSubjects:
     deregistered_entity: DemoEntity
     versions: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=2)
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict, as saved to the data directory's demo.json."""
+        return asdict(self)
 
 
 def _weighted(rng: random.Random, table: tuple[tuple[str, int], ...]) -> str:

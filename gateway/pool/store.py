@@ -24,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import islice
@@ -128,6 +129,10 @@ def _batched(items: Iterable[Mapping[str, str]], n: int) -> Iterator[list[Mappin
         yield chunk
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the base class cannot)."""
+
+
 class _Codec:
     """Blind index and sealing for one dataset, its constant parts computed once."""
 
@@ -177,7 +182,9 @@ class Pool:
         # Older key versions join this map when rotation lands.
         self._ciphers = {keyring.version: AESGCM(keyring.data_key)}
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        # Weak, so that a finished thread's connection closes with its
+        # thread-local storage; close() closes whatever is still alive.
+        self._conns: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._conns_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._closed = False
@@ -200,9 +207,13 @@ class Pool:
         with contextlib.suppress(FileExistsError):
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> _Connection:
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=30.0,
+            factory=_Connection,
         )
         # An import that returned is on disk, power cut or not.
         conn.execute("PRAGMA synchronous=FULL")
@@ -214,17 +225,17 @@ class Pool:
         conn.execute("PRAGMA temp_store=MEMORY")
         return conn
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> _Connection:
         if self._closed:
             raise PoolError("the pool is closed")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
             with self._conns_lock:
                 if self._closed:
                     conn.close()
                     raise PoolError("the pool is closed")
-                self._conns.append(conn)
+                self._conns.add(conn)
             self._local.conn = conn
         return conn
 
@@ -258,7 +269,8 @@ class Pool:
     def close(self) -> None:
         with self._conns_lock:
             self._closed = True
-            conns, self._conns = self._conns, []
+            conns = list(self._conns)
+            self._conns.clear()
         for conn in conns:
             conn.close()
 

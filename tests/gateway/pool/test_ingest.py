@@ -93,7 +93,8 @@ def test_jsonl_with_good_and_bad_rows(tmp_path: Path, pool: Pool) -> None:
 
 def test_the_report_is_json_without_personal_data(tmp_path: Path, pool: Pool) -> None:
     report = ingest_file(pool, POP, jsonl(tmp_path / "pop.jsonl", bad_rows()))
-    doc = json.loads(report.to_json())
+    doc = report.to_json()
+    text = json.dumps(doc, ensure_ascii=False)
     assert doc["dataset"] == POP and doc["accepted"] == 2 and doc["rejected_lines"] == 7
     assert doc["rejected"][0] == {
         "line": 2,
@@ -101,7 +102,6 @@ def test_the_report_is_json_without_personal_data(tmp_path: Path, pool: Pool) ->
         "reason": "ID_NUMBER_CHECK_DIGIT",
         "description": "check digit does not match",
     }
-    text = report.to_json()
     for row in people(3):
         assert row["id_number"][:14] not in text and row["name"] not in text
 

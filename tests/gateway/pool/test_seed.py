@@ -80,7 +80,7 @@ def test_the_known_subjects_are_what_they_claim(seeded: tuple[Pool, DemoSubjects
 
 def test_demo_subjects_serialise_to_json(seeded: tuple[Pool, DemoSubjects]) -> None:
     _, demo = seeded
-    doc = json.loads(demo.to_json())
+    doc = json.loads(json.dumps(demo.to_json(), ensure_ascii=False))
     assert doc["adult_resident"]["id_number"] == demo.adult_resident.id_number
     assert doc["active_entity"]["licence_type"] == demo.active_entity.licence_type
     assert doc["versions"] == demo.versions

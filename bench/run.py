@@ -121,7 +121,7 @@ def _known_persons(n: int) -> list[dict[str, str]]:
     for i in range(n):
         born = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 60))
         body = f"513221{born:%Y%m%d}{i % 500:03d}"
-        id_number = body + ric.calc_check_digit(body)
+        id_number = body + ric.calc_check_digit(body + "0")
         gender = "男" if int(id_number[16]) % 2 else "女"
         out.append(
             {

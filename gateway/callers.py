@@ -9,11 +9,11 @@ stretching needed) and a copy of the registry yields no usable key.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -24,10 +24,6 @@ KINDS = ("agency", "counter", "public")
 KEY_PREFIX = "gk_"
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 _REGION_RE = re.compile(r"^\d{6}$")
-# How long the in-memory view of the registry may lag a change made by
-# another process (the CLI adding or suspending a caller).
-REFRESH_S = 1.0
-MISS_REFRESH_S = 0.1
 
 
 class CallerError(ValueError):
@@ -66,8 +62,7 @@ class CallerRegistry:
         self._lock = threading.Lock()
         self._by_digest: dict[str, Caller] = {}
         self._by_id: dict[str, Caller] = {}
-        self._loaded_at = 0.0
-        self._data_version = -1
+        self._stamp: tuple[int, int, int] | None = None
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS callers (id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
@@ -104,7 +99,6 @@ class CallerRegistry:
                 )
         except sqlite3.IntegrityError as e:
             raise CallerError(f"id: caller {caller_id!r} already exists") from e
-        self._loaded_at = 0.0
         return Caller(caller_id, kind, department.strip(), region, "active", now), api_key
 
     def set_status(self, caller_id: str, status: str) -> Caller:
@@ -112,7 +106,6 @@ class CallerRegistry:
             cur = db.execute("UPDATE callers SET status = ? WHERE id = ?", (status, caller_id))
             if cur.rowcount == 0:
                 raise CallerError(f"id: no caller {caller_id!r}")
-        self._loaded_at = 0.0
         caller = self.get(caller_id)
         assert caller is not None
         return caller
@@ -131,23 +124,22 @@ class CallerRegistry:
         The lookup is keyed by the digest of the presented key, so its timing
         depends on the digest, not on how much of a stored key was guessed.
         """
-        digest = key_digest(api_key)
         self._refresh()
-        caller = self._by_digest.get(digest)
-        if caller is None:
-            # A caller added a moment ago by the CLI should not wait for the
-            # periodic refresh; misses reload at most every MISS_REFRESH_S, so
-            # a flood of bad keys cannot turn into a flood of reloads.
-            self._refresh(MISS_REFRESH_S)
-            caller = self._by_digest.get(digest)
-        return caller
+        return self._by_digest.get(key_digest(api_key))
 
-    def _refresh(self, max_age_s: float = REFRESH_S) -> None:
-        now = time.monotonic()
-        if now - self._loaded_at < max_age_s:
+    def _refresh(self) -> None:
+        """Reload when the registry file changed.
+
+        The CLI adds and suspends callers from another process; a stat per
+        call (about a microsecond) makes that take effect on the next call,
+        and a suspension must not wait.
+        """
+        st = os.stat(self.path)
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp == self._stamp:
             return
         with self._lock:
-            if time.monotonic() - self._loaded_at < max_age_s:
+            if stamp == self._stamp:
                 return
             with self._connect() as db:
                 rows = db.execute(
@@ -160,4 +152,4 @@ class CallerRegistry:
                 if digest:
                     by_digest[digest] = c
             self._by_digest, self._by_id = by_digest, by_id
-            self._loaded_at = time.monotonic()
+            self._stamp = stamp

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import grpc
+from stdnum.cn import ric, uscc
 
 from gateway import admin
 from tests.support import Harness, expect_error
@@ -62,6 +63,8 @@ def test_unknown_and_repeated_fields_are_invalid(gateway: Harness) -> None:
 
 def test_unknown_dataset_and_wrong_key_kind_are_invalid(gateway: Harness) -> None:
     adult = gateway.demo["adult_resident"]
+    person_key = "11010519491231002X"  # a valid ID number, and no valid USCC
+    assert ric.is_valid(person_key) and not uscc.is_valid(person_key)
     with gateway.client("agency-civil") as gw:
         expect_error(
             lambda: gw.lookup("tax.secret", adult["id_number"], purpose=PURPOSE),
@@ -70,7 +73,7 @@ def test_unknown_dataset_and_wrong_key_kind_are_invalid(gateway: Harness) -> Non
             ["dataset"],
         )
         expect_error(
-            lambda: gw.lookup("legal_entity.basic", adult["id_number"], purpose=PURPOSE),
+            lambda: gw.lookup("legal_entity.basic", person_key, purpose=PURPOSE),
             INVALID,
             "USCC_CHECK_CHARACTER",
             ["subject_key"],
@@ -155,9 +158,7 @@ def test_counters_see_only_their_region(gateway: Harness) -> None:
 
 def test_batch_lookup_streams_every_subject_in_order(gateway: Harness) -> None:
     adult, minor = gateway.demo["adult_resident"], gateway.demo["minor"]
-    absent = "51322119990101999" + __import__("stdnum.cn.ric", fromlist=["x"]).calc_check_digit(
-        "51322119990101999"
-    )
+    absent = "51322119990101999" + ric.calc_check_digit("51322119990101999" + "0")
     with gateway.client("agency-civil") as gw:
         items = list(
             gw.batch_lookup(

@@ -7,14 +7,15 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from clients.sdk import GovgwClient
+from clients.sdk import GovgwClient, GovgwClientError
 from gateway import admin
 from gateway.callers import CallerRegistry
 from gateway.config import ConfigError, ServeConfig
-from tests.support import Harness, expect_error, start
+from tests.support import Harness, expect_error, make_data_dir, start
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 PURPOSE = "户籍业务办理"
+TLS_NAME = [("grpc.ssl_target_name_override", "localhost")]
 
 
 def test_calls_without_credentials_are_unauthenticated(gateway: Harness) -> None:
@@ -46,7 +47,6 @@ def test_suspended_caller_is_refused(gateway: Harness) -> None:
     with gateway.client(None, api_key=doc["api_key"]) as gw:
         assert gw.list_datasets()
         registry.set_status("agency-suspended", "suspended")
-        gateway.parts.auth.registry._loaded_at = 0  # the server rereads within REFRESH_S anyway
         expect_error(
             lambda: gw.list_datasets(), grpc.StatusCode.PERMISSION_DENIED, "CALLER_SUSPENDED"
         )
@@ -78,29 +78,56 @@ def test_plaintext_is_refused_off_loopback(tmp_path) -> None:
     ServeConfig(data_dir=tmp_path, listen="[::1]:50051").validate()
 
 
-def test_mutual_tls_identifies_the_caller_by_certificate(seeded_dir, tmp_path) -> None:
-    data_dir, keys, demo = seeded_dir
-    cert_dir = tmp_path / "certs"
-    cert_dir.mkdir()
-    admin.callers_add(data_dir, "agency-mtls", "agency", "某局", "513221", cert_out=cert_dir)
+def test_tls_with_api_keys(tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    keys, demo = make_data_dir(data_dir, persons=40, entities=10)
     h = start(data_dir, keys, demo, tls=True)
     try:
         ca = data_dir / "tls" / "ca.crt"
-        options = [("grpc.ssl_target_name_override", "localhost")]
         adult = demo["adult_resident"]
         with GovgwClient(
-            h.target,
-            ca_cert=ca,
-            client_cert=cert_dir / "agency-mtls.crt",
-            client_key=cert_dir / "agency-mtls.key",
-            options=options,
+            h.target, ca_cert=ca, api_key=keys["agency-civil"], options=TLS_NAME
         ) as gw:
+            assert gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE).matched
+        with GovgwClient(h.target, ca_cert=ca, options=TLS_NAME) as gw:
+            expect_error(lambda: gw.list_datasets(), UNAUTH, "CREDENTIALS_MISSING")
+        # A plaintext client cannot talk to a TLS server.
+        with GovgwClient(h.target, api_key=keys["agency-civil"], timeout_s=2) as gw:
+            with pytest.raises(GovgwClientError) as e:
+                gw.list_datasets()
+            assert e.value.code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        h.stop()
+
+
+def test_mutual_tls_identifies_the_caller_by_certificate(tmp_path) -> None:
+    data_dir = tmp_path / "data"
+    keys, demo = make_data_dir(data_dir, persons=40, entities=10)
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir()
+    admin.callers_add(data_dir, "agency-mtls", "agency", "某局", "513221", cert_out=cert_dir)
+    admin.callers_add(data_dir, "agency-other", "agency", "某局", "513221", cert_out=cert_dir)
+    h = start(data_dir, keys, demo, tls=True, require_client_cert=True)
+    try:
+        ca = data_dir / "tls" / "ca.crt"
+        adult = demo["adult_resident"]
+        mtls = {
+            "ca_cert": ca,
+            "client_cert": cert_dir / "agency-mtls.crt",
+            "client_key": cert_dir / "agency-mtls.key",
+        }
+        with GovgwClient(h.target, options=TLS_NAME, **mtls) as gw:
             r = gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
             assert r.matched and r.receipt.claims()["caller"] == "agency-mtls"
-        # An API key over TLS works too; a certificate-less, key-less call does not.
-        with GovgwClient(h.target, ca_cert=ca, api_key=keys["agency-civil"], options=options) as gw:
-            assert gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE).matched
-        with GovgwClient(h.target, ca_cert=ca, options=options) as gw:
-            expect_error(lambda: gw.list_datasets(), UNAUTH, "CREDENTIALS_MISSING")
+        # A key that names another caller than the certificate is refused.
+        with GovgwClient(h.target, options=TLS_NAME, api_key=keys["agency-civil"], **mtls) as gw:
+            expect_error(lambda: gw.list_datasets(), UNAUTH, "CREDENTIALS_CONFLICT")
+        # Without a client certificate the handshake itself fails.
+        with GovgwClient(
+            h.target, ca_cert=ca, api_key=keys["agency-civil"], options=TLS_NAME, timeout_s=2
+        ) as gw:
+            with pytest.raises(GovgwClientError) as e:
+                gw.list_datasets()
+            assert e.value.code == grpc.StatusCode.UNAVAILABLE
     finally:
         h.stop()

@@ -46,7 +46,7 @@ def id_numbers(draw: st.DrawFn) -> str:
     region = draw(st.sampled_from(["513201", "110105", "510104", "429004", "652301"]))
     born = draw(st.dates(datetime.date(1930, 1, 1), datetime.date(2025, 12, 31)))
     body = f"{region}{born:%Y%m%d}{draw(st.integers(0, 999)):03d}"
-    return body + ric.calc_check_digit(body)
+    return body + ric.calc_check_digit(body + "0")
 
 
 # --- registry ------------------------------------------------------------------

@@ -1,0 +1,208 @@
+"""Grants (授权): conditional access bound to caller, dataset, fields, purpose, expiry.
+
+The store is one JSON file, `{"version": n, "grants": [...]}`. The policy reads
+the grants as `data.grants`; the version (bumped on every change) keys the
+plan cache, so a revoked grant stops working on the next call.
+
+A server and the `govgw` CLI may both write the file: writes take an flock on
+a sibling lock file, re-read under it, and replace the file atomically (temp
+file, fsync, rename), so a reader never sees half a file and no update is
+lost. A running server notices a change made by another process by stat-ing
+the file, at most once per `refresh_interval` seconds, so the check stays off
+the hot path.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import json
+import logging
+import os
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ACTIVE = "active"
+REVOKED = "revoked"
+SUSPENDED = "suspended"
+
+
+class GrantError(ValueError):
+    """A grant operation was refused (bad argument, unknown id)."""
+
+
+def rfc3339(value: datetime | str) -> str:
+    """Normalize an expiry to RFC 3339 UTC with a Z, as the policy compares it."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as e:
+            raise GrantError(f"expires_at is not an RFC 3339 time: {e}") from e
+    if value.tzinfo is None:
+        raise GrantError("expires_at needs a time zone")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class GrantStore:
+    def __init__(self, path: Path, *, refresh_interval: float = 0.5) -> None:
+        self.path = Path(path)
+        self.refresh_interval = refresh_interval
+        self._lock = threading.RLock()
+        self._version = 0
+        self._grants: list[dict[str, Any]] = []
+        self._stamp: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) last read
+        self._checked = float("-inf")  # monotonic time of the last stat
+        self._load()
+
+    # ----- reading -----------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        self._refresh()
+        return self._version
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.snapshot()[1]
+
+    def snapshot(self) -> tuple[int, list[dict[str, Any]]]:
+        """(version, grants) read together, so a cache key and its data agree."""
+        self._refresh()
+        with self._lock:
+            return self._version, copy.deepcopy(self._grants)
+
+    def get(self, grant_id: str) -> dict[str, Any] | None:
+        return next((g for g in self.list() if g["id"] == grant_id), None)
+
+    # ----- changing ----------------------------------------------------------------------
+
+    def add(
+        self,
+        caller: str,
+        dataset: str,
+        fields: Sequence[str],
+        purpose: str,
+        expires_at: datetime | str,
+    ) -> dict[str, Any]:
+        for name, value in (("caller", caller), ("dataset", dataset), ("purpose", purpose)):
+            if not isinstance(value, str) or not value.strip():
+                raise GrantError(f"{name} is required")
+        if isinstance(fields, str) or not fields or not all(isinstance(f, str) for f in fields):
+            raise GrantError("fields must be a non-empty list of field names")
+        grant = {
+            "id": "g-" + secrets.token_hex(8),
+            "caller": caller,
+            "dataset": dataset,
+            "fields": sorted(set(fields)),
+            "purpose": purpose,
+            "expires_at": rfc3339(expires_at),
+            "status": ACTIVE,
+            "created_at": _now(),
+        }
+        with self._mutate() as grants:
+            grants.append(grant)
+        return copy.deepcopy(grant)
+
+    def revoke(self, grant_id: str, reason: str) -> dict[str, Any]:
+        with self._mutate() as grants:
+            grant = next((g for g in grants if g.get("id") == grant_id), None)
+            if grant is None:
+                raise GrantError(f"no grant {grant_id}")
+            grant.update(status=REVOKED, revoked_at=_now(), revoke_reason=reason)
+            return copy.deepcopy(grant)
+
+    @contextmanager
+    def _mutate(self) -> Iterator[list[dict[str, Any]]]:
+        """Read-modify-write under the thread lock and the cross-process file lock."""
+        with self._lock, self._file_lock():
+            self._load()  # another process may have written since our last look
+            grants = copy.deepcopy(self._grants)
+            yield grants  # an exception in the body leaves the file untouched
+            self._write(self._version + 1, grants)
+            self._load()
+
+    # ----- the file ----------------------------------------------------------------------
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _write(self, version: int, grants: list[dict[str, Any]]) -> None:
+        doc = {"version": version, "grants": grants}
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(doc, f, ensure_ascii=False, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the rename itself survives a crash
+        finally:
+            os.close(dir_fd)
+
+    def reload(self) -> None:
+        """Look at the file now, whatever the interval (e.g. right after the CLI wrote)."""
+        self._refresh(force=True)
+
+    def _refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_interval:
+            return
+        with self._lock:
+            self._checked = now
+            if _stamp(self.path) == self._stamp:
+                return
+            try:
+                self._load()
+            except (OSError, ValueError, TypeError, AttributeError) as e:
+                # A hand-edited, broken file: keep serving the last good grants and
+                # retry on the next check; writers refuse to overwrite it (_mutate).
+                log.error(
+                    "grant store %s unreadable, keeping version %d: %s",
+                    self.path,
+                    self._version,
+                    type(e).__name__,
+                )
+
+    def _load(self) -> None:
+        with self._lock:
+            self._checked = time.monotonic()
+            stamp = _stamp(self.path)
+            if stamp is None:
+                self._version, self._grants, self._stamp = 0, [], None
+                return
+            doc = json.loads(self.path.read_text(encoding="utf-8"))
+            self._version = int(doc.get("version", 0))
+            self._grants = list(doc.get("grants", []))
+            self._stamp = stamp
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

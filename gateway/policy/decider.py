@@ -1,0 +1,145 @@
+"""The decider: policy input in, Plan out, cached.
+
+A plan depends on the caller, action, dataset, purpose, grants and policy
+version, never on the record, so it is cached under exactly those. Time enters
+only through grant expiry, and a plan carries its expiry: a cached plan is not
+used past it. Every request goes through `decide`, so a hit is one dict lookup
+under a lock; the engine runs only on a miss.
+
+A policy that errors or is undefined denies (POLICY_ERROR): the decider never
+raises to the request pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.grants import GrantStore
+from gateway.plan import Plan
+from gateway.policy.engine import PolicyEngine, rego_error_text
+
+log = logging.getLogger(__name__)
+
+CacheKey = tuple[str, ...]
+
+
+def rfc3339(now: datetime) -> str:
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)  # the gateway's clock is UTC
+    return now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _expiry(plan: Plan) -> datetime | None:
+    if not plan.expires_at:
+        return None
+    try:
+        at = datetime.fromisoformat(plan.expires_at.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)  # unreadable expiry: never reuse
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+class Decider:
+    def __init__(
+        self, engine: PolicyEngine, grants: GrantStore, *, cache_size: int = 10000
+    ) -> None:
+        self.engine = engine
+        self.grants = grants
+        self.cache_size = cache_size
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[CacheKey, tuple[Plan, datetime | None]] = OrderedDict()
+        # The grants handed to the engine, rebuilt only when the store's version moves,
+        # so the engine sees the same mapping object (and skips reloading) until then.
+        self._data: tuple[int, Mapping[str, Any]] | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def decide(
+        self,
+        *,
+        caller: Mapping[str, str],
+        action: str,
+        dataset: str,
+        purpose: str,
+        now: datetime,
+    ) -> Plan:
+        grants_version, extra = self._extra_data()
+        key = (
+            str(caller.get("id", "")),
+            str(caller.get("kind", "")),
+            str(caller.get("department", "")),
+            str(caller.get("region", "")),
+            action,
+            dataset,
+            purpose,
+            str(grants_version),
+            self.engine.version,
+        )
+        aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is not None and (entry[1] is None or aware_now < entry[1]):
+                self._cache.move_to_end(key)
+                self.hits += 1
+                return entry[0]
+            self.misses += 1
+        plan, cacheable = self._evaluate(caller, action, dataset, purpose, now, extra)
+        if cacheable:
+            with self._lock:
+                self._cache[key] = (plan, _expiry(plan))
+                self._cache.move_to_end(key)
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return plan
+
+    def invalidate(self) -> None:
+        """Forget every cached plan and re-read the grants now (not at the next stat)."""
+        self.grants.reload()
+        with self._lock:
+            self._cache.clear()
+
+    def _extra_data(self) -> tuple[int, Mapping[str, Any]]:
+        data = self._data
+        if data is None or data[0] != self.grants.version:
+            version, grants = self.grants.snapshot()
+            data = (version, {"grants": grants})
+            self._data = data
+        return data
+
+    def _evaluate(
+        self,
+        caller: Mapping[str, str],
+        action: str,
+        dataset: str,
+        purpose: str,
+        now: datetime,
+        extra: Mapping[str, Any],
+    ) -> tuple[Plan, bool]:
+        version = self.engine.version
+        doc = {
+            "caller": {k: str(v) for k, v in caller.items()},
+            "action": action,
+            "dataset": dataset,
+            "purpose": purpose,
+            "now": rfc3339(now),
+        }
+        try:
+            result = self.engine.evaluate(doc, extra)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # regorus panics are BaseExceptions
+            # The message goes to the caller: never echo the input or the engine's text.
+            log.error("policy %s evaluation failed: %s", version, rego_error_text(e)[:500])
+            return Plan.deny("POLICY_ERROR", "the policy could not be evaluated", version), False
+        if result is None:
+            return Plan.deny("POLICY_ERROR", "the policy gave no decision", version), False
+        try:
+            return Plan.from_policy(result, version), True
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.error("policy %s returned a malformed plan", version)
+            return Plan.deny("POLICY_ERROR", "the policy returned a malformed plan", version), False

@@ -1,0 +1,64 @@
+# Grants (授权): conditional access, bound to caller, dataset and purpose
+# exactly (R5 purpose limitation), with an expiry. data.grants is the list the
+# gateway's grant store holds; time comes from input.now so plans are cacheable.
+package govgw.grants
+
+import rego.v1
+
+import data.govgw.plans
+
+matching contains g if {
+	some g in data.grants
+	g.caller == input.caller.id
+	g.dataset == input.dataset
+	g.purpose == input.purpose
+}
+
+now_ns := time.parse_rfc3339_ns(input.now)
+
+# A grant whose expiry is not RFC 3339 is never usable (it could not expire).
+expiry_ns(g) := time.parse_rfc3339_ns(g.expires_at) if {
+	regex.match(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$`, g.expires_at)
+}
+
+usable contains g if {
+	some g in matching
+	g.status == "active"
+	expiry_ns(g) > now_ns
+}
+
+expired contains g if {
+	some g in matching
+	g.status == "active"
+	expiry_ns(g) <= now_ns
+}
+
+# Several grants may match; the longest-lived wins, ties broken by id, so the
+# choice (and thus the plan) is deterministic.
+grant := g if {
+	some g in usable
+	every h in usable {
+		not outranks(h, g)
+	}
+}
+
+outranks(h, g) if expiry_ns(h) > expiry_ns(g)
+
+outranks(h, g) if {
+	expiry_ns(h) == expiry_ns(g)
+	h.id < g.id
+}
+
+denial := plans.deny("GRANT_EXPIRED", sprintf("the grant for dataset %s and this purpose has expired; apply again", [input.dataset])) if {
+	count(usable) == 0
+	count(expired) > 0
+}
+
+else := plans.deny("GRANT_REQUIRED", sprintf("dataset %s is conditional: it needs an active grant for this caller and purpose", [input.dataset])) if {
+	count(usable) == 0
+}
+
+# The plan fields a grant releases: those it names, among those the side releases.
+fields(released) := object.filter(released, grant.fields)
+
+plan_terms := {"grant_id": grant.id, "expires_at": grant.expires_at}

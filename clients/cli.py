@@ -568,6 +568,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.fn(args)
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as Unix tools do.
+        sys.stderr.close()
+        return 0
     except GovgwClientError as e:
         return fail(args, e.to_json(), str(e))
     except (ValueError, OSError) as e:

@@ -1,7 +1,7 @@
 """`make bench`: the gateway side by side with a bare gRPC echo server.
 
 One run measures, with the same asyncio client, concurrency and payload size:
-  - echo:     a bare grpcio server that returns a fixed payload the size of a
+  - echo:     a bare grpc.aio server (the gateway's framework) returning a payload the size of a
               VerifyIdentity response (the floor any Python gRPC service pays);
   - verify:   VerifyIdentity (policy, pool read, receipt, durable audit);
   - lookup:   Lookup of four masked population fields;
@@ -139,7 +139,7 @@ def _known_persons(n: int) -> list[dict[str, str]]:
 
 
 # -- servers -------------------------------------------------------------------
-def start_gateway(data_dir: Path, workers: int) -> tuple[subprocess.Popen, int]:
+def start_gateway(data_dir: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -151,8 +151,6 @@ def start_gateway(data_dir: Path, workers: int) -> tuple[subprocess.Popen, int]:
             str(data_dir),
             "--listen",
             f"127.0.0.1:{port}",
-            "--max-workers",
-            str(workers),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -161,10 +159,10 @@ def start_gateway(data_dir: Path, workers: int) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def start_echo(workers: int, payload: int) -> tuple[subprocess.Popen, int]:
+def start_echo(kind: str, payload: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.echo", str(port), str(workers), str(payload)],
+        [sys.executable, "-m", "bench.echo", str(port), str(payload), kind],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -269,7 +267,6 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--concurrency", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=32)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -280,13 +277,15 @@ def main() -> None:
     for size in sizes:
         data_dir, key, known = prepare(size)
         # Payload sizes matched to the gateway's: request ~ 60 bytes, response ~ 420 bytes.
-        echo, eport = start_echo(args.workers, 420)
-        try:
-            rows.append((size, measure("echo", eport, echo_call(420), echo, args)))
-        finally:
-            echo.terminate()
-            echo.wait()
-        gw, gport = start_gateway(data_dir, args.workers)
+        for kind in ("aio", "sync"):
+            echo, eport = start_echo(kind, 420)
+            try:
+                name = "echo" if kind == "aio" else "echo_sync"
+                rows.append((size, measure(name, eport, echo_call(420), echo, args)))
+            finally:
+                echo.terminate()
+                echo.wait()
+        gw, gport = start_gateway(data_dir)
         try:
             verify, lookup = gateway_calls(key, known)
             rows.append((size, measure("verify_identity", gport, verify, gw, args)))

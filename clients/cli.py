@@ -248,7 +248,7 @@ def _serve_config(args: argparse.Namespace):
         listen=args.listen,
         tls=args.tls,
         require_client_cert=args.require_client_cert,
-        max_workers=args.max_workers,
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
     )
 
 
@@ -451,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--listen", default="127.0.0.1:50051")
         sp.add_argument("--tls", action="store_true", help="serve TLS with <data-dir>/tls")
         sp.add_argument("--require-client-cert", action="store_true", help="mTLS only")
-        sp.add_argument("--max-workers", type=int, default=32)
+        sp.add_argument(
+            "--max-concurrent-rpcs", type=int, default=1024, help="beyond this, RESOURCE_EXHAUSTED"
+        )
 
     data_dir(cmd(sub, "init", cmd_init, "create the data directory and its keys"))
     serving(cmd(sub, "serve", cmd_serve, "serve the gateway"))

@@ -14,6 +14,7 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -22,6 +23,8 @@ from pathlib import Path
 
 KINDS = ("agency", "counter", "public")
 KEY_PREFIX = "gk_"
+# How long a change made by another process (the CLI) may take to be seen.
+REFRESH_S = 0.1
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 _REGION_RE = re.compile(r"^\d{6}$")
 
@@ -63,6 +66,7 @@ class CallerRegistry:
         self._by_digest: dict[str, Caller] = {}
         self._by_id: dict[str, Caller] = {}
         self._stamp: tuple[int, int, int] | None = None
+        self._checked = float("-inf")
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS callers (id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
@@ -106,16 +110,17 @@ class CallerRegistry:
             cur = db.execute("UPDATE callers SET status = ? WHERE id = ?", (status, caller_id))
             if cur.rowcount == 0:
                 raise CallerError(f"id: no caller {caller_id!r}")
+        self._refresh(0.0)
         caller = self.get(caller_id)
         assert caller is not None
         return caller
 
     def list(self) -> list[Caller]:
-        self._refresh()
+        self._refresh(REFRESH_S)
         return sorted(self._by_id.values(), key=lambda c: c.id)
 
     def get(self, caller_id: str) -> Caller | None:
-        self._refresh()
+        self._refresh(REFRESH_S)
         return self._by_id.get(caller_id)
 
     def by_api_key(self, api_key: str) -> Caller | None:
@@ -124,16 +129,26 @@ class CallerRegistry:
         The lookup is keyed by the digest of the presented key, so its timing
         depends on the digest, not on how much of a stored key was guessed.
         """
-        self._refresh()
-        return self._by_digest.get(key_digest(api_key))
+        digest = key_digest(api_key)
+        self._refresh(REFRESH_S)
+        caller = self._by_digest.get(digest)
+        if caller is None:
+            # A caller the CLI added a moment ago is found at once.
+            self._refresh(0.0)
+            caller = self._by_digest.get(digest)
+        return caller
 
-    def _refresh(self) -> None:
+    def _refresh(self, max_age_s: float = 0.0) -> None:
         """Reload when the registry file changed.
 
-        The CLI adds and suspends callers from another process; a stat per
-        call (about a microsecond) makes that take effect on the next call,
-        and a suspension must not wait.
+        The CLI adds and suspends callers from another process. The file is
+        stat-ed at most every `max_age_s` (a suspension takes effect within
+        REFRESH_S; a system call per request would cost the event loop more).
         """
+        now = time.monotonic()
+        if max_age_s and now - self._checked < max_age_s:
+            return
+        self._checked = now
         st = os.stat(self.path)
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._stamp:

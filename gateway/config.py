@@ -54,7 +54,7 @@ class ServeConfig:
     listen: str = DEFAULT_LISTEN
     tls: bool = False  # serve TLS with the certificates in <data-dir>/tls
     require_client_cert: bool = False  # mTLS only: no API-key-only callers
-    max_workers: int = 32
+    max_concurrent_rpcs: int = 1024
     grace_s: float = 5.0
     policy_dir: Path = DEFAULT_POLICY_DIR
     catalog_path: Path = DEFAULT_CATALOG

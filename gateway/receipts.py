@@ -9,6 +9,7 @@ the SDK ships.
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from datetime import UTC, datetime
@@ -30,6 +31,10 @@ def _rfc3339(moment: datetime) -> str:
 class ReceiptSigner:
     def __init__(self, key: ReceiptSigningKey) -> None:
         self._key = key
+        # Unique, not secret (the signature is what protects a receipt): a
+        # random per-signer prefix and a counter, no system call per receipt.
+        self._id_prefix = uuid.uuid4().hex[:20]
+        self._ids = itertools.count(1)
 
     @property
     def key_id(self) -> str:
@@ -58,7 +63,7 @@ class ReceiptSigner:
         empty = [k for k, v in named.items() if not isinstance(v, str) or not v]
         if empty:
             raise ValueError(f"receipt fields must be non-empty strings: {', '.join(empty)}")
-        receipt_id = "rcpt_" + uuid.uuid4().hex
+        receipt_id = f"rcpt_{self._id_prefix}{next(self._ids):012x}"
         payload = canonical_json(
             {
                 **named,

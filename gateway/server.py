@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
-from concurrent import futures
 from types import FrameType
 
 import grpc
@@ -19,7 +19,8 @@ from govgw.v1 import (
     verification_pb2,
     verification_pb2_grpc,
 )
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gateway.config import ServeConfig
@@ -31,6 +32,7 @@ from gateway.services.verification import VerificationService
 from gateway.tls import ensure_server_material
 
 log = logging.getLogger("govgw.server")
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 SERVICE_NAMES = (
     verification_pb2.DESCRIPTOR.services_by_name["VerificationService"].full_name,
@@ -41,48 +43,81 @@ SERVICE_NAMES = (
 
 
 class GatewayServer:
+    """grpc.aio on an event loop of its own thread, so tests and `serve` run it alike."""
+
     def __init__(self, config: ServeConfig, parts: Parts) -> None:
         config.validate()
         self.config = config
         self.parts = parts
         self.port = 0
-        self._stopped = threading.Event()
-        self._health = health.HealthServicer(experimental_non_blocking=True)
-        pipeline = Pipeline(parts)
-        self._server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-            # Beyond this many queued calls gRPC answers RESOURCE_EXHAUSTED at
-            # once instead of letting latency grow without bound.
-            maximum_concurrent_rpcs=config.max_workers * 8,
-            options=[("grpc.so_reuseport", 0)],
-        )
-        verification_pb2_grpc.add_VerificationServiceServicer_to_server(
-            VerificationService(pipeline), self._server
-        )
-        lookup_pb2_grpc.add_LookupServiceServicer_to_server(LookupService(pipeline), self._server)
-        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(
-            CatalogService(pipeline), self._server
-        )
-        receipt_pb2_grpc.add_ReceiptServiceServicer_to_server(
-            ReceiptService(pipeline), self._server
-        )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
-        )
+        self._ready = threading.Event()
+        self._done = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._grace = config.grace_s
+        self._thread = threading.Thread(target=self._run, name="grpc-loop", daemon=True)
 
     def start(self) -> int:
-        if self.config.tls:
-            self.port = self._server.add_secure_port(self.config.listen, self._credentials())
-        else:
-            self.port = self._server.add_insecure_port(self.config.listen)
-        if self.port == 0:
-            raise OSError(f"could not bind {self.config.listen}")
-        self._server.start()
-        for name in ("", *SERVICE_NAMES):
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise self._startup_error
         log.info("serving on port %d (%s)", self.port, "TLS" if self.config.tls else "plaintext")
         return self.port
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except (
+            BaseException
+        ) as e:  # surfaced to start() or logged; the thread must not die silently
+            if not self._ready.is_set():
+                self._startup_error = e
+                self._ready.set()
+            else:
+                log.error("server loop stopped by %s", type(e).__name__)
+        finally:
+            self._done.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        server = grpc.aio.server(
+            # Beyond this many calls in flight gRPC answers RESOURCE_EXHAUSTED
+            # at once instead of letting latency grow without bound.
+            maximum_concurrent_rpcs=self.config.max_concurrent_rpcs,
+            options=[("grpc.so_reuseport", 0)],
+        )
+        pipeline = Pipeline(self.parts)
+        verification_pb2_grpc.add_VerificationServiceServicer_to_server(
+            VerificationService(pipeline), server
+        )
+        lookup_pb2_grpc.add_LookupServiceServicer_to_server(LookupService(pipeline), server)
+        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogService(pipeline), server)
+        receipt_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(pipeline), server)
+        health = HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME), server
+        )
+        if self.config.tls:
+            self.port = server.add_secure_port(self.config.listen, self._credentials())
+        else:
+            self.port = server.add_insecure_port(self.config.listen)
+        if self.port == 0:
+            raise OSError(f"could not bind {self.config.listen}")
+        await server.start()
+        for name in ("", *SERVICE_NAMES):
+            await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._ready.set()
+        await self._stop_requested.wait()
+        # Stop taking calls, let calls in flight finish, then close the audit trail.
+        await health.enter_graceful_shutdown()
+        await server.stop(self._grace)
+        self.parts.audit.close()
+        self.parts.pool.close()
+        log.info("stopped")
 
     def _credentials(self) -> grpc.ServerCredentials:
         d = ensure_server_material(self.config.data_dir)
@@ -93,18 +128,18 @@ class GatewayServer:
         )
 
     def stop(self, grace: float | None = None) -> None:
-        """Stop taking calls, let calls in flight finish, then close the audit trail."""
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        self._health.enter_graceful_shutdown()
-        self._server.stop(self.config.grace_s if grace is None else grace).wait()
-        self.parts.audit.close()
-        self.parts.pool.close()
-        log.info("stopped")
+        """Graceful stop; returns when the server and the audit trail are closed."""
+        if grace is not None:
+            self._grace = grace
+        loop, requested = self._loop, self._stop_requested
+        if loop is not None and requested is not None and not self._done.is_set():
+            loop.call_soon_threadsafe(requested.set)
+        self._done.wait()
 
     def wait(self) -> None:
-        self._stopped.wait()
+        # Wake up now and then so signal handlers run in the main thread.
+        while not self._done.wait(0.5):
+            pass
 
     def install_signal_handlers(self) -> None:
         def handle(signum: int, _frame: FrameType | None) -> None:

@@ -6,6 +6,8 @@ check character). Errors name the field and what is wrong, never the value.
 
 from __future__ import annotations
 
+from datetime import date
+
 from stdnum import exceptions as stdnum_exc
 from stdnum.cn import ric, uscc
 
@@ -15,24 +17,74 @@ PERSON = "person"
 LEGAL_ENTITY = "legal_entity"
 
 
+# GB/T 2260 province-level codes (the first two digits of an ID number).
+PROVINCES = frozenset(
+    [
+        "11",
+        "12",
+        "13",
+        "14",
+        "15",
+        "21",
+        "22",
+        "23",
+        "31",
+        "32",
+        "33",
+        "34",
+        "35",
+        "36",
+        "37",
+        "41",
+        "42",
+        "43",
+        "44",
+        "45",
+        "46",
+        "50",
+        "51",
+        "52",
+        "53",
+        "54",
+        "61",
+        "62",
+        "63",
+        "64",
+        "65",
+        "71",
+        "81",
+        "82",
+    ]
+)
+
+
 def normalize_id_number(value: str, field_name: str = "id_number") -> str:
-    """Return the compact upper-case ID number or raise INVALID_ARGUMENT."""
+    """Return the compact upper-case ID number or raise INVALID_ARGUMENT.
+
+    Checks length, digits, the MOD 11-2 check digit and the birth date with
+    python-stdnum, and the province code. It does not call stdnum's full
+    `validate`: its county lookup costs ~200 µs a call (on every request) and
+    its table rejects real numbers issued under codes it dates differently,
+    while an ID number keeps its county code for life.
+    """
     raw = (value or "").strip()
     if not raw:
         raise invalid(field_name, "is required", "ID_NUMBER_MISSING")
+    # The separators people type; stdnum's compact() does the same, more slowly.
+    number = raw.replace(" ", "").replace("-", "").upper()
+    if len(number) != 18:
+        raise invalid(field_name, "must be 18 characters", "ID_NUMBER_LENGTH")
+    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+        raise invalid(field_name, "must be 17 digits and a check digit", "ID_NUMBER_FORMAT")
+    if number[17] != ric.calc_check_digit(number):
+        raise invalid(field_name, "check digit does not match", "ID_NUMBER_CHECK_DIGIT")
     try:
-        compact = ric.compact(raw).upper()
-        if len(compact) != 18:
-            raise invalid(field_name, "must be 18 characters", "ID_NUMBER_LENGTH")
-        return ric.validate(compact)
-    except stdnum_exc.InvalidChecksum as e:
-        raise invalid(field_name, "check digit does not match", "ID_NUMBER_CHECK_DIGIT") from e
-    except stdnum_exc.InvalidComponent as e:
-        raise invalid(
-            field_name, "birth date or region part is not valid", "ID_NUMBER_COMPONENT"
-        ) from e
+        born = ric.get_birth_date(number)
     except stdnum_exc.ValidationError as e:
-        raise invalid(field_name, "is not a valid ID number", "ID_NUMBER_FORMAT") from e
+        raise invalid(field_name, "birth date part is not a date", "ID_NUMBER_COMPONENT") from e
+    if born.year < 1870 or born > date.today() or number[:2] not in PROVINCES:
+        raise invalid(field_name, "birth date or region part is not valid", "ID_NUMBER_COMPONENT")
+    return number
 
 
 def normalize_uscc(value: str, field_name: str = "uscc") -> str:

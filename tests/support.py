@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,3 +119,17 @@ def expect_error(
         assert e.request_id.startswith("req_"), e
         return e
     raise AssertionError(f"expected {code.name} {reason}, call succeeded")
+
+
+def eventually(fn: Any, within_s: float = 2.0) -> Any:
+    """For changes the CLI writes from another process, which a running server sees shortly."""
+    from clients.sdk import GovgwClientError
+
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return fn()
+        except (GovgwClientError, AssertionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

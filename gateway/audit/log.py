@@ -20,6 +20,7 @@ record without `hash`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -29,7 +30,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -249,22 +250,34 @@ class _Pending:
         return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # it may have been cancelled by a timeout
+        future.set_result(None)
+
+
 class _Waiter:
     """One append call's wake-up: a lock held until all its records are done.
 
     Only the writer thread touches `left` and releases the lock, so waking a
     caller costs one lock release: no shared condition for a whole batch of
-    woken threads to queue on again.
+    woken threads to queue on again. An asyncio caller passes `notify`, which
+    the writer calls instead of making a thread wait on the lock.
     """
 
-    __slots__ = ("error", "left", "lock", "refs")
+    __slots__ = ("error", "left", "lock", "notify", "refs")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, notify: Callable[[], None] | None = None) -> None:
         self.lock = threading.Lock()
         self.lock.acquire()
         self.left = n
         self.refs: list[AuditRecordRef | None] = [None] * n
         self.error: AuditUnavailable | None = None
+        self.notify = notify
+
+    def _finish(self) -> None:
+        self.lock.release()
+        if self.notify is not None:
+            self.notify()
 
     def done(self, index: int, ref: AuditRecordRef | None) -> None:
         if self.error is not None:
@@ -272,12 +285,12 @@ class _Waiter:
         self.refs[index] = ref
         self.left -= 1
         if self.left == 0:
-            self.lock.release()
+            self._finish()
 
     def fail(self, error: AuditUnavailable) -> None:
         if self.error is None and self.left > 0:
             self.error = error
-            self.lock.release()
+            self._finish()
 
 
 @dataclass(frozen=True)
@@ -397,10 +410,43 @@ class AuditLog:
         self, events: Sequence[Mapping[str, Any]], timeout: float | None = None
     ) -> list[AuditRecordRef]:
         """Record several events, contiguously; returns once all are durable."""
-        pending = [_Pending(e) for e in events]
-        if not pending:
+        if not events:
             return []
-        waiter = _Waiter(len(pending))
+        pending, waiter = self._enqueue(events, None)
+        if not waiter.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            self._abandon(pending, timeout)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.refs  # type: ignore[return-value]
+
+    async def append_many_async(
+        self, events: Sequence[Mapping[str, Any]], timeout: float | None = None
+    ) -> list[AuditRecordRef]:
+        """As append_many, for an asyncio caller: the event loop is not blocked."""
+        if not events:
+            return []
+        loop = asyncio.get_running_loop()
+        durable = loop.create_future()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(_resolve, durable)
+
+        pending, waiter = self._enqueue(events, notify)
+        try:
+            # asyncio.timeout, not wait_for: no extra task per call on the hot path.
+            async with asyncio.timeout(timeout):
+                await durable
+        except TimeoutError:
+            self._abandon(pending, timeout)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.refs  # type: ignore[return-value]
+
+    def _enqueue(
+        self, events: Sequence[Mapping[str, Any]], notify: Callable[[], None] | None
+    ) -> tuple[list[_Pending], _Waiter]:
+        pending = [_Pending(e) for e in events]
+        waiter = _Waiter(len(pending), notify)
         with self._cond:
             self._check_open()
             # Stamped under the lock so that time order follows seq order.
@@ -410,11 +456,7 @@ class AuditLog:
                 p.ts, p.waiter, p.index, p.ticket = ts, waiter, i, self._tickets
             self._queue.extend(pending)
             self._cond.notify()
-        if not waiter.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
-            self._abandon(pending, timeout)
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.refs  # type: ignore[return-value]
+        return pending, waiter
 
     def close(self) -> None:
         """Write what is pending, stop the writer and close the file."""

@@ -92,7 +92,7 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
         self.pipeline = pipeline
         self.parts = pipeline.parts
 
-    def ListDatasets(self, request: catalog_pb2.ListDatasetsRequest, context):
+    async def ListDatasets(self, request: catalog_pb2.ListDatasetsRequest, context):
         def parse() -> Request:
             v = validation.Violations()
             purpose = v.check(validation.purpose, request.purpose or DEFAULT_PURPOSE)
@@ -121,9 +121,9 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
                 )
             )
 
-        return self.pipeline.run(context, CATALOG_READ, parse, execute)
+        return await self.pipeline.run(context, CATALOG_READ, parse, execute)
 
-    def GetDataset(self, request: catalog_pb2.GetDatasetRequest, context):
+    async def GetDataset(self, request: catalog_pb2.GetDatasetRequest, context):
         def parse() -> Request:
             v = validation.Violations()
             purpose = v.check(validation.purpose, request.purpose or DEFAULT_PURPOSE)
@@ -143,4 +143,4 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
                 )
             )
 
-        return self.pipeline.run(context, CATALOG_READ, parse, execute)
+        return await self.pipeline.run(context, CATALOG_READ, parse, execute)

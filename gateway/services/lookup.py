@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from google.protobuf import timestamp_pb2
 from govgw.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
@@ -23,7 +23,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         self.pipeline = pipeline
         self.parts = pipeline.parts
 
-    def Lookup(self, request: lookup_pb2.LookupRequest, context):
+    async def Lookup(self, request: lookup_pb2.LookupRequest, context):
         def parse() -> Request:
             ds, keys, fields, purpose = self._parse_common(
                 request.dataset,
@@ -51,11 +51,11 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             )
             return Outcome(response)
 
-        return self.pipeline.run(context, LOOKUP, parse, execute)
+        return await self.pipeline.run(context, LOOKUP, parse, execute)
 
-    def BatchLookup(
+    async def BatchLookup(
         self, request: lookup_pb2.BatchLookupRequest, context
-    ) -> Iterator[lookup_pb2.BatchLookupResponse]:
+    ) -> AsyncIterator[lookup_pb2.BatchLookupResponse]:
         def parse() -> Request:
             ds, keys, fields, purpose = self._parse_common(
                 request.dataset,
@@ -86,7 +86,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             return Outcome(items)
 
         # Every subject's audit record is durable before the first item is sent.
-        yield from self.pipeline.run(context, LOOKUP, parse, execute)
+        for item in await self.pipeline.run(context, LOOKUP, parse, execute):
+            yield item
 
     def _parse_common(
         self,

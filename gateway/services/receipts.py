@@ -19,7 +19,7 @@ class ReceiptService(receipt_pb2_grpc.ReceiptServiceServicer):
         self.pipeline = pipeline
         self.parts = pipeline.parts
 
-    def ListReceiptKeys(self, request: receipt_pb2.ListReceiptKeysRequest, context):
+    async def ListReceiptKeys(self, request: receipt_pb2.ListReceiptKeysRequest, context):
         def parse() -> Request:
             return Request(validation.purpose(request.purpose or DEFAULT_PURPOSE), ("",))
 
@@ -39,4 +39,4 @@ class ReceiptService(receipt_pb2_grpc.ReceiptServiceServicer):
                 )
             )
 
-        return self.pipeline.run(context, KEYS_READ, parse, execute)
+        return await self.pipeline.run(context, KEYS_READ, parse, execute)

@@ -27,7 +27,7 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
         self.pipeline = pipeline
         self.parts = pipeline.parts
 
-    def VerifyIdentity(self, request: verification_pb2.VerifyIdentityRequest, context):
+    async def VerifyIdentity(self, request: verification_pb2.VerifyIdentityRequest, context):
         identity = get_predicate("identity_match")
         assert identity is not None
 
@@ -75,9 +75,9 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
             )
             return Outcome(response, answer=answer, receipt_id=_receipt_id(receipt))
 
-        return self.pipeline.run(context, VERIFY_IDENTITY, parse, execute)
+        return await self.pipeline.run(context, VERIFY_IDENTITY, parse, execute)
 
-    def VerifyAttributes(self, request: verification_pb2.VerifyAttributesRequest, context):
+    async def VerifyAttributes(self, request: verification_pb2.VerifyAttributesRequest, context):
         def parse() -> Request:
             v = validation.Violations()
             purpose = v.check(validation.purpose, request.purpose)
@@ -158,7 +158,7 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
             )
             return Outcome(response, receipt_id=_receipt_id(receipt))
 
-        return self.pipeline.run(context, VERIFY_ATTRIBUTES, parse, execute)
+        return await self.pipeline.run(context, VERIFY_ATTRIBUTES, parse, execute)
 
 
 def _receipt_id(receipt) -> str:

@@ -11,7 +11,7 @@ from clients.sdk import GovgwClient, GovgwClientError
 from gateway import admin
 from gateway.callers import CallerRegistry
 from gateway.config import ConfigError, ServeConfig
-from tests.support import Harness, expect_error, make_data_dir, start
+from tests.support import Harness, eventually, expect_error, make_data_dir, start
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 PURPOSE = "户籍业务办理"
@@ -47,8 +47,12 @@ def test_suspended_caller_is_refused(gateway: Harness) -> None:
     with gateway.client(None, api_key=doc["api_key"]) as gw:
         assert gw.list_datasets()
         registry.set_status("agency-suspended", "suspended")
-        expect_error(
-            lambda: gw.list_datasets(), grpc.StatusCode.PERMISSION_DENIED, "CALLER_SUSPENDED"
+        # The CLI suspends from another process; the server sees it within REFRESH_S.
+        eventually(
+            lambda: expect_error(
+                lambda: gw.list_datasets(), grpc.StatusCode.PERMISSION_DENIED, "CALLER_SUSPENDED"
+            ),
+            within_s=1.0,
         )
 
 

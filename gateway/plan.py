@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from gateway.catalog import Treatment
@@ -97,7 +98,7 @@ class Plan:
             "policy_version": self.policy_version,
         }
 
-    @property
+    @cached_property
     def hash(self) -> str:
         """Stable digest of the plan, recorded in audit so decisions can be compared."""
         blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)

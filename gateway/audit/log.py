@@ -30,7 +30,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -372,19 +371,11 @@ class AuditLog:
     processes write several files.
     """
 
-    def __init__(self, path: Path, *, max_batch: int = 512, window_s: float = 0.0005) -> None:
+    def __init__(self, path: Path, *, max_batch: int = 512) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        if window_s < 0:
-            raise ValueError("window_s must not be negative")
         self.path = Path(path)
         self._max_batch = max_batch
-        # Group commit window: once a record is queued, the writer waits this
-        # long for more before it writes. Every wake-up of the writer thread
-        # is a GIL hand-off with the event loop (tens of microseconds on a
-        # busy machine); paying it once per batch instead of once per record
-        # is what lets a single process keep up.
-        self._window_s = window_s
         existed = self.path.exists()
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
@@ -407,7 +398,7 @@ class AuditLog:
         self._tickets = 0  # records ever queued
         self._taken = 0  # ticket of the last record the writer has taken
         self._closing = False
-        self._writer_idle = False  # waiting for a first record (not inside a window)
+        self._writer_idle = False  # waiting on an empty queue
         self._failure: AuditUnavailable | None = None
         self._records = 0
         self._batches = 0
@@ -481,9 +472,9 @@ class AuditLog:
                 self._tickets += 1
                 p.ts, p.waiter, p.index, p.ticket = ts, waiter, i, self._tickets
             self._queue.extend(pending)
-            # Inside a window the writer wakes by itself; waking it for every
-            # record would cost a GIL hand-off each.
-            if self._writer_idle or len(self._queue) >= self._max_batch:
+            # A busy writer takes the queue when its fsync returns; waking it
+            # for every record would only cost a GIL hand-off each.
+            if self._writer_idle:
                 self._cond.notify()
         return pending, waiter
 
@@ -536,7 +527,6 @@ class AuditLog:
                     self._writer_idle = False
                     if not self._queue:
                         return
-                    self._gather_window()
                     batch = self._queue[: self._max_batch]
                     del self._queue[: self._max_batch]
                     self._taken = batch[-1].ticket
@@ -546,15 +536,6 @@ class AuditLog:
             # The type only: an exception's text might quote an event's values.
             log.error("audit writer stopped by %s; failing closed", type(e).__name__)
             self._fail(AuditUnavailable(f"audit writer stopped: {type(e).__name__}"), batch)
-
-    def _gather_window(self) -> None:
-        """Let more records join the batch for up to the window (lock held)."""
-        deadline = time.monotonic() + self._window_s
-        while len(self._queue) < self._max_batch and not self._closing:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._cond.wait(remaining)
 
     def _commit(self, batch: list[_Pending]) -> None:
         if self._failure is not None:

@@ -13,13 +13,27 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clients import cli_mask, cli_policy
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
 from clients.sdk import GovgwClient, GovgwClientError
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+@dataclass(frozen=True)
+class CliHelpers:
+    """What a command group module needs from this one to add its verbs."""
+
+    cmd: Callable[..., Any]  # cmd(parent_subparsers, name, fn, help) -> parser
+    data_dir: Callable[[Any], None]  # adds --data-dir to a parser
+    emit: Callable[[argparse.Namespace, Any, Callable[[], str]], None]
+    fail: Callable[[argparse.Namespace, dict[str, Any], str], int]
+    table: Callable[[Sequence[Sequence[str]]], str]
+    client: Callable[[argparse.Namespace], GovgwClient]
 
 
 # -- output ------------------------------------------------------------------
@@ -555,6 +569,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", required=True
     )
     data_dir(cmd(audit, "verify", cmd_audit_verify, "check the hash chain"))
+
+    # Command groups kept in modules of their own register here.
+    helpers = CliHelpers(
+        cmd=cmd, data_dir=data_dir, emit=emit, fail=fail, table=table, client=client
+    )
+    for register in (cli_mask.register, cli_policy.register):
+        register(sub, helpers)
     return p
 
 

@@ -1,0 +1,12 @@
+"""`govgw policy ...`: check, test, version, preview, activate and roll back policies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clients.cli import CliHelpers
+
+
+def register(sub: Any, h: CliHelpers) -> None:
+    """Add this group's verbs to the `govgw` parser (none yet)."""

@@ -209,19 +209,25 @@ def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
         return keys
     try:
         doc = json.loads(data)
-        entries = doc["keys"]
-        if not isinstance(entries, list):
-            raise TypeError
-    except (ValueError, KeyError, TypeError) as e:
+    except ValueError as e:
         raise KeySetError(f"{path}: neither a PEM public key nor a JSON keyset") from e
+    return public_keys_from_keyset(doc, str(path))
+
+
+def public_keys_from_keyset(doc: Any, where: str = "keyset") -> dict[str, Ed25519PublicKey]:
+    """Keys by key id from a keyset document (what ListReceiptKeys returns)."""
+    entries = doc.get("keys") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise KeySetError(f"{where}: neither a PEM public key nor a JSON keyset")
+    keys: dict[str, Ed25519PublicKey] = {}
     for i, entry in enumerate(entries):
-        where = f"{path}: keys[{i}]"
+        at = f"{where}: keys[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("key_id"), str):
-            raise KeySetError(f"{where}: key_id missing")
+            raise KeySetError(f"{at}: key_id missing")
         if entry.get("algorithm") != ALGORITHM:
-            raise KeySetError(f"{where}: algorithm must be {ALGORITHM!r}")
+            raise KeySetError(f"{at}: algorithm must be {ALGORITHM!r}")
         pem = entry.get("public_key_pem")
         if not isinstance(pem, str):
-            raise KeySetError(f"{where}: public_key_pem missing")
-        _add(keys, entry["key_id"], _load_pem(pem.encode(), where))
+            raise KeySetError(f"{at}: public_key_pem missing")
+        _add(keys, entry["key_id"], _load_pem(pem.encode(), at))
     return keys

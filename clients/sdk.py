@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from google.rpc import error_details_pb2
 from govgw.v1 import (
     catalog_pb2,
@@ -34,7 +32,9 @@ from stdnum.cn import ric
 
 from clients.receipts import (
     SignedReceipt,
+    keyset_document,
     load_public_keys,
+    public_keys_from_keyset,
     verify_receipt,
 )
 
@@ -347,29 +347,17 @@ class GovgwClient:
 
     def keyset(self) -> dict[str, Any]:
         """The gateway's receipt keys in the keyset file format `receipt verify` reads."""
-        return {
-            "keys": [
-                {"key_id": k.key_id, "algorithm": k.algorithm, "public_key_pem": k.public_key_pem}
-                for k in self.receipt_keys()
-            ]
-        }
+        return keyset_document(
+            (k.key_id, k.algorithm, k.public_key_pem) for k in self.receipt_keys()
+        )
 
     def _checked(self, receipt: SignedReceipt | None) -> SignedReceipt | None:
         if receipt is None or not self.verify_receipts:
             return receipt
         if self._keys is None or receipt.key_id not in self._keys:
-            self._keys = _keys_from_keyset(self.keyset())
+            self._keys = public_keys_from_keyset(self.keyset(), "gateway keyset")
         verify_receipt(receipt, self._keys)
         return receipt
-
-
-def _keys_from_keyset(keyset: Mapping[str, Any]) -> dict[str, Ed25519PublicKey]:
-    out = {}
-    for k in keyset["keys"]:
-        key = serialization.load_pem_public_key(k["public_key_pem"].encode())
-        if isinstance(key, Ed25519PublicKey):
-            out[k["key_id"]] = key
-    return out
 
 
 def guess_kind(subject_key: str) -> str:

@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from clients.receipts import keyset_document
 from gateway import keys
 from gateway.callers import CallerRegistry
 from gateway.catalog import load as load_catalog
 from gateway.config import Layout, ServeConfig
+from gateway.receipts import ReceiptSigner
 
 DEMO_CALLERS = (
     # id, kind, department, region
@@ -32,20 +34,8 @@ def init(data_dir: Path) -> dict[str, Any]:
     ring = keys.load_or_generate(layout.data_dir)
     keyset = layout.data_dir / "keys" / "receipt-keys.json"
     keyset.parent.mkdir(parents=True, exist_ok=True)
-    keyset.write_text(
-        json.dumps(
-            {
-                "keys": [
-                    {
-                        "key_id": ring.receipt_key.key_id,
-                        "algorithm": "ed25519",
-                        "public_key_pem": ring.receipt_key.public_pem(),
-                    }
-                ]
-            },
-            indent=2,
-        )
-    )
+    signer = ReceiptSigner(ring.receipt_key)
+    keyset.write_text(json.dumps(keyset_document(signer.public_keys()), indent=2))
     return {"data_dir": str(layout.data_dir), "keyset": str(keyset)}
 
 

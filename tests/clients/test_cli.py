@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from stdnum.cn import ric
 
 from gateway.audit import verify_chain
+from tests.support import free_port, serve_subprocess
 
 PURPOSE = "户籍业务办理"
 
@@ -43,12 +42,6 @@ def person(order: int, name: str) -> dict[str, str]:
         "region_code": "513221",
         "phone": "13980001234",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -89,30 +82,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     )
     key = json.loads(added.stdout)["api_key"]
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "clients.cli",
-            "serve",
-            "--data-dir",
-            str(data),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise AssertionError("govgw serve did not start") from None
-            time.sleep(0.1)
+    server = serve_subprocess(data, port)
     yield {
         "data": data,
         "key": key,

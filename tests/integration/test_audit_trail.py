@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +15,7 @@ import pytest
 from clients.sdk import GovgwClient, GovgwClientError
 from gateway import admin
 from gateway.audit import verify_chain
-from tests.support import Harness, expect_error, make_data_dir, start
+from tests.support import Harness, expect_error, free_port, make_data_dir, serve_subprocess, start
 
 PURPOSE = "户籍业务办理"
 
@@ -107,45 +104,12 @@ def test_audit_that_cannot_be_written_fails_the_call_closed(tmp_path: Path) -> N
         h.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_serving(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("server did not start")
-
-
 @pytest.mark.timeout(180)
 def test_sigkill_under_load_loses_no_answered_call(tmp_path: Path) -> None:
     """Every response a client received has its audit record, and the chain verifies."""
     data_dir = tmp_path / "data"
     keys, demo = make_data_dir(data_dir, persons=60, entities=10)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "clients.cli",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--listen",
-            f"127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = serve_subprocess(data_dir, port := free_port())
     answered: list[str] = []
     failures: list[str] = []
     stop = threading.Event()
@@ -163,7 +127,6 @@ def test_sigkill_under_load_loses_no_answered_call(tmp_path: Path) -> None:
                         return
 
     try:
-        _wait_serving(port, proc)
         threads = [threading.Thread(target=load) for _ in range(6)]
         for t in threads:
             t.start()

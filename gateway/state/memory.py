@@ -1,0 +1,154 @@
+"""In-process state: the embedded default for a single gateway process.
+
+Everything runs on the server's one event loop, so no lock is needed: no
+await happens between a check and its update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from gateway.state.base import (
+    ADMITTED,
+    IN_FLIGHT_FULL,
+    SUSPENDED,
+    Observation,
+    Slot,
+    StateBackend,
+    Verdict,
+    Window,
+)
+
+
+class _Log:
+    """A sliding-window log: every hit's time (count windows) or each member's last time."""
+
+    def __init__(self) -> None:
+        self.hits: deque[float] = deque()
+        self.members: dict[str, float] = {}
+
+    def trim(self, horizon: float) -> None:
+        while self.hits and self.hits[0] <= horizon:
+            self.hits.popleft()
+        if self.members:
+            for m in [m for m, t in self.members.items() if t <= horizon]:
+                del self.members[m]
+
+    def size(self, distinct: bool) -> int:
+        return len(self.members) if distinct else len(self.hits)
+
+    def oldest(self, distinct: bool) -> float:
+        return min(self.members.values()) if distinct else self.hits[0]
+
+
+class InProcessState(StateBackend):
+    shared = False
+
+    def __init__(self) -> None:
+        self._logs: dict[str, _Log] = {}
+        self._slots: dict[str, dict[str, float]] = {}
+        self._suspended: dict[str, str] = {}
+        self._claims: dict[str, float] = {}
+        self._grants_version = 0
+        self._watchers: list[Callable[[str], None]] = []
+
+    def _log(self, key: str) -> _Log:
+        log = self._logs.get(key)
+        if log is None:
+            log = self._logs[key] = _Log()
+        return log
+
+    async def admit(
+        self, caller_id: str, windows: Sequence[Window], slot: Slot | None, token: str, now: float
+    ) -> Verdict:
+        if caller_id in self._suspended:
+            return Verdict(SUSPENDED)
+        for i, w in enumerate(windows):
+            log = self._log(w.key)
+            log.trim(now - w.window_s)
+            distinct = bool(w.member)
+            if distinct and w.member in log.members:
+                continue  # a member already counted does not count again
+            if log.size(distinct) >= w.limit:
+                retry = (
+                    log.oldest(distinct) + w.window_s - now if log.size(distinct) else w.window_s
+                )
+                return Verdict(i, max(retry, 0.001))
+        if slot is not None:
+            holders = self._slots.setdefault(slot.key, {})
+            for t in [t for t, exp in holders.items() if exp <= now]:
+                del holders[t]
+            if len(holders) >= slot.limit:
+                return Verdict(IN_FLIGHT_FULL, 0.05)
+            holders[token] = now + slot.ttl_s
+        for w in windows:
+            log = self._log(w.key)
+            if w.member:
+                log.members[w.member] = now
+            else:
+                log.hits.append(now)
+        return Verdict(ADMITTED)
+
+    async def release(self, slot: Slot, token: str) -> None:
+        self._slots.get(slot.key, {}).pop(token, None)
+
+    async def observe(
+        self, caller_id: str, subject: str, no_match: bool, window_s: float, token: str, now: float
+    ) -> Observation:
+        horizon = now - window_s
+        answered, misses, subjects = (
+            self._log(f"obs:{caller_id}:{part}") for part in ("answered", "no_match", "subjects")
+        )
+        answered.hits.append(now)
+        if no_match:
+            misses.hits.append(now)
+        if subject:
+            subjects.members[subject] = now
+        for log in (answered, misses, subjects):
+            log.trim(horizon)
+        return Observation(len(answered.hits), len(misses.hits), len(subjects.members))
+
+    async def suspend(self, caller_id: str, reason: str) -> bool:
+        new = caller_id not in self._suspended
+        self._suspended[caller_id] = reason
+        return new
+
+    async def reinstate(self, caller_id: str) -> bool:
+        return self._suspended.pop(caller_id, None) is not None
+
+    async def suspended(self) -> dict[str, str]:
+        return dict(self._suspended)
+
+    async def claim(self, key: str, ttl_s: float) -> bool:
+        now = asyncio.get_running_loop().time()
+        exp = self._claims.get(key)
+        if exp is not None and exp > now:
+            return False
+        self._claims[key] = now + ttl_s
+        if len(self._claims) > 100_000:  # keep memory bounded: drop lapsed claims
+            for k in [k for k, e in self._claims.items() if e <= now]:
+                del self._claims[k]
+        return True
+
+    async def grants_version(self) -> int:
+        return self._grants_version
+
+    async def bump_grants_version(self) -> int:
+        self._grants_version += 1
+        await self.publish_invalidation(f"grants:{self._grants_version}")
+        return self._grants_version
+
+    async def watch(self, on_invalidate: Callable[[str], None]) -> None:
+        self._watchers.append(on_invalidate)
+
+    async def publish_invalidation(self, message: str) -> None:
+        for cb in list(self._watchers):
+            cb(message)
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self._watchers.clear()

@@ -1,0 +1,218 @@
+"""Redis state: several gateway processes share limits, suspensions, nonces
+and cache invalidation through one Redis (redis.asyncio on the request path).
+
+Each check-and-count is one Lua script, so a call costs one round trip and
+is applied all or nothing even with many processes racing. Any Redis error
+becomes UNAVAILABLE STATE_UNAVAILABLE: the gateway fails closed, and the
+connection pool reconnects by itself on a later call once Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from gateway.state.base import (
+    ADMITTED,
+    INVALIDATION_CHANNEL,
+    Observation,
+    Slot,
+    StateBackend,
+    Verdict,
+    Window,
+    state_unavailable,
+)
+
+log = logging.getLogger("govgw.state")
+T = TypeVar("T")
+PREFIX = "govgw:"
+SUSPENDED_KEY = PREFIX + "suspended"
+GRANTS_VERSION_KEY = PREFIX + "grants_version"
+# Short timeouts: a call waiting on a dead Redis should fail in well under a second.
+CONNECT_TIMEOUT_S = 0.5
+SOCKET_TIMEOUT_S = 1.0
+
+# KEYS: suspended hash, slot key, window keys...
+# ARGV: caller, now, token, slot limit (0 = none), slot ttl, then limit, window, member per window.
+_ADMIT = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {-3, '0'} end
+local now = tonumber(ARGV[2])
+local n = #KEYS - 2
+for i = 1, n do
+  local k = KEYS[i + 2]
+  local b = 5 + (i - 1) * 3
+  local limit, win, member = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), ARGV[b + 3]
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - win)
+  if member == '' or not redis.call('ZSCORE', k, member) then
+    local size = redis.call('ZCARD', k)
+    if size >= limit then
+      local retry = win
+      if size > 0 then
+        local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+        retry = tonumber(oldest[2]) + win - now
+      end
+      return {i - 1, tostring(retry)}
+    end
+  end
+end
+local slot_limit = tonumber(ARGV[4])
+if slot_limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= slot_limit then return {-2, '0.05'} end
+  local ttl = tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], math.ceil(ttl * 1000))
+end
+for i = 1, n do
+  local k = KEYS[i + 2]
+  local b = 5 + (i - 1) * 3
+  local win, member = tonumber(ARGV[b + 2]), ARGV[b + 3]
+  if member == '' then member = ARGV[3] end
+  redis.call('ZADD', k, now, member)
+  redis.call('PEXPIRE', k, math.ceil(win * 1000))
+end
+return {-1, '0'}
+"""
+
+# KEYS: answered, no_match, subjects. ARGV: now, window, token, no_match flag, subject.
+_OBSERVE = """
+local now, win = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+if ARGV[4] == '1' then redis.call('ZADD', KEYS[2], now, ARGV[3]) end
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], now, ARGV[5]) end
+local out = {}
+for i = 1, 3 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - win)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(win * 1000))
+  out[i] = redis.call('ZCARD', KEYS[i])
+end
+return out
+"""
+
+
+class RedisState(StateBackend):
+    shared = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._r: Any = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+            health_check_interval=5,
+        )
+        self._admit = self._r.register_script(_ADMIT)
+        self._observe = self._r.register_script(_OBSERVE)
+        self._watch_tasks: list[asyncio.Task[None]] = []
+
+    async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await op()
+        except (RedisError, OSError) as e:
+            # The error text may name the host; keep only the kind.
+            log.warning("state backend unreachable: %s", type(e).__name__)
+            raise state_unavailable() from None
+
+    async def admit(
+        self, caller_id: str, windows: Sequence[Window], slot: Slot | None, token: str, now: float
+    ) -> Verdict:
+        keys = [SUSPENDED_KEY, PREFIX + (slot.key if slot else "noslot")]
+        args: list[Any] = [caller_id, repr(now), token, slot.limit if slot else 0]
+        args.append(repr(slot.ttl_s) if slot else "0")
+        for w in windows:
+            keys.append(PREFIX + w.key)
+            args += [w.limit, repr(w.window_s), w.member]
+        blocked, retry = await self._call(lambda: self._admit(keys=keys, args=args))
+        blocked = int(blocked)
+        return Verdict(blocked, 0.0 if blocked == ADMITTED else max(float(retry), 0.001))
+
+    async def release(self, slot: Slot, token: str) -> None:
+        await self._call(lambda: self._r.zrem(PREFIX + slot.key, token))
+
+    async def observe(
+        self, caller_id: str, subject: str, no_match: bool, window_s: float, token: str, now: float
+    ) -> Observation:
+        keys = [f"{PREFIX}obs:{caller_id}:{p}" for p in ("answered", "no_match", "subjects")]
+        args = [repr(now), repr(window_s), token, "1" if no_match else "0", subject]
+        answered, misses, subjects = await self._call(lambda: self._observe(keys=keys, args=args))
+        return Observation(int(answered), int(misses), int(subjects))
+
+    async def suspend(self, caller_id: str, reason: str) -> bool:
+        return bool(await self._call(lambda: self._r.hset(SUSPENDED_KEY, caller_id, reason)))
+
+    async def reinstate(self, caller_id: str) -> bool:
+        return bool(await self._call(lambda: self._r.hdel(SUSPENDED_KEY, caller_id)))
+
+    async def suspended(self) -> dict[str, str]:
+        return dict(await self._call(lambda: self._r.hgetall(SUSPENDED_KEY)))
+
+    async def claim(self, key: str, ttl_s: float) -> bool:
+        ms = max(int(ttl_s * 1000), 1)
+        return bool(
+            await self._call(lambda: self._r.set(PREFIX + "claim:" + key, "1", nx=True, px=ms))
+        )
+
+    async def grants_version(self) -> int:
+        v = await self._call(lambda: self._r.get(GRANTS_VERSION_KEY))
+        return int(v or 0)
+
+    async def bump_grants_version(self) -> int:
+        v = int(await self._call(lambda: self._r.incr(GRANTS_VERSION_KEY)))
+        await self.publish_invalidation(f"grants:{v}")
+        return v
+
+    async def publish_invalidation(self, message: str) -> None:
+        await self._call(lambda: self._r.publish(INVALIDATION_CHANNEL, message))
+
+    async def watch(self, on_invalidate: Callable[[str], None]) -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(self._listen(on_invalidate, ready))
+        self._watch_tasks.append(task)
+        # Return once subscribed (or after a short wait if Redis is down; the
+        # listener keeps retrying in the background).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), timeout=2.0)
+
+    async def _listen(self, on_invalidate: Callable[[str], None], ready: asyncio.Event) -> None:
+        while True:
+            pubsub = self._r.pubsub()
+            try:
+                await pubsub.subscribe(INVALIDATION_CHANNEL)
+                ready.set()
+                while True:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if msg is not None:
+                        on_invalidate(str(msg["data"]))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                # Invalidations published while we were away are lost: drop
+                # every cached plan on reconnect rather than serve a stale one.
+                on_invalidate("reconnect")
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+    async def ping(self) -> None:
+        await self._call(lambda: self._r.ping())
+
+    async def aclose(self) -> None:
+        for t in self._watch_tasks:
+            t.cancel()
+        for t in self._watch_tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        self._watch_tasks.clear()
+        with contextlib.suppress(Exception):
+            await self._r.aclose()

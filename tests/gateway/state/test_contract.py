@@ -1,0 +1,229 @@
+"""One contract, two backends: the in-process state and Redis (a real redis-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.state import InProcessState, Slot, StateBackend, Window, open_state
+from gateway.state.base import ADMITTED, IN_FLIGHT_FULL, SUSPENDED
+from gateway.state.redisstate import RedisState
+from tests.gateway.state.redis_server import RedisServer
+
+Body = Callable[[StateBackend], Awaitable[None]]
+
+
+@pytest.fixture(params=["memory", "redis"])
+def run(request: pytest.FixtureRequest) -> Callable[[Body], None]:
+    """Run an async test body against a fresh backend of each kind."""
+    kind = request.param
+    server: RedisServer | None = (
+        request.getfixturevalue("redis_server") if kind == "redis" else None
+    )
+
+    def runner(body: Body) -> None:
+        async def main() -> None:
+            if server is not None:
+                server.flush()
+            state = open_state(server.url if server else "")
+            try:
+                await body(state)
+            finally:
+                await state.aclose()
+
+        asyncio.run(main())
+
+    return runner
+
+
+def test_open_state_picks_the_backend(redis_server: RedisServer, monkeypatch) -> None:
+    monkeypatch.delenv("GOVGW_REDIS_URL", raising=False)
+    assert isinstance(open_state(""), InProcessState)
+    assert isinstance(open_state(redis_server.url), RedisState)
+    monkeypatch.setenv("GOVGW_REDIS_URL", redis_server.url)
+    assert isinstance(open_state(None), RedisState)
+    with pytest.raises(ValueError):
+        open_state("http://127.0.0.1:1")
+
+
+def test_window_counts_then_refuses_with_retry(run) -> None:
+    async def body(s: StateBackend) -> None:
+        w = [Window("w:a", limit=3, window_s=10.0)]
+        now = 1000.0
+        for i in range(3):
+            assert (await s.admit("c1", w, None, f"t{i}", now + i)).admitted
+        v = await s.admit("c1", w, None, "t9", now + 3)
+        assert v.blocked == 0
+        assert v.retry_after_s == pytest.approx(7.0, abs=0.01)  # the oldest hit lapses at 1010
+        assert (await s.admit("c1", w, None, "t10", now + 10.5)).admitted  # it slid
+
+    run(body)
+
+
+def test_all_or_nothing(run) -> None:
+    """A call refused by its second window is not counted in its first."""
+
+    async def body(s: StateBackend) -> None:
+        wide, narrow = Window("w:wide", 100, 60.0), Window("w:narrow", 1, 60.0)
+        assert (await s.admit("c", [wide, narrow], None, "a", 1.0)).admitted
+        for i in range(5):
+            assert (await s.admit("c", [wide, narrow], None, f"b{i}", 2.0)).blocked == 1
+        # wide holds exactly one hit: 99 more fit
+        for i in range(99):
+            assert (await s.admit("c", [wide], None, f"c{i}", 3.0)).admitted
+        assert (await s.admit("c", [wide], None, "d", 3.0)).blocked == 0
+
+    run(body)
+
+
+def test_distinct_members(run) -> None:
+    """At most 2 distinct callers per subject; a caller already counted may come back."""
+
+    async def body(s: StateBackend) -> None:
+        def w(caller: str) -> list[Window]:
+            return [Window("subj:h1:callers", 2, 3600.0, member=caller)]
+
+        assert (await s.admit("a", w("a"), None, "1", 1.0)).admitted
+        assert (await s.admit("b", w("b"), None, "2", 2.0)).admitted
+        assert (await s.admit("a", w("a"), None, "3", 3.0)).admitted
+        v = await s.admit("c", w("c"), None, "4", 4.0)
+        assert v.blocked == 0 and v.retry_after_s == pytest.approx(3598.0, abs=0.01)
+
+    run(body)
+
+
+def test_slot_caps_in_flight_and_lapses(run) -> None:
+    async def body(s: StateBackend) -> None:
+        slot = Slot("inflight:c", limit=2, ttl_s=5.0)
+        assert (await s.admit("c", [], slot, "x", 1.0)).admitted
+        assert (await s.admit("c", [], slot, "y", 1.0)).admitted
+        assert (await s.admit("c", [], slot, "z", 1.0)).blocked == IN_FLIGHT_FULL
+        await s.release(slot, "x")
+        assert (await s.admit("c", [], slot, "z", 1.0)).admitted
+        # y and z were never released (a crashed process): they lapse after the ttl
+        assert (await s.admit("c", [], slot, "q", 7.0)).admitted
+
+    run(body)
+
+
+def test_suspension(run) -> None:
+    async def body(s: StateBackend) -> None:
+        assert await s.suspend("c", "NO_MATCH_RATIO") is True
+        assert await s.suspend("c", "NO_MATCH_RATIO") is False
+        assert await s.suspended() == {"c": "NO_MATCH_RATIO"}
+        assert (await s.admit("c", [Window("w", 5, 1.0)], None, "t", 1.0)).blocked == SUSPENDED
+        assert (await s.admit("other", [], None, "t", 1.0)).blocked == ADMITTED
+        assert await s.reinstate("c") is True
+        assert await s.reinstate("c") is False
+        assert await s.suspended() == {}
+        assert (await s.admit("c", [], None, "t", 1.0)).admitted
+
+    run(body)
+
+
+def test_observe_counts_answers_misses_and_spread(run) -> None:
+    async def body(s: StateBackend) -> None:
+        o = None
+        for i in range(6):
+            o = await s.observe("c", f"h{i % 4}", no_match=i % 3 != 0, window_s=100.0,
+                                token=f"t{i}", now=10.0 + i)  # fmt: skip
+        assert o is not None
+        assert (o.answered, o.no_match, o.distinct_subjects) == (6, 4, 4)
+        assert o.no_match_ratio == pytest.approx(4 / 6)
+        late = await s.observe("c", "h9", no_match=False, window_s=100.0, token="z", now=112.5)
+        assert (late.answered, late.no_match, late.distinct_subjects) == (
+            4,
+            2,
+            4,
+        )  # h3, h0, h1 (refreshed) and h9
+
+    run(body)
+
+
+def test_claims_are_one_time(run) -> None:
+    async def body(s: StateBackend) -> None:
+        assert await s.claim("nonce:abc", 0.3) is True
+        assert await s.claim("nonce:abc", 0.3) is False
+        assert await s.claim("nonce:def", 0.3) is True
+        await asyncio.sleep(0.4)
+        assert await s.claim("nonce:abc", 0.3) is True
+
+    run(body)
+
+
+def test_grants_version_and_invalidation(run) -> None:
+    async def body(s: StateBackend) -> None:
+        seen: list[str] = []
+        got = asyncio.Event()
+
+        def on(msg: str) -> None:
+            seen.append(msg)
+            got.set()
+
+        await s.watch(on)
+        v0 = await s.grants_version()
+        started = time.monotonic()
+        assert await s.bump_grants_version() == v0 + 1
+        await asyncio.wait_for(got.wait(), 1.0)  # within 1 s, the brief's bound
+        assert time.monotonic() - started < 1.0
+        assert f"grants:{v0 + 1}" in seen
+        await s.ping()
+
+    run(body)
+
+
+def test_invalidation_reaches_another_process_client(redis_server: RedisServer) -> None:
+    """Two RedisState objects stand in for two gateway processes."""
+
+    async def main() -> None:
+        redis_server.flush()
+        a, b = RedisState(redis_server.url), RedisState(redis_server.url)
+        got = asyncio.Event()
+        await b.watch(lambda m: got.set())
+        await a.suspend("c", "manual")
+        assert await b.suspended() == {"c": "manual"}
+        await a.bump_grants_version()
+        await asyncio.wait_for(got.wait(), 1.0)
+        await a.aclose()
+        await b.aclose()
+
+    asyncio.run(main())
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    limit=st.integers(min_value=0, max_value=6),
+    gaps=st.lists(st.floats(min_value=0.0, max_value=4.0), min_size=1, max_size=25),
+)
+def test_backends_agree(redis_server: RedisServer, limit: int, gaps: list[float]) -> None:
+    """Property: for any call timing, both backends admit exactly the same calls,
+    and no window of 10 s ever holds more than `limit` admitted calls."""
+
+    async def trace(s: StateBackend) -> list[bool]:
+        out, now = [], 0.0
+        for i, g in enumerate(gaps):
+            now += g
+            out.append((await s.admit("c", [Window("p", limit, 10.0)], None, str(i), now)).admitted)
+        return out
+
+    async def main() -> tuple[list[bool], list[bool]]:
+        redis_server.flush()
+        mem, red = InProcessState(), RedisState(redis_server.url)
+        try:
+            return await trace(mem), await trace(red)
+        finally:
+            await red.aclose()
+
+    a, b = asyncio.run(main())
+    assert a == b
+    times = [sum(gaps[: i + 1]) for i in range(len(gaps))]
+    admitted = [t for t, ok in zip(times, a, strict=True) if ok]
+    for t in admitted:
+        assert sum(1 for u in admitted if t - 10.0 < u <= t) <= limit

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients import cli_mask, cli_policy
+from clients import cli_keys, cli_mask, cli_policy
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
 from clients.sdk import GovgwClient, GovgwClientError
 
@@ -574,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     helpers = CliHelpers(
         cmd=cmd, data_dir=data_dir, emit=emit, fail=fail, table=table, client=client
     )
-    for register in (cli_mask.register, cli_policy.register):
+    for register in (cli_mask.register, cli_policy.register, cli_keys.register):
         register(sub, helpers)
     return p
 

@@ -26,17 +26,29 @@ DEMO_CALLERS = (
 )
 
 
-def init(data_dir: Path) -> dict[str, Any]:
-    """Create the data directory, keys and receipt keyset (idempotent)."""
+def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
+    """Create the data directory, keys and receipt keyset (idempotent).
+
+    `suite` picks the cipher suite of a new key ring (gateway.crypto); for an
+    existing one it must match, since a deployment's suite changes only by
+    a key rotation.
+    """
+    from gateway.crypto import DEFAULT_SUITE
+
     layout = Layout(Path(data_dir))
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     layout.audit.parent.mkdir(parents=True, exist_ok=True)
-    ring = keys.load_or_generate(layout.data_dir)
+    ring = keys.load_or_generate(layout.data_dir, suite or DEFAULT_SUITE)
+    if suite is not None and ring.suite != suite:
+        raise ValueError(
+            f"crypto: the key ring already uses {ring.suite}; a deployment picks its suite when"
+            " its keys are made (`govgw keys rotate --crypto` moves the pool keys only)"
+        )
     keyset = layout.data_dir / "keys" / "receipt-keys.json"
     keyset.parent.mkdir(parents=True, exist_ok=True)
     signer = ReceiptSigner(ring.receipt_key)
     keyset.write_text(json.dumps(keyset_document(signer.public_keys()), indent=2))
-    return {"data_dir": str(layout.data_dir), "keyset": str(keyset)}
+    return {"data_dir": str(layout.data_dir), "keyset": str(keyset), "suite": ring.suite}
 
 
 def _pool(data_dir: Path):

@@ -11,6 +11,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.crypto import DEFAULT_SUITE, get_suite
+
 # A shorter key would make pseudonyms cheap to brute-force over the small
 # space of ID numbers; KeyRing generates 32 bytes.
 MIN_PSEUDONYM_KEY_BYTES = 32
@@ -34,6 +36,9 @@ class MaskingContext:
     caller_id: str  # pseudonyms are scoped per caller
     pseudonym_key: bytes  # 32-byte secret from KeyRing.pseudonym_key
     today: datetime.date  # for age bands
+    # The deployment's cipher suite (gateway.crypto): its MAC keys pseudonyms,
+    # HMAC-SM3 under national cryptography.
+    suite: str = DEFAULT_SUITE
 
     def __post_init__(self) -> None:
         # Checked here rather than in the pseudonym operator so that a bad
@@ -51,6 +56,10 @@ class MaskingContext:
         # arithmetic depend on the time of day, so insist on a plain date.
         if not isinstance(self.today, datetime.date) or isinstance(self.today, datetime.datetime):
             raise MaskingError("masking context: today must be a datetime.date")
+        try:
+            get_suite(self.suite)
+        except ValueError:
+            raise MaskingError("masking context: unknown cipher suite") from None
 
 
 class ParamReader:

@@ -9,14 +9,13 @@ The plan maps each field that may leave to a `Treatment(operator, params)`;
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from gateway.catalog import Treatment
+from gateway.crypto import get_suite
 from masking.base import MaskingContext, MaskingError, ParamReader
 from masking.generalize import get_kind
 
@@ -162,7 +161,8 @@ class Mask(Operator):
 class Pseudonym(Operator):
     """A keyed, per-caller pseudonym: "ps_" + 20 base32 characters (100 bits).
 
-    HMAC-SHA256 under the gateway's pseudonym key, never a plain hash: an
+    HMAC under the gateway's pseudonym key (HMAC-SHA256, or HMAC-SM3 in the
+    national suite), never a plain hash: an
     unkeyed hash of an ID number is reversed by enumerating the few billion
     valid numbers. The caller id is mixed in so that two callers' results
     cannot be joined on the pseudonym; the optional `scope` separates, e.g.,
@@ -189,7 +189,7 @@ class Pseudonym(Operator):
         if not value:
             return ""  # an empty field stays empty; there is no subject to pseudonymize
         message = b"".join(_framed(part) for part in (self._label, ctx.caller_id, scope, value))
-        digest = hmac.new(ctx.pseudonym_key, message, hashlib.sha256).digest()
+        digest = get_suite(ctx.suite).mac(ctx.pseudonym_key, message)
         return self.prefix + base64.b32encode(digest).decode().lower()[: self.length]
 
 

@@ -18,32 +18,36 @@ WAL mode lets those readers run while an import writes.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 
 import grpc
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.catalog import Catalog, Dataset
+from gateway.crypto import DEFAULT_SUITE, Aead, InvalidTag, Suite
 from gateway.errors import FieldViolation, GovgwError, invalid_many
-from gateway.keys import KeyRing
+from gateway.keys import KeyRing, KeyRingError, PoolKey
+from gateway.keys import load as load_keyring
 from gateway.pool.validate import SINGLE_ROW_DATASETS, validate_row
 
 SCHEMA_VERSION = "1"
 # A version change made by another process (a CLI import into a running
 # server's data directory) must be visible within about a second.
 VERSION_TTL_S = 0.5
+# Likewise a key rotation: a new key version is noticed within this long
+# (and at once by a read that finds nothing or meets an unknown version).
+KEYS_TTL_S = 0.5
 # Rows are padded to this many bytes before sealing so that a ciphertext's
 # length does not reveal, e.g., whether a name has two characters or three.
 PAD_TO = 32
@@ -53,6 +57,7 @@ _BY_BIDX = itemgetter(1)
 # json.dumps builds a new encoder per call when given options; build it once.
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _DECODE = json.JSONDecoder().decode
+log = logging.getLogger("govgw.pool")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -133,54 +138,114 @@ class _Connection(sqlite3.Connection):
     """A connection that can be weakly referenced (the base class cannot)."""
 
 
+@dataclass(frozen=True)
+class _Version:
+    """One pool key version, ready to use: its AEAD and its blind-index MAC."""
+
+    version: int
+    suite: Suite
+    aead: Aead
+    index_key: bytes
+
+
+class _KeyState:
+    """The pool key versions a Pool holds at one moment; replaced whole, never mutated.
+
+    `readable` lists the active version first: a subject's rows are looked up
+    under each readable version's blind index, because during a rotation a
+    row is either still under its old version or already under the new one.
+    """
+
+    def __init__(self, keyring: KeyRing, stamp: tuple[int, int, int] | None) -> None:
+        # The ring's top-level fields are the active key (pool_keys[0] when
+        # loaded from a file); the other versions are only for reading.
+        suite = keyring.pool_keys[0].suite if keyring.pool_keys else DEFAULT_SUITE
+        active = PoolKey(keyring.version, suite, keyring.data_key, keyring.index_key, "active")
+        pool_keys = (active, *keyring.pool_keys[1:])
+        self.versions = {
+            k.version: _Version(
+                k.version, k.cipher_suite, k.cipher_suite.aead(k.data_key), k.index_key
+            )
+            for k in pool_keys
+        }
+        self.active = self.versions[pool_keys[0].version]
+        self.readable = tuple(self.versions[k.version] for k in pool_keys)
+        self.stamp = stamp  # the key file's (inode, mtime_ns, size) when it was read
+
+
+def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class _Codec:
     """Blind index and sealing for one dataset, its constant parts computed once."""
 
-    def __init__(self, dataset: str, keyring: KeyRing, ciphers: Mapping[int, AESGCM]) -> None:
+    def __init__(self, dataset: str) -> None:
         self.dataset = dataset
-        self._index_key = keyring.index_key
         self._index_prefix = dataset.encode() + b"\0"
         self._aad_prefix = b"govgw.pool.v1\0" + dataset.encode() + b"\0"
-        self._ciphers = ciphers
-        self.key_version = keyring.version
-        self._cipher = ciphers[keyring.version]
 
-    def blind_index(self, subject_key: str) -> bytes:
+    def blind_index(self, key: _Version, subject_key: str) -> bytes:
         msg = self._index_prefix + normalize_key(subject_key).encode()
-        return hmac.digest(self._index_key, msg, "sha256")
+        return key.suite.mac(key.index_key, msg)
 
     def _aad(self, bidx: bytes, key_version: int) -> bytes:
         return self._aad_prefix + bidx + key_version.to_bytes(4, "big")
 
-    def seal(self, bidx: bytes, row: Mapping[str, str]) -> tuple[int, bytes, bytes]:
+    def seal(self, key: _Version, bidx: bytes, row: Mapping[str, str]) -> tuple[int, bytes, bytes]:
         """(key version, nonce, ciphertext) of one row."""
         data = _ENCODE(row).encode()
         # JSON ignores trailing blanks, so padding needs no length prefix.
         data += b" " * (-len(data) % PAD_TO)
         nonce = os.urandom(NONCE_BYTES)
-        ct = self._cipher.encrypt(nonce, data, self._aad(bidx, self.key_version))
-        return self.key_version, nonce, ct
+        ct = key.aead.encrypt(nonce, data, self._aad(bidx, key.version))
+        return key.version, nonce, ct
 
-    def open(self, bidx: bytes, key_version: int, nonce: bytes, ct: bytes) -> dict[str, str]:
-        cipher = self._ciphers.get(key_version)
-        if cipher is None:
-            raise PoolError(f"no data key of version {key_version} for dataset {self.dataset}")
+    def open(
+        self, keys: _KeyState, bidx: bytes, key_version: int, nonce: bytes, ct: bytes
+    ) -> dict[str, str]:
+        key = keys.versions.get(key_version)
+        if key is None:
+            raise _UnknownKeyVersion(key_version)
         try:
-            plain = cipher.decrypt(nonce, ct, self._aad(bidx, key_version))
+            plain = key.aead.decrypt(nonce, ct, self._aad(bidx, key_version))
         except InvalidTag as e:
             raise PoolIntegrityError(self.dataset) from e
         row: dict[str, str] = _DECODE(plain.decode())
         return row
 
 
+class _UnknownKeyVersion(Exception):
+    """A row names a key version this process does not hold (yet, or any more)."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(version)
+        self.version = version
+
+
 class Pool:
-    """The encrypted record store; safe to share between threads."""
+    """The encrypted record store; safe to share between threads.
+
+    The key ring it was given may change on disk while it runs (a rotation by
+    `govgw keys rotate` in another process): the pool re-reads the file when
+    its stamp changes, at most every KEYS_TTL_S on the read path, at once
+    when a read meets an unknown key version or finds nothing, and always
+    before a write.
+    """
 
     def __init__(self, path: Path, keyring: KeyRing, catalog: Catalog) -> None:
         self.path = Path(path)
         self.catalog = catalog
-        # Older key versions join this map when rotation lands.
-        self._ciphers = {keyring.version: AESGCM(keyring.data_key)}
+        self._keyring_path = keyring.path
+        self._keys = _KeyState(keyring, _file_stamp(keyring.path))
+        self._keys_checked = time.monotonic()
+        self._keys_lock = threading.Lock()
         self._local = threading.local()
         # Weak, so that a finished thread's connection closes with its
         # thread-local storage; close() closes whatever is still alive.
@@ -191,8 +256,7 @@ class Pool:
         self._create_file()
         ids = self._init_schema()
         self._handles = {
-            name: (ds, ids[name], _Codec(name, keyring, self._ciphers))
-            for name, ds in catalog.datasets.items()
+            name: (ds, ids[name], _Codec(name)) for name, ds in catalog.datasets.items()
         }
         self._versions: dict[str, str] = {}
         self._versions_at = 0.0
@@ -288,17 +352,100 @@ class Pool:
             raise ValueError(f"unknown dataset {dataset!r}")
         return found
 
+    def key_state(self, *, force: bool = False) -> _KeyState:
+        """The key versions to use now, re-read from the key file if it changed.
+
+        Without `force` the file is looked at (one stat) at most every
+        KEYS_TTL_S; with it, at once.
+        """
+        keys = self._keys
+        if self._keyring_path is None:
+            return keys
+        now = time.monotonic()
+        if not force and now - self._keys_checked < KEYS_TTL_S:
+            return keys
+        self._keys_checked = now
+        stamp = _file_stamp(self._keyring_path)
+        if stamp is None or stamp == keys.stamp:
+            return keys
+        with self._keys_lock:
+            if self._keys.stamp != stamp:
+                try:
+                    ring = load_keyring(self._keyring_path)
+                except KeyRingError:
+                    # Caught mid-replace or damaged: keep serving with the
+                    # keys held; the next check tries again.
+                    log.warning("key ring could not be re-read; keeping the keys held")
+                    return self._keys
+                self._keys = _KeyState(ring, stamp)
+                log.info(
+                    "pool keys reloaded: active version %d, readable %s",
+                    self._keys.active.version,
+                    [k.version for k in self._keys.readable],
+                )
+            return self._keys
+
+    @property
+    def active_key_version(self) -> int:
+        return self.key_state().active.version
+
     def blind_index(self, dataset: str, subject_key: str) -> bytes:
-        return self._dataset(dataset)[2].blind_index(subject_key)
+        """The subject's blind index under the active key version."""
+        return self._dataset(dataset)[2].blind_index(self.key_state().active, subject_key)
 
     # -- reads -------------------------------------------------------------
 
     def read(self, dataset: str, subject_key: str) -> list[dict[str, str]]:
         """The decrypted rows of one subject, in the order they were written."""
         _, ds_id, codec = self._dataset(dataset)
-        bidx = codec.blind_index(subject_key)
-        found = self._conn().execute(_SELECT_SUBJECT, (ds_id, bidx)).fetchall()
-        return [codec.open(bidx, kv, nonce, ct) for kv, nonce, ct in found]
+        keys = self.key_state()
+        try:
+            rows = self._read(ds_id, codec, keys, subject_key)
+        except _UnknownKeyVersion:
+            rows = None
+        if not rows:
+            # A rotation in another process may have moved this subject to a
+            # key this process has not loaded yet: look again with fresh keys.
+            fresh = self.key_state(force=True)
+            if fresh is not keys:
+                try:
+                    rows = self._read(ds_id, codec, fresh, subject_key)
+                except _UnknownKeyVersion as e:
+                    raise PoolError(
+                        f"no pool key of version {e.version} for dataset {dataset}"
+                    ) from None
+            elif rows is None:
+                raise PoolError(f"a row of dataset {dataset} names a pool key this gateway lacks")
+        return rows
+
+    def _read(
+        self, ds_id: int, codec: _Codec, keys: _KeyState, subject_key: str
+    ) -> list[dict[str, str]]:
+        if len(keys.readable) == 1:
+            key = keys.active
+            bidx = codec.blind_index(key, subject_key)
+            found = self._conn().execute(_SELECT_SUBJECT, (ds_id, bidx)).fetchall()
+            return [codec.open(keys, bidx, kv, nonce, ct) for kv, nonce, ct in found]
+        # Mid-rotation: the subject's rows are under the old index or the new.
+        # (A rotation moves all rows of a subject in one transaction.)
+        by_version = {k.version: codec.blind_index(k, subject_key) for k in keys.readable}
+        marks = ",".join("?" * len(by_version))
+        found = (
+            self._conn()
+            .execute(
+                "SELECT key_version, nonce, ct FROM records WHERE dataset_id = ?"
+                f" AND bidx IN ({marks}) ORDER BY id",
+                (ds_id, *by_version.values()),
+            )
+            .fetchall()
+        )
+        rows = []
+        for kv, nonce, ct in found:
+            bidx = by_version.get(kv)
+            if bidx is None:
+                raise _UnknownKeyVersion(kv)
+            rows.append(codec.open(keys, bidx, kv, nonce, ct))
+        return rows
 
     def iter_rows(self, dataset: str) -> Iterator[dict[str, str]]:
         """Every row of a dataset, decrypted, in no particular order.
@@ -307,11 +454,17 @@ class Pool:
         rotation), never for serving a request: requests use read().
         """
         _, ds_id, codec = self._dataset(dataset)
+        keys = self.key_state(force=True)
         cur = self._conn().execute(
             "SELECT bidx, key_version, nonce, ct FROM records WHERE dataset_id = ?", (ds_id,)
         )
         for bidx, kv, nonce, ct in cur:
-            yield codec.open(bidx, kv, nonce, ct)
+            try:
+                yield codec.open(keys, bidx, kv, nonce, ct)
+            except _UnknownKeyVersion as e:
+                raise PoolError(
+                    f"no pool key of version {e.version} for dataset {dataset}"
+                ) from None
 
     def dataset_version(self, dataset: str) -> str:
         """The version of the last import, "" if never imported; cached briefly."""
@@ -402,6 +555,13 @@ class Pool:
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Read the key file inside the write lock: a rotation that
+                # started before it sealed with the new key, and one that
+                # retires keys holds the same lock while it checks for rows
+                # sealed under the old one.
+                keys = self.key_state(force=True)
+                active = keys.active
+                older = [k for k in keys.readable if k is not active]
                 before, seq = conn.execute(
                     "SELECT rows, seq FROM datasets WHERE id = ?", (ds_id,)
                 ).fetchone()
@@ -413,11 +573,16 @@ class Pool:
                     sealed = []
                     fresh = []
                     for row in chunk:
-                        bidx = codec.blind_index(row[subject_field])
+                        bidx = codec.blind_index(active, row[subject_field])
                         if bidx not in seen:
                             seen.add(bidx)
                             fresh.append((ds_id, bidx))
-                        sealed.append((ds_id, bidx, *codec.seal(bidx, row)))
+                            # Mid-rotation the subject's old rows may still
+                            # sit under an older version's index.
+                            fresh.extend(
+                                (ds_id, codec.blind_index(k, row[subject_field])) for k in older
+                            )
+                        sealed.append((ds_id, bidx, *codec.seal(active, bidx, row)))
                     # Sorted by blind index, the chunk walks the index B-tree
                     # in order instead of touching a random page per row (the
                     # sort is stable: a subject's rows keep their order).
@@ -462,3 +627,94 @@ class Pool:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._refresh_versions()
         return version
+
+    # -- key rotation ------------------------------------------------------
+
+    def reencrypt_step(self, dataset: str, after: bytes, subjects: int) -> tuple[bytes | None, int]:
+        """Move up to `subjects` subjects after blind index `after` to the active key.
+
+        One transaction: each subject's rows are re-indexed and re-sealed
+        together, so a concurrent read finds all of them under the old index
+        or all under the new, never half. Returns (cursor for the next step,
+        or None when the dataset has been walked; rows moved). Rows moved
+        get new blind indexes that may sort after the cursor: the walk meets
+        them again and skips them (they are already on the active version).
+        """
+        ds, ds_id, codec = self._dataset(dataset)
+        conn = self._conn()
+        moved = 0
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                keys = self.key_state(force=True)
+                active = keys.active
+                bidxs = [
+                    b
+                    for (b,) in conn.execute(
+                        "SELECT DISTINCT bidx FROM records WHERE dataset_id = ? AND bidx > ?"
+                        " ORDER BY bidx LIMIT ?",
+                        (ds_id, after, subjects),
+                    )
+                ]
+                for bidx in bidxs:
+                    found = conn.execute(
+                        "SELECT id, key_version, nonce, ct FROM records"
+                        " WHERE dataset_id = ? AND bidx = ? AND key_version != ? ORDER BY id",
+                        (ds_id, bidx, active.version),
+                    ).fetchall()
+                    updates = []
+                    for row_id, kv, nonce, ct in found:
+                        try:
+                            row = codec.open(keys, bidx, kv, nonce, ct)
+                        except _UnknownKeyVersion as e:
+                            raise PoolError(
+                                f"a row of dataset {dataset} is sealed under key version"
+                                f" {e.version}, which the key ring no longer holds"
+                            ) from None
+                        old_key = keys.versions[kv]
+                        subject = row[ds.subject_field]
+                        if codec.blind_index(old_key, subject) != bidx:
+                            # The row authenticated, so this is a bug, not tampering;
+                            # moving it would strand it under a wrong index.
+                            raise PoolIntegrityError(dataset)
+                        new_bidx = codec.blind_index(active, subject)
+                        updates.append((new_bidx, *codec.seal(active, new_bidx, row), row_id))
+                    conn.executemany(
+                        "UPDATE records SET bidx = ?, key_version = ?, nonce = ?, ct = ?"
+                        " WHERE id = ?",
+                        updates,
+                    )
+                    moved += len(updates)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if len(bidxs) < subjects:
+            return None, moved
+        return bidxs[-1], moved
+
+    def rows_not_on(self, version: int) -> int:
+        """How many rows are sealed under another key version than `version`."""
+        found = (
+            self._conn()
+            .execute("SELECT count(*) FROM records WHERE key_version != ?", (version,))
+            .fetchone()
+        )
+        return int(found[0])
+
+    @contextlib.contextmanager
+    def writes_held(self) -> Iterator[sqlite3.Connection]:
+        """Hold the pool's write lock (this process's and SQLite's) for the block.
+
+        For retiring keys: while it is held no import can seal a row, so a
+        count of rows under old versions stays true until the key file changes.
+        """
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise

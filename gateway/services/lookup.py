@@ -120,7 +120,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
     def _records(
         self, ex: Exec, rows: Sequence[Mapping[str, str]], released: Sequence[str], plan: Plan
     ) -> list[lookup_pb2.Record]:
-        ctx = MaskingContext(ex.caller.id, self.parts.keyring.pseudonym_key, ex.today)
+        keyring = self.parts.keyring
+        ctx = MaskingContext(ex.caller.id, keyring.pseudonym_key, ex.today, suite=keyring.suite)
         return [
             lookup_pb2.Record(
                 fields=[

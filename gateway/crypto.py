@@ -1,0 +1,156 @@
+"""Cipher suites: which AEAD seals pool rows and which MAC keys the blind index and pseudonyms.
+
+A deployment picks one suite when its key ring is created (`govgw init --crypto
+sm` for national cryptography, 商用密码, R12); every pool key records the
+suite it belongs to, so a key rotation can also move the pool from one suite to
+the other. Suites are looked up by name like masking operators.
+
+Both suites come from the `cryptography` package (its bundled OpenSSL has SM4
+with GCM mode and SM3), so there is no second crypto library to vet:
+
+- `aes-gcm/hmac-sha256`: AES-256-GCM, HMAC-SHA256 (the default);
+- `sm4-gcm/hmac-sm3`: SM4-GCM (GB/T 32907 cipher in GCM mode, 16-byte tag),
+  HMAC-SM3 (GB/T 32905).
+"""
+
+from __future__ import annotations
+
+import hmac
+from abc import ABC, abstractmethod
+from typing import ClassVar, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = [
+    "DEFAULT_SUITE",
+    "SM_SUITE",
+    "Aead",
+    "InvalidTag",
+    "Suite",
+    "get_suite",
+    "suite_for_alias",
+    "suite_names",
+]
+
+TAG_BYTES = 16
+
+
+class Aead(Protocol):
+    """The AESGCM interface: ciphertext is the encrypted data followed by the tag."""
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes: ...
+
+
+class Suite(ABC):
+    name: ClassVar[str]
+    alias: ClassVar[str]  # the short name `govgw init --crypto` takes
+    data_key_bytes: ClassVar[int]
+    mac_key_bytes: ClassVar[int] = 32
+
+    @abstractmethod
+    def aead(self, key: bytes) -> Aead:
+        """An AEAD object for the data key (build once per key, reuse per row)."""
+
+    @abstractmethod
+    def mac(self, key: bytes, message: bytes) -> bytes:
+        """HMAC of message under key (blind indexes, pseudonyms, audit subject hashes)."""
+
+
+_SUITES: dict[str, Suite] = {}
+
+
+def _register(cls: type[Suite]) -> type[Suite]:
+    _SUITES[cls.name] = cls()
+    return cls
+
+
+def get_suite(name: str) -> Suite:
+    try:
+        return _SUITES[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown cipher suite {str(name)!r} (known: {', '.join(suite_names())})"
+        ) from None
+
+
+def suite_names() -> list[str]:
+    return sorted(_SUITES)
+
+
+def suite_for_alias(alias: str) -> Suite:
+    """`aes` or `sm` (or a full suite name) -> the suite."""
+    for suite in _SUITES.values():
+        if alias in (suite.alias, suite.name):
+            return suite
+    raise ValueError(
+        f"unknown crypto {alias!r} (use one of: {', '.join(s.alias for s in _SUITES.values())})"
+    )
+
+
+@_register
+class AesGcmHmacSha256(Suite):
+    name = "aes-gcm/hmac-sha256"
+    alias = "aes"
+    data_key_bytes = 32
+
+    def aead(self, key: bytes) -> Aead:
+        return AESGCM(key)
+
+    def mac(self, key: bytes, message: bytes) -> bytes:
+        return hmac.digest(key, message, "sha256")
+
+
+class Sm4Gcm:
+    """SM4 in GCM mode with the AESGCM calling convention (ciphertext || 16-byte tag).
+
+    `cryptography` offers SM4-GCM through the Cipher interface only (there is
+    no SM4GCM AEAD class), so this adapter does what AESGCM does: associated
+    data first, then the data, the tag appended; decryption checks the tag
+    before returning anything.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 16:
+            raise ValueError("SM4 keys are 16 bytes")
+        self._algorithm = algorithms.SM4(key)
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
+        enc = Cipher(self._algorithm, modes.GCM(nonce)).encryptor()
+        if associated_data:
+            enc.authenticate_additional_data(associated_data)
+        ct = enc.update(data) + enc.finalize()
+        return ct + enc.tag
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
+        if len(data) < TAG_BYTES:
+            raise InvalidTag()
+        ct, tag = data[:-TAG_BYTES], data[-TAG_BYTES:]
+        dec = Cipher(self._algorithm, modes.GCM(nonce, tag)).decryptor()
+        if associated_data:
+            dec.authenticate_additional_data(associated_data)
+        return dec.update(ct) + dec.finalize()
+
+
+@_register
+class Sm4GcmHmacSm3(Suite):
+    name = "sm4-gcm/hmac-sm3"
+    alias = "sm"
+    data_key_bytes = 16  # SM4 has one key size, 128 bits
+
+    def aead(self, key: bytes) -> Aead:
+        return Sm4Gcm(key)
+
+    def mac(self, key: bytes, message: bytes) -> bytes:
+        h = crypto_hmac.HMAC(key, hashes.SM3())
+        h.update(message)
+        return h.finalize()
+
+
+DEFAULT_SUITE = AesGcmHmacSha256.name
+SM_SUITE = Sm4GcmHmacSm3.name

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-KINDS = ("agency", "counter", "public")
+KINDS = ("agency", "counter", "public", "admin")
 KEY_PREFIX = "gk_"
 # How long a change made by another process (the CLI) may take to be seen.
 REFRESH_S = 0.1

@@ -14,7 +14,7 @@ import data.govgw.plans
 
 default plan := {"allow": false, "reason": "POLICY_DENIED", "message": "no policy rule decided this request"}
 
-actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"}
+actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions
 
 # Actions about the records of one dataset; the others read metadata.
 dataset_actions := {"lookup", "verify.identity", "verify.attributes"}
@@ -25,6 +25,11 @@ plan := plans.deny("CALLER_KIND_UNKNOWN", "the caller's kind is not agency, coun
 
 else := plans.deny("ACTION_UNKNOWN", "the action is not one the policy knows") if {
 	not input.action in actions
+}
+
+else := data.govgw.admin.no_data_access if {
+	data.govgw.callers.admin
+	input.action in dataset_actions
 }
 
 else := plans.deny("UNKNOWN_DATASET", "the dataset is not in the catalog") if {
@@ -47,6 +52,8 @@ routed := data.govgw.open.lookup if {
 routed := data.govgw.verification.identity if input.action == "verify.identity"
 
 routed := data.govgw.verification.attributes if input.action == "verify.attributes"
+
+routed := data.govgw.admin.decision if input.action in data.govgw.admin.actions
 
 # Catalog and public keys are metadata: every known caller may read them.
 routed := plans.allow({}) if input.action in {"catalog.read", "keys.read"}

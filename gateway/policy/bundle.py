@@ -5,15 +5,19 @@ is a module, every `data/*.json` file is data under its stem (`catalog.json`
 becomes `data.catalog`). Grants are not bundle data: they change while the
 gateway runs and reach the engine at evaluation time.
 
-The version is a content address, so two gateways serving the same files
-report the same version, and any edit, even to data, changes it.
+The version is a content address over every file of the bundle (serving
+modules, test modules and data files, byte for byte), so two gateways serving
+the same files report the same version, and any edit, even to a test or to
+the layout of a data file, changes it. `digest` is the full SHA-256 the
+version abbreviates: signatures cover the digest, never the short version.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,11 @@ class PolicyBundle:
     modules: dict[str, str]  # relative path -> Rego source
     data: dict[str, Any]  # {"catalog": ...}
     version: str  # "pv-<12 hex>"
+    digest: str = ""  # full SHA-256 hex of every file (tests included)
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)  # every file, as read
+
+
+DATA_DIR = "data"
 
 
 def is_test_module(path: str) -> bool:
@@ -91,31 +100,84 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def load_bundle(policy_dir: Path, *, include_tests: bool = False) -> PolicyBundle:
-    """Read modules and data; raises BundleError naming every unreadable file."""
+def files_digest(files: Mapping[str, bytes]) -> str:
+    """SHA-256 over every (path, content), length-prefixed so nothing can move between them."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        for blob in (path.encode(), files[path]):
+            h.update(len(blob).to_bytes(8, "big"))
+            h.update(blob)
+    return h.hexdigest()
+
+
+def version_of(digest: str) -> str:
+    return "pv-" + digest[:12]
+
+
+def is_bundle_path(path: str) -> bool:
+    """A path that belongs in a bundle: a Rego module anywhere, or data/<name>.json."""
+    parts = Path(path).parts
+    if not parts or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return False
+    if any(p.startswith(".") for p in parts):
+        return False
+    if path.endswith(".rego"):
+        return True
+    return len(parts) == 2 and parts[0] == DATA_DIR and parts[1].endswith(".json")
+
+
+def read_policy_files(policy_dir: Path) -> dict[str, bytes]:
+    """Every file of the bundle in a directory, by relative POSIX path."""
     root = Path(policy_dir)
     if not root.is_dir():
         raise BundleError([PolicyProblem("data", f"policy directory {root} does not exist")])
-    problems: list[PolicyProblem] = []
-    modules: dict[str, str] = {}
-    for path in sorted(root.rglob("*.rego")):
+    files: dict[str, bytes] = {}
+    problems = []
+    candidates = [*root.rglob("*.rego"), *sorted((root / DATA_DIR).glob("*.json"))]
+    for path in sorted(set(candidates)):
         rel = path.relative_to(root).as_posix()
-        if is_test_module(rel) and not include_tests:
+        if not is_bundle_path(rel) or not path.is_file():
             continue
         try:
-            modules[rel] = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            problems.append(PolicyProblem("compile", f"cannot read module: {e}", rel))
-    data: dict[str, Any] = {}
-    data_dir = root / "data"
-    for path in sorted(data_dir.glob("*.json")) if data_dir.is_dir() else ():
-        rel = path.relative_to(root).as_posix()
-        try:
-            data[path.stem] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            problems.append(PolicyProblem("data", f"cannot read data: {e}", rel))
-    if not modules and not problems:
-        problems.append(PolicyProblem("compile", f"no Rego modules in {root}"))
+            files[rel] = path.read_bytes()
+        except OSError as e:
+            problems.append(PolicyProblem("compile", f"cannot read file: {e}", rel))
     if problems:
         raise BundleError(problems)
-    return PolicyBundle(modules=modules, data=data, version=bundle_version(modules, data))
+    return files
+
+
+def bundle_from_files(files: Mapping[str, bytes], *, include_tests: bool = False) -> PolicyBundle:
+    """Parse a bundle's files; raises BundleError naming every unreadable one."""
+    problems: list[PolicyProblem] = []
+    modules: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    for rel in sorted(files):
+        blob = files[rel]
+        if rel.endswith(".rego"):
+            try:
+                source = blob.decode("utf-8")
+            except UnicodeDecodeError as e:
+                problems.append(PolicyProblem("compile", f"cannot read module: {e}", rel))
+                continue
+            if include_tests or not is_test_module(rel):
+                modules[rel] = source
+        else:
+            try:
+                data[Path(rel).stem] = json.loads(blob.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                line = getattr(e, "lineno", 0)
+                problems.append(PolicyProblem("data", f"cannot read data: {e}", rel, line))
+    if not any(rel.endswith(".rego") and not is_test_module(rel) for rel in files) and not problems:
+        problems.append(PolicyProblem("compile", "no Rego modules in the bundle"))
+    if problems:
+        raise BundleError(problems)
+    digest = files_digest(files)
+    return PolicyBundle(
+        modules=modules, data=data, version=version_of(digest), digest=digest, files=dict(files)
+    )
+
+
+def load_bundle(policy_dir: Path, *, include_tests: bool = False) -> PolicyBundle:
+    """Read modules and data; raises BundleError naming every unreadable file."""
+    return bundle_from_files(read_policy_files(policy_dir), include_tests=include_tests)

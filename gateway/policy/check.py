@@ -35,6 +35,7 @@ from gateway.policy.engine import (
     rule_name,
     vet,
 )
+from gateway.policy.schema import data_problems
 
 __all__ = [
     "PolicyProblem",
@@ -45,10 +46,30 @@ __all__ = [
     "plan_violations",
     "run_rego_suite",
     "run_rego_tests",
+    "suite_in_subprocess",
 ]
 
-CALLER_KINDS = ("agency", "counter", "public")
-ACTIONS = ("lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read")
+CALLER_KINDS = ("agency", "counter", "public", "admin")
+ADMIN_KIND = "admin"
+# Policy administration (PolicyAdminService). Only the admin kind may be allowed
+# these, and a policy must never deny an administrator the means to undo it.
+ADMIN_ACTIONS = (
+    "policy.read",
+    "policy.validate",
+    "policy.test",
+    "policy.impact",
+    "policy.activate",
+    "policy.rollback",
+)
+LOCKOUT_ACTIONS = ("policy.read", "policy.validate", "policy.activate", "policy.rollback")
+ACTIONS = (
+    "lookup",
+    "verify.identity",
+    "verify.attributes",
+    "catalog.read",
+    "keys.read",
+    *ADMIN_ACTIONS,
+)
 DATASET_ACTIONS = ("lookup", "verify.identity", "verify.attributes")
 REASON = re.compile(r"^[A-Z][A-Z0-9_]*$")
 SANITY_NOW = "2026-01-01T00:00:00Z"
@@ -73,6 +94,38 @@ class RegoSuite:
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
 
+    def file_coverage(self, path: str) -> float:
+        covered, missed = self.coverage[path]
+        total = len(covered) + len(missed)
+        return 100.0 * len(covered) / total if total else 100.0
+
+    @property
+    def coverage_percent(self) -> float:
+        """Lines of serving rules evaluated by the tests, over all such lines (as `opa test`)."""
+        covered = sum(len(c) for c, _ in self.coverage.values())
+        total = covered + sum(len(m) for _, m in self.coverage.values())
+        return 100.0 * covered / total if total else 100.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "results": [r.__dict__ for r in self.results],
+            "coverage": {
+                f: {"covered": c, "not_covered": m} for f, (c, m) in self.coverage.items()
+            },
+            "coverage_percent": round(self.coverage_percent, 2),
+            "passed": self.passed,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> RegoSuite:
+        return cls(
+            [RegoTestResult(**r) for r in doc.get("results", [])],
+            {
+                f: (list(v.get("covered", [])), list(v.get("not_covered", [])))
+                for f, v in (doc.get("coverage") or {}).items()
+            },
+        )
+
 
 # ----- plan sanity --------------------------------------------------------------------------
 
@@ -96,6 +149,10 @@ def plan_violations(
             return [f"deny reason {reason!r} is not UPPER_SNAKE"]
         return [] if isinstance(doc.get("message", ""), str) else ["deny message is not a string"]
     out: list[str] = []
+    if input.get("action") in ADMIN_ACTIONS and caller.get("kind") != ADMIN_KIND:
+        out.append(
+            f"grants {input.get('action')} to kind {caller.get('kind')!r}, not only to admin"
+        )
     if caller.get("kind") not in CALLER_KINDS:
         out.append(f"allows unknown caller kind {caller.get('kind')!r}")
     if input.get("action") not in ACTIONS:
@@ -195,11 +252,27 @@ def _plan_problems(bundle: PolicyBundle) -> list[PolicyProblem]:
                 continue
             for v in plan_violations(doc, inp, catalog, grants):
                 problems.append(PolicyProblem("plan", f"{what}: {v}", rule=ENTRYPOINT))
+            if (
+                inp["caller"]["kind"] == ADMIN_KIND
+                and inp["action"] in LOCKOUT_ACTIONS
+                and inp["dataset"] == ""
+                and not grants
+                and not (isinstance(doc, dict) and doc.get("allow") is True)
+            ):
+                reason = doc.get("reason") if isinstance(doc, dict) else None
+                problems.append(
+                    PolicyProblem(
+                        "lockout",
+                        f"denies {inp['action']} to administrators ({reason or 'undefined'}):"
+                        " once active, this policy could not be corrected or rolled back",
+                        rule=ENTRYPOINT,
+                    )
+                )
     return problems
 
 
 def check_bundle(policy_dir: Path) -> list[PolicyProblem]:
-    """Compile errors, forbidden builtins, recursion, and plan output sanity.
+    """Compile errors, forbidden builtins, recursion, data schema, and plan output sanity.
 
     Runs in this process: use check_in_subprocess for a bundle not yet trusted.
     """
@@ -208,9 +281,9 @@ def check_bundle(policy_dir: Path) -> list[PolicyProblem]:
         engine = compile_modules(bundle.modules)
     except BundleError as e:
         return e.problems
-    problems = vet(engine, bundle.modules)
+    problems = vet(engine, bundle.modules) + data_problems(bundle.files)
     if problems:
-        return problems  # never evaluate a bundle known to be unsafe
+        return problems  # never evaluate a bundle known to be unsafe or on malformed data
     serving = load_bundle(policy_dir)
     return _plan_problems(serving)
 
@@ -270,9 +343,36 @@ def check_in_subprocess(
     policy_dir: Path, timeout: float = 30, *, run_tests: bool = True
 ) -> list[PolicyProblem]:
     """check_bundle (and the Rego tests) in a child, so a crash or hang cannot hurt us."""
-    cmd = [sys.executable, "-m", "gateway.policy.check", str(policy_dir), "--json"]
-    if not run_tests:
-        cmd.append("--no-tests")
+    args = [str(policy_dir)] + ([] if run_tests else ["--no-tests"])
+    doc, problems = run_child("gateway.policy.check", args, timeout)
+    if doc is None:
+        return problems
+    try:
+        return [PolicyProblem.from_json(p) for p in doc["problems"]]
+    except (KeyError, TypeError, ValueError):
+        return [PolicyProblem("crash", "policy checker gave a malformed report")]
+
+
+def suite_in_subprocess(
+    policy_dir: Path, timeout: float = 30
+) -> tuple[list[PolicyProblem], RegoSuite | None]:
+    """check_bundle, then the Rego tests with coverage, in a child: (problems, suite)."""
+    doc, problems = run_child("gateway.policy.check", [str(policy_dir), "--suite"], timeout)
+    if doc is None:
+        return problems, None
+    try:
+        problems = [PolicyProblem.from_json(p) for p in doc["problems"]]
+        suite = RegoSuite.from_json(doc["suite"]) if doc.get("suite") else None
+    except (KeyError, TypeError, ValueError):
+        return [PolicyProblem("crash", "policy checker gave a malformed report")], None
+    return problems, suite
+
+
+def run_child(
+    module: str, args: Sequence[str], timeout: float
+) -> tuple[dict[str, Any] | None, list[PolicyProblem]]:
+    """Run `python -m module args --json` in a child: (its JSON report, or the problem)."""
+    cmd = [sys.executable, "-m", module, *args, "--json"]
     env = {**os.environ, "RUST_BACKTRACE": "0"}
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
@@ -285,22 +385,24 @@ def check_in_subprocess(
             start_new_session=True,  # its own process group, so a timeout kills all of it
         )
     except OSError as e:
-        return [PolicyProblem("crash", f"cannot start the policy checker: {e}")]
+        return None, [PolicyProblem("crash", f"cannot start the policy checker: {e}")]
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        return [PolicyProblem("timeout", f"policy check did not finish within {timeout:g} s")]
+        return None, [PolicyProblem("timeout", f"policy check did not finish within {timeout:g} s")]
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         tail = _tail(err)
-        return [PolicyProblem("crash", f"policy checker died with {name}{tail}")]
+        return None, [PolicyProblem("crash", f"policy checker died with {name}{tail}")]
     try:
         doc = json.loads(out)
-        return [PolicyProblem.from_json(p) for p in doc["problems"]]
-    except (ValueError, KeyError, TypeError):
-        return [
+        if not isinstance(doc, dict):
+            raise ValueError
+        return doc, []
+    except ValueError:
+        return None, [
             PolicyProblem(
                 "crash", f"policy checker exited {proc.returncode} without a report{_tail(err)}"
             )
@@ -332,25 +434,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("policy_dir", type=Path)
     parser.add_argument("--json", action="store_true", help="machine-readable report")
     parser.add_argument("--no-tests", action="store_true", help="skip the Rego tests")
+    parser.add_argument("--suite", action="store_true", help="report tests with coverage")
     parser.add_argument("--memory-mb", type=int, default=CHILD_MEMORY_MB)
     args = parser.parse_args(argv)
     if args.memory_mb > 0:
         _limit_memory(args.memory_mb)
     problems = check_bundle(args.policy_dir)
     results: list[RegoTestResult] = []
+    suite: RegoSuite | None = None
     if not problems and not args.no_tests:
         try:
-            results = run_rego_tests(args.policy_dir)
+            suite = run_rego_suite(args.policy_dir, coverage=args.suite)
+            results = suite.results
         except BundleError as e:
             problems = e.problems
         problems += [
             PolicyProblem("test", f"{r.name}: {r.message}") for r in results if not r.passed
         ]
     if args.json:
-        report = {
+        report: dict[str, Any] = {
             "problems": [p.to_json() for p in problems],
             "tests": [r.__dict__ for r in results],
         }
+        if args.suite and suite is not None:
+            report["suite"] = suite.to_json()
         print(json.dumps(report, ensure_ascii=False))
     else:
         for p in problems:

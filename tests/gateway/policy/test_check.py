@@ -119,7 +119,7 @@ def test_plan_violations_judges_documents() -> None:
 def test_sanity_inputs_cover_every_kind_action_and_dataset() -> None:
     catalog = {"datasets": {"x": {}, "y": {}}}
     inputs = sanity_inputs(catalog)
-    assert len(inputs) == 4 * 6 * 4
+    assert len(inputs) == 5 * 12 * 4  # kinds + "robot", actions + "delete"
     assert {i["dataset"] for i in inputs} == {"x", "y", "", "no.such.dataset"}
 
 

@@ -254,7 +254,7 @@ def test_evaluation_error_raises_and_undefined_is_none() -> None:
 def test_entrypoint_is_configurable() -> None:
     bundle = replace(load_bundle(POLICIES))
     engine = RegorusEngine(bundle, entrypoint="data.govgw.callers.kinds")
-    assert engine.evaluate({}, {}) == {"agency", "counter", "public"}
+    assert engine.evaluate({}, {}) == {"agency", "counter", "public", "admin"}
 
 
 def test_engine_dropped_in_another_thread_leaks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from google.protobuf import timestamp_pb2
@@ -22,6 +23,12 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.parts = pipeline.parts
+        if any(f.free_text for ds in self.parts.catalog.datasets.values() for f in ds.fields):
+            # Building the free-text analyzer takes about a second (presidio
+            # imports): do it now, off the event loop, not in the first lookup.
+            threading.Thread(
+                target=_warm_text_analyzer, name="pii-text-warmup", daemon=True
+            ).start()
 
     async def Lookup(self, request: lookup_pb2.LookupRequest, context):
         def parse() -> Request:
@@ -145,6 +152,12 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             dataset_version=self.parts.pool.dataset_version(ds.name),
             retrieved_at=ts,
         )
+
+
+def _warm_text_analyzer() -> None:
+    from masking.text.analyzer import text_analyzer
+
+    text_analyzer()
 
 
 def _released_fields(ds: Dataset, plan: Plan, requested: Sequence[str]) -> list[str]:

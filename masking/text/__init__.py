@@ -1,0 +1,11 @@
+"""Free-text desensitization: Chinese personal data found in remarks and case descriptions.
+
+`masking.text.entities` (entity types, defaults) is light; the analyzer
+(`masking.text.analyzer`, presidio) is imported on first use. The `pii_text`
+operator (masking.text.operator) runs it for fields the catalog marks
+`free_text`.
+"""
+
+from masking.text.entities import DEFAULT_TREATMENT, ENTITY_TYPES, TITLES
+
+__all__ = ["DEFAULT_TREATMENT", "ENTITY_TYPES", "TITLES"]

@@ -1,0 +1,117 @@
+"""The free-text analyzer: presidio's AnalyzerEngine with a no-op NLP engine and our recognizers.
+
+No model is loaded and nothing is downloaded: every recognizer is a pattern,
+a table or a check digit (masking.text.numbers, .names, .address). The engine
+is slow to build (presidio and spaCy imports, about a second), so one is built
+per process on first use and shared; analysis itself is thread-safe.
+
+presidio reports every recognizer's matches, overlaps included; `analyze`
+keeps, of overlapping matches, the best scored (then the longest), so that a
+valid ID number inside a longer digit run, or a surname inside an address,
+is masked once and by the right operator.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from masking.text import offline
+from masking.text.base import LANGUAGE
+from masking.text.entities import ENTITY_TYPES
+
+offline.ensure_offline()
+
+# presidio is imported after the tldextract guard.
+from presidio_analyzer import AnalyzerEngine, RecognizerRegistry  # noqa: E402
+from presidio_analyzer.nlp_engine import NoOpNlpEngine  # noqa: E402
+
+from masking.text.address import AddressRecognizer  # noqa: E402
+from masking.text.base import ChineseRecognizer  # noqa: E402
+from masking.text.names import PersonNameRecognizer  # noqa: E402
+from masking.text.numbers import (  # noqa: E402
+    BankCardRecognizer,
+    EmailRecognizer,
+    IdNumberRecognizer,
+    PassportRecognizer,
+    PhoneRecognizer,
+    UsccRecognizer,
+    VehiclePlateRecognizer,
+)
+
+# Recognizers by entity type: the registry the engine is built from.
+RECOGNIZERS: dict[str, type[ChineseRecognizer]] = {
+    cls.entity: cls
+    for cls in (
+        IdNumberRecognizer,
+        PhoneRecognizer,
+        BankCardRecognizer,
+        UsccRecognizer,
+        PassportRecognizer,
+        EmailRecognizer,
+        VehiclePlateRecognizer,
+        PersonNameRecognizer,
+        AddressRecognizer,
+    )
+}
+assert set(RECOGNIZERS) == set(ENTITY_TYPES)
+
+# On equal scores, the type that wins an overlap: identifiers before names.
+_PRIORITY = {name: i for i, name in enumerate(ENTITY_TYPES)}
+
+
+@dataclass(frozen=True)
+class Entity:
+    type: str
+    start: int
+    end: int
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "start": self.start, "end": self.end, "score": self.score}
+
+
+class TextAnalyzer:
+    """presidio AnalyzerEngine for Chinese text, built from RECOGNIZERS."""
+
+    def __init__(self) -> None:
+        registry = RecognizerRegistry(supported_languages=[LANGUAGE])
+        for cls in RECOGNIZERS.values():
+            registry.add_recognizer(cls())
+        nlp = NoOpNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": "noop"}])
+        nlp.load()
+        self.engine = AnalyzerEngine(
+            registry=registry, nlp_engine=nlp, supported_languages=[LANGUAGE]
+        )
+        self.entity_types = ENTITY_TYPES
+
+    def analyze(self, text: str, entities: list[str] | None = None) -> list[Entity]:
+        """Non-overlapping entities in `text`, in order of position."""
+        if not text:
+            return []
+        found = self.engine.analyze(text=text, language=LANGUAGE, entities=entities)
+        ranked = sorted(
+            found,
+            key=lambda r: (-r.score, -(r.end - r.start), _PRIORITY.get(r.entity_type, 99), r.start),
+        )
+        taken: list[Entity] = []
+        for r in ranked:
+            if all(r.end <= e.start or r.start >= e.end for e in taken):
+                taken.append(Entity(r.entity_type, r.start, r.end, float(r.score)))
+        return sorted(taken, key=lambda e: e.start)
+
+
+_lock = threading.Lock()
+
+
+@cache
+def _build() -> TextAnalyzer:
+    return TextAnalyzer()
+
+
+def text_analyzer() -> TextAnalyzer:
+    """The process's analyzer, built on first use."""
+    with _lock:  # two threads asking at once build it once
+        return _build()

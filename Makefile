@@ -47,3 +47,9 @@ bench: install
 
 clean:
 	rm -rf gen .venv .pytest_cache .ruff_cache .hypothesis
+
+.PHONY: eval-masking
+# Precision and recall of free-text PII detection per entity type on the
+# labelled corpus (masking/text/evaluation.py); fails if a target is missed.
+eval-masking: install
+	$(PY) -m masking.text.evaluation

@@ -18,12 +18,12 @@ from masking.gazetteer import gazetteer
 from masking.text.base import ChineseRecognizer
 from masking.text.entities import ADDRESS
 
-_NOT_IN_NAME = "的了在是于因等与和及或并而但从到向对把被将为也都就还已未曾让给"
-_SEGMENT = rf"(?:(?![{_NOT_IN_NAME}])[\u4e00-\u9fffA-Za-z]){{1,8}}?"
+_NOT_IN_NAME = "的了在是于因等与及或并而但从到对把被将为也就还已未曾让给"
+_SEGMENT = rf"(?:(?![{_NOT_IN_NAME}])[\u4e00-\u9fffA-Za-z]){{1,8}}"
 _NUMBER = r"(?:[0-9]{1,5}(?:-[0-9]{1,5}){0,3}|[一二三四五六七八九十百零]{1,4})"
 _UNIT = (
     r"(?:街道|镇|乡|村委会|居委会|村|社区|小区|花园|大厦|广场|公寓|新村|大道|大街|路|街|巷|弄|胡同"
-    r"|组|队|号院|号楼|号|栋|幢|座|单元|楼|层|室|苑|家园|园|院|屯|期|段|里)"
+    r"|组|队|号院|号楼|号|栋|幢|座|单元|楼|层|室|苑|家园|园|院|屯|期|段|里|城|中心)"
 )
 _DETAIL = re.compile(rf"(?:(?:{_NUMBER}|{_SEGMENT}){_UNIT})+(?:附?{_NUMBER}(?:号|室)?)?")
 # A road and number on their own: 人民南路4段12号, 建设路88号.
@@ -82,8 +82,8 @@ class AddressRecognizer(ChineseRecognizer):
             levels = 0
             while True:
                 nxt = _admin_at(text, end)
-                if nxt == end:
-                    break
+                if nxt == end or (levels and text[end:nxt] in short):
+                    break  # a short name (重庆, 成都) later in a chain is a street's
                 levels += 1
                 end = nxt
             if levels == 0 or (levels == 1 and text[pos:end] in short):

@@ -28,6 +28,8 @@ SINGLE_SURNAMES = (
     "苑迟邝官封谈匡鞠惠荆乐冀郁胥南班储原栗燕楚鄢劳谌奚皮粟冼蔺楼盘满闻位厉伊仝区郜海阚花权强帅屠豆朴盖练"
     "廉禹井祖漆巴丰支卿国狄平计索宣晋相初门云容敬来扈晁芮都普阙浦戈伏鹿薄邸雍辜羊阿乌母裘亓修邰赫杭况那宿"
     "鲜印逯隆茹诸战慕危玉银亢嵇公哈湛宾戎勾茅利於呼居揭干但尉冶斯元束檀衣信展阴昝智幸奉植衡富尧闭由泽格"
+    # Not 和: it joins lists (张三和李四) far more often than it is a surname.
+    "萧赖洪"
 )
 COMPOUND_SURNAMES = (
     "欧阳",
@@ -61,7 +63,7 @@ COMPOUND_SURNAMES = (
 STOP = frozenset(
     "的了在是于因等与和及或系称说将把被为已未向对从到自也都就还又即并均由经所其之这那有无不没"
     "年月日时分号省市县区镇乡村路街组栋室个位名次份件项条款第共计约近余些么吗呢吧啊哦呀"
-    "曾今现来去让给要会能可该如若但而且则以及称讲道问答称作做办领取交缴申报请诉告"
+    "曾今现来去让给要会能可该如若但而且则以及称讲道问答称作做办领取交缴申报请诉告持"
     "、，。；：！？（）()“”‘’\"' \t\r\n0123456789"
 )
 # The second character of these is rarely a given name: 张家 (the Zhang family), 李氏.
@@ -292,19 +294,150 @@ ROLE_WORDS = (
     "公民",
     "叫",
     "名叫",
+    "持有人",
+    "个体户",
+    "个体工商户",
+    "经营者",
+    "收件人",
+    "寄件人",
+    "联络人",
+    "申领人",
+    "承包人",
+    "据",
+    "经",
     "名为",
     "姓",
     "致",
     "尊敬的",
     "亲爱的",
 )
+_ROLES_BY_FIRST: dict[str, tuple[str, ...]] = {}
+for _w in sorted(ROLE_WORDS, key=len, reverse=True):
+    _ROLES_BY_FIRST[_w[0]] = (*_ROLES_BY_FIRST.get(_w[0], ()), _w)
+
+
+def _role_words_at(first: str) -> tuple[str, ...]:
+    return _ROLES_BY_FIRST.get(first, ())
+
+
+# Any title ending like one (经手人：, 副局长, 工作人员): role lists are never complete.
+_GENERIC_ROLE = re.compile(
+    r"[\u4e00-\u9fff](?:人|员|长|者|师|主任|经理|书记|同学|同志)[ \t]*[:：]?[ \t]*$"
+)
+# Words that begin with a surname character and turn up where names do
+# (相关人员信息, 负责人员名单): never names.
+NOT_NAMES = frozenset(
+    [
+        "信息",
+        "单位",
+        "单据",
+        "申请",
+        "申报",
+        "金额",
+        "金融",
+        "时间",
+        "时候",
+        "时期",
+        "原因",
+        "原件",
+        "方式",
+        "方面",
+        "方案",
+        "管理",
+        "安全",
+        "安排",
+        "公安",
+        "公司",
+        "公共",
+        "公开",
+        "国家",
+        "全部",
+        "全体",
+        "相关",
+        "明确",
+        "明显",
+        "成员",
+        "成本",
+        "成立",
+        "成年",
+        "计划",
+        "费用",
+        "车辆",
+        "房屋",
+        "房产",
+        "文件",
+        "文化",
+        "文书",
+        "高度",
+        "高速",
+        "严重",
+        "严格",
+        "马上",
+        "黄金",
+        "路段",
+        "程序",
+        "程度",
+        "周边",
+        "周末",
+        "周岁",
+        "常住",
+        "常用",
+        "平台",
+        "平时",
+        "平安",
+        "和解",
+        "章程",
+        "任务",
+        "任何",
+        "任职",
+        "应当",
+        "应该",
+        "应急",
+        "支付",
+        "支持",
+        "关于",
+        "关系",
+        "关键",
+        "关注",
+        "齐全",
+        "包括",
+        "单独",
+        "经营",
+        "经济",
+        "经过",
+        "经办",
+        "经查",
+        "项目",
+        "范围",
+        "标准",
+        "江湖",
+        "海关",
+        "海外",
+        "宣传",
+        "宋体",
+        "史料",
+        "时效",
+        "秦汉",
+        "明清",
+        "付款",
+        "付费",
+        "伍佰",
+    ]
+)
 _ROLE_BEFORE = re.compile("(?:" + compile_words(ROLE_WORDS).pattern + r")[ \t]*[:：]?[ \t]*$")
 _RIGHT_STRONG = re.compile(
-    r"(?:先生|女士|小姐|同志|老师|医生|师傅|老人|夫妇|本人|身份证|公民身份|证件号|电话|手机|联系电话"
+    r"(?:先生|女士|小姐|同志|同学|老师|医生|师傅|老人|夫妇|本人|身份证|公民身份|证件号|电话|手机|联系电话"
     r"|住址|家住|户籍|现住|居住|出生|签字|签名|名下|持有|驾驶|承租|租住|之子|之女|之妻|之夫|等[0-9一二三四五六七八九十]*人"
+    r"|陈述|反映|介绍|交代|供述|证实|声称|表示|承认|辩称"
     r"|[，,（(]\s*(?:男|女|[0-9]{1,3}岁|身份证|公民身份))"
 )
-_VERBISH = frozenset("于在因称说将被向对系曾自到与和等已未今现经从把为是也都就")
+_VERBISH = frozenset("于在因称说将被向对系曾自到与和等已未今现经从把为是也都就持")
+# A surname character that ends a place name more often than it starts a
+# person's (黄山风景区遗失…, 王府井遗失…): after another CJK character, skip it.
+_PLACE_END_SURNAMES = frozenset("区井庄山江门关海城湖桥")
+# Candidates ending in these are places or institutions (白马寺, 李家庄).
+_PLACE_LAST = frozenset("寺庙市县区镇乡村路街巷桥港局厂站馆院店楼湾沟坝庄屯园宫府岛")
+
 _LIST_JOINERS = ("、", "和", "与", "及", "同", "跟", "，")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -374,19 +507,35 @@ class PersonNameRecognizer(ChineseRecognizer):
         given = self._given(text, s_end)
         if given == 0:
             return None
-        options = [(self._right(text, s_end + n), n) for n in range(given, 0, -1)]
+        if _RIGHT_STRONG.match(text, start):
+            return None  # 陈述、表示…: the word after a name, not a name
+        before = text[max(0, start - 12) : start]
+        role_before = bool(_ROLE_BEFORE.search(before) or _GENERIC_ROLE.search(before))
+        joined = start > last_end and text[last_end:start] in _LIST_JOINERS
+        if (
+            not (role_before or listed or joined)
+            and start > 0
+            and text[start] in _PLACE_END_SURNAMES
+            and _CJK.match(text[start - 1])
+        ):
+            return None
+        if any(text.startswith(w, start) for w in _role_words_at(text[start])):
+            return None  # 车主、来访人: a role word, not 车/来 + a given name
+        options = [
+            (-1 if text[s_end + n - 1] in _PLACE_LAST else self._right(text, s_end + n), n)
+            for n in range(given, 0, -1)
+        ]
         right, n = max(options)  # best right context; on a tie, the longer name
+        if text[start : s_end + n] in NOT_NAMES or text[start : s_end + 2] in NOT_NAMES:
+            return None
         if right < 0:
             return None
         end = s_end + n
         score = 0.0
-        before = text[max(0, start - 12) : start]
-        if _ROLE_BEFORE.search(before):
-            score += 0.6
+        if role_before or joined:
+            score += 0.6  # 当事人张三 / 张三、李四 (after a name already found)
         elif listed:
             score += 0.45
-        elif start - last_end <= 1 and (start == last_end or text[last_end:start] in _LIST_JOINERS):
-            score += 0.6  # 张三、李四 / 张三和李四
         if right == 2:
             score += 0.5
         elif right == 1:

@@ -59,6 +59,23 @@ def _region_known(code: str) -> bool:
     return len(parts) == 2 and all(props for _, props in parts)
 
 
+def _valid_18(number: str) -> bool:
+    """GB 11643: check digit (stdnum.cn.ric), a real birth date, a GB/T 2260 county code.
+
+    stdnum's ric.is_valid also asks whether the county existed in the birth
+    year; that table walk was most of the detection time, and a number with
+    a valid check digit, date and county is personal data whichever year the
+    county was renamed.
+    """
+    if ric.calc_check_digit(number) != number[-1].upper():
+        return False
+    try:
+        datetime.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return False
+    return _region_known(number[:6])
+
+
 class IdNumberRecognizer(ChineseRecognizer):
     """18-digit ID numbers (check digit, birth date, region: stdnum.cn.ric) and 15-digit ones.
 
@@ -76,7 +93,7 @@ class IdNumberRecognizer(ChineseRecognizer):
 
     def find(self, text: str) -> Iterable[tuple[int, int, float]]:
         for m in self._18.finditer(text):
-            if ric.is_valid(m.group()):
+            if _valid_18(m.group()):
                 yield m.start(), m.end(), 1.0
         for m in self._15.finditer(text):
             number = m.group()
@@ -91,10 +108,22 @@ class IdNumberRecognizer(ChineseRecognizer):
             yield m.start(), m.end(), 0.95 if self.words.has_positive(text, m.start()) else 0.6
 
 
+def _looks_like_id(digits: str) -> bool:
+    """18 digits with an ID number's shape: a known region and a real birth date."""
+    if len(digits) != 18 or not digits[:17].isdigit():
+        return False
+    try:
+        datetime.date(int(digits[6:10]), int(digits[10:12]), int(digits[12:14]))
+    except ValueError:
+        return False
+    return _region_known(digits[:6])
+
+
 class UsccRecognizer(ChineseRecognizer):
     """统一社会信用代码: 18 characters, GB 32100 check character (stdnum.cn.uscc)."""
 
     entity = USCC
+    words = Context(("信用代码", "社会信用", "USCC", "注册号", "纳税人识别号", "税号"), window=16)
     _pattern = re.compile(
         NUM_START + r"[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}" + NUM_END
     )
@@ -102,10 +131,13 @@ class UsccRecognizer(ChineseRecognizer):
     def find(self, text: str) -> Iterable[tuple[int, int, float]]:
         for m in self._pattern.finditer(text):
             code = m.group()
-            # An all-digit 18-character string that is also a valid ID number is
-            # left to the ID recognizer (scores decide the overlap anyway).
-            if uscc.is_valid(code):
-                yield m.start(), m.end(), 0.98
+            if not uscc.is_valid(code):
+                continue
+            # One in 31 all-digit strings passes the check character; an
+            # all-digit code shaped like an ID number needs a USCC word nearby.
+            if _looks_like_id(code) and not self.words.has_positive(text, m.start()):
+                continue
+            yield m.start(), m.end(), 0.98
 
 
 class BankCardRecognizer(ChineseRecognizer):
@@ -159,10 +191,10 @@ class BankCardRecognizer(ChineseRecognizer):
             digits = m.group().replace(" ", "").replace("-", "")
             if not 15 <= len(digits) <= 19 or not luhn.is_valid(digits):
                 continue
-            if self.words.has_negative(text, m.start()):
-                continue
             if self.words.has_positive(text, m.start()):
                 yield m.start(), m.end(), 0.95
+            elif self.words.has_negative(text, m.start()) or _looks_like_id(digits):
+                continue  # an order number, or an ID number with a typo: not a card
             elif len(digits) >= 16 and self._issuer_like(digits):
                 yield m.start(), m.end(), 0.7
 

@@ -29,6 +29,7 @@ from masking.text.entities import DEFAULT_TREATMENT, ENTITY_TYPES
 NAME = "pii_text"
 # For validating nested treatments only (apply_treatment of None masks nothing).
 _CHECK_CTX = MaskingContext("check", b"\0" * 32, datetime.date(2000, 1, 1))
+_FALLBACK = Treatment("mask")
 
 
 def _treatment(reader: ParamReader, where: str, doc: Any) -> Treatment:
@@ -85,7 +86,13 @@ def desensitize(
     for e in found:
         t = spec.treatment(e.type)
         parts.append(text[at : e.start])
-        parts.append(apply_treatment(t, text[e.start : e.end], ctx))
+        masked = apply_treatment(t, text[e.start : e.end], ctx)
+        if not masked and t.operator == "generalize":
+            # The generalizer could not place it (a bare, ambiguous county):
+            # mask it instead of dropping words out of the sentence.
+            t = _FALLBACK
+            masked = apply_treatment(t, text[e.start : e.end], ctx)
+        parts.append(masked)
         at = e.end
         report.append({**e.to_json(), "operator": t.operator})
     parts.append(text[at:])

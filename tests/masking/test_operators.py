@@ -62,7 +62,7 @@ def scratch_registry() -> Iterator[None]:
 
 
 def test_builtin_operator_names() -> None:
-    assert operator_names() == ["generalize", "keep", "mask", "pseudonym", "redact"]
+    assert operator_names() == ["generalize", "keep", "mask", "pii_text", "pseudonym", "redact"]
     for name in operator_names():
         assert get_operator(name).name == name
 

@@ -373,3 +373,105 @@ __all__ = [
     "load_public_keys",
     "verify_receipt",
 ]
+
+
+# -- policy administration (PolicyAdminService; callers of kind admin) ----------
+class PolicyAdminClient(GovgwClient):
+    """GovgwClient plus the policy administration calls.
+
+    Bundles are read from a policy directory (every *.rego and data/*.json),
+    and signed here, with the administrator's Ed25519 key, when one is given:
+    the private key never leaves this process.
+    """
+
+    def __init__(self, target: str, **kw: Any) -> None:
+        super().__init__(target, **kw)
+        from govgw.v1 import policy_admin_pb2_grpc
+
+        self.policy_admin = policy_admin_pb2_grpc.PolicyAdminServiceStub(self._channel)
+
+    @staticmethod
+    def bundle(directory: Path) -> Any:
+        from govgw.v1 import policy_admin_pb2 as pb
+
+        from gateway.policy.bundle import read_policy_files
+
+        files = read_policy_files(Path(directory))
+        return pb.PolicyBundle(
+            files=[pb.PolicyFile(path=p, content=b) for p, b in sorted(files.items())]
+        )
+
+    def validate_policy(self, directory: Path) -> Any:
+        from govgw.v1 import policy_admin_pb2 as pb
+
+        return self._call(
+            self.policy_admin.Validate, pb.ValidateRequest(bundle=self.bundle(directory))
+        )
+
+    def test_policy(self, directory: Path, *, min_coverage: float = 0.0) -> Any:
+        from govgw.v1 import policy_admin_pb2 as pb
+
+        return self._call(
+            self.policy_admin.Test,
+            pb.TestRequest(bundle=self.bundle(directory), min_coverage=min_coverage),
+        )
+
+    def policy_impact(
+        self, candidate: Path, *, window_s: float = 86400, max_examples: int = 0
+    ) -> Any:
+        from google.protobuf import duration_pb2
+        from govgw.v1 import policy_admin_pb2 as pb
+
+        window = duration_pb2.Duration()
+        window.FromNanoseconds(int(window_s * 1e9))
+        return self._call(
+            self.policy_admin.Impact,
+            pb.ImpactRequest(
+                candidate=self.bundle(candidate), window=window, max_examples=max_examples
+            ),
+        )
+
+    def activate_policy(
+        self,
+        *,
+        reason: str,
+        candidate: Path | None = None,
+        version: str = "",
+        sign_key: Path | None = None,
+        key_id: str = "",
+    ) -> Any:
+        from govgw.v1 import policy_admin_pb2 as pb
+
+        request = pb.ActivateRequest(reason=reason)
+        if candidate is not None:
+            request.bundle.CopyFrom(self.bundle(candidate))
+        elif version:
+            request.version = version
+        if sign_key is not None:
+            import base64
+
+            from gateway.policy.bundle import read_policy_files
+            from gateway.policy.versions import load_private_key, sign_files
+
+            if candidate is None:
+                raise ValueError("sign_key: signing needs the candidate directory")
+            sig = sign_files(read_policy_files(candidate), load_private_key(sign_key), key_id)
+            request.signature.CopyFrom(
+                pb.BundleSignature(key_id=key_id, signature=base64.b64decode(sig.value))
+            )
+        return self._call(self.policy_admin.Activate, request)
+
+    def rollback_policy(self, *, reason: str, version: str = "") -> Any:
+        from govgw.v1 import policy_admin_pb2 as pb
+
+        return self._call(
+            self.policy_admin.Rollback, pb.RollbackRequest(version=version, reason=reason)
+        )
+
+    def list_policy_versions(self) -> Any:
+        from govgw.v1 import policy_admin_pb2 as pb
+
+        return self._call(self.policy_admin.ListVersions, pb.ListVersionsRequest())
+
+
+__all__ += ["PolicyAdminClient"]

@@ -13,36 +13,29 @@ from gateway.config import ServeConfig
 from gateway.grants import GrantStore
 from gateway.limits import Limits
 from gateway.pipeline import Parts
-from gateway.policy.bundle import load_bundle
-from gateway.policy.check import check_in_subprocess
-from gateway.policy.decider import Decider
-from gateway.policy.engine import RegorusEngine
+from gateway.policy.administration import PolicyAdministration
+from gateway.policy.serving import PolicyRejected as PolicyRejected  # re-exported
+from gateway.policy.serving import backend_settings, engine_factory, policy_store, serving_decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
 
 log = logging.getLogger("govgw.app")
 
 
-class PolicyRejected(RuntimeError):
-    """The policy bundle failed its checks; the gateway will not serve it."""
-
-
 def build_parts(config: ServeConfig) -> Parts:
     layout = config.layout
     keyring = keys.load(keys.keyring_path(layout.data_dir))
     catalog = load_catalog(config.catalog_path)
-    # Policy is untrusted input: compile and test it in a child process first,
-    # so a policy that crashes the engine cannot take this process down.
-    problems = check_in_subprocess(config.policy_dir)
-    if problems:
-        raise PolicyRejected("; ".join(str(p) for p in problems))
-    engine = RegorusEngine(load_bundle(config.policy_dir))
-    log.info("policy %s loaded from %s", engine.version, config.policy_dir)
+    # The active policy version (or config.policy_dir before the first activation),
+    # checked in a child process first; its runtime follows later activations.
+    decider = serving_decider(
+        config.policy_dir, layout.data_dir, GrantStore(layout.grants), config.extra
+    )
     return Parts(
         catalog=catalog,
         keyring=keyring,
         pool=Pool(layout.pool, keyring, catalog),
-        decider=Decider(engine, GrantStore(layout.grants)),
+        decider=decider,
         auth=Authenticator(CallerRegistry(layout.callers)),
         limits=Limits(),
         audit=AuditLog(layout.audit),
@@ -56,3 +49,19 @@ def init_data_dir(config: ServeConfig) -> keys.KeyRing:
     layout.data_dir.mkdir(parents=True, exist_ok=True)
     layout.audit.parent.mkdir(parents=True, exist_ok=True)
     return keys.load_or_generate(layout.data_dir)
+
+
+def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministration:
+    """What PolicyAdminService needs: the version store, the runtime, the served catalog."""
+    layout = config.layout
+    audit_files = getattr(layout, "audit_files", None)  # one audit file per worker process
+    return PolicyAdministration(
+        policy_store(layout.data_dir),
+        parts.decider.runtime,
+        engine_factory(config.extra),
+        served_catalog={n: ds.field_names for n, ds in parts.catalog.datasets.items()},
+        audit_files=audit_files if audit_files is not None else (lambda: [layout.audit]),
+        grants_path=layout.grants,
+        callers_path=layout.callers,
+        backend=backend_settings(config.extra)[0],
+    )

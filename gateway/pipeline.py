@@ -250,6 +250,8 @@ class _AuditDraft:
             "caller": self.caller.id if self.caller else "",
             "caller_kind": self.caller.kind if self.caller else "",
             "department": self.caller.department if self.caller else "",
+            # Policy input the replay (impact preview) needs; a region code is no personal data.
+            "caller_region": self.caller.region if self.caller else "",
             "action": self.action,
             "dataset": ",".join(req.datasets) if req else "",
             "purpose": req.purpose if req else "",

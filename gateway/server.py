@@ -15,6 +15,8 @@ from govgw.v1 import (
     catalog_pb2_grpc,
     lookup_pb2,
     lookup_pb2_grpc,
+    policy_admin_pb2,
+    policy_admin_pb2_grpc,
     receipt_pb2,
     receipt_pb2_grpc,
     verification_pb2,
@@ -24,10 +26,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from gateway.app import policy_administration
 from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline
 from gateway.services.catalog import CatalogService
 from gateway.services.lookup import LookupService
+from gateway.services.policy_admin import PolicyAdminService
 from gateway.services.receipts import ReceiptService
 from gateway.services.verification import VerificationService
 from gateway.tls import ensure_server_material
@@ -40,6 +44,7 @@ SERVICE_NAMES = (
     lookup_pb2.DESCRIPTOR.services_by_name["LookupService"].full_name,
     catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     receipt_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name,
+    policy_admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
 )
 
 
@@ -97,6 +102,11 @@ class GatewayServer:
         lookup_pb2_grpc.add_LookupServiceServicer_to_server(LookupService(pipeline), server)
         catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogService(pipeline), server)
         receipt_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(pipeline), server)
+        runtime = self.parts.decider.runtime
+        if runtime is not None:
+            policy_admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(
+                PolicyAdminService(pipeline, policy_administration(self.config, self.parts)), server
+            )
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(
@@ -114,11 +124,16 @@ class GatewayServer:
         gc.freeze()
         for name in ("", *SERVICE_NAMES):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if runtime is not None:
+            # Follow policy activations made by any process sharing the data directory.
+            runtime.start(self._loop)
         self._ready.set()
         await self._stop_requested.wait()
         # Stop taking calls, let calls in flight finish, then close the audit trail.
         await health.enter_graceful_shutdown()
         await server.stop(self._grace)
+        if runtime is not None:
+            runtime.stop()
         self.parts.audit.close()
         self.parts.pool.close()
         log.info("stopped")

@@ -58,6 +58,9 @@ class Decider:
         self._data: tuple[int, Mapping[str, Any]] | None = None
         self.hits = 0
         self.misses = 0
+        # The PolicyRuntime that swaps this decider's engine when another version is
+        # activated (gateway.policy.serving sets it; None for a fixed engine).
+        self.runtime: Any = None
 
     def decide(
         self,
@@ -68,6 +71,9 @@ class Decider:
         purpose: str,
         now: datetime,
     ) -> Plan:
+        # One read of the engine per decision: a swap (policy activation) between
+        # the cache key and the evaluation must not mix two versions.
+        engine = self.engine
         grants_version, extra = self._extra_data()
         key = (
             str(caller.get("id", "")),
@@ -78,7 +84,7 @@ class Decider:
             dataset,
             purpose,
             str(grants_version),
-            self.engine.version,
+            engine.version,
         )
         aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
         with self._lock:
@@ -88,7 +94,7 @@ class Decider:
                 self.hits += 1
                 return entry[0]
             self.misses += 1
-        plan, cacheable = self._evaluate(caller, action, dataset, purpose, now, extra)
+        plan, cacheable = self._evaluate(engine, caller, action, dataset, purpose, now, extra)
         if cacheable:
             with self._lock:
                 self._cache[key] = (plan, _expiry(plan))
@@ -96,6 +102,18 @@ class Decider:
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return plan
+
+    def swap(self, engine: PolicyEngine) -> PolicyEngine:
+        """Serve `engine` from the next decision on; returns the engine it replaces.
+
+        One reference store: a decision that already read the old engine
+        finishes on it, every later one uses the new. Plans of the old version
+        are dropped (their keys could never hit again anyway).
+        """
+        with self._lock:
+            old, self.engine = self.engine, engine
+            self._cache.clear()
+        return old
 
     def invalidate(self) -> None:
         """Forget every cached plan and re-read the grants now (not at the next stat)."""
@@ -113,6 +131,7 @@ class Decider:
 
     def _evaluate(
         self,
+        engine: PolicyEngine,
         caller: Mapping[str, str],
         action: str,
         dataset: str,
@@ -120,7 +139,7 @@ class Decider:
         now: datetime,
         extra: Mapping[str, Any],
     ) -> tuple[Plan, bool]:
-        version = self.engine.version
+        version = engine.version
         doc = {
             "caller": {k: str(v) for k, v in caller.items()},
             "action": action,
@@ -129,7 +148,7 @@ class Decider:
             "now": rfc3339(now),
         }
         try:
-            result = self.engine.evaluate(doc, extra)
+            result = engine.evaluate(doc, extra)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as e:  # regorus panics are BaseExceptions

@@ -165,6 +165,10 @@ class PolicyEngine(Protocol):
         """The value of the plan rule (None when undefined); raises on evaluation errors."""
         ...
 
+    def prepare(self) -> None:
+        """Make this engine ready to evaluate in the calling thread (before it is swapped in)."""
+        ...
+
 
 def rego_error_text(exc: BaseException) -> str:
     """regorus error text without the Rust backtrace it appends."""
@@ -443,6 +447,11 @@ class RegorusEngine:
         # (mapping last seen, its content key): identity check first, so the hot path
         # does not re-hash data that has not changed.
         self._extra: tuple[Mapping[str, Any], str] | None = None
+
+    def prepare(self) -> None:
+        # Compiling takes milliseconds: do it before the swap, not on the first request.
+        if self._token not in _PER_THREAD.slots:
+            self._adopt(compile_modules(self.bundle.modules))
 
     def evaluate(self, input: Mapping[str, Any], extra_data: Mapping[str, Any]) -> Any:
         slot = _PER_THREAD.slots.get(self._token)

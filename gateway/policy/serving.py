@@ -1,0 +1,114 @@
+"""What a gateway process serves at start, on which backend, and who swaps it later.
+
+At start the gateway serves the active version of <data-dir>/policy if one
+exists, else the policy directory it was configured with (the shipped
+`policies/`). A stored version is checked again in a child process before it
+is served; if the active one does not load, the gateway serves the most
+recent earlier version from the history that does (the last good version)
+and says so in the log, rather than not starting.
+
+The backend is chosen by config: `policy_backend` in ServeConfig.extra or
+GOVGW_POLICY_BACKEND, "regorus" (embedded, the default) or "opa" (an OPA
+sidecar at `opa_url` / GOVGW_OPA_URL, default http://127.0.0.1:8181).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.grants import GrantStore
+from gateway.policy.bundle import BundleError, load_bundle
+from gateway.policy.check import check_in_subprocess
+from gateway.policy.decider import Decider
+from gateway.policy.engine import PolicyEngine, RegorusEngine
+from gateway.policy.runtime import EngineFactory, PolicyRuntime
+from gateway.policy.versions import VersionError, VersionStore
+
+log = logging.getLogger("govgw.policy")
+
+BACKENDS = ("regorus", "opa")
+DEFAULT_OPA_URL = "http://127.0.0.1:8181"
+
+
+class PolicyRejected(RuntimeError):
+    """The policy bundle failed its checks; the gateway will not serve it."""
+
+
+def policy_store(data_dir: Path) -> VersionStore:
+    return VersionStore(Path(data_dir) / "policy")
+
+
+def backend_settings(extra: Mapping[str, str]) -> tuple[str, str]:
+    backend = extra.get("policy_backend") or os.environ.get("GOVGW_POLICY_BACKEND") or "regorus"
+    url = extra.get("opa_url") or os.environ.get("GOVGW_OPA_URL") or DEFAULT_OPA_URL
+    if backend not in BACKENDS:
+        raise ValueError(f"policy backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend, url
+
+
+def engine_factory(extra: Mapping[str, str]) -> EngineFactory:
+    backend, url = backend_settings(extra)
+    if backend == "regorus":
+        return RegorusEngine
+    from gateway.policy.opa import OpaEngine, client_for
+
+    client = client_for(url)
+    return lambda bundle: OpaEngine(bundle, client)
+
+
+@dataclass(frozen=True)
+class Served:
+    engine: PolicyEngine
+    seq: int  # the pointer's seq when it was read (0: no version stored yet)
+    note: str  # why the active version is not the one served, if it is not
+
+
+def load_served(policy_dir: Path, store: VersionStore, build: EngineFactory) -> Served:
+    pointer = store.active() or {}
+    seq = int(pointer.get("seq", 0) or 0)
+    active = str(pointer.get("version", ""))
+    if not active:
+        return Served(_prepared(build, policy_dir, load_bundle(policy_dir)), 0, "")
+    failures: list[str] = []
+    candidates = [active] + [h.version for h in reversed(store.history()) if h.version != active]
+    for version in dict.fromkeys(candidates):
+        try:
+            _, bundle = store.load(version)
+            engine = _prepared(build, store.bundle_dir(version), bundle)
+        except (VersionError, PolicyRejected, BundleError) as e:
+            failures.append(f"{version}: {e}")
+            log.error("policy %s cannot be served: %s", version, e)
+            continue
+        note = "" if version == active else f"active {active} does not load; serving {version}"
+        if note:
+            log.error("policy: %s", note)
+        return Served(engine, seq, note)
+    raise PolicyRejected("no stored policy version can be served: " + "; ".join(failures))
+
+
+def _prepared(build: EngineFactory, directory: Path, bundle) -> PolicyEngine:
+    # Policy is untrusted input: compile and test it in a child process first,
+    # so a policy that crashes the engine cannot take this process down.
+    problems = check_in_subprocess(directory)
+    if problems:
+        raise PolicyRejected("; ".join(str(p) for p in problems))
+    engine = build(bundle)
+    engine.prepare()
+    return engine
+
+
+def serving_decider(
+    policy_dir: Path, data_dir: Path, grants: GrantStore, extra: Mapping[str, str]
+) -> Decider:
+    """The Decider for `govgw serve`, with the PolicyRuntime that will keep it current."""
+    store = policy_store(data_dir)
+    build = engine_factory(extra)
+    served = load_served(Path(policy_dir), store, build)
+    decider = Decider(served.engine, grants)
+    decider.runtime = PolicyRuntime(decider, store, build, seq=served.seq, note=served.note)
+    log.info("policy %s served (%s)", served.engine.version, backend_settings(extra)[0])
+    return decider

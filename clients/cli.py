@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients import cli_keys, cli_mask, cli_policy
+from clients import cli_callers, cli_keys, cli_mask, cli_policy
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
 from clients.sdk import GovgwClient, GovgwClientError
 
@@ -263,6 +263,7 @@ def _serve_config(args: argparse.Namespace):
         tls=args.tls,
         require_client_cert=args.require_client_cert,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
+        redis_url=args.redis_url or "",
     )
 
 
@@ -277,8 +278,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.admin import serve
+    from gateway.admin import serve, serve_workers
 
+    if args.workers > 1:
+        return serve_workers(_serve_config(args), args.workers)
     return serve(_serve_config(args))
 
 
@@ -331,39 +334,6 @@ def cmd_pool_stats(args: argparse.Namespace) -> int:
         lambda: table(
             [["dataset", "rows", "version"]]
             + [[k, str(v["rows"]), v["version"] or "-"] for k, v in stats.items()]
-        ),
-    )
-    return 0
-
-
-def cmd_callers_add(args: argparse.Namespace) -> int:
-    from gateway.admin import callers_add
-
-    doc = callers_add(
-        args.data_dir, args.id, args.kind, args.department, args.region, cert_out=args.cert_out
-    )
-    emit(
-        args,
-        doc,
-        lambda: (
-            f"caller {doc['caller']['id']} ({doc['caller']['kind']}) added\n"
-            f"API key (shown once): {doc['api_key']}"
-            + (f"\nclient certificate: {doc['certificate']}" if doc.get("certificate") else "")
-        ),
-    )
-    return 0
-
-
-def cmd_callers_list(args: argparse.Namespace) -> int:
-    from gateway.admin import callers_list
-
-    callers = callers_list(args.data_dir)
-    emit(
-        args,
-        callers,
-        lambda: table(
-            [["id", "kind", "department", "region", "status"]]
-            + [[c["id"], c["kind"], c["department"], c["region"], c["status"]] for c in callers]
         ),
     )
     return 0
@@ -468,9 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--max-concurrent-rpcs", type=int, default=1024, help="beyond this, RESOURCE_EXHAUSTED"
         )
+        sp.add_argument("--redis-url", help="share state through Redis (or GOVGW_REDIS_URL)")
 
     data_dir(cmd(sub, "init", cmd_init, "create the data directory and its keys"))
-    serving(cmd(sub, "serve", cmd_serve, "serve the gateway"))
+    sp = cmd(sub, "serve", cmd_serve, "serve the gateway")
+    serving(sp)
+    sp.add_argument(
+        "--workers", type=int, default=1, help="N processes on one port (SO_REUSEPORT; needs Redis)"
+    )
     sp = cmd(sub, "demo", cmd_demo, "set up a demo pool and callers, then serve")
     serving(sp)
     sp.add_argument("--persons", type=int, default=2000)
@@ -489,18 +464,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--entities", type=int, default=300)
     sp.add_argument("--seed", type=int, default=20261121)
     data_dir(cmd(pool, "stats", cmd_pool_stats, "rows and version per dataset"))
-
-    callers = sub.add_parser("callers", help="the caller registry").add_subparsers(
-        dest="sub", required=True
-    )
-    sp = cmd(callers, "add", cmd_callers_add, "register a caller and print its API key")
-    data_dir(sp)
-    sp.add_argument("--id", required=True)
-    sp.add_argument("--kind", required=True, choices=["agency", "counter", "public"])
-    sp.add_argument("--department", required=True)
-    sp.add_argument("--region", required=True, help="6-digit administrative division code")
-    sp.add_argument("--cert-out", type=Path, help="also issue an mTLS client certificate here")
-    data_dir(cmd(callers, "list", cmd_callers_list, "list callers"))
 
     grants = sub.add_parser("grants", help="conditional-access grants").add_subparsers(
         dest="sub", required=True
@@ -574,7 +537,12 @@ def build_parser() -> argparse.ArgumentParser:
     helpers = CliHelpers(
         cmd=cmd, data_dir=data_dir, emit=emit, fail=fail, table=table, client=client
     )
-    for register in (cli_mask.register, cli_policy.register, cli_keys.register):
+    for register in (
+        cli_callers.register,
+        cli_mask.register,
+        cli_policy.register,
+        cli_keys.register,
+    ):
         register(sub, helpers)
     return p
 

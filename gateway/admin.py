@@ -114,8 +114,93 @@ def callers_add(
     return doc
 
 
-def callers_list(data_dir: Path) -> list[dict[str, str]]:
-    return [c.to_json() for c in CallerRegistry(Layout(Path(data_dir)).callers).list()]
+def callers_list(data_dir: Path, redis_url: str | None = None) -> list[dict[str, str]]:
+    """Every caller; with shared state, a suspension's reason (and one not yet persisted)."""
+    callers = [c.to_json() for c in CallerRegistry(Layout(Path(data_dir)).callers).list()]
+    url = state_url(redis_url)
+    if url:
+        shared = _run_state(url, lambda s: s.suspended())
+        for c in callers:
+            if c["id"] in shared:
+                c["status"], c["suspension_reason"] = "suspended", shared[c["id"]]
+    return callers
+
+
+def state_url(redis_url: str | None = None) -> str:
+    from gateway.state import redis_url as resolve
+
+    return resolve(redis_url)
+
+
+def _run_state(url: str, op: Any) -> Any:
+    """One operation on the shared state from the CLI (its own short event loop)."""
+    import asyncio
+
+    from gateway.errors import GovgwError
+    from gateway.state import open_state
+
+    async def main() -> Any:
+        state = open_state(url)
+        try:
+            return await op(state)
+        finally:
+            await state.aclose()
+
+    try:
+        return asyncio.run(main())
+    except GovgwError as e:
+        raise OSError(f"{e.reason}: {e.message}") from None
+
+
+def _audit_admin(data_dir: Path, event: dict[str, Any]) -> None:
+    """Administrators' transitions go to their own chain, audit/audit-admin.log:
+    a running server holds its own file's lock, and `audit verify` checks
+    every chain in audit/."""
+    from gateway.audit import AuditLog
+
+    layout = Layout(Path(data_dir))
+    layout.audit_dir.mkdir(parents=True, exist_ok=True)
+    with AuditLog(layout.admin_audit) as log:
+        log.append(event)
+
+
+def callers_suspend(
+    data_dir: Path, caller_id: str, reason: str, redis_url: str | None = None
+) -> dict[str, Any]:
+    """Suspend a caller (R10): shared state first (every process at once), then
+    the registry (kept across restarts); a failure of the first changes nothing."""
+    from gateway.oracle import Suspension
+
+    registry = CallerRegistry(Layout(Path(data_dir)).callers)
+    if registry.get(caller_id) is None:
+        raise ValueError(f"id: no caller {caller_id!r}")
+    url = state_url(redis_url)
+    if url:
+        _run_state(url, lambda s: s.suspend(caller_id, "ADMINISTRATOR"))
+    caller = registry.set_status(caller_id, "suspended")
+    event = Suspension(caller_id, "ADMINISTRATOR", reason).audit_event(by="administrator")
+    _audit_admin(data_dir, event)
+    return caller.to_json()
+
+
+def callers_reinstate(
+    data_dir: Path, caller_id: str, reason: str, redis_url: str | None = None
+) -> dict[str, Any]:
+    """Only an administrator lifts a suspension, automatic or not."""
+    from gateway.oracle import REINSTATE_ACTION, Suspension
+
+    registry = CallerRegistry(Layout(Path(data_dir)).callers)
+    if registry.get(caller_id) is None:
+        raise ValueError(f"id: no caller {caller_id!r}")
+    url = state_url(redis_url)
+    if url:
+        _run_state(url, lambda s: s.reinstate(caller_id))
+    caller = registry.set_status(caller_id, "active")
+    event = Suspension(caller_id, "ADMINISTRATOR", reason).audit_event(
+        by="administrator", action=REINSTATE_ACTION
+    )
+    _audit_admin(data_dir, event)
+    return caller.to_json()
 
 
 def _expiry(text: str) -> str:
@@ -161,35 +246,45 @@ def grants_revoke(data_dir: Path, grant_id: str, reason: str) -> Any:
 
 
 def audit_verify(data_dir: Path) -> dict[str, Any]:
+    """Check every chain in audit/ (one per worker, one for administrators).
+
+    The top-level fields sum up (ok only if every chain is); `files` has each one.
+    """
     from gateway.audit import verify_chain
 
-    path = Layout(Path(data_dir)).audit
-    if not path.exists():
-        return {
-            "ok": True,
-            "records": 0,
-            "first_broken_seq": None,
-            "first_broken_line": None,
-            "problem": "",
-            "torn_tail": False,
-        }
-    r = verify_chain(path)
+    files = []
+    for path in Layout(Path(data_dir)).audit_files():
+        r = verify_chain(path)
+        files.append(
+            {
+                "file": path.name,
+                "ok": r.ok,
+                "records": r.records,
+                "first_broken_seq": r.first_broken_seq,
+                "first_broken_line": r.first_broken_line,
+                "problem": r.problem,
+                "torn_tail": r.torn_tail,
+            }
+        )
+    broken = next((f for f in files if not f["ok"]), None)
     return {
-        "ok": r.ok,
-        "records": r.records,
-        "first_broken_seq": r.first_broken_seq,
-        "first_broken_line": r.first_broken_line,
-        "problem": r.problem,
-        "torn_tail": r.torn_tail,
+        "ok": broken is None,
+        "records": sum(f["records"] for f in files),
+        "first_broken_seq": broken["first_broken_seq"] if broken else None,
+        "first_broken_line": broken["first_broken_line"] if broken else None,
+        "problem": f"{broken['file']}: {broken['problem']}" if broken else "",
+        "torn_tail": any(f["torn_tail"] for f in files),
+        "files": files,
     }
 
 
 def serve(config: ServeConfig, *, banner: str = "") -> int:
     from gateway.app import build_parts
+    from gateway.oracle import attach
     from gateway.server import GatewayServer
 
     init(config.data_dir)
-    server = GatewayServer(config, build_parts(config))
+    server = GatewayServer(config, attach(build_parts(config), config))
     port = server.start()
     server.install_signal_handlers()
     host, _ = config.host_port()
@@ -198,6 +293,63 @@ def serve(config: ServeConfig, *, banner: str = "") -> int:
         print(banner, flush=True)
     server.wait()
     return 0
+
+
+def serve_workers(config: ServeConfig, workers: int) -> int:
+    """`govgw serve --workers N`: N processes on one port, sharing state through Redis.
+
+    The kernel (SO_REUSEPORT) balances connections, not calls, among them.
+    Each worker keeps its own audit chain (audit/audit-<n>.log). Processes
+    are spawned, not forked: gRPC's threads do not survive a fork.
+    """
+    import dataclasses
+    import multiprocessing
+    import signal
+
+    from gateway.config import ConfigError
+
+    if not state_url(config.redis_url):
+        raise ConfigError(
+            "--workers needs shared state: give --redis-url or GOVGW_REDIS_URL"
+            " (limits and suspensions must hold across the processes)"
+        )
+    if config.host_port()[1] == 0:
+        raise ConfigError("--workers needs a fixed port in --listen")
+    config.validate()
+    init(config.data_dir)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(dataclasses.replace(config, worker=i, reuse_port=True),),
+            name=f"govgw-worker-{i}",
+        )
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    print(f"govgw: {workers} workers on {config.listen}", flush=True)
+    for proc in procs:
+        proc.join()
+    return max((proc.exitcode or 0) for proc in procs)
+
+
+def _worker_main(config: ServeConfig) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s w{config.worker} %(levelname)s %(name)s %(message)s",
+    )
+    sys.exit(serve(config))
 
 
 def demo(config: ServeConfig, *, persons: int = 2000) -> int:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 KINDS = ("agency", "counter", "public", "admin")
+STATUSES = ("active", "suspended")
 KEY_PREFIX = "gk_"
 # How long a change made by another process (the CLI) may take to be seen.
 REFRESH_S = 0.1
@@ -41,6 +42,9 @@ class Caller:
     region: str
     status: str = "active"  # active | suspended
     created_at: str = ""
+    # When the status last changed (epoch seconds): a reinstated caller's
+    # enumeration monitor starts afresh from here.
+    status_since: float = 0.0
 
     def policy_input(self) -> dict[str, str]:
         return {
@@ -73,6 +77,9 @@ class CallerRegistry:
                 " department TEXT NOT NULL, region TEXT NOT NULL, key_digest TEXT UNIQUE,"
                 " status TEXT NOT NULL DEFAULT 'active', created_at TEXT NOT NULL)"
             )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(callers)")}
+            if "status_since" not in columns:  # registries made before suspension existed
+                db.execute("ALTER TABLE callers ADD COLUMN status_since REAL NOT NULL DEFAULT 0")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -98,7 +105,8 @@ class CallerRegistry:
         try:
             with self._connect() as db:
                 db.execute(
-                    "INSERT INTO callers VALUES (?, ?, ?, ?, ?, 'active', ?)",
+                    "INSERT INTO callers (id, kind, department, region, key_digest, status,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, 'active', ?)",
                     (caller_id, kind, department.strip(), region, key_digest(api_key), now),
                 )
         except sqlite3.IntegrityError as e:
@@ -106,8 +114,13 @@ class CallerRegistry:
         return Caller(caller_id, kind, department.strip(), region, "active", now), api_key
 
     def set_status(self, caller_id: str, status: str) -> Caller:
+        if status not in STATUSES:
+            raise CallerError(f"status: must be one of {', '.join(STATUSES)}")
         with self._connect() as db:
-            cur = db.execute("UPDATE callers SET status = ? WHERE id = ?", (status, caller_id))
+            cur = db.execute(
+                "UPDATE callers SET status = ?, status_since = ? WHERE id = ?",
+                (status, time.time(), caller_id),
+            )
             if cur.rowcount == 0:
                 raise CallerError(f"id: no caller {caller_id!r}")
         self._refresh(0.0)
@@ -158,11 +171,12 @@ class CallerRegistry:
                 return
             with self._connect() as db:
                 rows = db.execute(
-                    "SELECT id, kind, department, region, key_digest, status, created_at FROM callers"
+                    "SELECT id, kind, department, region, key_digest, status, created_at,"
+                    " status_since FROM callers"
                 ).fetchall()
             by_digest, by_id = {}, {}
-            for cid, kind, dept, region, digest, status, created in rows:
-                c = Caller(cid, kind, dept, region, status, created)
+            for cid, kind, dept, region, digest, status, created, since in rows:
+                c = Caller(cid, kind, dept, region, status, created, float(since))
                 by_id[cid] = c
                 if digest:
                     by_digest[digest] = c

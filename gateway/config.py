@@ -6,7 +6,8 @@ Everything lives under one data directory, created by `govgw init`:
     pool.sqlite         the encrypted pool
     callers.sqlite      the caller registry (API key digests)
     grants.json         conditional-access grants
-    audit/audit.log     the hash-chained audit trail
+    audit/audit.log     the hash-chained audit trail (audit-<n>.log per worker
+                        with --workers N; audit-admin.log for CLI transitions)
     tls/                private CA, server and client certificates
 """
 
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.catalog import DEFAULT_CATALOG
+from gateway.limits import LimitsConfig
+from gateway.oracle import OracleConfig
 
 DEFAULT_POLICY_DIR = DEFAULT_CATALOG.parent.parent
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -30,6 +33,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Layout:
     data_dir: Path
+    # Each process holds its own audit file (AuditLog locks it exclusively).
+    audit_name: str = "audit.log"
 
     @property
     def pool(self) -> Path:
@@ -45,7 +50,22 @@ class Layout:
 
     @property
     def audit(self) -> Path:
-        return self.data_dir / "audit" / "audit.log"
+        return self.data_dir / "audit" / self.audit_name
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.data_dir / "audit"
+
+    @property
+    def admin_audit(self) -> Path:
+        """Where the CLI records administrators' transitions (suspend, reinstate)."""
+        return self.audit_dir / "audit-admin.log"
+
+    def audit_files(self) -> list[Path]:
+        """Every audit chain in the data directory: one per process that wrote one."""
+        if not self.audit_dir.is_dir():
+            return []
+        return sorted(p for p in self.audit_dir.glob("audit*.log") if p.is_file())
 
 
 @dataclass(frozen=True)
@@ -59,10 +79,18 @@ class ServeConfig:
     policy_dir: Path = DEFAULT_POLICY_DIR
     catalog_path: Path = DEFAULT_CATALOG
     extra: dict[str, str] = field(default_factory=dict)
+    # Shared state: "" is in-process; a redis:// URL (or GOVGW_REDIS_URL) shares it.
+    redis_url: str = ""
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    oracle: OracleConfig = field(default_factory=OracleConfig)
+    # Several processes on one port: the kernel balances connections among them.
+    reuse_port: bool = False
+    worker: int | None = None  # this process's index under --workers N
 
     @property
     def layout(self) -> Layout:
-        return Layout(Path(self.data_dir))
+        name = "audit.log" if self.worker is None else f"audit-{self.worker}.log"
+        return Layout(Path(self.data_dir), name)
 
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.listen.rpartition(":")

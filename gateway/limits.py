@@ -1,20 +1,36 @@
-"""Limits: how much a caller may ask, checked before any decision or data read.
+"""Limits: how much a caller may ask, checked before any pool read.
 
-This is the in-process implementation: a sliding-window counter per
-(caller, action) and a cap on calls in flight per caller. Tiers map a
-caller kind to its allowance; operators tune them in config.
+Three kinds of limit, all counted in the state backend (in-process by
+default, Redis when several processes serve together):
+
+- per caller x RPC x dataset: a sliding window, sized by tier;
+- per subject: how many times, and by how many distinct callers, one ID
+  number may be asked about per hour (counted under its keyed hash, never
+  the raw key), so many callers cannot share out the guessing;
+- a cap on calls in flight per caller.
+
+The tier is the plan's `rate_tier` obligation when the policy names one,
+otherwise the caller kind's; operators tune tiers in config. Every check
+of one call is one atomic step: a refused call is counted nowhere.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 import time
-from collections import defaultdict, deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from gateway.errors import exhausted
+import grpc
+
+from gateway.callers import Caller
+from gateway.errors import GovgwError, exhausted
+from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY, Plan
+from gateway.state import InProcessState, Slot, StateBackend, Window
+from gateway.state.base import ADMITTED, IN_FLIGHT_FULL, SUSPENDED
+
+log = logging.getLogger("govgw.limits")
 
 
 @dataclass(frozen=True)
@@ -30,52 +46,123 @@ DEFAULT_TIERS: dict[str, Tier] = {
     "agency": Tier(120_000),
     "counter": Tier(60_000),
     "public": Tier(600, max_in_flight=8),
+    # Named by a plan's rate_tier obligation, e.g. for sensitive datasets.
+    "strict": Tier(60, max_in_flight=4),
 }
+# A plan's default obligation: "use the caller kind's tier".
+STANDARD = "standard"
+SUBJECT_ACTIONS = frozenset({VERIFY_IDENTITY, VERIFY_ATTRIBUTES})
 
 
-@dataclass
-class _Window:
-    hits: deque[float] = field(default_factory=deque)
-    in_flight: int = 0
+@dataclass(frozen=True)
+class SubjectLimits:
+    """Per subject (ID number), across all callers, per window."""
+
+    calls: int = 60
+    callers: int = 10
+    window_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    subject: SubjectLimits = SubjectLimits()
 
 
 class Limits:
-    def __init__(self, tiers: dict[str, Tier] | None = None) -> None:
+    def __init__(
+        self,
+        tiers: Mapping[str, Tier] | None = None,
+        *,
+        state: StateBackend | None = None,
+        subject: SubjectLimits | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.tiers = dict(DEFAULT_TIERS if tiers is None else tiers)
-        self._windows: dict[tuple[str, str], _Window] = defaultdict(_Window)
-        self._in_flight: dict[str, int] = defaultdict(int)
-        self._lock = threading.Lock()
+        # None: no per-subject limit (the bare default `Limits()`); `govgw serve`
+        # passes the configured ones through `gateway.oracle.attach`.
+        self.subject = subject
+        self.state = state or InProcessState()
+        # Wall-clock time: with Redis, every process's windows use one time line.
+        self.clock = clock
 
-    def tier_for(self, kind: str) -> Tier:
-        return self.tiers.get(kind, DEFAULT_TIERS["public"])
+    @classmethod
+    def from_config(cls, config: LimitsConfig, state: StateBackend) -> Limits:
+        return cls(config.tiers, state=state, subject=config.subject)
 
-    @contextmanager
-    def admit(self, caller_id: str, kind: str, action: str) -> Iterator[None]:
-        """Admit one call or raise RESOURCE_EXHAUSTED with a retry delay."""
-        tier = self.tier_for(kind)
-        now = time.monotonic()
-        with self._lock:
-            w = self._windows[(caller_id, action)]
-            horizon = now - tier.window_s
-            while w.hits and w.hits[0] <= horizon:
-                w.hits.popleft()
-            if len(w.hits) >= tier.calls_per_window:
-                retry = w.hits[0] + tier.window_s - now
-                raise exhausted(
-                    "RATE_LIMITED",
-                    f"at most {tier.calls_per_window} {action} calls per {tier.window_s:g} s",
-                    retry_after_s=max(retry, 0.001),
+    def tier_for(self, kind: str, plan: Plan | None = None) -> Tier:
+        named = plan.obligations.rate_tier if plan is not None else STANDARD
+        if named != STANDARD and named in self.tiers:
+            return self.tiers[named]
+        return self.tiers.get(kind) or DEFAULT_TIERS["public"]
+
+    @asynccontextmanager
+    async def admit(
+        self,
+        caller: Caller,
+        action: str,
+        plans: Mapping[str, Plan],
+        subject_hashes: Sequence[str] = (),
+        token: str = "",
+    ) -> AsyncIterator[None]:
+        """Admit one call or raise RESOURCE_EXHAUSTED (with RetryInfo),
+        PERMISSION_DENIED CALLER_SUSPENDED or UNAVAILABLE STATE_UNAVAILABLE."""
+        windows: list[Window] = []
+        reasons: list[tuple[str, str]] = []
+
+        def add(window: Window, reason: str, message: str) -> None:
+            windows.append(window)
+            reasons.append((reason, message))
+
+        # A call without a dataset (the catalog) is still counted, under "".
+        decided: list[tuple[str, Plan | None]] = list(plans.items()) or [("", None)]
+        tiers = [self.tier_for(caller.kind, plan) for _, plan in decided]
+        for (ds, _), tier in zip(decided, tiers, strict=True):
+            add(
+                Window(f"rate:{caller.id}:{action}:{ds}", tier.calls_per_window, tier.window_s),
+                "RATE_LIMITED",
+                f"at most {tier.calls_per_window} {action} calls per {tier.window_s:g} s",
+            )
+        sl = self.subject
+        # Per-subject limits guard the oracle: verification, not lookups that a
+        # policy and its grants already bound.
+        if sl is not None and action in SUBJECT_ACTIONS:
+            for h in dict.fromkeys(subject_hashes):  # once per distinct subject
+                add(
+                    Window(f"subj:{h}:calls", sl.calls, sl.window_s),
+                    "SUBJECT_RATE_LIMITED",
+                    f"one subject may be verified at most {sl.calls} times per {sl.window_s:g} s",
                 )
-            if self._in_flight[caller_id] >= tier.max_in_flight:
-                raise exhausted(
-                    "TOO_MANY_IN_FLIGHT",
-                    f"at most {tier.max_in_flight} calls in flight per caller",
-                    retry_after_s=0.05,
+                add(
+                    Window(f"subj:{h}:callers", sl.callers, sl.window_s, member=caller.id),
+                    "SUBJECT_CALLERS_LIMITED",
+                    f"one subject may be verified by at most {sl.callers} callers"
+                    f" per {sl.window_s:g} s",
                 )
-            w.hits.append(now)
-            self._in_flight[caller_id] += 1
+        slot = Slot(f"inflight:{caller.id}", min(t.max_in_flight for t in tiers))
+        verdict = await self.state.admit(caller.id, windows, slot, token, self.clock())
+        if verdict.blocked == SUSPENDED:
+            raise GovgwError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "CALLER_SUSPENDED",
+                "this caller's access is suspended; an administrator must reinstate it",
+                metadata={"caller": caller.id},
+            )
+        if verdict.blocked == IN_FLIGHT_FULL:
+            raise exhausted(
+                "TOO_MANY_IN_FLIGHT",
+                f"at most {slot.limit} calls in flight per caller",
+                retry_after_s=verdict.retry_after_s,
+            )
+        if verdict.blocked != ADMITTED:
+            reason, message = reasons[verdict.blocked]
+            raise exhausted(reason, message, retry_after_s=verdict.retry_after_s)
         try:
             yield
         finally:
-            with self._lock:
-                self._in_flight[caller_id] -= 1
+            try:
+                await self.state.release(slot, token)
+            except GovgwError:
+                # The slot lapses by itself after its ttl; the call's own
+                # outcome (already decided) must not be replaced by this.
+                log.warning("in-flight slot of %s not released; it lapses", caller.id)

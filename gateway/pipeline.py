@@ -3,6 +3,11 @@
     authenticate caller -> check limits -> decide (policy -> plan) -> read pool
       -> apply plan (mask, drop, compute predicates) -> audit (durable) -> respond
 
+(The plan is computed just before the limits are checked, because a plan's
+`rate_tier` obligation picks the tier; deciding is in memory and cached and
+has no effect, and nothing is read from the pool before admission. A plan
+that denies is still counted, so refused calls cannot be hammered for free.)
+
 The server is grpc.aio: every step but the audit wait is short and runs on
 the event loop, so calls do not contend for the GIL in a thread pool, and
 the wait for the audit fsync is an await, not a blocked thread.
@@ -35,6 +40,7 @@ from gateway.catalog import Catalog
 from gateway.errors import GovgwError, unavailable
 from gateway.keys import KeyRing
 from gateway.limits import Limits
+from gateway.oracle import Oracle
 from gateway.plan import Plan
 from gateway.policy.decider import Decider
 from gateway.pool import Pool
@@ -99,6 +105,8 @@ class Parts:
     audit: AuditLog
     signer: ReceiptSigner
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Enumeration defence; `gateway.oracle.attach` sets it with the limits' state.
+    oracle: Oracle | None = None
 
 
 # Request ids need to be unique, not secret: a random per-process prefix and
@@ -132,19 +140,23 @@ class Pipeline:
             record.caller = caller
             request = parse()  # input -> validated request
             record.request = request
-            with p.limits.admit(caller.id, caller.kind, action):  # 2. limits
-                now = p.clock()
-                plans = {  # 3. decide
-                    ds: p.decider.decide(
-                        caller=caller.policy_input(),
-                        action=action,
-                        dataset=ds,
-                        purpose=request.purpose,
-                        now=now,
-                    )
-                    for ds in request.datasets
-                }
-                record.plans = plans
+            now = p.clock()
+            plans = {  # 3. decide (before 2, for the tier: see the module doc)
+                ds: p.decider.decide(
+                    caller=caller.policy_input(),
+                    action=action,
+                    dataset=ds,
+                    purpose=request.purpose,
+                    now=now,
+                )
+                for ds in request.datasets
+            }
+            record.plans = plans
+            # Per-subject counters are keyed by the keyed hash, never the raw key.
+            hashes = tuple(p.keyring.subject_hash(s) for s in request.subjects)
+            if p.oracle is not None:
+                p.oracle.start_watching(p.decider.invalidate)
+            async with p.limits.admit(caller, action, plans, hashes, request_id):  # 2. limits
                 for ds, plan in plans.items():
                     if not plan.allow:
                         raise GovgwError(
@@ -156,6 +168,14 @@ class Pipeline:
                 _check_deadline(context)
                 # 4. read pool and 5. apply plan: the RPC's own step
                 outcome = execute(Exec(caller, plans, request, request_id, now))
+                if p.oracle is not None:
+                    # Recorded before the answer leaves: if it cannot be
+                    # recorded, the answer is not given (fail closed).
+                    suspension = await p.oracle.observe(
+                        caller, action, outcome.answer, hashes, request_id
+                    )
+                    if suspension is not None:
+                        record.extra.append(suspension.audit_event(by="enumeration-monitor"))
             record.succeed(outcome)
         except GovgwError as err:
             record.fail(err)
@@ -229,6 +249,7 @@ class _AuditDraft:
     receipt_id: str = ""
     violations: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
+    extra: list[dict[str, Any]] = field(default_factory=list)  # e.g. a suspension it caused
 
     def succeed(self, outcome: Outcome[Any]) -> None:
         self.outcome = "OK"
@@ -275,10 +296,11 @@ class _AuditDraft:
         if grants:
             base["grants"] = grants
         subjects = req.subjects if req else ()
+        extra = [{**e, "request_id": self.request_id} for e in self.extra]
         if not subjects:
-            return [{**base, "subject": ""}]
+            return [{**base, "subject": ""}, *extra]
         # One record per subject, so a data subject can later list every use of their data.
-        return [{**base, "subject": keyring.subject_hash(s)} for s in subjects]
+        return [{**base, "subject": keyring.subject_hash(s)} for s in subjects] + extra
 
 
 def _combined_hash(plans: dict[str, Plan]) -> str:

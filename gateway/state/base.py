@@ -108,9 +108,17 @@ class StateBackend(ABC):
 
     @abstractmethod
     async def observe(
-        self, caller_id: str, subject: str, no_match: bool, window_s: float, token: str, now: float
+        self,
+        caller_id: str,
+        subject: str,
+        no_match: bool,
+        window_s: float,
+        token: str,
+        now: float,
+        since: float = 0.0,
     ) -> Observation:
-        """Record one verification answer and return the caller's window statistics."""
+        """Record one verification answer and return the caller's statistics over
+        the window, counting nothing from before `since` (a reinstatement)."""
 
     @abstractmethod
     async def suspend(self, caller_id: str, reason: str) -> bool:
@@ -127,6 +135,16 @@ class StateBackend(ABC):
     @abstractmethod
     async def claim(self, key: str, ttl_s: float) -> bool:
         """Claim a one-time key (nonce, idempotency key); False if already claimed."""
+
+    @abstractmethod
+    async def put_if_absent(self, key: str, value: str, ttl_s: float) -> str | None:
+        """Store `value` unless the key holds one; None if stored, else the value held."""
+
+    @abstractmethod
+    async def put(self, key: str, value: str, ttl_s: float) -> None: ...
+
+    @abstractmethod
+    async def forget(self, key: str) -> None: ...
 
     @abstractmethod
     async def grants_version(self) -> int: ...

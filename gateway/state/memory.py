@@ -51,6 +51,7 @@ class InProcessState(StateBackend):
         self._slots: dict[str, dict[str, float]] = {}
         self._suspended: dict[str, str] = {}
         self._claims: dict[str, float] = {}
+        self._values: dict[str, tuple[str, float]] = {}
         self._grants_version = 0
         self._watchers: list[Callable[[str], None]] = []
 
@@ -95,9 +96,16 @@ class InProcessState(StateBackend):
         self._slots.get(slot.key, {}).pop(token, None)
 
     async def observe(
-        self, caller_id: str, subject: str, no_match: bool, window_s: float, token: str, now: float
+        self,
+        caller_id: str,
+        subject: str,
+        no_match: bool,
+        window_s: float,
+        token: str,
+        now: float,
+        since: float = 0.0,
     ) -> Observation:
-        horizon = now - window_s
+        horizon = max(now - window_s, since)
         answered, misses, subjects = (
             self._log(f"obs:{caller_id}:{part}") for part in ("answered", "no_match", "subjects")
         )
@@ -131,6 +139,20 @@ class InProcessState(StateBackend):
             for k in [k for k, e in self._claims.items() if e <= now]:
                 del self._claims[k]
         return True
+
+    async def put_if_absent(self, key: str, value: str, ttl_s: float) -> str | None:
+        now = asyncio.get_running_loop().time()
+        held = self._values.get(key)
+        if held is not None and held[1] > now:
+            return held[0]
+        self._values[key] = (value, now + ttl_s)
+        return None
+
+    async def put(self, key: str, value: str, ttl_s: float) -> None:
+        self._values[key] = (value, asyncio.get_running_loop().time() + ttl_s)
+
+    async def forget(self, key: str) -> None:
+        self._values.pop(key, None)
 
     async def grants_version(self) -> int:
         return self._grants_version

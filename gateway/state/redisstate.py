@@ -82,15 +82,16 @@ end
 return {-1, '0'}
 """
 
-# KEYS: answered, no_match, subjects. ARGV: now, window, token, no_match flag, subject.
+# KEYS: answered, no_match, subjects. ARGV: now, window, token, no_match flag, subject, since.
 _OBSERVE = """
 local now, win = tonumber(ARGV[1]), tonumber(ARGV[2])
+local horizon = math.max(now - win, tonumber(ARGV[6]))
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 if ARGV[4] == '1' then redis.call('ZADD', KEYS[2], now, ARGV[3]) end
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], now, ARGV[5]) end
 local out = {}
 for i = 1, 3 do
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - win)
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', horizon)
   redis.call('PEXPIRE', KEYS[i], math.ceil(win * 1000))
   out[i] = redis.call('ZCARD', KEYS[i])
 end
@@ -140,10 +141,17 @@ class RedisState(StateBackend):
         await self._call(lambda: self._r.zrem(PREFIX + slot.key, token))
 
     async def observe(
-        self, caller_id: str, subject: str, no_match: bool, window_s: float, token: str, now: float
+        self,
+        caller_id: str,
+        subject: str,
+        no_match: bool,
+        window_s: float,
+        token: str,
+        now: float,
+        since: float = 0.0,
     ) -> Observation:
         keys = [f"{PREFIX}obs:{caller_id}:{p}" for p in ("answered", "no_match", "subjects")]
-        args = [repr(now), repr(window_s), token, "1" if no_match else "0", subject]
+        args = [repr(now), repr(window_s), token, "1" if no_match else "0", subject, repr(since)]
         answered, misses, subjects = await self._call(lambda: self._observe(keys=keys, args=args))
         return Observation(int(answered), int(misses), int(subjects))
 
@@ -161,6 +169,21 @@ class RedisState(StateBackend):
         return bool(
             await self._call(lambda: self._r.set(PREFIX + "claim:" + key, "1", nx=True, px=ms))
         )
+
+    async def put_if_absent(self, key: str, value: str, ttl_s: float) -> str | None:
+        ms = max(int(ttl_s * 1000), 1)
+        # SET NX GET (Redis >= 7.0): store-or-read in one atomic round trip.
+        held = await self._call(
+            lambda: self._r.set(PREFIX + "val:" + key, value, nx=True, get=True, px=ms)
+        )
+        return None if held is None else str(held)
+
+    async def put(self, key: str, value: str, ttl_s: float) -> None:
+        ms = max(int(ttl_s * 1000), 1)
+        await self._call(lambda: self._r.set(PREFIX + "val:" + key, value, px=ms))
+
+    async def forget(self, key: str) -> None:
+        await self._call(lambda: self._r.delete(PREFIX + "val:" + key))
 
     async def grants_version(self) -> int:
         v = await self._call(lambda: self._r.get(GRANTS_VERSION_KEY))

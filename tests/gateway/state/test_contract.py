@@ -18,29 +18,6 @@ from tests.gateway.state.redis_server import RedisServer
 Body = Callable[[StateBackend], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "redis"])
-def run(request: pytest.FixtureRequest) -> Callable[[Body], None]:
-    """Run an async test body against a fresh backend of each kind."""
-    kind = request.param
-    server: RedisServer | None = (
-        request.getfixturevalue("redis_server") if kind == "redis" else None
-    )
-
-    def runner(body: Body) -> None:
-        async def main() -> None:
-            if server is not None:
-                server.flush()
-            state = open_state(server.url if server else "")
-            try:
-                await body(state)
-            finally:
-                await state.aclose()
-
-        asyncio.run(main())
-
-    return runner
-
-
 def test_open_state_picks_the_backend(redis_server: RedisServer, monkeypatch) -> None:
     monkeypatch.delenv("GOVGW_REDIS_URL", raising=False)
     assert isinstance(open_state(""), InProcessState)
@@ -141,6 +118,18 @@ def test_observe_counts_answers_misses_and_spread(run) -> None:
             2,
             4,
         )  # h3, h0, h1 (refreshed) and h9
+
+    run(body)
+
+
+def test_observe_forgets_what_came_before_since(run) -> None:
+    """A reinstated caller starts afresh: answers before `since` no longer count."""
+
+    async def body(s: StateBackend) -> None:
+        for i in range(5):
+            await s.observe("c", f"h{i}", True, 100.0, f"t{i}", now=10.0 + i)
+        o = await s.observe("c", "h9", False, 100.0, "z", now=20.0, since=15.0)
+        assert (o.answered, o.no_match, o.distinct_subjects) == (1, 0, 1)
 
     run(body)
 

@@ -1,0 +1,88 @@
+"""`govgw callers ...`: the caller registry, and suspension (R10).
+
+Suspend and reinstate act on the data directory's registry and, when a Redis
+URL is configured (--redis-url or GOVGW_REDIS_URL), on the shared state every
+gateway process checks. Each transition is audited in audit/audit-admin.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.callers import KINDS
+
+if TYPE_CHECKING:
+    from clients.cli import CliHelpers
+
+
+def register(sub: Any, h: CliHelpers) -> None:
+    callers = sub.add_parser("callers", help="the caller registry").add_subparsers(
+        dest="sub", required=True
+    )
+
+    def add(args: argparse.Namespace) -> int:
+        from gateway.admin import callers_add
+
+        doc = callers_add(
+            args.data_dir, args.id, args.kind, args.department, args.region, cert_out=args.cert_out
+        )
+        h.emit(
+            args,
+            doc,
+            lambda: (
+                f"caller {doc['caller']['id']} ({doc['caller']['kind']}) added\n"
+                f"API key (shown once): {doc['api_key']}"
+                + (f"\nclient certificate: {doc['certificate']}" if doc.get("certificate") else "")
+            ),
+        )
+        return 0
+
+    def list_(args: argparse.Namespace) -> int:
+        from gateway.admin import callers_list
+
+        found = callers_list(args.data_dir, args.redis_url)
+        if args.suspended:
+            found = [c for c in found if c["status"] == "suspended"]
+        rows = [["id", "kind", "department", "region", "status"]]
+        rows += [[c["id"], c["kind"], c["department"], c["region"], c["status"]] for c in found]
+        h.emit(args, found, lambda: h.table(rows))
+        return 0
+
+    def suspend(args: argparse.Namespace) -> int:
+        from gateway.admin import callers_suspend
+
+        c = callers_suspend(args.data_dir, args.id, args.reason, args.redis_url)
+        h.emit(args, c, lambda: f"caller {c['id']} suspended")
+        return 0
+
+    def reinstate(args: argparse.Namespace) -> int:
+        from gateway.admin import callers_reinstate
+
+        c = callers_reinstate(args.data_dir, args.id, args.reason, args.redis_url)
+        h.emit(args, c, lambda: f"caller {c['id']} reinstated")
+        return 0
+
+    def state(sp: Any) -> None:
+        h.data_dir(sp)
+        sp.add_argument("--redis-url", default=None, help="shared state (or GOVGW_REDIS_URL)")
+
+    sp = h.cmd(callers, "add", add, "register a caller and print its API key")
+    h.data_dir(sp)
+    sp.add_argument("--id", required=True)
+    sp.add_argument("--kind", required=True, choices=list(KINDS))
+    sp.add_argument("--department", required=True)
+    sp.add_argument("--region", required=True, help="6-digit administrative division code")
+    sp.add_argument("--cert-out", type=Path, help="also issue an mTLS client certificate here")
+    sp = h.cmd(callers, "list", list_, "list callers (and suspensions)")
+    state(sp)
+    sp.add_argument("--suspended", action="store_true", help="only suspended callers")
+    for name, fn, what in (
+        ("suspend", suspend, "suspend a caller's access at once (R10)"),
+        ("reinstate", reinstate, "lift a suspension (administrators only)"),
+    ):
+        sp = h.cmd(callers, name, fn, what)
+        state(sp)
+        sp.add_argument("id")
+        sp.add_argument("--reason", required=True, help="why, for the audit trail")

@@ -1,0 +1,139 @@
+"""`govgw serve --workers 2`: two processes on one port sharing Redis.
+
+Shared state is what makes the workers one gateway: the enumeration monitor
+counts an attacker's answers across both processes, a suspension made from
+the CLI is refused by both, and each worker keeps its own audit chain.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from stdnum.cn import ric
+
+from clients.sdk import GovgwClient, GovgwClientError
+from tests.gateway.state.redis_server import RedisServer
+from tests.support import free_port, make_data_dir
+
+PURPOSE = "户籍业务办理"
+CHANNELS = 16  # SO_REUSEPORT balances connections: enough of them reach both workers
+MIN_ANSWERS = 20  # OracleConfig's default
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    tmp = Path(tmp_path_factory.mktemp("workers"))
+    redis_server = RedisServer(tmp / "redis").start()
+    keys, demo = make_data_dir(tmp / "data", persons=40, entities=10)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli", "serve", "--workers", "2",
+         "--data-dir", str(tmp / "data"), "--listen", f"127.0.0.1:{port}",
+         "--redis-url", redis_server.url],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    audit = tmp / "data" / "audit"
+    # Up when both workers have opened their audit chains and the port answers.
+    while not (
+        (audit / "audit-0.log").exists() and (audit / "audit-1.log").exists() and _accepts(port)
+    ):
+        assert proc.poll() is None and time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    yield {"proc": proc, "port": port, "keys": keys, "demo": demo, "data": tmp / "data",
+           "redis": redis_server}  # fmt: skip
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    redis_server.stop()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def clients(w: dict, caller: str) -> list[GovgwClient]:
+    # A distinct channel argument gives each client its own connection.
+    return [
+        GovgwClient(
+            f"127.0.0.1:{w['port']}", api_key=w["keys"][caller], options=[("grpc.channel_id", i)]
+        )
+        for i in range(CHANNELS)
+    ]
+
+
+def records(data: Path) -> dict[str, list[dict]]:
+    return {
+        p.name: [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        for p in sorted((data / "audit").glob("audit-*.log"))
+    }
+
+
+def test_both_workers_answer(workers) -> None:
+    adult = workers["demo"]["adult_resident"]
+    for c in clients(workers, "agency-civil"):
+        with c:
+            assert c.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE).matched
+    per_worker = {
+        name: sum(1 for r in recs if r["caller"] == "agency-civil")
+        for name, recs in records(workers["data"]).items()
+        if name != "audit-admin.log"
+    }
+    assert set(per_worker) == {"audit-0.log", "audit-1.log"}
+    assert all(n > 0 for n in per_worker.values()), per_worker
+
+
+def test_the_monitor_counts_across_workers(workers) -> None:
+    """Guessing ID numbers over 16 connections to 2 processes: still at most MIN_ANSWERS."""
+    answered, refused = 0, 0
+    cs = clients(workers, "counter-songpan")
+    for i in range(60):
+        body = f"51322119800101{i:03d}"
+        try:
+            cs[i % CHANNELS].verify_identity("张伟", body + ric.calc_check_digit(body + "0"),
+                                             purpose=PURPOSE)  # fmt: skip
+            answered += 1
+        except GovgwClientError as e:
+            assert e.code == grpc.StatusCode.PERMISSION_DENIED and e.reason == "CALLER_SUSPENDED"
+            refused += 1
+    for c in cs:
+        c.close()
+    assert answered == MIN_ANSWERS and refused == 60 - MIN_ANSWERS
+    suspensions = [r for recs in records(workers["data"]).values() for r in recs
+                   if r["action"] == "caller.suspend"]  # fmt: skip
+    assert [r["caller"] for r in suspensions] == ["counter-songpan"]
+
+
+def test_cli_suspension_reaches_every_worker_and_chains_verify(workers) -> None:
+    d, url = str(workers["data"]), workers["redis"].url
+    subprocess.run([sys.executable, "-m", "clients.cli", "callers", "suspend", "agency-far",
+                    "--reason", "演练", "--data-dir", d, "--redis-url", url],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    adult = workers["demo"]["adult_resident"]
+    for c in clients(workers, "agency-far"):
+        with c, pytest.raises(GovgwClientError) as info:
+            c.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
+        assert info.value.reason == "CALLER_SUSPENDED"
+    # SIGTERM to the parent drains both workers; then every chain verifies.
+    workers["proc"].send_signal(signal.SIGTERM)
+    assert workers["proc"].wait(timeout=30) == 0
+    out = subprocess.run([sys.executable, "-m", "clients.cli", "audit", "verify", "--json",
+                          "--data-dir", d], check=True, capture_output=True, text=True)  # fmt: skip
+    report = json.loads(out.stdout)
+    assert report["ok"]
+    assert {f["file"] for f in report["files"]} == {"audit-0.log", "audit-1.log",
+                                                    "audit-admin.log"}  # fmt: skip

@@ -93,7 +93,7 @@ class GatewayServer:
             # Beyond this many calls in flight gRPC answers RESOURCE_EXHAUSTED
             # at once instead of letting latency grow without bound.
             maximum_concurrent_rpcs=self.config.max_concurrent_rpcs,
-            options=[("grpc.so_reuseport", 0)],
+            options=[("grpc.so_reuseport", 1 if self.config.reuse_port else 0)],
         )
         pipeline = Pipeline(self.parts)
         verification_pb2_grpc.add_VerificationServiceServicer_to_server(

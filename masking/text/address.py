@@ -65,7 +65,7 @@ def _admin_at(text: str, pos: int) -> int:
     return pos
 
 
-class AddressRecognizer(ChineseRecognizer):
+class CnAddressRecognizer(ChineseRecognizer):
     entity = ADDRESS
 
     def find(self, text: str) -> Iterable[tuple[int, int, float]]:

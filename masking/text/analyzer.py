@@ -29,32 +29,32 @@ from presidio_analyzer import AnalyzerEngine, RecognizerRegistry  # noqa: E402
 from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer  # noqa: E402
 from presidio_analyzer.nlp_engine import NoOpNlpEngine  # noqa: E402
 
-from masking.text.address import AddressRecognizer  # noqa: E402
+from masking.text.address import CnAddressRecognizer  # noqa: E402
 from masking.text.base import ChineseRecognizer  # noqa: E402
-from masking.text.names import PersonNameRecognizer  # noqa: E402
+from masking.text.names import CnPersonNameRecognizer  # noqa: E402
 from masking.text.numbers import (  # noqa: E402
-    BankCardRecognizer,
-    EmailRecognizer,
-    IdNumberRecognizer,
-    PassportRecognizer,
-    PhoneRecognizer,
-    UsccRecognizer,
-    VehiclePlateRecognizer,
+    CnBankCardRecognizer,
+    CnEmailRecognizer,
+    CnIdNumberRecognizer,
+    CnPassportRecognizer,
+    CnPhoneRecognizer,
+    CnUsccRecognizer,
+    CnVehiclePlateRecognizer,
 )
 
 # Recognizers by entity type: the registry the engine is built from.
 RECOGNIZERS: dict[str, type[ChineseRecognizer]] = {
     cls.entity: cls
     for cls in (
-        IdNumberRecognizer,
-        PhoneRecognizer,
-        BankCardRecognizer,
-        UsccRecognizer,
-        PassportRecognizer,
-        EmailRecognizer,
-        VehiclePlateRecognizer,
-        PersonNameRecognizer,
-        AddressRecognizer,
+        CnIdNumberRecognizer,
+        CnPhoneRecognizer,
+        CnBankCardRecognizer,
+        CnUsccRecognizer,
+        CnPassportRecognizer,
+        CnEmailRecognizer,
+        CnVehiclePlateRecognizer,
+        CnPersonNameRecognizer,
+        CnAddressRecognizer,
     )
 }
 assert set(RECOGNIZERS) == set(ENTITY_TYPES)

@@ -448,7 +448,7 @@ _ITEM = f"(?:{_SURNAME}){_GIVEN_CHAR}{{1,2}}"
 _JOINER = re.compile("[、和与及]")
 
 
-class PersonNameRecognizer(ChineseRecognizer):
+class CnPersonNameRecognizer(ChineseRecognizer):
     entity = PERSON
     _surname = re.compile(_SURNAME)
     # Not a list of places: 张家村和李家庄.

@@ -76,7 +76,7 @@ def _valid_18(number: str) -> bool:
     return _region_known(number[:6])
 
 
-class IdNumberRecognizer(ChineseRecognizer):
+class CnIdNumberRecognizer(ChineseRecognizer):
     """18-digit ID numbers (check digit, birth date, region: stdnum.cn.ric) and 15-digit ones.
 
     The 15-digit form (issued before 1999) has no check digit: it is accepted
@@ -119,7 +119,7 @@ def _looks_like_id(digits: str) -> bool:
     return _region_known(digits[:6])
 
 
-class UsccRecognizer(ChineseRecognizer):
+class CnUsccRecognizer(ChineseRecognizer):
     """统一社会信用代码: 18 characters, GB 32100 check character (stdnum.cn.uscc)."""
 
     entity = USCC
@@ -140,7 +140,7 @@ class UsccRecognizer(ChineseRecognizer):
             yield m.start(), m.end(), 0.98
 
 
-class BankCardRecognizer(ChineseRecognizer):
+class CnBankCardRecognizer(ChineseRecognizer):
     """Bank card numbers: 16-19 digits (groups of 4 may be spaced), Luhn, a card-issuer prefix.
 
     Without context a Luhn-valid number must also start like a real card
@@ -199,7 +199,7 @@ class BankCardRecognizer(ChineseRecognizer):
                 yield m.start(), m.end(), 0.7
 
 
-class PassportRecognizer(ChineseRecognizer):
+class CnPassportRecognizer(ChineseRecognizer):
     """Chinese passports (E + 8 digits, E + letter + 7 digits, G/D/S/P + 7-8 digits), and
     travel permits to Hong Kong, Macao and Taiwan (C/L/T/H/M + 8 digits) next to their names.
     """
@@ -229,7 +229,7 @@ class PassportRecognizer(ChineseRecognizer):
 _MOBILE = r"1(?:3[0-9]|4[5-9]|5[0-35-9]|6[2567]|7[0-8]|8[0-9]|9[0-35-9])"
 
 
-class PhoneRecognizer(ChineseRecognizer):
+class CnPhoneRecognizer(ChineseRecognizer):
     """Mobile numbers (11 digits, allocated prefixes, optional +86 and separators) and
     landlines with an area code (010, 02x, 0xxx) or, next to a phone word, without one."""
 
@@ -272,7 +272,7 @@ class PhoneRecognizer(ChineseRecognizer):
                 yield m.start(), m.end(), 0.7
 
 
-class EmailRecognizer(ChineseRecognizer):
+class CnEmailRecognizer(ChineseRecognizer):
     """E-mail addresses, ASCII only: presidio's \\w-based pattern would swallow the Chinese
     word before the address (邮箱zhang@qq.com), and its tldextract check can reach the network."""
 
@@ -291,7 +291,7 @@ class EmailRecognizer(ChineseRecognizer):
 _PLATE_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领"
 
 
-class VehiclePlateRecognizer(ChineseRecognizer):
+class CnVehiclePlateRecognizer(ChineseRecognizer):
     """机动车号牌 (GA 36): province character, issuing-office letter, then 5 characters
     (6 on new-energy plates), or 4 plus 挂/学/警/港/澳; an optional middle dot."""
 

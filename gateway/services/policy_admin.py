@@ -343,9 +343,11 @@ class PolicyAdminService(policy_admin_pb2_grpc.PolicyAdminServiceServicer):
 
     async def Test(self, request: pb.TestRequest, context):
         def parse() -> Request:
-            files = bundle_files(request.bundle)
+            v = validation.Violations()
+            files = v.check(bundle_files, request.bundle)
             if not 0 <= request.min_coverage <= 100:
-                raise invalid("min_coverage", "must be 0 to 100", "MIN_COVERAGE_INVALID")
+                v.add("min_coverage", "must be 0 to 100", "MIN_COVERAGE_INVALID")
+            v.raise_if_any()
             return Request(PURPOSE, ("",), payload=files)
 
         def work(_caller: str) -> tuple[str, list[PolicyProblem], RegoSuite | None]:

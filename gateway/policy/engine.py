@@ -258,7 +258,7 @@ def rule_name(rule: dict[str, Any]) -> str:
     return ref_name(refr) or "?"
 
 
-def _rule_line(rule: dict[str, Any]) -> int:
+def rule_line(rule: dict[str, Any]) -> int:
     body = next(iter(rule.values()))
     return int(body.get("span", {}).get("line", 0))
 
@@ -315,7 +315,7 @@ def analyze(modules: list[_Module]) -> list[PolicyProblem]:
         for rule in m.rules:
             if _rule_head(rule)[2] == "Func":
                 full = f"{m.package}.{rule_name(rule)}"
-                functions.setdefault(full, _Function(full, m.path, _rule_line(rule)))
+                functions.setdefault(full, _Function(full, m.path, rule_line(rule)))
 
     problems: list[PolicyProblem] = []
     for m in modules:
@@ -323,7 +323,7 @@ def analyze(modules: list[_Module]) -> list[PolicyProblem]:
             name = rule_name(rule)
             owner = functions.get(f"{m.package}.{name}") if _rule_head(rule)[2] == "Func" else None
             for call in _walk(rule, "Call"):
-                line = int(call.get("span", {}).get("line", 0)) or _rule_line(rule)
+                line = int(call.get("span", {}).get("line", 0)) or rule_line(rule)
                 problem, target = _check_call(call, m, functions)
                 if problem:
                     problems.append(PolicyProblem("builtin", problem, m.path, line, name))
@@ -339,7 +339,7 @@ def analyze(modules: list[_Module]) -> list[PolicyProblem]:
                                     "with",
                                     f"`with {target}` replaces a function: only tests may mock",
                                     m.path,
-                                    _rule_line(rule),
+                                    rule_line(rule),
                                     name,
                                 )
                             )

@@ -228,9 +228,11 @@ def grants_add(
         raise ValueError(f"fields: not fields of {dataset}: {', '.join(unknown)}")
     if CallerRegistry(Layout(Path(data_dir)).callers).get(caller) is None:
         raise ValueError(f"caller: no caller {caller!r}")
-    return GrantStore(Layout(Path(data_dir)).grants).add(
+    grant = GrantStore(Layout(Path(data_dir)).grants).add(
         caller, dataset, fields, purpose, _expiry(expires)
     )
+    announce_grants_change()
+    return grant
 
 
 def grants_list(data_dir: Path) -> list[dict[str, Any]]:
@@ -242,7 +244,28 @@ def grants_list(data_dir: Path) -> list[dict[str, Any]]:
 def grants_revoke(data_dir: Path, grant_id: str, reason: str) -> Any:
     from gateway.grants import GrantStore
 
-    return GrantStore(Layout(Path(data_dir)).grants).revoke(grant_id, reason)
+    revoked = GrantStore(Layout(Path(data_dir)).grants).revoke(grant_id, reason)
+    announce_grants_change()
+    return revoked
+
+
+def announce_grants_change(redis_url: str | None = None) -> bool:
+    """Tell every gateway process sharing Redis to drop its cached plans now.
+
+    Best effort: the grants file is the record, and each process re-reads it
+    within its refresh interval anyway; the announcement makes it immediate
+    (well under 1 s) across processes and hosts. False if not announced.
+    """
+    url = state_url(redis_url)
+    if not url:
+        return False
+    try:
+        _run_state(url, lambda s: s.bump_grants_version())
+    except OSError:
+        print("govgw: shared state unreachable; processes pick the change up from the file",
+              file=sys.stderr)  # fmt: skip
+        return False
+    return True
 
 
 def audit_verify(data_dir: Path) -> dict[str, Any]:

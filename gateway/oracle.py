@@ -83,6 +83,7 @@ class Oracle:
         self.config = config or OracleConfig()
         self.clock = clock
         self._watching = False
+        self.invalidations = 0  # announcements received (policy or grant changes)
 
     def watches(self, action: str, answer: str) -> bool:
         return bool(answer) and action in self.config.actions
@@ -132,12 +133,17 @@ class Oracle:
             # SQLite write off the event loop; persisted so a restart keeps it.
             await asyncio.to_thread(self.registry.set_status, s.caller_id, "suspended")
 
-    def start_watching(self, on_invalidate: Callable[[str], None]) -> None:
+    def start_watching(self, on_invalidate: Callable[[], None]) -> None:
         """Drop cached plans whenever any process announces a policy or grant change."""
         if self._watching:
             return
         self._watching = True
-        asyncio.get_running_loop().create_task(self.state.watch(on_invalidate))
+
+        def received(message: str) -> None:
+            self.invalidations += 1
+            on_invalidate()
+
+        asyncio.get_running_loop().create_task(self.state.watch(received))
 
 
 def attach(parts: Parts, config: ServeConfig) -> Parts:
@@ -148,8 +154,10 @@ def attach(parts: Parts, config: ServeConfig) -> Parts:
     """
     from gateway.limits import Limits
     from gateway.state import open_state
+    from gateway.state.replay import ReplayGuard
 
     state = open_state(config.redis_url)
     parts.limits = Limits.from_config(config.limits, state)
     parts.oracle = Oracle(state, parts.auth.registry, config.oracle)
+    parts.replay = ReplayGuard(state)
     return parts

@@ -21,6 +21,7 @@ leaves, happens here, once.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import time
@@ -45,6 +46,13 @@ from gateway.plan import Plan
 from gateway.policy.decider import Decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
+from gateway.state.replay import (
+    IDEMPOTENCY_HEADER,
+    NONCE_HEADER,
+    TIMESTAMP_HEADER,
+    ReplayGuard,
+    fingerprint,
+)
 
 log = logging.getLogger("govgw.pipeline")
 T = TypeVar("T")
@@ -105,8 +113,10 @@ class Parts:
     audit: AuditLog
     signer: ReceiptSigner
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Enumeration defence; `gateway.oracle.attach` sets it with the limits' state.
+    # Enumeration defence and replay protection; `gateway.oracle.attach` sets
+    # them on the limits' state backend.
     oracle: Oracle | None = None
+    replay: ReplayGuard | None = None
 
 
 # Request ids need to be unique, not secret: a random per-process prefix and
@@ -129,8 +139,15 @@ class Pipeline:
         action: str,
         parse: Callable[[], Request],
         execute: Callable[[Exec], Outcome[T]],
+        *,
+        replay_as: Callable[[bytes], T] | None = None,
+        request_bytes: bytes = b"",
     ) -> T:
+        """Run one call. A state-changing RPC passes `replay_as` (its response
+        type's FromString) and its serialized request: it then honours an
+        `idempotency-key` and checks a signed request's nonce and timestamp."""
         p = self.parts
+        replay = _ReplayStep(p.replay, replay_as, request_bytes, action)
         started = time.perf_counter()
         request_id = new_request_id()
         context.set_trailing_metadata((("x-request-id", request_id),))
@@ -140,6 +157,9 @@ class Pipeline:
             record.caller = caller
             request = parse()  # input -> validated request
             record.request = request
+            replayed = await replay.before(caller, context)
+            if replayed is not None:  # a retry of a call that already succeeded
+                raise _Replayed(replayed)
             now = p.clock()
             plans = {  # 3. decide (before 2, for the tier: see the module doc)
                 ds: p.decider.decide(
@@ -176,15 +196,23 @@ class Pipeline:
                     )
                     if suspension is not None:
                         record.extra.append(suspension.audit_event(by="enumeration-monitor"))
+                await replay.succeeded(outcome.response)
             record.succeed(outcome)
+        except _Replayed as r:
+            # Audited as its own call, marked replayed; nothing ran again.
+            record.outcome, record.replayed = "OK", True
+            await self._audit(record, started, context)
+            return r.response  # type: ignore[no-any-return]
         except GovgwError as err:
             record.fail(err)
+            await replay.failed()
             await self._audit(record, started, context)
             await self._abort(context, err, request_id)
         except Exception as exc:  # a defect: never echo its text, it may hold values
             log.error("request %s: unexpected %s", request_id, type(exc).__name__)
             err = GovgwError(grpc.StatusCode.INTERNAL, "INTERNAL_ERROR", "internal error")
             record.fail(err)
+            await replay.failed()
             await self._audit(record, started, context)
             await self._abort(context, err, request_id)
         await self._audit(record, started, context)  # 6. audit, durable before the response
@@ -228,6 +256,60 @@ class Pipeline:
         await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+class _Replayed(Exception):  # control flow, not an error
+    """Carries a stored response out of the try block, to be audited and returned."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+
+class _ReplayStep(Generic[T]):
+    """The replay checks of one state-changing call (a no-op for other calls)."""
+
+    def __init__(
+        self,
+        guard: ReplayGuard | None,
+        replay_as: Callable[[bytes], T] | None,
+        request_bytes: bytes,
+        action: str,
+    ) -> None:
+        self.guard = guard if replay_as is not None else None
+        self.replay_as = replay_as
+        self.request_bytes = request_bytes
+        self.action = action
+        self.caller_id = self.key = self.fp = ""
+
+    async def before(self, caller: Caller, context: grpc.aio.ServicerContext) -> T | None:
+        if self.guard is None or self.replay_as is None:
+            return None
+        md = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        if NONCE_HEADER in md or TIMESTAMP_HEADER in md:
+            await self.guard.check_nonce(
+                caller.id, md.get(NONCE_HEADER, ""), md.get(TIMESTAMP_HEADER, "")
+            )
+        key = md.get(IDEMPOTENCY_HEADER, "")
+        if not key:
+            return None
+        fp = fingerprint(caller.id, self.action, self.request_bytes)
+        found = await self.guard.begin(caller.id, key, fp)
+        if found is not None:
+            return self.replay_as(found.response)
+        self.caller_id, self.key, self.fp = caller.id, key, fp
+        return None
+
+    async def succeeded(self, response: Any) -> None:
+        if self.guard is not None and self.key:
+            await self.guard.succeed(
+                self.caller_id, self.key, self.fp, response.SerializeToString()
+            )
+
+    async def failed(self) -> None:
+        if self.guard is not None and self.key:
+            # If this fails too, the key lapses with its ttl; the call's own error stands.
+            with contextlib.suppress(GovgwError):
+                await self.guard.fail(self.caller_id, self.key)
+
+
 def _check_deadline(context: grpc.aio.ServicerContext) -> None:
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
@@ -250,6 +332,7 @@ class _AuditDraft:
     violations: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
     extra: list[dict[str, Any]] = field(default_factory=list)  # e.g. a suspension it caused
+    replayed: bool = False  # answered from an idempotency key's stored response
 
     def succeed(self, outcome: Outcome[Any]) -> None:
         self.outcome = "OK"
@@ -290,6 +373,8 @@ class _AuditDraft:
         }
         if self.answer:
             base["answer"] = self.answer
+        if self.replayed:
+            base["replayed"] = True
         if self.receipt_id:
             base["receipt_id"] = self.receipt_id
         grants = sorted({p.grant_id for p in plans.values() if p.grant_id})

@@ -215,13 +215,13 @@ class RedisState(StateBackend):
                 while True:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if msg is not None:
-                        on_invalidate(str(msg["data"]))
+                        _deliver(on_invalidate, str(msg["data"]))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError):
                 # Invalidations published while we were away are lost: drop
                 # every cached plan on reconnect rather than serve a stale one.
-                on_invalidate("reconnect")
+                _deliver(on_invalidate, "reconnect")
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
@@ -239,3 +239,11 @@ class RedisState(StateBackend):
         self._watch_tasks.clear()
         with contextlib.suppress(Exception):
             await self._r.aclose()
+
+
+def _deliver(on_invalidate: Callable[[str], None], message: str) -> None:
+    # A failing callback must not end the subscription for the process's life.
+    try:
+        on_invalidate(message)
+    except Exception as e:
+        log.error("invalidation callback failed: %s", type(e).__name__)

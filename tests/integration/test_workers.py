@@ -137,3 +137,29 @@ def test_cli_suspension_reaches_every_worker_and_chains_verify(workers) -> None:
     assert report["ok"]
     assert {f["file"] for f in report["files"]} == {"audit-0.log", "audit-1.log",
                                                     "audit-admin.log"}  # fmt: skip
+
+
+def test_a_grant_change_reaches_a_running_gateway_within_1s(tmp_path: Path) -> None:
+    """The announcement `govgw grants add|revoke` makes (with GOVGW_REDIS_URL) arrives by pub/sub."""
+    from gateway import admin
+    from tests.gateway.state.harness import start_guarded
+
+    redis_server = RedisServer(tmp_path / "redis").start()
+    keys, demo = make_data_dir(tmp_path / "data", persons=20, entities=5)
+    h = start_guarded(tmp_path / "data", keys, demo, redis_url=redis_server.url)
+    try:
+        adult = demo["adult_resident"]
+        with h.client("agency-civil") as gw:  # the first call starts the subscription
+            gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
+        oracle = h.parts.oracle
+        assert oracle is not None
+        time.sleep(0.5)
+        before = oracle.invalidations
+        t0 = time.monotonic()
+        assert admin.announce_grants_change(redis_server.url)
+        while oracle.invalidations == before:
+            assert time.monotonic() - t0 < 1.0, "no invalidation within 1 s"
+            time.sleep(0.01)
+    finally:
+        h.stop()
+        redis_server.stop()

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import grpc
 import pytest
+from google.protobuf import wrappers_pb2
 
+from clients.sdk import GovgwClientError
+from gateway.app import build_parts
+from gateway.config import ServeConfig
 from gateway.errors import GovgwError
+from gateway.oracle import attach
+from gateway.pipeline import Outcome, Pipeline, Request
 from gateway.state import StateBackend
 from gateway.state.replay import Replay, ReplayGuard, fingerprint
+from tests.gateway.state.redis_server import RedisServer
+from tests.support import free_port, make_data_dir
 
 KEY = "idem-0123456789abcdef"
 
@@ -76,3 +91,119 @@ def test_put_if_absent(run) -> None:
         assert await s.put_if_absent("k", "v5", 10) is None
 
     run(body)
+
+
+# -- through the pipeline on a real grpc.aio server --------------------------
+# The gateway's own RPCs only read; a test RPC that changes state (it counts its
+# executions) goes through the real Pipeline.run as a state-changing RPC would.
+METHOD = "/govgw.test.Mutate/Mutate"
+
+
+class MutatingServer:
+    def __init__(self, parts) -> None:
+        self.pipeline = Pipeline(parts)
+        self.executed: list[str] = []
+        self.port = free_port()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+
+    async def _mutate(self, raw: bytes, context) -> bytes:
+        req = wrappers_pb2.StringValue.FromString(raw)
+
+        def execute(_ex) -> Outcome:
+            self.executed.append(req.value)
+            return Outcome(wrappers_pb2.StringValue(value=f"done {len(self.executed)}"))
+
+        resp = await self.pipeline.run(
+            context,
+            "test.mutate",
+            lambda: Request(purpose="测试", datasets=()),
+            execute,
+            replay_as=wrappers_pb2.StringValue.FromString,
+            request_bytes=raw,
+        )
+        return resp.SerializeToString()
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(
+            (
+                grpc.method_handlers_generic_handler(
+                    "govgw.test.Mutate",
+                    {"Mutate": grpc.unary_unary_rpc_method_handler(self._mutate)},
+                ),
+            )
+        )
+        server.add_insecure_port(f"127.0.0.1:{self.port}")
+        await server.start()
+        self._ready.set()
+        await self._stop.wait()
+        await server.stop(1)
+
+    def stop(self) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def replay_dir(tmp_path_factory: pytest.TempPathFactory):
+    d = tmp_path_factory.mktemp("govgw-replay")
+    keys, _ = make_data_dir(d, persons=10, entities=5)
+    return d, keys
+
+
+@pytest.fixture(params=["memory", "redis"])
+def mutating(request, replay_dir, tmp_path: Path) -> Iterator[tuple[MutatingServer, str, Path]]:
+    d, keys = replay_dir
+    redis_server = RedisServer(tmp_path / "redis").start() if request.param == "redis" else None
+    cfg = ServeConfig(
+        data_dir=d, listen="127.0.0.1:0", redis_url=redis_server.url if redis_server else ""
+    )
+    parts = attach(build_parts(cfg), cfg)
+    s = MutatingServer(parts)
+    yield s, keys["agency-civil"], cfg.layout.audit
+    s.stop()
+    parts.audit.close()
+    if redis_server:
+        redis_server.stop()
+
+
+def _call(port: int, api_key: str, body: str, **headers: str) -> str:
+    md = [("authorization", f"Bearer {api_key}"), *headers.items()]
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        try:
+            raw = ch.unary_unary(METHOD)(
+                wrappers_pb2.StringValue(value=body).SerializeToString(), metadata=md, timeout=10
+            )
+        except grpc.RpcError as e:
+            err = GovgwClientError.from_rpc_error(e)
+            return f"{err.code.name} {err.reason}"
+    return wrappers_pb2.StringValue.FromString(raw).value
+
+
+def test_an_idempotency_key_makes_a_retry_return_the_first_response(mutating) -> None:
+    s, key, audit = mutating
+    idem = {"idempotency-key": "k-" + "a" * 20}
+    assert _call(s.port, key, "activate v2", **idem) == "done 1"
+    assert _call(s.port, key, "activate v2", **idem) == "done 1"  # not run again
+    assert s.executed == ["activate v2"]
+    assert _call(s.port, key, "activate v3", **idem) == "FAILED_PRECONDITION IDEMPOTENCY_KEY_REUSED"
+    assert _call(s.port, key, "activate v3") == "done 2"  # no key: runs
+    recs = [json.loads(x) for x in audit.read_text().splitlines() if '"test.mutate"' in x]
+    assert [r.get("replayed", False) for r in recs[-4:]] == [False, True, False, False]
+
+
+def test_a_signed_request_is_accepted_once(mutating) -> None:
+    s, key, _ = mutating
+    now = str(time.time())
+    nonce = {"x-govgw-nonce": "n-" + "b" * 20, "x-govgw-timestamp": now}
+    assert _call(s.port, key, "x", **nonce).startswith("done")
+    assert _call(s.port, key, "x", **nonce) == "ALREADY_EXISTS NONCE_REPLAYED"
+    stale = {"x-govgw-nonce": "n-" + "c" * 20, "x-govgw-timestamp": str(time.time() - 3600)}
+    assert _call(s.port, key, "x", **stale) == "FAILED_PRECONDITION REQUEST_EXPIRED"

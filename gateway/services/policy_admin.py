@@ -309,6 +309,8 @@ class PolicyAdminService(policy_admin_pb2_grpc.PolicyAdminServiceServicer):
         parse: Callable[[], Request],
         work: Callable[[str], T],
         respond: Callable[[Exec, T], Any],
+        *,
+        replay: tuple[Callable[[bytes], Any], bytes] | None = None,
     ) -> Any:
         # Parse first, in the pipeline's terms: bad input is refused (and audited)
         # before anything slow runs.
@@ -321,7 +323,10 @@ class PolicyAdminService(policy_admin_pb2_grpc.PolicyAdminServiceServicer):
         def execute(ex: Exec) -> Outcome[Any]:
             return Outcome(respond(ex, self._result(done)))
 
-        return await self.pipeline.run(context, action, lambda: request, execute)
+        # Activate and Rollback change state: the pipeline honours an idempotency key
+        # for them (a retried call returns the first answer and switches nothing again).
+        kw = {"replay_as": replay[0], "request_bytes": replay[1]} if replay else {}
+        return await self.pipeline.run(context, action, lambda: request, execute, **kw)
 
     # -- RPCs --
     async def Validate(self, request: pb.ValidateRequest, context):
@@ -439,7 +444,14 @@ class PolicyAdminService(policy_admin_pb2_grpc.PolicyAdminServiceServicer):
                 serving_version=serving,
             )
 
-        return await self._run(context, "policy.activate", parse, work, respond)
+        return await self._run(
+            context,
+            "policy.activate",
+            parse,
+            work,
+            respond,
+            replay=(pb.ActivateResponse.FromString, request.SerializeToString()),
+        )
 
     async def Rollback(self, request: pb.RollbackRequest, context):
         def parse() -> Request:
@@ -466,7 +478,14 @@ class PolicyAdminService(policy_admin_pb2_grpc.PolicyAdminServiceServicer):
                 serving_version=serving,
             )
 
-        return await self._run(context, "policy.rollback", parse, work, respond)
+        return await self._run(
+            context,
+            "policy.rollback",
+            parse,
+            work,
+            respond,
+            replay=(pb.RollbackResponse.FromString, request.SerializeToString()),
+        )
 
     def _commit(self, ex: Exec, prepared: Prepared) -> tuple[VersionInfo, HistoryEntry, str]:
         try:

@@ -68,8 +68,8 @@ def cands(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def admin_client(h: Harness, caller: str = "admin") -> PolicyAdminClient:
-    c = PolicyAdminClient(h.target, api_key=h.keys[caller], timeout_s=60)
+def admin_client(h: Harness, caller: str = "admin") -> _Admin:
+    c = _Admin(h.target, api_key=h.keys[caller], timeout_s=60)
     h.clients.append(c)
     return c
 
@@ -79,6 +79,32 @@ def phone_treatment(c: GovgwClient, h: Harness) -> tuple[str, str]:
         "population.basic", h.demo["adult_resident"]["id_number"], ["phone"], purpose=PURPOSE
     )
     return r.policy_version, r.records[0]["phone"].treatment
+
+
+IDEMPOTENT = (("idempotency-key", "activate-raw-0000000001"),)
+
+
+class _Admin(PolicyAdminClient):
+    def activate_with(self, metadata: tuple, cand: Path, reason: str):
+        from govgw.v1 import policy_admin_pb2 as pb
+
+        request = pb.ActivateRequest(bundle=self.bundle(cand), reason=reason)
+        return self.policy_admin.Activate(
+            request, metadata=(*self._metadata, *metadata), timeout=self.timeout_s
+        )
+
+
+def start_attached(data_dir: Path, keys: dict[str, str], demo: dict) -> Harness:
+    """A server as `govgw serve` builds it: with limits, oracle and replay protection."""
+    from gateway.app import build_parts
+    from gateway.config import ServeConfig
+    from gateway.oracle import attach
+    from gateway.server import GatewayServer
+
+    cfg = ServeConfig(data_dir=data_dir, listen="127.0.0.1:0", grace_s=1)
+    server = GatewayServer(cfg, attach(build_parts(cfg), cfg))
+    server.start()
+    return Harness(data_dir, cfg, server.parts, server, keys, demo)
 
 
 def ensure_baseline(h: Harness) -> str:
@@ -387,11 +413,14 @@ def test_a_restart_serves_the_active_version(gw: Harness, cands, tmp_path: Path)
     keys["admin"] = admin.callers_add(data_dir, "policy-admin", "admin", "大数据局", "513200")[
         "api_key"
     ]
-    h = start(data_dir, keys, demo)
+    h = start_attached(data_dir, keys, demo)
     try:
-        raw = (
-            admin_client(h).activate_policy(candidate=cands["raw"], reason="重启前").version.version
-        )
+        a = admin_client(h)
+        first = a.activate_with(IDEMPOTENT, cands["raw"], "重启前")
+        again = a.activate_with(IDEMPOTENT, cands["raw"], "重启前")
+        assert again == first  # a retried activation answers the same and switches nothing
+        raw = first.version.version
+        assert [e.action for e in a.list_policy_versions().history] == ["baseline", "activate"]
     finally:
         h.stop()
     h = start(data_dir, keys, demo)

@@ -21,6 +21,18 @@ POLICY_ERROR): the gateway fails closed.
 
 The sidecar must serve one gateway process only: two processes uploading
 their versions to one OPA would replace each other's modules.
+
+Running with a real OPA sidecar (one per gateway process, loopback only):
+
+    opa run --server --addr 127.0.0.1:8181 \
+        --authorization=off --log-level error          # OPA 1.x: Rego v1 by default
+    GOVGW_POLICY_BACKEND=opa GOVGW_OPA_URL=http://127.0.0.1:8181 govgw serve ...
+    govgw policy test policies/ --opa-url http://127.0.0.1:8282   # on a scratch OPA
+
+The gateway uploads the active version at start and on every activation;
+do not give the sidecar bundles or policies of its own. Version checks,
+signatures, history and impact previews work the same on both backends
+(they run on the embedded engine in a child process).
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ class PolicyBundle:
 
 
 DATA_DIR = "data"
+MAX_PATH, MAX_NAME = 200, 100  # well inside every file system's limits
 
 
 def is_test_module(path: str) -> bool:
@@ -116,8 +117,10 @@ def version_of(digest: str) -> str:
 
 def is_bundle_path(path: str) -> bool:
     """A path that belongs in a bundle: a Rego module anywhere, or data/<name>.json."""
-    parts = Path(path).parts
-    if not parts or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if not path or len(path) > MAX_PATH or any(ord(c) < 32 or c == "\x7f" for c in path):
+        return False
+    parts = path.split("/")  # not Path(path).parts: that would normalize "./x" and "a//b" away
+    if any(p in ("", ".", "..") or "\\" in p or len(p) > MAX_NAME for p in parts):
         return False
     if any(p.startswith(".") for p in parts):
         return False

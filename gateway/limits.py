@@ -54,6 +54,14 @@ STANDARD = "standard"
 SUBJECT_ACTIONS = frozenset({VERIFY_IDENTITY, VERIFY_ATTRIBUTES})
 
 
+@dataclass
+class Admission:
+    """An admitted call's in-flight slot; whoever gives it back marks it released."""
+
+    slot: Slot
+    released: bool = False
+
+
 @dataclass(frozen=True)
 class SubjectLimits:
     """Per subject (ID number), across all callers, per window."""
@@ -104,7 +112,7 @@ class Limits:
         plans: Mapping[str, Plan],
         subject_hashes: Sequence[str] = (),
         token: str = "",
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[Admission]:
         """Admit one call or raise RESOURCE_EXHAUSTED (with RetryInfo),
         PERMISSION_DENIED CALLER_SUSPENDED or UNAVAILABLE STATE_UNAVAILABLE."""
         windows: list[Window] = []
@@ -157,11 +165,13 @@ class Limits:
         if verdict.blocked != ADMITTED:
             reason, message = reasons[verdict.blocked]
             raise exhausted(reason, message, retry_after_s=verdict.retry_after_s)
+        admission = Admission(slot)
         try:
-            yield
+            yield admission
         finally:
             try:
-                await self.state.release(slot, token)
+                if not admission.released:  # the oracle may have given it back already
+                    await self.state.release(slot, token)
             except GovgwError:
                 # The slot lapses by itself after its ttl; the call's own
                 # outcome (already decided) must not be replaced by this.

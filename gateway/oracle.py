@@ -29,6 +29,7 @@ from gateway.state import StateBackend
 
 if TYPE_CHECKING:
     from gateway.config import ServeConfig
+    from gateway.limits import Admission
     from gateway.pipeline import Parts
 
 log = logging.getLogger("govgw.oracle")
@@ -89,9 +90,17 @@ class Oracle:
         return bool(answer) and action in self.config.actions
 
     async def observe(
-        self, caller: Caller, action: str, answer: str, subject_hashes: Sequence[str], token: str
+        self,
+        caller: Caller,
+        action: str,
+        answer: str,
+        subject_hashes: Sequence[str],
+        token: str,
+        admission: Admission | None = None,
     ) -> Suspension | None:
-        """Record one answer; suspend the caller (and return why) past a threshold."""
+        """Record one answer; suspend the caller (and return why) past a threshold.
+
+        Gives the call's in-flight slot back in the same state round trip."""
         if not self.watches(action, answer):
             return None
         c = self.config
@@ -103,7 +112,10 @@ class Oracle:
             token,
             self.clock(),
             since=caller.status_since if caller.status == "active" else 0.0,
+            release=admission.slot if admission is not None else None,
         )
+        if admission is not None:
+            admission.released = True
         found: Suspension | None = None
         if obs.answered >= c.min_answers and obs.no_match_ratio > c.max_no_match_ratio:
             found = Suspension(

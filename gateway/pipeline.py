@@ -176,7 +176,8 @@ class Pipeline:
             hashes = tuple(p.keyring.subject_hash(s) for s in request.subjects)
             if p.oracle is not None:
                 p.oracle.start_watching(p.decider.invalidate)
-            async with p.limits.admit(caller, action, plans, hashes, request_id):  # 2. limits
+            # 2. limits
+            async with p.limits.admit(caller, action, plans, hashes, request_id) as admission:
                 for ds, plan in plans.items():
                     if not plan.allow:
                         raise GovgwError(
@@ -192,7 +193,7 @@ class Pipeline:
                     # Recorded before the answer leaves: if it cannot be
                     # recorded, the answer is not given (fail closed).
                     suspension = await p.oracle.observe(
-                        caller, action, outcome.answer, hashes, request_id
+                        caller, action, outcome.answer, hashes, request_id, admission
                     )
                     if suspension is not None:
                         record.extra.append(suspension.audit_event(by="enumeration-monitor"))

@@ -116,9 +116,12 @@ class StateBackend(ABC):
         token: str,
         now: float,
         since: float = 0.0,
+        release: Slot | None = None,
     ) -> Observation:
         """Record one verification answer and return the caller's statistics over
-        the window, counting nothing from before `since` (a reinstatement)."""
+        the window, counting nothing from before `since` (a reinstatement).
+        With `release`, also give back the call's in-flight slot (held under
+        `token`) in the same step: one round trip fewer per verification."""
 
     @abstractmethod
     async def suspend(self, caller_id: str, reason: str) -> bool:

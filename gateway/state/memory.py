@@ -104,7 +104,10 @@ class InProcessState(StateBackend):
         token: str,
         now: float,
         since: float = 0.0,
+        release: Slot | None = None,
     ) -> Observation:
+        if release is not None:
+            await self.release(release, token)
         horizon = max(now - window_s, since)
         answered, misses, subjects = (
             self._log(f"obs:{caller_id}:{part}") for part in ("answered", "no_match", "subjects")

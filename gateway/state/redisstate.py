@@ -82,10 +82,12 @@ end
 return {-1, '0'}
 """
 
-# KEYS: answered, no_match, subjects. ARGV: now, window, token, no_match flag, subject, since.
+# KEYS: answered, no_match, subjects, slot to release (or a dummy).
+# ARGV: now, window, token, no_match flag, subject, since, release flag.
 _OBSERVE = """
 local now, win = tonumber(ARGV[1]), tonumber(ARGV[2])
 local horizon = math.max(now - win, tonumber(ARGV[6]))
+if ARGV[7] == '1' then redis.call('ZREM', KEYS[4], ARGV[3]) end
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 if ARGV[4] == '1' then redis.call('ZADD', KEYS[2], now, ARGV[3]) end
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], now, ARGV[5]) end
@@ -149,9 +151,12 @@ class RedisState(StateBackend):
         token: str,
         now: float,
         since: float = 0.0,
+        release: Slot | None = None,
     ) -> Observation:
         keys = [f"{PREFIX}obs:{caller_id}:{p}" for p in ("answered", "no_match", "subjects")]
+        keys.append(PREFIX + (release.key if release else "noslot"))
         args = [repr(now), repr(window_s), token, "1" if no_match else "0", subject, repr(since)]
+        args.append("1" if release else "0")
         answered, misses, subjects = await self._call(lambda: self._observe(keys=keys, args=args))
         return Observation(int(answered), int(misses), int(subjects))
 

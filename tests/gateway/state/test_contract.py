@@ -88,6 +88,17 @@ def test_slot_caps_in_flight_and_lapses(run) -> None:
     run(body)
 
 
+def test_observe_can_release_the_slot_in_the_same_step(run) -> None:
+    async def body(s: StateBackend) -> None:
+        slot = Slot("inflight:c", limit=1, ttl_s=30.0)
+        assert (await s.admit("c", [], slot, "req1", 1.0)).admitted
+        assert (await s.admit("c", [], slot, "req2", 1.0)).blocked == IN_FLIGHT_FULL
+        await s.observe("c", "h", False, 100.0, "req1", now=2.0, release=slot)
+        assert (await s.admit("c", [], slot, "req2", 3.0)).admitted
+
+    run(body)
+
+
 def test_suspension(run) -> None:
     async def body(s: StateBackend) -> None:
         assert await s.suspend("c", "NO_MATCH_RATIO") is True

@@ -44,6 +44,7 @@ test: install redis
 
 bench: install
 	$(PY) -m bench.run
+	$(PY) -m bench.masking --out bench/results/masking.json
 
 clean:
 	rm -rf gen .venv .pytest_cache .ruff_cache .hypothesis

@@ -198,3 +198,36 @@ def test_catalog_lists_classes_and_legal_basis(gateway: Harness) -> None:
     assert "population.basic" in names and len(names) == 5
     assert sa.class_reason and sa.legal_basis and sa.provider == "县民政局"
     assert [f.name for f in sa.fields][:2] == ["id_number", "name"]
+
+
+def test_free_text_is_desensitized_entity_by_entity(gateway: Harness) -> None:
+    """credit.record.content leaves through pii_text: names, ID numbers and phones inside it are masked."""
+    entity = gateway.demo["active_entity"]
+    body = "51322119800101123"
+    id_number = body + ric.calc_check_digit(body + "0")
+    content = f"当事人（法定代表人：张建国，身份证号{id_number}，联系电话13912345678）未按规定公示年度报告，责令限期改正。"
+    gateway.parts.pool.write_batch(
+        "credit.record",
+        [
+            {
+                "uscc": entity["uscc"],
+                "record_type": "行政处罚",
+                "decision_no": "汶市监罚〔2026〕17号",
+                "authority": "汶川县市场监督管理局",
+                "decided_on": "2026-03-02",
+                "content": content,
+                "status": "有效",
+            }
+        ],
+    )
+    with gateway.client("agency-civil") as gw:
+        r = gw.lookup(
+            "credit.record", entity["uscc"], ["decision_no", "content"], purpose="信用监管"
+        )
+    (rec,) = r.records
+    text = rec["content"].value
+    assert rec["content"].treatment == "pii_text"
+    assert rec["decision_no"].value == "汶市监罚〔2026〕17号"
+    for raw in ("张建国", id_number, "13912345678"):
+        assert raw not in text
+    assert "未按规定公示年度报告" in text and text.startswith("当事人")

@@ -264,7 +264,17 @@ def _serve_config(args: argparse.Namespace):
         require_client_cert=args.require_client_cert,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         redis_url=args.redis_url or "",
+        **_guard_config(args),
     )
+
+
+def _guard_config(args: argparse.Namespace) -> dict[str, Any]:
+    from gateway.config import load_guard_config
+
+    if not getattr(args, "limits_config", None):
+        return {}
+    limits, oracle = load_guard_config(args.limits_config)
+    return {"limits": limits, "oracle": oracle}
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -439,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--max-concurrent-rpcs", type=int, default=1024, help="beyond this, RESOURCE_EXHAUSTED"
         )
         sp.add_argument("--redis-url", help="share state through Redis (or GOVGW_REDIS_URL)")
+        sp.add_argument(
+            "--limits-config", type=Path, help="TOML/JSON: rate tiers, per-subject limits, monitor"
+        )
 
     data_dir(cmd(sub, "init", cmd_init, "create the data directory and its keys"))
     sp = cmd(sub, "serve", cmd_serve, "serve the gateway")

@@ -108,6 +108,60 @@ class ServeConfig:
             raise ConfigError("require_client_cert needs --tls")
 
 
+def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
+    """Limits and enumeration-monitor settings from a TOML or JSON file.
+
+        [tiers.counter]          # per caller kind, or a name a plan's rate_tier uses
+        calls_per_window = 600
+        window_s = 60
+        max_in_flight = 16
+        [subject]                # per ID number, across all callers
+        calls = 20
+        callers = 5
+        window_s = 3600
+        [oracle]
+        min_answers = 20
+        max_no_match_ratio = 0.5
+        max_subjects = 5000
+        window_s = 3600
+
+    Unknown keys are refused: a misspelt limit must not silently fall back.
+    """
+    import dataclasses
+    import json
+    import tomllib
+
+    from gateway.limits import DEFAULT_TIERS, SubjectLimits, Tier
+
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+    def build(cls: type, section: str, values: object, base: object = None) -> object:
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        names = {f.name for f in dataclasses.fields(cls)} - {"actions"}
+        unknown = set(values) - names
+        if unknown:
+            raise ConfigError(f"{path}: [{section}] unknown keys: {', '.join(sorted(unknown))}")
+        try:
+            return dataclasses.replace(base, **values) if base is not None else cls(**values)
+        except TypeError as e:
+            raise ConfigError(f"{path}: [{section}] {e}") from None
+
+    extra = set(doc) - {"tiers", "subject", "oracle"}
+    if extra:
+        raise ConfigError(f"{path}: unknown sections: {', '.join(sorted(extra))}")
+    tiers = dict(DEFAULT_TIERS)
+    for name, values in (doc.get("tiers") or {}).items():
+        tiers[name] = build(Tier, f"tiers.{name}", values, tiers.get(name))  # type: ignore[assignment]
+    subject = build(SubjectLimits, "subject", doc.get("subject") or {}, SubjectLimits())
+    oracle = build(OracleConfig, "oracle", doc.get("oracle") or {}, OracleConfig())
+    return LimitsConfig(tiers=tiers, subject=subject), oracle  # type: ignore[arg-type]
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from clients.sdk import GovgwClient, GovgwClientError
 from gateway.callers import Caller
 from gateway.errors import GovgwError
 from gateway.limits import Limits, LimitsConfig, SubjectLimits, Tier
@@ -17,7 +21,7 @@ from gateway.plan import Obligations, Plan
 from gateway.state import InProcessState, open_state
 from tests.gateway.state.harness import start_guarded
 from tests.gateway.state.redis_server import RedisServer
-from tests.support import Harness, expect_error, make_data_dir
+from tests.support import Harness, expect_error, free_port, make_data_dir
 
 COUNTER = Caller("c1", "counter", "窗口", "513221")
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -166,3 +170,73 @@ def test_over_the_limit_is_resource_exhausted_with_retry_info_and_audited(
     assert rec["outcome"] == "RESOURCE_EXHAUSTED" and rec["reason"] == "RATE_LIMITED"
     assert rec["caller"] == "counter-songpan"
     assert adult["id_number"] not in guarded.audit_text()
+
+
+# -- operators' configuration file -------------------------------------------
+GUARD_TOML = """
+[tiers.counter]
+calls_per_window = 2
+window_s = 30
+[tiers.strict]
+max_in_flight = 2
+[subject]
+calls = 7
+[oracle]
+min_answers = 12
+"""
+
+
+def test_guard_config_file(tmp_path: Path) -> None:
+    from gateway.config import ConfigError, load_guard_config
+    from gateway.limits import DEFAULT_TIERS
+
+    f = tmp_path / "limits.toml"
+    f.write_text(GUARD_TOML)
+    limits, oracle = load_guard_config(f)
+    assert limits.tiers["counter"] == Tier(2, 30.0, DEFAULT_TIERS["counter"].max_in_flight)
+    assert limits.tiers["strict"].calls_per_window == DEFAULT_TIERS["strict"].calls_per_window
+    assert limits.tiers["strict"].max_in_flight == 2
+    assert limits.tiers["agency"] == DEFAULT_TIERS["agency"]
+    assert limits.subject == SubjectLimits(calls=7)
+    assert oracle.min_answers == 12 and oracle.max_no_match_ratio == 0.5
+    for bad in (
+        "[subject]\ncals = 3\n",
+        "[oracel]\nmin_answers = 1\n",
+        "[tiers.x]\nwindow_s = 1\n",
+    ):
+        f.write_text(bad)
+        with pytest.raises(ConfigError):
+            load_guard_config(f)
+
+
+def test_serve_takes_the_limits_config(own_dir, tmp_path: Path) -> None:
+    """`govgw serve --limits-config`: the configured tier is what callers meet."""
+    data_dir, keys, demo = own_dir
+    f = tmp_path / "limits.toml"
+    f.write_text(GUARD_TOML)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli", "serve", "--data-dir", str(data_dir),
+         "--listen", f"127.0.0.1:{port}", "--limits-config", str(f)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        adult = demo["adult_resident"]
+        with GovgwClient(f"127.0.0.1:{port}", api_key=keys["counter-wenchuan"]) as gw:
+            deadline = time.monotonic() + 60
+            while True:  # first answer once it is up
+                try:
+                    gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
+                    break
+                except GovgwClientError:
+                    assert time.monotonic() < deadline and proc.poll() is None
+                    time.sleep(0.2)
+            gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
+            expect_error(
+                lambda: gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE),
+                EXHAUSTED,
+                "RATE_LIMITED",
+            )
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -28,6 +28,7 @@ class _Log:
     def __init__(self) -> None:
         self.hits: deque[float] = deque()
         self.members: dict[str, float] = {}
+        self.window_s = 0.0  # the longest window it was used with, for the sweep
 
     def trim(self, horizon: float) -> None:
         while self.hits and self.hits[0] <= horizon:
@@ -43,6 +44,11 @@ class _Log:
         return min(self.members.values()) if distinct else self.hits[0]
 
 
+# Every this many operations, logs that have emptied are dropped: there is
+# one per subject asked about, so without a sweep memory would only grow.
+SWEEP_EVERY = 4096
+
+
 class InProcessState(StateBackend):
     shared = False
 
@@ -54,20 +60,35 @@ class InProcessState(StateBackend):
         self._values: dict[str, tuple[str, float]] = {}
         self._grants_version = 0
         self._watchers: list[Callable[[str], None]] = []
+        self._ops = 0
 
-    def _log(self, key: str) -> _Log:
+    def _log(self, key: str, window_s: float) -> _Log:
         log = self._logs.get(key)
         if log is None:
             log = self._logs[key] = _Log()
+        log.window_s = max(log.window_s, window_s)
         return log
+
+    def _sweep(self, now: float) -> None:
+        self._ops += 1
+        if self._ops % SWEEP_EVERY:
+            return
+        for key, log in list(self._logs.items()):
+            log.trim(now - log.window_s)
+            if not log.hits and not log.members:
+                del self._logs[key]
+        for key, holders in list(self._slots.items()):
+            if all(exp <= now for exp in holders.values()):
+                del self._slots[key]
 
     async def admit(
         self, caller_id: str, windows: Sequence[Window], slot: Slot | None, token: str, now: float
     ) -> Verdict:
+        self._sweep(now)
         if caller_id in self._suspended:
             return Verdict(SUSPENDED)
         for i, w in enumerate(windows):
-            log = self._log(w.key)
+            log = self._log(w.key, w.window_s)
             log.trim(now - w.window_s)
             distinct = bool(w.member)
             if distinct and w.member in log.members:
@@ -85,7 +106,7 @@ class InProcessState(StateBackend):
                 return Verdict(IN_FLIGHT_FULL, 0.05)
             holders[token] = now + slot.ttl_s
         for w in windows:
-            log = self._log(w.key)
+            log = self._log(w.key, w.window_s)
             if w.member:
                 log.members[w.member] = now
             else:
@@ -110,7 +131,8 @@ class InProcessState(StateBackend):
             await self.release(release, token)
         horizon = max(now - window_s, since)
         answered, misses, subjects = (
-            self._log(f"obs:{caller_id}:{part}") for part in ("answered", "no_match", "subjects")
+            self._log(f"obs:{caller_id}:{part}", window_s)
+            for part in ("answered", "no_match", "subjects")
         )
         answered.hits.append(now)
         if no_match:

@@ -227,3 +227,18 @@ def test_backends_agree(redis_server: RedisServer, limit: int, gaps: list[float]
     admitted = [t for t, ok in zip(times, a, strict=True) if ok]
     for t in admitted:
         assert sum(1 for u in admitted if t - 10.0 < u <= t) <= limit
+
+
+def test_in_process_state_forgets_lapsed_subjects() -> None:
+    """One log per subject asked about: lapsed ones are swept, memory does not only grow."""
+    from gateway.state.memory import SWEEP_EVERY
+
+    async def main() -> None:
+        s = InProcessState()
+        for i in range(SWEEP_EVERY - 1):
+            await s.admit("c", [Window(f"subj:{i}:calls", 5, 10.0)], None, str(i), 1.0)
+        assert len(s._logs) == SWEEP_EVERY - 1
+        await s.admit("c", [Window("subj:new:calls", 5, 10.0)], None, "x", 100.0)
+        assert set(s._logs) == {"subj:new:calls"}
+
+    asyncio.run(main())

@@ -42,8 +42,9 @@ test: install redis
 	.venv/bin/buf lint proto
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: install
+bench: install redis
 	$(PY) -m bench.run
+	$(PY) -m bench.workers
 	$(PY) -m bench.masking --out bench/results/masking.json
 
 clean:

@@ -1,12 +1,13 @@
 """The request pipeline, the same for every RPC, top to bottom:
 
-    authenticate caller -> check limits -> decide (policy -> plan) -> read pool
+    authenticate caller -> decide (policy -> plan) -> check limits -> read pool
       -> apply plan (mask, drop, compute predicates) -> audit (durable) -> respond
 
-(The plan is computed just before the limits are checked, because a plan's
-`rate_tier` obligation picks the tier; deciding is in memory and cached and
-has no effect, and nothing is read from the pool before admission. A plan
-that denies is still counted, so refused calls cannot be hammered for free.)
+(DESIGN.md puts limits before the decision; the plan is computed first here
+because a plan's `rate_tier` obligation picks the tier. Deciding is in memory,
+cached and without effect, and nothing is read from the pool before
+admission. A plan that denies is still counted, so refused calls cannot be
+hammered for free.)
 
 The server is grpc.aio: every step but the audit wait is short and runs on
 the event loop, so calls do not contend for the GIL in a thread pool, and

@@ -43,24 +43,15 @@ def build_parts(config: ServeConfig) -> Parts:
     )
 
 
-def init_data_dir(config: ServeConfig) -> keys.KeyRing:
-    """Create the data directory and its keys if they do not exist (idempotent)."""
-    layout = config.layout
-    layout.data_dir.mkdir(parents=True, exist_ok=True)
-    layout.audit.parent.mkdir(parents=True, exist_ok=True)
-    return keys.load_or_generate(layout.data_dir)
-
-
 def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministration:
     """What PolicyAdminService needs: the version store, the runtime, the served catalog."""
     layout = config.layout
-    audit_files = getattr(layout, "audit_files", None)  # one audit file per worker process
     return PolicyAdministration(
         policy_store(layout.data_dir),
         parts.decider.runtime,
         engine_factory(config.extra),
         served_catalog={n: ds.field_names for n, ds in parts.catalog.datasets.items()},
-        audit_files=audit_files if audit_files is not None else (lambda: [layout.audit]),
+        audit_files=layout.audit_files,  # one chain per worker process, replayed together
         grants_path=layout.grants,
         callers_path=layout.callers,
         backend=backend_settings(config.extra)[0],

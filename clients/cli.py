@@ -570,6 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # Presidio announces every recognizer it loads at INFO; only its warnings matter here.
+    logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
     try:
         return args.fn(args)
     except BrokenPipeError:

@@ -23,6 +23,7 @@ DEMO_CALLERS = (
     ("county-civil-affairs", "agency", "汶川县民政局", "513221"),
     ("wenchuan-counter-01", "counter", "汶川县政务服务中心", "513221"),
     ("public-portal", "public", "公众", "513200"),
+    ("policy-admin", "admin", "州大数据局", "513200"),
 )
 
 

@@ -1,0 +1,1 @@
+"""Access by application (申请 / 授权): deadlines, applications, grants, usage."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients import cli_callers, cli_keys, cli_mask, cli_policy
+from clients import cli_access, cli_callers, cli_keys, cli_mask, cli_policy
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
 from clients.sdk import GovgwClient, GovgwClientError
 
@@ -264,6 +264,7 @@ def _serve_config(args: argparse.Namespace):
         require_client_cert=args.require_client_cert,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         redis_url=args.redis_url or "",
+        jurisdiction=getattr(args, "jurisdiction", "aba"),
         **_guard_config(args),
     )
 
@@ -452,6 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument(
             "--limits-config", type=Path, help="TOML/JSON: rate tiers, per-subject limits, monitor"
         )
+        sp.add_argument(
+            "--jurisdiction",
+            choices=("aba", "yingkou", "yichuan"),
+            default=os.environ.get("GOVGW_JURISDICTION", "aba"),
+            help="working-day deadlines of applications (or GOVGW_JURISDICTION)",
+        )
 
     data_dir(cmd(sub, "init", cmd_init, "create the data directory and its keys"))
     sp = cmd(sub, "serve", cmd_serve, "serve the gateway")
@@ -555,6 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_mask.register,
         cli_policy.register,
         cli_keys.register,
+        cli_access.register,
     ):
         register(sub, helpers)
     return p

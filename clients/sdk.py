@@ -17,6 +17,8 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2
 from govgw.v1 import (
+    access_pb2,
+    access_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
     common_pb2,
@@ -24,6 +26,8 @@ from govgw.v1 import (
     lookup_pb2_grpc,
     receipt_pb2,
     receipt_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
     verification_pb2,
     verification_pb2_grpc,
 )
@@ -39,6 +43,13 @@ from clients.receipts import (
 )
 
 PERSON, LEGAL_ENTITY = "person", "legal_entity"
+_APPLICATION_USES = {
+    "DUTY": access_pb2.APPLICATION_USE_DUTY,
+    "PUBLIC_SERVICE": access_pb2.APPLICATION_USE_PUBLIC_SERVICE,
+    "INNOVATION": access_pb2.APPLICATION_USE_INNOVATION,
+    "RESEARCH": access_pb2.APPLICATION_USE_RESEARCH,
+    "COMMERCIAL": access_pb2.APPLICATION_USE_COMMERCIAL,
+}
 _KINDS = {
     PERSON: common_pb2.SUBJECT_KIND_PERSON,
     LEGAL_ENTITY: common_pb2.SUBJECT_KIND_LEGAL_ENTITY,
@@ -231,6 +242,8 @@ class GovgwClient:
         self.lookup_stub = lookup_pb2_grpc.LookupServiceStub(self._channel)
         self.catalog = catalog_pb2_grpc.CatalogServiceStub(self._channel)
         self.receipts = receipt_pb2_grpc.ReceiptServiceStub(self._channel)
+        self.access = access_pb2_grpc.AccessServiceStub(self._channel)
+        self.usage = usage_pb2_grpc.UsageServiceStub(self._channel)
 
     def __enter__(self) -> GovgwClient:
         return self
@@ -350,6 +363,106 @@ class GovgwClient:
         return keyset_document(
             (k.key_id, k.algorithm, k.public_key_pem) for k in self.receipt_keys()
         )
+
+    # -- applications and grants (AccessService) ------------------------------
+    def apply(
+        self,
+        dataset: str,
+        fields: Sequence[str],
+        *,
+        purpose: str,
+        scenario: str,
+        duration_days: int,
+        use: str = "",
+        public_interest: bool = False,
+        competitive_authorization: str = "",
+        security_commitment_accepted: bool = False,
+        use_agreement_accepted: bool = False,
+    ) -> access_pb2.Application:
+        """Apply for conditional share (agency) or conditional open (public) access."""
+        uses = {"": 0, **{n.lower(): v for n, v in _APPLICATION_USES.items()}}
+        if use not in uses:
+            raise ValueError(f"use: one of {', '.join(n for n in uses if n)}")
+        r = self._call(
+            self.access.Apply,
+            access_pb2.ApplyRequest(
+                dataset=dataset,
+                fields=list(fields),
+                purpose=purpose,
+                scenario=scenario,
+                duration_days=duration_days,
+                use=uses[use],
+                public_interest=public_interest,
+                competitive_authorization=competitive_authorization,
+                security_commitment_accepted=security_commitment_accepted,
+                use_agreement_accepted=use_agreement_accepted,
+            ),
+        )
+        return r.application
+
+    def list_applications(
+        self, *, status: str = "", dataset: str = "", overdue_only: bool = False
+    ) -> list[access_pb2.Application]:
+        r = self._call(
+            self.access.ListApplications,
+            access_pb2.ListApplicationsRequest(
+                status=status, dataset=dataset, overdue_only=overdue_only
+            ),
+        )
+        return list(r.applications)
+
+    def get_application(self, application_id: str) -> access_pb2.Application:
+        r = self._call(
+            self.access.GetApplication,
+            access_pb2.GetApplicationRequest(application_id=application_id),
+        )
+        return r.application
+
+    def decide_application(
+        self,
+        application_id: str,
+        *,
+        approve: bool,
+        fields: Sequence[str] = (),
+        reason: str = "",
+        legal_basis: str = "",
+    ) -> access_pb2.DecideApplicationResponse:
+        return self._call(
+            self.access.DecideApplication,
+            access_pb2.DecideApplicationRequest(
+                application_id=application_id,
+                approve=approve,
+                fields=list(fields),
+                reason=reason,
+                legal_basis=legal_basis,
+            ),
+        )
+
+    def change_grant(self, grant_id: str, status: str, *, reason: str) -> access_pb2.Grant:
+        """status: active (reinstate), suspended (misuse) or revoked (end)."""
+        value = getattr(access_pb2, f"GRANT_STATUS_{status.upper()}", None)
+        if value is None or status not in ("active", "suspended", "revoked"):
+            raise ValueError("status: active, suspended or revoked")
+        r = self._call(
+            self.access.ChangeGrant,
+            access_pb2.ChangeGrantRequest(grant_id=grant_id, status=value, reason=reason),
+        )
+        return r.grant
+
+    def sweep_unused_grants(self) -> list[access_pb2.Grant]:
+        r = self._call(self.access.SweepUnusedGrants, access_pb2.SweepUnusedGrantsRequest())
+        return list(r.revoked)
+
+    def usage_report(
+        self, dataset: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> usage_pb2.GetUsageReportResponse:
+        """Calls on a dataset by caller, department, purpose, action and outcome (providers)."""
+        req = usage_pb2.GetUsageReportRequest(dataset=dataset)
+        if since is not None:
+            req.since.FromDatetime(since)
+        if until is not None:
+            req.until.FromDatetime(until)
+        return self._call(self.usage.GetUsageReport, req)
 
     def _checked(self, receipt: SignedReceipt | None) -> SignedReceipt | None:
         if receipt is None or not self.verify_receipts:

@@ -49,6 +49,10 @@ class Layout:
         return self.data_dir / "grants.json"
 
     @property
+    def applications(self) -> Path:
+        return self.data_dir / "applications.sqlite"
+
+    @property
     def audit(self) -> Path:
         return self.data_dir / "audit" / self.audit_name
 
@@ -86,6 +90,10 @@ class ServeConfig:
     # Several processes on one port: the kernel balances connections among them.
     reuse_port: bool = False
     worker: int | None = None  # this process's index under --workers N
+    # Working-day deadlines of applications (gateway.access.deadlines): aba, yingkou, yichuan.
+    jurisdiction: str = "aba"
+    # How often the server revokes grants unused for three months (0: never).
+    sweep_interval_s: float = 6 * 3600.0
 
     @property
     def layout(self) -> Layout:
@@ -106,6 +114,12 @@ class ServeConfig:
             )
         if self.require_client_cert and not self.tls:
             raise ConfigError("require_client_cert needs --tls")
+        from gateway.access.deadlines import PROFILES
+
+        if self.jurisdiction not in PROFILES:
+            raise ConfigError(
+                f"jurisdiction: {self.jurisdiction!r} is not one of {', '.join(sorted(PROFILES))}"
+            )
 
 
 def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
@@ -173,4 +187,6 @@ def is_loopback(host: str) -> bool:
 
 def from_env(data_dir: Path | None = None, **overrides: object) -> ServeConfig:
     d = data_dir or Path(os.environ.get("GOVGW_DATA_DIR", ".govgw"))
+    if "jurisdiction" not in overrides and os.environ.get("GOVGW_JURISDICTION"):
+        overrides["jurisdiction"] = os.environ["GOVGW_JURISDICTION"]
     return ServeConfig(data_dir=Path(d), **overrides)  # type: ignore[arg-type]

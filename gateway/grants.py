@@ -91,6 +91,8 @@ class GrantStore:
         fields: Sequence[str],
         purpose: str,
         expires_at: datetime | str,
+        *,
+        application_id: str = "",
     ) -> dict[str, Any]:
         for name, value in (("caller", caller), ("dataset", dataset), ("purpose", purpose)):
             if not isinstance(value, str) or not value.strip():
@@ -107,6 +109,8 @@ class GrantStore:
             "status": ACTIVE,
             "created_at": _now(),
         }
+        if application_id:
+            grant["application_id"] = application_id
         with self._mutate() as grants:
             grants.append(grant)
         return copy.deepcopy(grant)
@@ -117,6 +121,21 @@ class GrantStore:
             if grant is None:
                 raise GrantError(f"no grant {grant_id}")
             grant.update(status=REVOKED, revoked_at=_now(), revoke_reason=reason)
+            return copy.deepcopy(grant)
+
+    def set_status(self, grant_id: str, status: str, reason: str) -> dict[str, Any]:
+        """Suspend (misuse), reinstate or revoke a grant; revoked is final."""
+        if status not in (ACTIVE, SUSPENDED, REVOKED):
+            raise GrantError(f"unknown grant status {status!r}")
+        if status == REVOKED:
+            return self.revoke(grant_id, reason)
+        with self._mutate() as grants:
+            grant = next((g for g in grants if g.get("id") == grant_id), None)
+            if grant is None:
+                raise GrantError(f"no grant {grant_id}")
+            if grant.get("status") == REVOKED:
+                raise GrantError(f"grant {grant_id} is revoked")
+            grant.update(status=status, status_reason=reason, status_changed_at=_now())
             return copy.deepcopy(grant)
 
     @contextmanager

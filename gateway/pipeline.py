@@ -80,6 +80,9 @@ class Outcome(Generic[T]):
     response: T
     answer: str = ""  # MATCH / NO_MATCH, kept for mismatch-rate monitoring
     receipt_id: str = ""
+    # What a state-changing call did (application id, grant id, transition),
+    # added to its audit record; ids and codes only, never personal data.
+    audit: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -335,11 +338,13 @@ class _AuditDraft:
     latency_ms: float = 0.0
     extra: list[dict[str, Any]] = field(default_factory=list)  # e.g. a suspension it caused
     replayed: bool = False  # answered from an idempotency key's stored response
+    details: dict[str, Any] = field(default_factory=dict)  # Outcome.audit
 
     def succeed(self, outcome: Outcome[Any]) -> None:
         self.outcome = "OK"
         self.answer = outcome.answer
         self.receipt_id = outcome.receipt_id
+        self.details = dict(outcome.audit)
 
     def fail(self, err: GovgwError) -> None:
         self.outcome = err.code.name
@@ -379,6 +384,8 @@ class _AuditDraft:
             base["replayed"] = True
         if self.receipt_id:
             base["receipt_id"] = self.receipt_id
+        if self.details:
+            base["details"] = self.details
         grants = sorted({p.grant_id for p in plans.values() if p.grant_id})
         if grants:
             base["grants"] = grants

@@ -24,6 +24,11 @@ VERIFY_ATTRIBUTES = "verify.attributes"
 LOOKUP = "lookup"
 CATALOG_READ = "catalog.read"
 KEYS_READ = "keys.read"
+ACCESS_APPLY = "access.apply"
+ACCESS_READ = "access.read"
+ACCESS_DECIDE = "access.decide"
+ACCESS_SWEEP = "access.sweep"
+USAGE_READ = "usage.read"
 
 
 @dataclass(frozen=True)

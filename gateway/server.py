@@ -11,6 +11,8 @@ from types import FrameType
 
 import grpc
 from govgw.v1 import (
+    access_pb2,
+    access_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
     lookup_pb2,
@@ -19,6 +21,8 @@ from govgw.v1 import (
     policy_admin_pb2_grpc,
     receipt_pb2,
     receipt_pb2_grpc,
+    usage_pb2,
+    usage_pb2_grpc,
     verification_pb2,
     verification_pb2_grpc,
 )
@@ -26,13 +30,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from gateway.access.applications import ApplicationStore
 from gateway.app import policy_administration
 from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline
+from gateway.services.access import AccessService, sweep_periodically
 from gateway.services.catalog import CatalogService
 from gateway.services.lookup import LookupService
 from gateway.services.policy_admin import PolicyAdminService
 from gateway.services.receipts import ReceiptService
+from gateway.services.usage import UsageService
 from gateway.services.verification import VerificationService
 from gateway.tls import ensure_server_material
 
@@ -44,6 +51,8 @@ SERVICE_NAMES = (
     lookup_pb2.DESCRIPTOR.services_by_name["LookupService"].full_name,
     catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
     receipt_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name,
+    access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name,
+    usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
     policy_admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
 )
 
@@ -102,6 +111,21 @@ class GatewayServer:
         lookup_pb2_grpc.add_LookupServiceServicer_to_server(LookupService(pipeline), server)
         catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogService(pipeline), server)
         receipt_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(pipeline), server)
+        layout = self.config.layout
+        access = AccessService(
+            pipeline,
+            ApplicationStore(
+                layout.applications,
+                self.parts.decider.grants,
+                self.parts.catalog,
+                jurisdiction=self.config.jurisdiction,
+            ),
+            audit_files=layout.audit_files,
+        )
+        access_pb2_grpc.add_AccessServiceServicer_to_server(access, server)
+        usage_pb2_grpc.add_UsageServiceServicer_to_server(
+            UsageService(pipeline, layout.audit_files), server
+        )
         runtime = self.parts.decider.runtime
         if runtime is not None:
             policy_admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(
@@ -127,8 +151,15 @@ class GatewayServer:
         if runtime is not None:
             # Follow policy activations made by any process sharing the data directory.
             runtime.start(self._loop)
+        sweeper = (
+            asyncio.create_task(sweep_periodically(access, self.config.sweep_interval_s))
+            if self.config.sweep_interval_s > 0
+            else None
+        )
         self._ready.set()
         await self._stop_requested.wait()
+        if sweeper is not None:
+            sweeper.cancel()
         # Stop taking calls, let calls in flight finish, then close the audit trail.
         await health.enter_graceful_shutdown()
         await server.stop(self._grace)

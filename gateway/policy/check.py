@@ -76,6 +76,12 @@ ACTIONS = (
     "catalog.read",
     "keys.read",
     *ADMIN_ACTIONS,
+    # Applications and grants (AccessService): they release no fields.
+    "access.apply",
+    "access.read",
+    "access.decide",
+    "access.sweep",
+    "usage.read",
 )
 DATASET_ACTIONS = ("lookup", "verify.identity", "verify.attributes")
 REASON = re.compile(r"^[A-Z][A-Z0-9_]*$")

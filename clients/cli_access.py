@@ -1,0 +1,229 @@
+"""`govgw access ...`: applications for conditional access and their grants (R3, R5, R6).
+
+    govgw access apply --dataset D --fields a,b --purpose P --scenario S --days N
+                       [--use research --public-interest] [--use commercial --authorization REF]
+                       [--accept-commitment --accept-agreement]      (open applications)
+    govgw access list [--status pending] [--dataset D] [--overdue]
+    govgw access history APPLICATION_ID
+    govgw access decide APPLICATION_ID --approve [--fields a] | --deny --reason R --legal-basis B
+    govgw access suspend|reinstate|revoke GRANT_ID --reason R
+    govgw access sweep                                               (administrators)
+    govgw access usage --dataset D [--since T] [--until T] [--csv]   (providers, administrators)
+
+Every verb is a call to AccessService as the caller whose key is given
+(--api-key or GOVGW_API_KEY): authenticated, decided and audited.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clients.cli import CliHelpers
+
+USES = ("duty", "public_service", "innovation", "research", "commercial")
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _fields(text: str) -> list[str]:
+    return [f.strip() for f in (text or "").split(",") if f.strip()]
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    if text.endswith("d") and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(days=int(text[:-1]))
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("since/until: give a time zone, e.g. 2026-11-01T00:00:00+08:00")
+    return moment
+
+
+def _rows(apps: list[Any]) -> list[list[str]]:
+    rows = [["id", "kind", "applicant", "dataset", "fields", "status", "due", "overdue", "grant"]]
+    for a in apps:
+        rows.append(
+            [
+                a.id,
+                a.kind,
+                a.applicant,
+                a.dataset,
+                ",".join(a.fields),
+                a.status,
+                a.due_date,
+                "OVERDUE" if a.overdue else "",
+                a.grant_id,
+            ]
+        )
+    return rows
+
+
+def register(sub: Any, h: CliHelpers) -> None:
+    access = sub.add_parser(
+        "access", help="applications (申请) and grants (授权) for conditional access"
+    ).add_subparsers(dest="sub", required=True)
+
+    def apply(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            app = gw.apply(
+                args.dataset,
+                _fields(args.fields),
+                purpose=args.purpose,
+                scenario=args.scenario,
+                duration_days=args.days,
+                use=args.use or "",
+                public_interest=args.public_interest,
+                competitive_authorization=args.authorization or "",
+                security_commitment_accepted=args.accept_commitment,
+                use_agreement_accepted=args.accept_agreement,
+            )
+        h.emit(
+            args,
+            _as_dict(app),
+            lambda: (
+                f"application {app.id} ({app.kind}) submitted; the provider "
+                f"answers by {app.due_date} ({app.working_days} working days, {app.jurisdiction})"
+            ),
+        )
+        return 0
+
+    def list_(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            apps = gw.list_applications(
+                status=args.status or "", dataset=args.dataset or "", overdue_only=args.overdue
+            )
+        h.emit(args, [_as_dict(a) for a in apps], lambda: h.table(_rows(apps)))
+        return 0
+
+    def history(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            app = gw.get_application(args.application_id)
+        rows = [["at", "actor", "event", "grant", "reason"]]
+        rows += [
+            [e.at.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ"), e.actor, e.event, e.grant_id,
+             e.reason]
+            for e in app.history
+        ]  # fmt: skip
+        h.emit(args, _as_dict(app), lambda: h.table(rows))
+        return 0
+
+    def decide(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            r = gw.decide_application(
+                args.application_id,
+                approve=args.approve,
+                fields=_fields(args.fields),
+                reason=args.reason or "",
+                legal_basis=args.legal_basis or "",
+            )
+        app = r.application
+        h.emit(
+            args,
+            _as_dict(r),
+            lambda: (
+                f"application {app.id} {app.status}"
+                + (
+                    f"; grant {app.grant_id} fields {','.join(r.grant.fields)}"
+                    if app.grant_id
+                    else ""
+                )
+            ),
+        )
+        return 0
+
+    def change(status: str) -> Any:
+        def run(args: argparse.Namespace) -> int:
+            with h.client(args) as gw:
+                g = gw.change_grant(args.grant_id, status, reason=args.reason)
+            h.emit(args, _as_dict(g), lambda: f"grant {g.id} {status}")
+            return 0
+
+        return run
+
+    def sweep(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            revoked = gw.sweep_unused_grants()
+        h.emit(
+            args,
+            [_as_dict(g) for g in revoked],
+            lambda: (
+                f"{len(revoked)} grant(s) unused for 3 months revoked"
+                + "".join(f"\n  {g.id} {g.caller} {g.dataset}" for g in revoked)
+            ),
+        )
+        return 0
+
+    sp = h.cmd(access, "apply", apply, "apply for conditional share or open access")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--fields", required=True, help="comma-separated field names")
+    sp.add_argument("--purpose", required=True, help="the duty or use the data serves")
+    sp.add_argument("--scenario", required=True, help="where and how the data is used")
+    sp.add_argument("--days", type=int, required=True, help="requested duration in days")
+    sp.add_argument("--use", choices=USES, help="default: duty (agencies)")
+    sp.add_argument("--public-interest", action="store_true", help="research for public interest")
+    sp.add_argument("--authorization", help="reference of the competitive authorization")
+    sp.add_argument(
+        "--accept-commitment", action="store_true", help="accept the security commitment"
+    )
+    sp.add_argument("--accept-agreement", action="store_true", help="accept the use agreement")
+
+    sp = h.cmd(access, "list", list_, "applications you made or must answer; overdue flagged")
+    sp.add_argument("--status", choices=("pending", "approved", "denied"))
+    sp.add_argument("--dataset")
+    sp.add_argument("--overdue", action="store_true", help="only those past their deadline")
+
+    sp = h.cmd(access, "history", history, "one application and its transitions")
+    sp.add_argument("application_id")
+
+    sp = h.cmd(access, "decide", decide, "approve or deny an application (the provider)")
+    sp.add_argument("application_id")
+    which = sp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--approve", action="store_true")
+    which.add_argument("--deny", action="store_true")
+    sp.add_argument("--fields", help="approve: only these of the requested fields")
+    sp.add_argument("--reason", help="required to deny")
+    sp.add_argument("--legal-basis", help="required to deny: the article relied on")
+
+    for name, status, what in (
+        ("suspend", "suspended", "suspend a grant for misuse (the provider)"),
+        ("reinstate", "active", "reinstate a suspended grant (the provider)"),
+        ("revoke", "revoked", "end a grant (the provider)"),
+    ):
+        sp = h.cmd(access, name, change(status), what)
+        sp.add_argument("grant_id")
+        sp.add_argument("--reason", required=True, help="why, for the audit trail")
+
+    h.cmd(access, "sweep", sweep, "revoke grants unused for 3 months (administrators)")
+
+    def usage(args: argparse.Namespace) -> int:
+        from gateway.access.usage import COLUMNS, to_csv
+
+        with h.client(args) as gw:
+            r = gw.usage_report(args.dataset, since=_when(args.since), until=_when(args.until))
+        doc = _as_dict(r)
+        rows = [_as_dict(row) for row in r.rows]
+        for row in rows:  # int64 arrives as text in JSON form; counts are numbers here
+            row["calls"], row["subjects"] = int(row.get("calls", 0)), int(row.get("subjects", 0))
+        doc.update(calls=int(doc.get("calls", 0)), rows=rows)
+        if args.csv:
+            print(to_csv(rows), end="")
+            return 0
+        table = [[*COLUMNS, "calls", "subjects"]] + [
+            [str(row.get(c, "")) for c in (*COLUMNS, "calls", "subjects")] for row in rows
+        ]
+        h.emit(args, doc, lambda: f"{r.dataset}: {r.calls} call(s)\n" + h.table(table))
+        return 0
+
+    sp = h.cmd(access, "usage", usage, "a dataset's usage report (its provider, administrators)")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--since", help="RFC 3339 time or Nd (days ago); default 30 days ago")
+    sp.add_argument("--until", help="RFC 3339 time or Nd (days ago); default now")
+    sp.add_argument("--csv", action="store_true", help="print CSV instead of a table")

@@ -1,0 +1,99 @@
+"""UsageService: a provider's usage report on its dataset (R5, R17).
+
+Allowed by policy to agencies and administrators (action usage.read); an
+agency must be the dataset's provider (`is_provider`). The report is read
+from every audit chain in the data directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+from google.protobuf import timestamp_pb2
+from govgw.v1 import usage_pb2 as pb
+from govgw.v1 import usage_pb2_grpc
+
+from gateway import validation
+from gateway.access.applications import is_provider
+from gateway.access.usage import usage_report
+from gateway.errors import GovgwError
+from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.plan import USAGE_READ
+
+PURPOSE = "数据使用情况统计"
+DEFAULT_PERIOD = timedelta(days=30)
+MAX_PERIOD = timedelta(days=366)
+
+
+def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+class UsageService(usage_pb2_grpc.UsageServiceServicer):
+    def __init__(self, pipeline: Pipeline, audit_files: Callable[[], list[Path]]) -> None:
+        self.pipeline = pipeline
+        self.parts = pipeline.parts
+        self.audit_files = audit_files
+
+    async def GetUsageReport(self, request: pb.GetUsageReportRequest, context):
+        def parse() -> Request:
+            v = validation.Violations()
+            ds = v.check(validation.dataset, self.parts.catalog, request.dataset)
+            until = (
+                request.until.ToDatetime(tzinfo=UTC)
+                if request.HasField("until")
+                else self.parts.clock()
+            )
+            since = (
+                request.since.ToDatetime(tzinfo=UTC)
+                if request.HasField("since")
+                else until - DEFAULT_PERIOD
+            )
+            if since >= until:
+                v.add("since", "must be before until", "PERIOD_INVALID")
+            elif until - since > MAX_PERIOD:
+                v.add("since", "the period is at most 366 days", "PERIOD_TOO_LONG")
+            v.raise_if_any()
+            assert ds is not None
+            return Request(PURPOSE, (ds.name,), payload=(since, until))
+
+        def execute(ex: Exec) -> Outcome[pb.GetUsageReportResponse]:
+            ds = self.parts.catalog.get(ex.request.datasets[0])
+            assert ds is not None
+            if ex.caller.kind != "admin" and not is_provider(ex.caller, ds):
+                raise GovgwError(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "PROVIDER_REQUIRED",
+                    "only the dataset's provider (or an administrator) sees its usage",
+                    metadata={"dataset": ds.name},
+                )
+            since, until = ex.request.payload
+            report = usage_report(self.audit_files(), ds.name, since, until)
+            return Outcome(
+                pb.GetUsageReportResponse(
+                    dataset=ds.name,
+                    since=_ts(since),
+                    until=_ts(until),
+                    calls=report.calls,
+                    rows=[
+                        pb.UsageRow(
+                            caller=r.caller,
+                            caller_kind=r.caller_kind,
+                            department=r.department,
+                            purpose=r.purpose,
+                            action=r.action,
+                            outcome=r.outcome,
+                            calls=r.calls,
+                            subjects=r.subjects,
+                        )
+                        for r in report.rows
+                    ],
+                )
+            )
+
+        return await self.pipeline.run(context, USAGE_READ, parse, execute)

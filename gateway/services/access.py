@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from gateway.errors import invalid
 from gateway.grants import ACTIVE, REVOKED, SUSPENDED
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import ACCESS_APPLY, ACCESS_DECIDE, ACCESS_READ, ACCESS_SWEEP
+from gateway.services.common import timestamp
 
 log = logging.getLogger("govgw.access")
 
@@ -54,12 +55,8 @@ _STATUSES = {
 _STATUS_VALUES = {v: k for k, v in _STATUSES.items()}
 
 
-def _ts(text: str) -> timestamp_pb2.Timestamp | None:
-    if not text:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC))
-    return ts
+def _optional_ts(text: str) -> timestamp_pb2.Timestamp | None:
+    return timestamp(text) if text else None
 
 
 def application_message(doc: Mapping[str, Any]) -> pb.Application:
@@ -83,7 +80,7 @@ def application_message(doc: Mapping[str, Any]) -> pb.Application:
         security_commitment_accepted=doc["security_commitment_accepted"],
         use_agreement_accepted=doc["use_agreement_accepted"],
         status=doc["status"],
-        created_at=_ts(doc["created_at"]),
+        created_at=_optional_ts(doc["created_at"]),
         due_date=due["due"],
         working_days=int(due["working_days"]),
         jurisdiction=due["jurisdiction"],
@@ -91,7 +88,7 @@ def application_message(doc: Mapping[str, Any]) -> pb.Application:
         decision=pb.ApplicationDecision(
             decided_by=d["by"],
             department=d["department"],
-            decided_at=_ts(d["at"]),
+            decided_at=_optional_ts(d["at"]),
             approved=d["approved"],
             reason=d["reason"],
             legal_basis=d["legal_basis"],
@@ -102,7 +99,7 @@ def application_message(doc: Mapping[str, Any]) -> pb.Application:
         grant_id=doc.get("grant_id", ""),
         history=[
             pb.ApplicationEvent(
-                at=_ts(h["at"]),
+                at=_optional_ts(h["at"]),
                 actor=h["actor"],
                 event=h["event"],
                 grant_id=h.get("grant_id", ""),
@@ -120,7 +117,7 @@ def grant_message(g: Mapping[str, Any]) -> pb.Grant:
         dataset=g["dataset"],
         fields=g["fields"],
         purpose=g["purpose"],
-        expires_at=_ts(g["expires_at"]),
+        expires_at=_optional_ts(g["expires_at"]),
         status=_STATUS_VALUES.get(g["status"], pb.GRANT_STATUS_UNSPECIFIED),
         application_id=g.get("application_id", ""),
     )

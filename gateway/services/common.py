@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
+from google.protobuf import timestamp_pb2
 from govgw.v1 import common_pb2
 
 from gateway.errors import denied
@@ -19,6 +21,17 @@ SUBJECT_KINDS = {
 # Existence of a subject is judged in its base dataset, not in the dataset
 # that answers a predicate (no social-assistance row does not mean no person).
 BASE_DATASET = {PERSON: "population.basic", LEGAL_ENTITY: "legal_entity.basic"}
+
+
+def timestamp(moment: datetime | str) -> timestamp_pb2.Timestamp:
+    """A protobuf Timestamp from a datetime or an RFC 3339 string ("" gives the zero time)."""
+    ts = timestamp_pb2.Timestamp()
+    if isinstance(moment, str):
+        if not moment:
+            return ts
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    ts.FromDatetime(moment)
+    return ts
 
 
 def visible_rows(rows: Sequence[Row], plan: Plan) -> list[Row]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from google.protobuf import timestamp_pb2
 from govgw.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
 
 from gateway import subjects, validation
@@ -13,7 +12,7 @@ from gateway.catalog import Dataset
 from gateway.errors import denied, not_found
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import LOOKUP, Plan
-from gateway.services.common import visible_rows
+from gateway.services.common import timestamp, visible_rows
 from masking import MaskingContext, apply_treatment
 
 MAX_BATCH = 1000
@@ -144,13 +143,11 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         ]
 
     def _provenance(self, ds: Dataset, ex: Exec) -> common_pb2.Provenance:
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(ex.now)
         return common_pb2.Provenance(
             source_department=ds.provider,
             dataset=ds.name,
             dataset_version=self.parts.pool.dataset_version(ds.name),
-            retrieved_at=ts,
+            retrieved_at=timestamp(ex.now),
         )
 
 

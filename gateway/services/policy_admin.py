@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import timestamp_pb2
 from govgw.v1 import policy_admin_pb2 as pb
 from govgw.v1 import policy_admin_pb2_grpc
 
@@ -40,6 +39,7 @@ from gateway.policy.versions import (
     VersionInfo,
     is_version_id,
 )
+from gateway.services.common import timestamp
 
 T = TypeVar("T")
 log = logging.getLogger("govgw.policy")
@@ -140,19 +140,12 @@ def _signature(request: Any) -> Signature | None:
     return Signature(sig.key_id, base64.b64encode(sig.signature).decode())
 
 
-def _timestamp(text: str) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    if text:
-        ts.FromDatetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    return ts
-
-
 def version_message(info: VersionInfo, active: str) -> pb.PolicyVersion:
     return pb.PolicyVersion(
         version=info.version,
         digest=info.digest,
         author=info.author,
-        created_at=_timestamp(info.created_at),
+        created_at=timestamp(info.created_at),
         reason=info.reason,
         parent=info.parent,
         signed_by=info.signature.key_id if info.signature else "",
@@ -164,7 +157,7 @@ def version_message(info: VersionInfo, active: str) -> pb.PolicyVersion:
 def history_message(h: HistoryEntry) -> pb.HistoryEntry:
     return pb.HistoryEntry(
         seq=h.seq,
-        at=_timestamp(h.at),
+        at=timestamp(h.at),
         actor=h.actor,
         action=h.action,
         version=h.version,
@@ -189,12 +182,10 @@ def _plan_summary(doc: Mapping[str, Any]) -> pb.PlanSummary:
 
 
 def impact_message(r: Mapping[str, Any], since: datetime) -> pb.ImpactResponse:
-    since_ts = timestamp_pb2.Timestamp()
-    since_ts.FromDatetime(since)
     return pb.ImpactResponse(
         current_version=r["current_version"],
         candidate_version=r["candidate_version"],
-        since=since_ts,
+        since=timestamp(since),
         records_read=r["records_read"],
         requests_replayed=r["requests_replayed"],
         decisions_compared=r["decisions_compared"],
@@ -213,7 +204,7 @@ def impact_message(r: Mapping[str, Any], since: datetime) -> pb.ImpactResponse:
                 examples=[
                     pb.ImpactExample(
                         request_id=x["request_id"],
-                        time=_timestamp(x["ts"]),
+                        time=timestamp(x["ts"]),
                         action=x["action"],
                         purpose=x["purpose"],
                         requested_fields=x["requested_fields"],

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
 from govgw.v1 import receipt_pb2, receipt_pb2_grpc
 
 from gateway import validation
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import KEYS_READ
+from gateway.services.common import timestamp
 
 DEFAULT_PURPOSE = "回执验证"
 
@@ -24,10 +22,8 @@ class ReceiptService(receipt_pb2_grpc.ReceiptServiceServicer):
             return Request(validation.purpose(request.purpose or DEFAULT_PURPOSE), ("",))
 
         def execute(ex: Exec) -> Outcome[receipt_pb2.ListReceiptKeysResponse]:
-            created = timestamp_pb2.Timestamp()
             key = self.parts.keyring.receipt_key
-            if key.created_at:
-                created.FromDatetime(datetime.fromisoformat(key.created_at.replace("Z", "+00:00")))
+            created = timestamp(key.created_at)
             return Outcome(
                 receipt_pb2.ListReceiptKeysResponse(
                     keys=[

@@ -8,11 +8,10 @@ from every audit chain in the data directory.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import grpc
-from google.protobuf import timestamp_pb2
 from govgw.v1 import usage_pb2 as pb
 from govgw.v1 import usage_pb2_grpc
 
@@ -22,16 +21,11 @@ from gateway.access.usage import usage_report
 from gateway.errors import GovgwError
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import USAGE_READ
+from gateway.services.common import timestamp
 
 PURPOSE = "数据使用情况统计"
 DEFAULT_PERIOD = timedelta(days=30)
 MAX_PERIOD = timedelta(days=366)
-
-
-def _ts(moment: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(moment)
-    return ts
 
 
 class UsageService(usage_pb2_grpc.UsageServiceServicer):
@@ -77,8 +71,8 @@ class UsageService(usage_pb2_grpc.UsageServiceServicer):
             return Outcome(
                 pb.GetUsageReportResponse(
                     dataset=ds.name,
-                    since=_ts(since),
-                    until=_ts(until),
+                    since=timestamp(since),
+                    until=timestamp(until),
                     calls=report.calls,
                     rows=[
                         pb.UsageRow(

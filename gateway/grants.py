@@ -93,6 +93,7 @@ class GrantStore:
         expires_at: datetime | str,
         *,
         application_id: str = "",
+        now: datetime | None = None,
     ) -> dict[str, Any]:
         for name, value in (("caller", caller), ("dataset", dataset), ("purpose", purpose)):
             if not isinstance(value, str) or not value.strip():
@@ -107,7 +108,7 @@ class GrantStore:
             "purpose": purpose,
             "expires_at": rfc3339(expires_at),
             "status": ACTIVE,
-            "created_at": _now(),
+            "created_at": _now(now),
         }
         if application_id:
             grant["application_id"] = application_id
@@ -115,27 +116,29 @@ class GrantStore:
             grants.append(grant)
         return copy.deepcopy(grant)
 
-    def revoke(self, grant_id: str, reason: str) -> dict[str, Any]:
+    def revoke(self, grant_id: str, reason: str, now: datetime | None = None) -> dict[str, Any]:
         with self._mutate() as grants:
             grant = next((g for g in grants if g.get("id") == grant_id), None)
             if grant is None:
                 raise GrantError(f"no grant {grant_id}")
-            grant.update(status=REVOKED, revoked_at=_now(), revoke_reason=reason)
+            grant.update(status=REVOKED, revoked_at=_now(now), revoke_reason=reason)
             return copy.deepcopy(grant)
 
-    def set_status(self, grant_id: str, status: str, reason: str) -> dict[str, Any]:
+    def set_status(
+        self, grant_id: str, status: str, reason: str, now: datetime | None = None
+    ) -> dict[str, Any]:
         """Suspend (misuse), reinstate or revoke a grant; revoked is final."""
         if status not in (ACTIVE, SUSPENDED, REVOKED):
             raise GrantError(f"unknown grant status {status!r}")
         if status == REVOKED:
-            return self.revoke(grant_id, reason)
+            return self.revoke(grant_id, reason, now)
         with self._mutate() as grants:
             grant = next((g for g in grants if g.get("id") == grant_id), None)
             if grant is None:
                 raise GrantError(f"no grant {grant_id}")
             if grant.get("status") == REVOKED:
                 raise GrantError(f"grant {grant_id} is revoked")
-            grant.update(status=status, status_reason=reason, status_changed_at=_now())
+            grant.update(status=status, status_reason=reason, status_changed_at=_now(now))
             return copy.deepcopy(grant)
 
     @contextmanager
@@ -223,5 +226,12 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+def _now(now: datetime | None = None) -> str:
+    """The caller's time (the gateway's clock) if given, else the wall clock."""
+    return (
+        (now or datetime.now(UTC))
+        .astimezone(UTC)
+        .replace(microsecond=0)
+        .isoformat()
+        .replace("+00:00", "Z")
+    )

@@ -9,7 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +80,28 @@ def make_data_dir(
     return keys, demo
 
 
-def start(data_dir: Path, keys: dict[str, str], demo: dict[str, Any], **config: Any) -> Harness:
+def shifted_clock(to: datetime) -> Callable[[], datetime]:
+    """A clock that reads `to` now and then runs at the real rate.
+
+    Working-day deadlines need a year the holiday calendar covers; tests that
+    compute them run at a fixed date instead of whatever today is."""
+    offset = to - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
+
+
+def start(
+    data_dir: Path,
+    keys: dict[str, str],
+    demo: dict[str, Any],
+    *,
+    clock: Callable[[], datetime] | None = None,
+    **config: Any,
+) -> Harness:
     cfg = ServeConfig(data_dir=data_dir, listen="127.0.0.1:0", grace_s=1, **config)
     parts = build_parts(cfg)
+    if clock is not None:  # one time line for decisions and their audit records
+        parts.clock = clock
+        parts.audit.clock = clock
     server = GatewayServer(cfg, parts)
     server.start()
     return Harness(data_dir, cfg, parts, server, keys, demo)

@@ -413,6 +413,7 @@ class ApplicationStore:
                         doc["purpose"],
                         now + timedelta(days=int(doc["duration_days"])),
                         application_id=app_id,
+                        now=now,
                     )
                 except GrantError as e:
                     raise _failed("GRANT_REFUSED", str(e)) from None
@@ -431,7 +432,7 @@ class ApplicationStore:
                 )
             except sqlite3.Error:
                 if grant is not None:  # keep the two stores consistent
-                    self.grants.set_status(grant["id"], REVOKED, "application not recorded")
+                    self.grants.set_status(grant["id"], REVOKED, "application not recorded", now)
                 raise
         return self._view(doc, now)
 
@@ -463,7 +464,7 @@ class ApplicationStore:
             raise _failed("GRANT_REVOKED", "a revoked grant cannot change; apply again")
         if grant["status"] == status:
             raise _failed("GRANT_UNCHANGED", f"the grant is already {status}")
-        changed = self.grants.set_status(grant_id, status, why)
+        changed = self.grants.set_status(grant_id, status, why, now)
         self._note(grant, caller.id, f"grant_{status}", why, now)
         return changed
 

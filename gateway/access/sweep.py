@@ -73,5 +73,5 @@ def sweep_unused(
     for g in stale:
         current = store.get(g["id"])  # another process may have changed it meanwhile
         if current is not None and current.get("status") == ACTIVE:
-            revoked.append(store.revoke(g["id"], SWEEP_REASON))
+            revoked.append(store.revoke(g["id"], SWEEP_REASON, now))
     return revoked

@@ -30,7 +30,7 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -371,11 +371,20 @@ class AuditLog:
     processes write several files.
     """
 
-    def __init__(self, path: Path, *, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_batch: int = 512,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.path = Path(path)
         self._max_batch = max_batch
+        # The gateway's clock, so that records and the decisions they record
+        # (grant expiry, deadlines, usage periods) share one time line.
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         existed = self.path.exists()
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
@@ -467,7 +476,7 @@ class AuditLog:
         with self._cond:
             self._check_open()
             # Stamped under the lock so that time order follows seq order.
-            ts = utc_timestamp()
+            ts = utc_timestamp(self.clock())
             for i, p in enumerate(pending):
                 self._tickets += 1
                 p.ts, p.waiter, p.index, p.ticket = ts, waiter, i, self._tickets

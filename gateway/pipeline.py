@@ -15,7 +15,9 @@ the wait for the audit fsync is an await, not a blocked thread.
 
 Each RPC supplies two functions: `parse` turns the protobuf request into a
 validated `Request` (or raises INVALID_ARGUMENT naming the field) and
-`execute` reads the pool and applies the plans. Everything else, including
+`execute` reads the pool and applies the plans. An `execute` that must read
+files (usage reports, the unused-grant sweep) is a coroutine that hands the
+reading to a worker thread, so the loop keeps serving. Everything else, including
 the audit record that must be durable before any byte of the response
 leaves, happens here, once.
 """
@@ -23,11 +25,12 @@ leaves, happens here, once.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
@@ -142,7 +145,7 @@ class Pipeline:
         context: grpc.aio.ServicerContext,
         action: str,
         parse: Callable[[], Request],
-        execute: Callable[[Exec], Outcome[T]],
+        execute: Callable[[Exec], Outcome[T] | Awaitable[Outcome[T]]],
         *,
         replay_as: Callable[[bytes], T] | None = None,
         request_bytes: bytes = b"",
@@ -193,6 +196,8 @@ class Pipeline:
                 _check_deadline(context)
                 # 4. read pool and 5. apply plan: the RPC's own step
                 outcome = execute(Exec(caller, plans, request, request_id, now))
+                if inspect.isawaitable(outcome):
+                    outcome = await outcome
                 if p.oracle is not None:
                     # Recorded before the answer leaves: if it cannot be
                     # recorded, the answer is not given (fail closed).

@@ -286,8 +286,8 @@ class AccessService(access_pb2_grpc.AccessServiceServicer):
         def parse() -> Request:
             return Request(PURPOSE, ("",))
 
-        def execute(ex: Exec) -> Outcome[pb.SweepUnusedGrantsResponse]:
-            revoked = self.sweep(ex.now)
+        async def execute(ex: Exec) -> Outcome[pb.SweepUnusedGrantsResponse]:
+            revoked = await asyncio.to_thread(self.sweep, ex.now)
             return Outcome(
                 pb.SweepUnusedGrantsResponse(revoked=[grant_message(g) for g in revoked]),
                 audit={"transition": "grant_revoked", "grants_revoked": [g["id"] for g in revoked]},

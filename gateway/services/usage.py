@@ -7,6 +7,7 @@ from every audit chain in the data directory.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -56,7 +57,7 @@ class UsageService(usage_pb2_grpc.UsageServiceServicer):
             assert ds is not None
             return Request(PURPOSE, (ds.name,), payload=(since, until))
 
-        def execute(ex: Exec) -> Outcome[pb.GetUsageReportResponse]:
+        async def execute(ex: Exec) -> Outcome[pb.GetUsageReportResponse]:
             ds = self.parts.catalog.get(ex.request.datasets[0])
             assert ds is not None
             if ex.caller.kind != "admin" and not is_provider(ex.caller, ds):
@@ -67,7 +68,9 @@ class UsageService(usage_pb2_grpc.UsageServiceServicer):
                     metadata={"dataset": ds.name},
                 )
             since, until = ex.request.payload
-            report = usage_report(self.audit_files(), ds.name, since, until)
+            report = await asyncio.to_thread(
+                usage_report, self.audit_files(), ds.name, since, until
+            )
             return Outcome(
                 pb.GetUsageReportResponse(
                     dataset=ds.name,

@@ -46,6 +46,9 @@ DEFAULT_TIERS: dict[str, Tier] = {
     "agency": Tier(120_000),
     "counter": Tier(60_000),
     "public": Tier(600, max_in_flight=8),
+    # Administrators make few calls, but some are heavy (impact replays,
+    # reports over the whole audit trail): few at a time.
+    "admin": Tier(3_000, max_in_flight=8),
     # Named by a plan's rate_tier obligation, e.g. for sensitive datasets.
     "strict": Tier(60, max_in_flight=4),
 }

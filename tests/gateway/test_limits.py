@@ -240,3 +240,13 @@ def test_serve_takes_the_limits_config(own_dir, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_each_caller_kind_has_its_own_default_tier() -> None:
+    from gateway.limits import DEFAULT_TIERS
+
+    lim = Limits()
+    for kind in ("agency", "counter", "public", "admin"):
+        assert lim.tier_for(kind) == DEFAULT_TIERS[kind]
+    # An unknown kind gets the most restrictive caller tier, never the most generous.
+    assert lim.tier_for("robot") == DEFAULT_TIERS["public"]

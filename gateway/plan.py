@@ -110,9 +110,7 @@ class Plan:
             "region_prefix": self.region_prefix,
             # emergency_id only when set: plans without one keep the hash they always had.
             "obligations": {
-                k: v
-                for k, v in self.obligations.__dict__.items()
-                if k != "emergency_id" or v
+                k: v for k, v in self.obligations.__dict__.items() if k != "emergency_id" or v
             },
             "grant_id": self.grant_id,
             "policy_version": self.policy_version,

@@ -367,9 +367,7 @@ class EmergencyStore(JsonListStore):
                 sealed_calls=len(entries),
                 sealing_digest=digest(entries),
             )
-            doc["history"].append(
-                {"at": at, "actor": caller.id, "event": "sealed", "reason": ""}
-            )
+            doc["history"].append({"at": at, "actor": caller.id, "event": "sealed", "reason": ""})
             return copy.deepcopy(doc)
 
     # ----- reading -----------------------------------------------------------------------

@@ -230,13 +230,17 @@ def test_bad_inputs_get_precise_errors(gw: Harness) -> None:
             expect_error(lambda c=c: declare(c, gw), DENIED, "ADMIN_ROLE_REQUIRED")
             expect_error(lambda c=c: declare(c, gw, scope={}), DENIED, "ADMIN_ROLE_REQUIRED")
     unknown = "em-0000000000000000"
-    expect_error(lambda: root.end_emergency(unknown, reason="结束"), NOT_FOUND, "EMERGENCY_NOT_FOUND")
+    expect_error(
+        lambda: root.end_emergency(unknown, reason="结束"), NOT_FOUND, "EMERGENCY_NOT_FOUND"
+    )
     expect_error(lambda: root.get_emergency(unknown), NOT_FOUND, "EMERGENCY_NOT_FOUND")
     expect_error(lambda: root.sealing_list(unknown), NOT_FOUND, "EMERGENCY_NOT_FOUND")
     expect_error(lambda: root.seal_emergency(unknown), NOT_FOUND, "EMERGENCY_NOT_FOUND")
     expect_error(lambda: root.get_emergency(""), INVALID, "EMERGENCY_ID_MISSING", ["emergency_id"])
     em = declare(root, gw, purpose="森林火灾疏散核查")
-    expect_error(lambda: root.end_emergency(em.id, reason=""), INVALID, "REASON_MISSING", ["reason"])
+    expect_error(
+        lambda: root.end_emergency(em.id, reason=""), INVALID, "REASON_MISSING", ["reason"]
+    )
     root.end_emergency(em.id, reason="火情解除")
 
 

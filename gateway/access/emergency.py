@@ -315,6 +315,7 @@ class EmergencyStore(JsonListStore):
                         ended.append(copy.deepcopy(doc))
         out = [(doc, self.revoke_grants(doc["id"], now)) for doc in ended]
         if ids is None:
+            self.grants.reload()
             active = {e["id"] for e in self.list() if e["status"] == ACTIVE}
             leftover = {
                 g["emergency_id"]
@@ -337,6 +338,7 @@ class EmergencyStore(JsonListStore):
         doc["history"].append({"at": at, "actor": actor, "event": event, "reason": reason})
 
     def revoke_grants(self, em_id: str, now: datetime) -> list[str]:
+        self.grants.reload()  # another worker may have revoked some a moment ago
         revoked = []
         for g in self.grants.list():
             if g.get("emergency_id") == em_id and g.get("status") == GRANT_ACTIVE:

@@ -57,8 +57,7 @@ from gateway.audit import read_records
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError
-from gateway.grants import ACTIVE as GRANT_ACTIVE
-from gateway.grants import GrantStore, JsonListStore
+from gateway.grants import REVOKED, GrantStore, JsonListStore
 
 ACTIVE, ENDED = "active", "ended"
 # Emergency measures are temporary by nature: they must stop once the emergency
@@ -321,7 +320,7 @@ class EmergencyStore(JsonListStore):
                 g["emergency_id"]
                 for g in self.grants.list()
                 if g.get("emergency_id")
-                and g.get("status") == GRANT_ACTIVE
+                and g.get("status") != REVOKED
                 and g["emergency_id"] not in active
             }
             for em_id in sorted(leftover - {d["id"] for d in ended}):
@@ -341,7 +340,9 @@ class EmergencyStore(JsonListStore):
         self.grants.reload()  # another worker may have revoked some a moment ago
         revoked = []
         for g in self.grants.list():
-            if g.get("emergency_id") == em_id and g.get("status") == GRANT_ACTIVE:
+            # A grant the provider suspended is revoked too: reinstating it later
+            # must not revive access the emergency gave.
+            if g.get("emergency_id") == em_id and g.get("status") != REVOKED:
                 self.grants.revoke(g["id"], REVOKE_REASON, now)
                 revoked.append(g["id"])
         return revoked

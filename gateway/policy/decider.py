@@ -1,9 +1,10 @@
 """The decider: policy input in, Plan out, cached.
 
-A plan depends on the caller, action, dataset, purpose, grants and policy
-version, never on the record, so it is cached under exactly those. Time enters
-only through grant expiry, and a plan carries its expiry: a cached plan is not
-used past it. Every request goes through `decide`, so a hit is one dict lookup
+A plan depends on the caller, action, dataset, purpose, grants, active
+emergencies (input.emergencies, R11) and policy version, never on the record,
+so it is cached under exactly those (the two stores by their versions). Time
+enters only through grant and emergency expiry, and a plan carries its expiry:
+a cached plan is not used past it. Every request goes through `decide`, so a hit is one dict lookup
 under a lock; the engine runs only on a miss.
 
 A policy that errors or is undefined denies (POLICY_ERROR): the decider never

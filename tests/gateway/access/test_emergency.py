@@ -161,12 +161,15 @@ def test_secret_and_redacted_fields_stay_out(tmp_path: Path) -> None:
 def test_end_revokes_its_grants_once(store: EmergencyStore) -> None:
     doc = store.declare(ROOT, emergency(), NOW)
     other = store.declare(ROOT, emergency(purpose="其他应急用途"), NOW)
+    store.grants.set_status(doc["grant_ids"][0], "suspended", "超范围使用", NOW)
     ended, revoked = store.end(ROOT, doc["id"], "应急响应终止", NOW + timedelta(days=1))
     assert ended["status"] == ENDED and ended["ended_by"] == "root"
     assert ended["end_reason"] == "应急响应终止" and ended["ended_at"] == "2026-06-02T02:00:00Z"
     assert sorted(revoked) == sorted(doc["grant_ids"])
     for g in doc["grant_ids"]:
         assert store.grants.get(g)["revoke_reason"] == REVOKE_REASON
+    # A grant suspended meanwhile is revoked too (final: it cannot be reinstated).
+    assert store.grants.get(doc["grant_ids"][0])["status"] == "revoked"
     # The other emergency's grants are untouched.
     assert {store.grants.get(g)["status"] for g in other["grant_ids"]} == {"active"}
     e = refused(lambda: store.end(ROOT, doc["id"], "再次", NOW))

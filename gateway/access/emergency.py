@@ -124,10 +124,24 @@ class EmergencyStore(JsonListStore):
         *,
         refresh_interval: float = 0.5,
     ) -> None:
+        self._any_active = False
         super().__init__(path, refresh_interval=refresh_interval)
         self.grants = grants
         self.catalog = catalog
         self.callers = callers  # caller id -> registered caller (the registry's get)
+
+    @property
+    def version(self) -> int:
+        # While an emergency is active, every decision looks at the file (one stat),
+        # so an end recorded by another process narrows access on this process's
+        # next call. Otherwise at most every refresh_interval, as for grants: a
+        # declaration seen a moment late only widens access a moment late.
+        self._refresh(force=self._any_active)
+        return self._version
+
+    def _load(self) -> None:
+        super()._load()
+        self._any_active = any(e.get("status") == ACTIVE for e in self._items)
 
     # ----- the policy's view -------------------------------------------------------------
 

@@ -251,6 +251,22 @@ def test_another_process_sees_a_declaration(tmp_path: Path) -> None:
     assert second.policy_view()[1] == [] and second.get(doc["id"])["status"] == ENDED
 
 
+def test_an_end_elsewhere_is_seen_on_the_next_look(tmp_path: Path) -> None:
+    first = store_at(tmp_path)
+    grants = GrantStore(tmp_path / "grants.json", refresh_interval=3600)
+    second = EmergencyStore(
+        tmp_path / "emergencies.json", grants, load(), CALLERS.get, refresh_interval=3600
+    )
+    doc = first.declare(ROOT, emergency(), NOW)
+    # No emergency active here yet: a declaration may be seen late (it only widens).
+    assert second.version == 0
+    second.reload()
+    assert second.version == first.version
+    first.end(ROOT, doc["id"], "结束", NOW)
+    # One active here: the end is seen on the very next look, whatever the interval.
+    assert second.version == first.version and second.policy_view()[1] == []
+
+
 def test_sealing_list_groups_records_per_call(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
 

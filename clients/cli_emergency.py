@@ -93,6 +93,8 @@ def _show(e: Any) -> str:
             f"sealed       {_time(e.sealed_at)} by {e.sealed_by} "
             f"({e.sealed_calls} call(s), sha256 {e.sealing_digest[:16]}…)"
         )
+    lines.append("history")
+    lines += [f"  {_time(x.at)}  {x.actor}  {x.event}  {x.reason}".rstrip() for x in e.history]
     return "\n".join(lines)
 
 

@@ -498,7 +498,8 @@ class GovgwClient:
         return self._call(self.emergency.DeclareEmergency, req).emergency
 
     def end_emergency(self, emergency_id: str, *, reason: str) -> Any:
-        """End an active emergency now (administrators); its grants are revoked."""
+        """End an active emergency now (administrators): the ended emergency and the
+        grants revoked (`revoked_grant_ids`)."""
         from govgw.v1 import emergency_pb2 as pb
 
         return self._call(

@@ -268,6 +268,7 @@ def test_cli_declare_list_sealing_csv_and_seal(gw: Harness) -> None:
     assert listed.returncode == 0 and em["id"] in {e["id"] for e in json.loads(listed.stdout)}
     shown = govgw("agency-rescue", "show", em["id"])
     assert shown.returncode == 0 and "泥石流受灾人员核查" in shown.stdout
+    assert "root  declared" in shown.stdout
     bad = govgw("agency-rescue", "end", em["id"], "--reason", "结束", "--json")
     assert bad.returncode == 1
     assert json.loads(bad.stdout)["error"]["reason"] == "ADMIN_ROLE_REQUIRED"

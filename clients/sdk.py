@@ -464,6 +464,84 @@ class GovgwClient:
             req.until.FromDatetime(until)
         return self._call(self.usage.GetUsageReport, req)
 
+    # -- emergencies (EmergencyService, R11) ------------------------------------
+    @property
+    def emergency(self) -> Any:
+        from govgw.v1 import emergency_pb2_grpc
+
+        if getattr(self, "_emergency_stub", None) is None:
+            self._emergency_stub = emergency_pb2_grpc.EmergencyServiceStub(self._channel)
+        return self._emergency_stub
+
+    def declare_emergency(
+        self,
+        *,
+        title: str,
+        legal_basis: str,
+        scope: Mapping[str, Sequence[str]],
+        agencies: Sequence[str],
+        purpose: str,
+        ends_at: datetime | None,
+    ) -> Any:
+        """Declare an emergency (administrators): scope is dataset -> fields widened."""
+        from govgw.v1 import emergency_pb2 as pb
+
+        req = pb.DeclareEmergencyRequest(
+            title=title,
+            legal_basis=legal_basis,
+            scope=[pb.EmergencyScope(dataset=d, fields=list(f)) for d, f in scope.items()],
+            agencies=list(agencies),
+            purpose=purpose,
+        )
+        if ends_at is not None:
+            req.ends_at.FromDatetime(ends_at)
+        return self._call(self.emergency.DeclareEmergency, req).emergency
+
+    def end_emergency(self, emergency_id: str, *, reason: str) -> Any:
+        """End an active emergency now (administrators): the ended emergency and the
+        grants revoked (`revoked_grant_ids`)."""
+        from govgw.v1 import emergency_pb2 as pb
+
+        return self._call(
+            self.emergency.EndEmergency,
+            pb.EndEmergencyRequest(emergency_id=emergency_id, reason=reason),
+        )
+
+    def list_emergencies(self, *, status: str = "") -> list[Any]:
+        """status: "", active or ended. An agency sees the emergencies naming it."""
+        from govgw.v1 import emergency_pb2 as pb
+
+        values = {"": 0, "active": pb.EMERGENCY_STATUS_ACTIVE, "ended": pb.EMERGENCY_STATUS_ENDED}
+        if status not in values:
+            raise ValueError("status: active or ended")
+        r = self._call(
+            self.emergency.ListEmergencies, pb.ListEmergenciesRequest(status=values[status])
+        )
+        return list(r.emergencies)
+
+    def get_emergency(self, emergency_id: str) -> Any:
+        from govgw.v1 import emergency_pb2 as pb
+
+        return self._call(
+            self.emergency.GetEmergency, pb.GetEmergencyRequest(emergency_id=emergency_id)
+        ).emergency
+
+    def sealing_list(self, emergency_id: str) -> Any:
+        """Every call made under the emergency, subjects as keyed hashes (administrators)."""
+        from govgw.v1 import emergency_pb2 as pb
+
+        return self._call(
+            self.emergency.GetSealingList, pb.GetSealingListRequest(emergency_id=emergency_id)
+        )
+
+    def seal_emergency(self, emergency_id: str) -> Any:
+        """Record that what the sealing list names was sealed (administrators)."""
+        from govgw.v1 import emergency_pb2 as pb
+
+        return self._call(
+            self.emergency.SealEmergency, pb.SealEmergencyRequest(emergency_id=emergency_id)
+        ).emergency
+
     def _checked(self, receipt: SignedReceipt | None) -> SignedReceipt | None:
         if receipt is None or not self.verify_receipts:
             return receipt

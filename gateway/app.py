@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from gateway import keys
+from gateway.access.emergency import EmergencyStore
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
@@ -28,15 +29,18 @@ def build_parts(config: ServeConfig) -> Parts:
     catalog = load_catalog(config.catalog_path)
     # The active policy version (or config.policy_dir before the first activation),
     # checked in a child process first; its runtime follows later activations.
-    decider = serving_decider(
-        config.policy_dir, layout.data_dir, GrantStore(layout.grants), config.extra
-    )
+    grants = GrantStore(layout.grants)
+    decider = serving_decider(config.policy_dir, layout.data_dir, grants, config.extra)
+    registry = CallerRegistry(layout.callers)
+    # One store for the decider (input.emergencies) and EmergencyService, so a
+    # declaration or an end is seen by the next decision of this process.
+    decider.emergencies = EmergencyStore(layout.emergencies, grants, catalog, registry.get)
     return Parts(
         catalog=catalog,
         keyring=keyring,
         pool=Pool(layout.pool, keyring, catalog),
         decider=decider,
-        auth=Authenticator(CallerRegistry(layout.callers)),
+        auth=Authenticator(registry),
         limits=Limits(),
         audit=AuditLog(layout.audit),
         signer=ReceiptSigner(keyring.receipt_key),

@@ -6,6 +6,7 @@ Everything lives under one data directory, created by `govgw init`:
     pool.sqlite         the encrypted pool
     callers.sqlite      the caller registry (API key digests)
     grants.json         conditional-access grants
+    emergencies.json    declared emergencies (R11)
     audit/audit.log     the hash-chained audit trail (audit-<n>.log per worker
                         with --workers N; audit-admin.log for CLI transitions)
     tls/                private CA, server and client certificates
@@ -47,6 +48,10 @@ class Layout:
     @property
     def grants(self) -> Path:
         return self.data_dir / "grants.json"
+
+    @property
+    def emergencies(self) -> Path:
+        return self.data_dir / "emergencies.json"
 
     @property
     def applications(self) -> Path:
@@ -94,6 +99,10 @@ class ServeConfig:
     jurisdiction: str = "aba"
     # How often the server revokes grants unused for three months (0: never).
     sweep_interval_s: float = 6 * 3600.0
+    # How often the server ends emergencies whose end time passed (0: never). Their
+    # grants stop working at the end time whatever this is (grant expiry); this
+    # records the end and revokes the grants.
+    emergency_interval_s: float = 60.0
 
     @property
     def layout(self) -> Layout:

@@ -52,13 +52,18 @@ def rfc3339(value: datetime | str) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class GrantStore:
+class JsonListStore:
+    """A list of JSON objects in one file, `{"version": n, KEY: [...]}`, shared by
+    processes: the mechanics described in the module doc. Subclasses name KEY."""
+
+    key = "items"
+
     def __init__(self, path: Path, *, refresh_interval: float = 0.5) -> None:
         self.path = Path(path)
         self.refresh_interval = refresh_interval
         self._lock = threading.RLock()
         self._version = 0
-        self._grants: list[dict[str, Any]] = []
+        self._items: list[dict[str, Any]] = []
         self._stamp: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) last read
         self._checked = float("-inf")  # monotonic time of the last stat
         self._load()
@@ -74,81 +79,22 @@ class GrantStore:
         return self.snapshot()[1]
 
     def snapshot(self) -> tuple[int, list[dict[str, Any]]]:
-        """(version, grants) read together, so a cache key and its data agree."""
+        """(version, items) read together, so a cache key and its data agree."""
         self._refresh()
         with self._lock:
-            return self._version, copy.deepcopy(self._grants)
+            return self._version, copy.deepcopy(self._items)
 
-    def get(self, grant_id: str) -> dict[str, Any] | None:
-        return next((g for g in self.list() if g["id"] == grant_id), None)
-
-    # ----- changing ----------------------------------------------------------------------
-
-    def add(
-        self,
-        caller: str,
-        dataset: str,
-        fields: Sequence[str],
-        purpose: str,
-        expires_at: datetime | str,
-        *,
-        application_id: str = "",
-        now: datetime | None = None,
-    ) -> dict[str, Any]:
-        for name, value in (("caller", caller), ("dataset", dataset), ("purpose", purpose)):
-            if not isinstance(value, str) or not value.strip():
-                raise GrantError(f"{name} is required")
-        if isinstance(fields, str) or not fields or not all(isinstance(f, str) for f in fields):
-            raise GrantError("fields must be a non-empty list of field names")
-        grant = {
-            "id": "g-" + secrets.token_hex(8),
-            "caller": caller,
-            "dataset": dataset,
-            "fields": sorted(set(fields)),
-            "purpose": purpose,
-            "expires_at": rfc3339(expires_at),
-            "status": ACTIVE,
-            "created_at": _now(now),
-        }
-        if application_id:
-            grant["application_id"] = application_id
-        with self._mutate() as grants:
-            grants.append(grant)
-        return copy.deepcopy(grant)
-
-    def revoke(self, grant_id: str, reason: str, now: datetime | None = None) -> dict[str, Any]:
-        with self._mutate() as grants:
-            grant = next((g for g in grants if g.get("id") == grant_id), None)
-            if grant is None:
-                raise GrantError(f"no grant {grant_id}")
-            grant.update(status=REVOKED, revoked_at=_now(now), revoke_reason=reason)
-            return copy.deepcopy(grant)
-
-    def set_status(
-        self, grant_id: str, status: str, reason: str, now: datetime | None = None
-    ) -> dict[str, Any]:
-        """Suspend (misuse), reinstate or revoke a grant; revoked is final."""
-        if status not in (ACTIVE, SUSPENDED, REVOKED):
-            raise GrantError(f"unknown grant status {status!r}")
-        if status == REVOKED:
-            return self.revoke(grant_id, reason, now)
-        with self._mutate() as grants:
-            grant = next((g for g in grants if g.get("id") == grant_id), None)
-            if grant is None:
-                raise GrantError(f"no grant {grant_id}")
-            if grant.get("status") == REVOKED:
-                raise GrantError(f"grant {grant_id} is revoked")
-            grant.update(status=status, status_reason=reason, status_changed_at=_now(now))
-            return copy.deepcopy(grant)
+    def get(self, item_id: str) -> dict[str, Any] | None:
+        return next((g for g in self.list() if g["id"] == item_id), None)
 
     @contextmanager
     def _mutate(self) -> Iterator[list[dict[str, Any]]]:
         """Read-modify-write under the thread lock and the cross-process file lock."""
         with self._lock, self._file_lock():
             self._load()  # another process may have written since our last look
-            grants = copy.deepcopy(self._grants)
-            yield grants  # an exception in the body leaves the file untouched
-            self._write(self._version + 1, grants)
+            items = copy.deepcopy(self._items)
+            yield items  # an exception in the body leaves the file untouched
+            self._write(self._version + 1, items)
             self._load()
 
     # ----- the file ----------------------------------------------------------------------
@@ -163,8 +109,8 @@ class GrantStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _write(self, version: int, grants: list[dict[str, Any]]) -> None:
-        doc = {"version": version, "grants": grants}
+    def _write(self, version: int, items: list[dict[str, Any]]) -> None:
+        doc = {"version": version, self.key: items}
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -196,10 +142,10 @@ class GrantStore:
             try:
                 self._load()
             except (OSError, ValueError, TypeError, AttributeError) as e:
-                # A hand-edited, broken file: keep serving the last good grants and
+                # A hand-edited, broken file: keep serving the last good items and
                 # retry on the next check; writers refuse to overwrite it (_mutate).
                 log.error(
-                    "grant store %s unreadable, keeping version %d: %s",
+                    "store %s unreadable, keeping version %d: %s",
                     self.path,
                     self._version,
                     type(e).__name__,
@@ -210,12 +156,78 @@ class GrantStore:
             self._checked = time.monotonic()
             stamp = _stamp(self.path)
             if stamp is None:
-                self._version, self._grants, self._stamp = 0, [], None
+                self._version, self._items, self._stamp = 0, [], None
                 return
             doc = json.loads(self.path.read_text(encoding="utf-8"))
             self._version = int(doc.get("version", 0))
-            self._grants = list(doc.get("grants", []))
+            self._items = list(doc.get(self.key, []))
             self._stamp = stamp
+
+
+class GrantStore(JsonListStore):
+    key = "grants"
+
+    # ----- changing ----------------------------------------------------------------------
+
+    def add(
+        self,
+        caller: str,
+        dataset: str,
+        fields: Sequence[str],
+        purpose: str,
+        expires_at: datetime | str,
+        *,
+        application_id: str = "",
+        emergency_id: str = "",
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        for name, value in (("caller", caller), ("dataset", dataset), ("purpose", purpose)):
+            if not isinstance(value, str) or not value.strip():
+                raise GrantError(f"{name} is required")
+        if isinstance(fields, str) or not fields or not all(isinstance(f, str) for f in fields):
+            raise GrantError("fields must be a non-empty list of field names")
+        grant = {
+            "id": "g-" + secrets.token_hex(8),
+            "caller": caller,
+            "dataset": dataset,
+            "fields": sorted(set(fields)),
+            "purpose": purpose,
+            "expires_at": rfc3339(expires_at),
+            "status": ACTIVE,
+            "created_at": _now(now),
+        }
+        if application_id:
+            grant["application_id"] = application_id
+        if emergency_id:  # usable only while that emergency is active (policies/grants.rego)
+            grant["emergency_id"] = emergency_id
+        with self._mutate() as grants:
+            grants.append(grant)
+        return copy.deepcopy(grant)
+
+    def revoke(self, grant_id: str, reason: str, now: datetime | None = None) -> dict[str, Any]:
+        with self._mutate() as grants:
+            grant = next((g for g in grants if g.get("id") == grant_id), None)
+            if grant is None:
+                raise GrantError(f"no grant {grant_id}")
+            grant.update(status=REVOKED, revoked_at=_now(now), revoke_reason=reason)
+            return copy.deepcopy(grant)
+
+    def set_status(
+        self, grant_id: str, status: str, reason: str, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Suspend (misuse), reinstate or revoke a grant; revoked is final."""
+        if status not in (ACTIVE, SUSPENDED, REVOKED):
+            raise GrantError(f"unknown grant status {status!r}")
+        if status == REVOKED:
+            return self.revoke(grant_id, reason, now)
+        with self._mutate() as grants:
+            grant = next((g for g in grants if g.get("id") == grant_id), None)
+            if grant is None:
+                raise GrantError(f"no grant {grant_id}")
+            if grant.get("status") == REVOKED:
+                raise GrantError(f"grant {grant_id} is revoked")
+            grant.update(status=status, status_reason=reason, status_changed_at=_now(now))
+            return copy.deepcopy(grant)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

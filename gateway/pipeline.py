@@ -394,6 +394,12 @@ class _AuditDraft:
         grants = sorted({p.grant_id for p in plans.values() if p.grant_id})
         if grants:
             base["grants"] = grants
+        # Calls made under an emergency (R11) name it: its sealing list is read from here.
+        emergencies = sorted(
+            {p.obligations.emergency_id for p in plans.values() if p.obligations.emergency_id}
+        )
+        if emergencies:
+            base["emergencies"] = emergencies
         subjects = req.subjects if req else ()
         extra = [{**e, "request_id": self.request_id} for e in self.extra]
         if not subjects:

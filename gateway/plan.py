@@ -29,6 +29,13 @@ ACCESS_READ = "access.read"
 ACCESS_DECIDE = "access.decide"
 ACCESS_SWEEP = "access.sweep"
 USAGE_READ = "usage.read"
+# Emergency mode (R11): administrators declare, end, seal and read sealing lists;
+# designated agencies read the emergencies that name them.
+EMERGENCY_DECLARE = "emergency.declare"
+EMERGENCY_END = "emergency.end"
+EMERGENCY_READ = "emergency.read"
+EMERGENCY_SEALING = "emergency.sealing"
+EMERGENCY_SEAL = "emergency.seal"
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,8 @@ class Obligations:
     audit_level: str = "full"
     rate_tier: str = "standard"
     reveal_existence: bool = False  # may NOT_FOUND tell the caller a subject is absent?
+    # The emergency (R11) whose grant allowed the call: audited, so its sealing list names it.
+    emergency_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class Plan:
                 audit_level=str(ob.get("audit_level", "full")),
                 rate_tier=str(ob.get("rate_tier", "standard")),
                 reveal_existence=bool(ob.get("reveal_existence", False)),
+                emergency_id=str(ob.get("emergency_id") or ""),
             ),
             grant_id=str(doc.get("grant_id") or ""),
             expires_at=str(doc.get("expires_at") or ""),
@@ -98,7 +108,10 @@ class Plan:
             },
             "predicates": sorted(self.predicates),
             "region_prefix": self.region_prefix,
-            "obligations": self.obligations.__dict__,
+            # emergency_id only when set: plans without one keep the hash they always had.
+            "obligations": {
+                k: v for k, v in self.obligations.__dict__.items() if k != "emergency_id" or v
+            },
             "grant_id": self.grant_id,
             "policy_version": self.policy_version,
         }

@@ -15,6 +15,8 @@ from govgw.v1 import (
     access_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
+    emergency_pb2,
+    emergency_pb2_grpc,
     lookup_pb2,
     lookup_pb2_grpc,
     policy_admin_pb2,
@@ -31,11 +33,13 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gateway.access.applications import ApplicationStore
+from gateway.access.emergency import EmergencyStore
 from gateway.app import policy_administration
 from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline
 from gateway.services.access import AccessService, sweep_periodically
 from gateway.services.catalog import CatalogService
+from gateway.services.emergency import EmergencyService, expire_periodically
 from gateway.services.lookup import LookupService
 from gateway.services.policy_admin import PolicyAdminService
 from gateway.services.receipts import ReceiptService
@@ -54,6 +58,7 @@ SERVICE_NAMES = (
     access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name,
     usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
     policy_admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
+    emergency_pb2.DESCRIPTOR.services_by_name["EmergencyService"].full_name,
 )
 
 
@@ -126,6 +131,17 @@ class GatewayServer:
         usage_pb2_grpc.add_UsageServiceServicer_to_server(
             UsageService(pipeline, layout.audit_files), server
         )
+        if self.parts.decider.emergencies is None:  # parts assembled without one
+            self.parts.decider.emergencies = EmergencyStore(
+                layout.emergencies,
+                self.parts.decider.grants,
+                self.parts.catalog,
+                self.parts.auth.registry.get,
+            )
+        emergency = EmergencyService(
+            pipeline, self.parts.decider.emergencies, audit_files=layout.audit_files
+        )
+        emergency_pb2_grpc.add_EmergencyServiceServicer_to_server(emergency, server)
         runtime = self.parts.decider.runtime
         if runtime is not None:
             policy_admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(
@@ -156,10 +172,17 @@ class GatewayServer:
             if self.config.sweep_interval_s > 0
             else None
         )
+        expiry = (
+            asyncio.create_task(expire_periodically(emergency, self.config.emergency_interval_s))
+            if self.config.emergency_interval_s > 0
+            else None
+        )
         self._ready.set()
         await self._stop_requested.wait()
         if sweeper is not None:
             sweeper.cancel()
+        if expiry is not None:
+            expiry.cancel()
         # Stop taking calls, let calls in flight finish, then close the audit trail.
         await health.enter_graceful_shutdown()
         await server.stop(self._grace)

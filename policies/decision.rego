@@ -14,7 +14,7 @@ import data.govgw.plans
 
 default plan := {"allow": false, "reason": "POLICY_DENIED", "message": "no policy rule decided this request"}
 
-actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions | data.govgw.access.actions
+actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions | data.govgw.access.actions | data.govgw.emergency.actions
 
 # Actions about the records of one dataset; the others read metadata.
 dataset_actions := {"lookup", "verify.identity", "verify.attributes"}
@@ -56,6 +56,8 @@ routed := data.govgw.verification.attributes if input.action == "verify.attribut
 routed := data.govgw.admin.decision if input.action in data.govgw.admin.actions
 
 routed := data.govgw.access.decision if input.action in data.govgw.access.actions
+
+routed := data.govgw.emergency.decision if input.action in data.govgw.emergency.actions
 
 # Catalog and public keys are metadata: every known caller may read them.
 routed := plans.allow({}) if input.action in {"catalog.read", "keys.read"}

@@ -25,6 +25,7 @@ usable contains g if {
 	some g in matching
 	g.status == "active"
 	expiry_ns(g) > now_ns
+	in_force(g)
 }
 
 expired contains g if {
@@ -59,6 +60,44 @@ else := plans.deny("GRANT_REQUIRED", sprintf("dataset %s is conditional: it need
 }
 
 # The plan fields a grant releases: those it names, among those the side releases.
-fields(released) := object.filter(released, grant.fields)
+fields(released) := object.filter(released, grant_fields)
 
-plan_terms := {"grant_id": grant.id, "expires_at": grant.expires_at}
+grant_fields := grant.fields if not emergency_grant(grant)
+
+# An emergency grant releases no field its emergency's scope has lost.
+else := [f | some f in grant.fields; f in emergency_of(grant).scope[input.dataset]]
+
+plan_terms := {"grant_id": grant.id, "expires_at": grant.expires_at} if not emergency_grant(grant)
+
+# The plan may not outlive the emergency, whichever of the two ends first.
+else := {"grant_id": grant.id, "expires_at": emergency_of(grant).ends_at} if {
+	time.parse_rfc3339_ns(emergency_of(grant).ends_at) < expiry_ns(grant)
+}
+
+else := {"grant_id": grant.id, "expires_at": grant.expires_at}
+
+# Obligations a grant adds: a call under an emergency names it in its audit record.
+obligation_terms := {"emergency_id": grant.emergency_id} if emergency_grant(grant)
+
+else := {}
+
+# ----- emergencies (R11) -----------------------------------------------------------------
+# A declared emergency adds one grant (with emergency_id) per designated agency
+# and dataset of its scope. input.emergencies lists the active emergencies; such a
+# grant is in force only while its emergency is listed there, has not reached its
+# end time, names the caller and scopes the dataset. Any other grant is in force
+# as it stands.
+emergency_grant(g) if object.get(g, "emergency_id", "") != ""
+
+emergency_of(g) := e if {
+	some e in object.get(input, "emergencies", [])
+	e.id == g.emergency_id
+	e.status == "active"
+	input.caller.id in e.agencies
+	is_array(e.scope[input.dataset])
+	time.parse_rfc3339_ns(e.ends_at) > now_ns
+}
+
+in_force(g) if not emergency_grant(g)
+
+in_force(g) if emergency_of(g)

@@ -39,7 +39,7 @@ else := plans.deny("DATASET_NOT_SHARED", sprintf("dataset %s is not shared (‰∏ç‰
 granted := plans.allow(object.union(data.govgw.grants.plan_terms, {
 	"fields": grants.fields(released),
 	"constraints": data.govgw.regions.constraints,
-	"obligations": obligations,
+	"obligations": object.union(obligations, data.govgw.grants.obligation_terms),
 })) if data.govgw.grants.grant
 
 else := data.govgw.grants.denial

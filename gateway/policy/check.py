@@ -82,6 +82,12 @@ ACTIONS = (
     "access.decide",
     "access.sweep",
     "usage.read",
+    # Emergency mode (EmergencyService): they release no fields either.
+    "emergency.declare",
+    "emergency.end",
+    "emergency.read",
+    "emergency.sealing",
+    "emergency.seal",
 )
 DATASET_ACTIONS = ("lookup", "verify.identity", "verify.attributes")
 REASON = re.compile(r"^[A-Z][A-Z0-9_]*$")

@@ -1,9 +1,10 @@
 """The decider: policy input in, Plan out, cached.
 
-A plan depends on the caller, action, dataset, purpose, grants and policy
-version, never on the record, so it is cached under exactly those. Time enters
-only through grant expiry, and a plan carries its expiry: a cached plan is not
-used past it. Every request goes through `decide`, so a hit is one dict lookup
+A plan depends on the caller, action, dataset, purpose, grants, active
+emergencies (input.emergencies, R11) and policy version, never on the record,
+so it is cached under exactly those (the two stores by their versions). Time
+enters only through grant and emergency expiry, and a plan carries its expiry:
+a cached plan is not used past it. Every request goes through `decide`, so a hit is one dict lookup
 under a lock; the engine runs only on a miss.
 
 A policy that errors or is undefined denies (POLICY_ERROR): the decider never
@@ -17,11 +18,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.grants import GrantStore
 from gateway.plan import Plan
 from gateway.policy.engine import PolicyEngine, rego_error_text
+
+if TYPE_CHECKING:
+    from gateway.access.emergency import EmergencyStore
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +50,24 @@ def _expiry(plan: Plan) -> datetime | None:
 
 class Decider:
     def __init__(
-        self, engine: PolicyEngine, grants: GrantStore, *, cache_size: int = 10000
+        self,
+        engine: PolicyEngine,
+        grants: GrantStore,
+        *,
+        cache_size: int = 10000,
+        emergencies: EmergencyStore | None = None,
     ) -> None:
         self.engine = engine
         self.grants = grants
+        # Active emergencies go into the policy input (input.emergencies, R11).
+        self.emergencies = emergencies
         self.cache_size = cache_size
         self._lock = threading.Lock()
         self._cache: OrderedDict[CacheKey, tuple[Plan, datetime | None]] = OrderedDict()
-        # The grants handed to the engine, rebuilt only when the store's version moves,
-        # so the engine sees the same mapping object (and skips reloading) until then.
-        self._data: tuple[int, Mapping[str, Any]] | None = None
+        # The grants handed to the engine and the active emergencies put into its
+        # input, rebuilt only when a store's version moves, so the engine sees the
+        # same mapping object (and skips reloading) until then.
+        self._data: tuple[tuple[int, int], Mapping[str, Any], list[Any]] | None = None
         self.hits = 0
         self.misses = 0
         # The PolicyRuntime that swaps this decider's engine when another version is
@@ -74,7 +86,7 @@ class Decider:
         # One read of the engine per decision: a swap (policy activation) between
         # the cache key and the evaluation must not mix two versions.
         engine = self.engine
-        grants_version, extra = self._extra_data()
+        versions, extra, emergencies = self._extra_data()
         key = (
             str(caller.get("id", "")),
             str(caller.get("kind", "")),
@@ -83,7 +95,8 @@ class Decider:
             action,
             dataset,
             purpose,
-            str(grants_version),
+            str(versions[0]),
+            str(versions[1]),
             engine.version,
         )
         aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
@@ -94,7 +107,12 @@ class Decider:
                 self.hits += 1
                 return entry[0]
             self.misses += 1
-        plan, cacheable = self._evaluate(engine, caller, action, dataset, purpose, now, extra)
+        plan, cacheable = self._evaluate(
+            engine, caller, action, dataset, purpose, now, extra, emergencies
+        )
+        if plan.obligations.emergency_id and not plan.expires_at:
+            # An emergency plan without an end would outlive its emergency in the cache.
+            cacheable = False
         if cacheable:
             with self._lock:
                 self._cache[key] = (plan, _expiry(plan))
@@ -118,14 +136,23 @@ class Decider:
     def invalidate(self) -> None:
         """Forget every cached plan and re-read the grants now (not at the next stat)."""
         self.grants.reload()
+        if self.emergencies is not None:
+            self.emergencies.reload()
         with self._lock:
             self._cache.clear()
 
-    def _extra_data(self) -> tuple[int, Mapping[str, Any]]:
+    def _extra_data(self) -> tuple[tuple[int, int], Mapping[str, Any], list[Any]]:
         data = self._data
-        if data is None or data[0] != self.grants.version:
-            version, grants = self.grants.snapshot()
-            data = (version, {"grants": grants})
+        store = self.emergencies
+        versions = (self.grants.version, store.version if store is not None else 0)
+        if data is None or data[0] != versions:
+            if store is not None and data is not None and data[0][0] != versions[0]:
+                # Declaring and ending write both files: when the grants moved, look
+                # at the emergencies now rather than at their next stat.
+                store.reload()
+            gv, grants = self.grants.snapshot()
+            ev, active = store.policy_view() if store is not None else (0, [])
+            data = ((gv, ev), {"grants": grants}, active)
             self._data = data
         return data
 
@@ -138,15 +165,18 @@ class Decider:
         purpose: str,
         now: datetime,
         extra: Mapping[str, Any],
+        emergencies: list[Any] | None = None,
     ) -> tuple[Plan, bool]:
         version = engine.version
-        doc = {
+        doc: dict[str, Any] = {
             "caller": {k: str(v) for k, v in caller.items()},
             "action": action,
             "dataset": dataset,
             "purpose": purpose,
             "now": rfc3339(now),
         }
+        if emergencies:
+            doc["emergencies"] = emergencies
         try:
             result = engine.evaluate(doc, extra)
         except (KeyboardInterrupt, SystemExit):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from gateway import keys
+from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
@@ -31,6 +32,7 @@ def build_parts(config: ServeConfig) -> Parts:
     decider = serving_decider(
         config.policy_dir, layout.data_dir, GrantStore(layout.grants), config.extra
     )
+    withdrawals = WithdrawalStore(layout.withdrawals, catalog, keyring)
     return Parts(
         catalog=catalog,
         keyring=keyring,
@@ -40,6 +42,7 @@ def build_parts(config: ServeConfig) -> Parts:
         limits=Limits(),
         audit=AuditLog(layout.audit),
         signer=ReceiptSigner(keyring.receipt_key),
+        withdrawn=withdrawals.withdrawn,
     )
 
 

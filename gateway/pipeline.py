@@ -23,11 +23,12 @@ leaves, happens here, once.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
@@ -121,6 +122,9 @@ class Parts:
     # them on the limits' state backend.
     oracle: Oracle | None = None
     replay: ReplayGuard | None = None
+    # Is a subject's record in a dataset withdrawn from opening (撤回)? Set by
+    # gateway.app from the WithdrawalStore; read in services.common.read_rows.
+    withdrawn: Callable[[str, str], bool] | None = None
 
 
 # Request ids need to be unique, not secret: a random per-process prefix and
@@ -142,7 +146,7 @@ class Pipeline:
         context: grpc.aio.ServicerContext,
         action: str,
         parse: Callable[[], Request],
-        execute: Callable[[Exec], Outcome[T]],
+        execute: Callable[[Exec], Outcome[T] | Awaitable[Outcome[T]]],
         *,
         replay_as: Callable[[bytes], T] | None = None,
         request_bytes: bytes = b"",
@@ -193,6 +197,8 @@ class Pipeline:
                 _check_deadline(context)
                 # 4. read pool and 5. apply plan: the RPC's own step
                 outcome = execute(Exec(caller, plans, request, request_id, now))
+                if inspect.isawaitable(outcome):  # an execute that reads files in a thread
+                    outcome = await outcome
                 if p.oracle is not None:
                     # Recorded before the answer leaves: if it cannot be
                     # recorded, the answer is not given (fail closed).

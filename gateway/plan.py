@@ -29,6 +29,15 @@ ACCESS_READ = "access.read"
 ACCESS_DECIDE = "access.decide"
 ACCESS_SWEEP = "access.sweep"
 USAGE_READ = "usage.read"
+# Data-subject rights (gateway/services/subjects.py): the subject's own calls...
+SUBJECT_USAGE = "subject.usage"
+SUBJECT_CORRECT = "subject.correct"
+SUBJECT_WITHDRAW = "subject.withdraw"
+SUBJECT_READ = "subject.read"
+# ...the provider's answers...
+SUBJECT_REVIEW = "subject.review"
+# ...and no RPC: asked per kind of audited use, may the subject see it (hidden by law)?
+SUBJECT_DISCLOSE = "subject.disclose"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from govgw.v1 import (
     policy_admin_pb2_grpc,
     receipt_pb2,
     receipt_pb2_grpc,
+    subject_pb2,
+    subject_pb2_grpc,
     usage_pb2,
     usage_pb2_grpc,
     verification_pb2,
@@ -39,6 +41,7 @@ from gateway.services.catalog import CatalogService
 from gateway.services.lookup import LookupService
 from gateway.services.policy_admin import PolicyAdminService
 from gateway.services.receipts import ReceiptService
+from gateway.services.subjects import subject_service
 from gateway.services.usage import UsageService
 from gateway.services.verification import VerificationService
 from gateway.tls import ensure_server_material
@@ -54,6 +57,7 @@ SERVICE_NAMES = (
     access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name,
     usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
     policy_admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
+    subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
 )
 
 
@@ -125,6 +129,9 @@ class GatewayServer:
         access_pb2_grpc.add_AccessServiceServicer_to_server(access, server)
         usage_pb2_grpc.add_UsageServiceServicer_to_server(
             UsageService(pipeline, layout.audit_files), server
+        )
+        subject_pb2_grpc.add_SubjectServiceServicer_to_server(
+            subject_service(pipeline, self.config), server
         )
         runtime = self.parts.decider.runtime
         if runtime is not None:

@@ -43,7 +43,7 @@ from gateway.access.sealed import Sealer
 from gateway.access.subject_tokens import SubjectIdentity
 from gateway.callers import Caller
 from gateway.catalog import Catalog
-from gateway.errors import GovgwError, invalid, not_found
+from gateway.errors import GovgwError, invalid, not_found, unavailable
 from gateway.keys import KeyRing
 
 SUSPENDED = "suspended"  # at once, pending review
@@ -113,7 +113,14 @@ class WithdrawalStore:
         with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self._refresh(force=True)
+                try:
+                    self._refresh(force=True)
+                except (OSError, ValueError, KeyError, TypeError):
+                    # Never overwrite a file that cannot be read: it holds withdrawals in force.
+                    raise unavailable(
+                        "WITHDRAWAL_STORE_UNREADABLE",
+                        "the withdrawal store cannot be read; an operator must repair it",
+                    ) from None
                 docs = copy.deepcopy(self._docs)
                 yield docs  # an exception in the body leaves the file untouched
                 fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)

@@ -25,6 +25,7 @@ import binascii
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import secrets
@@ -40,7 +41,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from gateway.errors import GovgwError, unauthenticated
+from gateway.errors import GovgwError, unauthenticated, unavailable
 from gateway.subjects import LEGAL_ENTITY, PERSON, normalize_subject_key
 
 TOKEN_HEADER = "x-govgw-subject-token"
@@ -52,6 +53,8 @@ SKEW = timedelta(seconds=60)
 MAX_TOKEN_CHARS = 4096
 SUB_TYPES = {"person": PERSON, "entity": LEGAL_ENTITY}
 _ISSUER_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+
+log = logging.getLogger("govgw.subject_tokens")
 
 
 class IssuerError(ValueError):
@@ -110,13 +113,20 @@ class IssuerRegistry:
         if stamp == self._stamp:
             return
         with self._lock:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-            docs = dict(doc.get("issuers", {}))
-            keys = {}
-            for name, d in docs.items():
-                key = serialization.load_pem_public_key(d["public_key"].encode())
-                if isinstance(key, Ed25519PublicKey):
-                    keys[name] = key
+            try:
+                doc = json.loads(self.path.read_text(encoding="utf-8"))
+                docs = dict(doc["issuers"])
+                keys = {}
+                for name, d in docs.items():
+                    key = serialization.load_pem_public_key(d["public_key"].encode())
+                    if isinstance(key, Ed25519PublicKey):
+                        keys[name] = key
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+                # A hand-edited, broken file: keep the issuers last read (writers refuse it).
+                log.error("subject issuer registry unreadable: %s", type(e).__name__)
+                if self._stamp is None and not self._docs:
+                    raise IssuerError("the issuer registry cannot be read") from None
+                return
             self._keys, self._docs, self._stamp = keys, docs, stamp
 
     def key(self, name: str) -> Ed25519PublicKey | None:
@@ -133,7 +143,8 @@ class IssuerRegistry:
         with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self._stamp = None
+                # Read afresh and strictly: a broken file is refused, never overwritten.
+                self._stamp, self._docs, self._keys = None, {}, {}
                 self._refresh()
                 docs = json.loads(json.dumps(self._docs))
                 yield docs
@@ -265,7 +276,12 @@ def verify(
     issuer = payload.get("iss")
     if not isinstance(issuer, str) or not issuer:
         raise _invalid("the subject token names no issuer")
-    public = issuers.key(issuer)
+    try:
+        public = issuers.key(issuer)
+    except IssuerError:
+        raise unavailable(
+            "SUBJECT_ISSUERS_UNREADABLE", "the issuer registry cannot be read; try again later"
+        ) from None
     if public is None:
         raise unauthenticated(
             "SUBJECT_ISSUER_UNKNOWN", "the subject token's issuer is not registered"

@@ -155,3 +155,25 @@ def test_registry_refuses_bad_issuers_and_removal_takes_effect(
     registry.remove("sc-idp")
     assert reason_of(token, server_side) == "SUBJECT_ISSUER_UNKNOWN"
     assert [i["name"] for i in registry.list()] == []
+
+
+def test_a_broken_registry_file_keeps_the_last_issuers_and_is_not_overwritten(
+    registry: IssuerRegistry, idp, tmp_path: Path
+) -> None:
+    token = encode(claims(), idp)
+    assert verify(token, registry, caller_id="app", now=NOW).key == PERSON_ID
+    path = tmp_path / "subject_issuers.json"
+    path.write_text("{ broken")
+    # The running server keeps the issuers it read...
+    assert verify(token, registry, caller_id="app", now=NOW).key == PERSON_ID
+    # ...a fresh process cannot check tokens and says so (no crash, no guess)...
+    with pytest.raises(GovgwError) as e:
+        verify(token, IssuerRegistry(path), caller_id="app", now=NOW)
+    assert (e.value.code, e.value.reason) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "SUBJECT_ISSUERS_UNREADABLE",
+    )
+    # ...and nobody overwrites the file.
+    with pytest.raises(IssuerError, match="cannot be read"):
+        registry.add("other-idp", new_issuer_key()[1])
+    assert path.read_text() == "{ broken"

@@ -31,6 +31,7 @@ from gateway.access.subject_tokens import (
     TOKEN_HEADER,
     IssuerRegistry,
     SubjectIdentity,
+    claimed_subject,
     verify,
 )
 from gateway.access.subject_usage import (
@@ -155,6 +156,16 @@ class SubjectService(subject_pb2_grpc.SubjectServiceServicer):
         caller = self.parts.auth.authenticate(context)
         return verify(token, self.issuers, caller_id=caller.id, now=self.parts.clock())
 
+    def _replay_bytes(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """The request and, by keyed hash, the subject it is for: an idempotency key then
+        replays a stored answer (which may hold a statement) to the same subject only,
+        even when one app carries many citizens' calls. The claim is read unverified
+        here, but the pipeline parses (verifies the token) before it looks the key up."""
+        md = context.invocation_metadata() or ()
+        token = next((v for k, v in md if k == TOKEN_HEADER and isinstance(v, str)), "")
+        subject = self.parts.keyring.subject_hash(claimed_subject(token))
+        return request.SerializeToString() + b"\0" + subject.encode()
+
     def _subject_request(
         self, context: grpc.aio.ServicerContext, dataset: str = "", payload: Any = None
     ) -> Request:
@@ -253,7 +264,7 @@ class SubjectService(subject_pb2_grpc.SubjectServiceServicer):
             parse,
             execute,
             replay_as=pb.FileCorrectionResponse.FromString,
-            request_bytes=request.SerializeToString(),
+            request_bytes=self._replay_bytes(request, context),
         )
 
     async def ListMyCorrections(self, request: pb.ListMyCorrectionsRequest, context):
@@ -291,7 +302,7 @@ class SubjectService(subject_pb2_grpc.SubjectServiceServicer):
             parse,
             execute,
             replay_as=pb.RequestWithdrawalResponse.FromString,
-            request_bytes=request.SerializeToString(),
+            request_bytes=self._replay_bytes(request, context),
         )
 
     async def ListMyWithdrawals(self, request: pb.ListMyWithdrawalsRequest, context):

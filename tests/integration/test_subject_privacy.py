@@ -61,7 +61,7 @@ def test_subject_calls_leak_nothing_personal(
             field=field,
             statement=statement,
             evidence_ref=f"{name}户口簿",
-        ),  # fmt: skip
+        ),
         lambda gw: gw.my_corrections(token),
         lambda gw: gw.all_my_usage(token),
         lambda gw: gw.request_withdrawal(token, dataset="population.basic", reason=statement),

@@ -19,8 +19,12 @@ from stdnum.cn import uscc
 from clients.sdk import GovgwClient, GovgwClientError
 from gateway import admin
 from gateway.access.subject_tokens import encode, load_private_key, mint, new_issuer_key
+from gateway.app import build_parts
+from gateway.config import ServeConfig
+from gateway.oracle import attach
 from gateway.plan import SUBJECT_USAGE
-from tests.support import Harness, expect_error, make_data_dir, shifted_clock, start
+from gateway.server import GatewayServer
+from tests.support import Harness, expect_error, make_data_dir, shifted_clock
 
 TODAY = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)  # a Monday
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
@@ -41,7 +45,13 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         ("agency-police", "agency", "汶川县公安局", "513221"),
     ):
         keys[cid] = admin.callers_add(data_dir, cid, kind, dept, region)["api_key"]
-    h = start(data_dir, keys, demo, clock=shifted_clock(TODAY), sweep_interval_s=0)
+    # As `govgw serve` builds it (limits, oracle, replay protection), on a fixed date.
+    cfg = ServeConfig(data_dir=data_dir, listen="127.0.0.1:0", grace_s=1, sweep_interval_s=0)
+    parts = attach(build_parts(cfg), cfg)
+    parts.clock = parts.audit.clock = shifted_clock(TODAY)
+    server = GatewayServer(cfg, parts)
+    server.start()
+    h = Harness(data_dir, cfg, parts, server, keys, demo)
     yield h
     h.stop()
 
@@ -291,6 +301,27 @@ def test_correction_reaches_the_provider_with_its_deadline_and_is_answered(gw: H
     # The provider's handling is a use of the subject's data the subject sees.
     uses = counter.all_my_usage(t)
     assert ("agency-police", "subject.review") in {(u.caller, u.action) for u in uses}
+
+
+def test_an_idempotency_key_replays_only_to_the_same_subject(gw: Harness) -> None:
+    """One app carries many citizens: a key reused with another subject's token never
+    returns the first subject's stored answer (with their statement)."""
+    from govgw.v1 import subject_pb2 as pb
+
+    c = gw.client("public-portal")
+    req = pb.FileCorrectionRequest(dataset="population.basic", field="gender", statement=STATEMENT)
+    key = (("idempotency-key", "correction-0000000000001"),)
+
+    def file(subject: str):
+        md = (*c._metadata, ("x-govgw-subject-token", token(gw, subject)), *key)
+        return c.subjects.FileCorrection(req, metadata=md, timeout=10).correction
+
+    first = file(gw.demo["adult_resident"]["id_number"])
+    assert file(gw.demo["adult_resident"]["id_number"]).id == first.id  # a retry: replayed
+    with pytest.raises(grpc.RpcError) as e:
+        file(gw.demo["assistance_recipient"]["id_number"])
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # IDEMPOTENCY_KEY_REUSED
+    assert STATEMENT not in (e.value.details() or "")
 
 
 def test_bad_corrections_get_precise_errors(gw: Harness) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from gateway.access.sweep import parse_time
 from gateway.audit import read_records
+from gateway.callers import KINDS
 from gateway.errors import invalid, unavailable
 from gateway.plan import SUBJECT_DISCLOSE, Plan
 from gateway.policy.decider import Decider, rfc3339
@@ -69,6 +70,10 @@ class Disclosure:
         self._cache: dict[tuple[str, ...], bool] = {}
 
     def hidden(self, rec: Mapping[str, Any], now: datetime) -> bool:
+        if rec.get("caller_kind") not in KINDS:
+            # The gateway's own housekeeping (caller kind "system": sweeps and the like)
+            # is no caller the policy knows, and no investigation: shown as it is.
+            return False
         engine = self.decider.engine
         combo = tuple(
             str(rec.get(k, ""))

@@ -67,6 +67,7 @@ def test_uses_by_subject_hash_minus_own_calls_and_hidden_ones(
             record("police", "汶川县公安局", "户籍迁移办理"),
             record("portal", "公众", "数据主体权利", kind="public", action="subject.usage"),
             record("civil", "汶川县民政局", "资格审核", subject=SOMEONE),
+            record("system:sweep", "", "数据申请授权", kind="system", action="access.sweep"),
         ],
         NOW,
     )
@@ -87,6 +88,7 @@ def test_uses_by_subject_hash_minus_own_calls_and_hidden_ones(
     assert token == ""
     assert [(u.caller, u.purpose) for u in page] == [
         ("civil", "资格审核"),  # newest first
+        ("system:sweep", "数据申请授权"),
         ("police", "户籍迁移办理"),
         ("counter-1", "户籍业务办理"),
     ]

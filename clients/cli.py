@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients import cli_access, cli_callers, cli_emergency, cli_keys, cli_mask, cli_policy
+from clients import (
+    cli_access,
+    cli_callers,
+    cli_emergency,
+    cli_keys,
+    cli_mask,
+    cli_policy,
+    cli_subjects,
+)
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
 from clients.sdk import GovgwClient, GovgwClientError
 
@@ -564,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_keys.register,
         cli_access.register,
         cli_emergency.register,
+        cli_subjects.register,
     ):
         register(sub, helpers)
     return p

@@ -41,6 +41,7 @@ from clients.receipts import (
     public_keys_from_keyset,
     verify_receipt,
 )
+from clients.sdk_subjects import SubjectsClientMixin
 
 PERSON, LEGAL_ENTITY = "person", "legal_entity"
 _APPLICATION_USES = {
@@ -212,7 +213,7 @@ def predicate_label(name: str, args: Sequence[str]) -> str:
     return f"{name}({','.join(args)})" if args else name
 
 
-class GovgwClient:
+class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subjects.py
     def __init__(
         self,
         target: str,

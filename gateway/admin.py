@@ -49,7 +49,37 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
     keyset.parent.mkdir(parents=True, exist_ok=True)
     signer = ReceiptSigner(ring.receipt_key)
     keyset.write_text(json.dumps(keyset_document(signer.public_keys()), indent=2))
-    return {"data_dir": str(layout.data_dir), "keyset": str(keyset), "suite": ring.suite}
+    issuer_key = demo_subject_issuer(layout.data_dir)
+    return {
+        "data_dir": str(layout.data_dir),
+        "keyset": str(keyset),
+        "suite": ring.suite,
+        "demo_subject_issuer_key": str(issuer_key),
+    }
+
+
+DEMO_ISSUER = "demo-idp"
+
+
+def demo_subject_issuer(data_dir: Path) -> Path:
+    """A demo identity provider (standing in for 统一身份认证平台): its private key,
+    generated here and kept in the data directory only (mode 0600, never committed),
+    signs subject tokens with `govgw subjects token`; its public key is registered.
+    A deployment removes it (`govgw subjects issuers remove demo-idp`) once the
+    province's platform is registered."""
+    from gateway.access.subject_tokens import IssuerRegistry, new_issuer_key
+
+    layout = Layout(Path(data_dir))
+    path = layout.data_dir / "keys" / "demo-subject-issuer.pem"
+    if not path.exists():
+        private, public = new_issuer_key()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(private)
+        registry = IssuerRegistry(layout.subject_issuers)
+        if not any(i["name"] == DEMO_ISSUER for i in registry.list()):
+            registry.add(DEMO_ISSUER, public, description="demo identity provider (synthetic)")
+    return path
 
 
 def _pool(data_dir: Path):

@@ -6,6 +6,7 @@ import logging
 
 from gateway import keys
 from gateway.access.emergency import EmergencyStore
+from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
@@ -35,6 +36,7 @@ def build_parts(config: ServeConfig) -> Parts:
     # One store for the decider (input.emergencies) and EmergencyService, so a
     # declaration or an end is seen by the next decision of this process.
     decider.emergencies = EmergencyStore(layout.emergencies, grants, catalog, registry.get)
+    withdrawals = WithdrawalStore(layout.withdrawals, catalog, keyring)
     return Parts(
         catalog=catalog,
         keyring=keyring,
@@ -44,6 +46,7 @@ def build_parts(config: ServeConfig) -> Parts:
         limits=Limits(),
         audit=AuditLog(layout.audit),
         signer=ReceiptSigner(keyring.receipt_key),
+        withdrawn=withdrawals.withdrawn,
     )
 
 

@@ -58,6 +58,19 @@ class Layout:
         return self.data_dir / "applications.sqlite"
 
     @property
+    def corrections(self) -> Path:
+        return self.data_dir / "corrections.sqlite"
+
+    @property
+    def withdrawals(self) -> Path:
+        return self.data_dir / "withdrawals.json"
+
+    @property
+    def subject_issuers(self) -> Path:
+        """Identity providers whose subject tokens the gateway accepts (public keys)."""
+        return self.data_dir / "subject_issuers.json"
+
+    @property
     def audit(self) -> Path:
         return self.data_dir / "audit" / self.audit_name
 

@@ -124,6 +124,9 @@ class Parts:
     # them on the limits' state backend.
     oracle: Oracle | None = None
     replay: ReplayGuard | None = None
+    # Is a subject's record in a dataset withdrawn from opening (撤回)? Set by
+    # gateway.app from the WithdrawalStore; read in services.common.read_rows.
+    withdrawn: Callable[[str, str], bool] | None = None
 
 
 # Request ids need to be unique, not secret: a random per-process prefix and
@@ -196,7 +199,7 @@ class Pipeline:
                 _check_deadline(context)
                 # 4. read pool and 5. apply plan: the RPC's own step
                 outcome = execute(Exec(caller, plans, request, request_id, now))
-                if inspect.isawaitable(outcome):
+                if inspect.isawaitable(outcome):  # an execute that reads files in a thread
                     outcome = await outcome
                 if p.oracle is not None:
                     # Recorded before the answer leaves: if it cannot be

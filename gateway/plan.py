@@ -36,6 +36,15 @@ EMERGENCY_END = "emergency.end"
 EMERGENCY_READ = "emergency.read"
 EMERGENCY_SEALING = "emergency.sealing"
 EMERGENCY_SEAL = "emergency.seal"
+# Data-subject rights (gateway/services/subjects.py): the subject's own calls...
+SUBJECT_USAGE = "subject.usage"
+SUBJECT_CORRECT = "subject.correct"
+SUBJECT_WITHDRAW = "subject.withdraw"
+SUBJECT_READ = "subject.read"
+# ...the provider's answers...
+SUBJECT_REVIEW = "subject.review"
+# ...and no RPC: asked per kind of audited use, may the subject see it (hidden by law)?
+SUBJECT_DISCLOSE = "subject.disclose"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from govgw.v1 import (
     policy_admin_pb2_grpc,
     receipt_pb2,
     receipt_pb2_grpc,
+    subject_pb2,
+    subject_pb2_grpc,
     usage_pb2,
     usage_pb2_grpc,
     verification_pb2,
@@ -43,6 +45,7 @@ from gateway.services.emergency import EmergencyService, expire_periodically
 from gateway.services.lookup import LookupService
 from gateway.services.policy_admin import PolicyAdminService
 from gateway.services.receipts import ReceiptService
+from gateway.services.subjects import subject_service
 from gateway.services.usage import UsageService
 from gateway.services.verification import VerificationService
 from gateway.tls import ensure_server_material
@@ -59,6 +62,7 @@ SERVICE_NAMES = (
     usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
     policy_admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
     emergency_pb2.DESCRIPTOR.services_by_name["EmergencyService"].full_name,
+    subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
 )
 
 
@@ -142,6 +146,9 @@ class GatewayServer:
             pipeline, self.parts.decider.emergencies, audit_files=layout.audit_files
         )
         emergency_pb2_grpc.add_EmergencyServiceServicer_to_server(emergency, server)
+        subject_pb2_grpc.add_SubjectServiceServicer_to_server(
+            subject_service(pipeline, self.config), server
+        )
         runtime = self.parts.decider.runtime
         if runtime is not None:
             policy_admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(

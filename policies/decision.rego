@@ -14,7 +14,7 @@ import data.govgw.plans
 
 default plan := {"allow": false, "reason": "POLICY_DENIED", "message": "no policy rule decided this request"}
 
-actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions | data.govgw.access.actions | data.govgw.emergency.actions
+actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions | data.govgw.access.actions | data.govgw.emergency.actions | data.govgw.subjects.actions | {"subject.disclose"}
 
 # Actions about the records of one dataset; the others read metadata.
 dataset_actions := {"lookup", "verify.identity", "verify.attributes"}
@@ -58,6 +58,10 @@ routed := data.govgw.admin.decision if input.action in data.govgw.admin.actions
 routed := data.govgw.access.decision if input.action in data.govgw.access.actions
 
 routed := data.govgw.emergency.decision if input.action in data.govgw.emergency.actions
+
+routed := data.govgw.subjects.decision if input.action in data.govgw.subjects.actions
+
+routed := data.govgw.subject_access.disclosure if input.action == "subject.disclose"
 
 # Catalog and public keys are metadata: every known caller may read them.
 routed := plans.allow({}) if input.action in {"catalog.read", "keys.read"}

@@ -88,6 +88,12 @@ ACTIONS = (
     "emergency.read",
     "emergency.sealing",
     "emergency.seal",
+    # Data-subject rights (SubjectService): they release no pool fields.
+    "subject.usage",
+    "subject.correct",
+    "subject.withdraw",
+    "subject.read",
+    "subject.review",
 )
 DATASET_ACTIONS = ("lookup", "verify.identity", "verify.attributes")
 REASON = re.compile(r"^[A-Z][A-Z0-9_]*$")

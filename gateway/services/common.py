@@ -34,6 +34,24 @@ def timestamp(moment: datetime | str) -> timestamp_pb2.Timestamp:
     return ts
 
 
+def read_rows(parts: Parts, ex: Exec, dataset: str, subject_key: str) -> list[Row]:
+    """The pool's rows of one subject in one dataset, for this call.
+
+    Withdrawals (撤回, R9) apply here, at the one pool read every data RPC
+    makes, and nowhere else: for a public caller (the open route) a withdrawn
+    record is not read at all, so whatever the RPC builds from "no rows"
+    (Lookup's SUBJECT_NOT_FOUND, a batch item not found, NO_MATCH, a false
+    predicate, SUBJECT_NOT_FOUND where existence is revealed) is by
+    construction exactly the answer for a subject the pool does not hold: no
+    tell-tale. Agencies and counters read on the share route, which a
+    withdrawal of opened data does not touch.
+    """
+    withdrawn = parts.withdrawn
+    if ex.caller.kind == "public" and withdrawn is not None and withdrawn(dataset, subject_key):
+        return []
+    return parts.pool.read(dataset, subject_key)
+
+
 def visible_rows(rows: Sequence[Row], plan: Plan) -> list[Row]:
     """Rows the plan's constraints let this caller see at all."""
     if not plan.region_prefix:

@@ -12,7 +12,7 @@ from gateway.catalog import Dataset
 from gateway.errors import denied, not_found
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import LOOKUP, Plan
-from gateway.services.common import timestamp, visible_rows
+from gateway.services.common import read_rows, timestamp, visible_rows
 from masking import MaskingContext, apply_treatment
 
 MAX_BATCH = 1000
@@ -44,7 +44,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             ds: Dataset = ex.request.payload
             plan = ex.plans[ds.name]
             released = _released_fields(ds, plan, ex.request.fields)
-            rows = visible_rows(self.parts.pool.read(ds.name, ex.request.subjects[0]), plan)
+            rows = visible_rows(read_rows(self.parts, ex, ds.name, ex.request.subjects[0]), plan)
             if not rows:
                 # An allowed lookup reveals existence anyway (a hit returns data);
                 # out-of-region records answer the same as absent ones.
@@ -79,7 +79,7 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             provenance = self._provenance(ds, ex)
             items = []
             for i, key in enumerate(ex.request.subjects):
-                rows = visible_rows(self.parts.pool.read(ds.name, key), plan)
+                rows = visible_rows(read_rows(self.parts, ex, ds.name, key), plan)
                 items.append(
                     lookup_pb2.BatchLookupResponse(
                         index=i,

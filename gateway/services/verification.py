@@ -12,6 +12,7 @@ from gateway.predicates import PredicateArgError, PredicateContext, get_predicat
 from gateway.services.common import (
     BASE_DATASET,
     SUBJECT_KINDS,
+    read_rows,
     require_predicate,
     sign_receipt,
     visible_rows,
@@ -53,7 +54,7 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
             plan = ex.plans[IDENTITY_DATASET]
             require_predicate(plan, "identity_match", IDENTITY_DATASET)
             id_number = ex.request.subjects[0]
-            rows = visible_rows(self.parts.pool.read(IDENTITY_DATASET, id_number), plan)
+            rows = visible_rows(read_rows(self.parts, ex, IDENTITY_DATASET, id_number), plan)
             # Absent and mismatched answer alike, so the oracle does not reveal who is in the pool.
             matched = identity.evaluate(rows, (ex.request.payload,), PredicateContext(ex.today))
             answer = MATCH if matched else NO_MATCH
@@ -126,12 +127,12 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
             for predicate, _, _ in parsed:
                 require_predicate(ex.plans[predicate.dataset], predicate.name, predicate.dataset)
             rows = {
-                ds: visible_rows(self.parts.pool.read(ds, key), ex.plans[ds])
+                ds: visible_rows(read_rows(self.parts, ex, ds, key), ex.plans[ds])
                 for ds in ex.request.datasets
             }
             if any(p.obligations.reveal_existence for p in ex.plans.values()):
                 base = BASE_DATASET[kind]
-                present = rows[base] if base in rows else self.parts.pool.read(base, key)
+                present = rows[base] if base in rows else read_rows(self.parts, ex, base, key)
                 if not present:
                     raise not_found("SUBJECT_NOT_FOUND", "no such subject in the pool")
             ctx = PredicateContext(ex.today)

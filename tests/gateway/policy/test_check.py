@@ -120,8 +120,8 @@ def test_plan_violations_judges_documents() -> None:
 def test_sanity_inputs_cover_every_kind_action_and_dataset() -> None:
     catalog = {"datasets": {"x": {}, "y": {}}}
     inputs = sanity_inputs(catalog)
-    assert len(ACTIONS) == 21  # 16 + the five emergency actions
-    assert len(inputs) == 5 * 22 * 4  # kinds + "robot", actions + "delete"
+    assert len(ACTIONS) == 26  # 16 + five emergency + five subject-rights actions
+    assert len(inputs) == 5 * 27 * 4  # kinds + "robot", actions + "delete"
     assert {i["dataset"] for i in inputs} == {"x", "y", "", "no.such.dataset"}
 
 

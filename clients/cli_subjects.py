@@ -1,0 +1,346 @@
+"""`govgw subjects ...`: data-subject rights (R8, R9).
+
+The data subject (a subject token from the identity platform in
+--subject-token or GOVGW_SUBJECT_TOKEN, carried by a public or counter caller):
+
+    govgw subjects usage [--since T] [--until T] [--page-size N] [--page-token P]
+    govgw subjects correct --dataset D --field F --statement S [--evidence REF]
+    govgw subjects corrections
+    govgw subjects withdraw --dataset D --reason R
+    govgw subjects withdrawals
+
+The provider (an agency of the dataset's providing department):
+
+    govgw subjects corrections --provider [--dataset D] [--status pending] [--overdue]
+    govgw subjects extend CORRECTION_ID --reason R
+    govgw subjects answer CORRECTION_ID --corrected --note N
+    govgw subjects answer CORRECTION_ID --rejected --note N --legal-basis B
+    govgw subjects withdrawals --provider [--dataset D] [--status suspended]
+    govgw subjects review WITHDRAWAL_ID --uphold|--reinstate|--reprocess --reason R
+
+The data directory (no server):
+
+    govgw subjects issuers add NAME --public-key PEM_FILE [--description TEXT]
+    govgw subjects issuers list | remove NAME
+    govgw subjects token --subject ID [--issuer-key PEM] [--issuer demo-idp] [--ttl 10m]
+                         [--azp CALLER]      (demos and tests: the platform mints real ones)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clients.cli_access import _as_dict, _when
+
+if TYPE_CHECKING:
+    from clients.cli import CliHelpers
+
+TOKEN_ENV = "GOVGW_SUBJECT_TOKEN"
+_TTL_RE = re.compile(r"^(\d+)([smh])$")
+_CORRECTION_STATUS = {1: "pending", 2: "corrected", 3: "rejected"}
+_WITHDRAWAL_STATUS = {1: "suspended", 2: "withdrawn", 3: "reinstated", 4: "reprocessed"}
+
+
+def _ttl(text: str) -> timedelta:
+    m = _TTL_RE.match(text or "")
+    if not m:
+        raise ValueError("ttl: a number and s, m or h, e.g. 10m")
+    n, unit = int(m.group(1)), m.group(2)
+    return timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600}[unit])
+
+
+def _token(args: argparse.Namespace) -> str:
+    tok = args.subject_token or os.environ.get(TOKEN_ENV, "")
+    if not tok:
+        raise ValueError(f"subject token: give --subject-token or set {TOKEN_ENV}")
+    return str(tok)
+
+
+def _day(ts: Any) -> str:
+    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts.seconds else ""
+
+
+def _correction_rows(items: list[Any], provider: bool) -> list[list[str]]:
+    head = ["id", "dataset", "field", "status", "due", "overdue", "answer"]
+    rows = [[*head, "subject"] if provider else head]
+    for c in items:
+        row = [
+            c.id,
+            c.dataset,
+            c.field,
+            _CORRECTION_STATUS.get(c.status, "?"),
+            c.due_date + (" (extended)" if c.extended else ""),
+            "OVERDUE" if c.overdue else "",
+            c.answer_note,
+        ]
+        rows.append([*row, c.subject_key] if provider else row)
+    return rows
+
+
+def _withdrawal_rows(items: list[Any], provider: bool) -> list[list[str]]:
+    head = ["id", "dataset", "status", "requested", "review reason"]
+    rows = [[*head, "subject"] if provider else head]
+    for w in items:
+        row = [
+            w.id,
+            w.dataset,
+            _WITHDRAWAL_STATUS.get(w.status, "?"),
+            _day(w.requested_at),
+            w.review_reason,
+        ]
+        rows.append([*row, w.subject_key] if provider else row)
+    return rows
+
+
+def register(sub: Any, h: CliHelpers) -> None:
+    subjects = sub.add_parser(
+        "subjects", help="data-subject rights: usage, corrections (校核), withdrawals (撤回)"
+    ).add_subparsers(dest="sub", required=True)
+
+    def with_token(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--subject-token", help=f"the subject token (default: ${TOKEN_ENV})")
+        return sp
+
+    # ----- the subject -------------------------------------------------------------------
+
+    def usage(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            r = gw.my_usage(
+                _token(args),
+                since=_when(args.since),
+                until=_when(args.until),
+                page_size=args.page_size,
+                page_token=args.page_token or "",
+            )
+        rows = [["at", "caller", "kind", "department", "purpose", "action", "dataset", "outcome"]]
+        rows += [
+            [_day(u.at), u.caller, u.caller_kind, u.department, u.purpose, u.action, u.dataset,
+             u.outcome]
+            for u in r.uses
+        ]  # fmt: skip
+        more = f"\nnext page: --page-token {r.next_page_token}" if r.next_page_token else ""
+        h.emit(args, _as_dict(r), lambda: h.table(rows) + more)
+        return 0
+
+    sp = with_token(h.cmd(subjects, "usage", usage, "who used my data (newest first)"))
+    sp.add_argument("--since", help="RFC 3339 time or Nd (days ago); default 366 days ago")
+    sp.add_argument("--until", help="RFC 3339 time or Nd (days ago); default now")
+    sp.add_argument("--page-size", type=int, default=0, help="1-200, default 50")
+    sp.add_argument("--page-token", help="from the previous page")
+
+    def correct(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            c = gw.file_correction(
+                _token(args),
+                dataset=args.dataset,
+                field=args.field,
+                statement=args.statement,
+                evidence_ref=args.evidence or "",
+            )
+        h.emit(
+            args,
+            _as_dict(c),
+            lambda: (
+                f"correction {c.id} filed with {c.provider}; answer due by {c.due_date} "
+                f"({c.working_days} working days)"
+            ),
+        )
+        return 0
+
+    sp = with_token(h.cmd(subjects, "correct", correct, "ask the provider to correct a value"))
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--field", required=True)
+    sp.add_argument("--statement", required=True, help="what the correct value is")
+    sp.add_argument("--evidence", help="reference of the evidence (document number)")
+
+    def corrections(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            if args.provider:
+                items = gw.list_corrections(
+                    dataset=args.dataset or "",
+                    status=args.status or "",
+                    overdue_only=args.overdue,
+                )
+            else:
+                items = gw.my_corrections(_token(args))
+        h.emit(
+            args,
+            [_as_dict(c) for c in items],
+            lambda: h.table(_correction_rows(items, args.provider)),
+        )
+        return 0
+
+    sp = with_token(
+        h.cmd(subjects, "corrections", corrections, "my corrections, or (--provider) to answer")
+    )
+    sp.add_argument("--provider", action="store_true", help="those your department must answer")
+    sp.add_argument("--dataset")
+    sp.add_argument("--status", choices=tuple(_CORRECTION_STATUS.values()))
+    sp.add_argument("--overdue", action="store_true", help="only those past their deadline")
+
+    def withdraw(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            w = gw.request_withdrawal(_token(args), dataset=args.dataset, reason=args.reason)
+        h.emit(
+            args,
+            _as_dict(w),
+            lambda: (
+                f"withdrawal {w.id}: {w.dataset} no longer opened for you from now on; "
+                f"{w.provider} reviews it"
+            ),
+        )
+        return 0
+
+    sp = with_token(h.cmd(subjects, "withdraw", withdraw, "withdraw my record from open data"))
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--reason", required=True, help="which right the opening infringes")
+
+    def withdrawals(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            if args.provider:
+                items = gw.list_withdrawals(dataset=args.dataset or "", status=args.status or "")
+            else:
+                items = gw.my_withdrawals(_token(args))
+        h.emit(
+            args,
+            [_as_dict(w) for w in items],
+            lambda: h.table(_withdrawal_rows(items, args.provider)),
+        )
+        return 0
+
+    sp = with_token(
+        h.cmd(subjects, "withdrawals", withdrawals, "my withdrawals, or (--provider) to review")
+    )
+    sp.add_argument("--provider", action="store_true", help="those your department reviews")
+    sp.add_argument("--dataset")
+    sp.add_argument("--status", choices=tuple(_WITHDRAWAL_STATUS.values()))
+
+    # ----- the provider ------------------------------------------------------------------
+
+    def extend(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            c = gw.extend_correction(args.correction_id, reason=args.reason)
+        h.emit(args, _as_dict(c), lambda: f"correction {c.id} now due by {c.due_date}")
+        return 0
+
+    sp = h.cmd(subjects, "extend", extend, "extend a correction once, to 10 working days")
+    sp.add_argument("correction_id")
+    sp.add_argument("--reason", required=True)
+
+    def answer(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            c = gw.answer_correction(
+                args.correction_id,
+                corrected=args.corrected,
+                note=args.note,
+                legal_basis=args.legal_basis or "",
+            )
+        status = _CORRECTION_STATUS.get(c.status, "?")
+        h.emit(args, _as_dict(c), lambda: f"correction {c.id} {status}")
+        return 0
+
+    sp = h.cmd(subjects, "answer", answer, "answer a correction: corrected or rejected")
+    sp.add_argument("correction_id")
+    which = sp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--corrected", action="store_true")
+    which.add_argument("--rejected", action="store_true")
+    sp.add_argument("--note", required=True, help="what was corrected, or why not")
+    sp.add_argument("--legal-basis", help="required to reject: the article relied on")
+
+    def review(args: argparse.Namespace) -> int:
+        decision = next(d for d in ("uphold", "reinstate", "reprocess") if getattr(args, d))
+        with h.client(args) as gw:
+            w = gw.review_withdrawal(args.withdrawal_id, decision, reason=args.reason)
+        status = _WITHDRAWAL_STATUS.get(w.status, "?")
+        h.emit(args, _as_dict(w), lambda: f"withdrawal {w.id} {status}")
+        return 0
+
+    sp = h.cmd(subjects, "review", review, "uphold, reinstate or reprocess a withdrawal")
+    sp.add_argument("withdrawal_id")
+    which = sp.add_mutually_exclusive_group(required=True)
+    which.add_argument("--uphold", action="store_true", help="the record stays withdrawn")
+    which.add_argument("--reinstate", action="store_true", help="opened again as it was")
+    which.add_argument("--reprocess", action="store_true", help="opened again after reprocessing")
+    sp.add_argument("--reason", required=True, help="why, for the subject")
+
+    # ----- the data directory ------------------------------------------------------------
+
+    issuers = subjects.add_parser(
+        "issuers", help="identity providers whose subject tokens are accepted"
+    ).add_subparsers(dest="verb", required=True)
+
+    def _registry(args: argparse.Namespace) -> Any:
+        from gateway.access.subject_tokens import IssuerRegistry
+        from gateway.config import Layout
+
+        return IssuerRegistry(Layout(Path(args.data_dir)).subject_issuers)
+
+    def issuers_add(args: argparse.Namespace) -> int:
+        from gateway.access.subject_tokens import IssuerError
+
+        try:
+            doc = _registry(args).add(
+                args.name, args.public_key.read_text(), description=args.description or ""
+            )
+        except IssuerError as e:
+            return h.fail(args, {"reason": "ISSUER_REFUSED", "message": str(e)}, str(e))
+        h.emit(args, doc, lambda: f"issuer {args.name} registered")
+        return 0
+
+    def issuers_list(args: argparse.Namespace) -> int:
+        docs = _registry(args).list()
+        rows = [["name", "added", "description"]] + [
+            [d["name"], d["added_at"], d.get("description", "")] for d in docs
+        ]
+        h.emit(args, docs, lambda: h.table(rows))
+        return 0
+
+    def issuers_remove(args: argparse.Namespace) -> int:
+        from gateway.access.subject_tokens import IssuerError
+
+        try:
+            _registry(args).remove(args.name)
+        except IssuerError as e:
+            return h.fail(args, {"reason": "ISSUER_UNKNOWN", "message": str(e)}, str(e))
+        h.emit(args, {"removed": args.name}, lambda: f"issuer {args.name} removed")
+        return 0
+
+    sp = h.cmd(issuers, "add", issuers_add, "register an identity provider's public key")
+    h.data_dir(sp)
+    sp.add_argument("name")
+    sp.add_argument("--public-key", type=Path, required=True, help="Ed25519 public key (PEM)")
+    sp.add_argument("--description")
+    h.data_dir(h.cmd(issuers, "list", issuers_list, "registered identity providers"))
+    sp = h.cmd(issuers, "remove", issuers_remove, "stop accepting an issuer's tokens")
+    h.data_dir(sp)
+    sp.add_argument("name")
+
+    def token(args: argparse.Namespace) -> int:
+        from gateway.access.subject_tokens import load_private_key, mint
+        from gateway.admin import DEMO_ISSUER
+
+        key_path = args.issuer_key or Path(args.data_dir) / "keys" / "demo-subject-issuer.pem"
+        tok = mint(
+            load_private_key(Path(key_path).read_bytes()),
+            issuer=args.issuer or DEMO_ISSUER,
+            subject=args.subject,
+            ttl=_ttl(args.ttl),
+            azp=args.azp or "",
+        )
+        expires = datetime.now(UTC) + _ttl(args.ttl)
+        doc = {"token": tok, "expires_at": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        h.emit(args, doc, lambda: tok)
+        return 0
+
+    sp = h.cmd(subjects, "token", token, "mint a subject token (demos and tests)")
+    h.data_dir(sp)
+    sp.add_argument("--subject", required=True, help="ID number or USCC")
+    sp.add_argument("--issuer-key", type=Path, help="default: the data directory's demo key")
+    sp.add_argument("--issuer", help="default: demo-idp")
+    sp.add_argument("--ttl", default="10m", help="lifetime, at most 30m (default 10m)")
+    sp.add_argument("--azp", help="bind the token to this caller id")

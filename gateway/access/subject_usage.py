@@ -94,8 +94,9 @@ class Disclosure:
             "now": rfc3339(now),
         }
         try:
-            _, extra = self.decider._extra_data()
-            plan = Plan.from_policy(engine.evaluate(doc, extra), engine.version)
+            plan = Plan.from_policy(
+                engine.evaluate(doc, self.decider.policy_data()), engine.version
+            )
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as e:  # regorus panics are BaseExceptions

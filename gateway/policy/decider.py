@@ -133,6 +133,11 @@ class Decider:
             self._cache.clear()
         return old
 
+    def policy_data(self) -> Mapping[str, Any]:
+        """The data documents the engine evaluates against (the grants), for
+        callers that evaluate an input of their own (the disclosure policy)."""
+        return self._extra_data()[1]
+
     def invalidate(self) -> None:
         """Forget every cached plan and re-read the grants now (not at the next stat)."""
         self.grants.reload()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clients import cli_access, cli_callers, cli_keys, cli_mask, cli_policy
+from clients import cli_access, cli_callers, cli_conflicts, cli_keys, cli_mask, cli_policy
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
 from clients.sdk import GovgwClient, GovgwClientError
 
@@ -563,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_policy.register,
         cli_keys.register,
         cli_access.register,
+        cli_conflicts.register,
     ):
         register(sub, helpers)
     return p

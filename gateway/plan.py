@@ -29,6 +29,7 @@ ACCESS_READ = "access.read"
 ACCESS_DECIDE = "access.decide"
 ACCESS_SWEEP = "access.sweep"
 USAGE_READ = "usage.read"
+CONFLICTS_READ = "conflicts.read"
 
 
 @dataclass(frozen=True)

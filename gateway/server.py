@@ -15,6 +15,8 @@ from govgw.v1 import (
     access_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
+    conflicts_pb2,
+    conflicts_pb2_grpc,
     lookup_pb2,
     lookup_pb2_grpc,
     policy_admin_pb2,
@@ -36,6 +38,7 @@ from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline
 from gateway.services.access import AccessService, sweep_periodically
 from gateway.services.catalog import CatalogService
+from gateway.services.conflicts import ConflictService
 from gateway.services.lookup import LookupService
 from gateway.services.policy_admin import PolicyAdminService
 from gateway.services.receipts import ReceiptService
@@ -54,6 +57,7 @@ SERVICE_NAMES = (
     access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name,
     usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
     policy_admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
+    conflicts_pb2.DESCRIPTOR.services_by_name["ConflictService"].full_name,
 )
 
 
@@ -126,6 +130,7 @@ class GatewayServer:
         usage_pb2_grpc.add_UsageServiceServicer_to_server(
             UsageService(pipeline, layout.audit_files), server
         )
+        conflicts_pb2_grpc.add_ConflictServiceServicer_to_server(ConflictService(pipeline), server)
         runtime = self.parts.decider.runtime
         if runtime is not None:
             policy_admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(

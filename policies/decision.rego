@@ -16,6 +16,9 @@ default plan := {"allow": false, "reason": "POLICY_DENIED", "message": "no polic
 
 actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions | data.govgw.access.actions
 
+# Actions of packages that route themselves, added to the list above.
+known_actions := actions | data.govgw.conflicts.actions
+
 # Actions about the records of one dataset; the others read metadata.
 dataset_actions := {"lookup", "verify.identity", "verify.attributes"}
 
@@ -24,7 +27,7 @@ plan := plans.deny("CALLER_KIND_UNKNOWN", "the caller's kind is not agency, coun
 }
 
 else := plans.deny("ACTION_UNKNOWN", "the action is not one the policy knows") if {
-	not input.action in actions
+	not input.action in known_actions
 }
 
 else := data.govgw.admin.no_data_access if {
@@ -56,6 +59,8 @@ routed := data.govgw.verification.attributes if input.action == "verify.attribut
 routed := data.govgw.admin.decision if input.action in data.govgw.admin.actions
 
 routed := data.govgw.access.decision if input.action in data.govgw.access.actions
+
+routed := data.govgw.conflicts.decision if input.action in data.govgw.conflicts.actions
 
 # Catalog and public keys are metadata: every known caller may read them.
 routed := plans.allow({}) if input.action in {"catalog.read", "keys.read"}

@@ -120,8 +120,8 @@ def test_plan_violations_judges_documents() -> None:
 def test_sanity_inputs_cover_every_kind_action_and_dataset() -> None:
     catalog = {"datasets": {"x": {}, "y": {}}}
     inputs = sanity_inputs(catalog)
-    assert len(ACTIONS) == 16
-    assert len(inputs) == 5 * 17 * 4  # kinds + "robot", actions + "delete"
+    assert len(ACTIONS) == 17 and "conflicts.read" in ACTIONS
+    assert len(inputs) == 5 * 18 * 4  # kinds + "robot", actions + "delete"
     assert {i["dataset"] for i in inputs} == {"x", "y", "", "no.such.dataset"}
 
 

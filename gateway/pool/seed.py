@@ -465,14 +465,14 @@ def _plant_conflicts(
     an address in another town. Everyone else agrees, up to formatting.
     """
     ds = "social_assistance.recipient"
-    named = next((p for p in people if _variant_name(p["name"])), None)
-    others = [p for p in people if p is not named]
-    if named is None or len(others) < 2:
-        raise ValueError("the demo needs more persons to plant its conflicts")
-    dated, moved = others[0], others[1]
+    if len(people) < 3:  # a tiny demo: no room to plant, everyone agrees
+        return (), [s.assistance(p) for p in people if s.rng.random() < 0.03]
+    named = next((p for p in people if _variant_name(p["name"])), people[0])
+    dated, moved = [p for p in people if p is not named][:2]
     rows = []
     row = s.assistance(named)
-    row["name"] = _variant_name(named["name"]) or ""
+    # No name with a character of the table: a wrong last character instead.
+    row["name"] = _variant_name(named["name"]) or named["name"][:-1] + "瑪"
     rows.append(row)
     row = s.assistance(dated)
     row["birth_date"] = (

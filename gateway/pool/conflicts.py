@@ -359,7 +359,7 @@ class ConflictFinder:
         for concept in concepts:
             if concept.subject_kind != ds.subject_kind:
                 continue
-            values: list[tuple[Dataset, str, str, str]] = []  # dataset, field, raw, normalized
+            raws: list[tuple[Dataset, str, str]] = []  # dataset, field, raw value
             for d, d_rows in held:
                 f = next((f for f in d.fields if f.attribute == concept.name), None)
                 if f is None:
@@ -367,8 +367,13 @@ class ConflictFinder:
                 for row in d_rows:
                     raw = row.get(f.name, "")
                     if raw:  # a blank is missing data, not a disagreement
-                        values.append((d, f.name, raw, normalize(concept.kind, raw)))
-            if len({d.name for d, *_ in values}) < 2 or len({v[3] for v in values}) < 2:
+                        raws.append((d, f.name, raw))
+            # Values written alike agree; only the others are normalized (most
+            # of the cost of a walk is normalizing addresses).
+            if len({d.name for d, _, _ in raws}) < 2 or len({r for _, _, r in raws}) < 2:
+                continue
+            values = [(d, name, raw, normalize(concept.kind, raw)) for d, name, raw in raws]
+            if len({v[3] for v in values}) < 2:
                 continue
             groups: dict[str, str] = {}
             shown = []

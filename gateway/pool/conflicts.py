@@ -28,7 +28,10 @@ walked row; the largest dataset (the population register) is never walked.
 Pages resume the walk: the page token holds the dataset order it was started
 with and the blind index reached (keyed hashes, no personal data). A page
 stops after SCAN_BUDGET subjects even if it is not full, so one call never
-runs long; keep paging while a next_page_token comes back.
+holds the server's event loop long (a few hundred milliseconds at most);
+keep paging while a next_page_token comes back. A token also records the
+active pool key version: blind indexes change when the keys rotate, so a
+token from before a rotation is refused rather than resumed at a wrong place.
 
 Nothing raw leaves: each value is shown through the report treatment the
 catalog names for its concept, the subject key through the one for its
@@ -53,8 +56,10 @@ from gateway.pool.store import Pool
 from masking import MaskingContext, apply_treatment
 from masking.gazetteer import CITY, DISTRICT, PROVINCE, gazetteer
 
-# Subjects one page walks at most (a few hundred milliseconds of work).
-SCAN_BUDGET = 5000
+# Subjects one page walks at most: about 0.1-0.2 s of work on the server.
+SCAN_BUDGET = 1000
+# The offline report runs on its own, in bigger steps.
+OFFLINE_SCAN_BUDGET = 20_000
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 TOKEN_VERSION = 1
@@ -176,6 +181,7 @@ class _Cursor:
     step: int  # index into the walk (see _steps)
     after: bytes  # last blind index reached in that step's dataset
     skip: int  # entries of the subject at `after` already returned (0: subject done)
+    key_version: int  # the active pool key version the blind indexes are under
 
 
 def _steps(orders: Sequence[Sequence[str]]) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
@@ -199,6 +205,7 @@ def encode_token(c: _Cursor, attribute: str) -> str:
         "s": c.step,
         "b": c.after.hex(),
         "k": c.skip,
+        "kv": c.key_version,
     }
     raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -212,7 +219,7 @@ def decode_token(token: str, attribute: str, catalog: Catalog) -> _Cursor:
         if not isinstance(doc, dict) or doc.get("v") != TOKEN_VERSION:
             raise ValueError
         orders = tuple(tuple(str(n) for n in o) for o in doc["o"])
-        step, skip = int(doc["s"]), int(doc["k"])
+        step, skip, key_version = int(doc["s"]), int(doc["k"]), int(doc["kv"])
         after = bytes.fromhex(str(doc["b"]))
         token_attribute = str(doc["a"])
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
@@ -223,7 +230,7 @@ def decode_token(token: str, attribute: str, catalog: Catalog) -> _Cursor:
         raise _bad_token("names a dataset the catalog no longer has; start again without it")
     if not 0 <= step <= len(_steps(orders)) or skip < 0:
         raise _bad_token("is not a page token this report issued")
-    return _Cursor(orders, step, after, skip)
+    return _Cursor(orders, step, after, skip, key_version)
 
 
 def _holds(ds: Dataset, attribute: str) -> bool:
@@ -260,6 +267,13 @@ class ConflictFinder:
                 "UNKNOWN_ATTRIBUTE",
             )
 
+    def check_token(self, token: str, attribute: str) -> _Cursor:
+        """The token's cursor, or INVALID_ARGUMENT naming page_token."""
+        cursor = decode_token(token, attribute, self.catalog)
+        if cursor.key_version != self.pool.active_key_version:
+            raise _bad_token("the pool keys were rotated since it was issued; start again")
+        return cursor
+
     def page(
         self,
         *,
@@ -272,9 +286,15 @@ class ConflictFinder:
     ) -> Page:
         self.check_attribute(attribute)
         if page_token:
-            cursor = decode_token(page_token, attribute, self.catalog)
+            cursor = self.check_token(page_token, attribute)
         else:
-            cursor = _Cursor(dataset_orders(self.pool, self.catalog, attribute), 0, b"", 0)
+            cursor = _Cursor(
+                dataset_orders(self.pool, self.catalog, attribute),
+                0,
+                b"",
+                0,
+                self.pool.active_key_version,
+            )
         concepts = [
             c for c in self.catalog.concepts.values() if not attribute or c.name == attribute
         ]
@@ -307,9 +327,15 @@ class ConflictFinder:
                 if exhausted:
                     step, after, skip = step + 1, b"", 0
         done = step >= len(steps)
-        if not done and exhausted_after(self.pool, steps, step, after, skip):
+        if not done and _nothing_after(self.pool, steps, step, after, skip):
             done = True
-        token = "" if done else encode_token(_Cursor(cursor.orders, step, after, skip), attribute)
+        token = (
+            ""
+            if done
+            else encode_token(
+                _Cursor(cursor.orders, step, after, skip, cursor.key_version), attribute
+            )
+        )
         return Page(
             conflicts=tuple(found),
             next_page_token=token,
@@ -327,6 +353,7 @@ class ConflictFinder:
                 page_token=token,
                 caller_id=caller_id,
                 today=today,
+                scan_budget=OFFLINE_SCAN_BUDGET,
             )
             yield from page.conflicts
             token = page.next_page_token
@@ -416,7 +443,7 @@ class ConflictFinder:
         return cache[dataset]
 
 
-def exhausted_after(
+def _nothing_after(
     pool: Pool,
     steps: Sequence[tuple[str, tuple[str, ...], tuple[str, ...]]],
     step: int,

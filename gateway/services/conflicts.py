@@ -21,7 +21,6 @@ from gateway.pool.conflicts import (
     MAX_PAGE_SIZE,
     Conflict,
     ConflictFinder,
-    decode_token,
 )
 from gateway.services.common import timestamp
 
@@ -70,7 +69,7 @@ class ConflictService(conflicts_pb2_grpc.ConflictServiceServicer):
                 v.add("page_size", "must not be negative", "PAGE_SIZE_INVALID")
             v.raise_if_any()
             if request.page_token:
-                decode_token(request.page_token, request.attribute, self.parts.catalog)
+                self.finder.check_token(request.page_token, request.attribute)
             size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
             return Request(
                 PURPOSE, ("",), payload=_Args(request.attribute, size, request.page_token)

@@ -348,3 +348,24 @@ def test_bulk_assistance_rows_conflict_as_many_times_as_planted(pool: Pool, ring
     found = report(finder(pool, ring))
     assert len(found) == counts["conflicting"]
     assert {e["attribute"] for e in found} == {"person.name", "person.birth_date", "person.address"}
+
+
+def test_a_token_from_before_a_key_rotation_is_refused(tmp_path: Path) -> None:
+    from gateway.pool.rotate import rotate
+
+    ring = new_keyring(tmp_path)
+    people = persons(6)
+    with new_pool(tmp_path, ring) as pool:
+        pool.write_batch(POP, people)
+        pool.write_batch(AID, [aid_row(p, name="陈凱") for p in people])
+        token = finder(pool, ring).page(page_size=1, caller_id="c", today=TODAY).next_page_token
+    assert token
+    rotate(tmp_path / "pool.db", ring.path, CATALOG, grace_s=0)  # type: ignore[arg-type]
+    fresh = new_keyring(tmp_path)
+    with Pool(tmp_path / "pool.db", fresh, CATALOG) as pool:
+        f = finder(pool, fresh)
+        with pytest.raises(GovgwError) as e:
+            f.page(page_token=token, caller_id="c", today=TODAY)
+        assert e.value.reason == "PAGE_TOKEN_INVALID"
+        assert "rotated" in e.value.violations[0].description
+        assert len(report(f)) == 6  # started again, the whole report under the new keys

@@ -457,6 +457,13 @@ def demo_banner(config: ServeConfig, creds: dict[str, Any], subjects: dict[str, 
             f"  .venv/bin/govgw --target {config.listen} --api-key {counter} verify identity \\",
             f"      --name {adult.get('name')} --id-number {adult.get('id_number')} --purpose 户籍业务办理",
         ]
+    coordinator = creds.get("policy-admin", {}).get("api_key")
+    if coordinator and subjects.get("planted_conflicts"):
+        lines += [
+            "",
+            "Values two providers hold differently (R16; the demo plants three):",
+            f"  .venv/bin/govgw --target {config.listen} --api-key {coordinator} conflicts report",
+        ]
     lines.append("")
     return "\n".join(lines)
 

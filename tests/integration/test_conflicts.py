@@ -233,3 +233,10 @@ def test_cli_offline_report_reads_the_pool_and_audits_it(
         assert raw not in chain
     assert main(["audit", "verify", "--data-dir", data_dir, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
+
+
+def test_the_demo_banner_shows_the_coordinator_how_to_run_it(gw: Harness) -> None:
+    creds = {"policy-admin": {"kind": "admin", "api_key": "k-admin"}}
+    text = admin.demo_banner(gw.config, creds, gw.demo)
+    assert f"--target {gw.config.listen} --api-key k-admin conflicts report" in text
+    assert "conflicts report" not in admin.demo_banner(gw.config, creds, {})

@@ -20,6 +20,7 @@ from typing import Any
 from clients import (
     cli_access,
     cli_callers,
+    cli_conflicts,
     cli_emergency,
     cli_keys,
     cli_mask,
@@ -573,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_access.register,
         cli_emergency.register,
         cli_subjects.register,
+        cli_conflicts.register,
     ):
         register(sub, helpers)
     return p

@@ -22,6 +22,8 @@ from govgw.v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
     common_pb2,
+    conflicts_pb2,
+    conflicts_pb2_grpc,
     lookup_pb2,
     lookup_pb2_grpc,
     receipt_pb2,
@@ -245,6 +247,7 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
         self.receipts = receipt_pb2_grpc.ReceiptServiceStub(self._channel)
         self.access = access_pb2_grpc.AccessServiceStub(self._channel)
         self.usage = usage_pb2_grpc.UsageServiceStub(self._channel)
+        self.conflicts = conflicts_pb2_grpc.ConflictServiceStub(self._channel)
 
     def __enter__(self) -> GovgwClient:
         return self
@@ -542,6 +545,27 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
         return self._call(
             self.emergency.SealEmergency, pb.SealEmergencyRequest(emergency_id=emergency_id)
         ).emergency
+
+    def list_conflicts(
+        self, *, attribute: str = "", page_size: int = 0, page_token: str = ""
+    ) -> conflicts_pb2.ListConflictsResponse:
+        """One page of the conflicts report (R16; administrators)."""
+        req = conflicts_pb2.ListConflictsRequest(
+            attribute=attribute, page_size=page_size, page_token=page_token
+        )
+        return self._call(self.conflicts.ListConflicts, req)
+
+    def conflicts_report(
+        self, *, attribute: str = "", page_size: int = 0
+    ) -> Iterator[conflicts_pb2.Conflict]:
+        """Every conflict, fetching page after page."""
+        token = ""
+        while True:
+            page = self.list_conflicts(attribute=attribute, page_size=page_size, page_token=token)
+            yield from page.conflicts
+            token = page.next_page_token
+            if not token:
+                return
 
     def _checked(self, receipt: SignedReceipt | None) -> SignedReceipt | None:
         if receipt is None or not self.verify_receipts:

@@ -18,6 +18,9 @@ from gateway.catalog import load as load_catalog
 from gateway.config import Layout, ServeConfig
 from gateway.receipts import ReceiptSigner
 
+# Who an offline report (read from the data directory, not through the
+# gateway) is recorded as: whoever holds the machine and its key ring.
+LOCAL_ADMIN = "local-administrator"
 DEMO_CALLERS = (
     # id, kind, department, region
     ("county-civil-affairs", "agency", "汶川县民政局", "513221"),
@@ -332,6 +335,43 @@ def audit_verify(data_dir: Path) -> dict[str, Any]:
     }
 
 
+def conflicts_report(data_dir: Path, attribute: str = "") -> list[dict[str, Any]]:
+    """The conflicts report (R16) read from the pool directly, for the administrator
+    on the machine; audited to the administrators' chain, counts only."""
+    from gateway.pool import Pool
+    from gateway.pool.conflicts import ConflictFinder
+    from gateway.services.conflicts import PURPOSE
+
+    layout = Layout(Path(data_dir))
+    if not layout.pool.is_file():
+        raise ValueError(f"data-dir: no pool at {layout.pool}; run `govgw init` and import data")
+    try:
+        ring = keys.load(keys.keyring_path(layout.data_dir))
+    except keys.KeyRingError as e:
+        raise ValueError(f"data-dir: {e}") from None
+    catalog = load_catalog()
+    with Pool(layout.pool, ring, catalog) as pool:
+        finder = ConflictFinder(pool, catalog, ring)
+        finder.check_attribute(attribute)
+        today = datetime.now(UTC).date()
+        found = [
+            c.to_json() for c in finder.all(attribute=attribute, caller_id=LOCAL_ADMIN, today=today)
+        ]
+    _audit_admin(
+        data_dir,
+        {
+            "action": "conflicts.read",
+            "caller": LOCAL_ADMIN,
+            "caller_kind": "admin",
+            "purpose": PURPOSE,
+            "outcome": "OK",
+            "subject": "",
+            "details": {"attribute": attribute or "*", "conflicts": len(found), "offline": True},
+        },
+    )
+    return found
+
+
 def serve(config: ServeConfig, *, banner: str = "") -> int:
     from gateway.app import build_parts
     from gateway.oracle import attach
@@ -446,6 +486,13 @@ def demo_banner(config: ServeConfig, creds: dict[str, Any], subjects: dict[str, 
             "Try it (from another terminal):",
             f"  .venv/bin/govgw --target {config.listen} --api-key {counter} verify identity \\",
             f"      --name {adult.get('name')} --id-number {adult.get('id_number')} --purpose 户籍业务办理",
+        ]
+    coordinator = creds.get("policy-admin", {}).get("api_key")
+    if coordinator and subjects.get("planted_conflicts"):
+        lines += [
+            "",
+            "Values two providers hold differently (R16; the demo plants three):",
+            f"  .venv/bin/govgw --target {config.listen} --api-key {coordinator} conflicts report",
         ]
     lines.append("")
     return "\n".join(lines)

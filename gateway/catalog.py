@@ -18,6 +18,17 @@ SHARE_CLASSES = ("unconditional", "conditional", "none")
 OPEN_CLASSES = ("unconditional", "conditional", "none")
 SENSITIVITIES = ("public", "internal", "secret")
 SUBJECT_KINDS = ("person", "legal_entity")
+# Attribute concepts (R16): what a field holds, so that two providers' fields
+# of the same subject can be compared. The kind picks the normalization
+# (gateway.pool.conflicts); the subject kind is the only one a concept may
+# appear in. Code, not catalog data, because each kind needs its normalizer.
+ATTRIBUTE_CONCEPTS: dict[str, tuple[str, str]] = {
+    "person.name": ("person", "name"),
+    "person.birth_date": ("person", "date"),
+    "person.address": ("person", "address"),
+    "entity.name": ("legal_entity", "name"),
+    "entity.address": ("legal_entity", "address"),
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,10 @@ class Field:
     sensitivity: str
     pii: str = ""  # kind of personal data, if any: id_number, name, phone, address, birth_date
     free_text: bool = False
+    attribute: str = ""  # the shared attribute concept it holds, e.g. person.name (R16)
+    # The value is encoded in the subject key (birth date and sex in an ID
+    # number, GB 11643), so ingestion rejects a row where they disagree.
+    derived_from_subject: bool = False
     share: Treatment = Treatment("redact")
     open: Treatment = Treatment("redact")
 
@@ -78,13 +93,31 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class Concept:
+    """An attribute concept as the catalog's `conflicts` section describes it."""
+
+    name: str
+    title: str
+    subject_kind: str
+    kind: str  # name, date or address: how values are normalized before comparing
+    report: Treatment  # how a value is shown in the conflicts report (never keep for persons)
+
+
+@dataclass(frozen=True)
 class Catalog:
     version: str
     datasets: dict[str, Dataset]
     raw: dict[str, Any]  # the document as loaded, handed to the policy engine as data.catalog
+    concepts: dict[str, Concept] = field(default_factory=dict)
+    # How the conflicts report shows a subject key, per subject kind.
+    subject_key_report: dict[str, Treatment] = field(default_factory=dict)
 
     def get(self, name: str) -> Dataset | None:
         return self.datasets.get(name)
+
+    def attribute_fields(self, concept: str) -> list[tuple[Dataset, Field]]:
+        """Every (dataset, field) holding `concept`, in catalog order."""
+        return [(d, f) for d in self.datasets.values() for f in d.fields if f.attribute == concept]
 
     def for_predicate(self, predicate: str) -> Dataset | None:
         return next((d for d in self.datasets.values() if predicate in d.predicates), None)
@@ -107,6 +140,8 @@ def parse(doc: dict[str, Any]) -> Catalog:
                 sensitivity=f["sensitivity"],
                 pii=f.get("pii", ""),
                 free_text=bool(f.get("free_text", False)),
+                attribute=str(f.get("attribute", "")),
+                derived_from_subject=bool(f.get("derived_from_subject", False)),
                 share=_treatment(f.get("share")),
                 open=_treatment(f.get("open")),
             )
@@ -132,7 +167,28 @@ def parse(doc: dict[str, Any]) -> Catalog:
             predicates=tuple(d.get("predicates", ())),
             fields=fields,
         )
-    return Catalog(version=str(doc.get("version", "")), datasets=datasets, raw=doc)
+    conflicts = doc.get("conflicts") or {}
+    concepts = {
+        name: Concept(
+            name=name,
+            title=str(c.get("title", "")),
+            subject_kind=ATTRIBUTE_CONCEPTS[name][0],
+            kind=ATTRIBUTE_CONCEPTS[name][1],
+            report=_treatment(c.get("report")),
+        )
+        for name, c in (conflicts.get("attributes") or {}).items()
+        if name in ATTRIBUTE_CONCEPTS
+    }
+    subject_keys = {
+        kind: _treatment(t) for kind, t in (conflicts.get("subject_keys") or {}).items()
+    }
+    return Catalog(
+        version=str(doc.get("version", "")),
+        datasets=datasets,
+        raw=doc,
+        concepts=concepts,
+        subject_key_report=subject_keys,
+    )
 
 
 def load(path: Path = DEFAULT_CATALOG) -> Catalog:

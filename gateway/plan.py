@@ -45,6 +45,7 @@ SUBJECT_READ = "subject.read"
 SUBJECT_REVIEW = "subject.review"
 # ...and no RPC: asked per kind of audited use, may the subject see it (hidden by law)?
 SUBJECT_DISCLOSE = "subject.disclose"
+CONFLICTS_READ = "conflicts.read"
 
 
 @dataclass(frozen=True)

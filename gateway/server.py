@@ -15,6 +15,8 @@ from govgw.v1 import (
     access_pb2_grpc,
     catalog_pb2,
     catalog_pb2_grpc,
+    conflicts_pb2,
+    conflicts_pb2_grpc,
     emergency_pb2,
     emergency_pb2_grpc,
     lookup_pb2,
@@ -41,6 +43,7 @@ from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline
 from gateway.services.access import AccessService, sweep_periodically
 from gateway.services.catalog import CatalogService
+from gateway.services.conflicts import ConflictService
 from gateway.services.emergency import EmergencyService, expire_periodically
 from gateway.services.lookup import LookupService
 from gateway.services.policy_admin import PolicyAdminService
@@ -63,6 +66,7 @@ SERVICE_NAMES = (
     policy_admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
     emergency_pb2.DESCRIPTOR.services_by_name["EmergencyService"].full_name,
     subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
+    conflicts_pb2.DESCRIPTOR.services_by_name["ConflictService"].full_name,
 )
 
 
@@ -149,6 +153,7 @@ class GatewayServer:
         subject_pb2_grpc.add_SubjectServiceServicer_to_server(
             subject_service(pipeline, self.config), server
         )
+        conflicts_pb2_grpc.add_ConflictServiceServicer_to_server(ConflictService(pipeline), server)
         runtime = self.parts.decider.runtime
         if runtime is not None:
             policy_admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(

@@ -14,7 +14,7 @@ import data.govgw.plans
 
 default plan := {"allow": false, "reason": "POLICY_DENIED", "message": "no policy rule decided this request"}
 
-actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions | data.govgw.access.actions | data.govgw.emergency.actions | data.govgw.subjects.actions | {"subject.disclose"}
+actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions | data.govgw.access.actions | data.govgw.emergency.actions | data.govgw.subjects.actions | {"subject.disclose"} | data.govgw.conflicts.actions
 
 # Actions about the records of one dataset; the others read metadata.
 dataset_actions := {"lookup", "verify.identity", "verify.attributes"}
@@ -62,6 +62,8 @@ routed := data.govgw.emergency.decision if input.action in data.govgw.emergency.
 routed := data.govgw.subjects.decision if input.action in data.govgw.subjects.actions
 
 routed := data.govgw.subject_access.disclosure if input.action == "subject.disclose"
+
+routed := data.govgw.conflicts.decision if input.action in data.govgw.conflicts.actions
 
 # Catalog and public keys are metadata: every known caller may read them.
 routed := plans.allow({}) if input.action in {"catalog.read", "keys.read"}

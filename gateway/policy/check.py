@@ -68,6 +68,8 @@ ADMIN_ACTIONS = (
     "policy.activate",
     "policy.rollback",
 )
+# The conflicts report (R16) compares providers' data: for administrators only.
+COORDINATOR_ACTIONS = ("conflicts.read",)
 LOCKOUT_ACTIONS = ("policy.read", "policy.validate", "policy.activate", "policy.rollback")
 ACTIONS = (
     "lookup",
@@ -94,6 +96,7 @@ ACTIONS = (
     "subject.withdraw",
     "subject.read",
     "subject.review",
+    *COORDINATOR_ACTIONS,
 )
 DATASET_ACTIONS = ("lookup", "verify.identity", "verify.attributes")
 REASON = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -174,7 +177,10 @@ def plan_violations(
             return [f"deny reason {reason!r} is not UPPER_SNAKE"]
         return [] if isinstance(doc.get("message", ""), str) else ["deny message is not a string"]
     out: list[str] = []
-    if input.get("action") in ADMIN_ACTIONS and caller.get("kind") != ADMIN_KIND:
+    if (
+        input.get("action") in (*ADMIN_ACTIONS, *COORDINATOR_ACTIONS)
+        and caller.get("kind") != ADMIN_KIND
+    ):
         out.append(
             f"grants {input.get('action')} to kind {caller.get('kind')!r}, not only to admin"
         )

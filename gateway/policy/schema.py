@@ -23,7 +23,13 @@ from collections.abc import Callable, Mapping
 from json.decoder import scanstring
 from typing import Any
 
-from gateway.catalog import OPEN_CLASSES, SENSITIVITIES, SHARE_CLASSES, SUBJECT_KINDS
+from gateway.catalog import (
+    ATTRIBUTE_CONCEPTS,
+    OPEN_CLASSES,
+    SENSITIVITIES,
+    SHARE_CLASSES,
+    SUBJECT_KINDS,
+)
 from gateway.policy.bundle import DATA_DIR, PolicyProblem
 
 JsonPath = tuple[str | int, ...]
@@ -174,12 +180,102 @@ def _catalog(
         return
     known_ops = set(operators())
     known_predicates = set(predicates())
+    described = _conflicts(doc.get("conflicts"), r, known_ops)
     for name, ds in datasets.items():
         at: JsonPath = ("datasets", name)
         if not isinstance(ds, dict):
             r.add(at, "a dataset must be an object")
             continue
         _dataset(ds, at, r, known_ops, known_predicates)
+        _attributes(ds, at, r, described)
+
+
+def _conflicts(doc: Any, r: _Report, ops: set[str]) -> set[str]:
+    """Check the `conflicts` section (R16); returns the attribute concepts it describes."""
+    if doc is None:
+        return set()
+    at: JsonPath = ("conflicts",)
+    if not isinstance(doc, dict):
+        r.add(at, "conflicts must be an object")
+        return set()
+    described: set[str] = set()
+    concepts = doc.get("attributes", {})
+    if not isinstance(concepts, dict):
+        r.add((*at, "attributes"), "attributes must be an object")
+        concepts = {}
+    for name, c in concepts.items():
+        cat: JsonPath = (*at, "attributes", name)
+        if name not in ATTRIBUTE_CONCEPTS:
+            r.add(cat, f"attribute concept {name} does not exist ({', '.join(ATTRIBUTE_CONCEPTS)})")
+            continue
+        if not isinstance(c, dict):
+            r.add(cat, "an attribute concept must be an object")
+            continue
+        described.add(name)
+        if not _text(c, "title"):
+            r.add((*cat, "title"), "title is required")
+        if "report" not in c:
+            r.add((*cat, "report"), "report is required: the treatment values are shown through")
+        elif _treatment(c["report"], (*cat, "report"), r, ops):
+            _not_raw(c["report"], ATTRIBUTE_CONCEPTS[name][0], (*cat, "report"), r)
+    keys = doc.get("subject_keys", {})
+    if not isinstance(keys, dict):
+        r.add((*at, "subject_keys"), "subject_keys must be an object")
+        keys = {}
+    for kind, t in keys.items():
+        kat: JsonPath = (*at, "subject_keys", kind)
+        if kind not in SUBJECT_KINDS:
+            r.add(kat, f"subject kind {kind} does not exist ({', '.join(SUBJECT_KINDS)})")
+        elif _treatment(t, kat, r, ops):
+            _not_raw(t, kind, kat, r)
+    return described
+
+
+def _not_raw(t: dict[str, Any], subject_kind: str, at: JsonPath, r: _Report) -> None:
+    if subject_kind == "person" and t["operator"] == "keep":
+        r.add(
+            (*at, "operator"),
+            "the conflicts report never shows a person's raw value: name a masking operator",
+        )
+
+
+def _attributes(ds: dict[str, Any], at: JsonPath, r: _Report, described: set[str]) -> None:
+    """Each field's `attribute` names a described concept of the dataset's subject kind, once."""
+    fields = ds.get("fields")
+    if not isinstance(fields, list):
+        return
+    holder: dict[str, str] = {}
+    for i, f in enumerate(fields):
+        if not isinstance(f, dict):
+            continue
+        fat: JsonPath = (*at, "fields", i)
+        if "derived_from_subject" in f and not isinstance(f["derived_from_subject"], bool):
+            r.add((*fat, "derived_from_subject"), "derived_from_subject must be true or false")
+        if "attribute" not in f:
+            continue
+        concept = f["attribute"]
+        aat: JsonPath = (*fat, "attribute")
+        if not isinstance(concept, str) or concept not in ATTRIBUTE_CONCEPTS:
+            r.add(
+                aat,
+                f"attribute concept {concept} does not exist ({', '.join(ATTRIBUTE_CONCEPTS)})",
+            )
+        elif concept not in described:
+            r.add(aat, f"attribute concept {concept} is not described in conflicts.attributes")
+        elif ATTRIBUTE_CONCEPTS[concept][0] != ds.get("subject_kind"):
+            r.add(
+                aat,
+                f"attribute concept {concept} is about a {ATTRIBUTE_CONCEPTS[concept][0]},"
+                f" the dataset's subjects are {ds.get('subject_kind')}",
+            )
+        elif concept in holder:
+            r.add(
+                aat,
+                f"attribute concept {concept} is already held by field {holder[concept]}:"
+                " one field per concept",
+            )
+        else:
+            holder[concept] = str(f.get("name"))
 
 
 def _text(ds: Mapping[str, Any], key: str) -> str:
@@ -242,21 +338,24 @@ def _dataset(
         r.add((*at, "subject_field"), "subject_field must name one of the dataset's fields")
 
 
-def _treatment(t: Any, at: JsonPath, r: _Report, ops: set[str]) -> None:
+def _treatment(t: Any, at: JsonPath, r: _Report, ops: set[str]) -> bool:
+    """Add the treatment's problems; True when it has none."""
     if not isinstance(t, dict) or not isinstance(t.get("operator"), str):
         r.add(at, "a treatment must be an object with an operator")
-        return
+        return False
     op = t["operator"]
     if op not in ops:
         r.add((*at, "operator"), f"masking operator {op} does not exist ({', '.join(sorted(ops))})")
-        return
+        return False
     params = t.get("params", {})
     if not isinstance(params, dict):
         r.add((*at, "params"), "params must be an object")
-        return
+        return False
     from masking import MaskingError, get_operator
 
     try:
         get_operator(op).check_params(params)
     except MaskingError as e:
         r.add((*at, "params", e.param) if e.param else (*at, "params"), str(e))
+        return False
+    return True

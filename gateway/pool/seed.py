@@ -83,6 +83,15 @@ ASSISTANCE = (
     ("临时救助", 15, 300, 1500),
 )
 CREDIT = (("行政处罚", 60), ("守信激励", 30), ("失信惩戒", 10))
+# Variant characters (异体字 and traditional forms) a register may hold for a
+# name's character: the same person, written differently by two providers.
+NAME_VARIANTS = {
+    "玛": "瑪", "华": "華", "丽": "麗", "军": "軍", "国": "國", "红": "紅", "杰": "傑",
+    "峰": "峯", "群": "羣", "珍": "珎", "达": "達", "扎": "紮", "泽": "澤", "桑": "桒",
+}  # fmt: skip
+# Formatting a civil-affairs register adds to the address it copied: none of
+# it may count as a conflict (gateway.pool.conflicts normalizes it away).
+_FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 PENALTY_REASONS = (
     "未按规定公示年度报告",
     "经营超过保质期的食品",
@@ -109,6 +118,16 @@ class DemoPerson:
 
 
 @dataclass(frozen=True)
+class PlantedConflict:
+    """A value the demo's civil-affairs register holds differently from the police's."""
+
+    id_number: str
+    attribute: str  # person.name, person.birth_date or person.address
+    dataset: str
+    field: str
+
+
+@dataclass(frozen=True)
 class DemoEntity:
     name: str
     uscc: str
@@ -132,6 +151,7 @@ class DemoSubjects:
     active_entity: DemoEntity
     deregistered_entity: DemoEntity
     versions: dict[str, str] = field(default_factory=dict)
+    planted_conflicts: tuple[PlantedConflict, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, as saved to the data directory's demo.json."""
@@ -154,6 +174,30 @@ def _uscc(rng: random.Random, kind: str, region_code: str) -> str:
     org += {10: "X", 11: "0"}.get(check, str(check))
     body = f"9{kind}{region_code}{org}"
     return body + uscc.calc_check_digit(body)
+
+
+def _retyped_address(rng: random.Random, address: str) -> str:
+    """The address as another register might have typed it: same place, other formatting."""
+    r = rng.random()
+    if r < 0.6:
+        return address
+    if r < 0.7:
+        return address.removeprefix(PROVINCE_PREFECTURE)
+    if r < 0.8:
+        return address.translate(_FULL_WIDTH)
+    if r < 0.9:
+        return address.removesuffix("号")
+    return address.replace(
+        PROVINCE_PREFECTURE, PROVINCE_PREFECTURE[:3] + " " + PROVINCE_PREFECTURE[3:]
+    )
+
+
+def _variant_name(name: str) -> str | None:
+    """The name with its first variant-bearing character swapped, or None."""
+    for i, ch in enumerate(name):
+        if ch in NAME_VARIANTS:
+            return name[:i] + NAME_VARIANTS[ch] + name[i + 1 :]
+    return None
 
 
 def _random_date(rng: random.Random, first: date, last: date) -> date:
@@ -237,6 +281,11 @@ class _Seeder:
         return {
             "id_number": person["id_number"],
             "name": person["name"],
+            # Copied from the household register when the application was
+            # made; now and then left blank, or re-typed with formatting of
+            # the clerk's own (which is no conflict).
+            "birth_date": person["birth_date"] if self.rng.random() < 0.9 else "",
+            "household_address": _retyped_address(self.rng, person["household_address"]),
             "assistance_type": name,
             "start_date": start.isoformat(),
             "end_date": end,
@@ -359,7 +408,8 @@ def seed_demo(
     recipient = s.person(county=COUNTIES[0], born=date(1958, 9, 30), male=False)
     people = [adult, minor, recipient] + [s.person() for _ in range(persons - 3)]
     assisted = [s.assistance(recipient, "最低生活保障")]
-    assisted += [s.assistance(p) for p in people[3:] if s.rng.random() < 0.03]
+    planted, assisted_rest = _plant_conflicts(s, people[3:])
+    assisted += assisted_rest
 
     active = s.entity(status="存续")
     gone = s.entity(status="注销")
@@ -401,7 +451,50 @@ def seed_demo(
         active_entity=demo_entity(active, active_licence),
         deregistered_entity=demo_entity(gone, licences[1]),
         versions=versions,
+        planted_conflicts=planted,
     )
+
+
+def _plant_conflicts(
+    s: _Seeder, people: list[dict[str, str]]
+) -> tuple[tuple[PlantedConflict, ...], list[dict[str, str]]]:
+    """Assistance rows for about 3% of `people`, three of them disagreeing with population.basic.
+
+    One per attribute of R16: a variant character in the name, a birth date
+    off by some days (a lunar birthday copied as solar is the common cause),
+    an address in another town. Everyone else agrees, up to formatting.
+    """
+    ds = "social_assistance.recipient"
+    if len(people) < 3:  # a tiny demo: no room to plant, everyone agrees
+        return (), [s.assistance(p) for p in people if s.rng.random() < 0.03]
+    named = next((p for p in people if _variant_name(p["name"])), people[0])
+    dated, moved = [p for p in people if p is not named][:2]
+    rows = []
+    row = s.assistance(named)
+    # No name with a character of the table: a wrong last character instead.
+    row["name"] = _variant_name(named["name"]) or named["name"][:-1] + "瑪"
+    rows.append(row)
+    row = s.assistance(dated)
+    row["birth_date"] = (
+        date.fromisoformat(dated["birth_date"]) + timedelta(days=s.rng.randint(10, 40))
+    ).isoformat()
+    rows.append(row)
+    row = s.assistance(moved)
+    county = next(c for c in COUNTIES if c.region_code == moved["region_code"])
+    while (address := s.gen.address(county)) == moved["household_address"]:
+        pass
+    row["household_address"] = address
+    rows.append(row)
+    planted = (
+        PlantedConflict(named["id_number"], "person.name", ds, "name"),
+        PlantedConflict(dated["id_number"], "person.birth_date", ds, "birth_date"),
+        PlantedConflict(moved["id_number"], "person.address", ds, "household_address"),
+    )
+    special = {named["id_number"], dated["id_number"], moved["id_number"]}
+    rows += [
+        s.assistance(p) for p in people if p["id_number"] not in special and s.rng.random() < 0.03
+    ]
+    return planted, rows
 
 
 def _bulk_rows(n: int, seed: int) -> Iterator[dict[str, str]]:
@@ -460,11 +553,53 @@ def _bulk_rows(n: int, seed: int) -> Iterator[dict[str, str]]:
         }
 
 
-def bulk_persons(pool: Pool, n: int, *, seed: int = 1) -> None:
+def bulk_persons(
+    pool: Pool, n: int, *, seed: int = 1, assisted: float = 0.0, conflicting: float = 0.0
+) -> dict[str, int]:
     """Add n synthetic, valid population.basic rows in one transaction.
 
     Skips validate_row (its ID number check alone costs ~100 us a row) but the
     rows are built to pass it. Order codes 500-999 keep them apart from the
     demo's persons; a person already in the pool is replaced, as with any write.
+
+    With `assisted`, that share of the persons also get a
+    social_assistance.recipient row (for the conflicts report's benchmark),
+    and `conflicting` of those disagree on one attribute, the three kinds in
+    turn. Returns the counts written.
     """
-    pool.write_normalized("population.basic", _bulk_rows(n, seed))
+    rng = random.Random(seed + 1)  # its own stream: the persons stay those of `seed`
+    aid: list[dict[str, str]] = []
+    planted = 0
+
+    def persons() -> Iterator[dict[str, str]]:
+        nonlocal planted
+        for row in _bulk_rows(n, seed):
+            if assisted and rng.random() < assisted:
+                a = {
+                    "id_number": row["id_number"],
+                    "name": row["name"],
+                    "birth_date": row["birth_date"],
+                    "household_address": _retyped_address(rng, row["household_address"]),
+                    "assistance_type": "最低生活保障",
+                    "start_date": "2024-01-01",
+                    "end_date": "",
+                    "monthly_amount": "700.00",
+                    "region_code": row["region_code"],
+                }
+                if rng.random() < conflicting:
+                    kind = planted % 3
+                    if kind == 0:
+                        a["name"] = _variant_name(a["name"]) or a["name"] + "某"
+                    elif kind == 1:
+                        born = date.fromisoformat(a["birth_date"]) + timedelta(days=17)
+                        a["birth_date"] = born.isoformat()
+                    else:
+                        a["household_address"] += "附1号"
+                    planted += 1
+                aid.append(a)
+            yield row
+
+    pool.write_normalized("population.basic", persons())
+    if aid:
+        pool.write_normalized("social_assistance.recipient", aid)
+    return {"persons": n, "assisted": len(aid), "conflicting": planted}

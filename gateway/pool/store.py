@@ -466,6 +466,61 @@ class Pool:
                     f"no pool key of version {e.version} for dataset {dataset}"
                 ) from None
 
+    def scan_subjects(
+        self, dataset: str, after: bytes = b"", *, inclusive: bool = False
+    ) -> Iterator[tuple[bytes, list[dict[str, str]]]]:
+        """(blind index, decrypted rows) of each subject, in blind-index order, after `after`.
+
+        For maintenance walks that must not hold a dataset in memory (the
+        conflicts report): one subject's rows at a time, resumable from the
+        last blind index seen (`inclusive` starts at it). A subject is under
+        one blind index at any moment (a rotation moves its rows together),
+        so inside `snapshot()` every subject is met once.
+        """
+        _, ds_id, codec = self._dataset(dataset)
+        keys = self.key_state(force=True)
+        op = ">=" if inclusive else ">"
+        cur = self._conn().execute(
+            "SELECT bidx, key_version, nonce, ct FROM records"
+            f" WHERE dataset_id = ? AND bidx {op} ? ORDER BY bidx, id",
+            (ds_id, after),
+        )
+        current: bytes | None = None
+        rows: list[dict[str, str]] = []
+        try:
+            for bidx, kv, nonce, ct in cur:
+                if bidx != current:
+                    if current is not None:
+                        yield current, rows
+                    current, rows = bidx, []
+                try:
+                    rows.append(codec.open(keys, bidx, kv, nonce, ct))
+                except _UnknownKeyVersion as e:
+                    raise PoolError(
+                        f"no pool key of version {e.version} for dataset {dataset}"
+                    ) from None
+            if current is not None:
+                yield current, rows
+        finally:
+            cur.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads in the block (on this thread) see one state of the pool.
+
+        A read transaction in WAL mode: imports go on meanwhile, unseen, so
+        a walk comparing datasets never sees one half-imported.
+        """
+        conn = self._conn()
+        if conn.in_transaction:  # already inside one: it is the snapshot
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
     def dataset_version(self, dataset: str) -> str:
         """The version of the last import, "" if never imported; cached briefly."""
         if time.monotonic() - self._versions_at > VERSION_TTL_S:

@@ -142,14 +142,20 @@ def _coherence(ds: Dataset, row: dict[str, str]) -> list[Problem]:
     problems = []
     if ds.subject_kind == "person" and ds.subject_field in row:
         id_number = row[ds.subject_field]
-        if row.get("birth_date") and row["birth_date"] != birth_date_of(id_number):
-            problems.append(
-                Problem(
-                    "birth_date",
-                    "BIRTH_DATE_MISMATCH",
-                    f"does not agree with the birth date encoded in {ds.subject_field}",
+        # Only where the catalog says the field is the one the key encodes: a
+        # provider's own birth date that disagrees with the ID number is kept
+        # and shows in the conflicts report (R16) rather than lost at ingest.
+        for f in ds.fields:
+            if not (f.derived_from_subject and f.base_type == "date" and row.get(f.name)):
+                continue
+            if row[f.name] != birth_date_of(id_number):
+                problems.append(
+                    Problem(
+                        f.name,
+                        "BIRTH_DATE_MISMATCH",
+                        f"does not agree with the birth date encoded in {ds.subject_field}",
+                    )
                 )
-            )
         if row.get("gender"):
             encoded = "男" if int(id_number[16]) % 2 == 1 else "女"
             if row["gender"] != encoded:

@@ -167,3 +167,13 @@ def test_problems_name_fields_never_values(field: str, value: str, extra: str) -
     for p in validate_row(POP, row)[1]:
         assert value not in p.description and value not in p.field
         assert extra not in p.description
+
+
+def test_only_the_field_the_id_number_encodes_must_agree_with_it() -> None:
+    # population.basic.birth_date is derived from the ID number (GB 11643);
+    # a civil-affairs register's own birth date may disagree, and is then
+    # reported as a conflict (R16) rather than rejected at ingest.
+    assert CATALOG.datasets["population.basic"].field("birth_date").derived_from_subject  # type: ignore[union-attr]
+    row = aid(birth_date="1970-01-01", household_address="汶川县威州镇羌锋村2组8号")
+    assert problems(AID, row) == []
+    assert problems(AID, aid(birth_date="1970-02-30")) == [("birth_date", "DATE_INVALID")]

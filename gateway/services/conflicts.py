@@ -1,0 +1,102 @@
+"""ConflictService: the conflicts report (R16) for the coordinating department.
+
+Allowed by policy to administrators only (action conflicts.read, routed by
+policies/conflicts.rego). The report is gateway.pool.conflicts walking the
+pool; the audit record holds counts only (conflicts listed, subjects
+compared), never a subject or a value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from govgw.v1 import conflicts_pb2 as pb
+from govgw.v1 import conflicts_pb2_grpc
+
+from gateway import validation
+from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.plan import CONFLICTS_READ
+from gateway.pool.conflicts import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    Conflict,
+    ConflictFinder,
+)
+from gateway.services.common import timestamp
+
+PURPOSE = "数据一致性核查"  # data consistency check (Aba 2024 art. 26)
+
+
+@dataclass(frozen=True)
+class _Args:
+    attribute: str
+    page_size: int
+    page_token: str
+
+
+def to_proto(c: Conflict) -> pb.Conflict:
+    return pb.Conflict(
+        subject_hash=c.subject_hash,
+        subject_masked=c.subject_masked,
+        subject_kind=c.subject_kind,
+        attribute=c.attribute,
+        values=[
+            pb.HeldValue(
+                provider=v.provider,
+                dataset=v.dataset,
+                field=v.field,
+                masked_value=v.masked_value,
+                value_group=v.value_group,
+                dataset_version=v.dataset_version,
+                imported_at=timestamp(v.imported_at),
+            )
+            for v in c.values
+        ],
+    )
+
+
+class ConflictService(conflicts_pb2_grpc.ConflictServiceServicer):
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.parts = pipeline.parts
+        self.finder = ConflictFinder(self.parts.pool, self.parts.catalog, self.parts.keyring)
+
+    async def ListConflicts(self, request: pb.ListConflictsRequest, context):
+        def parse() -> Request:
+            v = validation.Violations()
+            v.check(self.finder.check_attribute, request.attribute)
+            if request.page_size < 0:
+                v.add("page_size", "must not be negative", "PAGE_SIZE_INVALID")
+            v.raise_if_any()
+            if request.page_token:
+                self.finder.check_token(request.page_token, request.attribute)
+            size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+            return Request(
+                PURPOSE, ("",), payload=_Args(request.attribute, size, request.page_token)
+            )
+
+        def execute(ex: Exec) -> Outcome[pb.ListConflictsResponse]:
+            args: _Args = ex.request.payload
+            page = self.finder.page(
+                attribute=args.attribute,
+                page_size=args.page_size,
+                page_token=args.page_token,
+                caller_id=ex.caller.id,
+                today=ex.today,
+            )
+            return Outcome(
+                pb.ListConflictsResponse(
+                    conflicts=[to_proto(c) for c in page.conflicts],
+                    next_page_token=page.next_page_token,
+                    subjects_scanned=page.subjects_scanned,
+                    datasets=page.datasets,
+                ),
+                audit={
+                    "attribute": args.attribute or "*",
+                    "conflicts": len(page.conflicts),
+                    "subjects_scanned": page.subjects_scanned,
+                    "more": bool(page.next_page_token),
+                },
+            )
+
+        return await self.pipeline.run(context, CONFLICTS_READ, parse, execute)

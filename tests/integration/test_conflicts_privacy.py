@@ -1,0 +1,142 @@
+"""The conflicts report discloses no raw personal value, whatever the providers hold (property).
+
+Each example puts one more person in both registers, disagreeing on one
+attribute or only in formatting, then reads the whole report over RPC and
+through the CLI (JSON and CSV). No raw name, birth date, address or ID number
+of any person in the pool may appear in the report, the CLI output, the
+gateway's logs or the audit trail; and the new person is reported exactly
+when the registers disagree beyond formatting.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stdnum.cn import ric
+
+from clients.cli import main
+from gateway import admin
+from gateway.pool.seed import BULK_ORDER_BASE, COUNTIES, NAME_VARIANTS, PROVINCE_PREFECTURE
+from tests.support import CapturedLogs, Harness, make_data_dir, start
+
+POP, AID = "population.basic", "social_assistance.recipient"
+COORDINATOR = "coordinator"
+SURNAMES = "陈李王张刘杨赵黄周吴徐孙马朱胡郭何林罗梁"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰涛明超秀霞平刚桂英华玉兰"
+KINDS = ("person.name", "person.birth_date", "person.address", "")  # "": formatting only
+# Order codes of the bulk range: never a demo person's.
+_ORDERS = itertools.count(BULK_ORDER_BASE)
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    data_dir = tmp_path_factory.mktemp("conflicts-privacy")
+    keys, demo = make_data_dir(data_dir, persons=120, entities=5)
+    keys[COORDINATOR] = admin.callers_add(data_dir, COORDINATOR, "admin", "州大数据局", "513200")[
+        "api_key"
+    ]
+    h = start(data_dir, keys, demo)
+    yield h
+    h.stop()
+
+
+@st.composite
+def registers(draw: st.DrawFn) -> tuple[dict[str, str], dict[str, str], str]:
+    """(population row, assistance row, the attribute they disagree on or "")."""
+    county = draw(st.sampled_from(COUNTIES))
+    born = draw(st.dates(date(1940, 1, 1), date(2010, 12, 31)))
+    order = next(_ORDERS)
+    prefix = county.id_prefix(born.year)
+    body = f"{prefix}{born:%Y%m%d}{order % 1000:03d}"
+    name = draw(st.sampled_from(SURNAMES)) + draw(st.text(GIVEN, min_size=1, max_size=2))
+    town = draw(st.sampled_from(county.towns))
+    village = draw(st.sampled_from(("羌锋", "布瓦", "桃坪", "甘堡", "龙溪")))
+    group, house = draw(st.integers(1, 9)), draw(st.integers(1, 80))
+    address = f"{PROVINCE_PREFECTURE}{county.name}{town}{village}村{group}组{house}号"
+    pop = {
+        "id_number": body + ric.calc_check_digit(body + "0"),
+        "name": name,
+        "gender": "男" if order % 2 else "女",
+        "birth_date": born.isoformat(),
+        "ethnicity": "汉族",
+        "household_address": address,
+        "region_code": county.region_code,
+        "phone": "13800001234",
+    }
+    # What a clerk re-typing the same facts may change: none of it is a conflict.
+    retyped_name = draw(st.sampled_from((name, name[0] + " " + name[1:], name + "\u3000")))
+    retyped_address = draw(
+        st.sampled_from(
+            (
+                address,
+                address.removeprefix(PROVINCE_PREFECTURE),
+                address.removesuffix("号"),
+                address.translate(str.maketrans("0123456789", "０１２３４５６７８９")),
+                address.replace(PROVINCE_PREFECTURE, PROVINCE_PREFECTURE + " "),
+            )
+        )
+    )
+    aid = {
+        "id_number": pop["id_number"],
+        "name": retyped_name.strip(),
+        "birth_date": born.isoformat(),
+        "household_address": retyped_address,
+        "assistance_type": "最低生活保障",
+        "start_date": "2024-01-01",
+        "end_date": "",
+        "monthly_amount": "700.00",
+        "region_code": county.region_code,
+    }
+    kind = draw(st.sampled_from(KINDS))
+    if kind == "person.name":
+        i = next((i for i, ch in enumerate(name) if ch in NAME_VARIANTS), len(name) - 1)
+        other = NAME_VARIANTS.get(name[i], "瑪")
+        aid["name"] = name[:i] + other + name[i + 1 :]
+    elif kind == "person.birth_date":
+        aid["birth_date"] = (born + timedelta(days=draw(st.integers(1, 400)))).isoformat()
+    elif kind == "person.address":
+        aid["household_address"] = address.replace(f"{house}号", f"{house + 100}号")
+    return pop, aid, kind
+
+
+def raw_values(h: Harness) -> set[str]:
+    out: set[str] = set()
+    for ds in (POP, AID):
+        for row in h.parts.pool.iter_rows(ds):
+            out |= {row[k] for k in ("id_number", "name", "birth_date", "household_address")}
+    return out - {""}
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(example=registers())
+def test_no_raw_value_leaves_and_only_real_disagreements_are_reported(
+    gw: Harness,
+    gateway_logs: CapturedLogs,
+    capsys: pytest.CaptureFixture[str],
+    example: tuple[dict[str, str], dict[str, str], str],
+) -> None:
+    pop, aid, kind = example
+    gw.parts.pool.write_batch(POP, [pop])
+    gw.parts.pool.write_batch(AID, [aid])
+    subject = gw.parts.keyring.subject_hash(pop["id_number"])
+    with gw.client(COORDINATOR) as c:
+        report = list(c.conflicts_report(page_size=7))
+    mine = {x.attribute for x in report if x.subject_hash == subject}
+    assert mine == ({kind} if kind else set())
+    args = ["--target", gw.target, "--api-key", gw.keys[COORDINATOR], "conflicts", "report"]
+    assert main([*args, "--json"]) == 0
+    assert main([*args, "--csv"]) == 0
+    assert main([*args, "--attribute", "person.birth_date"]) == 0
+    out = capsys.readouterr()
+    seen = "\n".join((str(report), out.out, out.err, gateway_logs.text, gw.audit_text()))
+    leaked = [raw for raw in raw_values(gw) if raw in seen]
+    assert leaked == [], f"{len(leaked)} raw value(s) in the output, logs or audit"

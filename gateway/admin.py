@@ -487,6 +487,15 @@ def demo_banner(config: ServeConfig, creds: dict[str, Any], subjects: dict[str, 
             f"  .venv/bin/govgw --target {config.listen} --api-key {counter} verify identity \\",
             f"      --name {adult.get('name')} --id-number {adult.get('id_number')} --purpose 户籍业务办理",
         ]
+    portal = creds.get("public-portal", {}).get("api_key")
+    if adult and portal:
+        lines += [
+            "",
+            "As that citizen (a token from the demo identity provider): who used my data?",
+            f"  export GOVGW_SUBJECT_TOKEN=$(.venv/bin/govgw subjects token --data-dir"
+            f" {config.data_dir} --subject {adult.get('id_number')})",
+            f"  .venv/bin/govgw --target {config.listen} --api-key {portal} subjects usage",
+        ]
     coordinator = creds.get("policy-admin", {}).get("api_key")
     if coordinator and subjects.get("planted_conflicts"):
         lines += [

@@ -19,6 +19,7 @@ from typing import Any
 
 from clients import (
     cli_access,
+    cli_calendar,
     cli_callers,
     cli_conflicts,
     cli_emergency,
@@ -572,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_policy.register,
         cli_keys.register,
         cli_access.register,
+        cli_calendar.register,
         cli_emergency.register,
         cli_subjects.register,
         cli_conflicts.register,

@@ -6,6 +6,7 @@ import logging
 
 from gateway import keys
 from gateway.access.emergency import EmergencyStore
+from gateway.access.holidays import SUPPLEMENTS
 from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
@@ -27,6 +28,7 @@ log = logging.getLogger("govgw.app")
 def build_parts(config: ServeConfig) -> Parts:
     layout = config.layout
     keyring = keys.load(keys.keyring_path(layout.data_dir))
+    SUPPLEMENTS.use(layout.calendar_dir)  # holiday schedules entered by the operator
     catalog = load_catalog(config.catalog_path)
     # The active policy version (or config.policy_dir before the first activation),
     # checked in a child process first; its runtime follows later activations.

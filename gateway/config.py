@@ -54,6 +54,11 @@ class Layout:
         return self.data_dir / "emergencies.json"
 
     @property
+    def calendar_dir(self) -> Path:
+        """Holiday schedules for years chinese-calendar does not cover yet."""
+        return self.data_dir / "calendar"
+
+    @property
     def applications(self) -> Path:
         return self.data_dir / "applications.sqlite"
 

@@ -8,9 +8,11 @@ measures cover sharing only, so its profile has no open deadline.
 
 Working days follow China's State Council holiday schedule, including the
 make-up working days (调休上班) on weekends, from the `chinese-calendar`
-package. That schedule is published a year at a time; a deadline that would
-reach a year the package does not cover raises `CalendarNotCovered` instead
-of guessing from weekdays (a guess would be wrong around every holiday).
+package, or for a year it does not cover yet from the operator's copy of the
+State Council notice (gateway.access.holidays). That schedule is published a
+year at a time; a deadline that would reach a year neither covers raises
+`CalendarNotCovered` instead of guessing from weekdays (a guess would be wrong
+around every holiday).
 
 Counting: the day of receipt is not counted (期间开始的日不计算在内); the
 first working day after it is day 1, and the deadline is the end of day N in
@@ -24,6 +26,8 @@ from datetime import date, datetime, timedelta, timezone
 from enum import StrEnum
 
 import chinese_calendar
+
+from gateway.access.holidays import SUPPLEMENTS
 
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
 
@@ -107,10 +111,15 @@ def is_working_day(day: date) -> bool:
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
+        pass
+    supplement = SUPPLEMENTS.schedule(day.year)
+    if supplement is None:
         raise CalendarNotCovered(
             f"the holiday schedule for {day.year} is not known to this gateway "
-            f"(chinese-calendar {chinese_calendar.__version__}); update the package"
-        ) from None
+            f"(chinese-calendar {chinese_calendar.__version__}); update the package or"
+            f" enter the State Council notice with `govgw calendar add`"
+        )
+    return supplement.is_working_day(day)
 
 
 def add_working_days(start: date, n: int) -> date:

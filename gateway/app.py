@@ -67,6 +67,7 @@ def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministra
         grants_path=layout.grants,
         callers_path=layout.callers,
         backend=backend_settings(config.extra)[0],
+        emergencies_path=layout.emergencies,  # calls under an emergency replay with it
     )
 
 

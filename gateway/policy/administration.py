@@ -119,6 +119,7 @@ class PolicyAdministration:
         grants_path: Path,
         callers_path: Path,
         backend: str = "regorus",
+        emergencies_path: Path | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -128,6 +129,7 @@ class PolicyAdministration:
         self.grants_path = grants_path
         self.callers_path = callers_path
         self.backend = backend
+        self.emergencies_path = emergencies_path
 
     # -- checks --
     def _bundle(self, files: Mapping[str, bytes]) -> PolicyBundle:
@@ -172,6 +174,11 @@ class PolicyAdministration:
                 str(self.grants_path),
                 "--callers",
                 str(self.callers_path),
+                *(
+                    ["--emergencies", str(self.emergencies_path)]
+                    if self.emergencies_path is not None
+                    else []
+                ),
                 "--since",
                 since.isoformat(),
                 "--examples",

@@ -19,7 +19,11 @@ named. The candidate is untrusted: the service runs this module in a child
 process (like the bundle check), which checks the candidate first.
 
     python -m gateway.policy.impact --current DIR --candidate DIR --audit FILE \
-        [--grants FILE] [--callers FILE] [--since 24h] [--json]
+        [--grants FILE] [--emergencies FILE] [--callers FILE] [--since 24h] [--json]
+
+Calls made under an emergency (R11) are replayed with input.emergencies and the
+emergency's grants as they were at the record's time (`EmergencyHistory`), so a
+candidate that narrows emergency access shows those calls as allow_to_deny.
 """
 
 from __future__ import annotations
@@ -206,12 +210,82 @@ def registry_regions(callers_db: Path | None) -> RegionOf:
     return lambda caller_id: regions.get(caller_id, "")
 
 
+class EmergencyHistory:
+    """The emergency store (R11) as it stood at any past moment, for the replay.
+
+    A call made under an emergency was decided with that emergency in
+    input.emergencies and its grant in force; by the time it is replayed the
+    emergency may have ended and its grants been revoked. The store keeps when
+    each emergency was declared and ended, and which grants it created, so
+    both are rebuilt as they were at the record's time: the emergencies then
+    active, and their grants in force from the declaration until the end
+    revoked them. Other grants are replayed as they stand.
+    """
+
+    def __init__(
+        self, emergencies: Sequence[Mapping[str, Any]], grants: Sequence[Mapping[str, Any]]
+    ) -> None:
+        self.emergencies = [
+            e for e in emergencies if isinstance(e, Mapping) and _ts(str(e.get("declared_at", "")))
+        ]
+        self.grants = [dict(g) for g in grants]
+        declared = {str(e.get("id")): e for e in self.emergencies}
+        # grant index -> (in force from, revoked at) for grants an emergency created
+        self._lifetimes: dict[int, tuple[datetime, datetime | None]] = {}
+        for i, g in enumerate(self.grants):
+            e = declared.get(str(g.get("emergency_id") or ""))
+            if e is None:
+                continue
+            start = _ts(str(g.get("created_at") or "")) or _ts(str(e["declared_at"]))
+            revoked = _ts(str(g.get("revoked_at") or "")) if g.get("status") == "revoked" else None
+            if g.get("status") == "revoked" and (revoked is None or g.get("status_changed_at")):
+                # Revoked, but when, or from which state (a suspension came first), is
+                # not known: replay it as it stands.
+                continue
+            assert start is not None
+            self._lifetimes[i] = (start, revoked)
+
+    def active_at(self, at: datetime | None) -> list[dict[str, Any]]:
+        """input.emergencies as the decider built it at `at` (gateway.access.emergency)."""
+        if at is None:
+            return []
+        out = []
+        for e in self.emergencies:
+            declared = _ts(str(e["declared_at"]))
+            ended = _ts(str(e.get("ended_at") or ""))
+            if declared is not None and declared <= at and (ended is None or at < ended):
+                out.append(
+                    {
+                        "id": e["id"],
+                        "status": "active",
+                        "agencies": list(e.get("agencies", [])),
+                        "scope": dict(e.get("scope", {})),
+                        "ends_at": e.get("ends_at", ""),
+                    }
+                )
+        return out
+
+    def grants_at(self, at: datetime | None) -> list[dict[str, Any]]:
+        if not self._lifetimes or at is None:
+            return self.grants
+        out = []
+        for i, g in enumerate(self.grants):
+            life = self._lifetimes.get(i)
+            if life is None:
+                out.append(g)
+            elif life[0] <= at and (life[1] is None or at < life[1]):
+                out.append({**g, "status": "active"})  # in force then
+            # else: not yet created, or already revoked at `at`
+        return out
+
+
 def replay(
     records: Iterable[Mapping[str, Any]],
     current: PolicyEngine,
     candidate: PolicyEngine,
     *,
     grants: Sequence[Mapping[str, Any]] = (),
+    emergencies: Sequence[Mapping[str, Any]] = (),
     since: datetime | None = None,
     region_of: RegionOf = lambda _id: "",
     examples: int = EXAMPLES,
@@ -219,7 +293,8 @@ def replay(
     report = ImpactReport(
         current.version, candidate.version, since.isoformat() if since else "", skipped=Counter()
     )
-    extra = {"grants": list(grants)}
+    history = EmergencyHistory(emergencies, grants)
+    extras: dict[tuple[str, ...], dict[str, Any]] = {}
     granted = {(g.get("caller"), g.get("dataset")) for g in grants}
     seen: set[str] = set()
     memo: dict[tuple[str, ...], tuple[Plan, Plan]] = {}
@@ -238,6 +313,13 @@ def replay(
         report.requests_replayed += 1
         region = str(rec.get("caller_region") or region_of(str(rec["caller"])))
         now = str(rec.get("ts", ""))
+        active = history.active_at(at)
+        in_force = tuple(e["id"] for e in active)
+        # The grants in play change only when an emergency starts or ends: one data
+        # document per set of active emergencies, so the engine reuses it.
+        extra = extras.get(in_force)
+        if extra is None:
+            extra = extras[in_force] = {"grants": history.grants_at(at)}
         flips_recorded = []
         for dataset in str(rec.get("dataset", "")).split(","):
             doc = {
@@ -252,11 +334,14 @@ def replay(
                 "purpose": str(rec.get("purpose", "")),
                 "now": now,
             }
-            # Time matters only through grant expiry: without a grant in play, the same
-            # input decides the same at any time, so the pair is evaluated once.
+            if active:
+                doc["emergencies"] = active
+            # Time matters only through grant expiry and the emergencies in force:
+            # without a grant in play, the same input under the same emergencies
+            # decides the same at any time, so the pair is evaluated once.
             key = tuple(
                 [doc["caller"][k] for k in ("id", "kind", "department", "region")]
-                + [doc["action"], dataset, doc["purpose"]]
+                + [doc["action"], dataset, doc["purpose"], *in_force, "|"]
                 + ([now] if (doc["caller"]["id"], dataset) in granted else [])
             )
             pair = memo.get(key)
@@ -320,11 +405,11 @@ def read_trail(path: Path) -> Iterator[dict[str, Any]]:
         yield from read_records(Path(path))
 
 
-def _grants(path: Path | None) -> list[dict[str, Any]]:
+def _grants(path: Path | None, key: str = "grants") -> list[dict[str, Any]]:
     if path is None or not Path(path).is_file():
         return []
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    return list(doc.get("grants", [])) if isinstance(doc, dict) else []
+    return list(doc.get(key, [])) if isinstance(doc, dict) else []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -335,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidate", type=Path, required=True)
     parser.add_argument("--audit", type=Path, action="append", required=True, help="repeatable")
     parser.add_argument("--grants", type=Path)
+    parser.add_argument("--emergencies", type=Path, help="the emergency store (emergencies.json)")
     parser.add_argument("--callers", type=Path)
     parser.add_argument("--since", default="24h")
     parser.add_argument("--examples", type=int, default=EXAMPLES)
@@ -352,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             RegorusEngine(load_bundle(args.current)),
             RegorusEngine(load_bundle(args.candidate)),
             grants=_grants(args.grants),
+            emergencies=_grants(args.emergencies, "emergencies"),
             since=parse_since(args.since),
             region_of=registry_regions(args.callers),
             examples=args.examples,

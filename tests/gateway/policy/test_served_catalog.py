@@ -83,7 +83,7 @@ def test_a_swap_moves_engine_and_catalog_together_and_a_pinned_request_keeps_bot
 def test_an_engine_whose_catalog_changes_the_pool_is_not_swapped_in(tmp_path: Path) -> None:
     decider, catalog = served_decider(tmp_path)
     before = decider.engine.version
-    with pytest.raises(CatalogMismatch, match="field tax_no of legal_entity.basic"):
+    with pytest.raises(CatalogMismatch, match=r"field tax_no of legal_entity\.basic"):
         decider.swap(RegorusEngine(with_catalog("wider", extra_field)))
     assert decider.engine.version == before == catalog.policy_version
 

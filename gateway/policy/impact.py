@@ -245,15 +245,21 @@ class EmergencyHistory:
             assert start is not None
             self._lifetimes[i] = (start, revoked)
 
-    def active_at(self, at: datetime | None) -> list[dict[str, Any]]:
-        """input.emergencies as the decider built it at `at` (gateway.access.emergency)."""
+    def active_at(self, at: datetime | None, named: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """input.emergencies as the decider built it at `at` (gateway.access.emergency).
+
+        `named` are the emergencies the record says its call was made under: they
+        were in force then, whatever the store's whole-second stamps suggest for a
+        call made in the second an emergency ended."""
         if at is None:
             return []
         out = []
         for e in self.emergencies:
             declared = _ts(str(e["declared_at"]))
             ended = _ts(str(e.get("ended_at") or ""))
-            if declared is not None and declared <= at and (ended is None or at < ended):
+            if e["id"] in named or (
+                declared is not None and declared <= at and (ended is None or at < ended)
+            ):
                 out.append(
                     {
                         "id": e["id"],
@@ -265,7 +271,7 @@ class EmergencyHistory:
                 )
         return out
 
-    def grants_at(self, at: datetime | None) -> list[dict[str, Any]]:
+    def grants_at(self, at: datetime | None, named: Sequence[str] = ()) -> list[dict[str, Any]]:
         if not self._lifetimes or at is None:
             return self.grants
         out = []
@@ -273,7 +279,9 @@ class EmergencyHistory:
             life = self._lifetimes.get(i)
             if life is None:
                 out.append(g)
-            elif life[0] <= at and (life[1] is None or at < life[1]):
+            elif g.get("emergency_id") in named or (
+                life[0] <= at and (life[1] is None or at < life[1])
+            ):
                 out.append({**g, "status": "active"})  # in force then
             # else: not yet created, or already revoked at `at`
         return out
@@ -294,6 +302,8 @@ def replay(
         current.version, candidate.version, since.isoformat() if since else "", skipped=Counter()
     )
     history = EmergencyHistory(emergencies, grants)
+    # The data document per (emergencies in force, emergencies the record names):
+    # it changes only when an emergency starts or ends, and the engine reuses it.
     extras: dict[tuple[str, ...], dict[str, Any]] = {}
     granted = {(g.get("caller"), g.get("dataset")) for g in grants}
     seen: set[str] = set()
@@ -313,13 +323,12 @@ def replay(
         report.requests_replayed += 1
         region = str(rec.get("caller_region") or region_of(str(rec["caller"])))
         now = str(rec.get("ts", ""))
-        active = history.active_at(at)
+        named = tuple(str(e) for e in rec.get("emergencies") or ())
+        active = history.active_at(at, named)
         in_force = tuple(e["id"] for e in active)
-        # The grants in play change only when an emergency starts or ends: one data
-        # document per set of active emergencies, so the engine reuses it.
-        extra = extras.get(in_force)
+        extra = extras.get((*in_force, "|", *named))
         if extra is None:
-            extra = extras[in_force] = {"grants": history.grants_at(at)}
+            extra = extras[(*in_force, "|", *named)] = {"grants": history.grants_at(at, named)}
         flips_recorded = []
         for dataset in str(rec.get("dataset", "")).split(","):
             doc = {

@@ -289,3 +289,17 @@ def test_an_active_emergency_is_replayed_while_it_lasts() -> None:
     assert report["totals"] == {"allow_to_deny": 2} and report["recorded_differs"] == 0
     same = replay(records, current(), current(), grants=grants, emergencies=emergencies)
     assert same.to_json()["totals"] == {}
+
+
+def test_a_call_in_the_second_an_emergency_ended_replays_under_it() -> None:
+    """The store stamps whole seconds; the record's own `emergencies` says it was in force."""
+    emergencies, grants = emergency_store()
+    rec = emergency_call(0, "allow")
+    rec["ts"] = (ENDED + timedelta(milliseconds=400)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    late = emergency_call(0, "deny")
+    late["ts"] = (ENDED + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    late["request_id"] = "req_late"
+    report = replay(
+        [rec, late], current(), no_emergency_widening(), grants=grants, emergencies=emergencies
+    ).to_json()
+    assert report["recorded_differs"] == 0 and report["totals"] == {"allow_to_deny": 1}

@@ -271,20 +271,35 @@ class EmergencyHistory:
                 )
         return out
 
-    def grants_at(self, at: datetime | None, named: Sequence[str] = ()) -> list[dict[str, Any]]:
-        if not self._lifetimes or at is None:
-            return self.grants
-        out = []
-        for i, g in enumerate(self.grants):
-            life = self._lifetimes.get(i)
-            if life is None:
-                out.append(g)
-            elif g.get("emergency_id") in named or (
-                life[0] <= at and (life[1] is None or at < life[1])
-            ):
-                out.append({**g, "status": "active"})  # in force then
-            # else: not yet created, or already revoked at `at`
-        return out
+    def live_grants(self, at: datetime | None, named: Sequence[str] = ()) -> tuple[int, ...]:
+        """The emergency grants in force at `at` (indices into `grants`).
+
+        The store stamps whole seconds: a grant of an emergency the record names
+        was in force in the second its revocation is stamped with."""
+        if at is None:
+            return ()
+        return tuple(
+            i
+            for i, (start, end) in sorted(self._lifetimes.items())
+            if start <= at
+            and (
+                end is None
+                or at < end
+                or (self.grants[i].get("emergency_id") in named and at < end + _SECOND)
+            )
+        )
+
+    def grants_with(self, live: Sequence[int]) -> list[dict[str, Any]]:
+        """The grants as they stood when exactly the `live` emergency grants were in force."""
+        keep = set(live)
+        return [
+            {**g, "status": "active"} if i in keep else g
+            for i, g in enumerate(self.grants)
+            if i in keep or i not in self._lifetimes
+        ]
+
+
+_SECOND = timedelta(seconds=1)
 
 
 def replay(
@@ -302,9 +317,10 @@ def replay(
         current.version, candidate.version, since.isoformat() if since else "", skipped=Counter()
     )
     history = EmergencyHistory(emergencies, grants)
-    # The data document per (emergencies in force, emergencies the record names):
-    # it changes only when an emergency starts or ends, and the engine reuses it.
-    extras: dict[tuple[str, ...], dict[str, Any]] = {}
+    # One data document per set of emergency grants in force: it changes only when
+    # an emergency starts or ends (or one of its grants is revoked), and the engine
+    # reuses a document it has seen.
+    extras: dict[tuple[int, ...], dict[str, Any]] = {}
     granted = {(g.get("caller"), g.get("dataset")) for g in grants}
     seen: set[str] = set()
     memo: dict[tuple[str, ...], tuple[Plan, Plan]] = {}
@@ -326,9 +342,10 @@ def replay(
         named = tuple(str(e) for e in rec.get("emergencies") or ())
         active = history.active_at(at, named)
         in_force = tuple(e["id"] for e in active)
-        extra = extras.get((*in_force, "|", *named))
+        live = history.live_grants(at, named)
+        extra = extras.get(live)
         if extra is None:
-            extra = extras[(*in_force, "|", *named)] = {"grants": history.grants_at(at, named)}
+            extra = extras[live] = {"grants": history.grants_with(live)}
         flips_recorded = []
         for dataset in str(rec.get("dataset", "")).split(","):
             doc = {

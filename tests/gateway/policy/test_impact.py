@@ -303,3 +303,15 @@ def test_a_call_in_the_second_an_emergency_ended_replays_under_it() -> None:
         [rec, late], current(), no_emergency_widening(), grants=grants, emergencies=emergencies
     ).to_json()
     assert report["recorded_differs"] == 0 and report["totals"] == {"allow_to_deny": 1}
+
+
+def test_an_emergency_grant_revoked_before_the_end_is_replayed_revoked_from_then() -> None:
+    emergencies, grants = emergency_store()
+    grants[0].update(revoked_at=_stamp(DECLARED + timedelta(minutes=30)), revoke_reason="MISUSE")
+    before, after = emergency_call(4 * 60 + 45, "allow"), emergency_call(4 * 60, "deny")
+    report = replay(
+        [before, after], current(), no_emergency_widening(), grants=grants, emergencies=emergencies
+    ).to_json()
+    assert report["recorded_differs"] == 0 and report["totals"] == {"allow_to_deny": 1}
+    [group] = report["groups"]
+    assert group["examples"][0]["request_id"] == before["request_id"]

@@ -174,26 +174,28 @@ def cmd_lookup_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_list(args: argparse.Namespace) -> int:
-    from google.protobuf.json_format import MessageToDict
 
     with client(args) as gw:
         ds = gw.list_datasets()
     emit(
         args,
-        [MessageToDict(d, preserving_proto_field_name=True) for d in ds],
-        lambda: table(
-            [["dataset", "title", "provider", "share", "open", "sensitivity"]]
-            + [
-                [
-                    d.name,
-                    d.title,
-                    d.provider,
-                    _enum(d, "share_class"),
-                    _enum(d, "open_class"),
-                    _enum(d, "sensitivity"),
+        [_dataset_json(d) for d in ds],
+        lambda: (
+            (f"policy version {ds[0].policy_version}\n" if ds else "")
+            + table(
+                [["dataset", "title", "provider", "share", "open", "sensitivity"]]
+                + [
+                    [
+                        d.name,
+                        d.title,
+                        d.provider,
+                        _enum(d, "share_class"),
+                        _enum(d, "open_class"),
+                        _enum(d, "sensitivity"),
+                    ]
+                    for d in ds
                 ]
-                for d in ds
-            ]
+            )
         ),
     )
     return 0
@@ -208,7 +210,6 @@ def _enum(msg: Any, name: str) -> str:
 
 
 def cmd_catalog_show(args: argparse.Namespace) -> int:
-    from google.protobuf.json_format import MessageToDict
 
     with client(args) as gw:
         d = gw.get_dataset(args.name)
@@ -218,6 +219,7 @@ def cmd_catalog_show(args: argparse.Namespace) -> int:
             f"{d.name}  {d.title}",
             f"provider {d.provider} · update {d.update_cycle} · version {d.version or '-'}",
             f"share {_enum(d, 'share_class')} · open {_enum(d, 'open_class')} · sensitivity {_enum(d, 'sensitivity')}",
+            f"catalog of policy version {d.policy_version or '-'}",
         ]
         if d.class_reason:
             head.append(f"reason {d.class_reason}")
@@ -225,13 +227,32 @@ def cmd_catalog_show(args: argparse.Namespace) -> int:
             head.append(f"legal basis {d.legal_basis}")
         if d.predicates:
             head.append("predicates " + ", ".join(d.predicates))
-        rows = [["field", "title", "type", "sensitivity"]] + [
-            [f.name, f.title, f.type, _enum(f, "sensitivity")] for f in d.fields
+        rows = [["field", "title", "type", "sensitivity", "attribute", "share", "open"]] + [
+            [
+                f.name,
+                f.title,
+                f.type + (" (from subject key)" if f.derived_from_subject else ""),
+                _enum(f, "sensitivity"),
+                f.attribute or "-",
+                f.share_masking.operator or "-",
+                f.open_masking.operator or "-",
+            ]
+            for f in d.fields
         ]
         return "\n".join(head) + "\n" + table(rows)
 
-    emit(args, MessageToDict(d, preserving_proto_field_name=True), human)
+    emit(args, _dataset_json(d), human)
     return 0
+
+
+def _dataset_json(d: Any) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    # Every field, defaults included: a field with no attribute says so ("") rather
+    # than leaving the key out, so scripts can rely on it.
+    return MessageToDict(
+        d, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
 
 
 def cmd_receipt_keys(args: argparse.Namespace) -> int:

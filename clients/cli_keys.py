@@ -75,7 +75,7 @@ def cmd_keys_status(args: argparse.Namespace, h: CliHelpers) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
     from gateway import keys
-    from gateway.catalog import load as load_catalog
+    from gateway.admin import data_dir_catalog
     from gateway.config import Layout
     from gateway.pool.rotate import rotate
 
@@ -88,7 +88,7 @@ def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
     report = rotate(
         layout.pool,
         keys.keyring_path(layout.data_dir),
-        load_catalog(),
+        data_dir_catalog(args.data_dir),
         suite=_suite(args.crypto),
         subjects_per_step=args.batch,
         pause_s=args.pause_ms / 1000,

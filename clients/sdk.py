@@ -339,17 +339,24 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
 
     # -- catalog -------------------------------------------------------------
     def list_datasets(self, *, purpose: str = "") -> list[catalog_pb2.Dataset]:
-        out: list[catalog_pb2.Dataset] = []
-        token = ""
-        while True:
-            r = self._call(
-                self.catalog.ListDatasets,
-                catalog_pb2.ListDatasetsRequest(purpose=purpose, page_token=token),
-            )
-            out.extend(r.datasets)
-            token = r.next_page_token
-            if not token:
-                return out
+        """Every dataset, all from one policy version's catalog: should a policy be
+        activated between two pages, the listing starts again (a few times at most)."""
+        for _attempt in range(3):
+            out: list[catalog_pb2.Dataset] = []
+            token, version = "", None
+            while True:
+                r = self._call(
+                    self.catalog.ListDatasets,
+                    catalog_pb2.ListDatasetsRequest(purpose=purpose, page_token=token),
+                )
+                if version is not None and r.policy_version != version:
+                    break  # the catalog changed under the listing
+                version = r.policy_version
+                out.extend(r.datasets)
+                token = r.next_page_token
+                if not token:
+                    return out
+        return out
 
     def get_dataset(self, name: str, *, purpose: str = "") -> catalog_pb2.Dataset:
         return self._call(

@@ -14,7 +14,6 @@ from typing import Any
 from clients.receipts import keyset_document
 from gateway import keys
 from gateway.callers import CallerRegistry
-from gateway.catalog import load as load_catalog
 from gateway.config import Layout, ServeConfig
 from gateway.receipts import ReceiptSigner
 
@@ -85,12 +84,20 @@ def demo_subject_issuer(data_dir: Path) -> Path:
     return path
 
 
+def data_dir_catalog(data_dir: Path):
+    """The catalog a gateway on `data_dir` serves: the active policy version's (R1)."""
+    from gateway.policy.serving import data_dir_catalog as served
+
+    return served(Path(data_dir))
+
+
 def _pool(data_dir: Path):
     from gateway.pool import Pool
 
     layout = Layout(Path(data_dir))
     init(data_dir)
-    return Pool(layout.pool, keys.load(keys.keyring_path(layout.data_dir)), load_catalog())
+    catalog = data_dir_catalog(data_dir)
+    return Pool(layout.pool, keys.load(keys.keyring_path(layout.data_dir)), catalog)
 
 
 def pool_import(
@@ -122,7 +129,7 @@ def pool_stats(data_dir: Path) -> dict[str, dict[str, Any]]:
     try:
         return {
             name: {"rows": pool.count(name), "version": pool.dataset_version(name)}
-            for name in load_catalog().datasets
+            for name in pool.catalog.datasets
         }
     finally:
         pool.close()
@@ -254,7 +261,7 @@ def grants_add(
 ) -> dict[str, Any]:
     from gateway.grants import GrantStore
 
-    ds = load_catalog().get(dataset)
+    ds = data_dir_catalog(data_dir).get(dataset)
     if ds is None:
         raise ValueError(f"dataset: no dataset {dataset!r} in the catalog")
     unknown = [f for f in fields if ds.field(f) is None]
@@ -349,7 +356,7 @@ def conflicts_report(data_dir: Path, attribute: str = "") -> list[dict[str, Any]
         ring = keys.load(keys.keyring_path(layout.data_dir))
     except keys.KeyRingError as e:
         raise ValueError(f"data-dir: {e}") from None
-    catalog = load_catalog()
+    catalog = data_dir_catalog(data_dir)
     with Pool(layout.pool, ring, catalog) as pool:
         finder = ConflictFinder(pool, catalog, ring)
         finder.check_attribute(attribute)

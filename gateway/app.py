@@ -11,7 +11,7 @@ from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
-from gateway.catalog import load as load_catalog
+from gateway.catalog import ServedCatalog
 from gateway.config import ServeConfig
 from gateway.grants import GrantStore
 from gateway.limits import Limits
@@ -29,11 +29,16 @@ def build_parts(config: ServeConfig) -> Parts:
     layout = config.layout
     keyring = keys.load(keys.keyring_path(layout.data_dir))
     SUPPLEMENTS.use(layout.calendar_dir)  # holiday schedules entered by the operator
-    catalog = load_catalog(config.catalog_path)
     # The active policy version (or config.policy_dir before the first activation),
     # checked in a child process first; its runtime follows later activations.
     grants = GrantStore(layout.grants)
-    decider = serving_decider(config.policy_dir, layout.data_dir, grants, config.extra)
+    decider = serving_decider(
+        config.policy_dir, layout.data_dir, grants, config.extra, config.catalog_path
+    )
+    # One catalog (R1): the served version's, swapped with its engine. Every part
+    # below holds this one object and so reads the catalog the policy decides with.
+    catalog = decider.catalog
+    assert catalog is not None
     registry = CallerRegistry(layout.callers)
     # One store for the decider (input.emergencies) and EmergencyService, so a
     # declaration or an end is seen by the next decision of this process.
@@ -59,9 +64,17 @@ def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministra
         policy_store(layout.data_dir),
         parts.decider.runtime,
         engine_factory(config.extra),
-        served_catalog={n: ds.field_names for n, ds in parts.catalog.datasets.items()},
+        served_catalog=_pool_structure(parts),
         audit_files=layout.audit_files,  # one chain per worker process, replayed together
         grants_path=layout.grants,
         callers_path=layout.callers,
         backend=backend_settings(config.extra)[0],
+        emergencies_path=layout.emergencies,  # calls under an emergency replay with it
     )
+
+
+def _pool_structure(parts: Parts) -> dict[str, tuple[str, ...]]:
+    catalog = parts.catalog
+    if isinstance(catalog, ServedCatalog):
+        return catalog.pool_structure
+    return catalog.structure()

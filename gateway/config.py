@@ -104,6 +104,8 @@ class ServeConfig:
     max_concurrent_rpcs: int = 1024
     grace_s: float = 5.0
     policy_dir: Path = DEFAULT_POLICY_DIR
+    # The catalog of this gateway release: the datasets and fields the pool holds. The
+    # catalog served is the served policy version's, which must name the same ones.
     catalog_path: Path = DEFAULT_CATALOG
     extra: dict[str, str] = field(default_factory=dict)
     # Shared state: "" is in-process; a redis:// URL (or GOVGW_REDIS_URL) shares it.

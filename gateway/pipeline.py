@@ -153,6 +153,22 @@ class Pipeline:
         replay_as: Callable[[bytes], T] | None = None,
         request_bytes: bytes = b"",
     ) -> T:
+        # One policy version per call: its plans and its catalog reads (R1).
+        with self.parts.decider.pinned():
+            return await self._run(
+                context, action, parse, execute, replay_as=replay_as, request_bytes=request_bytes
+            )
+
+    async def _run(
+        self,
+        context: grpc.aio.ServicerContext,
+        action: str,
+        parse: Callable[[], Request],
+        execute: Callable[[Exec], Outcome[T] | Awaitable[Outcome[T]]],
+        *,
+        replay_as: Callable[[bytes], T] | None = None,
+        request_bytes: bytes = b"",
+    ) -> T:
         """Run one call. A state-changing RPC passes `replay_as` (its response
         type's FromString) and its serialized request: it then honours an
         `idempotency-key` and checks a signed request's nonce and timestamp."""

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.catalog import Catalog, CatalogMismatch, from_bundle_data
 from gateway.policy.bundle import BundleError, PolicyBundle, PolicyProblem, bundle_from_files
 from gateway.policy.check import RegoSuite, check_in_subprocess, run_child, suite_in_subprocess
 from gateway.policy.engine import PolicyEngine
@@ -58,6 +59,7 @@ class Prepared:
     info: VersionInfo
     engine: PolicyEngine
     action: str  # activate | rollback
+    catalog: Catalog | None = None  # the version's catalog, served with its engine
 
 
 def structure_problems(
@@ -117,6 +119,7 @@ class PolicyAdministration:
         grants_path: Path,
         callers_path: Path,
         backend: str = "regorus",
+        emergencies_path: Path | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -126,6 +129,7 @@ class PolicyAdministration:
         self.grants_path = grants_path
         self.callers_path = callers_path
         self.backend = backend
+        self.emergencies_path = emergencies_path
 
     # -- checks --
     def _bundle(self, files: Mapping[str, bytes]) -> PolicyBundle:
@@ -157,7 +161,7 @@ class PolicyAdministration:
     def impact(self, files: Mapping[str, bytes], since: datetime, examples: int) -> dict[str, Any]:
         """The replay report (gateway.policy.impact) of the candidate against what is served."""
         self._bundle(files)
-        serving = self.runtime.decider.engine
+        serving = self.runtime.decider.serving
         current_files = getattr(getattr(serving, "bundle", None), "files", None)
         if not current_files:
             raise VersionError("SERVING_UNKNOWN", "the served policy's files are not known")
@@ -170,6 +174,11 @@ class PolicyAdministration:
                 str(self.grants_path),
                 "--callers",
                 str(self.callers_path),
+                *(
+                    ["--emergencies", str(self.emergencies_path)]
+                    if self.emergencies_path is not None
+                    else []
+                ),
                 "--since",
                 since.isoformat(),
                 "--examples",
@@ -247,7 +256,12 @@ class PolicyAdministration:
 
     def _built(self, version: str, action: str) -> Prepared:
         info, bundle = self.store.load(version)  # integrity and trust, as the watchers will
-        return Prepared(info, self.build(bundle), action)
+        structure = {n: tuple(f) for n, f in self.served_catalog.items()}
+        try:
+            catalog = from_bundle_data(bundle.data, structure)
+        except CatalogMismatch as e:
+            raise PolicyInvalid([PolicyProblem("data", str(e), f"data/{CATALOG}.json")]) from None
+        return Prepared(info, self.build(bundle), action, catalog)
 
     def commit(
         self, prepared: Prepared, *, actor: str, reason: str, request_id: str
@@ -262,13 +276,13 @@ class PolicyAdministration:
             reason=reason,
             request_id=request_id,
         )
-        serving = self.runtime.adopt(entry.seq, prepared.engine)
+        serving = self.runtime.adopt(entry.seq, prepared.engine, prepared.catalog)
         return prepared.info, entry, serving
 
     def _register_baseline(self) -> None:
         # What was served before the first activation becomes a version too, so
         # the first activation can be rolled back like any other.
-        bundle = getattr(self.runtime.decider.engine, "bundle", None)
+        bundle = getattr(self.runtime.decider.serving, "bundle", None)
         if bundle is None or not bundle.files:
             return
         info = self.store.create(bundle, author=BASELINE_AUTHOR, reason=BASELINE_REASON)

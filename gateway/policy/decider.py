@@ -16,10 +16,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from gateway.catalog import Catalog, CatalogMismatch, ServedCatalog, from_bundle_data
 from gateway.grants import GrantStore
 from gateway.plan import Plan
 from gateway.policy.engine import PolicyEngine, rego_error_text
@@ -30,6 +33,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CacheKey = tuple[str, ...]
+
+# The engine a request has pinned (`Decider.pinned`), with the catalog of the same version.
+_PINNED_ENGINE: ContextVar[tuple[Decider, PolicyEngine] | None] = ContextVar(
+    "govgw_pinned_engine", default=None
+)
 
 
 def rfc3339(now: datetime) -> str:
@@ -48,6 +56,17 @@ def _expiry(plan: Plan) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+def engine_catalog(
+    engine: PolicyEngine, structure: dict[str, tuple[str, ...]] | None = None
+) -> Catalog:
+    """The catalog of the bundle `engine` serves; CatalogMismatch if it cannot be
+    served (unreadable, or other datasets or fields than `structure`)."""
+    bundle = getattr(engine, "bundle", None)
+    if bundle is None:
+        raise CatalogMismatch(f"policy {engine.version} carries no bundle to read a catalog from")
+    return from_bundle_data(bundle.data, structure)
+
+
 class Decider:
     def __init__(
         self,
@@ -56,8 +75,12 @@ class Decider:
         *,
         cache_size: int = 10000,
         emergencies: EmergencyStore | None = None,
+        catalog: ServedCatalog | None = None,
     ) -> None:
-        self.engine = engine
+        self._engine = engine
+        # The catalog of the served version (gateway.app hands it to every part
+        # that reads the catalog); swapped with the engine, in the same step.
+        self.catalog = catalog
         self.grants = grants
         # Active emergencies go into the policy input (input.emergencies, R11).
         self.emergencies = emergencies
@@ -73,6 +96,36 @@ class Decider:
         # The PolicyRuntime that swaps this decider's engine when another version is
         # activated (gateway.policy.serving sets it; None for a fixed engine).
         self.runtime: Any = None
+
+    @property
+    def engine(self) -> PolicyEngine:
+        pinned = _PINNED_ENGINE.get()
+        if pinned is not None and pinned[0] is self:
+            return pinned[1]
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: PolicyEngine) -> None:
+        self.swap(engine)
+
+    @property
+    def serving(self) -> PolicyEngine:
+        """The engine served now, whatever the calling request has pinned."""
+        return self._engine
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """One request, one version: its plans and every catalog read it makes are
+        of the version served when it started, even if a swap lands at one of its
+        awaits (limits, audit, a thread)."""
+        engine_token = _PINNED_ENGINE.set((self, self._engine))
+        catalog_token = self.catalog.pin() if self.catalog is not None else None
+        try:
+            yield
+        finally:
+            if catalog_token is not None:
+                ServedCatalog.unpin(catalog_token)
+            _PINNED_ENGINE.reset(engine_token)
 
     def decide(
         self,
@@ -121,15 +174,21 @@ class Decider:
                     self._cache.popitem(last=False)
         return plan
 
-    def swap(self, engine: PolicyEngine) -> PolicyEngine:
-        """Serve `engine` from the next decision on; returns the engine it replaces.
+    def swap(self, engine: PolicyEngine, catalog: Catalog | None = None) -> PolicyEngine:
+        """Serve `engine` (and `catalog`, its bundle's) from the next decision on;
+        returns the engine it replaces.
 
-        One reference store: a decision that already read the old engine
-        finishes on it, every later one uses the new. Plans of the old version
-        are dropped (their keys could never hit again anyway).
+        One reference store each, in one step on the requests' loop: a decision
+        that already read the old engine finishes on it, every later one uses the
+        new, and catalog readers switch at the same point. Plans of the old
+        version are dropped (their keys could never hit again anyway).
         """
+        if self.catalog is not None and catalog is None:
+            catalog = engine_catalog(engine, self.catalog.pool_structure)  # raises: no swap
         with self._lock:
-            old, self.engine = self.engine, engine
+            old, self._engine = self._engine, engine
+            if catalog is not None and self.catalog is not None:
+                self.catalog.swap(catalog, engine.version)
             self._cache.clear()
         return old
 

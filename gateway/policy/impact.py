@@ -19,7 +19,11 @@ named. The candidate is untrusted: the service runs this module in a child
 process (like the bundle check), which checks the candidate first.
 
     python -m gateway.policy.impact --current DIR --candidate DIR --audit FILE \
-        [--grants FILE] [--callers FILE] [--since 24h] [--json]
+        [--grants FILE] [--emergencies FILE] [--callers FILE] [--since 24h] [--json]
+
+Calls made under an emergency (R11) are replayed with input.emergencies and the
+emergency's grants as they were at the record's time (`EmergencyHistory`), so a
+candidate that narrows emergency access shows those calls as allow_to_deny.
 """
 
 from __future__ import annotations
@@ -206,12 +210,105 @@ def registry_regions(callers_db: Path | None) -> RegionOf:
     return lambda caller_id: regions.get(caller_id, "")
 
 
+class EmergencyHistory:
+    """The emergency store (R11) as it stood at any past moment, for the replay.
+
+    A call made under an emergency was decided with that emergency in
+    input.emergencies and its grant in force; by the time it is replayed the
+    emergency may have ended and its grants been revoked. The store keeps when
+    each emergency was declared and ended, and which grants it created, so
+    both are rebuilt as they were at the record's time: the emergencies then
+    active, and their grants in force from the declaration until the end
+    revoked them. Other grants are replayed as they stand.
+    """
+
+    def __init__(
+        self, emergencies: Sequence[Mapping[str, Any]], grants: Sequence[Mapping[str, Any]]
+    ) -> None:
+        self.emergencies = [
+            e for e in emergencies if isinstance(e, Mapping) and _ts(str(e.get("declared_at", "")))
+        ]
+        self.grants = [dict(g) for g in grants]
+        declared = {str(e.get("id")): e for e in self.emergencies}
+        # grant index -> (in force from, revoked at) for grants an emergency created
+        self._lifetimes: dict[int, tuple[datetime, datetime | None]] = {}
+        for i, g in enumerate(self.grants):
+            e = declared.get(str(g.get("emergency_id") or ""))
+            if e is None:
+                continue
+            start = _ts(str(g.get("created_at") or "")) or _ts(str(e["declared_at"]))
+            revoked = _ts(str(g.get("revoked_at") or "")) if g.get("status") == "revoked" else None
+            if g.get("status") == "revoked" and (revoked is None or g.get("status_changed_at")):
+                # Revoked, but when, or from which state (a suspension came first), is
+                # not known: replay it as it stands.
+                continue
+            assert start is not None
+            self._lifetimes[i] = (start, revoked)
+
+    def active_at(self, at: datetime | None, named: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """input.emergencies as the decider built it at `at` (gateway.access.emergency).
+
+        `named` are the emergencies the record says its call was made under: they
+        were in force then, whatever the store's whole-second stamps suggest for a
+        call made in the second an emergency ended."""
+        if at is None:
+            return []
+        out = []
+        for e in self.emergencies:
+            declared = _ts(str(e["declared_at"]))
+            ended = _ts(str(e.get("ended_at") or ""))
+            if e["id"] in named or (
+                declared is not None and declared <= at and (ended is None or at < ended)
+            ):
+                out.append(
+                    {
+                        "id": e["id"],
+                        "status": "active",
+                        "agencies": list(e.get("agencies", [])),
+                        "scope": dict(e.get("scope", {})),
+                        "ends_at": e.get("ends_at", ""),
+                    }
+                )
+        return out
+
+    def live_grants(self, at: datetime | None, named: Sequence[str] = ()) -> tuple[int, ...]:
+        """The emergency grants in force at `at` (indices into `grants`).
+
+        The store stamps whole seconds: a grant of an emergency the record names
+        was in force in the second its revocation is stamped with."""
+        if at is None:
+            return ()
+        return tuple(
+            i
+            for i, (start, end) in sorted(self._lifetimes.items())
+            if start <= at
+            and (
+                end is None
+                or at < end
+                or (self.grants[i].get("emergency_id") in named and at < end + _SECOND)
+            )
+        )
+
+    def grants_with(self, live: Sequence[int]) -> list[dict[str, Any]]:
+        """The grants as they stood when exactly the `live` emergency grants were in force."""
+        keep = set(live)
+        return [
+            {**g, "status": "active"} if i in keep else g
+            for i, g in enumerate(self.grants)
+            if i in keep or i not in self._lifetimes
+        ]
+
+
+_SECOND = timedelta(seconds=1)
+
+
 def replay(
     records: Iterable[Mapping[str, Any]],
     current: PolicyEngine,
     candidate: PolicyEngine,
     *,
     grants: Sequence[Mapping[str, Any]] = (),
+    emergencies: Sequence[Mapping[str, Any]] = (),
     since: datetime | None = None,
     region_of: RegionOf = lambda _id: "",
     examples: int = EXAMPLES,
@@ -219,7 +316,11 @@ def replay(
     report = ImpactReport(
         current.version, candidate.version, since.isoformat() if since else "", skipped=Counter()
     )
-    extra = {"grants": list(grants)}
+    history = EmergencyHistory(emergencies, grants)
+    # One data document per set of emergency grants in force: it changes only when
+    # an emergency starts or ends (or one of its grants is revoked), and the engine
+    # reuses a document it has seen.
+    extras: dict[tuple[int, ...], dict[str, Any]] = {}
     granted = {(g.get("caller"), g.get("dataset")) for g in grants}
     seen: set[str] = set()
     memo: dict[tuple[str, ...], tuple[Plan, Plan]] = {}
@@ -238,6 +339,13 @@ def replay(
         report.requests_replayed += 1
         region = str(rec.get("caller_region") or region_of(str(rec["caller"])))
         now = str(rec.get("ts", ""))
+        named = tuple(str(e) for e in rec.get("emergencies") or ())
+        active = history.active_at(at, named)
+        in_force = tuple(e["id"] for e in active)
+        live = history.live_grants(at, named)
+        extra = extras.get(live)
+        if extra is None:
+            extra = extras[live] = {"grants": history.grants_with(live)}
         flips_recorded = []
         for dataset in str(rec.get("dataset", "")).split(","):
             doc = {
@@ -252,11 +360,14 @@ def replay(
                 "purpose": str(rec.get("purpose", "")),
                 "now": now,
             }
-            # Time matters only through grant expiry: without a grant in play, the same
-            # input decides the same at any time, so the pair is evaluated once.
+            if active:
+                doc["emergencies"] = active
+            # Time matters only through grant expiry and the emergencies in force:
+            # without a grant in play, the same input under the same emergencies
+            # decides the same at any time, so the pair is evaluated once.
             key = tuple(
                 [doc["caller"][k] for k in ("id", "kind", "department", "region")]
-                + [doc["action"], dataset, doc["purpose"]]
+                + [doc["action"], dataset, doc["purpose"], *in_force, "|"]
                 + ([now] if (doc["caller"]["id"], dataset) in granted else [])
             )
             pair = memo.get(key)
@@ -320,11 +431,11 @@ def read_trail(path: Path) -> Iterator[dict[str, Any]]:
         yield from read_records(Path(path))
 
 
-def _grants(path: Path | None) -> list[dict[str, Any]]:
+def _grants(path: Path | None, key: str = "grants") -> list[dict[str, Any]]:
     if path is None or not Path(path).is_file():
         return []
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    return list(doc.get("grants", [])) if isinstance(doc, dict) else []
+    return list(doc.get(key, [])) if isinstance(doc, dict) else []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -335,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidate", type=Path, required=True)
     parser.add_argument("--audit", type=Path, action="append", required=True, help="repeatable")
     parser.add_argument("--grants", type=Path)
+    parser.add_argument("--emergencies", type=Path, help="the emergency store (emergencies.json)")
     parser.add_argument("--callers", type=Path)
     parser.add_argument("--since", default="24h")
     parser.add_argument("--examples", type=int, default=EXAMPLES)
@@ -352,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             RegorusEngine(load_bundle(args.current)),
             RegorusEngine(load_bundle(args.candidate)),
             grants=_grants(args.grants),
+            emergencies=_grants(args.emergencies, "emergencies"),
             since=parse_since(args.since),
             region_of=registry_regions(args.callers),
             examples=args.examples,

@@ -5,9 +5,11 @@ Every gateway process sharing a data directory polls <data-dir>/policy/active
 When the pointer names another version, the watcher reads it (integrity and
 signature checked by the VersionStore), builds its engine, and hands the
 engine to the event loop, which prepares it and swaps the Decider's one
-reference. Requests run on that same loop and decide synchronously, so a
-request decides all its plans on the old engine or all on the new one, and
-none waits for or fails on the swap.
+reference, and the served catalog (the version's data/catalog.json) in the
+same step. Requests run on that same loop and pin the engine and catalog
+served when they start (Decider.pinned), so a request decides all its plans
+on the old engine or all on the new one, reads the catalog of that same
+version, and none waits for or fails on the swap.
 
 A version that cannot be loaded (corrupt, badly signed, does not compile)
 is logged and skipped: the process keeps serving the last good version until
@@ -24,8 +26,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.catalog import Catalog, CatalogMismatch
 from gateway.policy.bundle import PolicyBundle
-from gateway.policy.decider import Decider
+from gateway.policy.decider import Decider, engine_catalog
 from gateway.policy.engine import PolicyEngine, rego_error_text
 from gateway.policy.versions import VersionError, VersionStore
 
@@ -89,7 +92,7 @@ class PolicyRuntime:
     def status(self) -> RuntimeStatus:
         pointer = self.store.active() or {}
         return RuntimeStatus(
-            serving=self.decider.engine.version,
+            serving=self.decider.serving.version,
             active=str(pointer.get("version", "")),
             seq=self._seq,
             last_error=self._last_error,
@@ -119,35 +122,35 @@ class PolicyRuntime:
         """Serve what the pointer names, if it is newer and loads; returns the version served."""
         prepared = self._build_pointed()
         if prepared is None:
-            return self.decider.engine.version
+            return self.decider.serving.version
         return self.adopt(*prepared)
 
-    def adopt(self, seq: int, engine: PolicyEngine) -> str:
+    def adopt(self, seq: int, engine: PolicyEngine, catalog: Catalog | None = None) -> str:
         """Serve `engine`, built for the pointer's entry `seq`, unless something newer is served.
 
         PolicyAdminService builds the engine off the loop and adopts it right after
         moving the pointer, so its own process has switched when the call returns.
         """
         if self._loop is None or threading.get_ident() == self._loop_thread:
-            self._apply(seq, engine)
+            self._apply(seq, engine, catalog)
         else:
             done = threading.Event()
 
             def apply() -> None:
                 try:
-                    self._apply(seq, engine)
+                    self._apply(seq, engine, catalog)
                 finally:
                     done.set()
 
             try:
                 self._loop.call_soon_threadsafe(apply)
             except RuntimeError:  # the loop is closed: the server is stopping
-                return self.decider.engine.version
+                return self.decider.serving.version
             if not done.wait(SWAP_WAIT_S):
                 log.error("policy %s: the event loop did not take the swap", engine.version)
-        return self.decider.engine.version
+        return self.decider.serving.version
 
-    def _build_pointed(self) -> tuple[int, PolicyEngine] | None:
+    def _build_pointed(self) -> tuple[int, PolicyEngine, Catalog | None] | None:
         with self._build_lock:
             pointer = self.store.active()
             if not pointer:
@@ -156,14 +159,19 @@ class PolicyRuntime:
             version = str(pointer.get("version", ""))
             if seq <= self._seq or seq == self._failed_seq:
                 return None
-            if version == self.decider.engine.version:
+            if version == self.decider.serving.version:
                 self._seq, self._last_error = seq, ""
                 return None
             try:
                 _, bundle = self.store.load(version)
-                return seq, self.build(bundle)
+                engine = self.build(bundle)
+                # The catalog goes with the engine: a version whose catalog cannot
+                # be served is not served at all (checked here, off the loop).
+                return seq, engine, self._catalog_for(engine)
             except VersionError as e:
                 self._fail(seq, version, e.message)
+            except CatalogMismatch as e:
+                self._fail(seq, version, str(e)[:500])
             except Exception as e:  # BundleError, engine errors: never take the process down
                 self._fail(seq, version, rego_error_text(e)[:500])
             return None
@@ -172,20 +180,32 @@ class PolicyRuntime:
         self._failed_seq = seq
         self._last_error = f"{version}: {why}"
         log.error(
-            "policy %s not loaded (%s); still serving %s", version, why, self.decider.engine.version
+            "policy %s not loaded (%s); still serving %s",
+            version,
+            why,
+            self.decider.serving.version,
         )
 
-    def _apply(self, seq: int, engine: PolicyEngine) -> None:
+    def _catalog_for(self, engine: PolicyEngine) -> Catalog | None:
+        served = self.decider.catalog
+        return None if served is None else engine_catalog(engine, served.pool_structure)
+
+    def _apply(self, seq: int, engine: PolicyEngine, catalog: Catalog | None = None) -> None:
         if seq <= self._seq:
             return  # a newer version was applied meanwhile
-        old = self.decider.engine
+        old = self.decider.serving
         try:
+            if catalog is None:
+                catalog = self._catalog_for(engine)
             engine.prepare()
+        except CatalogMismatch as e:
+            self._fail(seq, engine.version, str(e)[:500])
+            return
         except Exception as e:
             self._fail(seq, engine.version, rego_error_text(e)[:500])
             _restore(old)
             return
-        self.decider.swap(engine)
+        self.decider.swap(engine, catalog)
         self._seq, self._last_error, self._swapped_at = seq, "", time.time()
         log.info("policy %s now served (was %s)", engine.version, old.version)
 

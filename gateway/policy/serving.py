@@ -2,7 +2,9 @@
 
 At start the gateway serves the active version of <data-dir>/policy if one
 exists, else the policy directory it was configured with (the shipped
-`policies/`). A stored version is checked again in a child process before it
+`policies/`), and the catalog of whichever bundle it serves (R1: one
+catalog; a bundle whose catalog names other datasets or fields than the
+pool holds is not served). A stored version is checked again in a child process before it
 is served; if the active one does not load, the gateway serves the most
 recent earlier version from the history that does (the last good version)
 and says so in the log, rather than not starting.
@@ -20,8 +22,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.catalog import (
+    DEFAULT_CATALOG,
+    Catalog,
+    CatalogMismatch,
+    ServedCatalog,
+    from_bundle_data,
+)
+from gateway.catalog import load as load_catalog
 from gateway.grants import GrantStore
-from gateway.policy.bundle import BundleError, load_bundle
+from gateway.policy.bundle import BundleError, PolicyBundle, load_bundle
 from gateway.policy.check import check_in_subprocess
 from gateway.policy.decider import Decider
 from gateway.policy.engine import PolicyEngine, RegorusEngine
@@ -65,19 +75,30 @@ class Served:
     engine: PolicyEngine
     seq: int  # the pointer's seq when it was read (0: no version stored yet)
     note: str  # why the active version is not the one served, if it is not
+    catalog: Catalog | None = None  # the served bundle's catalog
 
 
-def load_served(policy_dir: Path, store: VersionStore, build: EngineFactory) -> Served:
+Structure = dict[str, tuple[str, ...]]
+
+
+def load_served(
+    policy_dir: Path, store: VersionStore, build: EngineFactory, structure: Structure | None = None
+) -> Served:
+    """The version to serve, its engine prepared and its catalog read; `structure`
+    (the pool's datasets and fields) rules out a version whose catalog differs."""
     pointer = store.active() or {}
     seq = int(pointer.get("seq", 0) or 0)
     active = str(pointer.get("version", ""))
     if not active:
-        return Served(_prepared(build, policy_dir, load_bundle(policy_dir)), 0, "")
+        bundle = load_bundle(policy_dir)
+        catalog = _catalog(bundle, structure)
+        return Served(_prepared(build, policy_dir, bundle), 0, "", catalog)
     failures: list[str] = []
     candidates = [active] + [h.version for h in reversed(store.history()) if h.version != active]
     for version in dict.fromkeys(candidates):
         try:
             _, bundle = store.load(version)
+            catalog = _catalog(bundle, structure)
             engine = _prepared(build, store.bundle_dir(version), bundle)
         except (VersionError, PolicyRejected, BundleError) as e:
             failures.append(f"{version}: {e}")
@@ -86,8 +107,46 @@ def load_served(policy_dir: Path, store: VersionStore, build: EngineFactory) -> 
         note = "" if version == active else f"active {active} does not load; serving {version}"
         if note:
             log.error("policy: %s", note)
-        return Served(engine, seq, note)
+        return Served(engine, seq, note, catalog)
     raise PolicyRejected("no stored policy version can be served: " + "; ".join(failures))
+
+
+def _catalog(bundle: PolicyBundle, structure: Structure | None) -> Catalog:
+    try:
+        return from_bundle_data(bundle.data, structure)
+    except CatalogMismatch as e:
+        raise PolicyRejected(str(e)) from None
+
+
+def data_dir_catalog(
+    data_dir: Path, policy_dir: Path | None = None, shipped: Path = DEFAULT_CATALOG
+) -> ServedCatalog:
+    """The catalog a gateway on `data_dir` serves, for commands that read the data
+    directory without a server (pool import, conflicts report, grants, keys rotate).
+
+    The active policy version's catalog (its files checked against its manifest),
+    or, as the server does, the most recent earlier version that can be read; the
+    catalog shipped with the gateway before the first activation."""
+    base = load_catalog(shipped)
+    structure = base.structure()
+    store = policy_store(data_dir)
+    active = store.active_version()
+    if not active:
+        version = load_bundle(Path(policy_dir or DEFAULT_CATALOG.parent.parent)).version
+        return ServedCatalog(base, version, structure=structure)
+    failures: list[str] = []
+    candidates = [active] + [h.version for h in reversed(store.history()) if h.version != active]
+    for version in dict.fromkeys(candidates):
+        try:
+            _, bundle = store.load(version)
+            catalog = from_bundle_data(bundle.data, structure)
+        except (VersionError, CatalogMismatch) as e:
+            failures.append(f"{version}: {e}")
+            continue
+        if version != active:
+            log.error("policy: active %s cannot be read; using the catalog of %s", active, version)
+        return ServedCatalog(catalog, version, structure=structure)
+    raise PolicyRejected("no stored policy version has a catalog to read: " + "; ".join(failures))
 
 
 def _prepared(build: EngineFactory, directory: Path, bundle) -> PolicyEngine:
@@ -102,13 +161,22 @@ def _prepared(build: EngineFactory, directory: Path, bundle) -> PolicyEngine:
 
 
 def serving_decider(
-    policy_dir: Path, data_dir: Path, grants: GrantStore, extra: Mapping[str, str]
+    policy_dir: Path,
+    data_dir: Path,
+    grants: GrantStore,
+    extra: Mapping[str, str],
+    catalog_path: Path = DEFAULT_CATALOG,
 ) -> Decider:
-    """The Decider for `govgw serve`, with the PolicyRuntime that will keep it current."""
+    """The Decider for `govgw serve`, with the PolicyRuntime that will keep it current,
+    and the served catalog (`decider.catalog`) that follows it. `catalog_path` is
+    the catalog of this gateway release: what the pool holds."""
     store = policy_store(data_dir)
     build = engine_factory(extra)
-    served = load_served(Path(policy_dir), store, build)
-    decider = Decider(served.engine, grants)
+    structure = load_catalog(catalog_path).structure()
+    served = load_served(Path(policy_dir), store, build, structure)
+    assert served.catalog is not None
+    catalog = ServedCatalog(served.catalog, served.engine.version, structure=structure)
+    decider = Decider(served.engine, grants, catalog=catalog)
     decider.runtime = PolicyRuntime(decider, store, build, seq=served.seq, note=served.note)
     log.info("policy %s served (%s)", served.engine.version, backend_settings(extra)[0])
     return decider

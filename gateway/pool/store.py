@@ -350,7 +350,9 @@ class Pool:
         found = self._handles.get(dataset)
         if found is None:
             raise ValueError(f"unknown dataset {dataset!r}")
-        return found
+        # The dataset as the catalog has it now (a served catalog follows policy
+        # activations); its name and fields are the ones the handle was built for.
+        return self.catalog.get(dataset) or found[0], found[1], found[2]
 
     def key_state(self, *, force: bool = False) -> _KeyState:
         """The key versions to use now, re-read from the key file if it changed.

@@ -1,4 +1,9 @@
-"""CatalogService: what the pool holds, its classes, provider and legal basis (R1, R2)."""
+"""CatalogService: what the pool holds, its classes, provider and legal basis (R1, R2).
+
+What it publishes is the catalog of the policy version served (the version's
+data/catalog.json, swapped with its engine), and every response names that
+version, so a developer sees a class or masking change the moment it decides.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import base64
 from govgw.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
 
 from gateway import validation
-from gateway.catalog import Dataset
+from gateway.catalog import Catalog, Dataset, ServedCatalog, Treatment
 from gateway.errors import invalid, not_found
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import CATALOG_READ
@@ -39,7 +44,14 @@ _SUBJECT = {
 }
 
 
-def dataset_message(ds: Dataset, version: str) -> catalog_pb2.Dataset:
+def _masking(t: Treatment) -> catalog_pb2.Masking:
+    m = catalog_pb2.Masking(operator=t.operator)
+    if t.params:
+        m.params.update(t.params)
+    return m
+
+
+def dataset_message(ds: Dataset, version: str, policy_version: str = "") -> catalog_pb2.Dataset:
     return catalog_pb2.Dataset(
         name=ds.name,
         title=ds.title,
@@ -61,12 +73,21 @@ def dataset_message(ds: Dataset, version: str) -> catalog_pb2.Dataset:
                 title=f.title,
                 type=f.type,
                 sensitivity=_SENSITIVITY[f.sensitivity],
+                attribute=f.attribute,
+                derived_from_subject=f.derived_from_subject,
+                share_masking=_masking(f.share),
+                open_masking=_masking(f.open),
             )
             for f in ds.fields
         ],
         predicates=list(ds.predicates),
         version=version,
+        policy_version=policy_version,
     )
+
+
+def _policy_version(catalog: Catalog) -> str:
+    return catalog.policy_version if isinstance(catalog, ServedCatalog) else ""
 
 
 def _page_token(offset: int) -> str:
@@ -106,18 +127,22 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
 
         def execute(ex: Exec) -> Outcome[catalog_pb2.ListDatasetsResponse]:
             offset, size = ex.request.payload
-            names = sorted(self.parts.catalog.datasets)
+            # The call pinned the served version (Pipeline.run): one document throughout.
+            catalog = self.parts.catalog
+            policy_version = _policy_version(catalog)
+            names = sorted(catalog.datasets)
             page = names[offset : offset + size]
             more = offset + size < len(names)
             return Outcome(
                 catalog_pb2.ListDatasetsResponse(
                     datasets=[
                         dataset_message(
-                            self.parts.catalog.datasets[n], self.parts.pool.dataset_version(n)
+                            catalog.datasets[n], self.parts.pool.dataset_version(n), policy_version
                         )
                         for n in page
                     ],
                     next_page_token=_page_token(offset + size) if more else "",
+                    policy_version=policy_version,
                 )
             )
 
@@ -133,13 +158,18 @@ class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
             return Request(purpose or "", ("",), payload=request.name)
 
         def execute(ex: Exec) -> Outcome[catalog_pb2.GetDatasetResponse]:
-            ds = self.parts.catalog.get(ex.request.payload)
+            catalog = self.parts.catalog
+            policy_version = _policy_version(catalog)
+            ds = catalog.get(ex.request.payload)
             if ds is None:
                 # The catalog is published; saying a dataset does not exist reveals nothing.
                 raise not_found("DATASET_NOT_FOUND", "no dataset of that name in the catalog")
             return Outcome(
                 catalog_pb2.GetDatasetResponse(
-                    dataset=dataset_message(ds, self.parts.pool.dataset_version(ds.name))
+                    dataset=dataset_message(
+                        ds, self.parts.pool.dataset_version(ds.name), policy_version
+                    ),
+                    policy_version=policy_version,
                 )
             )
 

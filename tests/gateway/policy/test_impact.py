@@ -189,3 +189,129 @@ def test_the_child_checks_the_candidate_first(tmp_path: Path) -> None:
         30,
     )
     assert doc is not None and doc["report"]["decisions_changed"] == 0
+
+
+# ----- calls made under an emergency (R11) ---------------------------------------------------
+
+EM_DS = "social_assistance.recipient"
+EM_PURPOSE = "地震受灾群众救助核查"
+DECLARED, ENDED = NOW - timedelta(hours=5), NOW - timedelta(hours=2)
+
+
+def _stamp(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@cache
+def no_emergency_widening() -> RegorusEngine:
+    """The candidate: an emergency grant is never in force."""
+    files = dict(read_policy_files(POLICIES))
+    rego = files["grants.rego"].decode()
+    assert "in_force(g) if emergency_of(g)\n" in rego
+    files["grants.rego"] = rego.replace("in_force(g) if emergency_of(g)\n", "").encode()
+    return RegorusEngine(bundle_from_files(files))
+
+
+def emergency_store() -> tuple[list[dict], list[dict]]:
+    """An emergency declared 5 h and ended 2 h before NOW, as the stores keep it then."""
+    em = {
+        "id": "em-1",
+        "title": "地震应急响应",
+        "scope": {EM_DS: ["assistance_type", "name"]},
+        "agencies": ["agency-rescue"],
+        "purpose": EM_PURPOSE,
+        "ends_at": _stamp(NOW + timedelta(days=3)),
+        "declared_at": _stamp(DECLARED),
+        "status": "ended",
+        "ended_at": _stamp(ENDED),
+        "grant_ids": ["g-em"],
+    }
+    grant = {
+        "id": "g-em",
+        "caller": "agency-rescue",
+        "dataset": EM_DS,
+        "fields": ["assistance_type", "name"],
+        "purpose": EM_PURPOSE,
+        "expires_at": em["ends_at"],
+        "status": "revoked",
+        "created_at": em["declared_at"],
+        "emergency_id": "em-1",
+        "revoked_at": em["ended_at"],
+        "revoke_reason": "EMERGENCY_ENDED",
+    }
+    return [em], [grant]
+
+
+def emergency_call(minutes_before_now: int, decision: str) -> dict:
+    rec = record(minutes_before_now, "agency-rescue", "agency", "lookup", EM_DS)
+    rec.update(purpose=EM_PURPOSE, decision=decision)
+    if decision == "allow":
+        rec["emergencies"] = ["em-1"]
+    return rec
+
+
+def test_calls_under_an_emergency_replay_with_it_as_it_was_then() -> None:
+    emergencies, grants = emergency_store()
+    records = [
+        emergency_call(3 * 60, "allow"),  # under the emergency
+        emergency_call(4 * 60, "allow"),  # under the emergency
+        emergency_call(60, "deny"),  # after its end: the grant was revoked
+        emergency_call(6 * 60, "deny"),  # before its declaration: no grant yet
+    ]
+    kw: dict[str, Any] = {"grants": grants, "emergencies": emergencies}
+    report = replay(records, current(), no_emergency_widening(), **kw).to_json()
+    # The served policy decides every call as it was decided at its time...
+    assert report["recorded_differs"] == 0 and report["decisions_compared"] == 4
+    # ...and the candidate refuses the two made under the emergency, only those.
+    assert report["totals"] == {"allow_to_deny": 2}
+    [group] = report["groups"]
+    assert (group["dataset"], group["caller"], group["count"]) == (EM_DS, "agency-rescue", 2)
+    ex = group["examples"][0]
+    assert ex["before"]["allow"] and ex["before"]["fields"] == {
+        "assistance_type": "keep",
+        "name": "mask",
+    }
+    assert ex["after"] == {"allow": False, "reason": "GRANT_REQUIRED"}
+    # The same records without the emergency store: the widening is not previewed.
+    blind = replay(records, current(), no_emergency_widening(), grants=grants).to_json()
+    assert blind["totals"] == {} and blind["recorded_differs"] == 2
+
+
+def test_an_active_emergency_is_replayed_while_it_lasts() -> None:
+    emergencies, grants = emergency_store()
+    emergencies[0].update(status="active", ended_at="")
+    grants[0].update(status="active")
+    del grants[0]["revoked_at"], grants[0]["revoke_reason"]
+    records = [emergency_call(60, "allow"), emergency_call(3 * 60, "allow")]
+    report = replay(
+        records, current(), no_emergency_widening(), grants=grants, emergencies=emergencies
+    ).to_json()
+    assert report["totals"] == {"allow_to_deny": 2} and report["recorded_differs"] == 0
+    same = replay(records, current(), current(), grants=grants, emergencies=emergencies)
+    assert same.to_json()["totals"] == {}
+
+
+def test_a_call_in_the_second_an_emergency_ended_replays_under_it() -> None:
+    """The store stamps whole seconds; the record's own `emergencies` says it was in force."""
+    emergencies, grants = emergency_store()
+    rec = emergency_call(0, "allow")
+    rec["ts"] = (ENDED + timedelta(milliseconds=400)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    late = emergency_call(0, "deny")
+    late["ts"] = (ENDED + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    late["request_id"] = "req_late"
+    report = replay(
+        [rec, late], current(), no_emergency_widening(), grants=grants, emergencies=emergencies
+    ).to_json()
+    assert report["recorded_differs"] == 0 and report["totals"] == {"allow_to_deny": 1}
+
+
+def test_an_emergency_grant_revoked_before_the_end_is_replayed_revoked_from_then() -> None:
+    emergencies, grants = emergency_store()
+    grants[0].update(revoked_at=_stamp(DECLARED + timedelta(minutes=30)), revoke_reason="MISUSE")
+    before, after = emergency_call(4 * 60 + 45, "allow"), emergency_call(4 * 60, "deny")
+    report = replay(
+        [before, after], current(), no_emergency_widening(), grants=grants, emergencies=emergencies
+    ).to_json()
+    assert report["recorded_differs"] == 0 and report["totals"] == {"allow_to_deny": 1}
+    [group] = report["groups"]
+    assert group["examples"][0]["request_id"] == before["request_id"]

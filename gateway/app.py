@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from gateway import keys
+from gateway.access.disputes import DisputedFields, index_path
 from gateway.access.emergency import EmergencyStore
 from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
@@ -47,6 +48,7 @@ def build_parts(config: ServeConfig) -> Parts:
         audit=AuditLog(layout.audit),
         signer=ReceiptSigner(keyring.receipt_key),
         withdrawn=withdrawals.withdrawn,
+        disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash),
     )
 
 

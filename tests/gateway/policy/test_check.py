@@ -121,7 +121,7 @@ def test_sanity_inputs_cover_every_kind_action_and_dataset() -> None:
     catalog = {"datasets": {"x": {}, "y": {}}}
     inputs = sanity_inputs(catalog)
     # 16 + five emergency, five subject-rights and one conflicts action
-    assert len(ACTIONS) == 27 and "conflicts.read" in ACTIONS
+    assert len(ACTIONS) == 30 and "conflicts.read" in ACTIONS
     assert len(inputs) == 5 * 28 * 4  # kinds + "robot", actions + "delete"
     assert {i["dataset"] for i in inputs} == {"x", "y", "", "no.such.dataset"}
 

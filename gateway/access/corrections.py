@@ -307,6 +307,18 @@ class CorrectionStore:
             doc["history"].append({"at": at, "actor": caller.id, "event": doc["status"]})
         return self.view(doc, now, for_provider=True)
 
+    def pending_deadlines(self) -> list[tuple[str, str, str, Deadline]]:
+        """(id, dataset, provider, deadline) of every pending request, for the deadlines
+        report: nothing sealed is opened."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT doc FROM corrections WHERE status=? ORDER BY filed_at, id", (PENDING,)
+            ).fetchall()
+        docs = [json.loads(r[0]) for r in rows]
+        return [
+            (d["id"], d["dataset"], d["provider"], Deadline.from_dict(d["deadline"])) for d in docs
+        ]
+
     # ----- views ---------------------------------------------------------------------------
 
     def view(self, doc: dict[str, Any], now: datetime, *, for_provider: bool) -> dict[str, Any]:

@@ -155,7 +155,9 @@ class OpeningSuspensionStore(JsonListStore):
 
     # ----- reading -----------------------------------------------------------------------
 
-    def visible(self, caller: Caller, *, dataset: str = "", status: str = "") -> list[dict[str, Any]]:
+    def visible(
+        self, caller: Caller, *, dataset: str = "", status: str = ""
+    ) -> list[dict[str, Any]]:
         return [
             s
             for s in self.list()

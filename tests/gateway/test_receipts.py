@@ -160,3 +160,19 @@ def test_payload_holds_the_commitment_never_the_subject_key(
     assert key.encode() not in r.payload
     assert key not in json.dumps(r.to_json())
     assert key not in r.receipt_id
+
+
+def test_disputed_fields_are_claimed_and_signed(
+    tmp_path: Path, ring: KeyRing, signer: ReceiptSigner
+) -> None:
+    """A field under correction (R8) is in the signed claims; altering it breaks the signature."""
+    disputed = "population.basic:name:2026-06-01"
+    r = issue(signer, ring.subject_hash("x"), disputed_fields=disputed)
+    keys = load_public_keys(keyset_file(tmp_path, signer))
+    assert verify_receipt(r, keys)["disputed_fields"] == disputed
+    forged = SignedReceipt(
+        r.receipt_id, r.key_id, r.payload.replace(b"name:", b"phone:"), r.signature
+    )
+    with pytest.raises(ReceiptInvalid):
+        verify_receipt(forged, keys)
+    assert "disputed_fields" not in issue(signer, ring.subject_hash("x")).claims()

@@ -32,6 +32,7 @@ from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, not_found
 from gateway.grants import JsonListStore
+from gateway.grants import _stamp as file_stamp
 
 SUSPENDED, WITHDRAWN, REOPENED = "suspended", "withdrawn", "reopened"
 STATUSES = (SUSPENDED, WITHDRAWN, REOPENED)
@@ -49,6 +50,13 @@ class OpeningSuspensionStore(JsonListStore):
         # No refresh interval: a suspension narrows access, so every decision looks.
         super().__init__(path, refresh_interval=0.0)
         self.catalog = catalog
+
+    @property
+    def version(self) -> int:
+        # Read by every decision: one stat and no lock unless the file changed.
+        if file_stamp(self.path) != self._stamp:
+            self._refresh(force=True)
+        return self._version
 
     # ----- the policy's view -------------------------------------------------------------
 

@@ -153,7 +153,9 @@ def usccs(draw: st.DrawFn) -> str:
 def test_payload_holds_the_commitment_never_the_subject_key(
     ring: KeyRing, signer: ReceiptSigner, key: str
 ) -> None:
-    assert ric.is_valid(key) or uscc.is_valid(key)
+    # USCC first: stdnum's ric.is_valid raises KeyError (not False) on some all-digit
+    # USCCs whose first six digits name a region without a county (e.g. 440909...).
+    assert uscc.is_valid(key) or ric.is_valid(key)
     commitment = ring.subject_hash(key)
     r = issue(signer, commitment)
     assert r.claims()["subject_commitment"] == commitment

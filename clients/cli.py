@@ -29,7 +29,7 @@ from clients import (
     cli_subjects,
 )
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
-from clients.sdk import GovgwClient, GovgwClientError
+from clients.sdk import GovgwClient, GovgwClientError, disputed_notice
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -100,6 +100,7 @@ def cmd_verify_identity(args: argparse.Namespace) -> int:
         r.to_json(),
         lambda: (
             f"{'MATCH 一致' if r.matched else 'NO_MATCH 不一致'}\n"
+            f"{disputed_notice(r.disputed)}"
             f"receipt  {r.receipt.receipt_id if r.receipt else '-'} (signature verified)\n"
             f"request  {r.request_id}  policy {r.policy_version}"
         ),
@@ -122,7 +123,7 @@ def cmd_verify_attributes(args: argparse.Namespace) -> int:
         r.to_json(),
         lambda: (
             table([["predicate", "answer"]] + [[k, str(v).lower()] for k, v in r.results.items()])
-            + f"\nreceipt  {r.receipt.receipt_id if r.receipt else '-'}\nrequest  {r.request_id}"
+            + f"\n{disputed_notice(r.disputed)}receipt  {r.receipt.receipt_id if r.receipt else '-'}\nrequest  {r.request_id}"
         ),
     )
     return 0
@@ -143,6 +144,8 @@ def _lookup_human(result: Any) -> str:
                 + [[k, v.value, v.treatment] for k, v in rec.items()]
             )
         )
+    if result.disputed:
+        lines.append(disputed_notice(result.disputed).rstrip("\n"))
     p = result.provenance
     lines.append(
         f"source {p.source_department} · {p.dataset} {p.dataset_version} · retrieved {p.retrieved_at:%Y-%m-%d %H:%M:%S} UTC"

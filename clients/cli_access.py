@@ -9,6 +9,7 @@
     govgw access suspend|reinstate|revoke GRANT_ID --reason R
     govgw access sweep                                               (administrators)
     govgw access usage --dataset D [--since T] [--until T] [--csv]   (providers, administrators)
+    govgw access deadlines [--overdue] [--dataset D] [--csv]          (providers, administrators)
 
 Every verb is a call to AccessService as the caller whose key is given
 (--api-key or GOVGW_API_KEY): authenticated, decided and audited.
@@ -227,3 +228,7 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--since", help="RFC 3339 time or Nd (days ago); default 30 days ago")
     sp.add_argument("--until", help="RFC 3339 time or Nd (days ago); default now")
     sp.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+
+    from clients.cli_opening import add_deadlines  # here: cli_opening imports this module
+
+    add_deadlines(access, h)  # govgw access deadlines (R3)

@@ -18,6 +18,13 @@ The provider (an agency of the dataset's providing department):
     govgw subjects withdrawals --provider [--dataset D] [--status suspended]
     govgw subjects review WITHDRAWAL_ID --uphold|--reinstate|--reprocess --reason R
 
+The provider (or an administrator), a whole dataset's opening on a security risk:
+
+    govgw subjects suspend-opening DATASET --reason R
+    govgw subjects openings [--dataset D] [--status suspended|withdrawn|reopened]
+    govgw subjects withdraw-opening SUSPENSION_ID --reason R
+    govgw subjects reopen SUSPENSION_ID --reason R [--reprocessed]
+
 The data directory (no server):
 
     govgw subjects issuers add NAME --public-key PEM_FILE [--description TEXT]
@@ -36,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clients.cli_access import _as_dict, _when
+from clients.cli_opening import add_opening
 
 if TYPE_CHECKING:
     from clients.cli import CliHelpers
@@ -267,6 +275,8 @@ def register(sub: Any, h: CliHelpers) -> None:
     which.add_argument("--reinstate", action="store_true", help="opened again as it was")
     which.add_argument("--reprocess", action="store_true", help="opened again after reprocessing")
     sp.add_argument("--reason", required=True, help="why, for the subject")
+
+    add_opening(subjects, h)  # a dataset's opening suspended on a security risk (R9)
 
     # ----- the data directory ------------------------------------------------------------
 

@@ -148,14 +148,48 @@ class FieldValue:
 
 
 @dataclass(frozen=True)
+class Disputed:
+    """A field the answer used that is under correction (校核 pending, R8): accept the
+    citizen's valid document for it rather than refusing service."""
+
+    dataset: str
+    field: str
+    filed_on: str  # YYYY-MM-DD, China time
+
+    def to_json(self) -> dict[str, str]:
+        return {"dataset": self.dataset, "field": self.field, "filed_on": self.filed_on}
+
+    def __str__(self) -> str:
+        return f"{self.dataset}.{self.field} (correction filed {self.filed_on})"
+
+
+def _disputed(items: Sequence[common_pb2.DisputedField]) -> tuple[Disputed, ...]:
+    seen = dict.fromkeys(Disputed(d.dataset, d.field, d.filed_on) for d in items)
+    return tuple(seen)
+
+
+def disputed_notice(items: Sequence[Disputed]) -> str:
+    """The human line for a counter clerk ('' when nothing is disputed)."""
+    if not items:
+        return ""
+    return (
+        "under correction (校核), accept the citizen's valid document: "
+        + "; ".join(str(d) for d in items)
+        + "\n"
+    )
+
+
+@dataclass(frozen=True)
 class IdentityResult:
     matched: bool
     receipt: SignedReceipt | None
     request_id: str
     policy_version: str
+    disputed: tuple[Disputed, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "disputed_fields": [d.to_json() for d in self.disputed],
             "result": "MATCH" if self.matched else "NO_MATCH",
             "receipt": self.receipt.to_json() if self.receipt else None,
             "receipt_claims": self.receipt.claims() if self.receipt else None,
@@ -170,9 +204,11 @@ class AttributesResult:
     receipt: SignedReceipt | None
     request_id: str
     policy_version: str
+    disputed: tuple[Disputed, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "disputed_fields": [d.to_json() for d in self.disputed],
             "results": self.results,
             "receipt": self.receipt.to_json() if self.receipt else None,
             "receipt_claims": self.receipt.claims() if self.receipt else None,
@@ -189,9 +225,12 @@ class LookupResult:
     policy_version: str = ""
     index: int = 0
     found: bool = True
+    # Released fields under correction (the same for every record of the subject).
+    disputed: tuple[Disputed, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "disputed_fields": [d.to_json() for d in self.disputed],
             "records": [
                 {k: {"value": v.value, "treatment": v.treatment} for k, v in r.items()}
                 for r in self.records
@@ -276,6 +315,7 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
             receipt,
             r.request_id,
             r.policy_version,
+            _disputed(r.disputed_fields),
         )
 
     def verify_attributes(
@@ -301,7 +341,9 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
         )
         receipt = self._checked(_receipt(r.receipt, r.HasField("receipt")))
         results = {predicate_label(x.predicate.name, x.predicate.args): x.value for x in r.results}
-        return AttributesResult(results, receipt, r.request_id, r.policy_version)
+        return AttributesResult(
+            results, receipt, r.request_id, r.policy_version, _disputed(r.disputed_fields)
+        )
 
     # -- lookup --------------------------------------------------------------
     def lookup(
@@ -314,7 +356,11 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
             ),
         )
         return LookupResult(
-            _records(r.records), Provenance.from_proto(r.provenance), r.request_id, r.policy_version
+            _records(r.records),
+            Provenance.from_proto(r.provenance),
+            r.request_id,
+            r.policy_version,
+            disputed=_disputed([d for rec in r.records for d in rec.disputed_fields]),
         )
 
     def batch_lookup(
@@ -333,6 +379,7 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
                     item.request_id,
                     index=item.index,
                     found=item.found,
+                    disputed=_disputed([d for rec in item.records for d in rec.disputed_fields]),
                 )
         except grpc.RpcError as err:
             raise GovgwClientError.from_rpc_error(err) from None

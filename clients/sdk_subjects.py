@@ -12,21 +12,28 @@ from functools import cached_property
 from typing import Any
 
 import grpc
+from govgw.v1 import (
+    deadlines_pb2,
+    deadlines_pb2_grpc,
+    opening_pb2,
+    opening_pb2_grpc,
+    subject_pb2_grpc,
+)
 from govgw.v1 import subject_pb2 as pb
-from govgw.v1 import subject_pb2_grpc
 
 TOKEN_HEADER = "x-govgw-subject-token"
 CORRECTION_STATUSES = ("pending", "corrected", "rejected")
 WITHDRAWAL_STATUSES = ("suspended", "withdrawn", "reinstated", "reprocessed")
 REVIEWS = ("uphold", "reinstate", "reprocess")
+OPENING_STATUSES = ("suspended", "withdrawn", "reopened")
 
 
-def _enum(prefix: str, name: str, allowed: tuple[str, ...]) -> int:
+def _enum(prefix: str, name: str, allowed: tuple[str, ...], module: Any = pb) -> int:
     if not name:
         return 0
     if name not in allowed:
         raise ValueError(f"{prefix.lower()}: one of {', '.join(allowed)}")
-    return int(getattr(pb, f"{prefix}_{name.upper()}"))
+    return int(getattr(module, f"{prefix}_{name.upper()}"))
 
 
 class SubjectsClientMixin:
@@ -37,6 +44,14 @@ class SubjectsClientMixin:
     @cached_property
     def subjects(self) -> subject_pb2_grpc.SubjectServiceStub:
         return subject_pb2_grpc.SubjectServiceStub(self._channel)
+
+    @cached_property
+    def opening(self) -> opening_pb2_grpc.OpeningServiceStub:
+        return opening_pb2_grpc.OpeningServiceStub(self._channel)
+
+    @cached_property
+    def deadlines_stub(self) -> deadlines_pb2_grpc.DeadlineServiceStub:
+        return deadlines_pb2_grpc.DeadlineServiceStub(self._channel)
 
     def _subject_call(self, method: Any, request: Any, subject_token: str | None) -> Any:
         from clients.sdk import GovgwClientError
@@ -161,3 +176,48 @@ class SubjectsClientMixin:
             None,
         )
         return r.withdrawal
+
+    # -- a dataset's opening suspended on a security risk (R9) ------------------------
+    def suspend_opening(self, dataset: str, *, reason: str) -> opening_pb2.OpeningSuspension:
+        r = self._subject_call(
+            self.opening.SuspendOpening,
+            opening_pb2.SuspendOpeningRequest(dataset=dataset, reason=reason),
+            None,
+        )
+        return r.suspension
+
+    def list_opening_suspensions(
+        self, *, dataset: str = "", status: str = ""
+    ) -> list[opening_pb2.OpeningSuspension]:
+        req = opening_pb2.ListOpeningSuspensionsRequest(
+            dataset=dataset,
+            status=_enum("OPENING_SUSPENSION_STATUS", status, OPENING_STATUSES, opening_pb2),
+        )
+        return list(self._subject_call(self.opening.ListOpeningSuspensions, req, None).suspensions)
+
+    def withdraw_opening(self, suspension_id: str, *, reason: str) -> opening_pb2.OpeningSuspension:
+        r = self._subject_call(
+            self.opening.WithdrawOpening,
+            opening_pb2.WithdrawOpeningRequest(suspension_id=suspension_id, reason=reason),
+            None,
+        )
+        return r.suspension
+
+    def reopen_opening(
+        self, suspension_id: str, *, reason: str, reprocessed: bool = False
+    ) -> opening_pb2.OpeningSuspension:
+        r = self._subject_call(
+            self.opening.ReopenOpening,
+            opening_pb2.ReopenOpeningRequest(
+                suspension_id=suspension_id, reason=reason, reprocessed=reprocessed
+            ),
+            None,
+        )
+        return r.suspension
+
+    # -- the deadlines report (R3) ------------------------------------------------------
+    def deadlines(
+        self, *, overdue_only: bool = False, dataset: str = ""
+    ) -> deadlines_pb2.ListDeadlinesResponse:
+        req = deadlines_pb2.ListDeadlinesRequest(overdue_only=overdue_only, dataset=dataset)
+        return self._subject_call(self.deadlines_stub.ListDeadlines, req, None)

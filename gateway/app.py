@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 
 from gateway import keys
+from gateway.access.disputes import DisputedFields, index_path
 from gateway.access.emergency import EmergencyStore
 from gateway.access.holidays import SUPPLEMENTS
+from gateway.access.opening import OpeningSuspensionStore
 from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
 from gateway.auth import Authenticator
@@ -43,6 +45,9 @@ def build_parts(config: ServeConfig) -> Parts:
     # One store for the decider (input.emergencies) and EmergencyService, so a
     # declaration or an end is seen by the next decision of this process.
     decider.emergencies = EmergencyStore(layout.emergencies, grants, catalog, registry.get)
+    # Datasets whose opening is suspended (data.suspensions, R9): the decider's, and
+    # OpeningService's, so a suspension changes this process's next decision.
+    decider.suspensions = OpeningSuspensionStore(layout.opening_suspensions, catalog)
     withdrawals = WithdrawalStore(layout.withdrawals, catalog, keyring)
     return Parts(
         catalog=catalog,
@@ -54,6 +59,7 @@ def build_parts(config: ServeConfig) -> Parts:
         audit=AuditLog(layout.audit),
         signer=ReceiptSigner(keyring.receipt_key),
         withdrawn=withdrawals.withdrawn,
+        disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash),
     )
 
 

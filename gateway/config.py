@@ -71,6 +71,11 @@ class Layout:
         return self.data_dir / "withdrawals.json"
 
     @property
+    def opening_suspensions(self) -> Path:
+        """Datasets whose opening is suspended on a security risk (R9)."""
+        return self.data_dir / "opening_suspensions.json"
+
+    @property
     def subject_issuers(self) -> Path:
         """Identity providers whose subject tokens the gateway accepts (public keys)."""
         return self.data_dir / "subject_issuers.json"

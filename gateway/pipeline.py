@@ -30,7 +30,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
@@ -127,6 +127,9 @@ class Parts:
     # Is a subject's record in a dataset withdrawn from opening (撤回)? Set by
     # gateway.app from the WithdrawalStore; read in services.common.read_rows.
     withdrawn: Callable[[str, str], bool] | None = None
+    # Fields of a subject's record under correction (校核 pending, R8): (dataset,
+    # subject key) -> {field: filing date}. Set by gateway.app; gateway.access.disputes.
+    disputed: Callable[[str, str], Mapping[str, str]] | None = None
 
 
 # Request ids need to be unique, not secret: a random per-process prefix and

@@ -46,6 +46,11 @@ SUBJECT_REVIEW = "subject.review"
 # ...and no RPC: asked per kind of audited use, may the subject see it (hidden by law)?
 SUBJECT_DISCLOSE = "subject.disclose"
 CONFLICTS_READ = "conflicts.read"
+# Suspending a dataset's opening on a security risk (R9): providers and administrators.
+OPENING_SUSPEND = "opening.suspend"
+OPENING_READ = "opening.read"
+# The deadlines report (R3): open applications and corrections with their deadlines.
+DEADLINES_READ = "deadlines.read"
 
 
 @dataclass(frozen=True)

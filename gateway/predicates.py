@@ -53,6 +53,9 @@ class Predicate(ABC):
     name: ClassVar[str]
     dataset: ClassVar[str]
     subject_kind: ClassVar[str]
+    # The fields of `dataset` the answer rests on: a pending correction of one of
+    # them is indicated with the answer (R8, `gateway.access.disputes`).
+    fields: ClassVar[tuple[str, ...]] = ()
     # (min, max) number of arguments
     arity: ClassVar[tuple[int, int]] = (0, 0)
 
@@ -97,6 +100,7 @@ class IdentityMatch(Predicate):
     """The name on record for this ID number is the given name."""
 
     name = "identity_match"
+    fields = ("name",)
     dataset = "population.basic"
     subject_kind = PERSON
     arity = (1, 1)
@@ -116,6 +120,7 @@ class IdentityMatch(Predicate):
 @register
 class AgeAtLeast(Predicate):
     name = "age_at_least"
+    fields = ("birth_date",)
     dataset = "population.basic"
     subject_kind = PERSON
     arity = (1, 1)
@@ -138,6 +143,7 @@ class ResidentIn(Predicate):
     """Household registration lies within a region-code prefix (province 2, city 4, county 6)."""
 
     name = "resident_in"
+    fields = ("region_code",)
     dataset = "population.basic"
     subject_kind = PERSON
     arity = (1, 1)
@@ -160,6 +166,7 @@ class ResidentIn(Predicate):
 @register
 class HoldsValidLicence(Predicate):
     name = "holds_valid_licence"
+    fields = ("licence_type", "status", "valid_until")
     dataset = "licence.business"
     subject_kind = LEGAL_ENTITY
     arity = (1, 1)
@@ -186,6 +193,7 @@ class HoldsValidLicence(Predicate):
 @register
 class EntityActive(Predicate):
     name = "entity_active"
+    fields = ("status",)
     dataset = "legal_entity.basic"
     subject_kind = LEGAL_ENTITY
     ACTIVE = frozenset({"存续", "在业"})
@@ -199,6 +207,7 @@ class ReceivesSocialAssistance(Predicate):
     """Currently receives assistance, optionally of one type (e.g. 最低生活保障)."""
 
     name = "receives_social_assistance"
+    fields = ("assistance_type", "start_date", "end_date")
     dataset = "social_assistance.recipient"
     subject_kind = PERSON
     arity = (0, 1)

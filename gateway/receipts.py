@@ -50,6 +50,7 @@ class ReceiptSigner:
         subject_commitment: str,
         policy_version: str,
         issued_at: datetime | None = None,
+        disputed_fields: str = "",
     ) -> SignedReceipt:
         if not _COMMITMENT.fullmatch(subject_commitment):
             raise ValueError("subject_commitment must be a keyed hash (64 lowercase hex) or empty")
@@ -70,6 +71,9 @@ class ReceiptSigner:
                 "receipt_id": receipt_id,
                 "subject_commitment": subject_commitment,
                 "issued_at": _rfc3339(issued_at or datetime.now(UTC)),
+                # "dataset:field:filed_on,..." of fields under correction (R8); the
+                # claim is absent when there are none, so other receipts are unchanged.
+                **({"disputed_fields": disputed_fields} if disputed_fields else {}),
             }
         )
         return SignedReceipt(

@@ -17,10 +17,14 @@ from govgw.v1 import (
     catalog_pb2_grpc,
     conflicts_pb2,
     conflicts_pb2_grpc,
+    deadlines_pb2,
+    deadlines_pb2_grpc,
     emergency_pb2,
     emergency_pb2_grpc,
     lookup_pb2,
     lookup_pb2_grpc,
+    opening_pb2,
+    opening_pb2_grpc,
     policy_admin_pb2,
     policy_admin_pb2_grpc,
     receipt_pb2,
@@ -37,15 +41,19 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gateway.access.applications import ApplicationStore
+from gateway.access.corrections import CorrectionStore
 from gateway.access.emergency import EmergencyStore
+from gateway.access.opening import OpeningSuspensionStore
 from gateway.app import policy_administration
 from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline
 from gateway.services.access import AccessService, sweep_periodically
 from gateway.services.catalog import CatalogService
 from gateway.services.conflicts import ConflictService
+from gateway.services.deadlines import DeadlineService
 from gateway.services.emergency import EmergencyService, expire_periodically
 from gateway.services.lookup import LookupService
+from gateway.services.opening import OpeningService
 from gateway.services.policy_admin import PolicyAdminService
 from gateway.services.receipts import ReceiptService
 from gateway.services.subjects import subject_service
@@ -67,6 +75,8 @@ SERVICE_NAMES = (
     emergency_pb2.DESCRIPTOR.services_by_name["EmergencyService"].full_name,
     subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
     conflicts_pb2.DESCRIPTOR.services_by_name["ConflictService"].full_name,
+    opening_pb2.DESCRIPTOR.services_by_name["OpeningService"].full_name,
+    deadlines_pb2.DESCRIPTOR.services_by_name["DeadlineService"].full_name,
 )
 
 
@@ -154,6 +164,26 @@ class GatewayServer:
             subject_service(pipeline, self.config), server
         )
         conflicts_pb2_grpc.add_ConflictServiceServicer_to_server(ConflictService(pipeline), server)
+        if self.parts.decider.suspensions is None:  # parts assembled without one
+            self.parts.decider.suspensions = OpeningSuspensionStore(
+                layout.opening_suspensions, self.parts.catalog
+            )
+        opening_pb2_grpc.add_OpeningServiceServicer_to_server(
+            OpeningService(pipeline, self.parts.decider.suspensions), server
+        )
+        deadlines_pb2_grpc.add_DeadlineServiceServicer_to_server(
+            DeadlineService(
+                pipeline,
+                access.store,
+                CorrectionStore(
+                    layout.corrections,
+                    self.parts.catalog,
+                    self.parts.keyring,
+                    jurisdiction=self.config.jurisdiction,
+                ),
+            ),
+            server,
+        )
         runtime = self.parts.decider.runtime
         if runtime is not None:
             policy_admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(

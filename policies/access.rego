@@ -12,7 +12,7 @@ import rego.v1
 
 import data.govgw.plans
 
-actions := {"access.apply", "access.read", "access.decide", "access.sweep", "usage.read"}
+actions := {"access.apply", "access.read", "access.decide", "access.sweep", "usage.read", "deadlines.read"}
 
 kind := input.caller.kind
 
@@ -30,14 +30,15 @@ else := plans.deny("APPLICANT_KIND_NOT_ALLOWED", "only agencies (share) and publ
 	input.action == "access.apply"
 }
 
-# Deciding, changing grants and reading a dataset's usage report (R5, R17).
+# Deciding, changing grants, reading a dataset's usage report (R5, R17) and the
+# deadlines report (R3; the gateway shows a provider its own datasets' items).
 else := plans.allow({}) if {
-	input.action in {"access.decide", "usage.read"}
+	input.action in {"access.decide", "usage.read", "deadlines.read"}
 	kind in {"agency", "admin"}
 }
 
-else := plans.deny("PROVIDER_REQUIRED", "only the providing agency decides applications, changes grants and reads usage") if {
-	input.action in {"access.decide", "usage.read"}
+else := plans.deny("PROVIDER_REQUIRED", "only the providing agency decides applications, changes grants and reads usage and deadlines") if {
+	input.action in {"access.decide", "usage.read", "deadlines.read"}
 }
 
 else := plans.allow({}) if {

@@ -14,7 +14,7 @@ import data.govgw.plans
 
 default plan := {"allow": false, "reason": "POLICY_DENIED", "message": "no policy rule decided this request"}
 
-actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions | data.govgw.access.actions | data.govgw.emergency.actions | data.govgw.subjects.actions | {"subject.disclose"} | data.govgw.conflicts.actions
+actions := {"lookup", "verify.identity", "verify.attributes", "catalog.read", "keys.read"} | data.govgw.admin.actions | data.govgw.access.actions | data.govgw.emergency.actions | data.govgw.subjects.actions | {"subject.disclose"} | data.govgw.conflicts.actions | data.govgw.opening.actions
 
 # Actions about the records of one dataset; the others read metadata.
 dataset_actions := {"lookup", "verify.identity", "verify.attributes"}
@@ -67,3 +67,5 @@ routed := data.govgw.conflicts.decision if input.action in data.govgw.conflicts.
 
 # Catalog and public keys are metadata: every known caller may read them.
 routed := plans.allow({}) if input.action in {"catalog.read", "keys.read"}
+
+routed := data.govgw.opening.decision if input.action in data.govgw.opening.actions

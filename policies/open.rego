@@ -15,7 +15,24 @@ released := datasets.released(ds, "open")
 # The public must not learn who is in the pool: absent and refused look alike.
 obligations := {"reveal_existence": false}
 
-lookup := plans.allow({"fields": released, "obligations": obligations}) if {
+# The dataset's opening suspended or withdrawn on a security risk (撤回, R9; Aba
+# 2024 art. 33), from data.suspensions. It is about the dataset, not a person, so
+# the public is told. Sharing (govgw.share) does not look here.
+suspension := data.suspensions[input.dataset]
+
+suspended_plan := plans.deny("OPENING_SUSPENDED", sprintf("the opening of dataset %s is suspended (撤回) pending its provider's review", [input.dataset])) if {
+	suspension.status == "suspended"
+}
+
+else := plans.deny("OPENING_WITHDRAWN", sprintf("the opening of dataset %s is withdrawn (撤回) until its provider reopens it", [input.dataset])) if {
+	suspension.status == "withdrawn"
+}
+
+lookup := p if {
+	p := suspended_plan
+}
+
+else := plans.allow({"fields": released, "obligations": obligations}) if {
 	ds.open_class == "unconditional"
 }
 

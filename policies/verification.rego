@@ -31,7 +31,13 @@ attribute_predicates := sort([p | some p in ds.predicates; p != "identity_match"
 # The public may ask only about data it could read anyway (open unconditional).
 public_may_verify if ds.open_class == "unconditional"
 
-attributes := plans.deny("VERIFICATION_NOT_ALLOWED", sprintf("dataset %s is not open: the public cannot verify attributes on it", [input.dataset])) if {
+# Verifying attributes is on the open route for the public: a suspended opening stops it too.
+attributes := p if {
+	data.govgw.callers.public
+	p := data.govgw.open.suspended_plan
+}
+
+else := plans.deny("VERIFICATION_NOT_ALLOWED", sprintf("dataset %s is not open: the public cannot verify attributes on it", [input.dataset])) if {
 	data.govgw.callers.public
 	not public_may_verify
 }

@@ -40,6 +40,7 @@ from gateway.access.deadlines import (
     DeadlineKind,
     deadline,
 )
+from gateway.access.disputes import build_index, index_path, publish
 from gateway.access.sealed import Sealer
 from gateway.access.subject_tokens import SubjectIdentity
 from gateway.callers import Caller
@@ -97,6 +98,13 @@ class CorrectionStore:
             db.execute(
                 "CREATE INDEX IF NOT EXISTS corrections_subject ON corrections (subject_hash)"
             )
+            self._publish(db)
+
+    def _publish(self, db: sqlite3.Connection) -> None:
+        """Rewrite the pending-corrections index (`disputes`) inside the transaction
+        that changed a status: writers hold the database's write lock, so indexes are
+        published in the order of the changes they reflect."""
+        publish(index_path(self.path), build_index(db, PENDING))
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -184,6 +192,7 @@ class CorrectionStore:
                 "INSERT INTO corrections VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (cid, subject_hash, ds.name, field, PENDING, at, json.dumps(doc)),
             )
+            self._publish(db)
         return self.view(doc, now, for_provider=False)
 
     def mine(self, subject: SubjectIdentity, now: datetime) -> list[dict[str, Any]]:
@@ -252,6 +261,8 @@ class CorrectionStore:
                 "UPDATE corrections SET status=?, doc=? WHERE id=?",
                 (doc["status"], json.dumps(doc), cid),
             )
+            if doc["status"] != PENDING:
+                self._publish(db)
 
     def extend(self, caller: Caller, cid: str, reason: str, now: datetime) -> dict[str, Any]:
         """The one extension to 10 working days (情况复杂的), with a reason."""
@@ -295,6 +306,18 @@ class CorrectionStore:
             }
             doc["history"].append({"at": at, "actor": caller.id, "event": doc["status"]})
         return self.view(doc, now, for_provider=True)
+
+    def pending_deadlines(self) -> list[tuple[str, str, str, Deadline]]:
+        """(id, dataset, provider, deadline) of every pending request, for the deadlines
+        report: nothing sealed is opened."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT doc FROM corrections WHERE status=? ORDER BY filed_at, id", (PENDING,)
+            ).fetchall()
+        docs = [json.loads(r[0]) for r in rows]
+        return [
+            (d["id"], d["dataset"], d["provider"], Deadline.from_dict(d["deadline"])) for d in docs
+        ]
 
     # ----- views ---------------------------------------------------------------------------
 

@@ -96,6 +96,11 @@ ACTIONS = (
     "subject.withdraw",
     "subject.read",
     "subject.review",
+    # Suspending a dataset's opening (OpeningService) and the deadlines report:
+    # they release no pool fields.
+    "opening.suspend",
+    "opening.read",
+    "deadlines.read",
     *COORDINATOR_ACTIONS,
 )
 DATASET_ACTIONS = ("lookup", "verify.identity", "verify.attributes")

@@ -29,6 +29,7 @@ from gateway.policy.engine import PolicyEngine, rego_error_text
 
 if TYPE_CHECKING:
     from gateway.access.emergency import EmergencyStore
+    from gateway.access.opening import OpeningSuspensionStore
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Decider:
         cache_size: int = 10000,
         emergencies: EmergencyStore | None = None,
         catalog: ServedCatalog | None = None,
+        suspensions: OpeningSuspensionStore | None = None,
     ) -> None:
         self._engine = engine
         # The catalog of the served version (gateway.app hands it to every part
@@ -84,13 +86,15 @@ class Decider:
         self.grants = grants
         # Active emergencies go into the policy input (input.emergencies, R11).
         self.emergencies = emergencies
+        # Datasets whose opening is suspended or withdrawn (data.suspensions, R9).
+        self.suspensions = suspensions
         self.cache_size = cache_size
         self._lock = threading.Lock()
         self._cache: OrderedDict[CacheKey, tuple[Plan, datetime | None]] = OrderedDict()
         # The grants handed to the engine and the active emergencies put into its
         # input, rebuilt only when a store's version moves, so the engine sees the
         # same mapping object (and skips reloading) until then.
-        self._data: tuple[tuple[int, int], Mapping[str, Any], list[Any]] | None = None
+        self._data: tuple[tuple[int, int, int], Mapping[str, Any], list[Any]] | None = None
         self.hits = 0
         self.misses = 0
         # The PolicyRuntime that swaps this decider's engine when another version is
@@ -150,6 +154,7 @@ class Decider:
             purpose,
             str(versions[0]),
             str(versions[1]),
+            str(versions[2]),
             engine.version,
         )
         aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
@@ -202,13 +207,20 @@ class Decider:
         self.grants.reload()
         if self.emergencies is not None:
             self.emergencies.reload()
+        if self.suspensions is not None:
+            self.suspensions.reload()
         with self._lock:
             self._cache.clear()
 
-    def _extra_data(self) -> tuple[tuple[int, int], Mapping[str, Any], list[Any]]:
+    def _extra_data(self) -> tuple[tuple[int, int, int], Mapping[str, Any], list[Any]]:
         data = self._data
         store = self.emergencies
-        versions = (self.grants.version, store.version if store is not None else 0)
+        suspensions = self.suspensions
+        versions = (
+            self.grants.version,
+            store.version if store is not None else 0,
+            suspensions.version if suspensions is not None else 0,
+        )
         if data is None or data[0] != versions:
             if store is not None and data is not None and data[0][0] != versions[0]:
                 # Declaring and ending write both files: when the grants moved, look
@@ -216,7 +228,8 @@ class Decider:
                 store.reload()
             gv, grants = self.grants.snapshot()
             ev, active = store.policy_view() if store is not None else (0, [])
-            data = ((gv, ev), {"grants": grants}, active)
+            sv, suspended = suspensions.policy_view() if suspensions is not None else (0, {})
+            data = ((gv, ev, sv), {"grants": grants, "suspensions": suspended}, active)
             self._data = data
         return data
 

@@ -35,7 +35,7 @@ from gateway.policy.bundle import DATA_DIR, PolicyProblem
 JsonPath = tuple[str | int, ...]
 
 # Data keys the gateway supplies at evaluation time: a bundle may not shadow them.
-RUNTIME_DATA = ("grants",)
+RUNTIME_DATA = ("grants", "suspensions")
 CATALOG = "catalog"
 REQUIRED_TEXT = ("title", "provider", "category", "format", "update_cycle", "usage_requirements")
 RESTRICTED = ("conditional", "none")

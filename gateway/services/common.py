@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 from govgw.v1 import common_pb2
 
+from gateway.access.disputes import disputed
 from gateway.errors import denied
 from gateway.pipeline import Exec, Parts
 from gateway.plan import Plan
@@ -69,13 +70,38 @@ def require_predicate(plan: Plan, name: str, dataset: str) -> None:
         )
 
 
+def disputed_fields(
+    parts: Parts, dataset: str, subject_key: str, used: Iterable[str]
+) -> list[common_pb2.DisputedField]:
+    """The fields among `used` (what the plan let the call use) that are under
+    correction for this subject (校核 pending, R8), with their filing dates."""
+    return [
+        common_pb2.DisputedField(dataset=d, field=f, filed_on=on)
+        for d, f, on in disputed(parts.disputed, dataset, subject_key, used)
+    ]
+
+
+def disputed_audit(items: Sequence[common_pb2.DisputedField]) -> dict[str, list[str]]:
+    """Audit details naming the disputed fields (names only; nothing if none)."""
+    return {"disputed_fields": [f"{d.dataset}.{d.field}" for d in items]} if items else {}
+
+
 def sign_receipt(
-    parts: Parts, ex: Exec, *, action: str, outcome: str, dataset: str, subject: str
+    parts: Parts,
+    ex: Exec,
+    *,
+    action: str,
+    outcome: str,
+    dataset: str,
+    subject: str,
+    disputed: Sequence[common_pb2.DisputedField] = (),
 ) -> common_pb2.Receipt | None:
-    """A receipt when the plans oblige one; it commits to the subject by keyed hash only."""
+    """A receipt when the plans oblige one; it commits to the subject by keyed hash only.
+    Fields under correction are claimed too: the receipt proves the clerk was told."""
     if not any(p.obligations.receipt for p in ex.plans.values()):
         return None
     receipt = parts.signer.issue(
+        disputed_fields=",".join(f"{d.dataset}:{d.field}:{d.filed_on}" for d in disputed),
         caller=ex.caller.id,
         action=action,
         outcome=outcome,

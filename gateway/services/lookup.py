@@ -12,7 +12,13 @@ from gateway.catalog import Dataset
 from gateway.errors import denied, not_found
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import LOOKUP, Plan
-from gateway.services.common import read_rows, timestamp, visible_rows
+from gateway.services.common import (
+    disputed_audit,
+    disputed_fields,
+    read_rows,
+    timestamp,
+    visible_rows,
+)
 from masking import MaskingContext, apply_treatment
 
 MAX_BATCH = 1000
@@ -49,13 +55,14 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 # An allowed lookup reveals existence anyway (a hit returns data);
                 # out-of-region records answer the same as absent ones.
                 raise not_found("SUBJECT_NOT_FOUND", f"no record in {ds.name} for this subject")
+            disputed = disputed_fields(self.parts, ds.name, ex.request.subjects[0], released)
             response = lookup_pb2.LookupResponse(
-                records=self._records(ex, rows, released, plan),
+                records=self._records(ex, rows, released, plan, disputed),
                 provenance=self._provenance(ds, ex),
                 request_id=ex.request_id,
                 policy_version=ex.policy_version,
             )
-            return Outcome(response)
+            return Outcome(response, audit=disputed_audit(disputed))
 
         return await self.pipeline.run(context, LOOKUP, parse, execute)
 
@@ -80,10 +87,12 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
             items = []
             for i, key in enumerate(ex.request.subjects):
                 rows = visible_rows(read_rows(self.parts, ex, ds.name, key), plan)
+                # Only for a record that is released: no record, no indication.
+                disputed = disputed_fields(self.parts, ds.name, key, released) if rows else []
                 items.append(
                     lookup_pb2.BatchLookupResponse(
                         index=i,
-                        records=self._records(ex, rows, released, plan),
+                        records=self._records(ex, rows, released, plan, disputed),
                         provenance=provenance,
                         found=bool(rows),
                         request_id=ex.request_id,
@@ -124,7 +133,12 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
         return ds, normalized, names or (), purpose
 
     def _records(
-        self, ex: Exec, rows: Sequence[Mapping[str, str]], released: Sequence[str], plan: Plan
+        self,
+        ex: Exec,
+        rows: Sequence[Mapping[str, str]],
+        released: Sequence[str],
+        plan: Plan,
+        disputed: Sequence[common_pb2.DisputedField] = (),
     ) -> list[lookup_pb2.Record]:
         keyring = self.parts.keyring
         ctx = MaskingContext(ex.caller.id, keyring.pseudonym_key, ex.today, suite=keyring.suite)
@@ -137,7 +151,8 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                         treatment=plan.fields[f].operator,
                     )
                     for f in released
-                ]
+                ],
+                disputed_fields=disputed,
             )
             for row in rows
         ]

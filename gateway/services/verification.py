@@ -12,6 +12,8 @@ from gateway.predicates import PredicateArgError, PredicateContext, get_predicat
 from gateway.services.common import (
     BASE_DATASET,
     SUBJECT_KINDS,
+    disputed_audit,
+    disputed_fields,
     read_rows,
     require_predicate,
     sign_receipt,
@@ -58,6 +60,12 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
             # Absent and mismatched answer alike, so the oracle does not reveal who is in the pool.
             matched = identity.evaluate(rows, (ex.request.payload,), PredicateContext(ex.today))
             answer = MATCH if matched else NO_MATCH
+            # Only where a record was read: an absent subject has nothing disputed to show.
+            disputed = (
+                disputed_fields(self.parts, IDENTITY_DATASET, id_number, identity.fields)
+                if rows
+                else []
+            )
             receipt = sign_receipt(
                 self.parts,
                 ex,
@@ -65,6 +73,7 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
                 outcome=answer,
                 dataset=IDENTITY_DATASET,
                 subject=id_number,
+                disputed=disputed,
             )
             response = verification_pb2.VerifyIdentityResponse(
                 result=verification_pb2.VERIFICATION_RESULT_MATCH
@@ -73,8 +82,14 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
                 receipt=receipt,
                 request_id=ex.request_id,
                 policy_version=ex.policy_version,
+                disputed_fields=disputed,
             )
-            return Outcome(response, answer=answer, receipt_id=_receipt_id(receipt))
+            return Outcome(
+                response,
+                answer=answer,
+                receipt_id=_receipt_id(receipt),
+                audit=disputed_audit(disputed),
+            )
 
         return await self.pipeline.run(context, VERIFY_IDENTITY, parse, execute)
 
@@ -143,6 +158,17 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
                 for predicate, args, msg in parsed
             ]
             outcome = ",".join(f"{r.predicate.name}={str(r.value).lower()}" for r in results)
+            # The fields the answered predicates rest on (each allowed by its plan above),
+            # in datasets where a record was read.
+            used: dict[str, dict[str, None]] = {}
+            for predicate, _, _ in parsed:
+                used.setdefault(predicate.dataset, {}).update(dict.fromkeys(predicate.fields))
+            disputed = [
+                d
+                for ds, fields in used.items()
+                if rows[ds]
+                for d in disputed_fields(self.parts, ds, key, fields)
+            ]
             receipt = sign_receipt(
                 self.parts,
                 ex,
@@ -150,14 +176,18 @@ class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
                 outcome=outcome,
                 dataset=",".join(ex.request.datasets),
                 subject=key,
+                disputed=disputed,
             )
             response = verification_pb2.VerifyAttributesResponse(
                 results=results,
                 receipt=receipt,
                 request_id=ex.request_id,
                 policy_version=ex.policy_version,
+                disputed_fields=disputed,
             )
-            return Outcome(response, receipt_id=_receipt_id(receipt))
+            return Outcome(
+                response, receipt_id=_receipt_id(receipt), audit=disputed_audit(disputed)
+            )
 
         return await self.pipeline.run(context, VERIFY_ATTRIBUTES, parse, execute)
 

@@ -59,6 +59,7 @@ def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministra
         engine_factory(config.extra),
         served_catalog={n: ds.field_names for n, ds in parts.catalog.datasets.items()},
         audit_files=layout.audit_files,  # one chain per worker process, replayed together
+        audit_index=layout.audit_index,
         grants_path=layout.grants,
         callers_path=layout.callers,
         backend=backend_settings(config.extra)[0],

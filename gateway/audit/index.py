@@ -101,7 +101,7 @@ CREATE TABLE IF NOT EXISTS records (
     ts_raw TEXT,            -- the ts text when it is not ts_us's canonical rendering
     request_id TEXT,        -- NULL when the record has none
     shape INTEGER NOT NULL,
-    subject TEXT            -- the keyed subject hash; NULL when none
+    subject TEXT            -- the keyed subject hash (NULL: none)
 );
 CREATE INDEX IF NOT EXISTS records_file ON records (file_id, ts_us);
 CREATE INDEX IF NOT EXISTS records_shape ON records (shape, ts_us);

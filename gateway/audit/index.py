@@ -45,6 +45,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -114,7 +115,11 @@ CREATE TABLE IF NOT EXISTS grant_uses (
     PRIMARY KEY (file_id, grant_id)
 ) WITHOUT ROWID;
 """
-_TABLES = ("files", "shapes", "shape_datasets", "records", "record_emergencies", "grant_uses")
+# Emptied by a rebuild. Shapes stay: a dictionary of caller metadata, whose ids
+# a process caches (see AuditIndex._shape_ids) for as long as the database
+# generation lasts.
+_TABLES = ("files", "records", "record_emergencies", "grant_uses")
+_ALL_TABLES = (*_TABLES, "shapes", "shape_datasets")
 
 
 class IndexStale(Exception):
@@ -184,7 +189,8 @@ class AuditIndex:
     def __init__(self, path: Path, audit_files: Callable[[], Iterable[Path]]) -> None:
         self.path = Path(path)
         self.audit_files = audit_files
-        self._schema_ready = False
+        self._generation = ""
+        self._shape_ids: dict[tuple[str, ...], int] = {}
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> AuditIndex:
@@ -209,7 +215,13 @@ class AuditIndex:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # derived data: a lost tail is re-read
-            if not self._schema_ready:
+            # Checked on every connection: the file may have been deleted (it is
+            # derived data) or built by another govgw version meanwhile.
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            except sqlite3.OperationalError:
+                row = None
+            if row is None or row[0] != SCHEMA_VERSION:
                 self._ensure_schema(db)
         except sqlite3.OperationalError:
             db.close()
@@ -239,7 +251,7 @@ class AuditIndex:
             )
             if version is None or version[0] != SCHEMA_VERSION:
                 # Another layout (an older govgw): derived data, so start afresh.
-                for table in (*_TABLES, "meta"):
+                for table in (*_ALL_TABLES, "meta"):
                     db.execute(f"DROP TABLE IF EXISTS {table}")
                 for stmt in _SCHEMA.split(";"):
                     if stmt.strip():
@@ -248,11 +260,16 @@ class AuditIndex:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
                     (SCHEMA_VERSION,),
                 )
+                # A new database (the old one deleted, or another layout): cached
+                # shape ids of the old one must not be used with it.
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)",
+                    (secrets.token_hex(8),),
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._schema_ready = True
 
     def _key(self, path: Path) -> str:
         real = os.path.realpath(path)
@@ -373,6 +390,7 @@ class AuditIndex:
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
+                    self._shape_ids = {}  # ids cached in the rolled-back transaction
                     raise
                 added += n
                 if not more:
@@ -397,7 +415,10 @@ class AuditIndex:
                 end = len(data) - len(more) + cut + 1
         if end == 0:
             return 0, False  # only a torn line: a writer mid-append
-        shapes: dict[tuple[str, ...], int] = {}
+        (generation,) = db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
+        if generation != self._generation:
+            self._generation, self._shape_ids = generation, {}
+        shapes = self._shape_ids
         rows: list[tuple[Any, ...]] = []
         emergencies: list[tuple[str, int]] = []  # (emergency id, index into rows)
         grant_last: dict[str, int] = {}
@@ -413,7 +434,7 @@ class AuditIndex:
             seq, prev, last_start = seq + 1, str(rec["hash"]), offset
             ts = rec.get("ts")
             ts_us = _ts_us(ts)
-            canonical = ts_us is not None and ts == utc_timestamp(from_us(ts_us))
+            canonical = ts_us is not None and _canonical_ts(ts)
             shape = tuple(str(rec.get(c, "")) for c in SHAPE_COLUMNS)
             sid = shapes.get(shape)
             if sid is None:
@@ -655,6 +676,20 @@ def _summary(row: tuple[Any, ...]) -> dict[str, Any]:
         rec["request_id"] = rid
     rec["subject"] = subject or ""
     return rec
+
+
+def _canonical_ts(ts: Any) -> bool:
+    """Is `ts` as utc_timestamp writes it (so ts_us renders it back exactly)?
+    Called for a ts that parsed; the fixed width rules out the rest."""
+    return (
+        isinstance(ts, str)
+        and len(ts) == 27
+        and ts[-1] == "Z"
+        and ts[10] == "T"
+        and ts[19] == "."
+        and ts[4] == ts[7] == "-"
+        and ts[13] == ts[16] == ":"
+    )
 
 
 def _parse(line: bytes, seq: int, prev: str) -> tuple[dict[str, Any] | None, str]:

@@ -310,11 +310,18 @@ def test_rebuild_and_a_corrupt_index(chain: tuple[Path, AuditIndex]) -> None:
     index.refresh()
     assert index.rebuild().records == 5
     assert len(list(index.records_since(None))) == 5
+    # Deleted while in use (derived data): the same object builds it again.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index.path}{suffix}").unlink(missing_ok=True)
+    write(path, 1, start=5)
+    assert index.refresh().records == 6
+    assert last_uses(index) == last_uses([path])
+    assert sealing_list(index, "em-1") == []
     index.path.write_bytes(b"not a database at all" * 100)
     for suffix in ("-wal", "-shm"):
         Path(f"{index.path}{suffix}").unlink(missing_ok=True)
     fresh = AuditIndex(index.path, index.audit_files)
-    assert fresh.refresh().records == 5
+    assert fresh.refresh().records == 6
     assert Path(f"{index.path}.corrupt").exists()
 
 

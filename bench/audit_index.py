@@ -75,25 +75,37 @@ class Trail:
             f.write(b"".join(out))
 
 
+# 200 callers, each of one kind and department, using a few datasets for one
+# or two purposes: a county's traffic has thousands of distinct call shapes.
+_CALLERS = [
+    (
+        i,
+        KINDS[i % len(KINDS)],
+        [DATASETS[(i * 7 + k) % len(DATASETS)] for k in range(3)],
+        [PURPOSES[(i + k) % len(PURPOSES)] for k in range(2)],
+    )
+    for i in range(200)
+]
+
+
 def make_events(rng: random.Random, n: int, subjects: list[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     while len(out) < n:
-        kind = rng.choice(KINDS)
-        c = rng.randrange(200)
-        dataset = rng.choice(DATASETS)
+        c, kind, datasets, purposes = rng.choice(_CALLERS)
+        dataset = rng.choice(datasets)
         if rng.random() < 0.05:
-            dataset += "," + rng.choice(DATASETS)
+            dataset += "," + rng.choice(datasets)
         ok = rng.random() < 0.95
         rid = f"{rng.getrandbits(96):024x}"
         base: dict[str, Any] = {
             "request_id": rid,
             "caller": f"{kind}-{c:03d}",
             "caller_kind": kind,
-            "department": f"汶川县第{c % 50}局",
+            "department": f"汶川县第{c // 4}局",
             "caller_region": "513221",
             "action": rng.choice(("lookup", "lookup", "verify.identity", "lookup.batch")),
             "dataset": dataset,
-            "purpose": rng.choice(PURPOSES),
+            "purpose": rng.choice(purposes),
             "decision": "allow" if ok else "deny",
             "reason": "" if ok else "NO_GRANT",
             "policy_version": "sha256:" + "7" * 16,

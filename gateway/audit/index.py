@@ -102,7 +102,9 @@ CREATE TABLE IF NOT EXISTS records (
     ts_raw TEXT,            -- the ts text when it is not ts_us's canonical rendering
     request_id TEXT,        -- NULL when the record has none
     shape INTEGER NOT NULL,
-    subject TEXT            -- the keyed subject hash (NULL: none)
+    subject                 -- the keyed subject hash, as 32 bytes when it is 64 hex
+                            -- digits (half the size in the row and its index), else
+                            -- as text (NULL: none)
 );
 CREATE INDEX IF NOT EXISTS records_file ON records (file_id, ts_us);
 CREATE INDEX IF NOT EXISTS records_shape ON records (shape, ts_us);
@@ -215,6 +217,9 @@ class AuditIndex:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # derived data: a lost tail is re-read
+            # Indexing inserts by subject hash and caller metadata, i.e. at random
+            # places in two indexes: a larger page cache keeps that from seeking.
+            db.execute("PRAGMA cache_size=-65536")
             # Checked on every connection: the file may have been deleted (it is
             # derived data) or built by another govgw version meanwhile.
             try:
@@ -450,7 +455,7 @@ class AuditIndex:
                     None if canonical else str(rec.get("ts", "")),
                     str(rid) if rid else None,
                     sid,
-                    subject if isinstance(subject, str) and subject else None,
+                    _subject_key(subject) if isinstance(subject, str) and subject else None,
                 )
             )
             for em in rec.get("emergencies") or ():
@@ -568,9 +573,12 @@ class AuditIndex:
                 yield from (
                     (path.name, _summary(row))
                     for row in db.execute(
-                        _SELECT + "WHERE r.subject=? AND r.ts_us>=? AND r.ts_us<? AND r.file_id=? "
+                        # `+r.file_id`: look up by subject (records_subject), never
+                        # walk the file's records by time.
+                        _SELECT + "FROM records r JOIN shapes s ON s.id=r.shape "
+                        "WHERE r.subject=? AND r.ts_us>=? AND r.ts_us<? AND +r.file_id=? "
                         "ORDER BY r.seq",
-                        (subject_hash, to_us(since), to_us(until), fid),
+                        (_subject_key(subject_hash), to_us(since), to_us(until), fid),
                     ).fetchall()
                 )
 
@@ -582,8 +590,9 @@ class AuditIndex:
                 yield from (
                     (path.name, _summary(row))
                     for row in db.execute(
-                        _SELECT + "JOIN record_emergencies e ON e.rec=r.id "
-                        "WHERE e.emergency_id=? AND r.file_id=? ORDER BY r.seq",
+                        _SELECT + "FROM record_emergencies e CROSS JOIN records r ON r.id=e.rec "
+                        "JOIN shapes s ON s.id=r.shape "
+                        "WHERE e.emergency_id=? AND +r.file_id=? ORDER BY r.seq",
                         (emergency_id, fid),
                     ).fetchall()
                 )
@@ -603,11 +612,14 @@ class AuditIndex:
             marks = ",".join("?" * len(fids))
             rows = db.execute(
                 "SELECT s.caller, s.caller_kind, s.department, s.purpose, s.action, s.outcome, "
-                "count(DISTINCT f.name || '/' || coalesce(r.request_id, f.name || ':' || r.seq)), "
-                "count(r.subject) "
-                "FROM shape_datasets d JOIN shapes s ON s.id=d.shape "
-                "JOIN records r ON r.shape=d.shape JOIN files f ON f.id=r.file_id "
-                f"WHERE d.dataset=? AND r.ts_us>=? AND r.ts_us<? AND r.file_id IN ({marks}) "
+                "count(DISTINCT r.file_id || '/' || coalesce(r.request_id, f.name || ':' || r.seq)),"
+                " count(r.subject) "
+                # The dataset's shapes first, then their records by time (records_shape):
+                # the work grows with the dataset's records in the period, not with the
+                # whole trail's. CROSS JOIN fixes that order; `+` keeps records_file out.
+                "FROM shape_datasets d CROSS JOIN records r ON r.shape=d.shape "
+                "JOIN shapes s ON s.id=d.shape JOIN files f ON f.id=r.file_id "
+                f"WHERE d.dataset=? AND r.ts_us>=? AND r.ts_us<? AND +r.file_id IN ({marks}) "
                 "GROUP BY 1, 2, 3, 4, 5, 6",
                 (dataset, to_us(since), to_us(until), *(fid for fid, _ in fids)),
             ).fetchall()
@@ -661,8 +673,7 @@ class AuditIndex:
 
 _SELECT = (
     "SELECT r.seq, r.ts_us, r.ts_raw, r.request_id, r.subject, s.caller, s.caller_kind, "
-    "s.department, s.purpose, s.action, s.dataset, s.outcome FROM records r "
-    "JOIN shapes s ON s.id=r.shape "
+    "s.department, s.purpose, s.action, s.dataset, s.outcome "
 )
 
 
@@ -674,8 +685,19 @@ def _summary(row: tuple[Any, ...]) -> dict[str, Any]:
     rec["ts"] = ts_raw if ts_raw is not None else utc_timestamp(from_us(ts_us))
     if rid is not None:
         rec["request_id"] = rid
-    rec["subject"] = subject or ""
+    rec["subject"] = subject.hex() if isinstance(subject, bytes) else subject or ""
     return rec
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _subject_key(subject: str) -> str | bytes:
+    """How a subject hash is stored: 32 bytes for 64 lowercase hex digits (what
+    keyring.subject_hash gives; .hex() gives it back exactly), else the text."""
+    if len(subject) == 64 and _HEX.issuperset(subject):
+        return bytes.fromhex(subject)
+    return subject
 
 
 def _canonical_ts(ts: Any) -> bool:

@@ -36,7 +36,8 @@ from gateway.policy.engine import RegorusEngine
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 BASE = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
-SUBJECTS = ("a" * 64, "b" * 64, "c" * 64)
+# Keyed hashes (64 hex digits, stored as bytes) and one that is not (stored as text).
+SUBJECTS = ("a" * 64, "0f" * 32, "C" * 64)
 DATASETS = ("population.basic", "housing.registry")
 EMERGENCIES = ("em-1", "em-2")
 GRANTS = ("g-1", "g-2", "g-3")
@@ -408,3 +409,44 @@ def test_concurrent_refreshers_never_index_a_record_twice(tmp_path: Path) -> Non
         ).fetchone() == (120,)
     assert list(index.records_since(None)) == [r for f in files for r in read_records(f)]
     assert last_uses(index) == last_uses(files)
+
+
+def test_the_queries_use_their_indexes(
+    chain: tuple[Path, AuditIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No reader walks the whole trail: each query is a search on the index meant for it."""
+    path, index = chain
+    write(path, 30)
+    index.refresh()
+    seen: list[str] = []
+    connect = index._connect
+
+    def traced(retry: bool = True) -> sqlite3.Connection:
+        db = connect(retry)
+        db.set_trace_callback(seen.append)
+        return db
+
+    monkeypatch.setattr(index, "_connect", traced)
+    until = BASE + timedelta(days=1)
+    list(index.records_of_subject(SUBJECTS[0], BASE, until))
+    list(index.records_of_emergency("em-1"))
+    index.usage_counts(DATASETS[0], BASE, until)
+    index.last_uses()
+    list(index.records_since(BASE))
+    plans = {}
+    with sqlite3.connect(index.path) as db:
+        for sql in seen:
+            if sql.startswith("SELECT") and "records r" in sql:
+                plan = " | ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql))
+                plans[sql.split("WHERE")[1][:25]] = plan
+    assert len(plans) == 3, plans
+    for where, plan in plans.items():
+        assert "SCAN r" not in plan, plan
+        if "r.subject" in where:
+            assert (
+                "SEARCH r USING INDEX records_subject (subject=? AND ts_us>? AND ts_us<?)" in plan
+            )
+        elif "e.emergency_id" in where:
+            assert "SEARCH e USING PRIMARY KEY (emergency_id=?)" in plan
+        else:
+            assert "SEARCH r USING INDEX records_shape (shape=? AND ts_us>? AND ts_us<?)" in plan

@@ -450,6 +450,44 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _index_lines(doc: dict[str, Any]) -> str:
+    rows = [["chain", "records", "seq", "indexed", "pending", "state"]]
+    for f in doc["files"]:
+        state = f"BROKEN at {f['broken']}" if f["broken"] else "ok"
+        if f["reindexed"]:
+            state += f" (re-indexed {f['reindexed']}x: the file was replaced or truncated)"
+        rows.append(
+            [Path(f["path"]).name, str(f["records"]), str(f["seq"]), f"{f['indexed_bytes']} B",
+             f"{f['pending_bytes']} B", state]
+        )  # fmt: skip
+    head = f"audit index {doc['index']}: {doc['records']} records, {doc['size_bytes']} bytes"
+    if not doc["exists"]:
+        head = f"audit index {doc['index']}: not built yet (the first reader builds it)"
+    return head + ("\n" + table(rows) if doc["files"] else "\nno audit chains")
+
+
+def cmd_audit_reindex(args: argparse.Namespace) -> int:
+    from gateway.admin import audit_reindex
+
+    doc = audit_reindex(args.data_dir)
+    emit(
+        args,
+        doc,
+        lambda: (
+            f"indexed {doc['indexed_records']} records in {doc['seconds']} s\n" + _index_lines(doc)
+        ),
+    )
+    return 0 if doc["ok"] else 1
+
+
+def cmd_audit_index_status(args: argparse.Namespace) -> int:
+    from gateway.admin import audit_index_status
+
+    doc = audit_index_status(args.data_dir)
+    emit(args, doc, lambda: _index_lines(doc))
+    return 0 if doc["ok"] else 1
+
+
 # -- argument parsing --------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -586,6 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", required=True
     )
     data_dir(cmd(audit, "verify", cmd_audit_verify, "check the hash chain"))
+    data_dir(cmd(audit, "reindex", cmd_audit_reindex, "rebuild the audit index from the chains"))
+    data_dir(cmd(audit, "index-status", cmd_audit_index_status, "how far the index is built"))
 
     # Command groups kept in modules of their own register here.
     helpers = CliHelpers(

@@ -516,3 +516,42 @@ def demo_banner(config: ServeConfig, creds: dict[str, Any], subjects: dict[str, 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("use the govgw command")
+
+
+def _audit_index(data_dir: Path) -> Any:
+    from gateway.audit.index import AuditIndex
+
+    layout = Layout(Path(data_dir))
+    if not layout.audit_dir.is_dir():
+        raise ValueError(f"{data_dir}: no audit/ directory here; is this a govgw data directory?")
+    return AuditIndex(layout.audit_index, layout.audit_files)
+
+
+def audit_reindex(data_dir: Path) -> dict[str, Any]:
+    """Rebuild the audit index from the chains (it is derived data)."""
+    index = _audit_index(data_dir)
+    stats = index.rebuild()
+    doc = audit_index_status(data_dir)
+    return {**doc, "indexed_records": stats.records, "seconds": round(stats.seconds, 3)}
+
+
+def audit_index_status(data_dir: Path) -> dict[str, Any]:
+    """How far each chain is indexed, without refreshing (the readers refresh)."""
+    from gateway.audit.index import FileStatus
+
+    index = _audit_index(data_dir)
+    exists = index.path.exists()
+    files = (
+        index.status()
+        if exists
+        else [FileStatus(str(p), 0, 0, 0, p.stat().st_size, "", 0) for p in index.audit_files()]
+    )
+    return {
+        "index": str(index.path),
+        "exists": exists,
+        "size_bytes": index.size_bytes(),
+        "records": sum(f.records for f in files),
+        "pending_bytes": sum(f.pending_bytes for f in files),
+        "ok": not any(f.broken for f in files),
+        "files": [f.to_json() for f in files],
+    }

@@ -72,6 +72,7 @@ def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministra
         engine_factory(config.extra),
         served_catalog=_pool_structure(parts),
         audit_files=layout.audit_files,  # one chain per worker process, replayed together
+        audit_index=layout.audit_index,
         grants_path=layout.grants,
         callers_path=layout.callers,
         backend=backend_settings(config.extra)[0],

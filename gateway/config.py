@@ -9,6 +9,8 @@ Everything lives under one data directory, created by `govgw init`:
     emergencies.json    declared emergencies (R11)
     audit/audit.log     the hash-chained audit trail (audit-<n>.log per worker
                         with --workers N; audit-admin.log for CLI transitions)
+    audit-index.sqlite  the audit index: derived from audit/, deletable, rebuilt
+                        by `govgw audit reindex` (gateway.audit.index)
     tls/                private CA, server and client certificates
 """
 
@@ -92,6 +94,11 @@ class Layout:
     def admin_audit(self) -> Path:
         """Where the CLI records administrators' transitions (suspend, reinstate)."""
         return self.audit_dir / "audit-admin.log"
+
+    @property
+    def audit_index(self) -> Path:
+        """The audit index (gateway.audit.index): derived from the chains, rebuildable."""
+        return self.data_dir / "audit-index.sqlite"
 
     def audit_files(self) -> list[Path]:
         """Every audit chain in the data directory: one per process that wrote one."""

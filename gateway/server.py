@@ -45,6 +45,7 @@ from gateway.access.corrections import CorrectionStore
 from gateway.access.emergency import EmergencyStore
 from gateway.access.opening import OpeningSuspensionStore
 from gateway.app import policy_administration
+from gateway.audit.index import AuditIndex
 from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline
 from gateway.services.access import AccessService, sweep_periodically
@@ -135,6 +136,8 @@ class GatewayServer:
         catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogService(pipeline), server)
         receipt_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(pipeline), server)
         layout = self.config.layout
+        # One index of every chain in the data directory, refreshed by the readers.
+        audit = AuditIndex(layout.audit_index, layout.audit_files)
         access = AccessService(
             pipeline,
             ApplicationStore(
@@ -143,12 +146,10 @@ class GatewayServer:
                 self.parts.catalog,
                 jurisdiction=self.config.jurisdiction,
             ),
-            audit_files=layout.audit_files,
+            audit=audit,
         )
         access_pb2_grpc.add_AccessServiceServicer_to_server(access, server)
-        usage_pb2_grpc.add_UsageServiceServicer_to_server(
-            UsageService(pipeline, layout.audit_files), server
-        )
+        usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(pipeline, audit), server)
         if self.parts.decider.emergencies is None:  # parts assembled without one
             self.parts.decider.emergencies = EmergencyStore(
                 layout.emergencies,
@@ -156,9 +157,7 @@ class GatewayServer:
                 self.parts.catalog,
                 self.parts.auth.registry.get,
             )
-        emergency = EmergencyService(
-            pipeline, self.parts.decider.emergencies, audit_files=layout.audit_files
-        )
+        emergency = EmergencyService(pipeline, self.parts.decider.emergencies, audit=audit)
         emergency_pb2_grpc.add_EmergencyServiceServicer_to_server(emergency, server)
         subject_pb2_grpc.add_SubjectServiceServicer_to_server(
             subject_service(pipeline, self.config), server

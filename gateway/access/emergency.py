@@ -54,6 +54,7 @@ import grpc
 from gateway import validation
 from gateway.access.applications import text
 from gateway.audit import read_records
+from gateway.audit.index import AuditIndex
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError
@@ -413,36 +414,46 @@ class EmergencyStore(JsonListStore):
 # ----- the sealing list ------------------------------------------------------------------
 
 
-def sealing_list(audit_files: Iterable[Path], em_id: str) -> list[dict[str, Any]]:
+def sealing_list(audit: Iterable[Path] | AuditIndex, em_id: str) -> list[dict[str, Any]]:
     """Every audited call whose plan came from the emergency, oldest first.
 
     A call about several subjects writes one record per subject: it is one
-    entry, with its subjects' keyed hashes (the audit trail holds no raw key)."""
+    entry, with its subjects' keyed hashes (the audit trail holds no raw key).
+    Through the audit index, only the emergency's records are read; given chain
+    files, they are scanned. Reads files: run it off the event loop."""
+    records: Iterable[tuple[str, Mapping[str, Any]]]
+    if isinstance(audit, AuditIndex):
+        audit.refresh()
+        records = audit.records_of_emergency(em_id)
+    else:
+        records = (
+            (path.name, rec)
+            for path in audit
+            for rec in read_records(path)
+            if em_id in (rec.get("emergencies") or ())
+        )
     calls: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in audit_files:
-        for rec in read_records(path):
-            if em_id not in (rec.get("emergencies") or ()):
-                continue
-            rid = str(rec.get("request_id") or f"seq-{rec.get('seq')}")
-            entry = calls.get((path.name, rid))
-            if entry is None:
-                entry = calls[(path.name, rid)] = {
-                    "request_id": rid,
-                    "time": str(rec.get("ts", "")),
-                    "caller": str(rec.get("caller", "")),
-                    "department": str(rec.get("department", "")),
-                    "dataset": str(rec.get("dataset", "")),
-                    "action": str(rec.get("action", "")),
-                    "purpose": str(rec.get("purpose", "")),
-                    "outcome": str(rec.get("outcome", "")),
-                    "subject_records": 0,
-                    "subject_hashes": [],
-                }
-            subject = rec.get("subject")
-            if subject:
-                entry["subject_records"] += 1
-                if subject not in entry["subject_hashes"]:
-                    entry["subject_hashes"].append(subject)
+    for chain, rec in records:
+        rid = str(rec.get("request_id") or f"seq-{rec.get('seq')}")
+        entry = calls.get((chain, rid))
+        if entry is None:
+            entry = calls[(chain, rid)] = {
+                "request_id": rid,
+                "time": str(rec.get("ts", "")),
+                "caller": str(rec.get("caller", "")),
+                "department": str(rec.get("department", "")),
+                "dataset": str(rec.get("dataset", "")),
+                "action": str(rec.get("action", "")),
+                "purpose": str(rec.get("purpose", "")),
+                "outcome": str(rec.get("outcome", "")),
+                "subject_records": 0,
+                "subject_hashes": [],
+            }
+        subject = rec.get("subject")
+        if subject:
+            entry["subject_records"] += 1
+            if subject not in entry["subject_hashes"]:
+                entry["subject_hashes"].append(subject)
     return sorted(calls.values(), key=lambda e: (e["time"], e["request_id"]))
 
 

@@ -3,7 +3,8 @@
 Every audit record about a subject carries its keyed subject hash (one record
 per subject per call, gateway.pipeline), so the uses of one subject's data are
 found by that hash in every audit chain of the data directory (one per worker
-process). Listed: time, caller, caller kind, department, purpose, action,
+process); the gateway finds them through the audit index
+(gateway.audit.index), by hash and period, instead of reading the chains. Listed: time, caller, caller kind, department, purpose, action,
 dataset and outcome. Left out:
 
 - the subject's own subject-rights calls (listing, filing, withdrawing): they
@@ -33,6 +34,7 @@ from typing import Any
 
 from gateway.access.sweep import parse_time
 from gateway.audit import read_records
+from gateway.audit.index import AuditIndex
 from gateway.callers import KINDS
 from gateway.errors import invalid, unavailable
 from gateway.plan import SUBJECT_DISCLOSE, Plan
@@ -134,7 +136,7 @@ def decode_cursor(token: str) -> tuple[str, str]:
 
 
 def uses_of(
-    audit_files: Iterable[Path],
+    audit: Iterable[Path] | AuditIndex,
     subject_hash: str,
     *,
     since: datetime,
@@ -147,28 +149,33 @@ def uses_of(
 ) -> tuple[list[Use], str]:
     """One page of the uses of the subject's data in [since, until), newest first,
     and the next page's token ("" on the last page). Reads files: run it off the loop."""
+    records: Iterable[tuple[str, Mapping[str, Any]]]
+    if isinstance(audit, AuditIndex):
+        audit.refresh()
+        records = audit.records_of_subject(subject_hash, since, until)
+    else:
+        records = ((path.name, rec) for path in audit for rec in read_records(path))
     found: dict[str, Use] = {}
-    for path in audit_files:
-        for rec in read_records(path):
-            if rec.get("subject") != subject_hash or rec.get("action") in exclude_actions:
-                continue
-            ts = str(rec.get("ts") or "")
-            if not ts or not since <= parse_time(ts) < until:
-                continue
-            if disclosure.hidden(rec, now):
-                continue  # silently: see the module docstring
-            rid = str(rec.get("request_id") or f"{path.name}:{rec.get('seq')}")
-            found[rid] = Use(
-                at=ts,
-                caller=str(rec.get("caller", "")),
-                caller_kind=str(rec.get("caller_kind", "")),
-                department=str(rec.get("department", "")),
-                purpose=str(rec.get("purpose", "")),
-                action=str(rec.get("action", "")),
-                dataset=str(rec.get("dataset", "")),
-                outcome=str(rec.get("outcome", "")),
-                request_id=rid,
-            )
+    for chain, rec in records:
+        if rec.get("subject") != subject_hash or rec.get("action") in exclude_actions:
+            continue
+        ts = str(rec.get("ts") or "")
+        if not ts or not since <= parse_time(ts) < until:
+            continue
+        if disclosure.hidden(rec, now):
+            continue  # silently: see the module docstring
+        rid = str(rec.get("request_id") or f"{chain}:{rec.get('seq')}")
+        found[rid] = Use(
+            at=ts,
+            caller=str(rec.get("caller", "")),
+            caller_kind=str(rec.get("caller_kind", "")),
+            department=str(rec.get("department", "")),
+            purpose=str(rec.get("purpose", "")),
+            action=str(rec.get("action", "")),
+            dataset=str(rec.get("dataset", "")),
+            outcome=str(rec.get("outcome", "")),
+            request_id=rid,
+        )
     ordered = sorted(found.values(), key=lambda u: (parse_time(u.at), u.request_id), reverse=True)
     if cursor is not None:
         at, rid = parse_time(cursor[0]), cursor[1]

@@ -2,7 +2,8 @@
 
 A grant's last use is the newest successful call the audit trail records
 under it (a record's `grants` lists the grants its plans used); a grant never
-used counts from its creation. The sweep runs from `govgw access sweep` and,
+used counts from its creation. The gateway asks the audit index
+(gateway.audit.index) for last uses; given chain files, they are scanned. The sweep runs from `govgw access sweep` and,
 periodically, in the server; each revocation is audited by whoever runs it.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit import read_records
+from gateway.audit.index import AuditIndex
 from gateway.grants import ACTIVE, GrantStore
 
 UNUSED_MONTHS = 3
@@ -33,10 +35,13 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def last_uses(audit_files: Iterable[Path]) -> dict[str, datetime]:
+def last_uses(audit: Iterable[Path] | AuditIndex) -> dict[str, datetime]:
     """Grant id -> time of the newest successful call made under it."""
+    if isinstance(audit, AuditIndex):
+        audit.refresh()
+        return audit.last_uses()
     last: dict[str, datetime] = {}
-    for path in audit_files:
+    for path in audit:
         for rec in read_records(path):
             if rec.get("outcome") != "OK" or not rec.get("grants") or not rec.get("ts"):
                 continue
@@ -65,10 +70,10 @@ def unused(
 
 
 def sweep_unused(
-    store: GrantStore, audit_files: Iterable[Path], now: datetime
+    store: GrantStore, audit: Iterable[Path] | AuditIndex, now: datetime
 ) -> list[dict[str, Any]]:
     """Revoke every active grant unused for three months; the revoked grants."""
-    stale = unused(store.list(), last_uses(audit_files), now)
+    stale = unused(store.list(), last_uses(audit), now)
     revoked = []
     for g in stale:
         current = store.get(g["id"])  # another process may have changed it meanwhile

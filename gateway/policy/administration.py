@@ -120,12 +120,14 @@ class PolicyAdministration:
         callers_path: Path,
         backend: str = "regorus",
         emergencies_path: Path | None = None,
+        audit_index: Path | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
         self.build = build
         self.served_catalog = served_catalog
         self.audit_files = audit_files
+        self.audit_index = audit_index  # the replay reads its window through it
         self.grants_path = grants_path
         self.callers_path = callers_path
         self.backend = backend
@@ -169,6 +171,8 @@ class PolicyAdministration:
             args = ["--current", str(cur), "--candidate", str(cand)]
             for path in self.audit_files():
                 args += ["--audit", str(path)]
+            if self.audit_index is not None:
+                args += ["--audit-index", str(self.audit_index)]
             args += [
                 "--grants",
                 str(self.grants_path),

@@ -19,11 +19,15 @@ named. The candidate is untrusted: the service runs this module in a child
 process (like the bundle check), which checks the candidate first.
 
     python -m gateway.policy.impact --current DIR --candidate DIR --audit FILE \
-        [--grants FILE] [--emergencies FILE] [--callers FILE] [--since 24h] [--json]
+        [--audit-index DB] [--grants FILE] [--emergencies FILE] [--callers FILE] [--since 24h]
+        [--json]
 
 Calls made under an emergency (R11) are replayed with input.emergencies and the
 emergency's grants as they were at the record's time (`EmergencyHistory`), so a
 candidate that narrows emergency access shows those calls as allow_to_deny.
+
+With --audit-index (gateway.audit.index), only the records of the window are
+read, by offset; without it the chains are read from their start.
 """
 
 from __future__ import annotations
@@ -424,6 +428,24 @@ def _decide(engine: PolicyEngine, doc: Mapping[str, Any], extra: Mapping[str, An
         return Plan.deny("POLICY_ERROR", "malformed plan", engine.version)
 
 
+def windowed_trail(
+    index_path: Path, audit: Sequence[Path], since: datetime
+) -> Callable[[], Iterator[dict[str, Any]]]:
+    """Whole records of the chains with ts at or after `since`, through the index.
+
+    Returns a function giving a fresh iterator, for replaying again should a
+    chain change under the read (IndexStale)."""
+    from gateway.audit.index import AuditIndex
+
+    index = AuditIndex(index_path, lambda: list(audit))
+
+    def records() -> Iterator[dict[str, Any]]:
+        index.refresh()
+        return index.records_since(since)
+
+    return records
+
+
 def read_trail(path: Path) -> Iterator[dict[str, Any]]:
     from gateway.audit import read_records
 
@@ -445,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--current", type=Path, required=True)
     parser.add_argument("--candidate", type=Path, required=True)
     parser.add_argument("--audit", type=Path, action="append", required=True, help="repeatable")
+    parser.add_argument("--audit-index", type=Path, help="read the window through this index")
     parser.add_argument("--grants", type=Path)
     parser.add_argument("--emergencies", type=Path, help="the emergency store (emergencies.json)")
     parser.add_argument("--callers", type=Path)
@@ -459,16 +482,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems:
         doc: dict[str, Any] = {"problems": [p.to_json() for p in problems]}
     else:
-        report = replay(
-            (rec for path in args.audit for rec in read_trail(path)),
-            RegorusEngine(load_bundle(args.current)),
-            RegorusEngine(load_bundle(args.candidate)),
-            grants=_grants(args.grants),
-            emergencies=_grants(args.emergencies, "emergencies"),
-            since=parse_since(args.since),
-            region_of=registry_regions(args.callers),
-            examples=args.examples,
-        )
+        from gateway.audit.index import IndexStale
+
+        since = parse_since(args.since)
+        current = RegorusEngine(load_bundle(args.current))
+        candidate = RegorusEngine(load_bundle(args.candidate))
+
+        def run(records: Iterable[Mapping[str, Any]]) -> ImpactReport:
+            return replay(
+                records,
+                current,
+                candidate,
+                grants=_grants(args.grants),
+                emergencies=_grants(args.emergencies, "emergencies"),
+                since=since,
+                region_of=registry_regions(args.callers),
+                examples=args.examples,
+            )
+
+        if args.audit_index is None:
+            report = run(rec for path in args.audit for rec in read_trail(path))
+        else:
+            window = windowed_trail(args.audit_index, args.audit, since)
+            try:
+                report = run(window())
+            except IndexStale:  # a chain replaced mid-read: the refresh re-indexes it
+                report = run(window())
         doc = {"problems": [], "report": report.to_json()}
     print(json.dumps(doc, ensure_ascii=False, indent=None if args.json else 2))
     return 1 if doc["problems"] else 0

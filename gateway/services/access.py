@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -28,6 +27,7 @@ from gateway.access.applications import (
     normalize_fields,
 )
 from gateway.access.sweep import sweep_unused
+from gateway.audit.index import AuditIndex
 from gateway.errors import invalid
 from gateway.grants import ACTIVE, REVOKED, SUSPENDED
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
@@ -128,12 +128,13 @@ class AccessService(access_pb2_grpc.AccessServiceServicer):
         self,
         pipeline: Pipeline,
         store: ApplicationStore,
-        audit_files: Callable[[], list[Path]] = list,
+        audit: AuditIndex | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.parts = pipeline.parts
         self.store = store
-        self.audit_files = audit_files  # every chain in the data directory, for last uses
+        # The index of every chain in the data directory, for last uses (None: no trail).
+        self.audit = audit
 
     def _dataset_of(self, app_id: str) -> tuple[str, ...]:
         doc = self.store.get(app_id) if app_id else None
@@ -296,7 +297,7 @@ class AccessService(access_pb2_grpc.AccessServiceServicer):
         return await self.pipeline.run(context, ACCESS_SWEEP, parse, execute)
 
     def sweep(self, now: datetime) -> list[dict[str, Any]]:
-        revoked = sweep_unused(self.store.grants, self.audit_files(), now)
+        revoked = sweep_unused(self.store.grants, self.audit or (), now)
         for g in revoked:
             self.store.record_sweep(g, now)
         return revoked

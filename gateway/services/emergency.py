@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -37,6 +36,7 @@ from gateway.access.emergency import (
     digest,
     sealing_list,
 )
+from gateway.audit.index import AuditIndex
 from gateway.errors import invalid
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import (
@@ -128,12 +128,12 @@ class EmergencyService(emergency_pb2_grpc.EmergencyServiceServicer):
         self,
         pipeline: Pipeline,
         store: EmergencyStore,
-        audit_files: Callable[[], list[Path]] = list,
+        audit: AuditIndex | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.parts = pipeline.parts
         self.store = store
-        self.audit_files = audit_files  # every chain in the data directory
+        self.audit = audit  # the index of every chain in the data directory (None: no trail)
 
     def _datasets_of(self, em_id: str) -> tuple[str, ...]:
         # Another process (worker, CLI) may have declared it a moment ago.
@@ -239,9 +239,10 @@ class EmergencyService(emergency_pb2_grpc.EmergencyServiceServicer):
         )
 
     async def GetSealingList(self, request: pb.GetSealingListRequest, context):
-        def execute(ex: Exec) -> Outcome[pb.GetSealingListResponse]:
+        async def execute(ex: Exec) -> Outcome[pb.GetSealingListResponse]:
             doc = self.store.visible(ex.caller, request.emergency_id)
-            entries = sealing_list(self.audit_files(), doc["id"])
+            # The audit index is refreshed from the chains: in a worker thread.
+            entries = await asyncio.to_thread(sealing_list, self.audit or (), doc["id"])
             return Outcome(
                 pb.GetSealingListResponse(
                     emergency=emergency_message(doc),
@@ -258,11 +259,11 @@ class EmergencyService(emergency_pb2_grpc.EmergencyServiceServicer):
         )
 
     async def SealEmergency(self, request: pb.SealEmergencyRequest, context):
-        def execute(ex: Exec) -> Outcome[pb.SealEmergencyResponse]:
+        async def execute(ex: Exec) -> Outcome[pb.SealEmergencyResponse]:
             self.store.visible(ex.caller, request.emergency_id)
             # Past its end time but not yet marked: it ended then; record that first.
             ended = self.store.expire_due(ex.now, [request.emergency_id])
-            entries = sealing_list(self.audit_files(), request.emergency_id)
+            entries = await asyncio.to_thread(sealing_list, self.audit or (), request.emergency_id)
             doc = self.store.seal(ex.caller, request.emergency_id, entries, ex.now)
             audit: dict[str, Any] = {
                 "emergency_id": doc["id"],

@@ -16,9 +16,8 @@ reason written by the subject, a token or a subject key.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -48,6 +47,7 @@ from gateway.access.withdrawals import (
     WITHDRAWN,
     WithdrawalStore,
 )
+from gateway.audit.index import AuditIndex
 from gateway.config import ServeConfig
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import (
@@ -135,14 +135,14 @@ class SubjectService(subject_pb2_grpc.SubjectServiceServicer):
         issuers: IssuerRegistry,
         corrections: CorrectionStore,
         withdrawals: WithdrawalStore,
-        audit_files: Callable[[], list[Path]],
+        audit: AuditIndex,
     ) -> None:
         self.pipeline = pipeline
         self.parts = pipeline.parts
         self.issuers = issuers
         self.corrections = corrections
         self.withdrawals = withdrawals
-        self.audit_files = audit_files
+        self.audit = audit
         self.disclosure = Disclosure(self.parts.decider)
 
     # ----- the subject ---------------------------------------------------------------------
@@ -195,10 +195,10 @@ class SubjectService(subject_pb2_grpc.SubjectServiceServicer):
 
         async def execute(ex: Exec) -> Outcome[pb.ListMyUsageResponse]:
             subject, (since, until, size, cursor) = ex.request.payload
-            # Every audit chain is read: in a worker thread, never on the event loop.
+            # The audit index is refreshed from the chains: in a worker thread.
             page, token = await asyncio.to_thread(
                 uses_of,
-                self.audit_files(),
+                self.audit,
                 self.parts.keyring.subject_hash(subject.key),
                 since=since,
                 until=until,
@@ -461,5 +461,5 @@ def subject_service(pipeline: Pipeline, config: ServeConfig) -> SubjectService:
             layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
         ),
         withdrawals=WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring),
-        audit_files=layout.audit_files,
+        audit=AuditIndex(layout.audit_index, layout.audit_files),
     )

@@ -8,9 +8,7 @@ from every audit chain in the data directory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, timedelta
-from pathlib import Path
 
 import grpc
 from govgw.v1 import usage_pb2 as pb
@@ -19,6 +17,7 @@ from govgw.v1 import usage_pb2_grpc
 from gateway import validation
 from gateway.access.applications import is_provider
 from gateway.access.usage import usage_report
+from gateway.audit.index import AuditIndex
 from gateway.errors import GovgwError
 from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import USAGE_READ
@@ -30,10 +29,10 @@ MAX_PERIOD = timedelta(days=366)
 
 
 class UsageService(usage_pb2_grpc.UsageServiceServicer):
-    def __init__(self, pipeline: Pipeline, audit_files: Callable[[], list[Path]]) -> None:
+    def __init__(self, pipeline: Pipeline, audit: AuditIndex) -> None:
         self.pipeline = pipeline
         self.parts = pipeline.parts
-        self.audit_files = audit_files
+        self.audit = audit
 
     async def GetUsageReport(self, request: pb.GetUsageReportRequest, context):
         def parse() -> Request:
@@ -68,9 +67,7 @@ class UsageService(usage_pb2_grpc.UsageServiceServicer):
                     metadata={"dataset": ds.name},
                 )
             since, until = ex.request.payload
-            report = await asyncio.to_thread(
-                usage_report, self.audit_files(), ds.name, since, until
-            )
+            report = await asyncio.to_thread(usage_report, self.audit, ds.name, since, until)
             return Outcome(
                 pb.GetUsageReportResponse(
                     dataset=ds.name,

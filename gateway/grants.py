@@ -14,13 +14,11 @@ the hot path.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import fcntl
 import json
 import logging
-import os
 import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,6 +26,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from gateway.files import exclusive, replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -99,33 +99,13 @@ class JsonListStore:
 
     # ----- the file ----------------------------------------------------------------------
 
-    @contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _file_lock(self) -> contextlib.AbstractContextManager[None]:
+        return exclusive(self.path)
 
     def _write(self, version: int, items: list[dict[str, Any]]) -> None:
         doc = {"version": version, self.key: items}
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, ensure_ascii=False, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the rename itself survives a crash
-        finally:
-            os.close(dir_fd)
+        text = json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True)
+        replace_atomically(self.path, text.encode("utf-8"))
 
     def reload(self) -> None:
         """Look at the file now, whatever the interval (e.g. right after the CLI wrote)."""

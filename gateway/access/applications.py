@@ -21,12 +21,12 @@ is one transaction, so the server and the CLI may both write.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
 import unicodedata
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,6 +45,7 @@ from gateway.access.deadlines import (
 from gateway.callers import Caller
 from gateway.catalog import Catalog, Dataset
 from gateway.errors import FieldViolation, GovgwError, invalid
+from gateway.files import sqlite_transaction
 from gateway.grants import ACTIVE, REVOKED, SUSPENDED, GrantError, GrantStore
 
 SHARE, OPEN = "share", "open"
@@ -129,21 +130,8 @@ class ApplicationStore:
                 " created_at TEXT NOT NULL, doc TEXT NOT NULL)"
             )
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return sqlite_transaction(self.path)
 
     # ----- applying ----------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ with its history; the subject is indexed by the keyed subject hash only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -46,6 +47,7 @@ from gateway.access.subject_tokens import SubjectIdentity
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, invalid, not_found
+from gateway.files import sqlite_transaction
 from gateway.keys import KeyRing
 
 PENDING, CORRECTED, REJECTED = "pending", "corrected", "rejected"
@@ -106,21 +108,8 @@ class CorrectionStore:
         published in the order of the changes they reflect."""
         publish(index_path(self.path), build_index(db, PENDING))
 
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return sqlite_transaction(self.path)
 
     # ----- the subject ---------------------------------------------------------------------
 

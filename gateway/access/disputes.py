@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 from gateway.access.deadlines import china_date
+from gateway.files import replace_atomically
 
 log = logging.getLogger("govgw.disputes")
 
@@ -61,16 +60,7 @@ def build_index(db: sqlite3.Connection, pending: str) -> Index:
 def publish(path: Path, index: Index) -> None:
     """Replace the index atomically (temp file, fsync, rename): a reader sees the
     old index or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"pending": index}, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, json.dumps({"pending": index}, sort_keys=True).encode("utf-8"))
 
 
 class DisputedFields:

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -40,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import chinese_calendar
+
+from gateway.files import replace_atomically
 
 log = logging.getLogger("govgw.calendar")
 
@@ -196,20 +196,10 @@ def load(path: Path) -> YearSchedule:
 def install_file(source: Path, calendar_dir: Path, *, replace: bool = False) -> YearSchedule:
     """Check a schedule and put it where the gateways look, atomically."""
     schedule = load(source)
-    calendar_dir.mkdir(parents=True, exist_ok=True)
     target = calendar_dir / f"{schedule.year}.json"
     if target.exists() and not replace:
         raise ScheduleInvalid([("$.year", f"{target} exists; pass --replace to replace it")])
-    fd, tmp = tempfile.mkstemp(dir=calendar_dir, prefix=".calendar-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(Path(source).read_bytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_atomically(target, Path(source).read_bytes())
     return schedule
 
 

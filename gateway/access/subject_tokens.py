@@ -23,13 +23,10 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import re
 import secrets
-import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.errors import GovgwError, unauthenticated, unavailable
+from gateway.files import exclusive, replace_atomically
 from gateway.subjects import LEGAL_ENTITY, PERSON, normalize_subject_key
 
 TOKEN_HEADER = "x-govgw-subject-token"
@@ -139,27 +137,14 @@ class IssuerRegistry:
 
     @contextlib.contextmanager
     def _mutate(self) -> Iterator[dict[str, dict[str, Any]]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                # Read afresh and strictly: a broken file is refused, never overwritten.
-                self._stamp, self._docs, self._keys = None, {}, {}
-                self._refresh()
-                docs = json.loads(json.dumps(self._docs))
-                yield docs
-                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as f:
-                        json.dump({"issuers": docs}, f, ensure_ascii=False, indent=1)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, self.path)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with exclusive(self.path):
+            # Read afresh and strictly: a broken file is refused, never overwritten.
+            self._stamp, self._docs, self._keys = None, {}, {}
+            self._refresh()
+            docs = json.loads(json.dumps(self._docs))
+            yield docs
+            text = json.dumps({"issuers": docs}, ensure_ascii=False, indent=1)
+            replace_atomically(self.path, text.encode("utf-8"))
 
     def add(self, name: str, public_key_pem: str, *, description: str = "") -> dict[str, Any]:
         if not _ISSUER_RE.match(name):

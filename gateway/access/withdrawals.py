@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import json
 import logging
-import os
 import secrets
-import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -44,6 +41,7 @@ from gateway.access.subject_tokens import SubjectIdentity
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, invalid, not_found, unavailable
+from gateway.files import exclusive, replace_atomically
 from gateway.keys import KeyRing
 
 SUSPENDED = "suspended"  # at once, pending review
@@ -109,33 +107,20 @@ class WithdrawalStore:
 
     @contextlib.contextmanager
     def _mutate(self) -> Iterator[list[dict[str, Any]]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with exclusive(self.path):
             try:
-                try:
-                    self._refresh(force=True)
-                except (OSError, ValueError, KeyError, TypeError):
-                    # Never overwrite a file that cannot be read: it holds withdrawals in force.
-                    raise unavailable(
-                        "WITHDRAWAL_STORE_UNREADABLE",
-                        "the withdrawal store cannot be read; an operator must repair it",
-                    ) from None
-                docs = copy.deepcopy(self._docs)
-                yield docs  # an exception in the body leaves the file untouched
-                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as f:
-                        json.dump({"withdrawals": docs}, f, indent=1, sort_keys=True)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, self.path)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
                 self._refresh(force=True)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+            except (OSError, ValueError, KeyError, TypeError):
+                # Never overwrite a file that cannot be read: it holds withdrawals in force.
+                raise unavailable(
+                    "WITHDRAWAL_STORE_UNREADABLE",
+                    "the withdrawal store cannot be read; an operator must repair it",
+                ) from None
+            docs = copy.deepcopy(self._docs)
+            yield docs  # an exception in the body leaves the file untouched
+            text = json.dumps({"withdrawals": docs}, indent=1, sort_keys=True)
+            replace_atomically(self.path, text.encode("utf-8"))
+            self._refresh(force=True)
 
     # ----- the subject ---------------------------------------------------------------------
 

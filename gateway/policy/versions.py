@@ -47,6 +47,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from gateway.files import fsync_dir, replace_atomically
 from gateway.policy.bundle import (
     BundleError,
     PolicyBundle,
@@ -269,18 +270,7 @@ class VersionStore:
             os.close(fd)  # releases the lock
 
     def _replace(self, path: Path, blob: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(path.parent)
+        replace_atomically(path, blob)
 
     # -- trust --
     def trust(self) -> Trust:
@@ -387,7 +377,7 @@ class VersionStore:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-            _fsync_dir(self.versions_dir)
+            fsync_dir(self.versions_dir)
             return info
 
     def get(self, version: str) -> VersionInfo:
@@ -516,12 +506,3 @@ class VersionStore:
             if h.version == current and h.previous and h.previous != current:
                 return h.previous
         raise VersionError("NO_EARLIER_VERSION", "there is no earlier version to roll back to")
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from gateway.catalog import Catalog, Dataset
@@ -64,6 +65,20 @@ def field_names(ds: Dataset, names: Sequence[str], field_name: str = "fields") -
     if violations:
         raise invalid_many(violations)
     return tuple(seen)
+
+
+def period(
+    request: Any, now: datetime, default: timedelta, longest: timedelta, longest_text: str
+) -> tuple[datetime, datetime]:
+    """A report's [since, until) from a request's optional Timestamps `since` and
+    `until`: until defaults to now, since to `default` before until."""
+    until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else now
+    since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else until - default
+    if since >= until:
+        raise invalid("since", "must be before until", "PERIOD_INVALID")
+    if until - since > longest:
+        raise invalid("since", f"the period is at most {longest_text}", "PERIOD_TOO_LONG")
+    return since, until
 
 
 class Violations:

@@ -8,7 +8,7 @@ from every audit chain in the data directory.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import grpc
 from govgw.v1 import usage_pb2 as pb
@@ -38,23 +38,17 @@ class UsageService(usage_pb2_grpc.UsageServiceServicer):
         def parse() -> Request:
             v = validation.Violations()
             ds = v.check(validation.dataset, self.parts.catalog, request.dataset)
-            until = (
-                request.until.ToDatetime(tzinfo=UTC)
-                if request.HasField("until")
-                else self.parts.clock()
+            span = v.check(
+                validation.period,
+                request,
+                self.parts.clock(),
+                DEFAULT_PERIOD,
+                MAX_PERIOD,
+                "366 days",
             )
-            since = (
-                request.since.ToDatetime(tzinfo=UTC)
-                if request.HasField("since")
-                else until - DEFAULT_PERIOD
-            )
-            if since >= until:
-                v.add("since", "must be before until", "PERIOD_INVALID")
-            elif until - since > MAX_PERIOD:
-                v.add("since", "the period is at most 366 days", "PERIOD_TOO_LONG")
             v.raise_if_any()
-            assert ds is not None
-            return Request(PURPOSE, (ds.name,), payload=(since, until))
+            assert ds is not None and span is not None
+            return Request(PURPOSE, (ds.name,), payload=span)
 
         async def execute(ex: Exec) -> Outcome[pb.GetUsageReportResponse]:
             ds = self.parts.catalog.get(ex.request.datasets[0])

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.errors import GovgwError, unauthenticated, unavailable
-from gateway.subjects import LEGAL_ENTITY, PERSON, normalize_subject_key
+from gateway.subjects import LEGAL_ENTITY, PERSON, is_person_key, normalize_subject_key
 
 TOKEN_HEADER = "x-govgw-subject-token"
 AUDIENCE = "govgw"
@@ -232,11 +232,9 @@ def mint(
     now: datetime | None = None,
 ) -> str:
     """A subject token. sub_type defaults from the key (an ID number's check digit)."""
-    from stdnum.cn import ric
-
     now = now or datetime.now(UTC)
     if not sub_type:
-        sub_type = "person" if ric.is_valid(subject.strip()) else "entity"
+        sub_type = "person" if is_person_key(subject) else "entity"
     payload: dict[str, Any] = {
         "iss": issuer,
         "sub": subject.strip().upper(),

@@ -177,3 +177,14 @@ def test_a_broken_registry_file_keeps_the_last_issuers_and_is_not_overwritten(
     with pytest.raises(IssuerError, match="cannot be read"):
         registry.add("other-idp", new_issuer_key()[1])
     assert path.read_text() == "{ broken"
+
+
+def test_mint_guesses_the_kind_of_an_all_digit_uscc_that_breaks_stdnum(
+    registry: IssuerRegistry, idp
+) -> None:
+    from tests.gateway.test_subjects import USCC_440909
+
+    # stdnum's ric.is_valid raises KeyError on it; mint must not.
+    tok = mint(idp, issuer="sc-idp", subject=USCC_440909, now=NOW)
+    subject = verify(tok, registry, caller_id="app", now=NOW)
+    assert (subject.kind, subject.key) == (LEGAL_ENTITY, USCC_440909)

@@ -363,9 +363,11 @@ class SubjectService(subject_pb2_grpc.SubjectServiceServicer):
             datasets = datasets_of(self.parts.catalog, subject, request.dataset)
             # One plan per dataset read, and the audit record names them all (the
             # datasets read, whether or not they hold a record: which do is not said).
+            # With none of the subject's kind in the catalog the policy is still asked
+            # (under ""): without a plan the pipeline would refuse nobody.
             return Request(
                 PURPOSE,
-                tuple(ds.name for ds in datasets),
+                tuple(ds.name for ds in datasets) or ("",),
                 subjects=(subject.key,),
                 payload=(subject, datasets),
             )

@@ -8,6 +8,7 @@ The data subject (a subject token from the identity platform in
     govgw subjects corrections
     govgw subjects withdraw --dataset D --reason R
     govgw subjects withdrawals
+    govgw subjects records [--dataset D]     (what the pool holds about me; a fresh token)
 
 The provider (an agency of the dataset's providing department):
 
@@ -103,6 +104,42 @@ def _withdrawal_rows(items: list[Any], provider: bool) -> list[list[str]]:
         ]
         rows.append([*row, w.subject_key] if provider else row)
     return rows
+
+
+DISPUTED_MARK = "*"
+
+
+def records_text(r: Any, table: Any) -> str:
+    """One table per dataset: field, value, and a mark on fields under correction."""
+    if not r.datasets:
+        return f"the pool holds no record of you\nrequest  {r.request_id}"
+    parts = []
+    for d in r.datasets:
+        p = d.provenance
+        head = (
+            f"{d.dataset} {d.title}  provider {p.source_department}  version "
+            f"{p.dataset_version or '-'}  imported {_day(d.imported_at) or '-'}"
+        )
+        if d.withdrawn_from_open_data:
+            head += "  (withdrawn from open data)"
+        lines = [head]
+        for i, rec in enumerate(d.records):
+            if len(d.records) > 1:
+                lines.append(f"record {i + 1} of {len(d.records)}")
+            rows = [["", "field", "title", "value"]]
+            for f in rec.fields:
+                mark = DISPUTED_MARK if f.correction_pending_since else ""
+                value = f"withheld: {f.withheld_reason}" if f.withheld_reason else f.value
+                if f.correction_pending_since:
+                    value += f"  (correction pending since {f.correction_pending_since})"
+                rows.append([mark, f.name, f.title, value])
+            lines.append(table(rows))
+        parts.append("\n".join(lines))
+    legend = (
+        f"{DISPUTED_MARK} under correction (校核); to dispute another value: "
+        "govgw subjects correct --dataset D --field F --statement S"
+    )
+    return "\n\n".join(parts) + f"\n\n{legend}\nrequest  {r.request_id}"
 
 
 def register(sub: Any, h: CliHelpers) -> None:
@@ -227,6 +264,17 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--provider", action="store_true", help="those your department reviews")
     sp.add_argument("--dataset")
     sp.add_argument("--status", choices=tuple(_WITHDRAWAL_STATUS.values()))
+
+    def records(args: argparse.Namespace) -> int:
+        with h.client(args) as gw:
+            r = gw.my_records(_token(args), dataset=args.dataset or "")
+        h.emit(args, _as_dict(r), lambda: records_text(r, h.table))
+        return 0
+
+    sp = with_token(
+        h.cmd(subjects, "records", records, "what the pool holds about me (a fresh token)")
+    )
+    sp.add_argument("--dataset", help="one dataset of my kind; default: all")
 
     # ----- the provider ------------------------------------------------------------------
 

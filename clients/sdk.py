@@ -631,8 +631,15 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
 
 
 def guess_kind(subject_key: str) -> str:
-    """Both keys are 18 characters and may be all digits; the check digit tells them apart."""
-    return PERSON if ric.is_valid(subject_key.strip()) else LEGAL_ENTITY
+    """Both keys are 18 characters and may be all digits; the check digit tells them apart.
+    stdnum's ric.is_valid raises KeyError (not False) on some all-digit keys, e.g. USCCs
+    starting 440909 (a region without a county in its table): any exception means "not
+    an ID number", so the key is sent as a USCC and the gateway answers precisely."""
+    try:
+        person = ric.is_valid(subject_key.strip())
+    except Exception:
+        person = False
+    return PERSON if person else LEGAL_ENTITY
 
 
 __all__ = [

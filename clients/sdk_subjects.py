@@ -124,6 +124,14 @@ class SubjectsClientMixin:
         )
         return list(r.withdrawals)
 
+    def my_records(self, subject_token: str, *, dataset: str = "") -> pb.GetMyRecordsResponse:
+        """What the pool holds about the subject, per dataset holding a record: raw values
+        (secret fields withheld with the reason), provenance, and the fields under
+        correction. The token must be fresh (issued at most 5 minutes ago)."""
+        return self._subject_call(
+            self.subjects.GetMyRecords, pb.GetMyRecordsRequest(dataset=dataset), subject_token
+        )
+
     # -- the provider ----------------------------------------------------------------
     def list_corrections(
         self, *, dataset: str = "", status: str = "", overdue_only: bool = False

@@ -41,6 +41,8 @@ SUBJECT_USAGE = "subject.usage"
 SUBJECT_CORRECT = "subject.correct"
 SUBJECT_WITHDRAW = "subject.withdraw"
 SUBJECT_READ = "subject.read"
+# The subject reads what the pool holds about them (raw values: a fresh token).
+SUBJECT_RECORDS = "subject.records"
 # ...the provider's answers...
 SUBJECT_REVIEW = "subject.review"
 # ...and no RPC: asked per kind of audited use, may the subject see it (hidden by law)?

@@ -6,7 +6,9 @@ check character). Errors name the field and what is wrong, never the value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 from stdnum import exceptions as stdnum_exc
 from stdnum.cn import ric, uscc
@@ -15,6 +17,24 @@ from gateway.errors import invalid
 
 PERSON = "person"
 LEGAL_ENTITY = "legal_entity"
+
+
+def stdnum_valid(validator: Callable[[str], Any], value: str) -> bool:
+    """`validator(value)` passes (a stdnum validate or is_valid), any exception meaning
+    invalid. stdnum's validators do not keep to ValidationError: ric.is_valid raises
+    KeyError for a number whose first six digits name a region without a county in its
+    table (e.g. 440909...), which all-digit USCCs hit too. Every call site in the
+    gateway goes through here, so a key is never a crash (INTERNAL), only invalid."""
+    try:
+        return bool(validator(value))
+    except Exception:
+        return False
+
+
+def is_person_key(value: str) -> bool:
+    """Is this (ID number or USCC, both 18 characters and possibly all digits) a valid
+    ID number? Only to guess the kind when none is named."""
+    return stdnum_valid(ric.is_valid, value.strip())
 
 
 # GB/T 2260 province-level codes (the first two digits of an ID number).
@@ -76,11 +96,11 @@ def normalize_id_number(value: str, field_name: str = "id_number") -> str:
         raise invalid(field_name, "must be 18 characters", "ID_NUMBER_LENGTH")
     if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
         raise invalid(field_name, "must be 17 digits and a check digit", "ID_NUMBER_FORMAT")
-    if number[17] != ric.calc_check_digit(number):
+    if not stdnum_valid(lambda n: n[17] == ric.calc_check_digit(n), number):
         raise invalid(field_name, "check digit does not match", "ID_NUMBER_CHECK_DIGIT")
     try:
         born = ric.get_birth_date(number)
-    except stdnum_exc.ValidationError as e:
+    except Exception as e:  # stdnum may raise more than ValidationError (see stdnum_valid)
         raise invalid(field_name, "birth date part is not a date", "ID_NUMBER_COMPONENT") from e
     if born.year < 1870 or born > date.today() or number[:2] not in PROVINCES:
         raise invalid(field_name, "birth date or region part is not valid", "ID_NUMBER_COMPONENT")
@@ -95,7 +115,7 @@ def normalize_uscc(value: str, field_name: str = "uscc") -> str:
         return uscc.validate(raw.upper())
     except stdnum_exc.InvalidChecksum as e:
         raise invalid(field_name, "check character does not match", "USCC_CHECK_CHARACTER") from e
-    except stdnum_exc.ValidationError as e:
+    except Exception as e:  # ValidationError, or anything else stdnum raises: invalid
         raise invalid(field_name, "is not a valid unified social credit code", "USCC_FORMAT") from e
 
 

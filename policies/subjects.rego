@@ -10,8 +10,10 @@ import rego.v1
 
 import data.govgw.plans
 
-# The subject's own calls.
-own_actions := {"subject.usage", "subject.correct", "subject.withdraw", "subject.read"}
+# The subject's own calls. subject.records releases the subject's own raw values to
+# the subject alone (the gateway checks the token and its freshness): on the same two
+# channels, never to an agency, which reads a subject's data on its own grants only.
+own_actions := {"subject.usage", "subject.correct", "subject.withdraw", "subject.read", "subject.records"}
 
 actions := own_actions | {"subject.review"}
 

@@ -40,11 +40,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from gateway.errors import GovgwError, unauthenticated, unavailable
 from gateway.files import exclusive, replace_atomically
-from gateway.subjects import LEGAL_ENTITY, PERSON, normalize_subject_key
+from gateway.subjects import LEGAL_ENTITY, PERSON, is_person_key, normalize_subject_key
 
 TOKEN_HEADER = "x-govgw-subject-token"
 AUDIENCE = "govgw"
 MAX_LIFETIME = timedelta(minutes=30)
+# Reading one's own raw records (GetMyRecords) needs a token issued at most this long
+# ago: a token is a bearer credential valid for up to 30 minutes, and the citizen's app
+# or a counter may hold one well after the citizen walked away. Requiring a recent
+# sign-in for the one call that returns raw personal data (rather than the calls that
+# file or list requests) narrows what a token left on a counter's screen or in an app's
+# cache can reveal to the minutes after the citizen signed in. `azp`, when present,
+# binds it to the caller as for every subject call.
+FRESH_FOR = timedelta(minutes=5)
 DEFAULT_TTL = timedelta(minutes=10)
 # Clocks of the identity platform and the gateway differ a little.
 SKEW = timedelta(seconds=60)
@@ -68,6 +76,7 @@ class SubjectIdentity:
     issuer: str
     token_id: str
     expires_at: datetime
+    issued_at: datetime | None = None  # None only for identities built without a token
 
     def __repr__(self) -> str:  # a stray log of the object must not show the key
         return f"SubjectIdentity(kind={self.kind!r}, issuer={self.issuer!r})"
@@ -217,11 +226,9 @@ def mint(
     now: datetime | None = None,
 ) -> str:
     """A subject token. sub_type defaults from the key (an ID number's check digit)."""
-    from stdnum.cn import ric
-
     now = now or datetime.now(UTC)
     if not sub_type:
-        sub_type = "person" if ric.is_valid(subject.strip()) else "entity"
+        sub_type = "person" if is_person_key(subject) else "entity"
     payload: dict[str, Any] = {
         "iss": issuer,
         "sub": subject.strip().upper(),
@@ -332,4 +339,18 @@ def verify(
         raise unauthenticated(
             "SUBJECT_KEY_INVALID", "the subject token's subject key is not a valid key"
         ) from None
-    return SubjectIdentity(key, kind, issuer, str(claims["jti"]), expires)
+    return SubjectIdentity(key, kind, issuer, str(claims["jti"]), expires, issued)
+
+
+def require_fresh(
+    subject: SubjectIdentity, now: datetime, fresh_for: timedelta = FRESH_FOR
+) -> None:
+    """UNAUTHENTICATED SUBJECT_TOKEN_STALE unless the token was issued at most `fresh_for`
+    before `now` (see FRESH_FOR). A token issued a little in the future is already
+    bounded by SKEW in `verify`."""
+    if subject.issued_at is None or now - subject.issued_at > fresh_for:
+        minutes = int(fresh_for.total_seconds() // 60)
+        raise unauthenticated(
+            "SUBJECT_TOKEN_STALE",
+            f"reading your records needs a sign-in of the last {minutes} minutes; sign in again",
+        )

@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from stdnum.cn import ric
-from stdnum.exceptions import ValidationError
+
+from gateway.subjects import stdnum_valid
 
 log = logging.getLogger("govgw.audit")
 
@@ -126,14 +127,12 @@ def _candidates(text: bytes, shape: bytes, needle: bytes) -> Iterator[bytes]:
 def _looks_like_id_number(candidate: bytes) -> bool:
     # Check digit and birth date, not the region: stdnum's region table lags
     # behind renamed and new counties, and a guard must not miss real keys.
+    # Any exception from stdnum means "not an ID number" (it raises more than
+    # ValidationError on some inputs: gateway.subjects.stdnum_valid).
     number = candidate.decode().upper()
-    if number[-1] != ric.calc_check_digit(number):
-        return False
-    try:
-        ric.get_birth_date(number)
-    except ValidationError:
-        return False
-    return True
+    return stdnum_valid(lambda n: n[-1] == ric.calc_check_digit(n), number) and stdnum_valid(
+        ric.get_birth_date, number
+    )
 
 
 def personal_data_kind(text: bytes) -> str | None:

@@ -95,6 +95,7 @@ ACTIONS = (
     "subject.correct",
     "subject.withdraw",
     "subject.read",
+    "subject.records",
     "subject.review",
     # Suspending a dataset's opening (OpeningService) and the deadlines report:
     # they release no pool fields.

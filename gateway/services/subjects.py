@@ -1,13 +1,13 @@
 """SubjectService: data-subject rights (R8, R9) over the one pipeline.
 
 The subject's own calls (subject.usage, subject.correct, subject.withdraw,
-subject.read) are carried by an authenticated caller (the citizen's app or a
+subject.read, subject.records) are carried by an authenticated caller (the citizen's app or a
 service counter, as the policy decides) and prove the subject with a subject
 token in `x-govgw-subject-token` (`gateway.access.subject_tokens`), checked
 while the request is parsed, so the call's audit record carries the subject's
 keyed hash and nothing else of them. The provider's calls (subject.review) are
 checked against the catalog's provider by the stores. The domain logic lives
-in `gateway.access.corrections`, `.withdrawals` and `.subject_usage`.
+in `gateway.access.corrections`, `.withdrawals`, `.subject_usage` and `.my_records`.
 
 Audit: transitions carry ids and codes in `details`, never a statement, a
 reason written by the subject, a token or a subject key.
@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+from govgw.v1 import common_pb2, subject_pb2_grpc
 from govgw.v1 import subject_pb2 as pb
-from govgw.v1 import subject_pb2_grpc
 
 from gateway import validation
 from gateway.access.corrections import CORRECTED, PENDING, REJECTED, CorrectionStore
+from gateway.access.my_records import DatasetView, datasets_of, my_records
 from gateway.access.subject_tokens import (
     TOKEN_HEADER,
     IssuerRegistry,
     SubjectIdentity,
     claimed_subject,
+    require_fresh,
     verify,
 )
 from gateway.access.subject_usage import (
@@ -53,6 +55,7 @@ from gateway.pipeline import Exec, Outcome, Pipeline, Request
 from gateway.plan import (
     SUBJECT_CORRECT,
     SUBJECT_READ,
+    SUBJECT_RECORDS,
     SUBJECT_REVIEW,
     SUBJECT_USAGE,
     SUBJECT_WITHDRAW,
@@ -60,7 +63,10 @@ from gateway.plan import (
 from gateway.services.common import timestamp
 
 PURPOSE = "数据主体权利"  # recorded as the purpose of every subject-rights call
-OWN_ACTIONS = frozenset({SUBJECT_USAGE, SUBJECT_CORRECT, SUBJECT_WITHDRAW, SUBJECT_READ})
+# The subject's own calls: audited under their keyed hash, never listed to them as a use.
+OWN_ACTIONS = frozenset(
+    {SUBJECT_USAGE, SUBJECT_CORRECT, SUBJECT_WITHDRAW, SUBJECT_READ, SUBJECT_RECORDS}
+)
 DEFAULT_PERIOD = timedelta(days=366)
 MAX_PERIOD = timedelta(days=5 * 366)
 
@@ -124,6 +130,37 @@ def withdrawal_message(doc: Mapping[str, Any]) -> pb.Withdrawal:
         reviewed_by=review.get("department", ""),
         subject_key=doc["subject_key"],
         subject_type=_SUBJECT_TYPES.get(doc["subject_type"], ""),
+    )
+
+
+def my_dataset_message(view: DatasetView, now: datetime) -> pb.MyDataset:
+    ds = view.dataset
+    return pb.MyDataset(
+        dataset=ds.name,
+        title=ds.title,
+        provenance=common_pb2.Provenance(
+            source_department=ds.provider,
+            dataset=ds.name,
+            dataset_version=view.version,
+            retrieved_at=timestamp(now),
+        ),
+        imported_at=timestamp(view.imported_at),
+        records=[
+            pb.MyRecord(
+                fields=[
+                    pb.MyFieldValue(
+                        name=f.name,
+                        title=f.title,
+                        value=f.value,
+                        withheld_reason=f.withheld_reason,
+                        correction_pending_since=f.pending_since,
+                    )
+                    for f in record
+                ]
+            )
+            for record in view.records
+        ],
+        withdrawn_from_open_data=view.withdrawn,
     )
 
 
@@ -317,6 +354,44 @@ class SubjectService(subject_pb2_grpc.SubjectServiceServicer):
             )
 
         return await self.pipeline.run(context, SUBJECT_READ, parse, execute)
+
+    async def GetMyRecords(self, request: pb.GetMyRecordsRequest, context):
+        def parse() -> Request:
+            subject = self._subject(context)
+            # Raw personal data leaves: only on a recent sign-in (subject_tokens.FRESH_FOR).
+            require_fresh(subject, self.parts.clock())
+            datasets = datasets_of(self.parts.catalog, subject, request.dataset)
+            # One plan per dataset read, and the audit record names them all (the
+            # datasets read, whether or not they hold a record: which do is not said).
+            # With none of the subject's kind in the catalog the policy is still asked
+            # (under ""): without a plan the pipeline would refuse nobody.
+            return Request(
+                PURPOSE,
+                tuple(ds.name for ds in datasets) or ("",),
+                subjects=(subject.key,),
+                payload=(subject, datasets),
+            )
+
+        def execute(ex: Exec) -> Outcome[pb.GetMyRecordsResponse]:
+            subject, datasets = ex.request.payload
+            views = my_records(
+                self.parts.pool,
+                datasets,
+                subject,
+                disputed=self.parts.disputed,
+                withdrawn=self.parts.withdrawn,
+            )
+            # Audited: the subject's keyed hash and the datasets read (the record's
+            # `dataset`). No count of records, no withheld field: which datasets hold
+            # the subject (social assistance, say) is itself personal data.
+            return Outcome(
+                pb.GetMyRecordsResponse(
+                    datasets=[my_dataset_message(v, ex.now) for v in views],
+                    request_id=ex.request_id,
+                )
+            )
+
+        return await self.pipeline.run(context, SUBJECT_RECORDS, parse, execute)
 
     # ----- the provider --------------------------------------------------------------------
 

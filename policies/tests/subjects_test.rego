@@ -10,11 +10,22 @@ plan(kind, action) := p if {
 }
 
 test_citizen_app_and_counter_carry_subject_calls if {
-	every action in ["subject.usage", "subject.correct", "subject.withdraw", "subject.read"] {
+	every action in ["subject.usage", "subject.correct", "subject.withdraw", "subject.read", "subject.records"] {
 		plan("public", action).allow == true
 		plan("counter", action).allow == true
 		plan("agency", action).reason == "SUBJECT_CHANNEL_REQUIRED"
 		plan("admin", action).reason == "SUBJECT_CHANNEL_REQUIRED"
+	}
+}
+
+test_own_records_are_for_the_subjects_channels_only if {
+	# per dataset too: the service decides one plan per dataset it reads
+	every ds in ["population.basic", "legal_entity.basic", "social_assistance.recipient"] {
+		p := decision.plan with input as fx.request("public", "subject.records", ds)
+		p.allow == true
+		p.fields == {}
+		q := decision.plan with input as fx.request("agency", "subject.records", ds)
+		q.reason == "SUBJECT_CHANNEL_REQUIRED"
 	}
 }
 

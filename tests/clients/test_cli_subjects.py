@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,58 @@ def test_the_command_runs_as_installed(gw: Harness) -> None:
         env={"GOVGW_SUBJECT_TOKEN": mint.stdout.strip(), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert json.loads(listed.stdout) == {}  # nobody used this subject's data yet
+
+
+def test_records_json_and_human_tables(gw: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    person = gw.demo["assistance_recipient"]
+    pid, d = person["id_number"], str(gw.data_dir)
+    code, out, _ = run(capsys, "subjects", "token", "--subject", pid, "--data-dir", d, "--json")
+    tok = json.loads(out)["token"]
+    public = as_(gw, "public-portal")
+    code, out, _ = run(capsys, *public, "subjects", "correct", "--dataset", "population.basic",
+                       "--field", "household_address", "--statement", "地址已迁至威州镇",
+                       "--subject-token", tok, "--json")  # fmt: skip
+    assert code == 0
+
+    code, out, _ = run(capsys, *public, "subjects", "records", "--subject-token", tok, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert [x["dataset"] for x in doc["datasets"]] == [
+        "population.basic",
+        "social_assistance.recipient",
+    ]
+    fields = {f["name"]: f for f in doc["datasets"][0]["records"][0]["fields"]}
+    assert fields["name"]["value"] == person["name"]
+    assert fields["household_address"]["correction_pending_since"]
+    assert doc["datasets"][0]["provenance"]["source_department"] == "县公安局"
+
+    # Human: one table per dataset, the disputed field marked, the others not.
+    code, out, _ = run(capsys, *public, "subjects", "records", "--subject-token", tok,
+                       "--dataset", "population.basic")  # fmt: skip
+    assert code == 0
+    assert "population.basic" in out and "social_assistance.recipient" not in out
+    assert "provider 县公安局" in out
+    lines = out.splitlines()
+    address = next(line for line in lines if " household_address " in f" {line} ")
+    name = next(line for line in lines if line.split()[:1] == ["name"])
+    assert address.startswith("*") and "correction pending since" in address
+    assert person["name"] in name and not name.startswith("*")
+
+    # A refusal: --json carries the reason, exit 1.
+    code, out, _ = run(capsys, *public, "subjects", "records", "--subject-token", tok,
+                       "--dataset", "legal_entity.basic", "--json")  # fmt: skip
+    assert code == 1 and json.loads(out)["error"]["reason"] == "DATASET_SUBJECT_KIND"
+
+
+def test_records_of_a_subject_the_pool_does_not_hold(
+    gw: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.gateway.pool import id_number
+
+    absent = id_number("513221", date(1931, 2, 3), 987)
+    code, out, _ = run(capsys, "subjects", "token", "--subject", absent, "--data-dir",
+                       str(gw.data_dir), "--json")  # fmt: skip
+    tok = json.loads(out)["token"]
+    code, out, _ = run(capsys, *as_(gw, "counter-wenchuan"), "subjects", "records",
+                       "--subject-token", tok)  # fmt: skip
+    assert code == 0 and out.startswith("the pool holds no record of you")

@@ -38,7 +38,7 @@ FIELDS = ("name", "household_address", "phone", "ethnicity")
     name=names,
     phone=phones,
     field=st.sampled_from(FIELDS),
-    variant=st.integers(0, 4),
+    variant=st.integers(0, 7),
     caller=st.sampled_from(["public-portal", "counter-wenchuan"]),
 )
 def test_subject_calls_leak_nothing_personal(
@@ -53,6 +53,12 @@ def test_subject_calls_leak_nothing_personal(
 ) -> None:
     key = load_private_key((gateway.data_dir / "keys" / "demo-subject-issuer.pem").read_bytes())
     token = mint(key, issuer=admin.DEMO_ISSUER, subject=id_number, now=gateway.parts.clock())
+    # GetMyRecords returns raw values: a subject the pool holds, whose values must
+    # reach the response and nowhere else.
+    held = gateway.demo["adult_resident"]
+    held_token = mint(
+        key, issuer=admin.DEMO_ISSUER, subject=held["id_number"], now=gateway.parts.clock()
+    )
     statement = f"{name}的{field}应更正，联系电话{phone}，身份证{id_number}"
     calls = [
         lambda gw: gw.file_correction(
@@ -67,13 +73,16 @@ def test_subject_calls_leak_nothing_personal(
         lambda gw: gw.request_withdrawal(token, dataset="population.basic", reason=statement),
         # A subject key where a dataset name goes, and a statement as the dataset.
         lambda gw: gw.file_correction(token, dataset=id_number, field=name, statement=statement),
+        lambda gw: gw.my_records(token),
+        lambda gw: gw.my_records(token, dataset=statement),
+        lambda gw: gw.my_records(held_token),
     ]
     start = len(gateway_logs.lines)
     audit_before = len(gateway.audit_text())
     errors = []
     with gateway.client(caller) as gw:
         try:
-            calls[variant](gw)
+            answer = calls[variant](gw)
         except GovgwClientError as e:
             assert e.code in REFUSALS, e
             errors.append(str(e) + json.dumps(e.to_json(), ensure_ascii=False))
@@ -87,9 +96,18 @@ def test_subject_calls_leak_nothing_personal(
             ("name", name),
             ("token", token),
             ("token payload", token.split(".")[0]),
+            ("held id_number", held["id_number"]),
+            ("held name", held["name"]),
+            ("held phone", held["phone"]),
+            ("held address", held["household_address"]),
         ):
             assert not leaked(value, text), f"raw {label} in {where}"
         assert statement not in text, f"statement in {where}"
     if not errors:
         # The audit keeps the subject as its keyed hash only.
-        assert gateway.parts.keyring.subject_hash(id_number) in audit
+        subject = held["id_number"] if variant == 7 else id_number
+        assert gateway.parts.keyring.subject_hash(subject) in audit
+    if variant == 7 and not errors:
+        # The values did leave, to their subject: the check above is not vacuous.
+        shown = answer.SerializeToString().decode("utf-8", "replace")
+        assert held["name"] in shown and held["household_address"] in shown

@@ -16,6 +16,7 @@ from stdnum.cn import ric, uscc
 from gateway.access.subject_tokens import (
     IssuerError,
     IssuerRegistry,
+    SubjectIdentity,
     encode,
     load_private_key,
     mint,
@@ -177,3 +178,34 @@ def test_a_broken_registry_file_keeps_the_last_issuers_and_is_not_overwritten(
     with pytest.raises(IssuerError, match="cannot be read"):
         registry.add("other-idp", new_issuer_key()[1])
     assert path.read_text() == "{ broken"
+
+
+def test_mint_guesses_the_kind_of_an_all_digit_uscc_that_breaks_stdnum(
+    registry: IssuerRegistry, idp
+) -> None:
+    from tests.gateway.test_subjects import USCC_440909
+
+    # stdnum's ric.is_valid raises KeyError on it; mint must not.
+    tok = mint(idp, issuer="sc-idp", subject=USCC_440909, now=NOW)
+    subject = verify(tok, registry, caller_id="app", now=NOW)
+    assert (subject.kind, subject.key) == (LEGAL_ENTITY, USCC_440909)
+
+
+def test_require_fresh_allows_five_minutes_since_iat(registry: IssuerRegistry, idp) -> None:
+    from gateway.access.subject_tokens import FRESH_FOR, require_fresh
+
+    tok = mint(idp, issuer="sc-idp", subject=PERSON_ID, now=NOW)
+    subject = verify(tok, registry, caller_id="app", now=NOW)
+    assert subject.issued_at == NOW and timedelta(minutes=5) == FRESH_FOR
+    require_fresh(subject, NOW)
+    require_fresh(subject, NOW + FRESH_FOR)
+    with pytest.raises(GovgwError) as e:
+        require_fresh(subject, NOW + FRESH_FOR + timedelta(seconds=1))
+    assert (e.value.code, e.value.reason) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "SUBJECT_TOKEN_STALE",
+    )
+    # An identity built without a token has no iat: never fresh.
+    bare = SubjectIdentity(PERSON_ID, PERSON, "sc-idp", "t", NOW + timedelta(minutes=10))
+    with pytest.raises(GovgwError):
+        require_fresh(bare, NOW)

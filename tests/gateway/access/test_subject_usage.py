@@ -21,7 +21,9 @@ from gateway.policy.engine import RegorusEngine
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 ME, SOMEONE = "a" * 64, "b" * 64
-OWN = frozenset({"subject.usage", "subject.correct", "subject.withdraw", "subject.read"})
+OWN = frozenset(
+    {"subject.usage", "subject.correct", "subject.withdraw", "subject.read", "subject.records"}
+)
 
 
 @pytest.fixture(scope="module")

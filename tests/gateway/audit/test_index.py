@@ -41,7 +41,9 @@ SUBJECTS = ("a" * 64, "0f" * 32, "C" * 64)
 DATASETS = ("population.basic", "housing.registry")
 EMERGENCIES = ("em-1", "em-2")
 GRANTS = ("g-1", "g-2", "g-3")
-OWN = frozenset({"subject.usage", "subject.correct", "subject.withdraw", "subject.read"})
+OWN = frozenset(
+    {"subject.usage", "subject.correct", "subject.withdraw", "subject.read", "subject.records"}
+)
 CALLERS = (
     ("police", "agency", "汶川县公安局", "刑事案件侦查"),  # hidden from the subject by law
     ("police", "agency", "汶川县公安局", "户籍迁移办理"),

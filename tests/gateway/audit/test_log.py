@@ -444,3 +444,13 @@ def test_read_records_stops_at_torn_tail_and_names_bad_lines(log_path: Path) -> 
     log_path.write_bytes(lines[0] + b"garbage\n" + lines[2])
     with pytest.raises(ValueError, match="line 2"):
         list(read_records(log_path))
+
+
+def test_guard_judges_values_that_make_stdnum_raise() -> None:
+    from tests.gateway.test_subjects import ID_440909, USCC_440909
+
+    # Neither crashes the guard. Both pass an ID number's check digit and date (the
+    # USCC's reads 0002-06-05): the guard does not consult the region table, and a raw
+    # USCC has no place in an audit record either.
+    assert personal_data_kind(json.dumps({"x": ID_440909}).encode()) == "an ID number"
+    assert personal_data_kind(json.dumps({"x": USCC_440909}).encode()) == "an ID number"

@@ -120,10 +120,11 @@ def test_plan_violations_judges_documents() -> None:
 def test_sanity_inputs_cover_every_kind_action_and_dataset() -> None:
     catalog = {"datasets": {"x": {}, "y": {}}}
     inputs = sanity_inputs(catalog)
-    # 16 + five emergency, five subject-rights, two opening, one deadlines, one conflicts
-    assert len(ACTIONS) == 30 and "conflicts.read" in ACTIONS
+    # 16 + five emergency, six subject-rights, two opening, one deadlines, one conflicts
+    assert len(ACTIONS) == 31 and "conflicts.read" in ACTIONS
     assert {"opening.suspend", "opening.read", "deadlines.read"} <= set(ACTIONS)
-    assert len(inputs) == 5 * 31 * 4  # kinds + "robot", actions + "delete"
+    assert "subject.records" in ACTIONS
+    assert len(inputs) == 5 * 32 * 4  # kinds + "robot", actions + "delete"
     assert {i["dataset"] for i in inputs} == {"x", "y", "", "no.such.dataset"}
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -212,23 +212,21 @@ class SubjectService(subject_pb2_grpc.SubjectServiceServicer):
     async def ListMyUsage(self, request: pb.ListMyUsageRequest, context):
         def parse() -> Request:
             v = validation.Violations()
-            now = self.parts.clock()
-            until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else now
-            since = (
-                request.since.ToDatetime(tzinfo=UTC)
-                if request.HasField("since")
-                else until - DEFAULT_PERIOD
+            span = v.check(
+                validation.period,
+                request,
+                self.parts.clock(),
+                DEFAULT_PERIOD,
+                MAX_PERIOD,
+                "five years",
             )
-            if since >= until:
-                v.add("since", "must be before until", "PERIOD_INVALID")
-            elif until - since > MAX_PERIOD:
-                v.add("since", "the period is at most five years", "PERIOD_TOO_LONG")
             if not 0 <= request.page_size <= MAX_PAGE:
                 v.add("page_size", f"must be 1 to {MAX_PAGE}", "PAGE_SIZE_INVALID")
             cursor = v.check(decode_cursor, request.page_token) if request.page_token else None
             v.raise_if_any()
             size = request.page_size or DEFAULT_PAGE
-            return self._subject_request(context, payload=(since, until, size, cursor))
+            assert span is not None
+            return self._subject_request(context, payload=(*span, size, cursor))
 
         async def execute(ex: Exec) -> Outcome[pb.ListMyUsageResponse]:
             subject, (since, until, size, cursor) = ex.request.payload

@@ -30,18 +30,30 @@ class _Log:
         self.members: dict[str, float] = {}
         self.window_s = 0.0  # the longest window it was used with, for the sweep
 
+    def see(self, member: str, now: float) -> None:
+        # Re-inserted at the end, so `members` stays ordered by last time and
+        # trimming stops at the first fresh member instead of scanning them all
+        # (a caller may have thousands of subjects in the window).
+        self.members.pop(member, None)
+        self.members[member] = now
+
     def trim(self, horizon: float) -> None:
         while self.hits and self.hits[0] <= horizon:
             self.hits.popleft()
-        if self.members:
-            for m in [m for m, t in self.members.items() if t <= horizon]:
-                del self.members[m]
+        members = self.members
+        while members:
+            oldest = next(iter(members))
+            if members[oldest] > horizon:
+                break
+            del members[oldest]
 
     def size(self, distinct: bool) -> int:
         return len(self.members) if distinct else len(self.hits)
 
     def oldest(self, distinct: bool) -> float:
-        return min(self.members.values()) if distinct else self.hits[0]
+        # Ordered by last time (see `see`); a wall clock stepping back only keeps
+        # a member a little longer, erring towards counting it.
+        return next(iter(self.members.values())) if distinct else self.hits[0]
 
 
 # Every this many operations, logs that have emptied are dropped: there is
@@ -108,7 +120,7 @@ class InProcessState(StateBackend):
         for w in windows:
             log = self._log(w.key, w.window_s)
             if w.member:
-                log.members[w.member] = now
+                log.see(w.member, now)
             else:
                 log.hits.append(now)
         return Verdict(ADMITTED)
@@ -138,7 +150,7 @@ class InProcessState(StateBackend):
         if no_match:
             misses.hits.append(now)
         if subject:
-            subjects.members[subject] = now
+            subjects.see(subject, now)
         for log in (answered, misses, subjects):
             log.trim(horizon)
         return Observation(len(answered.hits), len(misses.hits), len(subjects.members))

@@ -242,3 +242,17 @@ def test_in_process_state_forgets_lapsed_subjects() -> None:
         assert set(s._logs) == {"subj:new:calls"}
 
     asyncio.run(main())
+
+
+def test_in_process_log_trims_members_by_last_time_without_scanning() -> None:
+    from gateway.state.memory import _Log
+
+    log = _Log()
+    for i, member in enumerate(["a", "b", "c"]):
+        log.see(member, float(i))
+    log.see("a", 5.0)  # seen again: now the freshest
+    assert log.oldest(distinct=True) == 1.0  # b
+    log.trim(1.5)
+    assert list(log.members) == ["c", "a"]
+    log.trim(4.0)
+    assert log.members == {"a": 5.0} and log.size(distinct=True) == 1

@@ -445,11 +445,25 @@ def serve_workers(config: ServeConfig, workers: int) -> int:
 
 def _worker_main(config: ServeConfig) -> None:
     import logging
+    import signal
+    import threading
+    import time
 
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s w{config.worker} %(levelname)s %(name)s %(message)s",
     )
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        # A supervisor killed outright (SIGKILL, OOM) cannot forward SIGTERM: a
+        # worker left behind would keep serving the port unsupervised. When the
+        # parent is gone the worker drains and exits as on SIGTERM.
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=orphaned, name="govgw-orphan-watch", daemon=True).start()
     sys.exit(serve(config))
 
 

@@ -163,3 +163,50 @@ def test_a_grant_change_reaches_a_running_gateway_within_1s(tmp_path: Path) -> N
     finally:
         h.stop()
         redis_server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its reaping is left
+
+
+def test_workers_exit_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path / "redis").start()
+    try:
+        make_data_dir(tmp_path / "data", persons=5, entities=2)
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clients.cli", "serve", "--workers", "2",
+             "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{port}",
+             "--redis-url", redis_server.url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (_accepts(port) and len(_children(proc.pid)) >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.1)
+        workers = [pid for pid in _children(proc.pid) if _running(pid)]
+        proc.kill()  # no SIGTERM to forward: the workers must notice on their own
+        proc.wait()
+        deadline = time.monotonic() + 20
+        while any(_running(pid) for pid in workers):
+            assert time.monotonic() < deadline, "workers outlived their supervisor"
+            time.sleep(0.2)
+        assert not _accepts(port)
+    finally:
+        redis_server.stop()

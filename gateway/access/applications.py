@@ -76,6 +76,12 @@ def is_provider(caller: Caller, ds: Dataset) -> bool:
     return caller.kind == "agency" and bool(ds.provider) and caller.department.endswith(ds.provider)
 
 
+def provides(catalog: Catalog, caller: Caller, dataset: str) -> bool:
+    """Is the caller the provider of this dataset (by name; unknown datasets: no)?"""
+    ds = catalog.get(dataset)
+    return ds is not None and is_provider(caller, ds)
+
+
 def text(value: str, field_name: str, what: str, *, required: bool = True) -> str:
     """Free text that is recorded: required, bounded, and free of personal data."""
     try:
@@ -289,8 +295,7 @@ class ApplicationStore:
     def may_see(self, caller: Caller, doc: dict[str, Any]) -> bool:
         if caller.kind == "admin" or doc["applicant"] == caller.id:
             return True
-        ds = self.catalog.get(doc["dataset"])
-        return ds is not None and is_provider(caller, ds)
+        return provides(self.catalog, caller, doc["dataset"])
 
     def list(
         self,

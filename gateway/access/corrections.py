@@ -33,7 +33,7 @@ from typing import Any
 import grpc
 
 from gateway import validation
-from gateway.access.applications import _stamp, deadline_error, is_provider, text
+from gateway.access.applications import _stamp, deadline_error, provides, text
 from gateway.access.deadlines import (
     DEFAULT_PROFILE,
     Deadline,
@@ -203,8 +203,7 @@ class CorrectionStore:
         return self.sealer.open(doc["subject_sealed"], doc["id"], "subject")
 
     def _provides(self, caller: Caller, doc: dict[str, Any]) -> bool:
-        ds = self.catalog.get(doc["dataset"])
-        return ds is not None and is_provider(caller, ds)
+        return provides(self.catalog, caller, doc["dataset"])
 
     def for_provider(
         self,

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
-from gateway.access.applications import PENDING, SHARE, ApplicationStore, is_provider
+from gateway.access.applications import PENDING, SHARE, ApplicationStore, provides
 from gateway.access.corrections import CorrectionStore
 from gateway.access.deadlines import Deadline, china_date, is_working_day
 from gateway.callers import Caller
@@ -112,8 +112,7 @@ def report(
             return False
         if caller.kind == "admin":
             return True
-        ds = catalog.get(name)
-        return ds is not None and is_provider(caller, ds)
+        return provides(catalog, caller, name)
 
     rows: list[DeadlineRow] = []
     for app in applications.list(caller, now, status=PENDING):

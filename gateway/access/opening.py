@@ -27,7 +27,7 @@ from typing import Any
 import grpc
 
 from gateway import validation
-from gateway.access.applications import _stamp, is_provider, text
+from gateway.access.applications import _stamp, provides, text
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, not_found
@@ -72,8 +72,9 @@ class OpeningSuspensionStore(JsonListStore):
     # ----- who may act -------------------------------------------------------------------
 
     def _may_act(self, caller: Caller, dataset: str) -> bool:
-        ds = self.catalog.get(dataset)
-        return ds is not None and (caller.kind == "admin" or is_provider(caller, ds))
+        if self.catalog.get(dataset) is None:
+            return False
+        return caller.kind == "admin" or provides(self.catalog, caller, dataset)
 
     # ----- transitions -------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from typing import Any
 import grpc
 
 from gateway import validation
-from gateway.access.applications import _stamp, is_provider, text
+from gateway.access.applications import _stamp, provides, text
 from gateway.access.corrections import subject_text
 from gateway.access.sealed import Sealer
 from gateway.access.subject_tokens import SubjectIdentity
@@ -192,8 +192,7 @@ class WithdrawalStore:
         return self.sealer.open(doc["subject_sealed"], doc["id"], "subject")
 
     def _provides(self, caller: Caller, doc: dict[str, Any]) -> bool:
-        ds = self.catalog.get(doc["dataset"])
-        return ds is not None and is_provider(caller, ds)
+        return provides(self.catalog, caller, doc["dataset"])
 
     def for_provider(
         self, caller: Caller, *, dataset: str = "", status: str = ""

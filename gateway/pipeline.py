@@ -1,7 +1,15 @@
 """The request pipeline, the same for every RPC, top to bottom:
 
-    authenticate caller -> decide (policy -> plan) -> check limits -> read pool
-      -> apply plan (mask, drop, compute predicates) -> audit (durable) -> respond
+    authenticate caller -> decode (bytes -> message in range) -> parse (typed request)
+      -> decide (policy -> plan) -> check limits -> handle (read pool, release)
+      -> enumeration watch -> audit (durable) -> respond
+
+Every RPC is a row of the route table (`gateway.routes`): its `parse` and
+`handle` are the only code of its own; everything around them -- the order
+of the steps, replay protection for state-changing calls, worker threads for
+blocking handles, the audit record that must be durable before any byte of
+the response leaves, the one-line log and the error mapping -- happens here,
+once.
 
 (DESIGN.md puts limits before the decision; the plan is computed first here
 because a plan's `rate_tier` obligation picks the tier. Deciding is in memory,
@@ -12,25 +20,18 @@ hammered for free.)
 The server is grpc.aio: every step but the audit wait is short and runs on
 the event loop, so calls do not contend for the GIL in a thread pool, and
 the wait for the audit fsync is an await, not a blocked thread.
-
-Each RPC supplies two functions: `parse` turns the protobuf request into a
-validated `Request` (or raises INVALID_ARGUMENT naming the field) and
-`execute` reads the pool and applies the plans. An `execute` that must read
-files (usage reports, the unused-grant sweep) is a coroutine that hands the
-reading to a worker thread, so the loop keeps serving. Everything else, including
-the audit record that must be durable before any byte of the response
-leaves, happens here, once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import itertools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
@@ -38,6 +39,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 from grpc_status import rpc_status
 
+from gateway import wire
 from gateway.audit import AuditLog, AuditUnavailable
 from gateway.auth import Authenticator
 from gateway.callers import Caller
@@ -50,6 +52,7 @@ from gateway.plan import Plan
 from gateway.policy.decider import Decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
+from gateway.routes import Incoming, Route
 from gateway.state.replay import (
     IDEMPOTENCY_HEADER,
     NONCE_HEADER,
@@ -60,6 +63,7 @@ from gateway.state.replay import (
 
 log = logging.getLogger("govgw.pipeline")
 T = TypeVar("T")
+P = TypeVar("P")
 
 # Time kept back from the caller's deadline for writing the audit record.
 AUDIT_MIN_S = 0.05
@@ -67,7 +71,7 @@ AUDIT_MAX_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
-class Request:
+class Request(Generic[P]):
     """A validated request: everything the pipeline needs to decide and audit."""
 
     purpose: str
@@ -75,7 +79,7 @@ class Request:
     subjects: tuple[str, ...] = ()  # normalized subject keys; audited only as keyed hashes
     fields: tuple[str, ...] = ()  # requested field names (validated against the catalog)
     predicates: tuple[str, ...] = ()  # requested predicate names
-    payload: Any = None  # the RPC's own parsed arguments
+    payload: P = None  # type: ignore[assignment]  # the RPC's own parsed arguments
 
 
 @dataclass
@@ -89,12 +93,12 @@ class Outcome(Generic[T]):
 
 
 @dataclass(frozen=True)
-class Exec:
-    """What `execute` gets: the authenticated caller, the plans and the request."""
+class Exec(Generic[P]):
+    """What `handle` gets: the authenticated caller, the plans and the request."""
 
     caller: Caller
     plans: dict[str, Plan]
-    request: Request
+    request: Request[P]
     request_id: str
     now: datetime
 
@@ -146,54 +150,65 @@ class Pipeline:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
 
-    async def run(
-        self,
-        context: grpc.aio.ServicerContext,
-        action: str,
-        parse: Callable[[], Request],
-        execute: Callable[[Exec], Outcome[T] | Awaitable[Outcome[T]]],
-        *,
-        replay_as: Callable[[bytes], T] | None = None,
-        request_bytes: bytes = b"",
-    ) -> T:
+    async def serve(
+        self, route: Route[Any, Any], raw: bytes, context: grpc.aio.ServicerContext
+    ) -> Any:
+        """Run one call of a route: the bytes as they came off the wire."""
         # One policy version per call: its plans and its catalog reads (R1).
         with self.parts.decider.pinned():
-            return await self._run(
-                context, action, parse, execute, replay_as=replay_as, request_bytes=request_bytes
-            )
+            return await self._run(route, raw, context)
 
-    async def _run(
+    async def run(  # TRANSITIONAL: removed once every service is a set of routes
         self,
         context: grpc.aio.ServicerContext,
         action: str,
-        parse: Callable[[], Request],
-        execute: Callable[[Exec], Outcome[T] | Awaitable[Outcome[T]]],
+        parse: Callable[[], Request[Any]],
+        execute: Callable[[Exec[Any]], Any],
         *,
-        replay_as: Callable[[bytes], T] | None = None,
+        replay_as: Callable[[bytes], Any] | None = None,
         request_bytes: bytes = b"",
-    ) -> T:
-        """Run one call. A state-changing RPC passes `replay_as` (its response
-        type's FromString) and its serialized request: it then honours an
-        `idempotency-key` and checks a signed request's nonce and timestamp."""
+    ) -> Any:
+        from types import SimpleNamespace
+
+        from google.protobuf import empty_pb2
+
+        route = SimpleNamespace(
+            action=action,
+            request_type=empty_pb2.Empty,
+            response_type=SimpleNamespace(FromString=replay_as),
+            parse=lambda _m, _i: parse(),
+            handle=execute,
+            state_changing=replay_as is not None,
+            in_thread=False,
+        )
+        return await self.serve(route, request_bytes, context)  # type: ignore[arg-type]
+
+    async def _run(
+        self, route: Route[Any, Any], raw: bytes, context: grpc.aio.ServicerContext
+    ) -> Any:
         p = self.parts
-        replay = _ReplayStep(p.replay, replay_as, request_bytes, action)
         started = time.perf_counter()
         request_id = new_request_id()
         context.set_trailing_metadata((("x-request-id", request_id),))
-        record = _AuditDraft(request_id=request_id, action=action)
+        record = _AuditDraft(request_id=request_id, action=route.action)
+        replay = _ReplayStep(p.replay if route.state_changing else None, route, raw)
         try:
-            caller = p.auth.authenticate(context)  # 1. authenticate
+            caller = p.auth.authenticate(context)  # 1. authenticate, before anything else
             record.caller = caller
-            request = parse()  # input -> validated request
+            metadata = _metadata(context)
+            message = wire.decode(route.request_type, raw)  # bytes -> message in range
+            request = route.parse(message, Incoming(caller, metadata))  # -> typed request
             record.request = request
-            replayed = await replay.before(caller, context)
+            # Per-subject counters are keyed by the keyed hash, never the raw key.
+            hashes = tuple(p.keyring.subject_hash(s) for s in request.subjects)
+            replayed = await replay.before(caller, metadata, hashes)
             if replayed is not None:  # a retry of a call that already succeeded
                 raise _Replayed(replayed)
             now = p.clock()
             plans = {  # 3. decide (before 2, for the tier: see the module doc)
                 ds: p.decider.decide(
                     caller=caller.policy_input(),
-                    action=action,
+                    action=route.action,
                     dataset=ds,
                     purpose=request.purpose,
                     now=now,
@@ -201,12 +216,12 @@ class Pipeline:
                 for ds in request.datasets
             }
             record.plans = plans
-            # Per-subject counters are keyed by the keyed hash, never the raw key.
-            hashes = tuple(p.keyring.subject_hash(s) for s in request.subjects)
             if p.oracle is not None:
                 p.oracle.start_watching(p.decider.invalidate)
             # 2. limits
-            async with p.limits.admit(caller, action, plans, hashes, request_id) as admission:
+            async with p.limits.admit(
+                caller, route.action, plans, hashes, request_id
+            ) as admission:
                 for ds, plan in plans.items():
                     if not plan.allow:
                         raise GovgwError(
@@ -217,14 +232,18 @@ class Pipeline:
                         )
                 _check_deadline(context)
                 # 4. read pool and 5. apply plan: the RPC's own step
-                outcome = execute(Exec(caller, plans, request, request_id, now))
-                if inspect.isawaitable(outcome):  # an execute that reads files in a thread
+                ex = Exec(caller, plans, request, request_id, now)
+                if route.in_thread:
+                    outcome = await asyncio.to_thread(route.handle, ex)
+                else:
+                    outcome = route.handle(ex)
+                if inspect.isawaitable(outcome):
                     outcome = await outcome
                 if p.oracle is not None:
                     # Recorded before the answer leaves: if it cannot be
                     # recorded, the answer is not given (fail closed).
                     suspension = await p.oracle.observe(
-                        caller, action, outcome.answer, hashes, request_id, admission
+                        caller, route.action, outcome.answer, hashes, request_id, admission
                     )
                     if suspension is not None:
                         record.extra.append(suspension.audit_event(by="enumeration-monitor"))
@@ -234,7 +253,7 @@ class Pipeline:
             # Audited as its own call, marked replayed; nothing ran again.
             record.outcome, record.replayed = "OK", True
             await self._audit(record, started, context)
-            return r.response  # type: ignore[no-any-return]
+            return r.response
         except GovgwError as err:
             record.fail(err)
             await replay.failed()
@@ -242,7 +261,11 @@ class Pipeline:
             await self._abort(context, err, request_id)
         except Exception as exc:  # a defect: never echo its text, it may hold values
             log.error("request %s: unexpected %s", request_id, type(exc).__name__)
-            err = GovgwError(grpc.StatusCode.INTERNAL, "INTERNAL_ERROR", "internal error")
+            err = GovgwError(
+                grpc.StatusCode.INTERNAL,
+                "INTERNAL_ERROR",
+                f"internal error; quote request id {request_id}",
+            )
             record.fail(err)
             await replay.failed()
             await self._audit(record, started, context)
@@ -295,26 +318,20 @@ class _Replayed(Exception):  # control flow, not an error
         self.response = response
 
 
-class _ReplayStep(Generic[T]):
+class _ReplayStep:
     """The replay checks of one state-changing call (a no-op for other calls)."""
 
-    def __init__(
-        self,
-        guard: ReplayGuard | None,
-        replay_as: Callable[[bytes], T] | None,
-        request_bytes: bytes,
-        action: str,
-    ) -> None:
-        self.guard = guard if replay_as is not None else None
-        self.replay_as = replay_as
-        self.request_bytes = request_bytes
-        self.action = action
+    def __init__(self, guard: ReplayGuard | None, route: Route[Any, Any], raw: bytes) -> None:
+        self.guard = guard
+        self.route = route
+        self.raw = raw
         self.caller_id = self.key = self.fp = ""
 
-    async def before(self, caller: Caller, context: grpc.aio.ServicerContext) -> T | None:
-        if self.guard is None or self.replay_as is None:
+    async def before(
+        self, caller: Caller, md: Mapping[str, str], subject_hashes: tuple[str, ...]
+    ) -> Any:
+        if self.guard is None:
             return None
-        md = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
         if NONCE_HEADER in md or TIMESTAMP_HEADER in md:
             await self.guard.check_nonce(
                 caller.id, md.get(NONCE_HEADER, ""), md.get(TIMESTAMP_HEADER, "")
@@ -322,10 +339,14 @@ class _ReplayStep(Generic[T]):
         key = md.get(IDEMPOTENCY_HEADER, "")
         if not key:
             return None
-        fp = fingerprint(caller.id, self.action, self.request_bytes)
+        # The subjects (by keyed hash) are part of the fingerprint: a key replays a
+        # stored answer for the same subject only, even when one app carries many
+        # citizens' calls.
+        body = self.raw + b"\0" + ",".join(subject_hashes).encode()
+        fp = fingerprint(caller.id, self.route.action, body)
         found = await self.guard.begin(caller.id, key, fp)
         if found is not None:
-            return self.replay_as(found.response)
+            return self.route.response_type.FromString(found.response)
         self.caller_id, self.key, self.fp = caller.id, key, fp
         return None
 
@@ -340,6 +361,15 @@ class _ReplayStep(Generic[T]):
             # If this fails too, the key lapses with its ttl; the call's own error stands.
             with contextlib.suppress(GovgwError):
                 await self.guard.fail(self.caller_id, self.key)
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    """Text metadata; a key sent twice keeps its first value (auth refuses duplicates)."""
+    md: dict[str, str] = {}
+    for k, v in context.invocation_metadata() or ():
+        if isinstance(v, str):
+            md.setdefault(k, v)
+    return md
 
 
 def _check_deadline(context: grpc.aio.ServicerContext) -> None:

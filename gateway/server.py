@@ -10,75 +10,21 @@ import threading
 from types import FrameType
 
 import grpc
-from govgw.v1 import (
-    access_pb2,
-    access_pb2_grpc,
-    catalog_pb2,
-    catalog_pb2_grpc,
-    conflicts_pb2,
-    conflicts_pb2_grpc,
-    deadlines_pb2,
-    deadlines_pb2_grpc,
-    emergency_pb2,
-    emergency_pb2_grpc,
-    lookup_pb2,
-    lookup_pb2_grpc,
-    opening_pb2,
-    opening_pb2_grpc,
-    policy_admin_pb2,
-    policy_admin_pb2_grpc,
-    receipt_pb2,
-    receipt_pb2_grpc,
-    subject_pb2,
-    subject_pb2_grpc,
-    usage_pb2,
-    usage_pb2_grpc,
-    verification_pb2,
-    verification_pb2_grpc,
-)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from gateway.access.applications import ApplicationStore
-from gateway.access.corrections import CorrectionStore
-from gateway.access.emergency import EmergencyStore
-from gateway.access.opening import OpeningSuspensionStore
-from gateway.app import policy_administration
-from gateway.audit.index import AuditIndex
 from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline
-from gateway.services.access import AccessService, sweep_periodically
-from gateway.services.catalog import CatalogService
-from gateway.services.conflicts import ConflictService
-from gateway.services.deadlines import DeadlineService
-from gateway.services.emergency import EmergencyService, expire_periodically
-from gateway.services.lookup import LookupService
-from gateway.services.opening import OpeningService
-from gateway.services.policy_admin import PolicyAdminService
-from gateway.services.receipts import ReceiptService
-from gateway.services.subjects import subject_service
-from gateway.services.usage import UsageService
-from gateway.services.verification import VerificationService
+from gateway.routes import generic_handlers, services
+from gateway.services.access import sweep_periodically
+from gateway.services.emergency import expire_periodically
+from gateway.services.table import assemble
 from gateway.tls import ensure_server_material
 
 log = logging.getLogger("govgw.server")
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
-SERVICE_NAMES = (
-    verification_pb2.DESCRIPTOR.services_by_name["VerificationService"].full_name,
-    lookup_pb2.DESCRIPTOR.services_by_name["LookupService"].full_name,
-    catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name,
-    receipt_pb2.DESCRIPTOR.services_by_name["ReceiptService"].full_name,
-    access_pb2.DESCRIPTOR.services_by_name["AccessService"].full_name,
-    usage_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name,
-    policy_admin_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name,
-    emergency_pb2.DESCRIPTOR.services_by_name["EmergencyService"].full_name,
-    subject_pb2.DESCRIPTOR.services_by_name["SubjectService"].full_name,
-    conflicts_pb2.DESCRIPTOR.services_by_name["ConflictService"].full_name,
-    opening_pb2.DESCRIPTOR.services_by_name["OpeningService"].full_name,
-    deadlines_pb2.DESCRIPTOR.services_by_name["DeadlineService"].full_name,
-)
 
 
 class GatewayServer:
@@ -129,69 +75,18 @@ class GatewayServer:
             options=[("grpc.so_reuseport", 1 if self.config.reuse_port else 0)],
         )
         pipeline = Pipeline(self.parts)
-        verification_pb2_grpc.add_VerificationServiceServicer_to_server(
-            VerificationService(pipeline), server
-        )
-        lookup_pb2_grpc.add_LookupServiceServicer_to_server(LookupService(pipeline), server)
-        catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogService(pipeline), server)
-        receipt_pb2_grpc.add_ReceiptServiceServicer_to_server(ReceiptService(pipeline), server)
-        layout = self.config.layout
-        # One index of every chain in the data directory, refreshed by the readers.
-        audit = AuditIndex(layout.audit_index, layout.audit_files)
-        access = AccessService(
-            pipeline,
-            ApplicationStore(
-                layout.applications,
-                self.parts.decider.grants,
-                self.parts.catalog,
-                jurisdiction=self.config.jurisdiction,
-            ),
-            audit=audit,
-        )
-        access_pb2_grpc.add_AccessServiceServicer_to_server(access, server)
-        usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageService(pipeline, audit), server)
-        if self.parts.decider.emergencies is None:  # parts assembled without one
-            self.parts.decider.emergencies = EmergencyStore(
-                layout.emergencies,
-                self.parts.decider.grants,
-                self.parts.catalog,
-                self.parts.auth.registry.get,
-            )
-        emergency = EmergencyService(pipeline, self.parts.decider.emergencies, audit=audit)
-        emergency_pb2_grpc.add_EmergencyServiceServicer_to_server(emergency, server)
-        subject_pb2_grpc.add_SubjectServiceServicer_to_server(
-            subject_service(pipeline, self.config), server
-        )
-        conflicts_pb2_grpc.add_ConflictServiceServicer_to_server(ConflictService(pipeline), server)
-        if self.parts.decider.suspensions is None:  # parts assembled without one
-            self.parts.decider.suspensions = OpeningSuspensionStore(
-                layout.opening_suspensions, self.parts.catalog
-            )
-        opening_pb2_grpc.add_OpeningServiceServicer_to_server(
-            OpeningService(pipeline, self.parts.decider.suspensions), server
-        )
-        deadlines_pb2_grpc.add_DeadlineServiceServicer_to_server(
-            DeadlineService(
-                pipeline,
-                access.store,
-                CorrectionStore(
-                    layout.corrections,
-                    self.parts.catalog,
-                    self.parts.keyring,
-                    jurisdiction=self.config.jurisdiction,
-                ),
-            ),
-            server,
-        )
+        assembled = assemble(self.config, self.parts, pipeline)
+        table = assembled.routes
+        for add, servicer in assembled.legacy:  # TRANSITIONAL
+            add(servicer, server)
+        access, emergency = assembled.access, assembled.emergency
         runtime = self.parts.decider.runtime
-        if runtime is not None:
-            policy_admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server(
-                PolicyAdminService(pipeline, policy_administration(self.config, self.parts)), server
-            )
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        server.add_generic_rpc_handlers(generic_handlers(table, pipeline))
+        served = (*services(table), *assembled.legacy_names)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, HEALTH_SERVICE, reflection.SERVICE_NAME), server
+            (*served, HEALTH_SERVICE, reflection.SERVICE_NAME), server
         )
         if self.config.tls:
             self.port = server.add_secure_port(self.config.listen, self._credentials())
@@ -203,7 +98,7 @@ class GatewayServer:
         # Everything built so far lives as long as the server: keep it out of
         # the collector's way so collections stay short on the request path.
         gc.freeze()
-        for name in ("", *SERVICE_NAMES):
+        for name in ("", *served):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if runtime is not None:
             # Follow policy activations made by any process sharing the data directory.

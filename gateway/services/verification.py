@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from govgw.v1 import verification_pb2, verification_pb2_grpc
+from typing import Any
+
+from govgw.v1 import verification_pb2
 
 from gateway import subjects, validation
 from gateway.errors import not_found
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY
-from gateway.predicates import PredicateArgError, PredicateContext, get_predicate
+from gateway.predicates import Predicate, PredicateArgError, PredicateContext, get_predicate
+from gateway.routes import Answer, Incoming, Route, rows_of
 from gateway.services.common import (
     BASE_DATASET,
     SUBJECT_KINDS,
@@ -25,171 +28,195 @@ MAX_PREDICATES = 16
 MATCH, NO_MATCH = "MATCH", "NO_MATCH"
 
 
-class VerificationService(verification_pb2_grpc.VerificationServiceServicer):
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+# VerifyAttributes' payload: the subject kind and each predicate with its parsed
+# arguments and the message that named it (echoed in the result).
+Parsed = tuple[str, list[tuple[Predicate, tuple[Any, ...], verification_pb2.Predicate]]]
 
-    async def VerifyIdentity(self, request: verification_pb2.VerifyIdentityRequest, context):
+
+class VerificationService:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
         identity = get_predicate("identity_match")
         assert identity is not None
+        self.identity = identity
 
-        def parse() -> Request:
-            v = validation.Violations()
-            purpose = v.check(validation.purpose, request.purpose)
-            id_number = v.check(subjects.normalize_id_number, request.id_number, "id_number")
-            name = None
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(verification_pb2.DESCRIPTOR, "VerificationService")
+        return [
+            row(
+                "VerifyIdentity",
+                VERIFY_IDENTITY,
+                self.parse_identity,
+                self.verify_identity,
+                subject_keys=True,
+                answer=Answer.MATCH,
+            ),
+            row(
+                "VerifyAttributes",
+                VERIFY_ATTRIBUTES,
+                self.parse_attributes,
+                self.verify_attributes,
+                subject_keys=True,
+                answer=Answer.PREDICATE,
+            ),
+        ]
+
+    def parse_identity(
+        self, request: verification_pb2.VerifyIdentityRequest, _in: Incoming
+    ) -> Request[str]:
+        v = validation.Violations()
+        purpose = v.check(validation.purpose, request.purpose)
+        id_number = v.check(subjects.normalize_id_number, request.id_number, "id_number")
+        name = None
+        try:
+            (name,) = self.identity.parse_args([request.name])
+        except PredicateArgError as e:
+            v.add("name", str(e), "NAME_INVALID")
+        v.raise_if_any()
+        return Request(
+            purpose=purpose or "",
+            datasets=(IDENTITY_DATASET,),
+            subjects=(id_number or "",),
+            predicates=("identity_match",),
+            payload=name or "",
+        )
+
+    def verify_identity(self, ex: Exec[str]) -> Outcome[verification_pb2.VerifyIdentityResponse]:
+        identity = self.identity
+        plan = ex.plans[IDENTITY_DATASET]
+        require_predicate(plan, "identity_match", IDENTITY_DATASET)
+        id_number = ex.request.subjects[0]
+        rows = visible_rows(read_rows(self.parts, ex, IDENTITY_DATASET, id_number), plan)
+        # Absent and mismatched answer alike, so the oracle does not reveal who is in the pool.
+        matched = identity.evaluate(rows, (ex.request.payload,), PredicateContext(ex.today))
+        answer = MATCH if matched else NO_MATCH
+        # Only where a record was read: an absent subject has nothing disputed to show.
+        disputed = (
+            disputed_fields(self.parts, IDENTITY_DATASET, id_number, identity.fields)
+            if rows
+            else []
+        )
+        receipt = sign_receipt(
+            self.parts,
+            ex,
+            action=VERIFY_IDENTITY,
+            outcome=answer,
+            dataset=IDENTITY_DATASET,
+            subject=id_number,
+            disputed=disputed,
+        )
+        response = verification_pb2.VerifyIdentityResponse(
+            result=verification_pb2.VERIFICATION_RESULT_MATCH
+            if matched
+            else verification_pb2.VERIFICATION_RESULT_NO_MATCH,
+            receipt=receipt,
+            request_id=ex.request_id,
+            policy_version=ex.policy_version,
+            disputed_fields=disputed,
+        )
+        return Outcome(
+            response,
+            answer=answer,
+            receipt_id=_receipt_id(receipt),
+            audit=disputed_audit(disputed),
+        )
+
+    def parse_attributes(
+        self, request: verification_pb2.VerifyAttributesRequest, _in: Incoming
+    ) -> Request[Parsed]:
+        v = validation.Violations()
+        purpose = v.check(validation.purpose, request.purpose)
+        kind = SUBJECT_KINDS.get(request.subject.kind)
+        key = None
+        if kind is None:
+            v.add("subject.kind", "must be PERSON or LEGAL_ENTITY", "SUBJECT_KIND_MISSING")
+        else:
+            key = v.check(subjects.normalize_subject_key, kind, request.subject.key, "subject.key")
+        if not request.predicates:
+            v.add("predicates", "name at least one predicate", "PREDICATES_MISSING")
+        if len(request.predicates) > MAX_PREDICATES:
+            v.add("predicates", f"at most {MAX_PREDICATES} per call", "TOO_MANY_PREDICATES")
+        parsed = []
+        for i, pr in enumerate(request.predicates[:MAX_PREDICATES]):
+            predicate = get_predicate(pr.name)
+            if predicate is None:
+                v.add(f"predicates[{i}].name", "is not a known predicate", "UNKNOWN_PREDICATE")
+                continue
+            if kind is not None and predicate.subject_kind != kind:
+                v.add(
+                    f"predicates[{i}].name",
+                    f"applies to subjects of kind {predicate.subject_kind}",
+                    "PREDICATE_SUBJECT_KIND",
+                )
+                continue
             try:
-                (name,) = identity.parse_args([request.name])
+                parsed.append((predicate, predicate.parse_args(list(pr.args)), pr))
             except PredicateArgError as e:
-                v.add("name", str(e), "NAME_INVALID")
-            v.raise_if_any()
-            return Request(
-                purpose=purpose or "",
-                datasets=(IDENTITY_DATASET,),
-                subjects=(id_number or "",),
-                predicates=("identity_match",),
-                payload=name,
-            )
+                v.add(f"predicates[{i}].args", str(e), "PREDICATE_ARGS_INVALID")
+        v.raise_if_any()
+        datasets = tuple(dict.fromkeys(p.dataset for p, _, _ in parsed))
+        return Request(
+            purpose=purpose or "",
+            datasets=datasets,
+            subjects=(key or "",),
+            predicates=tuple(p.name for p, _, _ in parsed),
+            payload=(kind or "", parsed),
+        )
 
-        def execute(ex: Exec) -> Outcome[verification_pb2.VerifyIdentityResponse]:
-            plan = ex.plans[IDENTITY_DATASET]
-            require_predicate(plan, "identity_match", IDENTITY_DATASET)
-            id_number = ex.request.subjects[0]
-            rows = visible_rows(read_rows(self.parts, ex, IDENTITY_DATASET, id_number), plan)
-            # Absent and mismatched answer alike, so the oracle does not reveal who is in the pool.
-            matched = identity.evaluate(rows, (ex.request.payload,), PredicateContext(ex.today))
-            answer = MATCH if matched else NO_MATCH
-            # Only where a record was read: an absent subject has nothing disputed to show.
-            disputed = (
-                disputed_fields(self.parts, IDENTITY_DATASET, id_number, identity.fields)
-                if rows
-                else []
+    def verify_attributes(
+        self, ex: Exec[Parsed]
+    ) -> Outcome[verification_pb2.VerifyAttributesResponse]:
+        kind, parsed = ex.request.payload
+        key = ex.request.subjects[0]
+        for predicate, _, _ in parsed:
+            require_predicate(ex.plans[predicate.dataset], predicate.name, predicate.dataset)
+        rows = {
+            ds: visible_rows(read_rows(self.parts, ex, ds, key), ex.plans[ds])
+            for ds in ex.request.datasets
+        }
+        if any(p.obligations.reveal_existence for p in ex.plans.values()):
+            base = BASE_DATASET[kind]
+            present = rows[base] if base in rows else read_rows(self.parts, ex, base, key)
+            if not present:
+                raise not_found("SUBJECT_NOT_FOUND", "no such subject in the pool")
+        ctx = PredicateContext(ex.today)
+        results = [
+            verification_pb2.PredicateResult(
+                predicate=msg, value=predicate.evaluate(rows[predicate.dataset], args, ctx)
             )
-            receipt = sign_receipt(
-                self.parts,
-                ex,
-                action=VERIFY_IDENTITY,
-                outcome=answer,
-                dataset=IDENTITY_DATASET,
-                subject=id_number,
-                disputed=disputed,
-            )
-            response = verification_pb2.VerifyIdentityResponse(
-                result=verification_pb2.VERIFICATION_RESULT_MATCH
-                if matched
-                else verification_pb2.VERIFICATION_RESULT_NO_MATCH,
-                receipt=receipt,
-                request_id=ex.request_id,
-                policy_version=ex.policy_version,
-                disputed_fields=disputed,
-            )
-            return Outcome(
-                response,
-                answer=answer,
-                receipt_id=_receipt_id(receipt),
-                audit=disputed_audit(disputed),
-            )
-
-        return await self.pipeline.run(context, VERIFY_IDENTITY, parse, execute)
-
-    async def VerifyAttributes(self, request: verification_pb2.VerifyAttributesRequest, context):
-        def parse() -> Request:
-            v = validation.Violations()
-            purpose = v.check(validation.purpose, request.purpose)
-            kind = SUBJECT_KINDS.get(request.subject.kind)
-            key = None
-            if kind is None:
-                v.add("subject.kind", "must be PERSON or LEGAL_ENTITY", "SUBJECT_KIND_MISSING")
-            else:
-                key = v.check(
-                    subjects.normalize_subject_key, kind, request.subject.key, "subject.key"
-                )
-            if not request.predicates:
-                v.add("predicates", "name at least one predicate", "PREDICATES_MISSING")
-            if len(request.predicates) > MAX_PREDICATES:
-                v.add("predicates", f"at most {MAX_PREDICATES} per call", "TOO_MANY_PREDICATES")
-            parsed = []
-            for i, pr in enumerate(request.predicates[:MAX_PREDICATES]):
-                predicate = get_predicate(pr.name)
-                if predicate is None:
-                    v.add(f"predicates[{i}].name", "is not a known predicate", "UNKNOWN_PREDICATE")
-                    continue
-                if kind is not None and predicate.subject_kind != kind:
-                    v.add(
-                        f"predicates[{i}].name",
-                        f"applies to subjects of kind {predicate.subject_kind}",
-                        "PREDICATE_SUBJECT_KIND",
-                    )
-                    continue
-                try:
-                    parsed.append((predicate, predicate.parse_args(list(pr.args)), pr))
-                except PredicateArgError as e:
-                    v.add(f"predicates[{i}].args", str(e), "PREDICATE_ARGS_INVALID")
-            v.raise_if_any()
-            datasets = tuple(dict.fromkeys(p.dataset for p, _, _ in parsed))
-            return Request(
-                purpose=purpose or "",
-                datasets=datasets,
-                subjects=(key or "",),
-                predicates=tuple(p.name for p, _, _ in parsed),
-                payload=(kind, parsed),
-            )
-
-        def execute(ex: Exec) -> Outcome[verification_pb2.VerifyAttributesResponse]:
-            kind, parsed = ex.request.payload
-            key = ex.request.subjects[0]
-            for predicate, _, _ in parsed:
-                require_predicate(ex.plans[predicate.dataset], predicate.name, predicate.dataset)
-            rows = {
-                ds: visible_rows(read_rows(self.parts, ex, ds, key), ex.plans[ds])
-                for ds in ex.request.datasets
-            }
-            if any(p.obligations.reveal_existence for p in ex.plans.values()):
-                base = BASE_DATASET[kind]
-                present = rows[base] if base in rows else read_rows(self.parts, ex, base, key)
-                if not present:
-                    raise not_found("SUBJECT_NOT_FOUND", "no such subject in the pool")
-            ctx = PredicateContext(ex.today)
-            results = [
-                verification_pb2.PredicateResult(
-                    predicate=msg, value=predicate.evaluate(rows[predicate.dataset], args, ctx)
-                )
-                for predicate, args, msg in parsed
-            ]
-            outcome = ",".join(f"{r.predicate.name}={str(r.value).lower()}" for r in results)
-            # The fields the answered predicates rest on (each allowed by its plan above),
-            # in datasets where a record was read.
-            used: dict[str, dict[str, None]] = {}
-            for predicate, _, _ in parsed:
-                used.setdefault(predicate.dataset, {}).update(dict.fromkeys(predicate.fields))
-            disputed = [
-                d
-                for ds, fields in used.items()
-                if rows[ds]
-                for d in disputed_fields(self.parts, ds, key, fields)
-            ]
-            receipt = sign_receipt(
-                self.parts,
-                ex,
-                action=VERIFY_ATTRIBUTES,
-                outcome=outcome,
-                dataset=",".join(ex.request.datasets),
-                subject=key,
-                disputed=disputed,
-            )
-            response = verification_pb2.VerifyAttributesResponse(
-                results=results,
-                receipt=receipt,
-                request_id=ex.request_id,
-                policy_version=ex.policy_version,
-                disputed_fields=disputed,
-            )
-            return Outcome(
-                response, receipt_id=_receipt_id(receipt), audit=disputed_audit(disputed)
-            )
-
-        return await self.pipeline.run(context, VERIFY_ATTRIBUTES, parse, execute)
+            for predicate, args, msg in parsed
+        ]
+        outcome = ",".join(f"{r.predicate.name}={str(r.value).lower()}" for r in results)
+        # The fields the answered predicates rest on (each allowed by its plan above),
+        # in datasets where a record was read.
+        used: dict[str, dict[str, None]] = {}
+        for predicate, _, _ in parsed:
+            used.setdefault(predicate.dataset, {}).update(dict.fromkeys(predicate.fields))
+        disputed = [
+            d
+            for ds, fields in used.items()
+            if rows[ds]
+            for d in disputed_fields(self.parts, ds, key, fields)
+        ]
+        receipt = sign_receipt(
+            self.parts,
+            ex,
+            action=VERIFY_ATTRIBUTES,
+            outcome=outcome,
+            dataset=",".join(ex.request.datasets),
+            subject=key,
+            disputed=disputed,
+        )
+        response = verification_pb2.VerifyAttributesResponse(
+            results=results,
+            receipt=receipt,
+            request_id=ex.request_id,
+            policy_version=ex.policy_version,
+            disputed_fields=disputed,
+        )
+        return Outcome(
+            response, receipt_id=_receipt_id(receipt), audit=disputed_audit(disputed)
+        )
 
 
 def _receipt_id(receipt) -> str:

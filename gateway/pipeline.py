@@ -219,9 +219,7 @@ class Pipeline:
             if p.oracle is not None:
                 p.oracle.start_watching(p.decider.invalidate)
             # 2. limits
-            async with p.limits.admit(
-                caller, route.action, plans, hashes, request_id
-            ) as admission:
+            async with p.limits.admit(caller, route.action, plans, hashes, request_id) as admission:
                 for ds, plan in plans.items():
                     if not plan.allow:
                         raise GovgwError(

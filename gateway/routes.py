@@ -120,7 +120,9 @@ def check_table(routes: Sequence[Route[Any, Any]]) -> None:
         raise ValueError(f"routes served twice: {', '.join(dupes)}")
     served = set(paths)
     for service in {r.method.containing_service for r in routes}:
-        missing = [m.name for m in service.methods if f"/{service.full_name}/{m.name}" not in served]
+        missing = [
+            m.name for m in service.methods if f"/{service.full_name}/{m.name}" not in served
+        ]
         if missing:
             raise ValueError(f"{service.full_name} has no route for {', '.join(missing)}")
 

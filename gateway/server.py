@@ -26,7 +26,6 @@ log = logging.getLogger("govgw.server")
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
-
 class GatewayServer:
     """grpc.aio on an event loop of its own thread, so tests and `serve` run it alike."""
 

@@ -180,4 +180,3 @@ def check(message: Message) -> None:
     """Range checks of an already decoded message (for callers that decode themselves)."""
     if _has_times(message.DESCRIPTOR):
         _check_times(message, "")
-

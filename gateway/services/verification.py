@@ -214,9 +214,7 @@ class VerificationService:
             policy_version=ex.policy_version,
             disputed_fields=disputed,
         )
-        return Outcome(
-            response, receipt_id=_receipt_id(receipt), audit=disputed_audit(disputed)
-        )
+        return Outcome(response, receipt_id=_receipt_id(receipt), audit=disputed_audit(disputed))
 
 
 def _receipt_id(receipt) -> str:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from govgw.v1 import common_pb2, lookup_pb2, lookup_pb2_grpc
+from govgw.v1 import common_pb2, lookup_pb2
 
 from gateway import subjects, validation
 from gateway.catalog import Dataset
 from gateway.errors import denied, not_found
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import LOOKUP, Plan
+from gateway.routes import Answer, Incoming, Route, rows_of
 from gateway.services.common import (
     disputed_audit,
     disputed_fields,
@@ -24,10 +26,9 @@ from masking import MaskingContext, apply_treatment
 MAX_BATCH = 1000
 
 
-class LookupService(lookup_pb2_grpc.LookupServiceServicer):
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+class LookupService:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
         if any(f.free_text for ds in self.parts.catalog.datasets.values() for f in ds.fields):
             # Building the free-text analyzer takes about a second (presidio
             # imports): do it now, off the event loop, not in the first lookup.
@@ -35,74 +36,84 @@ class LookupService(lookup_pb2_grpc.LookupServiceServicer):
                 target=_warm_text_analyzer, name="pii-text-warmup", daemon=True
             ).start()
 
-    async def Lookup(self, request: lookup_pb2.LookupRequest, context):
-        def parse() -> Request:
-            ds, keys, fields, purpose = self._parse_common(
-                request.dataset,
-                [request.subject_key],
-                "subject_key",
-                request.fields,
-                request.purpose,
-            )
-            return Request(purpose, (ds.name,), tuple(keys), fields, payload=ds)
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(lookup_pb2.DESCRIPTOR, "LookupService")
+        return [
+            row(
+                "Lookup",
+                LOOKUP,
+                self.parse_lookup,
+                self.lookup,
+                subject_keys=True,
+                answer=Answer.RECORD,
+            ),
+            # Streams its items, each subject's audit record durable before the first is sent.
+            row(
+                "BatchLookup",
+                LOOKUP,
+                self.parse_batch,
+                self.batch_lookup,
+                subject_keys=True,
+                answer=Answer.RECORD,
+            ),
+        ]
 
-        def execute(ex: Exec) -> Outcome[lookup_pb2.LookupResponse]:
-            ds: Dataset = ex.request.payload
-            plan = ex.plans[ds.name]
-            released = _released_fields(ds, plan, ex.request.fields)
-            rows = visible_rows(read_rows(self.parts, ex, ds.name, ex.request.subjects[0]), plan)
-            if not rows:
-                # An allowed lookup reveals existence anyway (a hit returns data);
-                # out-of-region records answer the same as absent ones.
-                raise not_found("SUBJECT_NOT_FOUND", f"no record in {ds.name} for this subject")
-            disputed = disputed_fields(self.parts, ds.name, ex.request.subjects[0], released)
-            response = lookup_pb2.LookupResponse(
-                records=self._records(ex, rows, released, plan, disputed),
-                provenance=self._provenance(ds, ex),
-                request_id=ex.request_id,
-                policy_version=ex.policy_version,
-            )
-            return Outcome(response, audit=disputed_audit(disputed))
+    def parse_lookup(self, request: lookup_pb2.LookupRequest, _in: Incoming) -> Request[Dataset]:
+        ds, keys, fields, purpose = self._parse_common(
+            request.dataset, [request.subject_key], "subject_key", request.fields, request.purpose
+        )
+        return Request(purpose, (ds.name,), tuple(keys), fields, payload=ds)
 
-        return await self.pipeline.run(context, LOOKUP, parse, execute)
+    def lookup(self, ex: Exec[Dataset]) -> Outcome[lookup_pb2.LookupResponse]:
+        ds = ex.request.payload
+        plan = ex.plans[ds.name]
+        released = _released_fields(ds, plan, ex.request.fields)
+        rows = visible_rows(read_rows(self.parts, ex, ds.name, ex.request.subjects[0]), plan)
+        if not rows:
+            # An allowed lookup reveals existence anyway (a hit returns data);
+            # out-of-region records answer the same as absent ones.
+            raise not_found("SUBJECT_NOT_FOUND", f"no record in {ds.name} for this subject")
+        disputed = disputed_fields(self.parts, ds.name, ex.request.subjects[0], released)
+        response = lookup_pb2.LookupResponse(
+            records=self._records(ex, rows, released, plan, disputed),
+            provenance=self._provenance(ds, ex),
+            request_id=ex.request_id,
+            policy_version=ex.policy_version,
+        )
+        return Outcome(response, audit=disputed_audit(disputed))
 
-    async def BatchLookup(
-        self, request: lookup_pb2.BatchLookupRequest, context
-    ) -> AsyncIterator[lookup_pb2.BatchLookupResponse]:
-        def parse() -> Request:
-            ds, keys, fields, purpose = self._parse_common(
-                request.dataset,
-                list(request.subject_keys),
-                "subject_keys",
-                request.fields,
-                request.purpose,
-            )
-            return Request(purpose, (ds.name,), tuple(keys), fields, payload=ds)
+    def parse_batch(
+        self, request: lookup_pb2.BatchLookupRequest, _in: Incoming
+    ) -> Request[Dataset]:
+        ds, keys, fields, purpose = self._parse_common(
+            request.dataset,
+            list(request.subject_keys),
+            "subject_keys",
+            request.fields,
+            request.purpose,
+        )
+        return Request(purpose, (ds.name,), tuple(keys), fields, payload=ds)
 
-        def execute(ex: Exec) -> Outcome[list[lookup_pb2.BatchLookupResponse]]:
-            ds: Dataset = ex.request.payload
-            plan = ex.plans[ds.name]
-            released = _released_fields(ds, plan, ex.request.fields)
-            provenance = self._provenance(ds, ex)
-            items = []
-            for i, key in enumerate(ex.request.subjects):
-                rows = visible_rows(read_rows(self.parts, ex, ds.name, key), plan)
-                # Only for a record that is released: no record, no indication.
-                disputed = disputed_fields(self.parts, ds.name, key, released) if rows else []
-                items.append(
-                    lookup_pb2.BatchLookupResponse(
-                        index=i,
-                        records=self._records(ex, rows, released, plan, disputed),
-                        provenance=provenance,
-                        found=bool(rows),
-                        request_id=ex.request_id,
-                    )
+    def batch_lookup(self, ex: Exec[Dataset]) -> Outcome[list[lookup_pb2.BatchLookupResponse]]:
+        ds = ex.request.payload
+        plan = ex.plans[ds.name]
+        released = _released_fields(ds, plan, ex.request.fields)
+        provenance = self._provenance(ds, ex)
+        items = []
+        for i, key in enumerate(ex.request.subjects):
+            rows = visible_rows(read_rows(self.parts, ex, ds.name, key), plan)
+            # Only for a record that is released: no record, no indication.
+            disputed = disputed_fields(self.parts, ds.name, key, released) if rows else []
+            items.append(
+                lookup_pb2.BatchLookupResponse(
+                    index=i,
+                    records=self._records(ex, rows, released, plan, disputed),
+                    provenance=provenance,
+                    found=bool(rows),
+                    request_id=ex.request_id,
                 )
-            return Outcome(items)
-
-        # Every subject's audit record is durable before the first item is sent.
-        for item in await self.pipeline.run(context, LOOKUP, parse, execute):
-            yield item
+            )
+        return Outcome(items)
 
     def _parse_common(
         self,

@@ -22,8 +22,6 @@ from govgw.v1 import (
     deadlines_pb2_grpc,
     emergency_pb2,
     emergency_pb2_grpc,
-    lookup_pb2,
-    lookup_pb2_grpc,
     opening_pb2,
     opening_pb2_grpc,
     policy_admin_pb2,
@@ -99,19 +97,16 @@ def assemble(config: ServeConfig, parts: Parts, pipeline: Pipeline) -> Assembled
     corrections = CorrectionStore(
         layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
     )
-    routes: list[Route[Any, Any]] = [*VerificationService(parts).routes()]
+    routes: list[Route[Any, Any]] = [
+        *VerificationService(parts).routes(),
+        *LookupService(parts).routes(),
+    ]
     out = Assembled(routes, access, emergency)
 
     def legacy(add: Callable[[Any, Any], None], servicer: Any, module: Any, name: str) -> None:
         out.legacy.append((add, servicer))
         out.legacy_names.append(_name(module, name))
 
-    legacy(
-        lookup_pb2_grpc.add_LookupServiceServicer_to_server,
-        LookupService(pipeline),
-        lookup_pb2,
-        "LookupService",
-    )
     legacy(
         catalog_pb2_grpc.add_CatalogServiceServicer_to_server,
         CatalogService(pipeline),

@@ -179,6 +179,9 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
         max_no_match_ratio = 0.5
         max_subjects = 5000
         window_s = 3600
+        [streams]                # open BatchLookup streams, per process
+        per_caller = 8
+        per_server = 32
 
     Unknown keys are refused: a misspelt limit must not silently fall back.
     """
@@ -186,7 +189,7 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
     import json
     import tomllib
 
-    from gateway.limits import DEFAULT_TIERS, SubjectLimits, Tier
+    from gateway.limits import DEFAULT_TIERS, StreamLimits, SubjectLimits, Tier
 
     text = Path(path).read_text(encoding="utf-8")
     try:
@@ -206,7 +209,7 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
         except TypeError as e:
             raise ConfigError(f"{path}: [{section}] {e}") from None
 
-    extra = set(doc) - {"tiers", "subject", "oracle"}
+    extra = set(doc) - {"tiers", "subject", "oracle", "streams"}
     if extra:
         raise ConfigError(f"{path}: unknown sections: {', '.join(sorted(extra))}")
     tiers = dict(DEFAULT_TIERS)
@@ -214,7 +217,8 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
         tiers[name] = build(Tier, f"tiers.{name}", values, tiers.get(name))  # type: ignore[assignment]
     subject = build(SubjectLimits, "subject", doc.get("subject") or {}, SubjectLimits())
     oracle = build(OracleConfig, "oracle", doc.get("oracle") or {}, OracleConfig())
-    return LimitsConfig(tiers=tiers, subject=subject), oracle  # type: ignore[arg-type]
+    streams = build(StreamLimits, "streams", doc.get("streams") or {}, StreamLimits())
+    return LimitsConfig(tiers=tiers, subject=subject, streams=streams), oracle  # type: ignore[arg-type]
 
 
 def is_loopback(host: str) -> bool:

@@ -75,9 +75,59 @@ class SubjectLimits:
 
 
 @dataclass(frozen=True)
+class StreamLimits:
+    """Open server streams (BatchLookup) per caller and per server process.
+
+    A stream holds up to a thousand subjects' reads and audit records: past
+    these caps a new stream is refused at once (RESOURCE_EXHAUSTED
+    STREAMS_EXHAUSTED with RetryInfo) rather than queued until gRPC cancels
+    it unanswered. Counted per process: an open stream is a local resource."""
+
+    per_caller: int = 8
+    per_server: int = 32
+    retry_after_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
     subject: SubjectLimits = SubjectLimits()
+    streams: StreamLimits = StreamLimits()
+
+
+class StreamGate:
+    """Counts open streams; `enter` admits one or refuses it, `leave` gives it back."""
+
+    def __init__(self, limits: StreamLimits | None = None) -> None:
+        self.limits = limits or StreamLimits()
+        self.open = 0
+        self.by_caller: dict[str, int] = {}
+
+    def enter(self, caller_id: str) -> None:
+        lim = self.limits
+        mine = self.by_caller.get(caller_id, 0)
+        if mine >= lim.per_caller:
+            raise exhausted(
+                "STREAMS_EXHAUSTED",
+                f"at most {lim.per_caller} open streams per caller",
+                retry_after_s=lim.retry_after_s,
+            )
+        if self.open >= lim.per_server:
+            raise exhausted(
+                "STREAMS_EXHAUSTED",
+                f"at most {lim.per_server} open streams on this server",
+                retry_after_s=lim.retry_after_s,
+            )
+        self.open += 1
+        self.by_caller[caller_id] = mine + 1
+
+    def leave(self, caller_id: str) -> None:
+        self.open -= 1
+        left = self.by_caller[caller_id] - 1
+        if left:
+            self.by_caller[caller_id] = left
+        else:
+            del self.by_caller[caller_id]
 
 
 class Limits:
@@ -87,19 +137,21 @@ class Limits:
         *,
         state: StateBackend | None = None,
         subject: SubjectLimits | None = None,
+        streams: StreamLimits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.tiers = dict(DEFAULT_TIERS if tiers is None else tiers)
         # None: no per-subject limit (the bare default `Limits()`); `govgw serve`
         # passes the configured ones through `gateway.oracle.attach`.
         self.subject = subject
+        self.streams = StreamGate(streams)
         self.state = state or InProcessState()
         # Wall-clock time: with Redis, every process's windows use one time line.
         self.clock = clock
 
     @classmethod
     def from_config(cls, config: LimitsConfig, state: StateBackend) -> Limits:
-        return cls(config.tiers, state=state, subject=config.subject)
+        return cls(config.tiers, state=state, subject=config.subject, streams=config.streams)
 
     def tier_for(self, kind: str, plan: Plan | None = None) -> Tier:
         named = plan.obligations.rate_tier if plan is not None else STANDARD

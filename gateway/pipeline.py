@@ -31,7 +31,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
@@ -183,8 +183,29 @@ class Pipeline:
         )
         return await self.serve(route, request_bytes, context)  # type: ignore[arg-type]
 
-    async def _run(
+    async def serve_stream(
         self, route: Route[Any, Any], raw: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        """Run one call of a server-streaming route and send its items.
+
+        The stream counts as open (limits.streams) from authentication until its
+        last item is sent; past the caps it is refused at once, and audited."""
+        held: list[str] = []
+        try:
+            with self.parts.decider.pinned():
+                items = await self._run(route, raw, context, stream=held)
+            for item in items:  # every item's audit record is already durable
+                yield item
+        finally:
+            for caller_id in held:
+                self.parts.limits.streams.leave(caller_id)
+
+    async def _run(
+        self,
+        route: Route[Any, Any],
+        raw: bytes,
+        context: grpc.aio.ServicerContext,
+        stream: list[str] | None = None,
     ) -> Any:
         p = self.parts
         started = time.perf_counter()
@@ -195,6 +216,9 @@ class Pipeline:
         try:
             caller = p.auth.authenticate(context)  # 1. authenticate, before anything else
             record.caller = caller
+            if stream is not None:  # an open stream is held until its last item is sent
+                p.limits.streams.enter(caller.id)
+                stream.append(caller.id)
             metadata = _metadata(context)
             message = wire.decode(route.request_type, raw)  # bytes -> message in range
             request = route.parse(message, Incoming(caller, metadata))  # -> typed request

@@ -148,8 +148,7 @@ def _handler(route: Route[Any, Any], pipeline: Pipeline) -> grpc.RpcMethodHandle
     if route.streams:
 
         async def stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            # Every item's audit record is durable before the first item is sent.
-            for item in await pipeline.serve(route, raw, context):
+            async for item in pipeline.serve_stream(route, raw, context):
                 yield item
 
         # No request_deserializer: the pipeline decodes after authenticating.

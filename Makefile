@@ -50,6 +50,11 @@ bench: install redis
 clean:
 	rm -rf gen .venv .pytest_cache .ruff_cache .hypothesis
 
+.PHONY: fuzz
+# The descriptor-driven fuzz test at full size: 100,000 hostile requests over every route.
+fuzz: install
+	GOVGW_FUZZ_CASES=$${GOVGW_FUZZ_CASES:-100000} $(PY) -m pytest -q -p no:cacheprovider -s tests/integration/test_fuzz.py
+
 .PHONY: eval-masking
 # Precision and recall of free-text PII detection per entity type on the
 # labelled corpus (masking/text/evaluation.py); fails if a target is missed.

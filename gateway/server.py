@@ -8,6 +8,7 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -34,6 +35,7 @@ class GatewayServer:
         self.config = config
         self.parts = parts
         self.port = 0
+        self.routes: list[Any] = []  # the route table served, once started
         self._ready = threading.Event()
         self._done = threading.Event()
         self._startup_error: BaseException | None = None
@@ -75,7 +77,7 @@ class GatewayServer:
         )
         pipeline = Pipeline(self.parts)
         assembled = assemble(self.config, self.parts, pipeline)
-        table = assembled.routes
+        table = self.routes = assembled.routes
         for add, servicer in assembled.legacy:  # TRANSITIONAL
             add(servicer, server)
         access, emergency = assembled.access, assembled.emergency

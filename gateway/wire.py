@@ -77,9 +77,9 @@ def _check_times(msg: Message, prefix: str) -> None:
         if f.message_type is None or f.message_type.GetOptions().map_entry:
             continue
         path = f"{prefix}{f.name}"
-        items = value if f.label == FieldDescriptor.LABEL_REPEATED else [value]
+        items = value if f.is_repeated else [value]
         for i, item in enumerate(items):
-            at = f"{path}[{i}]" if f.label == FieldDescriptor.LABEL_REPEATED else path
+            at = f"{path}[{i}]" if f.is_repeated else path
             name = f.message_type.full_name
             if name == TIMESTAMP:
                 _timestamp(item, at)
@@ -139,7 +139,7 @@ def _locate(desc: Descriptor, buf: bytes, prefix: str) -> str:
             f = desc.fields_by_number.get(number)
             if f is None:
                 name = f"{prefix}(field {number})"
-            elif f.label == FieldDescriptor.LABEL_REPEATED:
+            elif f.is_repeated:
                 i = counts[number] = counts.get(number, -1) + 1
                 name = f"{prefix}{f.name}[{i}]"
             else:

@@ -172,9 +172,15 @@ class Pipeline:
 
         from google.protobuf import empty_pb2
 
+        class _Opaque:  # already decoded by the servicer; the bytes only fingerprint it
+            DESCRIPTOR = empty_pb2.Empty.DESCRIPTOR
+
+            def ParseFromString(self, _raw: bytes) -> None:
+                pass
+
         route = SimpleNamespace(
             action=action,
-            request_type=empty_pb2.Empty,
+            request_type=_Opaque,
             response_type=SimpleNamespace(FromString=replay_as),
             parse=lambda _m, _i: parse(),
             handle=execute,

@@ -15,9 +15,23 @@ else := substring(code, 0, 4) if endswith(code, "00")
 
 else := code
 
+# Which actions the caller's region bounds. Identity verification stays
+# national: a counter checks whoever stands in front of it, and NO_MATCH
+# already says nothing about who is in the pool. Attribute predicates
+# (resident_in, age_at_least, ...) and lookups read a record's content, so
+# they follow the row constraint.
+bounds := {
+	"lookup": true,
+	"verify.attributes": true,
+	"verify.identity": false,
+}
+
+bounded if bounds[input.action]
+
 scoped if {
 	input.caller.kind == "counter"
 	data.govgw.datasets.dataset.regional == true
+	bounded
 }
 
 # Only meaningful when `scoped`: a counter without a valid region sees nothing.

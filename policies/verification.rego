@@ -46,7 +46,15 @@ else := plans.deny("PREDICATE_NOT_AVAILABLE", sprintf("dataset %s answers no att
 	count(attribute_predicates) == 0
 }
 
+else := plans.deny("CALLER_REGION_INVALID", "a counter needs a valid six-digit region code to verify attributes on regional data") if {
+	data.govgw.regions.scoped
+	not data.govgw.regions.region_valid
+}
+
+# A counter's attribute checks follow its region (govgw.regions.bounds): a subject
+# outside it answers exactly as an absent one.
 else := plans.allow({
 	"predicates": attribute_predicates,
+	"constraints": data.govgw.regions.constraints,
 	"obligations": {"receipt": true, "reveal_existence": data.govgw.callers.sharing},
 })

@@ -8,20 +8,13 @@ from typing import Any
 
 from govgw.v1 import common_pb2, lookup_pb2
 
-from gateway import subjects, validation
+from gateway import release, subjects, validation
 from gateway.catalog import Dataset
-from gateway.errors import denied, not_found
+from gateway.errors import not_found
 from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import LOOKUP, Plan
 from gateway.routes import Answer, Incoming, Route, rows_of
-from gateway.services.common import (
-    disputed_audit,
-    disputed_fields,
-    read_rows,
-    timestamp,
-    visible_rows,
-)
-from masking import MaskingContext, apply_treatment
+from gateway.services.common import disputed_audit, timestamp
 
 MAX_BATCH = 1000
 
@@ -70,13 +63,13 @@ class LookupService:
     def lookup(self, ex: Exec[Dataset]) -> Outcome[lookup_pb2.LookupResponse]:
         ds = ex.request.payload
         plan = ex.plans[ds.name]
-        released = _released_fields(ds, plan, ex.request.fields)
-        rows = visible_rows(read_rows(self.parts, ex, ds.name, ex.request.subjects[0]), plan)
+        released = release.fields(ds, plan, ex.request.fields)
+        rows = release.read(self.parts, ex, ds.name, ex.request.subjects[0])
         if not rows:
             # An allowed lookup reveals existence anyway (a hit returns data);
             # out-of-region records answer the same as absent ones.
             raise not_found("SUBJECT_NOT_FOUND", f"no record in {ds.name} for this subject")
-        disputed = disputed_fields(self.parts, ds.name, ex.request.subjects[0], released)
+        disputed = release.disputed_fields(self.parts, ds.name, ex.request.subjects[0], released)
         response = lookup_pb2.LookupResponse(
             records=self._records(ex, rows, released, plan, disputed),
             provenance=self._provenance(ds, ex),
@@ -100,13 +93,13 @@ class LookupService:
     def batch_lookup(self, ex: Exec[Dataset]) -> Outcome[list[lookup_pb2.BatchLookupResponse]]:
         ds = ex.request.payload
         plan = ex.plans[ds.name]
-        released = _released_fields(ds, plan, ex.request.fields)
+        released = release.fields(ds, plan, ex.request.fields)
         provenance = self._provenance(ds, ex)
         items = []
         for i, key in enumerate(ex.request.subjects):
-            rows = visible_rows(read_rows(self.parts, ex, ds.name, key), plan)
+            rows = release.read(self.parts, ex, ds.name, key)
             # Only for a record that is released: no record, no indication.
-            disputed = disputed_fields(self.parts, ds.name, key, released) if rows else []
+            disputed = release.disputed_fields(self.parts, ds.name, key, released) if rows else []
             items.append(
                 lookup_pb2.BatchLookupResponse(
                     index=i,
@@ -148,27 +141,21 @@ class LookupService:
 
     def _records(
         self,
-        ex: Exec,
+        ex: Exec[Dataset],
         rows: Sequence[Mapping[str, str]],
         released: Sequence[str],
         plan: Plan,
         disputed: Sequence[common_pb2.DisputedField] = (),
     ) -> list[lookup_pb2.Record]:
-        keyring = self.parts.keyring
-        ctx = MaskingContext(ex.caller.id, keyring.pseudonym_key, ex.today, suite=keyring.suite)
         return [
             lookup_pb2.Record(
                 fields=[
-                    lookup_pb2.FieldValue(
-                        name=f,
-                        value=apply_treatment(plan.fields[f], row.get(f), ctx),
-                        treatment=plan.fields[f].operator,
-                    )
-                    for f in released
+                    lookup_pb2.FieldValue(name=f.name, value=f.value, treatment=f.operator)
+                    for f in row
                 ],
                 disputed_fields=disputed,
             )
-            for row in rows
+            for row in release.masked(self.parts, ex, rows, released, plan)
         ]
 
     def _provenance(self, ds: Dataset, ex: Exec) -> common_pb2.Provenance:
@@ -184,18 +171,3 @@ def _warm_text_analyzer() -> None:
     from masking.text.analyzer import text_analyzer
 
     text_analyzer()
-
-
-def _released_fields(ds: Dataset, plan: Plan, requested: Sequence[str]) -> list[str]:
-    """The fields that leave: those asked for (or all) that the plan names, in catalog order."""
-    if requested:
-        refused = [f for f in requested if f not in plan.fields]
-        if refused:
-            raise denied(
-                "FIELD_NOT_ALLOWED",
-                f"not released to this caller for this purpose: {', '.join(refused)}",
-                fields=",".join(refused),
-                dataset=ds.name,
-            )
-        return [f for f in ds.field_names if f in requested]
-    return [f for f in ds.field_names if f in plan.fields]

@@ -6,22 +6,12 @@ from typing import Any
 
 from govgw.v1 import verification_pb2
 
-from gateway import subjects, validation
-from gateway.errors import not_found
+from gateway import release, subjects, validation
 from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY
 from gateway.predicates import Predicate, PredicateArgError, PredicateContext, get_predicate
 from gateway.routes import Answer, Incoming, Route, rows_of
-from gateway.services.common import (
-    BASE_DATASET,
-    SUBJECT_KINDS,
-    disputed_audit,
-    disputed_fields,
-    read_rows,
-    require_predicate,
-    sign_receipt,
-    visible_rows,
-)
+from gateway.services.common import SUBJECT_KINDS, disputed_audit, require_predicate, sign_receipt
 
 IDENTITY_DATASET = "population.basic"
 MAX_PREDICATES = 16
@@ -86,13 +76,13 @@ class VerificationService:
         plan = ex.plans[IDENTITY_DATASET]
         require_predicate(plan, "identity_match", IDENTITY_DATASET)
         id_number = ex.request.subjects[0]
-        rows = visible_rows(read_rows(self.parts, ex, IDENTITY_DATASET, id_number), plan)
+        rows = release.read(self.parts, ex, IDENTITY_DATASET, id_number)
         # Absent and mismatched answer alike, so the oracle does not reveal who is in the pool.
         matched = identity.evaluate(rows, (ex.request.payload,), PredicateContext(ex.today))
         answer = MATCH if matched else NO_MATCH
         # Only where a record was read: an absent subject has nothing disputed to show.
         disputed = (
-            disputed_fields(self.parts, IDENTITY_DATASET, id_number, identity.fields)
+            release.disputed_fields(self.parts, IDENTITY_DATASET, id_number, identity.fields)
             if rows
             else []
         )
@@ -170,15 +160,9 @@ class VerificationService:
         key = ex.request.subjects[0]
         for predicate, _, _ in parsed:
             require_predicate(ex.plans[predicate.dataset], predicate.name, predicate.dataset)
-        rows = {
-            ds: visible_rows(read_rows(self.parts, ex, ds, key), ex.plans[ds])
-            for ds in ex.request.datasets
-        }
+        rows = {ds: release.read(self.parts, ex, ds, key) for ds in ex.request.datasets}
         if any(p.obligations.reveal_existence for p in ex.plans.values()):
-            base = BASE_DATASET[kind]
-            present = rows[base] if base in rows else read_rows(self.parts, ex, base, key)
-            if not present:
-                raise not_found("SUBJECT_NOT_FOUND", "no such subject in the pool")
+            release.require_exists(self.parts, ex, kind, key)
         ctx = PredicateContext(ex.today)
         results = [
             verification_pb2.PredicateResult(
@@ -196,7 +180,7 @@ class VerificationService:
             d
             for ds, fields in used.items()
             if rows[ds]
-            for d in disputed_fields(self.parts, ds, key, fields)
+            for d in release.disputed_fields(self.parts, ds, key, fields)
         ]
         receipt = sign_receipt(
             self.parts,

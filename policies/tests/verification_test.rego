@@ -50,7 +50,9 @@ test_attributes_on_unshared_conditional_dataset_without_grant if {
 		with data.grants as []
 	p.allow == true
 	p.predicates == ["receives_social_assistance"]
-	p.constraints == {}
+
+	# regional data: the counter's attribute checks follow its region
+	p.constraints == {"region_prefix": "513221"}
 }
 
 test_attributes_for_public_on_open_dataset if {
@@ -85,4 +87,33 @@ test_verification_reached_through_decision if {
 	p.predicates == ["identity_match"]
 	q := decision.plan with input as fx.request("public", "verify.attributes", "legal_entity.basic")
 	q.predicates == ["entity_active"]
+}
+
+# Per action, whether the caller's region bounds it (govgw.regions.bounds).
+test_region_bounds_per_action if {
+	data.govgw.regions.bounds == {"lookup": true, "verify.attributes": true, "verify.identity": false}
+}
+
+test_counter_attributes_follow_its_region_identity_stays_national if {
+	a := verification.attributes with input as fx.request("counter", "verify.attributes", "population.basic")
+		with data.catalog.datasets["population.basic"].regional as true
+	a.allow == true
+	a.constraints == {"region_prefix": "513221"}
+	i := verification.identity with input as fx.request("counter", "verify.identity", "population.basic")
+		with data.catalog.datasets["population.basic"].regional as true
+	i.allow == true
+	i.constraints == {}
+}
+
+test_agency_attributes_are_not_region_bound if {
+	a := verification.attributes with input as fx.request("agency", "verify.attributes", "population.basic")
+		with data.catalog.datasets["population.basic"].regional as true
+	a.constraints == {}
+}
+
+test_counter_without_valid_region_cannot_verify_regional_attributes if {
+	req := object.union(fx.request("counter", "verify.attributes", "population.basic"), {"caller": object.union(fx.caller("counter"), {"region": "x"})})
+	a := verification.attributes with input as req
+		with data.catalog.datasets["population.basic"].regional as true
+	a.reason == "CALLER_REGION_INVALID"
 }

@@ -116,9 +116,9 @@ def test_public_callers_may_not_verify_identity(gateway: Harness) -> None:
 def test_age_and_residence_predicates(gateway: Harness) -> None:
     adult, minor = gateway.demo["adult_resident"], gateway.demo["minor"]
     preds = [("age_at_least", ["18"]), ("resident_in", [adult["region_code"][:4]])]
-    with gateway.client("counter-wenchuan") as gw:
+    with gateway.client("counter-wenchuan") as gw, gateway.client("agency-civil") as ag:
         a = gw.verify_attributes(adult["id_number"], preds, purpose=PURPOSE)
-        m = gw.verify_attributes(minor["id_number"], [("age_at_least", ["18"])], purpose=PURPOSE)
+        m = ag.verify_attributes(minor["id_number"], [("age_at_least", ["18"])], purpose=PURPOSE)
     assert a.results == {"age_at_least(18)": True, f"resident_in({adult['region_code'][:4]})": True}
     assert m.results == {"age_at_least(18)": False}
     assert a.receipt is not None and m.receipt is not None
@@ -212,3 +212,33 @@ def test_bad_predicates_name_the_predicate(
             reason,
             fields,
         )
+
+
+@pytest.mark.requirement("R5")
+def test_a_counters_attribute_checks_follow_its_region_as_lookups_do(gateway: Harness) -> None:
+    """A person outside the counter's region answers exactly as an absent person, for
+    attribute checks as for lookups; identity verification stays national."""
+    minor = gateway.demo["minor"]  # seeded in another county than counter-wenchuan's
+    assert not minor["region_code"].startswith("513221")
+    absent = "110101199003076632"  # valid check digit, not in the pool
+    with gateway.client("counter-wenchuan") as gw:
+        for key in (minor["id_number"], absent):
+            expect_error(
+                lambda k=key: gw.verify_attributes(
+                    k, [("resident_in", [minor["region_code"][:4]])], purpose=PURPOSE
+                ),
+                grpc.StatusCode.NOT_FOUND,
+                "SUBJECT_NOT_FOUND",
+            )
+            expect_error(
+                lambda k=key: gw.lookup("population.basic", k, ["gender"], purpose=PURPOSE),
+                grpc.StatusCode.NOT_FOUND,
+                "SUBJECT_NOT_FOUND",
+            )
+        assert gw.verify_identity(minor["name"], minor["id_number"], purpose=PURPOSE).matched
+    with gateway.client("counter-songpan") as other:  # the minor's own county's counter
+        if minor["region_code"].startswith("513224"):
+            r = other.verify_attributes(
+                minor["id_number"], [("age_at_least", ["18"])], purpose=PURPOSE
+            )
+            assert r.results == {"age_at_least(18)": False}

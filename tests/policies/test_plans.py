@@ -153,17 +153,18 @@ def test_plan_without_grants(kind: str, action: str, dataset: str, want: str) ->
     ob = plan.obligations
     assert ob.audit_level == "full"
     assert ob.rate_tier == ("public" if kind == "public" else "standard")
+    # The caller's region bounds lookups and attribute checks, not identity checks.
+    regional = CATALOG.datasets[dataset].regional
+    bounded = kind == "counter" and regional and action != "verify.identity"
+    assert plan.region_prefix == ("513221" if bounded else "")
     if action == "lookup":
         side = "open" if kind == "public" else "share"
         assert plan.fields == released(dataset, side)
         assert plan.predicates == frozenset()
         assert ob.receipt is False
         assert ob.reveal_existence is (kind != "public")
-        regional = CATALOG.datasets[dataset].regional
-        assert plan.region_prefix == ("513221" if kind == "counter" and regional else "")
     else:
         assert plan.fields == {}
-        assert plan.region_prefix == ""
         assert ob.receipt is True
         if action == "verify.identity":
             assert plan.predicates == {"identity_match"}

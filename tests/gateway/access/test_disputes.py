@@ -22,7 +22,7 @@ from gateway.catalog import Treatment, load
 from gateway.errors import GovgwError
 from gateway.plan import Plan
 from gateway.predicates import _REGISTRY
-from gateway.services.lookup import _released_fields
+from gateway.release import fields as _released_fields
 from gateway.subjects import PERSON
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)

@@ -1,0 +1,128 @@
+"""Release: what leaves the pool for one call, decided in one place.
+
+Every read an RPC makes of a subject's records comes through here, so the
+rules that bound a read hold by construction, not by each RPC's care:
+
+1. withdrawal (撤回, R9): for a public caller (the open route) a withdrawn
+   record is not read at all;
+2. row constraints: a plan's `region_prefix` hides records outside the
+   caller's region, for the actions the policy bounds by region (the
+   policy's `govgw.regions.bounds` says which);
+3. the field plan and masking: only fields the plan names leave, each
+   through the operator the plan names for it (R7);
+4. existence: judged in the subject's base dataset under the same row
+   constraint, so a subject outside it is indistinguishable from one the
+   pool does not hold -- whatever an RPC builds from "no rows" (Lookup's
+   SUBJECT_NOT_FOUND, a batch item not found, NO_MATCH, a false predicate)
+   is exactly the absent subject's answer;
+5. disputed fields (校核 pending, R8): named only for a record that is
+   released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from govgw.v1 import common_pb2
+
+from gateway.access.disputes import disputed
+from gateway.catalog import Dataset
+from gateway.errors import denied, not_found
+from gateway.pipeline import Exec, Parts
+from gateway.plan import Plan
+from gateway.predicates import Row
+from gateway.subjects import LEGAL_ENTITY, PERSON
+from masking import MaskingContext, apply_treatment
+
+# Existence of a subject is judged in its base dataset, not in the dataset
+# that answers a predicate (no social-assistance row does not mean no person).
+BASE_DATASET = {PERSON: "population.basic", LEGAL_ENTITY: "legal_entity.basic"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One released value: already masked by the operator the plan names."""
+
+    name: str
+    value: str
+    operator: str
+
+
+def read(parts: Parts, ex: Exec[object], dataset: str, subject_key: str) -> list[Row]:
+    """The subject's rows in one dataset that this call may see at all (steps 1 and 2)."""
+    withdrawn = parts.withdrawn
+    if ex.caller.kind == "public" and withdrawn is not None and withdrawn(dataset, subject_key):
+        return []
+    return _visible(parts.pool.read(dataset, subject_key), _prefix(ex, dataset))
+
+
+def exists(parts: Parts, ex: Exec[object], kind: str, subject_key: str) -> bool:
+    """Whether the subject is in the pool as far as this caller may know (step 4)."""
+    return bool(read(parts, ex, BASE_DATASET[kind], subject_key))
+
+
+def require_exists(parts: Parts, ex: Exec[object], kind: str, subject_key: str) -> None:
+    if not exists(parts, ex, kind, subject_key):
+        raise not_found("SUBJECT_NOT_FOUND", "no such subject in the pool")
+
+
+def fields(ds: Dataset, plan: Plan, requested: Sequence[str]) -> list[str]:
+    """The fields that leave: those asked for (or all) that the plan names, in catalog order."""
+    if requested:
+        refused = [f for f in requested if f not in plan.fields]
+        if refused:
+            raise denied(
+                "FIELD_NOT_ALLOWED",
+                f"not released to this caller for this purpose: {', '.join(refused)}",
+                fields=",".join(refused),
+                dataset=ds.name,
+            )
+        return [f for f in ds.field_names if f in requested]
+    return [f for f in ds.field_names if f in plan.fields]
+
+
+def masked(
+    parts: Parts,
+    ex: Exec[object],
+    rows: Sequence[Mapping[str, str]],
+    names: Sequence[str],
+    plan: Plan,
+) -> list[list[Field]]:
+    """Each row's released fields through the plan's operators (step 3)."""
+    keyring = parts.keyring
+    ctx = MaskingContext(ex.caller.id, keyring.pseudonym_key, ex.today, suite=keyring.suite)
+    return [
+        [
+            Field(f, apply_treatment(plan.fields[f], row.get(f), ctx), plan.fields[f].operator)
+            for f in names
+        ]
+        for row in rows
+    ]
+
+
+def disputed_fields(
+    parts: Parts, dataset: str, subject_key: str, used: Iterable[str]
+) -> list[common_pb2.DisputedField]:
+    """The fields among `used` (what the plan let the call use) that are under
+    correction for this subject (step 5), with their filing dates."""
+    return [
+        common_pb2.DisputedField(dataset=d, field=f, filed_on=on)
+        for d, f, on in disputed(parts.disputed, dataset, subject_key, used)
+    ]
+
+
+def _prefix(ex: Exec[object], dataset: str) -> str:
+    """The row constraint for a dataset: its own plan's, or -- for a dataset the call
+    reads only to judge existence -- the strictest of the call's plans."""
+    plan = ex.plans.get(dataset)
+    if plan is not None:
+        return plan.region_prefix
+    prefixes = [p.region_prefix for p in ex.plans.values() if p.region_prefix]
+    return max(prefixes, key=len) if prefixes else ""
+
+
+def _visible(rows: Sequence[Row], prefix: str) -> list[Row]:
+    if not prefix:
+        return list(rows)
+    return [r for r in rows if r.get("region_code", "").startswith(prefix)]

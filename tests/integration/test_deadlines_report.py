@@ -33,12 +33,14 @@ SA = "social_assistance.recipient"
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     data_dir = tmp_path_factory.mktemp("deadlines")
     keys, demo = make_data_dir(data_dir, persons=30, entities=10)
-    for cid, kind, dept in (
-        ("agency-approval", "agency", "汶川县行政审批局"),
-        ("agency-police", "agency", "汶川县公安局"),
-        ("root", "admin", "州大数据局"),
+    for cid, kind, dept, providers in (
+        ("agency-approval", "agency", "汶川县行政审批局", ("county.administrative-approval",)),
+        ("agency-police", "agency", "汶川县公安局", ("county.public-security",)),
+        ("root", "admin", "州大数据局", ()),
     ):
-        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221")["api_key"]
+        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221", provider_ids=providers)[
+            "api_key"
+        ]
     h = start(data_dir, keys, demo, clock=shifted_clock(TODAY), sweep_interval_s=0)
     yield h
     h.stop()

@@ -173,7 +173,7 @@ def callers_add(
     return doc
 
 
-def callers_list(data_dir: Path, redis_url: str | None = None) -> list[dict[str, str]]:
+def callers_list(data_dir: Path, redis_url: str | None = None) -> list[dict[str, Any]]:
     """Every caller; with shared state, a suspension's reason (and one not yet persisted)."""
     callers = [c.to_json() for c in CallerRegistry(Layout(Path(data_dir)).callers).list()]
     url = state_url(redis_url)

@@ -81,9 +81,10 @@ def _provider_ids(kind: str, provider_ids: Sequence[str]) -> tuple[str, ...]:
     """Checked, deduplicated provider ids; only an agency represents a provider."""
     providers = tuple(dict.fromkeys(p.strip() for p in provider_ids))
     for p in providers:
-        if not PROVIDER_ID_RE.match(p):
+        if not PROVIDER_ID_RE.fullmatch(p):
             raise CallerError(
-                f"provider-id: {p!r} is not a provider id (2-63 characters of a-z, 0-9, '.', '_', '-')"
+                f"provider-id: {p!r} is not a provider id"
+                " (2-63 characters of a-z, 0-9, '.', '_', '-')"
             )
     if providers and kind != "agency":
         raise CallerError("provider-id: only an agency caller represents a provider")

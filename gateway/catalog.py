@@ -34,7 +34,7 @@ SUBJECT_KINDS = ("person", "legal_entity")
 # its display name: callers are bound to the providers they represent by this
 # id (gateway.callers), so that no department is taken for another because
 # their names look alike (某县民政局 is not 县民政局).
-PROVIDER_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+PROVIDER_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")  # use fullmatch
 # Attribute concepts (R16): what a field holds, so that two providers' fields
 # of the same subject can be compared. The kind picks the normalization
 # (gateway.pool.conflicts); the subject kind is the only one a concept may

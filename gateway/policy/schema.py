@@ -198,7 +198,7 @@ def _provider_id(ds: dict[str, Any], at: JsonPath, r: _Report, seen: dict[str, s
     per id (an id shared by two display names is a copy-paste slip that would let one
     department act on the other's datasets)."""
     pid = ds.get("provider_id")
-    if not isinstance(pid, str) or not PROVIDER_ID_RE.match(pid):
+    if not isinstance(pid, str) or not PROVIDER_ID_RE.fullmatch(pid):
         r.add(
             (*at, "provider_id"),
             "provider_id is required: 2-63 characters of a-z, 0-9, '.', '_', '-' (R1)",

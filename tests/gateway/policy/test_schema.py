@@ -106,7 +106,7 @@ def test_other_catalog_mistakes() -> None:
 def test_every_dataset_names_its_provider_by_id() -> None:
     cat = shipped()
     del cat["datasets"]["population.basic"]["provider_id"]
-    cat["datasets"]["credit.record"]["provider_id"] = "县发展和改革局"
+    cat["datasets"]["credit.record"]["provider_id"] = "county.development-reform\n"
     # One id, two departments: the second would act on the first's datasets.
     cat["datasets"]["licence.business"]["provider_id"] = "county.civil-affairs"
     found = {p.rule: p.message for p in problems_of(cat)}

@@ -26,14 +26,22 @@ def register(sub: Any, h: CliHelpers) -> None:
         from gateway.admin import callers_add
 
         doc = callers_add(
-            args.data_dir, args.id, args.kind, args.department, args.region, cert_out=args.cert_out
+            args.data_dir,
+            args.id,
+            args.kind,
+            args.department,
+            args.region,
+            cert_out=args.cert_out,
+            provider_ids=args.provider_id,
         )
+        providers = ", ".join(doc["caller"]["provider_ids"])
         h.emit(
             args,
             doc,
             lambda: (
                 f"caller {doc['caller']['id']} ({doc['caller']['kind']}) added\n"
-                f"API key (shown once): {doc['api_key']}"
+                + (f"provider of: {providers}\n" if providers else "")
+                + f"API key (shown once): {doc['api_key']}"
                 + (f"\nclient certificate: {doc['certificate']}" if doc.get("certificate") else "")
             ),
         )
@@ -45,9 +53,24 @@ def register(sub: Any, h: CliHelpers) -> None:
         found = callers_list(args.data_dir, args.redis_url)
         if args.suspended:
             found = [c for c in found if c["status"] == "suspended"]
-        rows = [["id", "kind", "department", "region", "status"]]
-        rows += [[c["id"], c["kind"], c["department"], c["region"], c["status"]] for c in found]
+        rows = [["id", "kind", "department", "region", "status", "provider ids"]]
+        rows += [
+            [c["id"], c["kind"], c["department"], c["region"], c["status"],
+             ",".join(c.get("provider_ids", ())) or "-"]
+            for c in found
+        ]  # fmt: skip
         h.emit(args, found, lambda: h.table(rows))
+        return 0
+
+    def bind(args: argparse.Namespace) -> int:
+        from gateway.admin import callers_bind
+
+        c = callers_bind(args.data_dir, args.id, args.provider_id)
+        h.emit(
+            args,
+            c,
+            lambda: f"caller {c['id']} provides: {', '.join(c['provider_ids']) or 'nothing'}",
+        )
         return 0
 
     def suspend(args: argparse.Namespace) -> int:
@@ -75,6 +98,17 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--department", required=True)
     sp.add_argument("--region", required=True, help="6-digit administrative division code")
     sp.add_argument("--cert-out", type=Path, help="also issue an mTLS client certificate here")
+    provider_help = (
+        "the catalog provider id this agency acts for (decides its applications, reads its"
+        " usage reports); repeat for several"
+    )
+    sp.add_argument("--provider-id", action="append", default=[], help=provider_help)
+    sp = h.cmd(callers, "bind", bind, "bind a caller to the providers it represents")
+    h.data_dir(sp)
+    sp.add_argument("id")
+    sp.add_argument(
+        "--provider-id", action="append", default=[], help=provider_help + "; none: unbind"
+    )
     sp = h.cmd(callers, "list", list_, "list callers (and suspensions)")
     state(sp)
     sp.add_argument("--suspended", action="store_true", help="only suspended callers")

@@ -7,25 +7,27 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from clients.receipts import keyset_document
 from gateway import keys
-from gateway.callers import CallerRegistry
+from gateway.callers import CallerError, CallerRegistry
 from gateway.config import Layout, ServeConfig
 from gateway.receipts import ReceiptSigner
 
 # Who an offline report (read from the data directory, not through the
 # gateway) is recorded as: whoever holds the machine and its key ring.
 LOCAL_ADMIN = "local-administrator"
-DEMO_CALLERS = (
-    # id, kind, department, region
-    ("county-civil-affairs", "agency", "汶川县民政局", "513221"),
-    ("wenchuan-counter-01", "counter", "汶川县政务服务中心", "513221"),
-    ("public-portal", "public", "公众", "513200"),
-    ("policy-admin", "admin", "州大数据局", "513200"),
+DEMO_CALLERS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    # id, kind, department, region, provider ids: the civil-affairs agency is bound
+    # to its catalog provider id explicitly, never through its department's name.
+    ("county-civil-affairs", "agency", "汶川县民政局", "513221", ("county.civil-affairs",)),
+    ("wenchuan-counter-01", "counter", "汶川县政务服务中心", "513221", ()),
+    ("public-portal", "public", "公众", "513200", ()),
+    ("policy-admin", "admin", "州大数据局", "513200", ()),
 )
 
 
@@ -135,6 +137,20 @@ def pool_stats(data_dir: Path) -> dict[str, dict[str, Any]]:
         pool.close()
 
 
+def _known_provider_ids(data_dir: Path, provider_ids: Sequence[str]) -> None:
+    """Refuse a provider id the served catalog does not name: a typo would leave
+    the department unable to act as provider, with nothing to say why."""
+    if not provider_ids:
+        return
+    known = data_dir_catalog(data_dir).provider_ids()
+    unknown = [p for p in provider_ids if p not in known]
+    if unknown:
+        listed = ", ".join(f"{pid} ({name})" for pid, name in sorted(known.items()))
+        raise CallerError(
+            f"provider-id: {', '.join(unknown)} names no provider in the catalog; known: {listed}"
+        )
+
+
 def callers_add(
     data_dir: Path,
     caller_id: str,
@@ -142,9 +158,11 @@ def callers_add(
     department: str,
     region: str,
     cert_out: Path | None = None,
+    provider_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
+    _known_provider_ids(data_dir, provider_ids)
     caller, api_key = CallerRegistry(Layout(Path(data_dir)).callers).add(
-        caller_id, kind, department, region
+        caller_id, kind, department, region, provider_ids
     )
     doc: dict[str, Any] = {"caller": caller.to_json(), "api_key": api_key}
     if cert_out is not None:
@@ -155,7 +173,7 @@ def callers_add(
     return doc
 
 
-def callers_list(data_dir: Path, redis_url: str | None = None) -> list[dict[str, str]]:
+def callers_list(data_dir: Path, redis_url: str | None = None) -> list[dict[str, Any]]:
     """Every caller; with shared state, a suspension's reason (and one not yet persisted)."""
     callers = [c.to_json() for c in CallerRegistry(Layout(Path(data_dir)).callers).list()]
     url = state_url(redis_url)
@@ -203,6 +221,30 @@ def _audit_admin(data_dir: Path, event: dict[str, Any]) -> None:
     layout.audit_dir.mkdir(parents=True, exist_ok=True)
     with AuditLog(layout.admin_audit) as log:
         log.append(event)
+
+
+def callers_bind(data_dir: Path, caller_id: str, provider_ids: Sequence[str]) -> dict[str, Any]:
+    """Bind a registered caller to exactly these providers (none: unbind it).
+
+    The way a registry made before provider ids gets its providers back; audited
+    like a suspension, since it gives or takes away a provider's powers."""
+    _known_provider_ids(data_dir, provider_ids)
+    caller = CallerRegistry(Layout(Path(data_dir)).callers).set_provider_ids(
+        caller_id, provider_ids
+    )
+    _audit_admin(
+        data_dir,
+        {
+            "action": "caller.providers",
+            "caller": caller_id,
+            "reason": "",
+            "detail": ",".join(caller.provider_ids),
+            "by": "administrator",
+            "outcome": "OK",
+            "subject": "",
+        },
+    )
+    return caller.to_json()
 
 
 def callers_suspend(
@@ -479,9 +521,10 @@ def demo(config: ServeConfig, *, persons: int = 2000) -> int:
     if not creds_file.exists():
         creds = {}
         registry = CallerRegistry(Layout(data_dir).callers)
-        for cid, kind, dept, region in DEMO_CALLERS:
+        for cid, kind, dept, region, providers in DEMO_CALLERS:
             if registry.get(cid) is None:
-                creds[cid] = {"kind": kind, "api_key": registry.add(cid, kind, dept, region)[1]}
+                key = registry.add(cid, kind, dept, region, providers)[1]
+                creds[cid] = {"kind": kind, "api_key": key}
         fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump(creds, f, indent=2)

@@ -3,6 +3,10 @@
 Two ways in: an API key as a bearer token in the `authorization` metadata,
 or a client certificate (mTLS) whose common name is the caller id. When both
 are presented they must name the same caller.
+
+A credential is taken only when it is unambiguous: two `authorization` headers
+(or a certificate with two common names) are refused, not resolved by taking
+the first, since a proxy or client library in between may see the other one.
 """
 
 from __future__ import annotations
@@ -44,9 +48,14 @@ class Authenticator:
         return caller
 
     def _from_api_key(self, context: grpc.ServicerContext) -> Caller | None:
-        header = next((v for k, v in context.invocation_metadata() if k == "authorization"), None)
-        if header is None:
+        headers = [v for k, v in context.invocation_metadata() if k.lower() == "authorization"]
+        if not headers:
             return None
+        if len(headers) > 1:
+            raise unauthenticated(
+                "AUTHORIZATION_AMBIGUOUS", "send exactly one `authorization` header"
+            )
+        header = headers[0]
         if not isinstance(header, str) or not header.lower().startswith(BEARER):
             raise unauthenticated(
                 "AUTHORIZATION_MALFORMED", "authorization must be `Bearer <api key>`"
@@ -60,7 +69,12 @@ class Authenticator:
         names = context.auth_context().get("x509_common_name") or []
         if not names:
             return None
-        caller_id = names[0].decode() if isinstance(names[0], bytes) else str(names[0])
+        ids = {n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names}
+        if len(ids) > 1:
+            raise unauthenticated(
+                "CERTIFICATE_AMBIGUOUS", "the client certificate names more than one caller"
+            )
+        (caller_id,) = ids
         caller = self.registry.get(caller_id)
         if caller is None:
             raise unauthenticated(

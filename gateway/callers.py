@@ -1,6 +1,9 @@
 """The caller registry: who may call the gateway, and as what.
 
-A caller is an agency system, a service counter or a public client. API
+A caller is an agency system, a service counter or a public client. An
+agency caller may represent providers: it is bound to them by the catalog's
+provider ids (`provider_ids`), never by its department's name, so a department
+whose name merely resembles a provider's gains nothing. API
 keys are shown once, when the caller is added, and stored only as SHA-256
 digests: keys are 256-bit random, so a fast hash is enough (no password
 stretching needed) and a copy of the registry yields no usable key.
@@ -15,11 +18,14 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from gateway.catalog import PROVIDER_ID_RE
 
 KINDS = ("agency", "counter", "public", "admin")
 STATUSES = ("active", "suspended")
@@ -45,6 +51,13 @@ class Caller:
     # When the status last changed (epoch seconds): a reinstated caller's
     # enumeration monitor starts afresh from here.
     status_since: float = 0.0
+    # The catalog providers this caller acts for (an agency of the providing
+    # department): it decides their applications, reads their usage reports.
+    provider_ids: tuple[str, ...] = ()
+
+    def represents(self, provider_id: str) -> bool:
+        """Does this caller act as the provider with this id (agencies only)?"""
+        return self.kind == "agency" and bool(provider_id) and provider_id in self.provider_ids
 
     def policy_input(self) -> dict[str, str]:
         return {
@@ -54,12 +67,28 @@ class Caller:
             "region": self.region,
         }
 
-    def to_json(self) -> dict[str, str]:
-        return asdict(self)
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["provider_ids"] = list(self.provider_ids)
+        return doc
 
 
 def key_digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _provider_ids(kind: str, provider_ids: Sequence[str]) -> tuple[str, ...]:
+    """Checked, deduplicated provider ids; only an agency represents a provider."""
+    providers = tuple(dict.fromkeys(p.strip() for p in provider_ids))
+    for p in providers:
+        if not PROVIDER_ID_RE.fullmatch(p):
+            raise CallerError(
+                f"provider-id: {p!r} is not a provider id"
+                " (2-63 characters of a-z, 0-9, '.', '_', '-')"
+            )
+    if providers and kind != "agency":
+        raise CallerError("provider-id: only an agency caller represents a provider")
+    return providers
 
 
 class CallerRegistry:
@@ -80,6 +109,8 @@ class CallerRegistry:
             columns = {row[1] for row in db.execute("PRAGMA table_info(callers)")}
             if "status_since" not in columns:  # registries made before suspension existed
                 db.execute("ALTER TABLE callers ADD COLUMN status_since REAL NOT NULL DEFAULT 0")
+            if "provider_ids" not in columns:  # made before provider ids: no caller is bound
+                db.execute("ALTER TABLE callers ADD COLUMN provider_ids TEXT NOT NULL DEFAULT ''")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -90,8 +121,16 @@ class CallerRegistry:
         finally:
             db.close()
 
-    def add(self, caller_id: str, kind: str, department: str, region: str) -> tuple[Caller, str]:
+    def add(
+        self,
+        caller_id: str,
+        kind: str,
+        department: str,
+        region: str,
+        provider_ids: Sequence[str] = (),
+    ) -> tuple[Caller, str]:
         """Register a caller; returns it with its API key (shown once, never stored)."""
+        providers = _provider_ids(kind, provider_ids)
         if not _ID_RE.match(caller_id):
             raise CallerError("id: 2-63 characters of a-z, 0-9, '.', '_', '-'")
         if kind not in KINDS:
@@ -106,12 +145,38 @@ class CallerRegistry:
             with self._connect() as db:
                 db.execute(
                     "INSERT INTO callers (id, kind, department, region, key_digest, status,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, 'active', ?)",
-                    (caller_id, kind, department.strip(), region, key_digest(api_key), now),
+                    " created_at, provider_ids) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
+                    (
+                        caller_id,
+                        kind,
+                        department.strip(),
+                        region,
+                        key_digest(api_key),
+                        now,
+                        ",".join(providers),
+                    ),
                 )
         except sqlite3.IntegrityError as e:
             raise CallerError(f"id: caller {caller_id!r} already exists") from e
-        return Caller(caller_id, kind, department.strip(), region, "active", now), api_key
+        caller = Caller(
+            caller_id, kind, department.strip(), region, "active", now, provider_ids=providers
+        )
+        return caller, api_key
+
+    def set_provider_ids(self, caller_id: str, provider_ids: Sequence[str]) -> Caller:
+        """Bind a registered caller to exactly these providers (none: unbind it)."""
+        caller = self.get(caller_id)
+        if caller is None:
+            raise CallerError(f"id: no caller {caller_id!r}")
+        providers = _provider_ids(caller.kind, provider_ids)
+        with self._connect() as db:
+            db.execute(
+                "UPDATE callers SET provider_ids = ? WHERE id = ?", (",".join(providers), caller_id)
+            )
+        self._refresh(0.0)
+        caller = self.get(caller_id)
+        assert caller is not None
+        return caller
 
     def set_status(self, caller_id: str, status: str) -> Caller:
         if status not in STATUSES:
@@ -172,11 +237,12 @@ class CallerRegistry:
             with self._connect() as db:
                 rows = db.execute(
                     "SELECT id, kind, department, region, key_digest, status, created_at,"
-                    " status_since FROM callers"
+                    " status_since, provider_ids FROM callers"
                 ).fetchall()
             by_digest, by_id = {}, {}
-            for cid, kind, dept, region, digest, status, created, since in rows:
-                c = Caller(cid, kind, dept, region, status, created, float(since))
+            for cid, kind, dept, region, digest, status, created, since, pids in rows:
+                providers = tuple(p for p in pids.split(",") if p)
+                c = Caller(cid, kind, dept, region, status, created, float(since), providers)
                 by_id[cid] = c
                 if digest:
                     by_digest[digest] = c

@@ -17,6 +17,7 @@ bases, never those.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ SHARE_CLASSES = ("unconditional", "conditional", "none")
 OPEN_CLASSES = ("unconditional", "conditional", "none")
 SENSITIVITIES = ("public", "internal", "secret")
 SUBJECT_KINDS = ("person", "legal_entity")
+# A provider (the department that supplies a dataset) is named by an id, not by
+# its display name: callers are bound to the providers they represent by this
+# id (gateway.callers), so that no department is taken for another because
+# their names look alike (某县民政局 is not 县民政局).
+PROVIDER_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,62}")  # use fullmatch
 # Attribute concepts (R16): what a field holds, so that two providers' fields
 # of the same subject can be compared. The kind picks the normalization
 # (gateway.pool.conflicts); the subject kind is the only one a concept may
@@ -79,7 +85,7 @@ class Dataset:
     name: str
     title: str
     description: str
-    provider: str
+    provider: str  # the providing department's display name (Provenance.source_department)
     category: str
     format: str
     update_cycle: str
@@ -94,6 +100,9 @@ class Dataset:
     regional: bool
     predicates: tuple[str, ...]
     fields: tuple[Field, ...]
+    # The providing department's id; the callers bound to it act as the provider.
+    # Empty (a catalog from before provider ids): nobody acts as its provider.
+    provider_id: str = ""
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -178,6 +187,10 @@ class Catalog:
             for f in d.fields
             if f.attribute == concept
         ]
+
+    def provider_ids(self) -> dict[str, str]:
+        """Provider id -> its display name, for every provider the catalog names."""
+        return {d.provider_id: d.provider for d in self.data().datasets.values() if d.provider_id}
 
     def for_predicate(self, predicate: str) -> Dataset | None:
         return next((d for d in self.data().datasets.values() if predicate in d.predicates), None)
@@ -278,6 +291,7 @@ def parse(doc: dict[str, Any]) -> Catalog:
             title=d.get("title", ""),
             description=d.get("description", ""),
             provider=d["provider"],
+            provider_id=str(d.get("provider_id", "")),
             category=d.get("category", ""),
             format=d.get("format", "JSON"),
             update_cycle=d.get("update_cycle", ""),

@@ -1,7 +1,7 @@
 # Access by application (申请 / 授权, R3, R5, R6): who may apply, decide and
 # sweep. Agencies apply for conditional share, public callers for conditional
-# open; agencies decide (the gateway checks that the caller's department is
-# the dataset's provider, which needs the stored application); administrators
+# open; agencies decide (the gateway checks that the caller is bound to the
+# dataset's provider id, which needs the stored application); administrators
 # run the sweep of unused grants and may suspend or end a grant. Providers
 # (and administrators) read their datasets' usage reports. Every known
 # caller may read the applications the gateway shows it (its own, or those it

@@ -1,7 +1,7 @@
 # Suspending the opening of a whole dataset on a security risk (撤回, R9; Aba
 # 2024 art. 33): who may suspend, withdraw and reopen, and read suspensions.
-# Providers (the gateway checks that the caller's department provides the
-# dataset) and administrators. The effect on the open route is decided in
+# Providers (the gateway checks that the caller is bound to the dataset's
+# provider id) and administrators. The effect on the open route is decided in
 # govgw.open from data.suspensions.
 package govgw.opening
 

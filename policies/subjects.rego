@@ -2,7 +2,7 @@
 # who answers them. The subject proves who they are with a subject token (the
 # gateway checks it); the caller carrying it is the citizen's app (public) or
 # a service counter helping the citizen in person. Agencies answer: the gateway
-# checks that the caller's department is the dataset's provider, which needs
+# checks that the caller is bound to the dataset's provider id, which needs
 # the stored request. Administrators get no subject's data.
 package govgw.subjects
 

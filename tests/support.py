@@ -24,12 +24,14 @@ from gateway.config import ServeConfig
 from gateway.pipeline import Parts
 from gateway.server import GatewayServer
 
-CALLERS = (
-    ("agency-civil", "agency", "汶川县民政局", "513221"),
-    ("agency-far", "agency", "松潘县公安局", "513224"),
-    ("counter-wenchuan", "counter", "汶川县政务服务中心", "513221"),
-    ("counter-songpan", "counter", "松潘县政务服务中心", "513224"),
-    ("public-portal", "public", "公众", "513200"),
+# id, kind, department, region, provider ids. agency-civil is the civil-affairs
+# provider by its binding; agency-far (another county's police) provides nothing.
+CALLERS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    ("agency-civil", "agency", "汶川县民政局", "513221", ("county.civil-affairs",)),
+    ("agency-far", "agency", "松潘县公安局", "513224", ()),
+    ("counter-wenchuan", "counter", "汶川县政务服务中心", "513221", ()),
+    ("counter-songpan", "counter", "松潘县政务服务中心", "513224", ()),
+    ("public-portal", "public", "公众", "513200", ()),
 )
 
 
@@ -74,8 +76,8 @@ def make_data_dir(
     admin.init(data_dir)
     demo = admin.pool_seed(data_dir, persons=persons, entities=entities, seed=7)
     keys = {
-        cid: admin.callers_add(data_dir, cid, kind, dept, region)["api_key"]
-        for cid, kind, dept, region in CALLERS
+        cid: admin.callers_add(data_dir, cid, kind, dept, region, provider_ids=providers)["api_key"]
+        for cid, kind, dept, region, providers in CALLERS
     }
     return keys, demo
 

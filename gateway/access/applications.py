@@ -2,7 +2,7 @@
 
 An agency applies for a dataset whose share class is `conditional` (R3); a
 public caller for one whose open class is `conditional` (R6). The provider
-(an agency caller whose department is the dataset's provider in the catalog)
+(an agency caller bound to the dataset's provider id in the catalog)
 approves, possibly narrowing the fields, or denies with a reason and legal
 basis, within the jurisdiction's working-day deadline (`deadlines`). Approval
 adds a grant to the `GrantStore`, which the policy reads at once. The provider
@@ -70,14 +70,16 @@ class ApplicationInput:
 
 
 def is_provider(caller: Caller, ds: Dataset) -> bool:
-    """An agency of the providing department. The catalog names the department
-    generically (县民政局); a caller's department carries its county's name
-    (汶川县民政局), so the provider's name must be its ending."""
-    return caller.kind == "agency" and bool(ds.provider) and caller.department.endswith(ds.provider)
+    """An agency bound to the dataset's provider id (`govgw callers add --provider-id`).
+
+    By id, not by name: the catalog's display name (县民政局) is the ending of
+    many departments' names (汶川县民政局, but also 某县民政局), so a name match
+    would let any of them decide for the provider."""
+    return caller.represents(ds.provider_id)
 
 
 def provides(catalog: Catalog, caller: Caller, dataset: str) -> bool:
-    """Is the caller the provider of this dataset (by name; unknown datasets: no)?"""
+    """Is the caller the provider of this dataset (unknown datasets: no)?"""
     ds = catalog.get(dataset)
     return ds is not None and is_provider(caller, ds)
 

@@ -2,8 +2,8 @@
 
 The subject (authenticated by a subject token) names a dataset, a field, a
 statement of the correct value and optionally a reference to evidence. The
-request reaches the dataset's provider (the agency whose department is the
-catalog's provider, `is_provider`) with its deadline: 5 working days,
+request reaches the dataset's provider (the agency bound to the catalog's
+provider id, `is_provider`) with its deadline: 5 working days,
 extendable once to 10 with a reason (Aba 2024 art. 22; Aba 2021 art. 28;
 Yichuan art. 19; counted by `deadlines`). The provider answers: corrected
 (with a note of what was done) or rejected (with a reason and the legal basis).

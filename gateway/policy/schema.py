@@ -9,7 +9,7 @@ names a file, line and rule:
 
     data/catalog.json:31 (rule datasets["credit.record"].class_reason): data: ...
 
-R1: every dataset carries provider, category, fields, format, update cycle,
+R1: every dataset carries provider (its display name and its provider id), category, fields, format, update cycle,
 share class, open class and usage requirements; a `conditional` or `none`
 class carries a reason and a legal basis.
 """
@@ -26,6 +26,7 @@ from typing import Any
 from gateway.catalog import (
     ATTRIBUTE_CONCEPTS,
     OPEN_CLASSES,
+    PROVIDER_ID_RE,
     SENSITIVITIES,
     SHARE_CLASSES,
     SUBJECT_KINDS,
@@ -181,13 +182,34 @@ def _catalog(
     known_ops = set(operators())
     known_predicates = set(predicates())
     described = _conflicts(doc.get("conflicts"), r, known_ops)
+    providers: dict[str, str] = {}
     for name, ds in datasets.items():
         at: JsonPath = ("datasets", name)
         if not isinstance(ds, dict):
             r.add(at, "a dataset must be an object")
             continue
         _dataset(ds, at, r, known_ops, known_predicates)
+        _provider_id(ds, at, r, providers)
         _attributes(ds, at, r, described)
+
+
+def _provider_id(ds: dict[str, Any], at: JsonPath, r: _Report, seen: dict[str, str]) -> None:
+    """The provider id callers are bound by: present, well formed, and one department
+    per id (an id shared by two display names is a copy-paste slip that would let one
+    department act on the other's datasets)."""
+    pid = ds.get("provider_id")
+    if not isinstance(pid, str) or not PROVIDER_ID_RE.fullmatch(pid):
+        r.add(
+            (*at, "provider_id"),
+            "provider_id is required: 2-63 characters of a-z, 0-9, '.', '_', '-' (R1)",
+        )
+        return
+    name = _text(ds, "provider")
+    if seen.setdefault(pid, name) != name:
+        r.add(
+            (*at, "provider_id"),
+            f"provider_id {pid} already names provider {seen[pid]}, not {name}",
+        )
 
 
 def _conflicts(doc: Any, r: _Report, ops: set[str]) -> set[str]:

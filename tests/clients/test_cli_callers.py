@@ -107,3 +107,26 @@ def test_workers_need_shared_state(data_dir: Path, monkeypatch) -> None:
     proc = govgw("serve", "--workers", "2", "--data-dir", str(data_dir),
                  "--listen", f"127.0.0.1:{free_port()}", check=False)  # fmt: skip
     assert proc.returncode == 1 and "--redis-url" in proc.stderr
+
+
+def test_add_keeps_its_form_and_binds_provider_ids(data_dir: Path) -> None:
+    d = str(data_dir)
+    # The acceptance form, unchanged: no provider id, so no provider.
+    plain = json.loads(govgw("callers", "add", "--data-dir", d, "--id", "agency-c", "--kind",
+                             "agency", "--department", "某县民政局", "--region", "513221",
+                             "--json").stdout)  # fmt: skip
+    assert plain["caller"]["provider_ids"] == [] and plain["api_key"].startswith("gk_")
+    bound = json.loads(govgw("callers", "add", "--data-dir", d, "--id", "agency-mz", "--kind",
+                             "agency", "--department", "汶川县民政局", "--region", "513221",
+                             "--provider-id", "county.civil-affairs", "--json").stdout)  # fmt: skip
+    assert bound["caller"]["provider_ids"] == ["county.civil-affairs"]
+    human = govgw("callers", "list", "--data-dir", d).stdout
+    assert "county.civil-affairs" in human
+    # A mistyped id, or a provider id on a counter, registers nothing.
+    for args in (("--kind", "agency", "--provider-id", "county.civil-affair"),
+                 ("--kind", "counter", "--provider-id", "county.civil-affairs")):  # fmt: skip
+        proc = govgw("callers", "add", "--data-dir", d, "--id", "agency-typo", "--department",
+                     "某局", "--region", "513221", *args, check=False)  # fmt: skip
+        assert proc.returncode == 1 and "provider-id" in proc.stderr, proc.stderr
+    listed = json.loads(govgw("callers", "list", "--json", "--data-dir", d).stdout)
+    assert "agency-typo" not in {c["id"] for c in listed}

@@ -22,7 +22,12 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     data_dir = tmp_path_factory.mktemp("cli-subjects")
     keys, demo = make_data_dir(data_dir, persons=20, entities=8)
     keys["agency-amr"] = admin.callers_add(
-        data_dir, "agency-amr", "agency", "汶川县市场监督管理局", "513221"
+        data_dir,
+        "agency-amr",
+        "agency",
+        "汶川县市场监督管理局",
+        "513221",
+        provider_ids=("county.market-regulation",),
     )["api_key"]
     # The real clock: `govgw subjects token` signs with the time of day.
     h = start(data_dir, keys, demo, sweep_interval_s=0)

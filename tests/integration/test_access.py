@@ -35,11 +35,15 @@ TODAY = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     data_dir = tmp_path_factory.mktemp("access")
     keys, demo = make_data_dir(data_dir, persons=30, entities=10)
-    for cid, kind, dept in (
-        ("agency-approval", "agency", "汶川县行政审批局"),
-        ("root", "admin", "州大数据局"),
+    for cid, kind, dept, providers in (
+        ("agency-approval", "agency", "汶川县行政审批局", ("county.administrative-approval",)),
+        ("root", "admin", "州大数据局", ()),
+        # Its name ends with the catalog's 县民政局, but it is bound to no provider id.
+        ("agency-lookalike", "agency", "某县民政局", ()),
     ):
-        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221")["api_key"]
+        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221", provider_ids=providers)[
+            "api_key"
+        ]
     h = start(data_dir, keys, demo, clock=shifted_clock(TODAY), sweep_interval_s=0)
     yield h
     h.stop()
@@ -254,6 +258,47 @@ def test_provider_usage_report_rpc_and_cli(gw: Harness) -> None:
     doc = json.loads(js.stdout)
     assert doc["dataset"] == DS and doc["calls"] >= r.calls
     assert all(isinstance(row["calls"], int) for row in doc["rows"])
+
+
+def bind(gw: Harness, caller: str, *provider_ids: str) -> None:
+    flags = [a for pid in provider_ids for a in ("--provider-id", pid)]
+    out = subprocess.run(
+        [sys.executable, "-m", "clients.cli", "callers", "bind", caller, *flags,
+         "--data-dir", str(gw.data_dir), "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["provider_ids"] == list(provider_ids)
+
+
+def test_a_department_named_like_the_provider_is_not_the_provider(gw: Harness) -> None:
+    app = apply_share(gw, purpose="临时救助资格核查")
+    with gw.client("agency-lookalike") as look, gw.client("agency-civil") as civil:
+        # 某县民政局 ends with 县民政局 (the catalog's provider name): nothing follows from it.
+        expect_error(lambda: look.usage_report(DS), DENIED, "PROVIDER_REQUIRED")
+        assert app.id not in [a.id for a in look.list_applications()]
+        expect_error(
+            lambda: look.decide_application(app.id, approve=False, reason="x", legal_basis="y"),
+            grpc.StatusCode.NOT_FOUND,
+            "APPLICATION_NOT_FOUND",
+        )
+        # The caller bound to the provider id is the provider.
+        assert app.id in [a.id for a in civil.list_applications(status="pending")]
+        assert civil.usage_report(DS).calls > 0
+        # Binding is by id, from the CLI, and seen by the running server; so is unbinding.
+        bind(gw, "agency-lookalike", "county.civil-affairs")
+        eventually(lambda: look.usage_report(DS), within_s=1.0)
+        bind(gw, "agency-lookalike")
+        eventually(
+            lambda: expect_error(lambda: look.usage_report(DS), DENIED, "PROVIDER_REQUIRED"),
+            within_s=1.0,
+        )
+    log = gw.data_dir / "audit" / "audit-admin.log"
+    bindings = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["action"], r["caller"], r["detail"]) for r in bindings] == [
+        ("caller.providers", "agency-lookalike", "county.civil-affairs"),
+        ("caller.providers", "agency-lookalike", ""),
+    ]
 
 
 def test_server_sweeps_unused_grants_periodically(tmp_path: Path) -> None:

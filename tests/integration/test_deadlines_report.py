@@ -33,12 +33,14 @@ SA = "social_assistance.recipient"
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     data_dir = tmp_path_factory.mktemp("deadlines")
     keys, demo = make_data_dir(data_dir, persons=30, entities=10)
-    for cid, kind, dept in (
-        ("agency-approval", "agency", "汶川县行政审批局"),
-        ("agency-police", "agency", "汶川县公安局"),
-        ("root", "admin", "州大数据局"),
+    for cid, kind, dept, providers in (
+        ("agency-approval", "agency", "汶川县行政审批局", ("county.administrative-approval",)),
+        ("agency-police", "agency", "汶川县公安局", ("county.public-security",)),
+        ("root", "admin", "州大数据局", ()),
     ):
-        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221")["api_key"]
+        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221", provider_ids=providers)[
+            "api_key"
+        ]
     h = start(data_dir, keys, demo, clock=shifted_clock(TODAY), sweep_interval_s=0)
     yield h
     h.stop()
@@ -95,9 +97,10 @@ def test_providers_see_only_their_own_datasets(gw: Harness, filed: dict[str, str
     assert set(_items(gw, "agency-civil")) == {filed["share"]}
     assert set(_items(gw, "agency-approval")) == {filed["open"]}
     assert set(_items(gw, "agency-police")) == {filed["correction"]}
-    # The applicant (松潘县公安局) is a 县公安局, the correction's provider; its own
-    # application, which it does not answer, is not in its report.
-    assert set(_items(gw, "agency-far")) == {filed["correction"]}
+    # The applicant (松潘县公安局) is named like the correction's provider (县公安局)
+    # but is not bound to its provider id; its own application, which it does not
+    # answer, is not in its report either.
+    assert set(_items(gw, "agency-far")) == set()
     assert set(_items(gw, "root", dataset=SA)) == {filed["share"]}
 
 

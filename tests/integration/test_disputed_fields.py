@@ -37,7 +37,12 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     data_dir = tmp_path_factory.mktemp("disputed")
     keys, demo = make_data_dir(data_dir, persons=30, entities=10)
     keys["agency-police"] = admin.callers_add(
-        data_dir, "agency-police", "agency", "汶川县公安局", "513221"
+        data_dir,
+        "agency-police",
+        "agency",
+        "汶川县公安局",
+        "513221",
+        provider_ids=("county.public-security",),
     )["api_key"]
     # agency-far may read one field of the social-assistance records: assistance_type.
     admin.grants_add(data_dir, "agency-far", SA, ["assistance_type"], PURPOSE, "365d")

@@ -38,7 +38,12 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     keys, demo = make_data_dir(data_dir, persons=30, entities=10)
     # The population register's provider, which answers corrections.
     keys["agency-police"] = admin.callers_add(
-        data_dir, "agency-police", "agency", "汶川县公安局", "513221"
+        data_dir,
+        "agency-police",
+        "agency",
+        "汶川县公安局",
+        "513221",
+        provider_ids=("county.public-security",),
     )["api_key"]
     # The served policy: the release's, with population.basic.phone marked secret.
     policy_dir = tmp_path_factory.mktemp("policy") / "policies"

@@ -42,12 +42,14 @@ RISK = "发现批量爬取法定代表人信息的安全风险"
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     data_dir = tmp_path_factory.mktemp("opening")
     keys, demo = make_data_dir(data_dir, persons=30, entities=10)
-    for cid, kind, dept in (
-        ("agency-amr", "agency", "汶川县市场监督管理局"),
-        ("agency-police", "agency", "汶川县公安局"),
-        ("root", "admin", "州大数据局"),
+    for cid, kind, dept, providers in (
+        ("agency-amr", "agency", "汶川县市场监督管理局", ("county.market-regulation",)),
+        ("agency-police", "agency", "汶川县公安局", ("county.public-security",)),
+        ("root", "admin", "州大数据局", ()),
     ):
-        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221")["api_key"]
+        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221", provider_ids=providers)[
+            "api_key"
+        ]
     # As `govgw serve` builds it (limits, oracle, replay protection), on a fixed date.
     cfg = ServeConfig(data_dir=data_dir, listen="127.0.0.1:0", grace_s=1, sweep_interval_s=0)
     parts = attach(build_parts(cfg), cfg)
@@ -132,7 +134,13 @@ def test_a_suspension_written_by_another_process_counts_on_the_next_call(gw: Har
     assert _public_answer(public, ent) == "OK"
     # Another worker's store (its own instance on the same file).
     other = OpeningSuspensionStore(gw.config.layout.opening_suspensions, gw.parts.catalog)
-    officer = Caller("agency-amr", "agency", "汶川县市场监督管理局", "513221")
+    officer = Caller(
+        "agency-amr",
+        "agency",
+        "汶川县市场监督管理局",
+        "513221",
+        provider_ids=("county.market-regulation",),
+    )
     s = other.suspend(officer, DS, RISK, TODAY)
     assert _public_answer(public, ent) == "OPENING_SUSPENDED"
     other.reopen(officer, s["id"], "风险排除", TODAY, reprocessed=False)

@@ -26,7 +26,12 @@ def test_suspension_and_reopening_reach_every_worker(workers) -> None:  # noqa: 
     data, ent = workers["data"], workers["demo"]["active_entity"]["uscc"]
     if "agency-amr" not in workers["keys"]:
         workers["keys"]["agency-amr"] = admin.callers_add(
-            data, "agency-amr", "agency", "汶川县市场监督管理局", "513221"
+            data,
+            "agency-amr",
+            "agency",
+            "汶川县市场监督管理局",
+            "513221",
+            provider_ids=("county.market-regulation",),
         )["api_key"]
     public, agencies = clients(workers, "public-portal"), clients(workers, "agency-civil")
     amr = clients(workers, "agency-amr")[0]

@@ -11,6 +11,7 @@ from clients.sdk import GovgwClient, GovgwClientError
 from gateway import admin
 from gateway.callers import CallerRegistry
 from gateway.config import ConfigError, ServeConfig
+from gateway.tls import write_client_cert
 from tests.support import Harness, eventually, expect_error, make_data_dir, start
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
@@ -30,15 +31,35 @@ def test_calls_without_credentials_are_unauthenticated(gateway: Harness) -> None
         expect_error(lambda: gw.list_datasets(), UNAUTH, "API_KEY_INVALID")
 
 
-def test_malformed_authorization_header(gateway: Harness) -> None:
+def list_datasets_with(gateway: Harness, metadata: tuple[tuple[str, str], ...]) -> None:
+    """ListDatasets with exactly this metadata (the SDK sends one header, well formed)."""
     from govgw.v1 import catalog_pb2, catalog_pb2_grpc
 
     stub = catalog_pb2_grpc.CatalogServiceStub(gateway.channel())
-    with pytest.raises(grpc.RpcError) as e:
-        stub.ListDatasets(
-            catalog_pb2.ListDatasetsRequest(), metadata=(("authorization", "Basic abc"),)
+    try:
+        stub.ListDatasets(catalog_pb2.ListDatasetsRequest(), metadata=metadata)
+    except grpc.RpcError as e:
+        raise GovgwClientError.from_rpc_error(e) from None
+
+
+def test_malformed_authorization_header(gateway: Harness) -> None:
+    for value in ("Basic abc", "gk_raw-key-without-scheme", "Bearer"):
+        expect_error(
+            lambda v=value: list_datasets_with(gateway, (("authorization", v),)),
+            UNAUTH,
+            "AUTHORIZATION_MALFORMED",
         )
-    assert e.value.code() == UNAUTH
+
+
+def test_two_authorization_headers_are_refused_as_ambiguous(gateway: Harness) -> None:
+    civil, far = gateway.keys["agency-civil"], gateway.keys["agency-far"]
+    assert list_datasets_with(gateway, (("authorization", f"Bearer {civil}"),)) is None
+    # Whichever comes first, and even when both are the same valid key: none is taken.
+    for first, second in ((civil, far), (far, civil), (civil, civil), ("gk_nope", civil)):
+        headers = (("authorization", f"Bearer {first}"), ("authorization", f"Bearer {second}"))
+        expect_error(
+            lambda h=headers: list_datasets_with(gateway, h), UNAUTH, "AUTHORIZATION_AMBIGUOUS"
+        )
 
 
 def test_suspended_caller_is_refused(gateway: Harness) -> None:
@@ -126,6 +147,29 @@ def test_mutual_tls_identifies_the_caller_by_certificate(tmp_path) -> None:
         # A key that names another caller than the certificate is refused.
         with GovgwClient(h.target, options=TLS_NAME, api_key=keys["agency-civil"], **mtls) as gw:
             expect_error(lambda: gw.list_datasets(), UNAUTH, "CREDENTIALS_CONFLICT")
+        # A certificate from the gateway's own CA whose name is no registered caller
+        # (issued, then never registered, or the caller's id mistyped) is refused,
+        # with a valid key beside it or without.
+        ghost_crt, ghost_key = write_client_cert(data_dir, "agency-ghost", cert_dir)
+        ghost = {"ca_cert": ca, "client_cert": ghost_crt, "client_key": ghost_key}
+        for api_key in (None, keys["agency-civil"]):
+            with GovgwClient(h.target, options=TLS_NAME, api_key=api_key, **ghost) as gw:
+                expect_error(lambda: gw.list_datasets(), UNAUTH, "CERTIFICATE_UNKNOWN_CALLER")
+        # A registered caller's certificate stops working when the caller is suspended.
+        CallerRegistry(h.config.layout.callers).set_status("agency-other", "suspended")
+        other = {
+            "ca_cert": ca,
+            "client_cert": cert_dir / "agency-other.crt",
+            "client_key": cert_dir / "agency-other.key",
+        }
+        with GovgwClient(h.target, options=TLS_NAME, **other) as gw:
+            eventually(
+                lambda: expect_error(
+                    lambda: gw.list_datasets(), grpc.StatusCode.PERMISSION_DENIED,
+                    "CALLER_SUSPENDED",
+                ),
+                within_s=1.0,
+            )  # fmt: skip
         # Without a client certificate the handshake itself fails.
         with GovgwClient(
             h.target, ca_cert=ca, api_key=keys["agency-civil"], options=TLS_NAME, timeout_s=2

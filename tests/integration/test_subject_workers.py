@@ -24,7 +24,12 @@ def _found(c, key: str) -> bool:
 def test_withdrawal_and_reinstatement_reach_every_worker(workers) -> None:  # noqa: F811
     data, ent = workers["data"], workers["demo"]["active_entity"]["uscc"]
     workers["keys"]["agency-amr"] = admin.callers_add(
-        data, "agency-amr", "agency", "汶川县市场监督管理局", "513221"
+        data,
+        "agency-amr",
+        "agency",
+        "汶川县市场监督管理局",
+        "513221",
+        provider_ids=("county.market-regulation",),
     )["api_key"]
     key = load_private_key((data / "keys" / "demo-subject-issuer.pem").read_bytes())
     token = mint(key, issuer=admin.DEMO_ISSUER, subject=ent)

@@ -39,12 +39,14 @@ STATEMENT = "户籍地址应为汶川县威州镇岷江路12号，户主王建�
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     data_dir = tmp_path_factory.mktemp("subjects")
     keys, demo = make_data_dir(data_dir, persons=30, entities=10)
-    for cid, kind, dept, region in (
-        ("agency-amr", "agency", "汶川县市场监督管理局", "513221"),
-        ("agency-security", "agency", "阿坝州国家安全局", "513200"),
-        ("agency-police", "agency", "汶川县公安局", "513221"),
+    for cid, kind, dept, region, providers in (
+        ("agency-amr", "agency", "汶川县市场监督管理局", "513221", ("county.market-regulation",)),
+        ("agency-security", "agency", "阿坝州国家安全局", "513200", ()),
+        ("agency-police", "agency", "汶川县公安局", "513221", ("county.public-security",)),
     ):
-        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, region)["api_key"]
+        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, region, provider_ids=providers)[
+            "api_key"
+        ]
     # As `govgw serve` builds it (limits, oracle, replay protection), on a fixed date.
     cfg = ServeConfig(data_dir=data_dir, listen="127.0.0.1:0", grace_s=1, sweep_interval_s=0)
     parts = attach(build_parts(cfg), cfg)

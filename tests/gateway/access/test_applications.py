@@ -8,7 +8,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gateway.access.applications import APPROVED, DENIED, ApplicationInput, ApplicationStore
+from gateway.access.applications import (
+    APPROVED,
+    DENIED,
+    ApplicationInput,
+    ApplicationStore,
+    is_provider,
+    provides,
+)
 from gateway.access.sweep import SWEEP_REASON, add_months, last_uses, sweep_unused, unused
 from gateway.audit import AuditLog
 from gateway.callers import Caller
@@ -18,9 +25,17 @@ from gateway.grants import GrantStore
 
 NOW = datetime(2026, 2, 12, 2, 0, tzinfo=UTC)  # Thursday before Spring Festival
 APPLICANT = Caller("agency-far", "agency", "松潘县公安局", "513224")
-PROVIDER = Caller("agency-civil", "agency", "汶川县民政局", "513221")
+PROVIDER = Caller(
+    "agency-civil", "agency", "汶川县民政局", "513221", provider_ids=("county.civil-affairs",)
+)
 PUBLIC = Caller("public-portal", "public", "公众", "513200")
-LICENCE_PROVIDER = Caller("agency-approval", "agency", "汶川县行政审批局", "513221")
+LICENCE_PROVIDER = Caller(
+    "agency-approval",
+    "agency",
+    "汶川县行政审批局",
+    "513221",
+    provider_ids=("county.administrative-approval",),
+)
 COUNTER = Caller("counter-wenchuan", "counter", "汶川县政务服务中心", "513221")
 DS = "social_assistance.recipient"
 
@@ -110,6 +125,39 @@ def test_only_the_provider_decides_and_only_narrows(store: ApplicationStore) -> 
     e = error(lambda: store.decide(PROVIDER, app["id"], approve=True, fields=["monthly_amount"],
                                    reason="", legal_basis="", now=NOW))  # fmt: skip
     assert e.reason == "FIELD_NOT_REQUESTED" and [v.field for v in e.violations] == ["fields[0]"]
+
+
+def test_a_provider_is_named_by_its_id_never_by_a_name_it_ends_with(
+    store: ApplicationStore,
+) -> None:
+    catalog = load()
+    assert catalog.get(DS).provider == "县民政局"  # the display name a lookalike ends with
+    lookalike = Caller("agency-lookalike", "agency", "某县民政局", "513221")
+    unbound = Caller("agency-civil-2", "agency", "汶川县民政局", "513221")  # right name, no id
+    counter = Caller("counter-x", "counter", "汶川县民政局", "513221",
+                     provider_ids=("county.civil-affairs",))  # fmt: skip
+    renamed = Caller("agency-mz", "agency", "民政事务中心", "513221",
+                     provider_ids=("county.civil-affairs",))  # fmt: skip
+    for caller in (lookalike, unbound, counter):
+        assert not provides(catalog, caller, DS) and not is_provider(caller, catalog.get(DS))
+    assert provides(catalog, PROVIDER, DS) and provides(catalog, renamed, DS)
+    assert not provides(catalog, PROVIDER, "population.basic")  # bound to one provider only
+
+    app = store.apply(APPLICANT, share(), NOW)
+    for caller in (lookalike, unbound):
+        assert store.list(caller, NOW) == []
+        e = error(lambda c=caller: store.decide(c, app["id"], approve=True, fields=[],
+                                                reason="", legal_basis="", now=NOW))  # fmt: skip
+        assert (e.code, e.reason) == (grpc.StatusCode.NOT_FOUND, "APPLICATION_NOT_FOUND")
+    # The caller bound by id decides, whatever its department is called.
+    decided = store.decide(renamed, app["id"], approve=True, fields=[], reason="",
+                           legal_basis="", now=NOW)  # fmt: skip
+    assert decided["status"] == APPROVED
+    for caller in (lookalike, unbound):
+        e = error(lambda c=caller: store.change_grant(c, decided["grant_id"], "suspended",
+                                                      "暂停", NOW))  # fmt: skip
+        # Another provider's grant is as absent as one that does not exist.
+        assert (e.code, e.reason) == (grpc.StatusCode.NOT_FOUND, "GRANT_NOT_FOUND")
 
 
 def test_application_rules(store: ApplicationStore) -> None:

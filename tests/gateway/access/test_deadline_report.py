@@ -28,7 +28,12 @@ from gateway.subjects import PERSON
 BODY = "51322119850315001"
 PID = BODY + ric.calc_check_digit(BODY + "0")
 FAR = Caller("agency-far", "agency", "松潘县公安局", "513224")
-CIVIL = Caller("agency-civil", "agency", "汶川县民政局", "513221")
+CIVIL = Caller(
+    "agency-civil", "agency", "汶川县民政局", "513221", provider_ids=("county.civil-affairs",)
+)
+POLICE = Caller(
+    "agency-police", "agency", "汶川县公安局", "513221", provider_ids=("county.public-security",)
+)
 ROOT = Caller("root", "admin", "州大数据局", "513200")
 PORTAL = Caller("public-portal", "public", "公众", "513200")
 
@@ -108,7 +113,10 @@ def test_report_filters_and_sorts(stores: tuple[ApplicationStore, CorrectionStor
     assert [r.kind for r in everything] == ["correction", "share_application"]
     assert [r.id for r in report(ROOT, now=now, overdue_only=True, **kw)] == [cor["id"]]
     assert [r.id for r in report(CIVIL, now=now, **kw)] == [app["id"]]
-    assert [r.id for r in report(FAR, now=now, **kw)] == [cor["id"]]
+    assert [r.id for r in report(POLICE, now=now, **kw)] == [cor["id"]]
+    # Another county's police bureau: its name ends like the provider's (县公安局), but
+    # it is not bound to the provider id, and its own application is not its to answer.
+    assert report(FAR, now=now, **kw) == []
     assert report(PORTAL, now=now, **kw) == []
     assert report(ROOT, now=now, dataset="legal_entity.basic", **kw) == []
     text = to_csv(everything)

@@ -30,7 +30,9 @@ BODY = "51322119850315001"
 PID = BODY + ric.calc_check_digit(BODY + "0")
 OTHER = "51322119900101002" + ric.calc_check_digit("51322119900101002" + "0")
 SUBJECT = SubjectIdentity(PID, PERSON, "sc-idp", "t1", NOW + timedelta(minutes=10))
-POLICE = Caller("agency-police", "agency", "汶川县公安局", "513221")
+POLICE = Caller(
+    "agency-police", "agency", "汶川县公安局", "513221", provider_ids=("county.public-security",)
+)
 PB = "population.basic"
 
 

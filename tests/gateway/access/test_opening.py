@@ -22,8 +22,16 @@ from gateway.policy.engine import RegorusEngine
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 DS = "legal_entity.basic"
-AMR = Caller("agency-amr", "agency", "汶川县市场监督管理局", "513221")
-POLICE = Caller("agency-police", "agency", "汶川县公安局", "513221")
+AMR = Caller(
+    "agency-amr",
+    "agency",
+    "汶川县市场监督管理局",
+    "513221",
+    provider_ids=("county.market-regulation",),
+)
+POLICE = Caller(
+    "agency-police", "agency", "汶川县公安局", "513221", provider_ids=("county.public-security",)
+)
 ROOT = Caller("root", "admin", "州大数据局", "513200")
 PUBLIC = {"id": "portal", "kind": "public", "department": "公众", "region": "513200"}
 AGENCY = {"id": "a", "kind": "agency", "department": "汶川县民政局", "region": "513221"}

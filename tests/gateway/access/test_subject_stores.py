@@ -27,9 +27,19 @@ PID = BODY + ric.calc_check_digit(BODY + "0")
 ENT = "91513221MA62X0000" + uscc.calc_check_digit("91513221MA62X0000")
 PERSON_SUBJECT = SubjectIdentity(PID, PERSON, "sc-idp", "t1", NOW + timedelta(minutes=10))
 ENTITY_SUBJECT = SubjectIdentity(ENT, LEGAL_ENTITY, "sc-idp", "t2", NOW + timedelta(minutes=10))
-POLICE = Caller("agency-police", "agency", "汶川县公安局", "513221")
-CIVIL = Caller("agency-civil", "agency", "汶川县民政局", "513221")
-AMR = Caller("agency-amr", "agency", "汶川县市场监督管理局", "513221")
+POLICE = Caller(
+    "agency-police", "agency", "汶川县公安局", "513221", provider_ids=("county.public-security",)
+)
+CIVIL = Caller(
+    "agency-civil", "agency", "汶川县民政局", "513221", provider_ids=("county.civil-affairs",)
+)
+AMR = Caller(
+    "agency-amr",
+    "agency",
+    "汶川县市场监督管理局",
+    "513221",
+    provider_ids=("county.market-regulation",),
+)
 STATEMENT = "姓名应为王建国，身份证号见户口簿"
 
 
@@ -199,7 +209,13 @@ def test_withdrawal_rules(tmp_path: Path, ring: keys.KeyRing) -> None:
     assert _code(lambda: store.review(AMR, w["id"], "uphold", "x", NOW))[:2] == (
         grpc.StatusCode.NOT_FOUND, "WITHDRAWAL_NOT_FOUND",
     )  # fmt: skip
-    ndrc = Caller("agency-ndrc", "agency", "汶川县发展和改革局", "513221")
+    ndrc = Caller(
+        "agency-ndrc",
+        "agency",
+        "汶川县发展和改革局",
+        "513221",
+        provider_ids=("county.development-reform",),
+    )
     assert _code(lambda: store.review(ndrc, w["id"], "delete", "", NOW)) == (
         inv, "REVIEW_INVALID", ["review", "reason"],
     )  # fmt: skip

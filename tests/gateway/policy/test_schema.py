@@ -103,6 +103,20 @@ def test_other_catalog_mistakes() -> None:
     } <= rules
 
 
+def test_every_dataset_names_its_provider_by_id() -> None:
+    cat = shipped()
+    del cat["datasets"]["population.basic"]["provider_id"]
+    cat["datasets"]["credit.record"]["provider_id"] = "county.development-reform\n"
+    # One id, two departments: the second would act on the first's datasets.
+    cat["datasets"]["licence.business"]["provider_id"] = "county.civil-affairs"
+    found = {p.rule: p.message for p in problems_of(cat)}
+    assert "provider_id is required" in found['datasets["population.basic"].provider_id']
+    assert "provider_id is required" in found['datasets["credit.record"].provider_id']
+    dup = [m for r, m in found.items() if r.endswith("provider_id") and "already names" in m]
+    assert len(dup) == 1 and "县民政局" in dup[0] and "县行政审批局" in dup[0]
+    assert problems_of(shipped()) == []
+
+
 def test_runtime_data_and_non_objects_are_refused() -> None:
     cat = shipped()
     found = problems_of(cat, **{"data/grants.json": b"[]", "data/extra.json": b"[1, 2]"})

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway.files import connect_sqlite, private_dir
+
 KINDS = ("agency", "counter", "public", "admin")
 STATUSES = ("active", "suspended")
 KEY_PREFIX = "gk_"
@@ -65,7 +67,7 @@ def key_digest(api_key: str) -> str:
 class CallerRegistry:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self._lock = threading.Lock()
         self._by_digest: dict[str, Caller] = {}
         self._by_id: dict[str, Caller] = {}
@@ -83,7 +85,7 @@ class CallerRegistry:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
+        db = connect_sqlite(self.path, timeout=10)
         try:
             with db:
                 yield db

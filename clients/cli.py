@@ -647,6 +647,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gateway.files import set_private_umask
+
+    # Whatever the shell's umask, what govgw writes (a data directory above all)
+    # is owner-only (R12); gateway.files also sets each file's mode explicitly.
+    set_private_umask()
     args = build_parser().parse_args(argv)
     if not hasattr(args, "json"):
         args.json = False

@@ -16,6 +16,7 @@ from clients.receipts import keyset_document
 from gateway import keys
 from gateway.callers import CallerError, CallerRegistry
 from gateway.config import Layout, ServeConfig
+from gateway.files import private_dir, replace_atomically, tighten_tree
 from gateway.receipts import ReceiptSigner
 
 # Who an offline report (read from the data directory, not through the
@@ -41,8 +42,10 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
     from gateway.crypto import DEFAULT_SUITE
 
     layout = Layout(Path(data_dir))
-    layout.data_dir.mkdir(parents=True, exist_ok=True)
-    layout.audit.parent.mkdir(parents=True, exist_ok=True)
+    # Owner-only (R12); a directory made by an older govgw is tightened here.
+    tighten_tree(layout.data_dir)
+    private_dir(layout.audit_dir)
+    private_dir(layout.data_dir / "keys")
     ring = keys.load_or_generate(layout.data_dir, suite or DEFAULT_SUITE)
     if suite is not None and ring.suite != suite:
         raise ValueError(
@@ -50,9 +53,8 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
             " its keys are made (`govgw keys rotate --crypto` moves the pool keys only)"
         )
     keyset = layout.data_dir / "keys" / "receipt-keys.json"
-    keyset.parent.mkdir(parents=True, exist_ok=True)
     signer = ReceiptSigner(ring.receipt_key)
-    keyset.write_text(json.dumps(keyset_document(signer.public_keys()), indent=2))
+    replace_atomically(keyset, json.dumps(keyset_document(signer.public_keys()), indent=2).encode())
     issuer_key = demo_subject_issuer(layout.data_dir)
     return {
         "data_dir": str(layout.data_dir),
@@ -122,7 +124,9 @@ def pool_seed(data_dir: Path, *, persons: int, entities: int, seed: int) -> dict
         demo = dataclasses.asdict(seed_demo(pool, persons=persons, entities=entities, seed=seed))
     finally:
         pool.close()
-    (Path(data_dir) / "demo.json").write_text(json.dumps(demo, ensure_ascii=False, indent=2))
+    replace_atomically(
+        Path(data_dir) / "demo.json", json.dumps(demo, ensure_ascii=False, indent=2).encode()
+    )
     return demo
 
 
@@ -218,7 +222,7 @@ def _audit_admin(data_dir: Path, event: dict[str, Any]) -> None:
     from gateway.audit import AuditLog
 
     layout = Layout(Path(data_dir))
-    layout.audit_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(layout.audit_dir)
     with AuditLog(layout.admin_audit) as log:
         log.append(event)
 

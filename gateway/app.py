@@ -15,6 +15,7 @@ from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
 from gateway.catalog import ServedCatalog
 from gateway.config import ServeConfig
+from gateway.files import tighten_tree
 from gateway.grants import GrantStore
 from gateway.limits import Limits
 from gateway.pipeline import Parts
@@ -29,6 +30,9 @@ log = logging.getLogger("govgw.app")
 
 def build_parts(config: ServeConfig) -> Parts:
     layout = config.layout
+    # Everything in the data directory is owner-only (R12): one made by an older
+    # govgw is tightened before serving from it; new files are made private.
+    tighten_tree(layout.data_dir)
     keyring = keys.load(keys.keyring_path(layout.data_dir))
     SUPPLEMENTS.use(layout.calendar_dir)  # holiday schedules entered by the operator
     # The active policy version (or config.policy_dir before the first activation),

@@ -27,6 +27,8 @@ from typing import Any
 
 from gateway.catalog import PROVIDER_ID_RE
 
+from gateway.files import connect_sqlite, private_dir
+
 KINDS = ("agency", "counter", "public", "admin")
 STATUSES = ("active", "suspended")
 KEY_PREFIX = "gk_"
@@ -94,7 +96,7 @@ def _provider_ids(kind: str, provider_ids: Sequence[str]) -> tuple[str, ...]:
 class CallerRegistry:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self._lock = threading.Lock()
         self._by_digest: dict[str, Caller] = {}
         self._by_id: dict[str, Caller] = {}
@@ -114,7 +116,7 @@ class CallerRegistry:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
+        db = connect_sqlite(self.path, timeout=10)
         try:
             with db:
                 yield db

@@ -12,6 +12,10 @@ Everything lives under one data directory, created by `govgw init`:
     audit-index.sqlite  the audit index: derived from audit/, deletable, rebuilt
                         by `govgw audit reindex` (gateway.audit.index)
     tls/                private CA, server and client certificates
+
+Everything in it is owner-only (R12): files 0600, directories 0700, whatever
+the umask; gateway.files makes them so and tightens a directory an older
+govgw made.
 """
 
 from __future__ import annotations

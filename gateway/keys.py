@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.crypto import DEFAULT_SUITE, Suite, get_suite
+from gateway.files import private_dir
 
 KEYRING_ENV = "GOVGW_KEYRING_FILE"
 # Purposes of the symmetric keys. Separate keys so that, e.g., a leaked
@@ -145,7 +146,8 @@ def new_pool_key_doc(version: int, suite: str) -> dict[str, Any]:
 def generate(path: Path, suite: str = DEFAULT_SUITE) -> KeyRing:
     """Create a new key ring file; refuses to overwrite an existing one."""
     get_suite(suite)  # fail before anything is written
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # keys/ is made 0700; a GOVGW_KEYRING_FILE's existing directory is the operator's.
+    private_dir(path.parent, tighten=False)
     now = _now()
     signing = Ed25519PrivateKey.generate()
     pem = signing.private_bytes(

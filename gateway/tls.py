@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from gateway.files import write_private
 
 VALIDITY = dt.timedelta(days=825)
 
@@ -31,11 +32,10 @@ def tls_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "tls"
 
 
-def _write(path: Path, data: bytes, private: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+def _write(path: Path, data: bytes) -> None:
+    # Certificates too are owner-only (R12), not only keys: everything in a data
+    # directory is, and only this user's processes read them.
+    write_private(path, data)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -93,9 +93,9 @@ def ensure_server_material(
         return d
     ca_cert, ca_key = _issue("govgw private CA", None, ca=True)
     server_cert, server_key = _issue("govgw gateway", (ca_cert.subject, ca_key), server_names=names)
-    _write(d / "ca.key", _key_pem(ca_key), private=True)
+    _write(d / "ca.key", _key_pem(ca_key))
     _write(d / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write(d / "server.key", _key_pem(server_key), private=True)
+    _write(d / "server.key", _key_pem(server_key))
     _write(d / "server.crt", server_cert.public_bytes(serialization.Encoding.PEM))
     return d
 
@@ -113,5 +113,5 @@ def write_client_cert(data_dir: Path, caller_id: str, out_dir: Path) -> tuple[Pa
     pair = issue_client_cert(data_dir, caller_id)
     cert_path, key_path = Path(out_dir) / f"{caller_id}.crt", Path(out_dir) / f"{caller_id}.key"
     _write(cert_path, pair.cert_pem)
-    _write(key_path, pair.key_pem, private=True)
+    _write(key_path, pair.key_pem)
     return cert_path, key_path

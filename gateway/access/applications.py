@@ -45,7 +45,7 @@ from gateway.access.deadlines import (
 from gateway.callers import Caller
 from gateway.catalog import Catalog, Dataset
 from gateway.errors import FieldViolation, GovgwError, invalid
-from gateway.files import sqlite_transaction
+from gateway.files import private_dir, sqlite_transaction
 from gateway.grants import ACTIVE, REVOKED, SUSPENDED, GrantError, GrantStore
 
 SHARE, OPEN = "share", "open"
@@ -130,7 +130,7 @@ class ApplicationStore:
         self.grants = grants
         self.catalog = catalog
         self.jurisdiction = jurisdiction
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         with self._db() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS applications (id TEXT PRIMARY KEY,"

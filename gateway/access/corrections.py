@@ -47,7 +47,7 @@ from gateway.access.subject_tokens import SubjectIdentity
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, invalid, not_found
-from gateway.files import sqlite_transaction
+from gateway.files import private_dir, sqlite_transaction
 from gateway.keys import KeyRing
 
 PENDING, CORRECTED, REJECTED = "pending", "corrected", "rejected"
@@ -90,7 +90,7 @@ class CorrectionStore:
         self.keyring = keyring
         self.sealer = Sealer(keyring)
         self.jurisdiction = jurisdiction
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         with self._db() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS corrections (id TEXT PRIMARY KEY,"

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit.log import GENESIS, record_hash, utc_timestamp
+from gateway.files import connect_sqlite, private_dir
 
 log = logging.getLogger("govgw.audit.index")
 
@@ -212,8 +213,8 @@ class AuditIndex:
             db.close()
 
     def _connect(self, retry: bool = True) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        private_dir(self.path.parent)
+        db = connect_sqlite(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # derived data: a lost tail is re-read

@@ -38,6 +38,7 @@ from typing import Any
 
 from stdnum.cn import ric
 
+from gateway.files import open_private
 from gateway.subjects import stdnum_valid
 
 log = logging.getLogger("govgw.audit")
@@ -386,7 +387,8 @@ class AuditLog:
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         existed = self.path.exists()
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+            # Owner-only (R12): the trail names callers, purposes and subject hashes.
+            self._fd = open_private(self.path, os.O_RDWR | os.O_APPEND)
         except OSError as e:
             raise AuditUnavailable(f"cannot open audit log {self.path}: {e.strerror}") from e
         try:
@@ -617,7 +619,7 @@ class AuditLog:
         # Keep the torn bytes beside the log: truncation must never destroy
         # evidence, even though a torn line belonged to a response never sent.
         side = self.path.with_name(f"{self.path.name}.torn-{tail.seq + 1}-{os.getpid()}")
-        with open(side, "wb") as f:
+        with os.fdopen(open_private(side, os.O_WRONLY | os.O_TRUNC), "wb") as f:
             f.write(torn)
             f.flush()
             os.fsync(f.fileno())

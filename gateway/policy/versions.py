@@ -47,7 +47,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from gateway.files import fsync_dir, replace_atomically
+from gateway.files import (
+    fsync_dir,
+    open_private,
+    private_dir,
+    replace_atomically,
+    write_private,
+)
 from gateway.policy.bundle import (
     BundleError,
     PolicyBundle,
@@ -261,8 +267,8 @@ class VersionStore:
     # -- locking and atomic files --
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(self.versions_dir)
+        fd = open_private(self.root / "lock", os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -366,9 +372,10 @@ class VersionStore:
             try:
                 for rel, blob in files.items():
                     path = tmp / "bundle" / rel
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(blob)
-                (tmp / "manifest.json").write_text(json.dumps(info.to_json(), indent=2))
+                    private_dir(path.parent)
+                    write_private(path, blob)
+                manifest = json.dumps(info.to_json(), indent=2).encode()
+                write_private(tmp / "manifest.json", manifest)
                 for path in tmp.rglob("*"):
                     if path.is_file():
                         with open(path, "rb") as f:
@@ -475,7 +482,8 @@ class VersionStore:
             )
             # History first: a crash between the two leaves a recorded intent whose seq
             # the pointer never reached, never a switch nobody can account for.
-            with open(self.history_path, "a", encoding="utf-8") as f:
+            fd = open_private(self.history_path, os.O_WRONLY | os.O_APPEND)
+            with os.fdopen(fd, "a", encoding="utf-8") as f:
                 f.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
                 f.flush()
                 os.fsync(f.fileno())

@@ -37,6 +37,7 @@ import grpc
 from gateway.catalog import Catalog, Dataset
 from gateway.crypto import DEFAULT_SUITE, Aead, InvalidTag, Suite
 from gateway.errors import FieldViolation, GovgwError, invalid_many
+from gateway.files import open_private, private_dir
 from gateway.keys import KeyRing, KeyRingError, PoolKey
 from gateway.keys import load as load_keyring
 from gateway.pool.validate import SINGLE_ROW_DATASETS, validate_row
@@ -266,10 +267,10 @@ class Pool:
 
     def _create_file(self) -> None:
         # Create the file ourselves so that it is private from the first byte;
-        # SQLite gives the -wal and -shm files the same mode.
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        # SQLite gives the -wal and -shm files the same mode. A pool made by an
+        # older govgw is tightened here (gateway.files).
+        private_dir(self.path.parent)
+        os.close(open_private(self.path, os.O_RDONLY))
 
     def _connect(self) -> _Connection:
         conn = sqlite3.connect(

@@ -52,6 +52,13 @@ def decode(message_type: type[Message], raw: bytes) -> Message:
     return msg
 
 
+def _repeated(f: FieldDescriptor) -> bool:
+    # protobuf 7 dropped `label`; `is_repeated` is its replacement (6.30 on).
+    if hasattr(f, "is_repeated"):
+        return bool(f.is_repeated)
+    return bool(f.label == FieldDescriptor.LABEL_REPEATED)
+
+
 # --- well-known time types ---------------------------------------------------------------
 
 
@@ -77,9 +84,9 @@ def _check_times(msg: Message, prefix: str) -> None:
         if f.message_type is None or f.message_type.GetOptions().map_entry:
             continue
         path = f"{prefix}{f.name}"
-        items = value if f.label == FieldDescriptor.LABEL_REPEATED else [value]
+        items = value if _repeated(f) else [value]
         for i, item in enumerate(items):
-            at = f"{path}[{i}]" if f.label == FieldDescriptor.LABEL_REPEATED else path
+            at = f"{path}[{i}]" if _repeated(f) else path
             name = f.message_type.full_name
             if name == TIMESTAMP:
                 _timestamp(item, at)
@@ -139,7 +146,7 @@ def _locate(desc: Descriptor, buf: bytes, prefix: str) -> str:
             f = desc.fields_by_number.get(number)
             if f is None:
                 name = f"{prefix}(field {number})"
-            elif f.label == FieldDescriptor.LABEL_REPEATED:
+            elif _repeated(f):
                 i = counts[number] = counts.get(number, -1) + 1
                 name = f"{prefix}{f.name}[{i}]"
             else:

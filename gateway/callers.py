@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.catalog import PROVIDER_ID_RE
-
 from gateway.files import connect_sqlite, private_dir
 
 KINDS = ("agency", "counter", "public", "admin")

@@ -246,19 +246,6 @@ def mint(
 # ----- checking -----------------------------------------------------------------------------
 
 
-def claimed_subject(token: str) -> str:
-    """The `sub` a token claims, unverified ("" if unreadable): only to tell requests of
-    different subjects apart (idempotency fingerprints) before `verify` runs."""
-    try:
-        payload = (
-            json.loads(_b64d(token.split(".", 1)[0])) if 0 < len(token) <= MAX_TOKEN_CHARS else {}
-        )
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return ""
-    sub = payload.get("sub") if isinstance(payload, dict) else None
-    return sub.strip().upper() if isinstance(sub, str) else ""
-
-
 def verify(
     token: str, issuers: IssuerRegistry, *, caller_id: str, now: datetime
 ) -> SubjectIdentity:

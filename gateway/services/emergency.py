@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 from govgw.v1 import emergency_pb2 as pb
-from govgw.v1 import emergency_pb2_grpc
 
 from gateway.access.applications import normalize_fields
 from gateway.access.emergency import (
@@ -38,7 +38,7 @@ from gateway.access.emergency import (
 )
 from gateway.audit.index import AuditIndex
 from gateway.errors import invalid
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import (
     EMERGENCY_DECLARE,
     EMERGENCY_END,
@@ -46,6 +46,7 @@ from gateway.plan import (
     EMERGENCY_SEAL,
     EMERGENCY_SEALING,
 )
+from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
 log = logging.getLogger("govgw.emergency")
@@ -123,17 +124,54 @@ def expiry_details(ended: list[tuple[dict[str, Any], list[str]]]) -> dict[str, A
     }
 
 
-class EmergencyService(emergency_pb2_grpc.EmergencyServiceServicer):
+@dataclass(frozen=True)
+class Named:
+    """A call about one emergency: its id and, for EndEmergency, the reason given."""
+
+    emergency_id: str
+    reason: str = ""
+
+
+class EmergencyService:
     def __init__(
         self,
-        pipeline: Pipeline,
+        parts: Parts,
         store: EmergencyStore,
         audit: AuditIndex | None = None,
     ) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+        self.parts = parts
         self.store = store
         self.audit = audit  # the index of every chain in the data directory (None: no trail)
+
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(pb.DESCRIPTOR, "EmergencyService")
+        return [
+            row(
+                "DeclareEmergency",
+                EMERGENCY_DECLARE,
+                self.parse_declare,
+                self.declare,
+                state_changing=True,
+            ),
+            row("EndEmergency", EMERGENCY_END, self.parse_end, self.end, state_changing=True),
+            row("ListEmergencies", EMERGENCY_READ, self.parse_list, self.list_emergencies),
+            row("GetEmergency", EMERGENCY_READ, self.parse_named, self.get_emergency),
+            row(
+                "GetSealingList",
+                EMERGENCY_SEALING,
+                self.parse_named,
+                self.get_sealing_list,
+                in_thread=True,
+            ),
+            row(
+                "SealEmergency",
+                EMERGENCY_SEAL,
+                self.parse_named,
+                self.seal,
+                state_changing=True,
+                in_thread=True,
+            ),
+        ]
 
     def _datasets_of(self, em_id: str) -> tuple[str, ...]:
         # Another process (worker, CLI) may have declared it a moment ago.
@@ -141,149 +179,115 @@ class EmergencyService(emergency_pb2_grpc.EmergencyServiceServicer):
         doc = self.store.get(em_id) if em_id else None
         return _scope_datasets(doc["scope"]) if doc else ("",)
 
-    def _required_id(self, value: str) -> Request:
+    def _required_id(self, value: str, reason: str = "") -> Request[Named]:
         if not value:
             raise invalid("emergency_id", "is required", "EMERGENCY_ID_MISSING")
-        return Request(PURPOSE, self._datasets_of(value))
+        return Request(PURPOSE, self._datasets_of(value), payload=Named(value, reason))
 
-    async def DeclareEmergency(self, request: pb.DeclareEmergencyRequest, context):
-        def parse() -> Request:
-            # Checked after the policy decided: a non-admin learns nothing from them.
-            e = EmergencyInput(
-                title=request.title,
-                legal_basis=request.legal_basis,
-                scope=tuple((s.dataset.strip(), normalize_fields(s.fields)) for s in request.scope),
-                agencies=tuple(a.strip() for a in request.agencies),
-                purpose=request.purpose,
-                ends_at=request.ends_at.ToDatetime(tzinfo=UTC)
-                if request.HasField("ends_at")
-                else None,
-            )
-            known = sorted({ds for ds, _ in e.scope if self.parts.catalog.get(ds)})
-            return Request(PURPOSE, tuple(known) or ("",), payload=e)
+    def parse_named(self, request: Any, _in: Incoming) -> Request[Named]:
+        """GetEmergency, GetSealingList, SealEmergency: the emergency named."""
+        return self._required_id(request.emergency_id)
 
-        def execute(ex: Exec) -> Outcome[pb.DeclareEmergencyResponse]:
-            doc = self.store.declare(ex.caller, ex.request.payload, ex.now)
-            return Outcome(
-                pb.DeclareEmergencyResponse(emergency=emergency_message(doc)),
-                audit={
-                    "emergency_id": doc["id"],
-                    "transition": "emergency_declared",
-                    "ends_at": doc["ends_at"],
-                    "agencies": doc["agencies"],
-                    "grants_created": doc["grant_ids"],
-                },
-            )
-
-        return await self.pipeline.run(
-            context,
-            EMERGENCY_DECLARE,
-            parse,
-            execute,
-            replay_as=pb.DeclareEmergencyResponse.FromString,
-            request_bytes=request.SerializeToString(),
+    def parse_declare(
+        self, request: pb.DeclareEmergencyRequest, _in: Incoming
+    ) -> Request[EmergencyInput]:
+        # Checked after the policy decided: a non-admin learns nothing from them.
+        e = EmergencyInput(
+            title=request.title,
+            legal_basis=request.legal_basis,
+            scope=tuple((s.dataset.strip(), normalize_fields(s.fields)) for s in request.scope),
+            agencies=tuple(a.strip() for a in request.agencies),
+            purpose=request.purpose,
+            ends_at=request.ends_at.ToDatetime(tzinfo=UTC) if request.HasField("ends_at") else None,
         )
+        known = sorted({ds for ds, _ in e.scope if self.parts.catalog.get(ds)})
+        return Request(PURPOSE, tuple(known) or ("",), payload=e)
 
-    async def EndEmergency(self, request: pb.EndEmergencyRequest, context):
-        def execute(ex: Exec) -> Outcome[pb.EndEmergencyResponse]:
-            doc, revoked = self.store.end(ex.caller, request.emergency_id, request.reason, ex.now)
-            return Outcome(
-                pb.EndEmergencyResponse(
-                    emergency=emergency_message(doc), revoked_grant_ids=revoked
-                ),
-                audit={
-                    "emergency_id": doc["id"],
-                    "transition": "emergency_ended",
-                    "grants_revoked": revoked,
-                },
-            )
-
-        return await self.pipeline.run(
-            context,
-            EMERGENCY_END,
-            lambda: self._required_id(request.emergency_id),
-            execute,
-            replay_as=pb.EndEmergencyResponse.FromString,
-            request_bytes=request.SerializeToString(),
-        )
-
-    async def ListEmergencies(self, request: pb.ListEmergenciesRequest, context):
-        def parse() -> Request:
-            if request.status and request.status not in _STATUSES:
-                raise invalid("status", "must be active or ended", "STATUS_INVALID")
-            return Request(PURPOSE, ("",))
-
-        def execute(ex: Exec) -> Outcome[pb.ListEmergenciesResponse]:
-            self.store.reload()
-            ended = self.store.expire_due(ex.now)
-            docs = self.store.listed(ex.caller, _STATUSES.get(request.status, ""))
-            return Outcome(
-                pb.ListEmergenciesResponse(emergencies=[emergency_message(d) for d in docs]),
-                audit=expiry_details(ended),
-            )
-
-        return await self.pipeline.run(context, EMERGENCY_READ, parse, execute)
-
-    async def GetEmergency(self, request: pb.GetEmergencyRequest, context):
-        def execute(ex: Exec) -> Outcome[pb.GetEmergencyResponse]:
-            self.store.visible(ex.caller, request.emergency_id)
-            ended = self.store.expire_due(ex.now, [request.emergency_id])
-            doc = self.store.visible(ex.caller, request.emergency_id)
-            return Outcome(
-                pb.GetEmergencyResponse(emergency=emergency_message(doc)),
-                audit=expiry_details(ended),
-            )
-
-        return await self.pipeline.run(
-            context, EMERGENCY_READ, lambda: self._required_id(request.emergency_id), execute
-        )
-
-    async def GetSealingList(self, request: pb.GetSealingListRequest, context):
-        async def execute(ex: Exec) -> Outcome[pb.GetSealingListResponse]:
-            doc = self.store.visible(ex.caller, request.emergency_id)
-            # The audit index is refreshed from the chains: in a worker thread.
-            entries = await asyncio.to_thread(sealing_list, self.audit or (), doc["id"])
-            return Outcome(
-                pb.GetSealingListResponse(
-                    emergency=emergency_message(doc),
-                    entries=[entry_message(e) for e in entries],
-                    calls=len(entries),
-                    subject_records=sum(e["subject_records"] for e in entries),
-                    digest=digest(entries),
-                ),
-                audit={"emergency_id": doc["id"], "calls": len(entries)},
-            )
-
-        return await self.pipeline.run(
-            context, EMERGENCY_SEALING, lambda: self._required_id(request.emergency_id), execute
-        )
-
-    async def SealEmergency(self, request: pb.SealEmergencyRequest, context):
-        async def execute(ex: Exec) -> Outcome[pb.SealEmergencyResponse]:
-            self.store.visible(ex.caller, request.emergency_id)
-            # Past its end time but not yet marked: it ended then; record that first.
-            ended = self.store.expire_due(ex.now, [request.emergency_id])
-            entries = await asyncio.to_thread(sealing_list, self.audit or (), request.emergency_id)
-            doc = self.store.seal(ex.caller, request.emergency_id, entries, ex.now)
-            audit: dict[str, Any] = {
+    def declare(self, ex: Exec[EmergencyInput]) -> Outcome[pb.DeclareEmergencyResponse]:
+        doc = self.store.declare(ex.caller, ex.request.payload, ex.now)
+        return Outcome(
+            pb.DeclareEmergencyResponse(emergency=emergency_message(doc)),
+            audit={
                 "emergency_id": doc["id"],
-                "transition": "emergency_sealed",
-                "sealed_calls": doc["sealed_calls"],
-                "sealing_digest": doc["sealing_digest"],
-            }
-            if ended:
-                audit["expired_first"] = True
-                audit["grants_revoked"] = [g for _, revoked in ended for g in revoked]
-            return Outcome(pb.SealEmergencyResponse(emergency=emergency_message(doc)), audit=audit)
-
-        return await self.pipeline.run(
-            context,
-            EMERGENCY_SEAL,
-            lambda: self._required_id(request.emergency_id),
-            execute,
-            replay_as=pb.SealEmergencyResponse.FromString,
-            request_bytes=request.SerializeToString(),
+                "transition": "emergency_declared",
+                "ends_at": doc["ends_at"],
+                "agencies": doc["agencies"],
+                "grants_created": doc["grant_ids"],
+            },
         )
+
+    def parse_end(self, request: pb.EndEmergencyRequest, _in: Incoming) -> Request[Named]:
+        return self._required_id(request.emergency_id, request.reason)
+
+    def end(self, ex: Exec[Named]) -> Outcome[pb.EndEmergencyResponse]:
+        named = ex.request.payload
+        doc, revoked = self.store.end(ex.caller, named.emergency_id, named.reason, ex.now)
+        return Outcome(
+            pb.EndEmergencyResponse(emergency=emergency_message(doc), revoked_grant_ids=revoked),
+            audit={
+                "emergency_id": doc["id"],
+                "transition": "emergency_ended",
+                "grants_revoked": revoked,
+            },
+        )
+
+    def parse_list(self, request: pb.ListEmergenciesRequest, _in: Incoming) -> Request[str]:
+        if request.status and request.status not in _STATUSES:
+            raise invalid("status", "must be active or ended", "STATUS_INVALID")
+        return Request(PURPOSE, ("",), payload=_STATUSES.get(request.status, ""))
+
+    def list_emergencies(self, ex: Exec[str]) -> Outcome[pb.ListEmergenciesResponse]:
+        self.store.reload()
+        ended = self.store.expire_due(ex.now)
+        docs = self.store.listed(ex.caller, ex.request.payload)
+        return Outcome(
+            pb.ListEmergenciesResponse(emergencies=[emergency_message(d) for d in docs]),
+            audit=expiry_details(ended),
+        )
+
+    def get_emergency(self, ex: Exec[Named]) -> Outcome[pb.GetEmergencyResponse]:
+        em_id = ex.request.payload.emergency_id
+        self.store.visible(ex.caller, em_id)
+        ended = self.store.expire_due(ex.now, [em_id])
+        doc = self.store.visible(ex.caller, em_id)
+        return Outcome(
+            pb.GetEmergencyResponse(emergency=emergency_message(doc)),
+            audit=expiry_details(ended),
+        )
+
+    def get_sealing_list(self, ex: Exec[Named]) -> Outcome[pb.GetSealingListResponse]:
+        doc = self.store.visible(ex.caller, ex.request.payload.emergency_id)
+        # The audit index is refreshed from the chains: in a worker thread (in_thread).
+        entries = sealing_list(self.audit or (), doc["id"])
+        return Outcome(
+            pb.GetSealingListResponse(
+                emergency=emergency_message(doc),
+                entries=[entry_message(e) for e in entries],
+                calls=len(entries),
+                subject_records=sum(e["subject_records"] for e in entries),
+                digest=digest(entries),
+            ),
+            audit={"emergency_id": doc["id"], "calls": len(entries)},
+        )
+
+    def seal(self, ex: Exec[Named]) -> Outcome[pb.SealEmergencyResponse]:
+        em_id = ex.request.payload.emergency_id
+        self.store.visible(ex.caller, em_id)
+        # Past its end time but not yet marked: it ended then; record that first.
+        ended = self.store.expire_due(ex.now, [em_id])
+        # The audit index is refreshed from the chains: in a worker thread (in_thread).
+        entries = sealing_list(self.audit or (), em_id)
+        doc = self.store.seal(ex.caller, em_id, entries, ex.now)
+        audit: dict[str, Any] = {
+            "emergency_id": doc["id"],
+            "transition": "emergency_sealed",
+            "sealed_calls": doc["sealed_calls"],
+            "sealing_digest": doc["sealing_digest"],
+        }
+        if ended:
+            audit["expired_first"] = True
+            audit["grants_revoked"] = [g for _, revoked in ended for g in revoked]
+        return Outcome(pb.SealEmergencyResponse(emergency=emergency_message(doc)), audit=audit)
 
     def expire(self, now: datetime) -> list[tuple[dict[str, Any], list[str]]]:
         self.store.reload()

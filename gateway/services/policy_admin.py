@@ -1,33 +1,32 @@
 """PolicyAdminService: validate, test, preview, activate and roll back policy versions.
 
-Every call runs through the pipeline (authenticate -> limits -> decide ->
-execute -> audit) with an action of its own (policy.validate, policy.test,
-policy.impact, policy.activate, policy.rollback, policy.read) that the policy
-allows to the admin kind only. The slow part of a call (a child process that
-checks, tests or replays the untrusted bundle, building the new engine) must
-not block the event loop the other calls run on, and the pipeline's execute
-step is synchronous; so the handler first checks, without side effects, that
-the caller would be allowed, runs the slow part in a worker thread, then runs
-the pipeline whose execute step only commits the result (or raises the
-error, so that it is audited). Slow parts run one at a time per process.
+Every RPC is a row of the route table, run by the one pipeline (authenticate
+-> decode -> parse -> decide -> limits -> handle -> audit) with an action of
+its own (policy.validate, policy.test, policy.impact, policy.activate,
+policy.rollback, policy.read) that the policy allows to the admin kind only.
+The slow part of a call (a child process that checks, tests or replays the
+untrusted bundle, building the new engine) is the handle's own step, so it
+runs only for a caller the pipeline authenticated, allowed and admitted: the
+handle awaits it in a worker thread, never blocking the event loop the other
+calls run on, then commits the result on the loop (or raises the error, which
+the pipeline audits). Slow parts run one at a time per process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
 from govgw.v1 import policy_admin_pb2 as pb
-from govgw.v1 import policy_admin_pb2_grpc
 
 from gateway import validation
 from gateway.errors import FieldViolation, GovgwError, invalid
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.policy.administration import PolicyAdministration, PolicyInvalid, Prepared
 from gateway.policy.bundle import PolicyProblem, is_bundle_path
 from gateway.policy.check import RegoSuite
@@ -39,10 +38,10 @@ from gateway.policy.versions import (
     VersionInfo,
     is_version_id,
 )
+from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
 T = TypeVar("T")
-log = logging.getLogger("govgw.policy")
 
 PURPOSE = "策略管理"  # recorded as the purpose of calls that carry no reason
 MAX_FILES = 500
@@ -244,246 +243,236 @@ def suite_message(
     )
 
 
-class PolicyAdminService(policy_admin_pb2_grpc.PolicyAdminServiceServicer):
-    def __init__(self, pipeline: Pipeline, admin: PolicyAdministration) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+# ----- typed payloads -------------------------------------------------------------------------
+
+# Validate: the uploaded files by path.
+Files = dict[str, bytes]
+
+
+@dataclass(frozen=True)
+class TestArgs:
+    files: Files
+    min_coverage: float
+
+
+@dataclass(frozen=True)
+class ImpactArgs:
+    files: Files
+    window: timedelta
+    examples: int
+    paths: tuple[str, ...]  # the uploaded paths in order, to name a problem's file
+
+
+@dataclass(frozen=True)
+class ActivateArgs:
+    source: str  # "bundle" or "version"
+    files: Files | None
+    version: str
+    signature: Signature | None
+    reason: str  # as sent: it is the version's recorded reason
+    paths: tuple[str, ...]
+
+
+class PolicyAdminService:
+    def __init__(self, parts: Parts, admin: PolicyAdministration) -> None:
+        self.parts = parts
         self.admin = admin
+        # Slow parts run one at a time per process.
         self._slow = asyncio.Semaphore(1)
 
-    # -- the two halves of a call --
-    def _would_allow(self, context: grpc.aio.ServicerContext, action: str) -> str | None:
-        """The caller id if the pipeline would let this caller do `action` now (no effects)."""
-        try:
-            caller = self.parts.auth.authenticate(context)
-        except GovgwError:
-            return None
-        plan = self.parts.decider.decide(
-            caller=caller.policy_input(),
-            action=action,
-            dataset="",
-            purpose=PURPOSE,
-            now=self.parts.clock(),
-        )
-        return caller.id if plan.allow else None
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(pb.DESCRIPTOR, "PolicyAdminService")
+        return [
+            row("Validate", "policy.validate", self.parse_validate, self.validate),
+            row("Test", "policy.test", self.parse_test, self.test),
+            row("Impact", "policy.impact", self.parse_impact, self.impact),
+            # Activate and Rollback change state: the pipeline honours an idempotency key
+            # for them (a retried call returns the first answer and switches nothing again).
+            row(
+                "Activate",
+                "policy.activate",
+                self.parse_activate,
+                self.activate,
+                state_changing=True,
+            ),
+            row(
+                "Rollback",
+                "policy.rollback",
+                self.parse_rollback,
+                self.rollback,
+                state_changing=True,
+            ),
+            row("ListVersions", "policy.read", self.parse_list_versions, self.list_versions),
+        ]
 
-    async def _slow_part(
-        self, context: grpc.aio.ServicerContext, action: str, work: Callable[[str], T]
-    ) -> T | GovgwError | None:
-        """Run `work(caller_id)` in a worker thread if the caller may; its error is kept."""
-        caller_id = self._would_allow(context, action)
-        if caller_id is None:
-            return None  # the pipeline will refuse and audit the refusal
+    async def _slow_part(self, work: Callable[[], T]) -> T:
+        """Run `work` (a child process that checks, tests or replays the untrusted bundle,
+        building the new engine) in a worker thread, one at a time per process. The
+        pipeline calls the handle only after authentication, decision and admission, so
+        nothing slow runs for a caller it refuses; errors map as the RPC's own."""
         async with self._slow:
             try:
-                return await asyncio.to_thread(work, caller_id)
-            except GovgwError as e:
-                return e
+                return await asyncio.to_thread(work)
             except PolicyInvalid as e:
-                return policy_invalid(e.problems, [])
+                raise policy_invalid(e.problems, []) from None
             except VersionError as e:
-                return version_error(e)
-            except Exception as e:  # a defect: audited as INTERNAL, its text never echoed
-                log.error("%s: unexpected %s", action, type(e).__name__)
-                return GovgwError(grpc.StatusCode.INTERNAL, "INTERNAL_ERROR", "internal error")
+                raise version_error(e) from None
 
-    @staticmethod
-    def _result(done: T | GovgwError | None) -> T:
-        if isinstance(done, GovgwError):
-            raise done
-        if done is None:
-            # Allowed now but not a moment ago (a policy or caller change in between).
-            raise GovgwError(
-                grpc.StatusCode.ABORTED, "POLICY_CHANGED", "the decision changed; call again"
-            )
-        return done
+    # -- Validate --
+    def parse_validate(self, request: pb.ValidateRequest, _in: Incoming) -> Request[Files]:
+        return Request(PURPOSE, ("",), payload=bundle_files(request.bundle))
 
-    async def _run(
-        self,
-        context: grpc.aio.ServicerContext,
-        action: str,
-        parse: Callable[[], Request],
-        work: Callable[[str], T],
-        respond: Callable[[Exec, T], Any],
-        *,
-        replay: tuple[Callable[[bytes], Any], bytes] | None = None,
-    ) -> Any:
-        # Parse first, in the pipeline's terms: bad input is refused (and audited)
-        # before anything slow runs.
-        try:
-            request = parse()
-        except GovgwError:
-            return await self.pipeline.run(context, action, parse, _unreachable)
-        done = await self._slow_part(context, action, work)
-
-        def execute(ex: Exec) -> Outcome[Any]:
-            return Outcome(respond(ex, self._result(done)))
-
-        # Activate and Rollback change state: the pipeline honours an idempotency key
-        # for them (a retried call returns the first answer and switches nothing again).
-        kw = {"replay_as": replay[0], "request_bytes": replay[1]} if replay else {}
-        return await self.pipeline.run(context, action, lambda: request, execute, **kw)
-
-    # -- RPCs --
-    async def Validate(self, request: pb.ValidateRequest, context):
-        def parse() -> Request:
-            return Request(PURPOSE, ("",), payload=bundle_files(request.bundle))
-
-        def work(_caller: str) -> tuple[str, list[PolicyProblem]]:
-            return self.admin.validate(parse().payload)
-
-        def respond(_ex: Exec, done: tuple[str, list[PolicyProblem]]) -> pb.ValidateResponse:
-            version, problems = done
-            return pb.ValidateResponse(
+    async def validate(self, ex: Exec[Files]) -> Outcome[pb.ValidateResponse]:
+        files = ex.request.payload
+        version, problems = await self._slow_part(lambda: self.admin.validate(files))
+        return Outcome(
+            pb.ValidateResponse(
                 version=version,
                 valid=not problems,
                 problems=[problem_message(p) for p in problems],
             )
+        )
 
-        return await self._run(context, "policy.validate", parse, work, respond)
+    # -- Test --
+    def parse_test(self, request: pb.TestRequest, _in: Incoming) -> Request[TestArgs]:
+        v = validation.Violations()
+        files = v.check(bundle_files, request.bundle)
+        if not 0 <= request.min_coverage <= 100:
+            v.add("min_coverage", "must be 0 to 100", "MIN_COVERAGE_INVALID")
+        v.raise_if_any()
+        assert files is not None
+        return Request(PURPOSE, ("",), payload=TestArgs(files, request.min_coverage))
 
-    async def Test(self, request: pb.TestRequest, context):
-        def parse() -> Request:
-            v = validation.Violations()
-            files = v.check(bundle_files, request.bundle)
-            if not 0 <= request.min_coverage <= 100:
-                v.add("min_coverage", "must be 0 to 100", "MIN_COVERAGE_INVALID")
-            v.raise_if_any()
-            return Request(PURPOSE, ("",), payload=files)
+    async def test(self, ex: Exec[TestArgs]) -> Outcome[pb.TestResponse]:
+        args = ex.request.payload
+        done = await self._slow_part(lambda: self.admin.test(args.files))
+        return Outcome(suite_message(*done, args.min_coverage))
 
-        def work(_caller: str) -> tuple[str, list[PolicyProblem], RegoSuite | None]:
-            return self.admin.test(parse().payload)
+    # -- Impact --
+    def parse_impact(self, request: pb.ImpactRequest, _in: Incoming) -> Request[ImpactArgs]:
+        v = validation.Violations()
+        files = v.check(lambda b: bundle_files(b, "candidate"), request.candidate)
+        # In range for a timedelta: the pipeline's decode refused a Duration beyond
+        # +-10,000 years (DURATION_OUT_OF_RANGE) before this runs.
+        window = request.window.ToTimedelta() if request.HasField("window") else DEFAULT_WINDOW
+        if not timedelta(0) < window <= MAX_WINDOW:
+            v.add(
+                "window",
+                f"must be positive and at most {MAX_WINDOW.days} days",
+                "WINDOW_INVALID",
+            )
+        if not 0 <= request.max_examples <= MAX_EXAMPLES:
+            v.add("max_examples", f"must be 0 to {MAX_EXAMPLES}", "MAX_EXAMPLES_INVALID")
+        v.raise_if_any()
+        assert files is not None
+        paths = tuple(f.path for f in request.candidate.files)
+        args = ImpactArgs(files, window, request.max_examples or EXAMPLES, paths)
+        return Request(PURPOSE, ("",), payload=args)
 
-        def respond(_ex: Exec, done: tuple[str, list[PolicyProblem], RegoSuite | None]):
-            return suite_message(*done, request.min_coverage)
+    async def impact(self, ex: Exec[ImpactArgs]) -> Outcome[pb.ImpactResponse]:
+        args = ex.request.payload
+        since = datetime.now(UTC) - args.window
 
-        return await self._run(context, "policy.test", parse, work, respond)
-
-    async def Impact(self, request: pb.ImpactRequest, context):
-        now = datetime.now(UTC)
-
-        def parse() -> Request:
-            v = validation.Violations()
-            files = v.check(lambda b: bundle_files(b, "candidate"), request.candidate)
-            window = request.window.ToTimedelta() if request.HasField("window") else DEFAULT_WINDOW
-            if not timedelta(0) < window <= MAX_WINDOW:
-                v.add(
-                    "window",
-                    f"must be positive and at most {MAX_WINDOW.days} days",
-                    "WINDOW_INVALID",
-                )
-            if not 0 <= request.max_examples <= MAX_EXAMPLES:
-                v.add("max_examples", f"must be 0 to {MAX_EXAMPLES}", "MAX_EXAMPLES_INVALID")
-            v.raise_if_any()
-            return Request(PURPOSE, ("",), payload=(files, now - window))
-
-        def work(_caller: str) -> dict[str, Any]:
-            files, since = parse().payload
+        def work() -> dict[str, Any]:
             try:
-                return self.admin.impact(files, since, request.max_examples or EXAMPLES)
+                return self.admin.impact(args.files, since, args.examples)
             except PolicyInvalid as e:
-                raise policy_invalid(
-                    e.problems, [f.path for f in request.candidate.files]
-                ) from None
+                raise policy_invalid(e.problems, args.paths) from None
 
-        def respond(ex: Exec, report: dict[str, Any]) -> pb.ImpactResponse:
-            return impact_message(report, ex.request.payload[1])
+        report = await self._slow_part(work)
+        return Outcome(impact_message(report, since))
 
-        return await self._run(context, "policy.impact", parse, work, respond)
+    # -- Activate --
+    def parse_activate(self, request: pb.ActivateRequest, _in: Incoming) -> Request[ActivateArgs]:
+        source = request.WhichOneof("source") or ""
+        v = validation.Violations()
+        files = None
+        if source == "bundle":
+            files = v.check(bundle_files, request.bundle)
+        elif source == "version":
+            if not is_version_id(request.version):
+                v.add("version", "a version looks like pv-<12 hex digits>", "VERSION_INVALID")
+        else:
+            v.add("bundle", "give a bundle or a stored version", "POLICY_SOURCE_MISSING")
+        reason = v.check(_reason, request.reason)
+        signature = v.check(_signature, request)
+        v.raise_if_any()
+        args = ActivateArgs(
+            source,
+            files,
+            request.version,
+            signature,
+            request.reason,
+            tuple(f.path for f in request.bundle.files),
+        )
+        return Request(reason or "", ("",), payload=args)
 
-    async def Activate(self, request: pb.ActivateRequest, context):
-        source = request.WhichOneof("source")
+    async def activate(self, ex: Exec[ActivateArgs]) -> Outcome[pb.ActivateResponse]:
+        args = ex.request.payload
 
-        def parse() -> Request:
-            v = validation.Violations()
-            files = None
-            if source == "bundle":
-                files = v.check(bundle_files, request.bundle)
-            elif source == "version":
-                if not is_version_id(request.version):
-                    v.add("version", "a version looks like pv-<12 hex digits>", "VERSION_INVALID")
-            else:
-                v.add("bundle", "give a bundle or a stored version", "POLICY_SOURCE_MISSING")
-            reason = v.check(_reason, request.reason)
-            signature = v.check(_signature, request)
-            v.raise_if_any()
-            return Request(reason or "", ("",), payload=(files, signature))
-
-        def work(caller: str) -> Prepared:
-            files, signature = parse().payload
-            paths = [f.path for f in request.bundle.files]
+        def work() -> Prepared:
             try:
                 return self.admin.prepare_activation(
-                    files=files,
-                    version=request.version,
-                    signature=signature,
-                    author=caller,
-                    reason=request.reason,
+                    files=args.files,
+                    version=args.version,
+                    signature=args.signature,
+                    author=ex.caller.id,
+                    reason=args.reason,
                 )
             except PolicyInvalid as e:
-                raise policy_invalid(e.problems, paths) from None
+                raise policy_invalid(e.problems, args.paths) from None
             except VersionError as e:
                 field = {
                     "SIGNATURE_REQUIRED": "signature",
                     "SIGNATURE_INVALID": "signature.signature",
                     "SIGNATURE_KEY_UNTRUSTED": "signature.key_id",
                     "VERSION_NOT_FOUND": "version",
-                    "VERSION_ALREADY_ACTIVE": "version" if source == "version" else "bundle",
+                    "VERSION_ALREADY_ACTIVE": "version" if args.source == "version" else "bundle",
                 }.get(e.reason, "")
                 raise version_error(e, field) from None
 
-        def respond(ex: Exec, prepared: Prepared) -> pb.ActivateResponse:
-            info, entry, serving = self._commit(ex, prepared)
-            return pb.ActivateResponse(
+        prepared = await self._slow_part(work)
+        info, entry, serving = self._commit(ex, prepared)
+        return Outcome(
+            pb.ActivateResponse(
                 version=version_message(info, entry.version),
                 entry=history_message(entry),
                 serving_version=serving,
             )
-
-        return await self._run(
-            context,
-            "policy.activate",
-            parse,
-            work,
-            respond,
-            replay=(pb.ActivateResponse.FromString, request.SerializeToString()),
         )
 
-    async def Rollback(self, request: pb.RollbackRequest, context):
-        def parse() -> Request:
-            v = validation.Violations()
-            if request.version and not is_version_id(request.version):
-                v.add("version", "a version looks like pv-<12 hex digits>", "VERSION_INVALID")
-            reason = v.check(_reason, request.reason)
-            v.raise_if_any()
-            return Request(reason or "", ("",))
+    # -- Rollback --
+    def parse_rollback(self, request: pb.RollbackRequest, _in: Incoming) -> Request[str]:
+        v = validation.Violations()
+        if request.version and not is_version_id(request.version):
+            v.add("version", "a version looks like pv-<12 hex digits>", "VERSION_INVALID")
+        reason = v.check(_reason, request.reason)
+        v.raise_if_any()
+        return Request(reason or "", ("",), payload=request.version)
 
-        def work(_caller: str) -> Prepared:
+    async def rollback(self, ex: Exec[str]) -> Outcome[pb.RollbackResponse]:
+        version = ex.request.payload
+
+        def work() -> Prepared:
             try:
-                return self.admin.prepare_rollback(request.version)
+                return self.admin.prepare_rollback(version)
             except PolicyInvalid as e:
                 raise policy_invalid(e.problems, []) from None
             except VersionError as e:
-                raise version_error(e, "version" if request.version else "") from None
+                raise version_error(e, "version" if version else "") from None
 
-        def respond(ex: Exec, prepared: Prepared) -> pb.RollbackResponse:
-            info, entry, serving = self._commit(ex, prepared)
-            return pb.RollbackResponse(
+        prepared = await self._slow_part(work)
+        info, entry, serving = self._commit(ex, prepared)
+        return Outcome(
+            pb.RollbackResponse(
                 version=version_message(info, entry.version),
                 entry=history_message(entry),
                 serving_version=serving,
             )
-
-        return await self._run(
-            context,
-            "policy.rollback",
-            parse,
-            work,
-            respond,
-            replay=(pb.RollbackResponse.FromString, request.SerializeToString()),
         )
 
-    def _commit(self, ex: Exec, prepared: Prepared) -> tuple[VersionInfo, HistoryEntry, str]:
+    def _commit(self, ex: Exec[Any], prepared: Prepared) -> tuple[VersionInfo, HistoryEntry, str]:
+        """Make the prepared version active: fast, on the event loop, after the slow part."""
         try:
             return self.admin.commit(
                 prepared, actor=ex.caller.id, reason=ex.request.purpose, request_id=ex.request_id
@@ -491,29 +480,23 @@ class PolicyAdminService(policy_admin_pb2_grpc.PolicyAdminServiceServicer):
         except VersionError as e:
             raise version_error(e) from None
 
-    async def ListVersions(self, request: pb.ListVersionsRequest, context):
-        def parse() -> Request:
-            return Request(PURPOSE, ("",))
+    # -- ListVersions --
+    def parse_list_versions(self, _request: pb.ListVersionsRequest, _in: Incoming) -> Request[None]:
+        return Request(PURPOSE, ("",))
 
-        def execute(_ex: Exec) -> Outcome[pb.ListVersionsResponse]:
-            doc = self.admin.listing()
-            return Outcome(
-                pb.ListVersionsResponse(
-                    versions=[version_message(i, doc["active"]) for i in doc["versions"]],
-                    history=[history_message(h) for h in doc["history"]],
-                    active_version=doc["active"],
-                    serving_version=doc["serving"],
-                    load_error=doc["load_error"],
-                    signatures_required=doc["signatures_required"],
-                    backend=doc["backend"],
-                )
+    def list_versions(self, _ex: Exec[None]) -> Outcome[pb.ListVersionsResponse]:
+        doc = self.admin.listing()
+        return Outcome(
+            pb.ListVersionsResponse(
+                versions=[version_message(i, doc["active"]) for i in doc["versions"]],
+                history=[history_message(h) for h in doc["history"]],
+                active_version=doc["active"],
+                serving_version=doc["serving"],
+                load_error=doc["load_error"],
+                signatures_required=doc["signatures_required"],
+                backend=doc["backend"],
             )
-
-        return await self.pipeline.run(context, "policy.read", parse, execute)
-
-
-def _unreachable(_ex: Exec) -> Outcome[Any]:
-    raise AssertionError("parse failed: execute never runs")
+        )
 
 
 __all__ = ["PolicyAdminService", "bundle_files"]

@@ -20,16 +20,10 @@ from govgw.v1 import (
     conflicts_pb2_grpc,
     deadlines_pb2,
     deadlines_pb2_grpc,
-    emergency_pb2,
-    emergency_pb2_grpc,
     opening_pb2,
     opening_pb2_grpc,
-    policy_admin_pb2,
-    policy_admin_pb2_grpc,
     receipt_pb2,
     receipt_pb2_grpc,
-    subject_pb2,
-    subject_pb2_grpc,
     usage_pb2,
     usage_pb2_grpc,
 )
@@ -93,7 +87,7 @@ def assemble(config: ServeConfig, parts: Parts, pipeline: Pipeline) -> Assembled
         ),
         audit=audit,
     )
-    emergency = EmergencyService(pipeline, parts.decider.emergencies, audit=audit)
+    emergency = EmergencyService(parts, parts.decider.emergencies, audit=audit)
     corrections = CorrectionStore(
         layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
     )
@@ -126,18 +120,8 @@ def assemble(config: ServeConfig, parts: Parts, pipeline: Pipeline) -> Assembled
         usage_pb2,
         "UsageService",
     )
-    legacy(
-        emergency_pb2_grpc.add_EmergencyServiceServicer_to_server,
-        emergency,
-        emergency_pb2,
-        "EmergencyService",
-    )
-    legacy(
-        subject_pb2_grpc.add_SubjectServiceServicer_to_server,
-        subject_service(pipeline, config),
-        subject_pb2,
-        "SubjectService",
-    )
+    routes += emergency.routes()
+    routes += subject_service(parts, config).routes()
     legacy(
         conflicts_pb2_grpc.add_ConflictServiceServicer_to_server,
         ConflictService(pipeline),
@@ -157,10 +141,5 @@ def assemble(config: ServeConfig, parts: Parts, pipeline: Pipeline) -> Assembled
         "DeadlineService",
     )
     if parts.decider.runtime is not None:
-        legacy(
-            policy_admin_pb2_grpc.add_PolicyAdminServiceServicer_to_server,
-            PolicyAdminService(pipeline, policy_administration(config, parts)),
-            policy_admin_pb2,
-            "PolicyAdminService",
-        )
+        routes += PolicyAdminService(parts, policy_administration(config, parts)).routes()
     return out

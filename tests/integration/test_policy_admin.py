@@ -202,6 +202,43 @@ def test_bad_requests_name_the_field(gw: Harness) -> None:
     )
 
 
+def test_impact_authenticates_before_it_reads_the_window(gw: Harness) -> None:
+    from google.protobuf import duration_pb2
+    from govgw.v1 import policy_admin_pb2 as pb
+
+    huge = pb.ImpactRequest(
+        candidate=PolicyAdminClient.bundle(POLICIES),
+        window=duration_pb2.Duration(seconds=2**63 - 1),
+    )
+    # no credentials: refused before any byte of the request is looked at
+    anonymous = PolicyAdminClient(gw.target)
+    gw.clients.append(anonymous)
+    expect_error(
+        lambda: anonymous._call(anonymous.policy_admin.Impact, huge),
+        grpc.StatusCode.UNAUTHENTICATED,
+        "CREDENTIALS_MISSING",
+    )
+    # an administrator: a Duration beyond the well-known type's range names the field
+    a = admin_client(gw)
+    expect_error(
+        lambda: a._call(a.policy_admin.Impact, huge), INVALID, "DURATION_OUT_OF_RANGE", ["window"]
+    )
+    # the largest Duration in range converts, and is a window too long
+    longest = pb.ImpactRequest(
+        candidate=huge.candidate, window=duration_pb2.Duration(seconds=315_576_000_000)
+    )
+    expect_error(
+        lambda: a._call(a.policy_admin.Impact, longest), INVALID, "WINDOW_INVALID", ["window"]
+    )
+    refused = [
+        (r["caller"], r["outcome"], r["reason"])
+        for r in gw.audit_records()
+        if r["action"] == "policy.impact"
+    ]
+    assert ("", "UNAUTHENTICATED", "CREDENTIALS_MISSING") in refused
+    assert ("policy-admin", "INVALID_ARGUMENT", "DURATION_OUT_OF_RANGE") in refused
+
+
 def test_validate_and_test_report_problems_with_file_and_line(gw: Harness, tmp_path: Path) -> None:
     a = admin_client(gw)
     ok = a.validate_policy(POLICIES)

@@ -12,28 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from govgw.v1 import (
-    access_pb2,
-    access_pb2_grpc,
-    catalog_pb2,
-    catalog_pb2_grpc,
-    conflicts_pb2,
-    conflicts_pb2_grpc,
-    deadlines_pb2,
-    deadlines_pb2_grpc,
     emergency_pb2,
     emergency_pb2_grpc,
     lookup_pb2,
     lookup_pb2_grpc,
-    opening_pb2,
-    opening_pb2_grpc,
     policy_admin_pb2,
     policy_admin_pb2_grpc,
-    receipt_pb2,
-    receipt_pb2_grpc,
     subject_pb2,
     subject_pb2_grpc,
-    usage_pb2,
-    usage_pb2_grpc,
 )
 
 from gateway.access.applications import ApplicationStore
@@ -86,7 +72,7 @@ def assemble(config: ServeConfig, parts: Parts, pipeline: Pipeline) -> Assembled
             layout.opening_suspensions, parts.catalog
         )
     access = AccessService(
-        pipeline,
+        parts,
         ApplicationStore(
             layout.applications,
             parts.decider.grants,
@@ -100,6 +86,13 @@ def assemble(config: ServeConfig, parts: Parts, pipeline: Pipeline) -> Assembled
         layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
     )
     routes: list[Route[Any, Any]] = [*VerificationService(parts).routes()]
+    routes += CatalogService(parts).routes()
+    routes += ReceiptService(parts).routes()
+    routes += access.routes()
+    routes += UsageService(parts, audit).routes()
+    routes += ConflictService(parts).routes()
+    routes += OpeningService(parts, parts.decider.suspensions).routes()
+    routes += DeadlineService(parts, access.store, corrections).routes()
     out = Assembled(routes, access, emergency)
 
     def legacy(add: Callable[[Any, Any], None], servicer: Any, module: Any, name: str) -> None:
@@ -113,25 +106,6 @@ def assemble(config: ServeConfig, parts: Parts, pipeline: Pipeline) -> Assembled
         "LookupService",
     )
     legacy(
-        catalog_pb2_grpc.add_CatalogServiceServicer_to_server,
-        CatalogService(pipeline),
-        catalog_pb2,
-        "CatalogService",
-    )
-    legacy(
-        receipt_pb2_grpc.add_ReceiptServiceServicer_to_server,
-        ReceiptService(pipeline),
-        receipt_pb2,
-        "ReceiptService",
-    )
-    legacy(access_pb2_grpc.add_AccessServiceServicer_to_server, access, access_pb2, "AccessService")
-    legacy(
-        usage_pb2_grpc.add_UsageServiceServicer_to_server,
-        UsageService(pipeline, audit),
-        usage_pb2,
-        "UsageService",
-    )
-    legacy(
         emergency_pb2_grpc.add_EmergencyServiceServicer_to_server,
         emergency,
         emergency_pb2,
@@ -142,24 +116,6 @@ def assemble(config: ServeConfig, parts: Parts, pipeline: Pipeline) -> Assembled
         subject_service(pipeline, config),
         subject_pb2,
         "SubjectService",
-    )
-    legacy(
-        conflicts_pb2_grpc.add_ConflictServiceServicer_to_server,
-        ConflictService(pipeline),
-        conflicts_pb2,
-        "ConflictService",
-    )
-    legacy(
-        opening_pb2_grpc.add_OpeningServiceServicer_to_server,
-        OpeningService(pipeline, parts.decider.suspensions),
-        opening_pb2,
-        "OpeningService",
-    )
-    legacy(
-        deadlines_pb2_grpc.add_DeadlineServiceServicer_to_server,
-        DeadlineService(pipeline, access.store, corrections),
-        deadlines_pb2,
-        "DeadlineService",
     )
     if parts.decider.runtime is not None:
         legacy(

@@ -158,37 +158,6 @@ class Pipeline:
         with self.parts.decider.pinned():
             return await self._run(route, raw, context)
 
-    async def run(  # TRANSITIONAL: removed once every service is a set of routes
-        self,
-        context: grpc.aio.ServicerContext,
-        action: str,
-        parse: Callable[[], Request[Any]],
-        execute: Callable[[Exec[Any]], Any],
-        *,
-        replay_as: Callable[[bytes], Any] | None = None,
-        request_bytes: bytes = b"",
-    ) -> Any:
-        from types import SimpleNamespace
-
-        from google.protobuf import empty_pb2
-
-        class _Opaque:  # already decoded by the servicer; the bytes only fingerprint it
-            DESCRIPTOR = empty_pb2.Empty.DESCRIPTOR
-
-            def ParseFromString(self, _raw: bytes) -> None:
-                pass
-
-        route = SimpleNamespace(
-            action=action,
-            request_type=_Opaque,
-            response_type=SimpleNamespace(FromString=replay_as),
-            parse=lambda _m, _i: parse(),
-            handle=execute,
-            state_changing=replay_as is not None,
-            in_thread=False,
-        )
-        return await self.serve(route, request_bytes, context)  # type: ignore[arg-type]
-
     async def serve_stream(
         self, route: Route[Any, Any], raw: bytes, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:

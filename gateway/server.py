@@ -76,16 +76,14 @@ class GatewayServer:
             options=[("grpc.so_reuseport", 1 if self.config.reuse_port else 0)],
         )
         pipeline = Pipeline(self.parts)
-        assembled = assemble(self.config, self.parts, pipeline)
+        assembled = assemble(self.config, self.parts)
         table = self.routes = assembled.routes
-        for add, servicer in assembled.legacy:  # TRANSITIONAL
-            add(servicer, server)
         access, emergency = assembled.access, assembled.emergency
         runtime = self.parts.decider.runtime
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         server.add_generic_rpc_handlers(generic_handlers(table, pipeline))
-        served = (*services(table), *assembled.legacy_names)
+        served = services(table)
         reflection.enable_server_reflection(
             (*served, HEALTH_SERVICE, reflection.SERVICE_NAME), server
         )

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 from govgw.v1 import access_pb2 as pb
-from govgw.v1 import access_pb2_grpc
 
 from gateway import validation
 from gateway.access.applications import (
@@ -30,8 +30,9 @@ from gateway.access.sweep import sweep_unused
 from gateway.audit.index import AuditIndex
 from gateway.errors import invalid
 from gateway.grants import ACTIVE, REVOKED, SUSPENDED
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import ACCESS_APPLY, ACCESS_DECIDE, ACCESS_READ, ACCESS_SWEEP
+from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
 log = logging.getLogger("govgw.access")
@@ -123,178 +124,221 @@ def grant_message(g: Mapping[str, Any]) -> pb.Grant:
     )
 
 
-class AccessService(access_pb2_grpc.AccessServiceServicer):
+@dataclass(frozen=True)
+class _Filter:
+    """ListApplications' payload."""
+
+    status: str
+    dataset: str
+    overdue_only: bool
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """DecideApplication's payload."""
+
+    application_id: str
+    approve: bool
+    fields: tuple[str, ...]
+    reason: str
+    legal_basis: str
+
+
+@dataclass(frozen=True)
+class _GrantChange:
+    """ChangeGrant's payload: the grant, its new status (a gateway.grants status) and why."""
+
+    grant_id: str
+    status: str
+    reason: str
+
+
+def _application_id(app_id: str) -> str:
+    if not app_id:
+        raise invalid("application_id", "is required", "APPLICATION_ID_MISSING")
+    return app_id
+
+
+class AccessService:
     def __init__(
         self,
-        pipeline: Pipeline,
+        parts: Parts,
         store: ApplicationStore,
         audit: AuditIndex | None = None,
     ) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+        self.parts = parts
         self.store = store
         # The index of every chain in the data directory, for last uses (None: no trail).
         self.audit = audit
+
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(pb.DESCRIPTOR, "AccessService")
+        return [
+            row("Apply", ACCESS_APPLY, self.parse_apply, self.apply, state_changing=True),
+            row("ListApplications", ACCESS_READ, self.parse_list, self.list_applications),
+            row("GetApplication", ACCESS_READ, self.parse_get, self.get_application),
+            row(
+                "DecideApplication",
+                ACCESS_DECIDE,
+                self.parse_decide,
+                self.decide_application,
+                state_changing=True,
+            ),
+            row(
+                "ChangeGrant",
+                ACCESS_DECIDE,
+                self.parse_change_grant,
+                self.change_grant,
+                state_changing=True,
+            ),
+            row(
+                "SweepUnusedGrants",
+                ACCESS_SWEEP,
+                self.parse_sweep,
+                self.sweep_unused_grants,
+                in_thread=True,
+            ),
+        ]
 
     def _dataset_of(self, app_id: str) -> tuple[str, ...]:
         doc = self.store.get(app_id) if app_id else None
         return (doc["dataset"],) if doc else ("",)
 
-    async def Apply(self, request: pb.ApplyRequest, context):
-        def parse() -> Request:
-            use = _USES.get(request.use, "") if request.use else ""
-            if request.use and not use:
-                raise invalid("use", "is not a known use", "USE_INVALID")
-            a = ApplicationInput(
-                dataset=request.dataset,
-                fields=normalize_fields(request.fields),
-                purpose=request.purpose,
-                scenario=request.scenario,
-                duration_days=request.duration_days,
-                use=use,
-                public_interest=request.public_interest,
-                competitive_authorization=request.competitive_authorization,
-                security_commitment_accepted=request.security_commitment_accepted,
-                use_agreement_accepted=request.use_agreement_accepted,
-            )
-            ds = self.parts.catalog.get(a.dataset)
-            return Request(
-                PURPOSE,
-                (ds.name if ds else "",),
-                fields=a.fields if ds else (),
-                payload=a,
-            )
-
-        def execute(ex: Exec) -> Outcome[pb.ApplyResponse]:
-            doc = self.store.apply(ex.caller, ex.request.payload, ex.now)
-            return Outcome(
-                pb.ApplyResponse(application=application_message(doc)),
-                audit={"application_id": doc["id"], "transition": "applied", "due": doc["due"]},
-            )
-
-        return await self.pipeline.run(
-            context,
-            ACCESS_APPLY,
-            parse,
-            execute,
-            replay_as=pb.ApplyResponse.FromString,
-            request_bytes=request.SerializeToString(),
+    def parse_apply(self, request: pb.ApplyRequest, _in: Incoming) -> Request[ApplicationInput]:
+        use = _USES.get(request.use, "") if request.use else ""
+        if request.use and not use:
+            raise invalid("use", "is not a known use", "USE_INVALID")
+        a = ApplicationInput(
+            dataset=request.dataset,
+            fields=normalize_fields(request.fields),
+            purpose=request.purpose,
+            scenario=request.scenario,
+            duration_days=request.duration_days,
+            use=use,
+            public_interest=request.public_interest,
+            competitive_authorization=request.competitive_authorization,
+            security_commitment_accepted=request.security_commitment_accepted,
+            use_agreement_accepted=request.use_agreement_accepted,
+        )
+        ds = self.parts.catalog.get(a.dataset)
+        return Request(
+            PURPOSE,
+            (ds.name if ds else "",),
+            fields=a.fields if ds else (),
+            payload=a,
         )
 
-    async def ListApplications(self, request: pb.ListApplicationsRequest, context):
-        def parse() -> Request:
-            if request.status and request.status not in ("pending", "approved", "denied"):
-                raise invalid("status", "must be pending, approved or denied", "STATUS_INVALID")
-            return Request(PURPOSE, ("",))
-
-        def execute(ex: Exec) -> Outcome[pb.ListApplicationsResponse]:
-            docs = self.store.list(
-                ex.caller,
-                ex.now,
-                status=request.status,
-                dataset=request.dataset,
-                overdue_only=request.overdue_only,
-            )
-            return Outcome(
-                pb.ListApplicationsResponse(applications=[application_message(d) for d in docs])
-            )
-
-        return await self.pipeline.run(context, ACCESS_READ, parse, execute)
-
-    async def GetApplication(self, request: pb.GetApplicationRequest, context):
-        def parse() -> Request:
-            if not request.application_id:
-                raise invalid("application_id", "is required", "APPLICATION_ID_MISSING")
-            return Request(PURPOSE, ("",))
-
-        def execute(ex: Exec) -> Outcome[pb.GetApplicationResponse]:
-            doc = self.store.visible(ex.caller, request.application_id, ex.now)
-            return Outcome(pb.GetApplicationResponse(application=application_message(doc)))
-
-        return await self.pipeline.run(context, ACCESS_READ, parse, execute)
-
-    async def DecideApplication(self, request: pb.DecideApplicationRequest, context):
-        def parse() -> Request:
-            if not request.application_id:
-                raise invalid("application_id", "is required", "APPLICATION_ID_MISSING")
-            return Request(PURPOSE, self._dataset_of(request.application_id))
-
-        def execute(ex: Exec) -> Outcome[pb.DecideApplicationResponse]:
-            doc = self.store.decide(
-                ex.caller,
-                request.application_id,
-                approve=request.approve,
-                fields=normalize_fields(request.fields),
-                reason=request.reason,
-                legal_basis=request.legal_basis,
-                now=ex.now,
-            )
-            grant = self.store.grants.get(doc["grant_id"]) if doc["grant_id"] else None
-            return Outcome(
-                pb.DecideApplicationResponse(
-                    application=application_message(doc),
-                    grant=grant_message(grant) if grant else None,
-                ),
-                audit={
-                    "application_id": doc["id"],
-                    "transition": doc["status"],
-                    "grant_id": doc["grant_id"],
-                },
-            )
-
-        return await self.pipeline.run(
-            context,
-            ACCESS_DECIDE,
-            parse,
-            execute,
-            replay_as=pb.DecideApplicationResponse.FromString,
-            request_bytes=request.SerializeToString(),
+    def apply(self, ex: Exec[ApplicationInput]) -> Outcome[pb.ApplyResponse]:
+        doc = self.store.apply(ex.caller, ex.request.payload, ex.now)
+        return Outcome(
+            pb.ApplyResponse(application=application_message(doc)),
+            audit={"application_id": doc["id"], "transition": "applied", "due": doc["due"]},
         )
 
-    async def ChangeGrant(self, request: pb.ChangeGrantRequest, context):
-        def parse() -> Request:
-            v = validation.Violations()
-            if not request.grant_id:
-                v.add("grant_id", "is required", "GRANT_ID_MISSING")
-            if request.status not in _STATUSES:
-                v.add("status", "must be active, suspended or revoked", "STATUS_INVALID")
-            v.raise_if_any()
-            grant = self.store.grants.get(request.grant_id)
-            return Request(PURPOSE, (grant["dataset"] if grant else "",))
-
-        def execute(ex: Exec) -> Outcome[pb.ChangeGrantResponse]:
-            status = _STATUSES[request.status]
-            g = self.store.change_grant(ex.caller, request.grant_id, status, request.reason, ex.now)
-            return Outcome(
-                pb.ChangeGrantResponse(grant=grant_message(g)),
-                audit={
-                    "grant_id": g["id"],
-                    "application_id": g.get("application_id", ""),
-                    "transition": f"grant_{status}",
-                },
-            )
-
-        return await self.pipeline.run(
-            context,
-            ACCESS_DECIDE,
-            parse,
-            execute,
-            replay_as=pb.ChangeGrantResponse.FromString,
-            request_bytes=request.SerializeToString(),
+    def parse_list(self, request: pb.ListApplicationsRequest, _in: Incoming) -> Request[_Filter]:
+        if request.status and request.status not in ("pending", "approved", "denied"):
+            raise invalid("status", "must be pending, approved or denied", "STATUS_INVALID")
+        return Request(
+            PURPOSE, ("",), payload=_Filter(request.status, request.dataset, request.overdue_only)
         )
 
-    async def SweepUnusedGrants(self, request: pb.SweepUnusedGrantsRequest, context):
-        def parse() -> Request:
-            return Request(PURPOSE, ("",))
+    def list_applications(self, ex: Exec[_Filter]) -> Outcome[pb.ListApplicationsResponse]:
+        f = ex.request.payload
+        docs = self.store.list(
+            ex.caller,
+            ex.now,
+            status=f.status,
+            dataset=f.dataset,
+            overdue_only=f.overdue_only,
+        )
+        return Outcome(
+            pb.ListApplicationsResponse(applications=[application_message(d) for d in docs])
+        )
 
-        async def execute(ex: Exec) -> Outcome[pb.SweepUnusedGrantsResponse]:
-            revoked = await asyncio.to_thread(self.sweep, ex.now)
-            return Outcome(
-                pb.SweepUnusedGrantsResponse(revoked=[grant_message(g) for g in revoked]),
-                audit={"transition": "grant_revoked", "grants_revoked": [g["id"] for g in revoked]},
-            )
+    def parse_get(self, request: pb.GetApplicationRequest, _in: Incoming) -> Request[str]:
+        return Request(PURPOSE, ("",), payload=_application_id(request.application_id))
 
-        return await self.pipeline.run(context, ACCESS_SWEEP, parse, execute)
+    def get_application(self, ex: Exec[str]) -> Outcome[pb.GetApplicationResponse]:
+        doc = self.store.visible(ex.caller, ex.request.payload, ex.now)
+        return Outcome(pb.GetApplicationResponse(application=application_message(doc)))
+
+    def parse_decide(
+        self, request: pb.DecideApplicationRequest, _in: Incoming
+    ) -> Request[_Decision]:
+        app_id = _application_id(request.application_id)
+        return Request(
+            PURPOSE,
+            self._dataset_of(app_id),
+            payload=_Decision(
+                app_id,
+                request.approve,
+                normalize_fields(request.fields),
+                request.reason,
+                request.legal_basis,
+            ),
+        )
+
+    def decide_application(self, ex: Exec[_Decision]) -> Outcome[pb.DecideApplicationResponse]:
+        d = ex.request.payload
+        doc = self.store.decide(
+            ex.caller,
+            d.application_id,
+            approve=d.approve,
+            fields=d.fields,
+            reason=d.reason,
+            legal_basis=d.legal_basis,
+            now=ex.now,
+        )
+        grant = self.store.grants.get(doc["grant_id"]) if doc["grant_id"] else None
+        return Outcome(
+            pb.DecideApplicationResponse(
+                application=application_message(doc),
+                grant=grant_message(grant) if grant else None,
+            ),
+            audit={
+                "application_id": doc["id"],
+                "transition": doc["status"],
+                "grant_id": doc["grant_id"],
+            },
+        )
+
+    def parse_change_grant(
+        self, request: pb.ChangeGrantRequest, _in: Incoming
+    ) -> Request[_GrantChange]:
+        v = validation.Violations()
+        if not request.grant_id:
+            v.add("grant_id", "is required", "GRANT_ID_MISSING")
+        if request.status not in _STATUSES:
+            v.add("status", "must be active, suspended or revoked", "STATUS_INVALID")
+        v.raise_if_any()
+        grant = self.store.grants.get(request.grant_id)
+        return Request(
+            PURPOSE,
+            (grant["dataset"] if grant else "",),
+            payload=_GrantChange(request.grant_id, _STATUSES[request.status], request.reason),
+        )
+
+    def change_grant(self, ex: Exec[_GrantChange]) -> Outcome[pb.ChangeGrantResponse]:
+        c = ex.request.payload
+        g = self.store.change_grant(ex.caller, c.grant_id, c.status, c.reason, ex.now)
+        return Outcome(
+            pb.ChangeGrantResponse(grant=grant_message(g)),
+            audit={
+                "grant_id": g["id"],
+                "application_id": g.get("application_id", ""),
+                "transition": f"grant_{c.status}",
+            },
+        )
+
+    def parse_sweep(self, _request: pb.SweepUnusedGrantsRequest, _in: Incoming) -> Request[None]:
+        return Request(PURPOSE, ("",))
+
+    def sweep_unused_grants(self, ex: Exec[None]) -> Outcome[pb.SweepUnusedGrantsResponse]:
+        revoked = self.sweep(ex.now)  # blocking: the route runs it in a worker thread
+        return Outcome(
+            pb.SweepUnusedGrantsResponse(revoked=[grant_message(g) for g in revoked]),
+            audit={"transition": "grant_revoked", "grants_revoked": [g["id"] for g in revoked]},
+        )
 
     def sweep(self, now: datetime) -> list[dict[str, Any]]:
         revoked = sweep_unused(self.store.grants, self.audit or (), now)

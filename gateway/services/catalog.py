@@ -8,17 +8,21 @@ version, so a developer sees a class or masking change the moment it decides.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
-from govgw.v1 import catalog_pb2, catalog_pb2_grpc, common_pb2
+from govgw.v1 import catalog_pb2, common_pb2
 
 from gateway import validation
 from gateway.catalog import Catalog, Dataset, ServedCatalog, Treatment
 from gateway.errors import invalid, not_found
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import CATALOG_READ
+from gateway.routes import Incoming, Route, rows_of
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
+# ListDatasets' payload: the offset of the page and its size.
+Page = tuple[int, int]
 # Catalog reads are not about a person; a purpose is still recorded, but a
 # browsing tool need not invent one.
 DEFAULT_PURPOSE = "目录浏览"
@@ -108,69 +112,69 @@ def _offset(token: str) -> int:
         ) from e
 
 
-class CatalogService(catalog_pb2_grpc.CatalogServiceServicer):
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+class CatalogService:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
 
-    async def ListDatasets(self, request: catalog_pb2.ListDatasetsRequest, context):
-        def parse() -> Request:
-            v = validation.Violations()
-            purpose = v.check(validation.purpose, request.purpose or DEFAULT_PURPOSE)
-            if request.page_size < 0 or request.page_size > MAX_PAGE:
-                v.add("page_size", f"must be 0 to {MAX_PAGE}", "PAGE_SIZE_INVALID")
-            offset = v.check(_offset, request.page_token)
-            v.raise_if_any()
-            return Request(
-                purpose or "", ("",), payload=(offset, request.page_size or DEFAULT_PAGE)
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(catalog_pb2.DESCRIPTOR, "CatalogService")
+        return [
+            row("ListDatasets", CATALOG_READ, self.parse_list, self.list_datasets),
+            row("GetDataset", CATALOG_READ, self.parse_get, self.get_dataset),
+        ]
+
+    def parse_list(self, request: catalog_pb2.ListDatasetsRequest, _in: Incoming) -> Request[Page]:
+        v = validation.Violations()
+        purpose = v.check(validation.purpose, request.purpose or DEFAULT_PURPOSE)
+        if request.page_size < 0 or request.page_size > MAX_PAGE:
+            v.add("page_size", f"must be 0 to {MAX_PAGE}", "PAGE_SIZE_INVALID")
+        offset = v.check(_offset, request.page_token)
+        v.raise_if_any()
+        return Request(
+            purpose or "", ("",), payload=(offset or 0, request.page_size or DEFAULT_PAGE)
+        )
+
+    def list_datasets(self, ex: Exec[Page]) -> Outcome[catalog_pb2.ListDatasetsResponse]:
+        offset, size = ex.request.payload
+        # The call pinned the served version (Pipeline.serve): one document throughout.
+        catalog = self.parts.catalog
+        policy_version = _policy_version(catalog)
+        names = sorted(catalog.datasets)
+        page = names[offset : offset + size]
+        more = offset + size < len(names)
+        return Outcome(
+            catalog_pb2.ListDatasetsResponse(
+                datasets=[
+                    dataset_message(
+                        catalog.datasets[n], self.parts.pool.dataset_version(n), policy_version
+                    )
+                    for n in page
+                ],
+                next_page_token=_page_token(offset + size) if more else "",
+                policy_version=policy_version,
             )
+        )
 
-        def execute(ex: Exec) -> Outcome[catalog_pb2.ListDatasetsResponse]:
-            offset, size = ex.request.payload
-            # The call pinned the served version (Pipeline.run): one document throughout.
-            catalog = self.parts.catalog
-            policy_version = _policy_version(catalog)
-            names = sorted(catalog.datasets)
-            page = names[offset : offset + size]
-            more = offset + size < len(names)
-            return Outcome(
-                catalog_pb2.ListDatasetsResponse(
-                    datasets=[
-                        dataset_message(
-                            catalog.datasets[n], self.parts.pool.dataset_version(n), policy_version
-                        )
-                        for n in page
-                    ],
-                    next_page_token=_page_token(offset + size) if more else "",
-                    policy_version=policy_version,
-                )
+    def parse_get(self, request: catalog_pb2.GetDatasetRequest, _in: Incoming) -> Request[str]:
+        v = validation.Violations()
+        purpose = v.check(validation.purpose, request.purpose or DEFAULT_PURPOSE)
+        if not request.name:
+            v.add("name", "is required", "DATASET_MISSING")
+        v.raise_if_any()
+        return Request(purpose or "", ("",), payload=request.name)
+
+    def get_dataset(self, ex: Exec[str]) -> Outcome[catalog_pb2.GetDatasetResponse]:
+        catalog = self.parts.catalog
+        policy_version = _policy_version(catalog)
+        ds = catalog.get(ex.request.payload)
+        if ds is None:
+            # The catalog is published; saying a dataset does not exist reveals nothing.
+            raise not_found("DATASET_NOT_FOUND", "no dataset of that name in the catalog")
+        return Outcome(
+            catalog_pb2.GetDatasetResponse(
+                dataset=dataset_message(
+                    ds, self.parts.pool.dataset_version(ds.name), policy_version
+                ),
+                policy_version=policy_version,
             )
-
-        return await self.pipeline.run(context, CATALOG_READ, parse, execute)
-
-    async def GetDataset(self, request: catalog_pb2.GetDatasetRequest, context):
-        def parse() -> Request:
-            v = validation.Violations()
-            purpose = v.check(validation.purpose, request.purpose or DEFAULT_PURPOSE)
-            if not request.name:
-                v.add("name", "is required", "DATASET_MISSING")
-            v.raise_if_any()
-            return Request(purpose or "", ("",), payload=request.name)
-
-        def execute(ex: Exec) -> Outcome[catalog_pb2.GetDatasetResponse]:
-            catalog = self.parts.catalog
-            policy_version = _policy_version(catalog)
-            ds = catalog.get(ex.request.payload)
-            if ds is None:
-                # The catalog is published; saying a dataset does not exist reveals nothing.
-                raise not_found("DATASET_NOT_FOUND", "no dataset of that name in the catalog")
-            return Outcome(
-                catalog_pb2.GetDatasetResponse(
-                    dataset=dataset_message(
-                        ds, self.parts.pool.dataset_version(ds.name), policy_version
-                    ),
-                    policy_version=policy_version,
-                )
-            )
-
-        return await self.pipeline.run(context, CATALOG_READ, parse, execute)
+        )

@@ -9,12 +9,12 @@ compared), never a subject or a value.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from govgw.v1 import conflicts_pb2 as pb
-from govgw.v1 import conflicts_pb2_grpc
 
 from gateway import validation
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import CONFLICTS_READ
 from gateway.pool.conflicts import (
     DEFAULT_PAGE_SIZE,
@@ -22,6 +22,7 @@ from gateway.pool.conflicts import (
     Conflict,
     ConflictFinder,
 )
+from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
 PURPOSE = "数据一致性核查"  # data consistency check (Aba 2024 art. 26)
@@ -55,48 +56,46 @@ def to_proto(c: Conflict) -> pb.Conflict:
     )
 
 
-class ConflictService(conflicts_pb2_grpc.ConflictServiceServicer):
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
-        self.finder = ConflictFinder(self.parts.pool, self.parts.catalog, self.parts.keyring)
+class ConflictService:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self.finder = ConflictFinder(parts.pool, parts.catalog, parts.keyring)
 
-    async def ListConflicts(self, request: pb.ListConflictsRequest, context):
-        def parse() -> Request:
-            v = validation.Violations()
-            v.check(self.finder.check_attribute, request.attribute)
-            if request.page_size < 0:
-                v.add("page_size", "must not be negative", "PAGE_SIZE_INVALID")
-            v.raise_if_any()
-            if request.page_token:
-                self.finder.check_token(request.page_token, request.attribute)
-            size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-            return Request(
-                PURPOSE, ("",), payload=_Args(request.attribute, size, request.page_token)
-            )
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(pb.DESCRIPTOR, "ConflictService")
+        return [row("ListConflicts", CONFLICTS_READ, self.parse_list, self.list_conflicts)]
 
-        def execute(ex: Exec) -> Outcome[pb.ListConflictsResponse]:
-            args: _Args = ex.request.payload
-            page = self.finder.page(
-                attribute=args.attribute,
-                page_size=args.page_size,
-                page_token=args.page_token,
-                caller_id=ex.caller.id,
-                today=ex.today,
-            )
-            return Outcome(
-                pb.ListConflictsResponse(
-                    conflicts=[to_proto(c) for c in page.conflicts],
-                    next_page_token=page.next_page_token,
-                    subjects_scanned=page.subjects_scanned,
-                    datasets=page.datasets,
-                ),
-                audit={
-                    "attribute": args.attribute or "*",
-                    "conflicts": len(page.conflicts),
-                    "subjects_scanned": page.subjects_scanned,
-                    "more": bool(page.next_page_token),
-                },
-            )
+    def parse_list(self, request: pb.ListConflictsRequest, _in: Incoming) -> Request[_Args]:
+        v = validation.Violations()
+        v.check(self.finder.check_attribute, request.attribute)
+        if request.page_size < 0:
+            v.add("page_size", "must not be negative", "PAGE_SIZE_INVALID")
+        v.raise_if_any()
+        if request.page_token:
+            self.finder.check_token(request.page_token, request.attribute)
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        return Request(PURPOSE, ("",), payload=_Args(request.attribute, size, request.page_token))
 
-        return await self.pipeline.run(context, CONFLICTS_READ, parse, execute)
+    def list_conflicts(self, ex: Exec[_Args]) -> Outcome[pb.ListConflictsResponse]:
+        args = ex.request.payload
+        page = self.finder.page(
+            attribute=args.attribute,
+            page_size=args.page_size,
+            page_token=args.page_token,
+            caller_id=ex.caller.id,
+            today=ex.today,
+        )
+        return Outcome(
+            pb.ListConflictsResponse(
+                conflicts=[to_proto(c) for c in page.conflicts],
+                next_page_token=page.next_page_token,
+                subjects_scanned=page.subjects_scanned,
+                datasets=page.datasets,
+            ),
+            audit={
+                "attribute": args.attribute or "*",
+                "conflicts": len(page.conflicts),
+                "subjects_scanned": page.subjects_scanned,
+                "more": bool(page.next_page_token),
+            },
+        )

@@ -6,8 +6,9 @@ Allowed by policy to agencies and administrators (deadlines.read, govgw.access);
 
 from __future__ import annotations
 
+from typing import Any
+
 from govgw.v1 import deadlines_pb2 as pb
-from govgw.v1 import deadlines_pb2_grpc
 
 from gateway import validation
 from gateway.access.applications import ApplicationStore, deadline_error
@@ -20,8 +21,9 @@ from gateway.access.deadline_report import (
     report,
 )
 from gateway.access.deadlines import DeadlineError, china_date
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import DEADLINES_READ
+from gateway.routes import Incoming, Route, rows_of
 
 PURPOSE = "办理时限考核"  # deadline assessment (R3)
 
@@ -48,39 +50,40 @@ def item_message(r: DeadlineRow) -> pb.DeadlineItem:
     )
 
 
-class DeadlineService(deadlines_pb2_grpc.DeadlineServiceServicer):
+class DeadlineService:
     def __init__(
-        self, pipeline: Pipeline, applications: ApplicationStore, corrections: CorrectionStore
+        self, parts: Parts, applications: ApplicationStore, corrections: CorrectionStore
     ) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+        self.parts = parts
         self.applications = applications
         self.corrections = corrections
 
-    async def ListDeadlines(self, request: pb.ListDeadlinesRequest, context):
-        def parse() -> Request:
-            if request.dataset:
-                validation.dataset(self.parts.catalog, request.dataset)
-            return Request(PURPOSE, (request.dataset,))
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(pb.DESCRIPTOR, "DeadlineService")
+        return [row("ListDeadlines", DEADLINES_READ, self.parse_list, self.list_deadlines)]
 
-        def execute(ex: Exec) -> Outcome[pb.ListDeadlinesResponse]:
-            try:
-                rows = report(
-                    ex.caller,
-                    applications=self.applications,
-                    corrections=self.corrections,
-                    catalog=self.parts.catalog,
-                    now=ex.now,
-                    overdue_only=request.overdue_only,
-                    dataset=request.dataset,
-                )
-            except DeadlineError as e:
-                raise deadline_error(e) from None
-            return Outcome(
-                pb.ListDeadlinesResponse(
-                    items=[item_message(r) for r in rows], as_of=china_date(ex.now).isoformat()
-                ),
-                audit={"items": len(rows), "overdue": sum(r.overdue for r in rows)},
+    def parse_list(self, request: pb.ListDeadlinesRequest, _in: Incoming) -> Request[bool]:
+        """The payload: overdue items only? (The dataset, if any, is the call's dataset.)"""
+        if request.dataset:
+            validation.dataset(self.parts.catalog, request.dataset)
+        return Request(PURPOSE, (request.dataset,), payload=request.overdue_only)
+
+    def list_deadlines(self, ex: Exec[bool]) -> Outcome[pb.ListDeadlinesResponse]:
+        try:
+            rows = report(
+                ex.caller,
+                applications=self.applications,
+                corrections=self.corrections,
+                catalog=self.parts.catalog,
+                now=ex.now,
+                overdue_only=ex.request.payload,
+                dataset=ex.request.datasets[0],
             )
-
-        return await self.pipeline.run(context, DEADLINES_READ, parse, execute)
+        except DeadlineError as e:
+            raise deadline_error(e) from None
+        return Outcome(
+            pb.ListDeadlinesResponse(
+                items=[item_message(r) for r in rows], as_of=china_date(ex.now).isoformat()
+            ),
+            audit={"items": len(rows), "overdue": sum(r.overdue for r in rows)},
+        )

@@ -10,15 +10,16 @@ provider's reason is kept in the store, not in the audit trail.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from govgw.v1 import opening_pb2 as pb
-from govgw.v1 import opening_pb2_grpc
 
 from gateway import validation
 from gateway.access.opening import REOPENED, SUSPENDED, WITHDRAWN, OpeningSuspensionStore
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import OPENING_READ, OPENING_SUSPEND
+from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
 PURPOSE = "开放数据安全风险处置"  # handling a security risk of opened data
@@ -53,99 +54,133 @@ def suspension_message(doc: Mapping[str, Any]) -> pb.OpeningSuspension:
     )
 
 
-class OpeningService(opening_pb2_grpc.OpeningServiceServicer):
-    def __init__(self, pipeline: Pipeline, store: OpeningSuspensionStore) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+@dataclass(frozen=True)
+class _Suspend:
+    """SuspendOpening's payload: the dataset as named by the caller, and why."""
+
+    dataset: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Filter:
+    """ListOpeningSuspensions' payload: the dataset ("" for all) and status ("" for any)."""
+
+    dataset: str
+    status: str
+
+
+@dataclass(frozen=True)
+class _Transition:
+    """WithdrawOpening's and ReopenOpening's payload."""
+
+    suspension_id: str
+    reason: str
+    reprocessed: bool = False
+
+
+class OpeningService:
+    def __init__(self, parts: Parts, store: OpeningSuspensionStore) -> None:
+        self.parts = parts
         self.store = store
 
-    def _on(self, sid: str) -> Request:
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(pb.DESCRIPTOR, "OpeningService")
+        return [
+            row(
+                "SuspendOpening",
+                OPENING_SUSPEND,
+                self.parse_suspend,
+                self.suspend,
+                state_changing=True,
+            ),
+            row("ListOpeningSuspensions", OPENING_READ, self.parse_list, self.list_suspensions),
+            row(
+                "WithdrawOpening",
+                OPENING_SUSPEND,
+                self.parse_withdraw,
+                self.withdraw,
+                state_changing=True,
+            ),
+            row(
+                "ReopenOpening",
+                OPENING_SUSPEND,
+                self.parse_reopen,
+                self.reopen,
+                state_changing=True,
+            ),
+        ]
+
+    def _on(self, t: _Transition) -> Request[_Transition]:
         """A call naming a suspension is audited under its dataset (if it is one)."""
-        doc = self.store.get(sid) if sid else None
-        return Request(PURPOSE, (doc["dataset"] if doc else "",))
+        doc = self.store.get(t.suspension_id) if t.suspension_id else None
+        return Request(PURPOSE, (doc["dataset"] if doc else "",), payload=t)
 
-    async def SuspendOpening(self, request: pb.SuspendOpeningRequest, context):
-        def parse() -> Request:
-            # Audited as the call's dataset only if it is one (never the caller's raw text).
-            ds = self.parts.catalog.get(request.dataset)
-            return Request(PURPOSE, (ds.name if ds else "",))
-
-        def execute(ex: Exec) -> Outcome[pb.SuspendOpeningResponse]:
-            doc = self.store.suspend(ex.caller, request.dataset, request.reason, ex.now)
-            return Outcome(
-                pb.SuspendOpeningResponse(suspension=suspension_message(doc)),
-                audit={"suspension_id": doc["id"], "transition": SUSPENDED},
-            )
-
-        return await self.pipeline.run(
-            context,
-            OPENING_SUSPEND,
-            parse,
-            execute,
-            replay_as=pb.SuspendOpeningResponse.FromString,
-            request_bytes=request.SerializeToString(),
+    def parse_suspend(self, request: pb.SuspendOpeningRequest, _in: Incoming) -> Request[_Suspend]:
+        # Audited as the call's dataset only if it is one (never the caller's raw text).
+        ds = self.parts.catalog.get(request.dataset)
+        return Request(
+            PURPOSE, (ds.name if ds else "",), payload=_Suspend(request.dataset, request.reason)
         )
 
-    async def ListOpeningSuspensions(self, request: pb.ListOpeningSuspensionsRequest, context):
-        def parse() -> Request:
-            v = validation.Violations()
-            if request.dataset:
-                v.check(validation.dataset, self.parts.catalog, request.dataset)
-            if request.status and request.status not in _STATUS_NAMES:
-                v.add("status", "is not a known status", "STATUS_INVALID")
-            v.raise_if_any()
-            return Request(PURPOSE, (request.dataset,))
-
-        def execute(ex: Exec) -> Outcome[pb.ListOpeningSuspensionsResponse]:
-            docs = self.store.visible(
-                ex.caller, dataset=request.dataset, status=_STATUS_NAMES.get(request.status, "")
-            )
-            return Outcome(
-                pb.ListOpeningSuspensionsResponse(suspensions=[suspension_message(d) for d in docs])
-            )
-
-        return await self.pipeline.run(context, OPENING_READ, parse, execute)
-
-    async def WithdrawOpening(self, request: pb.WithdrawOpeningRequest, context):
-        def execute(ex: Exec) -> Outcome[pb.WithdrawOpeningResponse]:
-            doc = self.store.withdraw(ex.caller, request.suspension_id, request.reason, ex.now)
-            return Outcome(
-                pb.WithdrawOpeningResponse(suspension=suspension_message(doc)),
-                audit={"suspension_id": doc["id"], "transition": WITHDRAWN},
-            )
-
-        return await self.pipeline.run(
-            context,
-            OPENING_SUSPEND,
-            lambda: self._on(request.suspension_id),
-            execute,
-            replay_as=pb.WithdrawOpeningResponse.FromString,
-            request_bytes=request.SerializeToString(),
+    def suspend(self, ex: Exec[_Suspend]) -> Outcome[pb.SuspendOpeningResponse]:
+        s = ex.request.payload
+        doc = self.store.suspend(ex.caller, s.dataset, s.reason, ex.now)
+        return Outcome(
+            pb.SuspendOpeningResponse(suspension=suspension_message(doc)),
+            audit={"suspension_id": doc["id"], "transition": SUSPENDED},
         )
 
-    async def ReopenOpening(self, request: pb.ReopenOpeningRequest, context):
-        def execute(ex: Exec) -> Outcome[pb.ReopenOpeningResponse]:
-            doc = self.store.reopen(
-                ex.caller,
-                request.suspension_id,
-                request.reason,
-                ex.now,
-                reprocessed=request.reprocessed,
-            )
-            return Outcome(
-                pb.ReopenOpeningResponse(suspension=suspension_message(doc)),
-                audit={
-                    "suspension_id": doc["id"],
-                    "transition": REOPENED,
-                    "reprocessed": doc["reprocessed"],
-                },
-            )
+    def parse_list(
+        self, request: pb.ListOpeningSuspensionsRequest, _in: Incoming
+    ) -> Request[_Filter]:
+        v = validation.Violations()
+        if request.dataset:
+            v.check(validation.dataset, self.parts.catalog, request.dataset)
+        if request.status and request.status not in _STATUS_NAMES:
+            v.add("status", "is not a known status", "STATUS_INVALID")
+        v.raise_if_any()
+        return Request(
+            PURPOSE,
+            (request.dataset,),
+            payload=_Filter(request.dataset, _STATUS_NAMES.get(request.status, "")),
+        )
 
-        return await self.pipeline.run(
-            context,
-            OPENING_SUSPEND,
-            lambda: self._on(request.suspension_id),
-            execute,
-            replay_as=pb.ReopenOpeningResponse.FromString,
-            request_bytes=request.SerializeToString(),
+    def list_suspensions(self, ex: Exec[_Filter]) -> Outcome[pb.ListOpeningSuspensionsResponse]:
+        f = ex.request.payload
+        docs = self.store.visible(ex.caller, dataset=f.dataset, status=f.status)
+        return Outcome(
+            pb.ListOpeningSuspensionsResponse(suspensions=[suspension_message(d) for d in docs])
+        )
+
+    def parse_withdraw(
+        self, request: pb.WithdrawOpeningRequest, _in: Incoming
+    ) -> Request[_Transition]:
+        return self._on(_Transition(request.suspension_id, request.reason))
+
+    def withdraw(self, ex: Exec[_Transition]) -> Outcome[pb.WithdrawOpeningResponse]:
+        t = ex.request.payload
+        doc = self.store.withdraw(ex.caller, t.suspension_id, t.reason, ex.now)
+        return Outcome(
+            pb.WithdrawOpeningResponse(suspension=suspension_message(doc)),
+            audit={"suspension_id": doc["id"], "transition": WITHDRAWN},
+        )
+
+    def parse_reopen(self, request: pb.ReopenOpeningRequest, _in: Incoming) -> Request[_Transition]:
+        return self._on(
+            _Transition(request.suspension_id, request.reason, reprocessed=request.reprocessed)
+        )
+
+    def reopen(self, ex: Exec[_Transition]) -> Outcome[pb.ReopenOpeningResponse]:
+        t = ex.request.payload
+        doc = self.store.reopen(
+            ex.caller, t.suspension_id, t.reason, ex.now, reprocessed=t.reprocessed
+        )
+        return Outcome(
+            pb.ReopenOpeningResponse(suspension=suspension_message(doc)),
+            audit={
+                "suspension_id": doc["id"],
+                "transition": REOPENED,
+                "reprocessed": doc["reprocessed"],
+            },
         )

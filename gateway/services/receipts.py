@@ -2,37 +2,42 @@
 
 from __future__ import annotations
 
-from govgw.v1 import receipt_pb2, receipt_pb2_grpc
+from typing import Any
+
+from govgw.v1 import receipt_pb2
 
 from gateway import validation
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import KEYS_READ
+from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
 DEFAULT_PURPOSE = "回执验证"
 
 
-class ReceiptService(receipt_pb2_grpc.ReceiptServiceServicer):
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+class ReceiptService:
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
 
-    async def ListReceiptKeys(self, request: receipt_pb2.ListReceiptKeysRequest, context):
-        def parse() -> Request:
-            return Request(validation.purpose(request.purpose or DEFAULT_PURPOSE), ("",))
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(receipt_pb2.DESCRIPTOR, "ReceiptService")
+        return [row("ListReceiptKeys", KEYS_READ, self.parse_list_keys, self.list_keys)]
 
-        def execute(ex: Exec) -> Outcome[receipt_pb2.ListReceiptKeysResponse]:
-            key = self.parts.keyring.receipt_key
-            created = timestamp(key.created_at)
-            return Outcome(
-                receipt_pb2.ListReceiptKeysResponse(
-                    keys=[
-                        receipt_pb2.ReceiptKey(
-                            key_id=key_id, algorithm=alg, public_key_pem=pem, created_at=created
-                        )
-                        for key_id, alg, pem in self.parts.signer.public_keys()
-                    ]
-                )
+    def parse_list_keys(
+        self, request: receipt_pb2.ListReceiptKeysRequest, _in: Incoming
+    ) -> Request[None]:
+        return Request(validation.purpose(request.purpose or DEFAULT_PURPOSE), ("",))
+
+    def list_keys(self, ex: Exec[None]) -> Outcome[receipt_pb2.ListReceiptKeysResponse]:
+        key = self.parts.keyring.receipt_key
+        created = timestamp(key.created_at)
+        return Outcome(
+            receipt_pb2.ListReceiptKeysResponse(
+                keys=[
+                    receipt_pb2.ReceiptKey(
+                        key_id=key_id, algorithm=alg, public_key_pem=pem, created_at=created
+                    )
+                    for key_id, alg, pem in self.parts.signer.public_keys()
+                ]
             )
-
-        return await self.pipeline.run(context, KEYS_READ, parse, execute)
+        )

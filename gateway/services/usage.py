@@ -7,81 +7,87 @@ from every audit chain in the data directory.
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import grpc
 from govgw.v1 import usage_pb2 as pb
-from govgw.v1 import usage_pb2_grpc
 
 from gateway import validation
 from gateway.access.applications import is_provider
 from gateway.access.usage import usage_report
 from gateway.audit.index import AuditIndex
 from gateway.errors import GovgwError
-from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import USAGE_READ
+from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
 PURPOSE = "数据使用情况统计"
 DEFAULT_PERIOD = timedelta(days=30)
 MAX_PERIOD = timedelta(days=366)
 
+# GetUsageReport's payload: the report's [since, until).
+Period = tuple[datetime, datetime]
 
-class UsageService(usage_pb2_grpc.UsageServiceServicer):
-    def __init__(self, pipeline: Pipeline, audit: AuditIndex) -> None:
-        self.pipeline = pipeline
-        self.parts = pipeline.parts
+
+class UsageService:
+    def __init__(self, parts: Parts, audit: AuditIndex) -> None:
+        self.parts = parts
         self.audit = audit
 
-    async def GetUsageReport(self, request: pb.GetUsageReportRequest, context):
-        def parse() -> Request:
-            v = validation.Violations()
-            ds = v.check(validation.dataset, self.parts.catalog, request.dataset)
-            span = v.check(
-                validation.period,
-                request,
-                self.parts.clock(),
-                DEFAULT_PERIOD,
-                MAX_PERIOD,
-                "366 days",
-            )
-            v.raise_if_any()
-            assert ds is not None and span is not None
-            return Request(PURPOSE, (ds.name,), payload=span)
+    def routes(self) -> list[Route[Any, Any]]:
+        row = rows_of(pb.DESCRIPTOR, "UsageService")
+        return [
+            # The report reads the audit index (SQLite): a worker thread's job.
+            row("GetUsageReport", USAGE_READ, self.parse_report, self.report, in_thread=True)
+        ]
 
-        async def execute(ex: Exec) -> Outcome[pb.GetUsageReportResponse]:
-            ds = self.parts.catalog.get(ex.request.datasets[0])
-            assert ds is not None
-            if ex.caller.kind != "admin" and not is_provider(ex.caller, ds):
-                raise GovgwError(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    "PROVIDER_REQUIRED",
-                    "only the dataset's provider (or an administrator) sees its usage",
-                    metadata={"dataset": ds.name},
-                )
-            since, until = ex.request.payload
-            report = await asyncio.to_thread(usage_report, self.audit, ds.name, since, until)
-            return Outcome(
-                pb.GetUsageReportResponse(
-                    dataset=ds.name,
-                    since=timestamp(since),
-                    until=timestamp(until),
-                    calls=report.calls,
-                    rows=[
-                        pb.UsageRow(
-                            caller=r.caller,
-                            caller_kind=r.caller_kind,
-                            department=r.department,
-                            purpose=r.purpose,
-                            action=r.action,
-                            outcome=r.outcome,
-                            calls=r.calls,
-                            subjects=r.subjects,
-                        )
-                        for r in report.rows
-                    ],
-                )
-            )
+    def parse_report(self, request: pb.GetUsageReportRequest, _in: Incoming) -> Request[Period]:
+        v = validation.Violations()
+        ds = v.check(validation.dataset, self.parts.catalog, request.dataset)
+        span = v.check(
+            validation.period,
+            request,
+            self.parts.clock(),
+            DEFAULT_PERIOD,
+            MAX_PERIOD,
+            "366 days",
+        )
+        v.raise_if_any()
+        assert ds is not None and span is not None
+        return Request(PURPOSE, (ds.name,), payload=span)
 
-        return await self.pipeline.run(context, USAGE_READ, parse, execute)
+    def report(self, ex: Exec[Period]) -> Outcome[pb.GetUsageReportResponse]:
+        ds = self.parts.catalog.get(ex.request.datasets[0])
+        assert ds is not None
+        if ex.caller.kind != "admin" and not is_provider(ex.caller, ds):
+            raise GovgwError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "PROVIDER_REQUIRED",
+                "only the dataset's provider (or an administrator) sees its usage",
+                metadata={"dataset": ds.name},
+            )
+        since, until = ex.request.payload
+        report = usage_report(self.audit, ds.name, since, until)
+        return Outcome(
+            pb.GetUsageReportResponse(
+                dataset=ds.name,
+                since=timestamp(since),
+                until=timestamp(until),
+                calls=report.calls,
+                rows=[
+                    pb.UsageRow(
+                        caller=r.caller,
+                        caller_kind=r.caller_kind,
+                        department=r.department,
+                        purpose=r.purpose,
+                        action=r.action,
+                        outcome=r.outcome,
+                        calls=r.calls,
+                        subjects=r.subjects,
+                    )
+                    for r in report.rows
+                ],
+            )
+        )

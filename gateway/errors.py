@@ -81,13 +81,23 @@ def invalid(field_name: str, description: str, reason: str = "INVALID_ARGUMENT")
     )
 
 
+# A reply names at most this many bad fields: a request with 100,000 bad items
+# must not get a reply too large for gRPC's trailers (the caller fixes the first
+# ones and tries again; ErrorInfo's `violations` says how many there were).
+MAX_VIOLATIONS = 20
+
+
 def invalid_many(violations: Sequence[FieldViolation]) -> GovgwError:
     first = violations[0]
+    shown = list(violations[:MAX_VIOLATIONS])
+    more = len(violations) - len(shown)
+    message = "; ".join(f"{v.field}: {v.description}" for v in shown)
     return GovgwError(
         grpc.StatusCode.INVALID_ARGUMENT,
         first.reason or "INVALID_ARGUMENT",
-        "; ".join(f"{v.field}: {v.description}" for v in violations),
-        violations=list(violations),
+        f"{message}; and {more} more" if more else message,
+        violations=shown,
+        metadata={"violations": str(len(violations))} if more else {},
     )
 
 

@@ -26,7 +26,7 @@ import grpc
 
 from gateway.callers import Caller
 from gateway.errors import GovgwError, exhausted
-from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY, Plan
+from gateway.plan import Plan
 from gateway.state import InProcessState, Slot, StateBackend, Window
 from gateway.state.base import ADMITTED, IN_FLIGHT_FULL, SUSPENDED
 
@@ -54,7 +54,6 @@ DEFAULT_TIERS: dict[str, Tier] = {
 }
 # A plan's default obligation: "use the caller kind's tier".
 STANDARD = "standard"
-SUBJECT_ACTIONS = frozenset({VERIFY_IDENTITY, VERIFY_ATTRIBUTES})
 
 
 @dataclass
@@ -187,19 +186,20 @@ class Limits:
                 f"at most {tier.calls_per_window} {action} calls per {tier.window_s:g} s",
             )
         sl = self.subject
-        # Per-subject limits guard the oracle: verification, not lookups that a
-        # policy and its grants already bound.
-        if sl is not None and action in SUBJECT_ACTIONS:
+        # Per-subject limits guard every route that takes subject keys (the
+        # pipeline passes their hashes only for those): verification, attribute
+        # checks and lookups alike, each key of a batch counted.
+        if sl is not None:
             for h in dict.fromkeys(subject_hashes):  # once per distinct subject
                 add(
                     Window(f"subj:{h}:calls", sl.calls, sl.window_s),
                     "SUBJECT_RATE_LIMITED",
-                    f"one subject may be verified at most {sl.calls} times per {sl.window_s:g} s",
+                    f"one subject may be asked about at most {sl.calls} times per {sl.window_s:g} s",
                 )
                 add(
                     Window(f"subj:{h}:callers", sl.callers, sl.window_s, member=caller.id),
                     "SUBJECT_CALLERS_LIMITED",
-                    f"one subject may be verified by at most {sl.callers} callers"
+                    f"one subject may be asked about by at most {sl.callers} callers"
                     f" per {sl.window_s:g} s",
                 )
         slot = Slot(f"inflight:{caller.id}", min(t.max_in_flight for t in tiers))

@@ -1,17 +1,20 @@
-"""The verification oracle's guard: enumeration defence and suspension (R10).
+"""The enumeration monitor: every RPC that answers about a subject key is an oracle (R10).
 
-A yes/no verification RPC is an oracle: with enough guesses a caller learns
-who is in the pool, or recovers a person's name for a known ID number. The
-limits bound how often one subject is asked about; this module watches what
-each caller gets back. Past a configured share of NO_MATCH answers, or past
-a configured spread of distinct subjects, within the window, the caller is
-suspended (Aba 2024 art. 42): at once for every process (state backend),
-persisted in the caller registry (a restart keeps it), audited, and lifted
-only by an administrator (`govgw callers reinstate`).
+A yes/no verification is an oracle: with enough guesses a caller learns who
+is in the pool, or recovers a person's name for a known ID number. So is an
+attribute check (`resident_in` for a sweep of ID numbers) and so is a lookup
+(found / not found). Every route that takes subject keys declares its answer
+kind (`gateway.routes.Answer`) and the pipeline reports each subject's answer
+here as a hit or a miss (NO_MATCH; no record; not in the base dataset).
+Past a configured share of misses, or past a configured spread of distinct
+subjects, within the window, the caller is suspended (Aba 2024 art. 42): at
+once for every process (state backend), persisted in the caller registry (a
+restart keeps it), audited, and lifted only by an administrator
+(`govgw callers reinstate`). Thresholds may differ per caller kind.
 
-The answer is recorded before the response leaves, so a caller can get at
+The answers are recorded before the response leaves, so a caller can get at
 most `min_answers` answers before the ratio is judged; the suspension takes
-effect from the caller's next call.
+effect from the caller's next call. A batch counts one answer per subject.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from gateway.callers import Caller, CallerRegistry
-from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY
 from gateway.state import StateBackend
 
 if TYPE_CHECKING:
@@ -37,20 +39,26 @@ log = logging.getLogger("govgw.oracle")
 SUSPEND_ACTION = "caller.suspend"
 REINSTATE_ACTION = "caller.reinstate"
 MONITOR = "enumeration-monitor"
-NO_MATCH = "NO_MATCH"
 
 
 @dataclass(frozen=True)
 class OracleConfig:
     window_s: float = 3600.0
-    # The NO_MATCH ratio is judged once a caller has had this many answers in
+    # The miss ratio is judged once a caller has had this many answers in
     # the window: fewer is noise (a clerk's typo), more gives an attacker more.
     min_answers: int = 20
     max_no_match_ratio: float = 0.5
     # Distinct subjects one caller may verify per window (a counter serves
     # people one by one; sweeping thousands of ID numbers is a harvest).
     max_subjects: int = 5000
-    actions: tuple[str, ...] = (VERIFY_IDENTITY, VERIFY_ATTRIBUTES)
+    # Per caller kind overrides of the three thresholds above (limits file:
+    # [oracle.counter] max_subjects = 300): a counter serves people one by one,
+    # an agency system rechecks thousands.
+    kinds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def for_kind(self, kind: str) -> OracleConfig:
+        override = self.kinds.get(kind)
+        return replace(self, kinds={}, **override) if override else self
 
 
 @dataclass(frozen=True)
@@ -86,28 +94,23 @@ class Oracle:
         self._watching = False
         self.invalidations = 0  # announcements received (policy or grant changes)
 
-    def watches(self, action: str, answer: str) -> bool:
-        return bool(answer) and action in self.config.actions
-
     async def observe(
         self,
         caller: Caller,
-        action: str,
-        answer: str,
         subject_hashes: Sequence[str],
+        misses: Sequence[bool],
         token: str,
         admission: Admission | None = None,
     ) -> Suspension | None:
-        """Record one answer; suspend the caller (and return why) past a threshold.
+        """Record a call's answers, one per subject, each a miss (NO_MATCH, not
+        found) or not; suspend the caller (and return why) past a threshold.
 
         Gives the call's in-flight slot back in the same state round trip."""
-        if not self.watches(action, answer):
-            return None
-        c = self.config
+        c = self.config.for_kind(caller.kind)
         obs = await self.state.observe(
             caller.id,
-            subject_hashes[0] if subject_hashes else "",
-            answer == NO_MATCH,
+            subject_hashes,
+            misses,
             c.window_s,
             token,
             self.clock(),
@@ -121,7 +124,8 @@ class Oracle:
             found = Suspension(
                 caller.id,
                 "NO_MATCH_RATIO",
-                f"{obs.no_match} of {obs.answered} answers NO_MATCH in {c.window_s:g} s",
+                f"{obs.no_match} of {obs.answered} answers missed (no match, not found)"
+                f" in {c.window_s:g} s",
             )
         elif obs.distinct_subjects > c.max_subjects:
             found = Suspension(

@@ -46,13 +46,13 @@ from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, unavailable
 from gateway.keys import KeyRing
-from gateway.limits import Limits
+from gateway.limits import Admission, Limits
 from gateway.oracle import Oracle
 from gateway.plan import Plan
 from gateway.policy.decider import Decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
-from gateway.routes import Incoming, Route
+from gateway.routes import Answer, Incoming, Route
 from gateway.state.replay import (
     IDEMPOTENCY_HEADER,
     NONCE_HEADER,
@@ -62,6 +62,7 @@ from gateway.state.replay import (
 )
 
 log = logging.getLogger("govgw.pipeline")
+SUBJECT_NOT_FOUND = "SUBJECT_NOT_FOUND"
 T = TypeVar("T")
 P = TypeVar("P")
 
@@ -85,7 +86,11 @@ class Request(Generic[P]):
 @dataclass
 class Outcome(Generic[T]):
     response: T
-    answer: str = ""  # MATCH / NO_MATCH, kept for mismatch-rate monitoring
+    answer: str = ""  # MATCH / NO_MATCH, recorded in the audit trail
+    # For the enumeration monitor: per subject key (or one for all), was the answer
+    # a miss -- NO_MATCH, no record, not in the base dataset? Routes that take
+    # subject keys set it; the pipeline reports it (gateway.oracle).
+    misses: tuple[bool, ...] = (False,)
     receipt_id: str = ""
     # What a state-changing call did (application id, grant id, transition),
     # added to its audit record; ids and codes only, never personal data.
@@ -200,6 +205,7 @@ class Pipeline:
             record.request = request
             # Per-subject counters are keyed by the keyed hash, never the raw key.
             hashes = tuple(p.keyring.subject_hash(s) for s in request.subjects)
+            guarded = hashes if route.subject_keys else ()
             replayed = await replay.before(caller, metadata, hashes)
             if replayed is not None:  # a retry of a call that already succeeded
                 raise _Replayed(replayed)
@@ -218,7 +224,9 @@ class Pipeline:
             if p.oracle is not None:
                 p.oracle.start_watching(p.decider.invalidate)
             # 2. limits
-            async with p.limits.admit(caller, route.action, plans, hashes, request_id) as admission:
+            async with p.limits.admit(
+                caller, route.action, plans, guarded, request_id
+            ) as admission:
                 for ds, plan in plans.items():
                     if not plan.allow:
                         raise GovgwError(
@@ -228,22 +236,23 @@ class Pipeline:
                             metadata={"dataset": ds} if ds else {},
                         )
                 _check_deadline(context)
-                # 4. read pool and 5. apply plan: the RPC's own step
+                # 4. read pool and 5. release: the RPC's own step
                 ex = Exec(caller, plans, request, request_id, now)
-                if route.in_thread:
-                    outcome = await asyncio.to_thread(route.handle, ex)
-                else:
-                    outcome = route.handle(ex)
-                if inspect.isawaitable(outcome):
-                    outcome = await outcome
-                if p.oracle is not None:
-                    # Recorded before the answer leaves: if it cannot be
-                    # recorded, the answer is not given (fail closed).
-                    suspension = await p.oracle.observe(
-                        caller, route.action, outcome.answer, hashes, request_id, admission
-                    )
-                    if suspension is not None:
-                        record.extra.append(suspension.audit_event(by="enumeration-monitor"))
+                try:
+                    if route.in_thread:
+                        outcome = await asyncio.to_thread(route.handle, ex)
+                    else:
+                        outcome = route.handle(ex)
+                    if inspect.isawaitable(outcome):
+                        outcome = await outcome
+                except GovgwError as err:
+                    if err.reason == SUBJECT_NOT_FOUND and route.answer is not Answer.NONE:
+                        # "not found" is an answer too: a sweep of absent keys is watched.
+                        await self._watch(route, caller, guarded, (True,), admission, record)
+                    raise
+                # Recorded before the answer leaves: if it cannot be recorded, the
+                # answer is not given (fail closed).
+                await self._watch(route, caller, guarded, outcome.misses, admission, record)
                 await replay.succeeded(outcome.response)
             record.succeed(outcome)
         except _Replayed as r:
@@ -269,6 +278,25 @@ class Pipeline:
             await self._abort(context, err, request_id)
         await self._audit(record, started, context)  # 6. audit, durable before the response
         return outcome.response  # 7. respond
+
+    async def _watch(
+        self,
+        route: Route[Any, Any],
+        caller: Caller,
+        hashes: tuple[str, ...],
+        misses: tuple[bool, ...],
+        admission: Admission,
+        record: _AuditDraft,
+    ) -> None:
+        """Report each subject's answer to the enumeration monitor (one per subject key)."""
+        oracle = self.parts.oracle
+        if oracle is None or route.answer is Answer.NONE or not hashes:
+            return
+        if len(misses) != len(hashes):  # one answer for the whole call: for each subject
+            misses = misses[:1] * len(hashes)
+        suspension = await oracle.observe(caller, hashes, misses, record.request_id, admission)
+        if suspension is not None:
+            record.extra.append(suspension.audit_event(by="enumeration-monitor"))
 
     async def _audit(
         self, record: _AuditDraft, started: float, context: grpc.aio.ServicerContext

@@ -28,7 +28,7 @@ from govgw.v1 import common_pb2
 
 from gateway.access.disputes import disputed
 from gateway.catalog import Dataset
-from gateway.errors import denied, not_found
+from gateway.errors import denied
 from gateway.pipeline import Exec, Parts
 from gateway.plan import Plan
 from gateway.predicates import Row
@@ -60,11 +60,6 @@ def read(parts: Parts, ex: Exec[object], dataset: str, subject_key: str) -> list
 def exists(parts: Parts, ex: Exec[object], kind: str, subject_key: str) -> bool:
     """Whether the subject is in the pool as far as this caller may know (step 4)."""
     return bool(read(parts, ex, BASE_DATASET[kind], subject_key))
-
-
-def require_exists(parts: Parts, ex: Exec[object], kind: str, subject_key: str) -> None:
-    if not exists(parts, ex, kind, subject_key):
-        raise not_found("SUBJECT_NOT_FOUND", "no such subject in the pool")
 
 
 def fields(ds: Dataset, plan: Plan, requested: Sequence[str]) -> list[str]:

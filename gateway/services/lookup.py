@@ -96,10 +96,12 @@ class LookupService:
         released = release.fields(ds, plan, ex.request.fields)
         provenance = self._provenance(ds, ex)
         items = []
+        misses = []
         for i, key in enumerate(ex.request.subjects):
             rows = release.read(self.parts, ex, ds.name, key)
             # Only for a record that is released: no record, no indication.
             disputed = release.disputed_fields(self.parts, ds.name, key, released) if rows else []
+            misses.append(not rows)
             items.append(
                 lookup_pb2.BatchLookupResponse(
                     index=i,
@@ -109,7 +111,7 @@ class LookupService:
                     request_id=ex.request_id,
                 )
             )
-        return Outcome(items)
+        return Outcome(items, misses=tuple(misses))
 
     def _parse_common(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 from govgw.v1 import verification_pb2
 
 from gateway import release, subjects, validation
+from gateway.errors import not_found
 from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY
 from gateway.predicates import Predicate, PredicateArgError, PredicateContext, get_predicate
@@ -109,6 +110,7 @@ class VerificationService:
             answer=answer,
             receipt_id=_receipt_id(receipt),
             audit=disputed_audit(disputed),
+            misses=(not matched,),
         )
 
     def parse_attributes(
@@ -161,8 +163,11 @@ class VerificationService:
         for predicate, _, _ in parsed:
             require_predicate(ex.plans[predicate.dataset], predicate.name, predicate.dataset)
         rows = {ds: release.read(self.parts, ex, ds, key) for ds in ex.request.datasets}
-        if any(p.obligations.reveal_existence for p in ex.plans.values()):
-            release.require_exists(self.parts, ex, kind, key)
+        # Whether the subject is there (under the call's row constraint) is told only
+        # where a plan reveals existence; the enumeration monitor always counts it.
+        present = release.exists(self.parts, ex, kind, key)
+        if not present and any(p.obligations.reveal_existence for p in ex.plans.values()):
+            raise not_found("SUBJECT_NOT_FOUND", "no such subject in the pool")
         ctx = PredicateContext(ex.today)
         results = [
             verification_pb2.PredicateResult(
@@ -198,7 +203,12 @@ class VerificationService:
             policy_version=ex.policy_version,
             disputed_fields=disputed,
         )
-        return Outcome(response, receipt_id=_receipt_id(receipt), audit=disputed_audit(disputed))
+        return Outcome(
+            response,
+            receipt_id=_receipt_id(receipt),
+            audit=disputed_audit(disputed),
+            misses=(not present,),
+        )
 
 
 def _receipt_id(receipt) -> str:

@@ -110,18 +110,19 @@ class StateBackend(ABC):
     async def observe(
         self,
         caller_id: str,
-        subject: str,
-        no_match: bool,
+        subjects: Sequence[str],
+        misses: Sequence[bool],
         window_s: float,
         token: str,
         now: float,
         since: float = 0.0,
         release: Slot | None = None,
     ) -> Observation:
-        """Record one verification answer and return the caller's statistics over
-        the window, counting nothing from before `since` (a reinstatement).
+        """Record the answers of one call -- one per subject (keyed hash), each a
+        miss (NO_MATCH, not found) or not -- and return the caller's statistics
+        over the window, counting nothing from before `since` (a reinstatement).
         With `release`, also give back the call's in-flight slot (held under
-        `token`) in the same step: one round trip fewer per verification."""
+        `token`) in the same step: one round trip fewer per call."""
 
     @abstractmethod
     async def suspend(self, caller_id: str, reason: str) -> bool:

@@ -131,8 +131,8 @@ class InProcessState(StateBackend):
     async def observe(
         self,
         caller_id: str,
-        subject: str,
-        no_match: bool,
+        subjects: Sequence[str],
+        misses: Sequence[bool],
         window_s: float,
         token: str,
         now: float,
@@ -142,18 +142,18 @@ class InProcessState(StateBackend):
         if release is not None:
             await self.release(release, token)
         horizon = max(now - window_s, since)
-        answered, misses, subjects = (
+        answered, missed, spread = (
             self._log(f"obs:{caller_id}:{part}", window_s)
             for part in ("answered", "no_match", "subjects")
         )
-        answered.hits.append(now)
-        if no_match:
-            misses.hits.append(now)
-        if subject:
-            subjects.see(subject, now)
-        for log in (answered, misses, subjects):
+        answered.hits.extend([now] * len(misses))
+        missed.hits.extend([now] * sum(misses))
+        for subject in subjects:
+            if subject:
+                spread.see(subject, now)
+        for log in (answered, missed, spread):
             log.trim(horizon)
-        return Observation(len(answered.hits), len(misses.hits), len(subjects.members))
+        return Observation(len(answered.hits), len(missed.hits), len(spread.members))
 
     async def suspend(self, caller_id: str, reason: str) -> bool:
         new = caller_id not in self._suspended

@@ -83,14 +83,18 @@ return {-1, '0'}
 """
 
 # KEYS: answered, no_match, subjects, slot to release (or a dummy).
-# ARGV: now, window, token, no_match flag, subject, since, release flag.
+# ARGV: now, window, token, since, release flag, then per answer: subject, miss flag.
+# Answers are members token#i, so the answers of one batch count one by one.
 _OBSERVE = """
 local now, win = tonumber(ARGV[1]), tonumber(ARGV[2])
-local horizon = math.max(now - win, tonumber(ARGV[6]))
-if ARGV[7] == '1' then redis.call('ZREM', KEYS[4], ARGV[3]) end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-if ARGV[4] == '1' then redis.call('ZADD', KEYS[2], now, ARGV[3]) end
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], now, ARGV[5]) end
+local horizon = math.max(now - win, tonumber(ARGV[4]))
+if ARGV[5] == '1' then redis.call('ZREM', KEYS[4], ARGV[3]) end
+for i = 6, #ARGV, 2 do
+  local member = ARGV[3] .. '#' .. (i - 4) / 2
+  redis.call('ZADD', KEYS[1], now, member)
+  if ARGV[i + 1] == '1' then redis.call('ZADD', KEYS[2], now, member) end
+  if ARGV[i] ~= '' then redis.call('ZADD', KEYS[3], now, ARGV[i]) end
+end
 local out = {}
 for i = 1, 3 do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', horizon)
@@ -145,8 +149,8 @@ class RedisState(StateBackend):
     async def observe(
         self,
         caller_id: str,
-        subject: str,
-        no_match: bool,
+        subjects: Sequence[str],
+        misses: Sequence[bool],
         window_s: float,
         token: str,
         now: float,
@@ -155,8 +159,9 @@ class RedisState(StateBackend):
     ) -> Observation:
         keys = [f"{PREFIX}obs:{caller_id}:{p}" for p in ("answered", "no_match", "subjects")]
         keys.append(PREFIX + (release.key if release else "noslot"))
-        args = [repr(now), repr(window_s), token, "1" if no_match else "0", subject, repr(since)]
-        args.append("1" if release else "0")
+        args = [repr(now), repr(window_s), token, repr(since), "1" if release else "0"]
+        for subject, miss in zip(subjects, misses, strict=True):
+            args += [subject, "1" if miss else "0"]
         answered, misses, subjects = await self._call(lambda: self._observe(keys=keys, args=args))
         return Observation(int(answered), int(misses), int(subjects))
 

@@ -93,7 +93,7 @@ def test_observe_can_release_the_slot_in_the_same_step(run) -> None:
         slot = Slot("inflight:c", limit=1, ttl_s=30.0)
         assert (await s.admit("c", [], slot, "req1", 1.0)).admitted
         assert (await s.admit("c", [], slot, "req2", 1.0)).blocked == IN_FLIGHT_FULL
-        await s.observe("c", "h", False, 100.0, "req1", now=2.0, release=slot)
+        await s.observe("c", ["h"], [False], 100.0, "req1", now=2.0, release=slot)
         assert (await s.admit("c", [], slot, "req2", 3.0)).admitted
 
     run(body)
@@ -118,12 +118,12 @@ def test_observe_counts_answers_misses_and_spread(run) -> None:
     async def body(s: StateBackend) -> None:
         o = None
         for i in range(6):
-            o = await s.observe("c", f"h{i % 4}", no_match=i % 3 != 0, window_s=100.0,
+            o = await s.observe("c", [f"h{i % 4}"], [i % 3 != 0], window_s=100.0,
                                 token=f"t{i}", now=10.0 + i)  # fmt: skip
         assert o is not None
         assert (o.answered, o.no_match, o.distinct_subjects) == (6, 4, 4)
         assert o.no_match_ratio == pytest.approx(4 / 6)
-        late = await s.observe("c", "h9", no_match=False, window_s=100.0, token="z", now=112.5)
+        late = await s.observe("c", ["h9"], [False], window_s=100.0, token="z", now=112.5)
         assert (late.answered, late.no_match, late.distinct_subjects) == (
             4,
             2,
@@ -138,8 +138,8 @@ def test_observe_forgets_what_came_before_since(run) -> None:
 
     async def body(s: StateBackend) -> None:
         for i in range(5):
-            await s.observe("c", f"h{i}", True, 100.0, f"t{i}", now=10.0 + i)
-        o = await s.observe("c", "h9", False, 100.0, "z", now=20.0, since=15.0)
+            await s.observe("c", [f"h{i}"], [True], 100.0, f"t{i}", now=10.0 + i)
+        o = await s.observe("c", ["h9"], [False], 100.0, "z", now=20.0, since=15.0)
         assert (o.answered, o.no_match, o.distinct_subjects) == (1, 0, 1)
 
     run(body)
@@ -256,3 +256,16 @@ def test_in_process_log_trims_members_by_last_time_without_scanning() -> None:
     assert list(log.members) == ["c", "a"]
     log.trim(4.0)
     assert log.members == {"a": 5.0} and log.size(distinct=True) == 1
+
+
+def test_observe_counts_each_answer_of_a_batch(run) -> None:
+    """A batch's answers count one by one: 1,000 subjects in one call are 1,000 answers."""
+
+    async def body(s: StateBackend) -> None:
+        subjects = [f"h{i}" for i in range(50)]
+        o = await s.observe("c", subjects, [i % 5 == 0 for i in range(50)], 100.0, "b1", now=1.0)
+        assert (o.answered, o.no_match, o.distinct_subjects) == (50, 10, 50)
+        o = await s.observe("c", subjects[:10], [True] * 10, 100.0, "b2", now=2.0)
+        assert (o.answered, o.no_match, o.distinct_subjects) == (60, 20, 50)
+
+    run(body)

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import wrappers_pb2
+from govgw.v1 import opening_pb2
 
 from clients.sdk import GovgwClientError
 from gateway.app import build_parts
@@ -19,6 +20,7 @@ from gateway.config import ServeConfig
 from gateway.errors import GovgwError
 from gateway.oracle import attach
 from gateway.pipeline import Outcome, Pipeline, Request
+from gateway.routes import Route, method
 from gateway.state import StateBackend
 from gateway.state.replay import Replay, ReplayGuard, fingerprint
 from tests.gateway.state.redis_server import RedisServer
@@ -111,21 +113,28 @@ class MutatingServer:
         self._thread.start()
         assert self._ready.wait(10)
 
-    async def _mutate(self, raw: bytes, context) -> bytes:
-        req = wrappers_pb2.StringValue.FromString(raw)
+    def _route(self) -> Route:
+        def parse(msg: wrappers_pb2.StringValue, _in) -> Request[str]:
+            return Request(purpose="测试", datasets=(), payload=msg.value)
 
-        def execute(_ex) -> Outcome:
-            self.executed.append(req.value)
+        def handle(ex) -> Outcome:
+            self.executed.append(ex.request.payload)
             return Outcome(wrappers_pb2.StringValue(value=f"done {len(self.executed)}"))
 
-        resp = await self.pipeline.run(
-            context,
+        # A row like any state-changing RPC's; its messages are StringValues.
+        route = Route(
+            method(opening_pb2.DESCRIPTOR, "OpeningService", "SuspendOpening"),
             "test.mutate",
-            lambda: Request(purpose="测试", datasets=()),
-            execute,
-            replay_as=wrappers_pb2.StringValue.FromString,
-            request_bytes=raw,
+            parse,
+            handle,
+            state_changing=True,
         )
+        object.__setattr__(route, "request_type", wrappers_pb2.StringValue)
+        object.__setattr__(route, "response_type", wrappers_pb2.StringValue)
+        return route
+
+    async def _mutate(self, raw: bytes, context) -> bytes:
+        resp = await self.pipeline.serve(self._route(), raw, context)
         return resp.SerializeToString()
 
     async def _serve(self) -> None:

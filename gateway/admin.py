@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from clients.receipts import keyset_document
+from contract.receipts import keyset_document
 from gateway import keys
 from gateway.callers import CallerRegistry
 from gateway.config import Layout, ServeConfig

@@ -380,8 +380,7 @@ def conflicts_report(data_dir: Path, attribute: str = "") -> list[dict[str, Any]
 
 
 def serve(config: ServeConfig, *, banner: str = "") -> int:
-    from gateway.app import build_parts
-    from gateway.oracle import attach
+    from gateway.app import attach, build_parts
     from gateway.server import GatewayServer
 
     init(config.data_dir)

@@ -1,4 +1,8 @@
-"""Assemble the gateway's parts from a data directory."""
+"""Assemble the gateway's parts from a data directory.
+
+The wiring: the one module that knows every part's class, so that the parts
+themselves need not know each other's (no part imports this module).
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,15 @@ from gateway.catalog import ServedCatalog
 from gateway.config import ServeConfig
 from gateway.grants import GrantStore
 from gateway.limits import Limits
+from gateway.oracle import Oracle
 from gateway.pipeline import Parts
 from gateway.policy.administration import PolicyAdministration
 from gateway.policy.serving import PolicyRejected as PolicyRejected  # re-exported
 from gateway.policy.serving import backend_settings, engine_factory, policy_store, serving_decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
+from gateway.state import open_state
+from gateway.state.replay import ReplayGuard
 
 log = logging.getLogger("govgw.app")
 
@@ -61,6 +68,19 @@ def build_parts(config: ServeConfig) -> Parts:
         withdrawn=withdrawals.withdrawn,
         disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash),
     )
+
+
+def attach(parts: Parts, config: ServeConfig) -> Parts:
+    """Give assembled parts their configured limits and oracle on the configured state.
+
+    Apart from `build_parts` because opening the state may reach Redis: `serve`
+    and the tests call it right after `build_parts`, offline tools do not.
+    """
+    state = open_state(config.redis_url)
+    parts.limits = Limits.from_config(config.limits, state)
+    parts.oracle = Oracle(state, parts.auth.registry, config.oracle)
+    parts.replay = ReplayGuard(state)
+    return parts
 
 
 def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministration:

@@ -18,19 +18,74 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The bottom of the gateway's layers: the settings of every part live here, so
+# the parts import their settings and this module imports none of them.
 from gateway.catalog import DEFAULT_CATALOG
-from gateway.limits import LimitsConfig
-from gateway.oracle import OracleConfig
+from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY
 
 DEFAULT_POLICY_DIR = DEFAULT_CATALOG.parent.parent
 DEFAULT_LISTEN = "127.0.0.1:50051"
+# Working-day deadline profiles (gateway.access.deadlines.PROFILES names the same;
+# a test holds them equal).
+JURISDICTIONS = ("aba", "yichuan", "yingkou")
 
 
 class ConfigError(ValueError):
     pass
+
+
+# -- guards: limits (gateway.limits) and the enumeration monitor (gateway.oracle) --
+@dataclass(frozen=True)
+class Tier:
+    calls_per_window: int
+    window_s: float = 60.0
+    max_in_flight: int = 64
+
+
+DEFAULT_TIERS: dict[str, Tier] = {
+    # Agency systems batch-verify; counters serve people one at a time;
+    # the public is the most likely to probe, so it gets the least.
+    "agency": Tier(120_000),
+    "counter": Tier(60_000),
+    "public": Tier(600, max_in_flight=8),
+    # Administrators make few calls, but some are heavy (impact replays,
+    # reports over the whole audit trail): few at a time.
+    "admin": Tier(3_000, max_in_flight=8),
+    # Named by a plan's rate_tier obligation, e.g. for sensitive datasets.
+    "strict": Tier(60, max_in_flight=4),
+}
+
+
+@dataclass(frozen=True)
+class SubjectLimits:
+    """Per subject (ID number), across all callers, per window."""
+
+    calls: int = 60
+    callers: int = 10
+    window_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    subject: SubjectLimits = SubjectLimits()
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    window_s: float = 3600.0
+    # The NO_MATCH ratio is judged once a caller has had this many answers in
+    # the window: fewer is noise (a clerk's typo), more gives an attacker more.
+    min_answers: int = 20
+    max_no_match_ratio: float = 0.5
+    # Distinct subjects one caller may verify per window (a counter serves
+    # people one by one; sweeping thousands of ID numbers is a harvest).
+    max_subjects: int = 5000
+    actions: tuple[str, ...] = (VERIFY_IDENTITY, VERIFY_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -155,11 +210,9 @@ class ServeConfig:
             )
         if self.require_client_cert and not self.tls:
             raise ConfigError("require_client_cert needs --tls")
-        from gateway.access.deadlines import PROFILES
-
-        if self.jurisdiction not in PROFILES:
+        if self.jurisdiction not in JURISDICTIONS:
             raise ConfigError(
-                f"jurisdiction: {self.jurisdiction!r} is not one of {', '.join(sorted(PROFILES))}"
+                f"jurisdiction: {self.jurisdiction!r} is not one of {', '.join(JURISDICTIONS)}"
             )
 
 
@@ -185,8 +238,6 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
     import dataclasses
     import json
     import tomllib
-
-    from gateway.limits import DEFAULT_TIERS, SubjectLimits, Tier
 
     text = Path(path).read_text(encoding="utf-8")
     try:

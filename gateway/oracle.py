@@ -24,13 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.callers import Caller, CallerRegistry
-from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY
+from gateway.config import OracleConfig
 from gateway.state import StateBackend
 
 if TYPE_CHECKING:
-    from gateway.config import ServeConfig
     from gateway.limits import Admission
-    from gateway.pipeline import Parts
 
 log = logging.getLogger("govgw.oracle")
 
@@ -38,19 +36,6 @@ SUSPEND_ACTION = "caller.suspend"
 REINSTATE_ACTION = "caller.reinstate"
 MONITOR = "enumeration-monitor"
 NO_MATCH = "NO_MATCH"
-
-
-@dataclass(frozen=True)
-class OracleConfig:
-    window_s: float = 3600.0
-    # The NO_MATCH ratio is judged once a caller has had this many answers in
-    # the window: fewer is noise (a clerk's typo), more gives an attacker more.
-    min_answers: int = 20
-    max_no_match_ratio: float = 0.5
-    # Distinct subjects one caller may verify per window (a counter serves
-    # people one by one; sweeping thousands of ID numbers is a harvest).
-    max_subjects: int = 5000
-    actions: tuple[str, ...] = (VERIFY_IDENTITY, VERIFY_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -157,19 +142,3 @@ class Oracle:
 
         asyncio.get_running_loop().create_task(self.state.watch(received))
 
-
-def attach(parts: Parts, config: ServeConfig) -> Parts:
-    """Give assembled parts their configured limits and oracle on the configured state.
-
-    Kept out of `gateway.app` (another owner's file): `serve` and the tests
-    call it right after `build_parts`.
-    """
-    from gateway.limits import Limits
-    from gateway.state import open_state
-    from gateway.state.replay import ReplayGuard
-
-    state = open_state(config.redis_url)
-    parts.limits = Limits.from_config(config.limits, state)
-    parts.oracle = Oracle(state, parts.auth.registry, config.oracle)
-    parts.replay = ReplayGuard(state)
-    return parts

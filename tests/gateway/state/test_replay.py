@@ -14,10 +14,9 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from clients.sdk import GovgwClientError
-from gateway.app import build_parts
+from gateway.app import attach, build_parts
 from gateway.config import ServeConfig
 from gateway.errors import GovgwError
-from gateway.oracle import attach
 from gateway.pipeline import Outcome, Pipeline, Request
 from gateway.state import StateBackend
 from gateway.state.replay import Replay, ReplayGuard, fingerprint

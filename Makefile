@@ -33,6 +33,7 @@ redis:
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/buf lint proto
+	.venv/bin/lint-imports
 
 run: install
 	.venv/bin/govgw demo --data-dir $(DATA_DIR) --listen $(LISTEN)
@@ -40,6 +41,8 @@ run: install
 test: install redis
 	.venv/bin/ruff check .
 	.venv/bin/buf lint proto
+	@# The architecture: the contracts in pyproject.toml [tool.importlinter].
+	.venv/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: install redis
@@ -48,7 +51,7 @@ bench: install redis
 	$(PY) -m bench.masking --out bench/results/masking.json
 
 clean:
-	rm -rf gen .venv .pytest_cache .ruff_cache .hypothesis
+	rm -rf gen .venv .pytest_cache .ruff_cache .hypothesis .import_linter_cache
 
 .PHONY: fuzz
 # The descriptor-driven fuzz test at full size: 100,000 hostile requests over every route.

@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,84 +27,38 @@ from clients import (
     cli_policy,
     cli_subjects,
 )
+from clients.cli_common import CliHelpers, emit, fail, remote, table
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
-from clients.sdk import GovgwClient, GovgwClientError, disputed_notice
+from clients.sdk import GovgwClient, disputed_notice
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
 
-@dataclass(frozen=True)
-class CliHelpers:
-    """What a command group module needs from this one to add its verbs."""
-
-    cmd: Callable[..., Any]  # cmd(parent_subparsers, name, fn, help) -> parser
-    data_dir: Callable[[Any], None]  # adds --data-dir to a parser
-    emit: Callable[[argparse.Namespace, Any, Callable[[], str]], None]
-    fail: Callable[[argparse.Namespace, dict[str, Any], str], int]
-    table: Callable[[Sequence[Sequence[str]]], str]
-    client: Callable[[argparse.Namespace], GovgwClient]
-
-
-# -- output ------------------------------------------------------------------
-def emit(args: argparse.Namespace, doc: Any, human: Callable[[], str]) -> None:
-    if args.json:
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
-    else:
-        print(human())
-
-
-def fail(args: argparse.Namespace, doc: dict[str, Any], text: str) -> int:
-    if getattr(args, "json", False):
-        print(json.dumps({"error": doc}, ensure_ascii=False, indent=2))
-    print(f"govgw: {text}", file=sys.stderr)
-    return 1
-
-
-def table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(_width(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c + " " * (w - _width(c)) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in rows
-    )
-
-
-def _width(s: str) -> int:
-    # CJK characters take two terminal columns.
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
-
-
 # -- client commands ---------------------------------------------------------
-def client(args: argparse.Namespace) -> GovgwClient:
-    return GovgwClient(
-        args.target,
-        api_key=args.api_key,
-        ca_cert=args.ca_cert,
-        client_cert=args.client_cert,
-        client_key=args.client_key,
-        timeout_s=args.timeout,
-    )
-
-
 def write_receipt(path: Path | None, receipt: SignedReceipt | None) -> None:
     if path is not None and receipt is not None:
         path.write_text(json.dumps(receipt.to_json(), indent=2))
 
 
+def _with_receipt(args: argparse.Namespace, result: Any) -> Any:
+    """A verification's answer, its receipt saved first where --receipt-out says."""
+    write_receipt(args.receipt_out, result.receipt)
+    return result
+
+
 def cmd_verify_identity(args: argparse.Namespace) -> int:
-    with client(args) as gw:
-        r = gw.verify_identity(args.name, args.id_number, purpose=args.purpose)
-    write_receipt(args.receipt_out, r.receipt)
-    emit(
+    return remote(
         args,
-        r.to_json(),
-        lambda: (
+        lambda gw: _with_receipt(
+            args, gw.verify_identity(args.name, args.id_number, purpose=args.purpose)
+        ),
+        lambda r: (
             f"{'MATCH 一致' if r.matched else 'NO_MATCH 不一致'}\n"
             f"{disputed_notice(r.disputed)}"
             f"receipt  {r.receipt.receipt_id if r.receipt else '-'} (signature verified)\n"
             f"request  {r.request_id}  policy {r.policy_version}"
         ),
     )
-    return 0
 
 
 def parse_predicate(text: str) -> tuple[str, list[str]]:
@@ -115,18 +68,17 @@ def parse_predicate(text: str) -> tuple[str, list[str]]:
 
 def cmd_verify_attributes(args: argparse.Namespace) -> int:
     predicates = [parse_predicate(p) for p in args.predicate]
-    with client(args) as gw:
-        r = gw.verify_attributes(args.subject, predicates, purpose=args.purpose, kind=args.kind)
-    write_receipt(args.receipt_out, r.receipt)
-    emit(
+    return remote(
         args,
-        r.to_json(),
-        lambda: (
+        lambda gw: _with_receipt(
+            args,
+            gw.verify_attributes(args.subject, predicates, purpose=args.purpose, kind=args.kind),
+        ),
+        lambda r: (
             table([["predicate", "answer"]] + [[k, str(v).lower()] for k, v in r.results.items()])
             + f"\n{disputed_notice(r.disputed)}receipt  {r.receipt.receipt_id if r.receipt else '-'}\nrequest  {r.request_id}"
         ),
     )
-    return 0
 
 
 def _fields(text: str | None) -> list[str]:
@@ -154,36 +106,34 @@ def _lookup_human(result: Any) -> str:
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    with client(args) as gw:
-        r = gw.lookup(args.dataset, args.subject, _fields(args.fields), purpose=args.purpose)
-    emit(args, r.to_json(), lambda: _lookup_human(r))
-    return 0
+    return remote(
+        args,
+        lambda gw: gw.lookup(
+            args.dataset, args.subject, _fields(args.fields), purpose=args.purpose
+        ),
+        _lookup_human,
+    )
 
 
 def cmd_lookup_batch(args: argparse.Namespace) -> int:
     keys = [k.strip() for k in args.subjects_file.read_text().splitlines() if k.strip()]
-    with client(args) as gw:
-        items = list(
-            gw.batch_lookup(args.dataset, keys, _fields(args.fields), purpose=args.purpose)
-        )
-    emit(
+    return remote(
         args,
-        [dict(i.to_json(), index=i.index) for i in items],
-        lambda: "\n\n".join(
+        lambda gw: list(
+            gw.batch_lookup(args.dataset, keys, _fields(args.fields), purpose=args.purpose)
+        ),
+        lambda items: "\n\n".join(
             f"[{i.index}] " + (_lookup_human(i) if i.found else "not found") for i in items
         ),
+        doc=lambda items: [dict(i.to_json(), index=i.index) for i in items],
     )
-    return 0
 
 
 def cmd_catalog_list(args: argparse.Namespace) -> int:
-
-    with client(args) as gw:
-        ds = gw.list_datasets()
-    emit(
+    return remote(
         args,
-        [_dataset_json(d) for d in ds],
-        lambda: (
+        lambda gw: gw.list_datasets(),
+        lambda ds: (
             (f"policy version {ds[0].policy_version}\n" if ds else "")
             + table(
                 [["dataset", "title", "provider", "share", "open", "sensitivity"]]
@@ -200,8 +150,8 @@ def cmd_catalog_list(args: argparse.Namespace) -> int:
                 ]
             )
         ),
+        doc=lambda ds: [_dataset_json(d) for d in ds],
     )
-    return 0
 
 
 def _enum(msg: Any, name: str) -> str:
@@ -213,39 +163,35 @@ def _enum(msg: Any, name: str) -> str:
 
 
 def cmd_catalog_show(args: argparse.Namespace) -> int:
+    return remote(args, lambda gw: gw.get_dataset(args.name), _dataset_human, doc=_dataset_json)
 
-    with client(args) as gw:
-        d = gw.get_dataset(args.name)
 
-    def human() -> str:
-        head = [
-            f"{d.name}  {d.title}",
-            f"provider {d.provider} · update {d.update_cycle} · version {d.version or '-'}",
-            f"share {_enum(d, 'share_class')} · open {_enum(d, 'open_class')} · sensitivity {_enum(d, 'sensitivity')}",
-            f"catalog of policy version {d.policy_version or '-'}",
+def _dataset_human(d: Any) -> str:
+    head = [
+        f"{d.name}  {d.title}",
+        f"provider {d.provider} · update {d.update_cycle} · version {d.version or '-'}",
+        f"share {_enum(d, 'share_class')} · open {_enum(d, 'open_class')} · sensitivity {_enum(d, 'sensitivity')}",
+        f"catalog of policy version {d.policy_version or '-'}",
+    ]
+    if d.class_reason:
+        head.append(f"reason {d.class_reason}")
+    if d.legal_basis:
+        head.append(f"legal basis {d.legal_basis}")
+    if d.predicates:
+        head.append("predicates " + ", ".join(d.predicates))
+    rows = [["field", "title", "type", "sensitivity", "attribute", "share", "open"]] + [
+        [
+            f.name,
+            f.title,
+            f.type + (" (from subject key)" if f.derived_from_subject else ""),
+            _enum(f, "sensitivity"),
+            f.attribute or "-",
+            f.share_masking.operator or "-",
+            f.open_masking.operator or "-",
         ]
-        if d.class_reason:
-            head.append(f"reason {d.class_reason}")
-        if d.legal_basis:
-            head.append(f"legal basis {d.legal_basis}")
-        if d.predicates:
-            head.append("predicates " + ", ".join(d.predicates))
-        rows = [["field", "title", "type", "sensitivity", "attribute", "share", "open"]] + [
-            [
-                f.name,
-                f.title,
-                f.type + (" (from subject key)" if f.derived_from_subject else ""),
-                _enum(f, "sensitivity"),
-                f.attribute or "-",
-                f.share_masking.operator or "-",
-                f.open_masking.operator or "-",
-            ]
-            for f in d.fields
-        ]
-        return "\n".join(head) + "\n" + table(rows)
-
-    emit(args, _dataset_json(d), human)
-    return 0
+        for f in d.fields
+    ]
+    return "\n".join(head) + "\n" + table(rows)
 
 
 def _dataset_json(d: Any) -> dict[str, Any]:
@@ -259,14 +205,17 @@ def _dataset_json(d: Any) -> dict[str, Any]:
 
 
 def cmd_receipt_keys(args: argparse.Namespace) -> int:
-    with client(args) as gw:
+    def call(gw: GovgwClient) -> dict[str, Any]:
         keyset = gw.keyset()
-    if args.out:
-        args.out.write_text(json.dumps(keyset, indent=2))
-    emit(
-        args, keyset, lambda: "\n".join(f"{k['key_id']}  {k['algorithm']}" for k in keyset["keys"])
+        if args.out:
+            args.out.write_text(json.dumps(keyset, indent=2))
+        return keyset
+
+    return remote(
+        args,
+        call,
+        lambda keyset: "\n".join(f"{k['key_id']}  {k['algorithm']}" for k in keyset["keys"]),
     )
-    return 0
 
 
 def cmd_receipt_verify(args: argparse.Namespace) -> int:
@@ -628,9 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_dir(cmd(audit, "index-status", cmd_audit_index_status, "how far the index is built"))
 
     # Command groups kept in modules of their own register here.
-    helpers = CliHelpers(
-        cmd=cmd, data_dir=data_dir, emit=emit, fail=fail, table=table, client=client
-    )
+    helpers = CliHelpers(cmd=cmd, data_dir=data_dir)
     for register in (
         cli_callers.register,
         cli_mask.register,
@@ -669,8 +616,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into `head` and the like: stop quietly, as Unix tools do.
         sys.stderr.close()
         return 0
-    except GovgwClientError as e:
-        return fail(args, e.to_json(), str(e))
     except (ValueError, OSError) as e:
         return fail(args, {"reason": type(e).__name__, "message": str(e)}, str(e))
 

@@ -21,16 +21,12 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from clients.cli_common import as_json
+
 if TYPE_CHECKING:
-    from clients.cli import CliHelpers
+    from clients.cli_common import CliHelpers
 
 USES = ("duty", "public_service", "innovation", "research", "commercial")
-
-
-def _as_dict(message: Any) -> dict[str, Any]:
-    from google.protobuf.json_format import MessageToDict
-
-    return MessageToDict(message, preserving_proto_field_name=True)
 
 
 def _fields(text: str) -> list[str]:
@@ -67,102 +63,47 @@ def _rows(apps: list[Any]) -> list[list[str]]:
     return rows
 
 
+def _history_rows(app: Any) -> list[list[str]]:
+    rows = [["at", "actor", "event", "grant", "reason"]]
+    rows += [
+        [e.at.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ"), e.actor, e.event, e.grant_id, e.reason]
+        for e in app.history
+    ]
+    return rows
+
+
+def _decided(r: Any) -> str:
+    app = r.application
+    grant = f"; grant {app.grant_id} fields {','.join(r.grant.fields)}" if app.grant_id else ""
+    return f"application {app.id} {app.status}" + grant
+
+
 def register(sub: Any, h: CliHelpers) -> None:
     access = sub.add_parser(
         "access", help="applications (申请) and grants (授权) for conditional access"
     ).add_subparsers(dest="sub", required=True)
 
-    def apply(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            app = gw.apply(
-                args.dataset,
-                _fields(args.fields),
-                purpose=args.purpose,
-                scenario=args.scenario,
-                duration_days=args.days,
-                use=args.use or "",
-                public_interest=args.public_interest,
-                competitive_authorization=args.authorization or "",
-                security_commitment_accepted=args.accept_commitment,
-                use_agreement_accepted=args.accept_agreement,
-            )
-        h.emit(
-            args,
-            _as_dict(app),
-            lambda: (
-                f"application {app.id} ({app.kind}) submitted; the provider "
-                f"answers by {app.due_date} ({app.working_days} working days, {app.jurisdiction})"
-            ),
-        )
-        return 0
-
-    def list_(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            apps = gw.list_applications(
-                status=args.status or "", dataset=args.dataset or "", overdue_only=args.overdue
-            )
-        h.emit(args, [_as_dict(a) for a in apps], lambda: h.table(_rows(apps)))
-        return 0
-
-    def history(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            app = gw.get_application(args.application_id)
-        rows = [["at", "actor", "event", "grant", "reason"]]
-        rows += [
-            [e.at.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ"), e.actor, e.event, e.grant_id,
-             e.reason]
-            for e in app.history
-        ]  # fmt: skip
-        h.emit(args, _as_dict(app), lambda: h.table(rows))
-        return 0
-
-    def decide(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            r = gw.decide_application(
-                args.application_id,
-                approve=args.approve,
-                fields=_fields(args.fields),
-                reason=args.reason or "",
-                legal_basis=args.legal_basis or "",
-            )
-        app = r.application
-        h.emit(
-            args,
-            _as_dict(r),
-            lambda: (
-                f"application {app.id} {app.status}"
-                + (
-                    f"; grant {app.grant_id} fields {','.join(r.grant.fields)}"
-                    if app.grant_id
-                    else ""
-                )
-            ),
-        )
-        return 0
-
-    def change(status: str) -> Any:
-        def run(args: argparse.Namespace) -> int:
-            with h.client(args) as gw:
-                g = gw.change_grant(args.grant_id, status, reason=args.reason)
-            h.emit(args, _as_dict(g), lambda: f"grant {g.id} {status}")
-            return 0
-
-        return run
-
-    def sweep(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            revoked = gw.sweep_unused_grants()
-        h.emit(
-            args,
-            [_as_dict(g) for g in revoked],
-            lambda: (
-                f"{len(revoked)} grant(s) unused for 3 months revoked"
-                + "".join(f"\n  {g.id} {g.caller} {g.dataset}" for g in revoked)
-            ),
-        )
-        return 0
-
-    sp = h.cmd(access, "apply", apply, "apply for conditional share or open access")
+    sp = h.verb(
+        access,
+        "apply",
+        "apply for conditional share or open access",
+        lambda gw, a: gw.apply(
+            a.dataset,
+            _fields(a.fields),
+            purpose=a.purpose,
+            scenario=a.scenario,
+            duration_days=a.days,
+            use=a.use or "",
+            public_interest=a.public_interest,
+            competitive_authorization=a.authorization or "",
+            security_commitment_accepted=a.accept_commitment,
+            use_agreement_accepted=a.accept_agreement,
+        ),
+        lambda app: (
+            f"application {app.id} ({app.kind}) submitted; the provider "
+            f"answers by {app.due_date} ({app.working_days} working days, {app.jurisdiction})"
+        ),
+    )
     sp.add_argument("--dataset", required=True)
     sp.add_argument("--fields", required=True, help="comma-separated field names")
     sp.add_argument("--purpose", required=True, help="the duty or use the data serves")
@@ -176,15 +117,41 @@ def register(sub: Any, h: CliHelpers) -> None:
     )
     sp.add_argument("--accept-agreement", action="store_true", help="accept the use agreement")
 
-    sp = h.cmd(access, "list", list_, "applications you made or must answer; overdue flagged")
+    sp = h.verb(
+        access,
+        "list",
+        "applications you made or must answer; overdue flagged",
+        lambda gw, a: gw.list_applications(
+            status=a.status or "", dataset=a.dataset or "", overdue_only=a.overdue
+        ),
+        lambda apps: h.table(_rows(apps)),
+    )
     sp.add_argument("--status", choices=("pending", "approved", "denied"))
     sp.add_argument("--dataset")
     sp.add_argument("--overdue", action="store_true", help="only those past their deadline")
 
-    sp = h.cmd(access, "history", history, "one application and its transitions")
+    sp = h.verb(
+        access,
+        "history",
+        "one application and its transitions",
+        lambda gw, a: gw.get_application(a.application_id),
+        lambda app: h.table(_history_rows(app)),
+    )
     sp.add_argument("application_id")
 
-    sp = h.cmd(access, "decide", decide, "approve or deny an application (the provider)")
+    sp = h.verb(
+        access,
+        "decide",
+        "approve or deny an application (the provider)",
+        lambda gw, a: gw.decide_application(
+            a.application_id,
+            approve=a.approve,
+            fields=_fields(a.fields),
+            reason=a.reason or "",
+            legal_basis=a.legal_basis or "",
+        ),
+        _decided,
+    )
     sp.add_argument("application_id")
     which = sp.add_mutually_exclusive_group(required=True)
     which.add_argument("--approve", action="store_true")
@@ -198,30 +165,53 @@ def register(sub: Any, h: CliHelpers) -> None:
         ("reinstate", "active", "reinstate a suspended grant (the provider)"),
         ("revoke", "revoked", "end a grant (the provider)"),
     ):
-        sp = h.cmd(access, name, change(status), what)
+        sp = h.verb(
+            access,
+            name,
+            what,
+            lambda gw, a, status=status: gw.change_grant(a.grant_id, status, reason=a.reason),
+            lambda g, status=status: f"grant {g.id} {status}",
+        )
         sp.add_argument("grant_id")
         sp.add_argument("--reason", required=True, help="why, for the audit trail")
 
-    h.cmd(access, "sweep", sweep, "revoke grants unused for 3 months (administrators)")
+    h.verb(
+        access,
+        "sweep",
+        "revoke grants unused for 3 months (administrators)",
+        lambda gw, a: gw.sweep_unused_grants(),
+        lambda revoked: (
+            f"{len(revoked)} grant(s) unused for 3 months revoked"
+            + "".join(f"\n  {g.id} {g.caller} {g.dataset}" for g in revoked)
+        ),
+    )
 
     def usage(args: argparse.Namespace) -> int:
         from gateway.access.usage import COLUMNS, to_csv
 
-        with h.client(args) as gw:
-            r = gw.usage_report(args.dataset, since=_when(args.since), until=_when(args.until))
-        doc = _as_dict(r)
-        rows = [_as_dict(row) for row in r.rows]
-        for row in rows:  # int64 arrives as text in JSON form; counts are numbers here
-            row["calls"], row["subjects"] = int(row.get("calls", 0)), int(row.get("subjects", 0))
-        doc.update(calls=int(doc.get("calls", 0)), rows=rows)
-        if args.csv:
-            print(to_csv(rows), end="")
-            return 0
-        table = [[*COLUMNS, "calls", "subjects"]] + [
-            [str(row.get(c, "")) for c in (*COLUMNS, "calls", "subjects")] for row in rows
-        ]
-        h.emit(args, doc, lambda: f"{r.dataset}: {r.calls} call(s)\n" + h.table(table))
-        return 0
+        def doc(r: Any) -> dict[str, Any]:
+            doc = as_json(r)
+            rows = [as_json(row) for row in r.rows]
+            for row in rows:  # int64 arrives as text in JSON form; counts are numbers here
+                row["calls"] = int(row.get("calls", 0))
+                row["subjects"] = int(row.get("subjects", 0))
+            doc.update(calls=int(doc.get("calls", 0)), rows=rows)
+            return doc
+
+        def human(r: Any) -> str:
+            columns = (*COLUMNS, "calls", "subjects")
+            rows = [[str(row.get(c, "")) for c in columns] for row in doc(r)["rows"]]
+            return f"{r.dataset}: {r.calls} call(s)\n" + h.table([list(columns), *rows])
+
+        return h.remote(
+            args,
+            lambda gw: gw.usage_report(
+                args.dataset, since=_when(args.since), until=_when(args.until)
+            ),
+            human,
+            doc=doc,
+            csv=lambda r: to_csv(doc(r)["rows"]),
+        )
 
     sp = h.cmd(access, "usage", usage, "a dataset's usage report (its provider, administrators)")
     sp.add_argument("--dataset", required=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from clients.cli import CliHelpers
+    from clients.cli_common import CliHelpers
 
 
 def _problems(args: argparse.Namespace, h: CliHelpers, e: Any) -> int:

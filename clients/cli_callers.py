@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.callers import KINDS
 
 if TYPE_CHECKING:
-    from clients.cli import CliHelpers
+    from clients.cli_common import CliHelpers
 
 
 def register(sub: Any, h: CliHelpers) -> None:

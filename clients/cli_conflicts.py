@@ -13,13 +13,13 @@ recorded in the administrators' audit chain. Values are masked either way.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clients.cli_common import csv_text
+
 if TYPE_CHECKING:
-    from clients.cli import CliHelpers
+    from clients.cli_common import CliHelpers
 
 CSV_COLUMNS = (
     "subject_hash",
@@ -63,13 +63,28 @@ def _from_proto(c: Any) -> dict[str, Any]:
 
 def to_csv(conflicts: list[dict[str, Any]]) -> str:
     """One line per value held: a conflict spans as many lines as providers' values."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for c in conflicts:
-        for v in c["values"]:
-            w.writerow([{**c, **v}[col] for col in CSV_COLUMNS])
-    return out.getvalue()
+    return csv_text(
+        CSV_COLUMNS,
+        ([{**c, **v}[col] for col in CSV_COLUMNS] for c in conflicts for v in c["values"]),
+    )
+
+
+def _human(found: list[dict[str, Any]], h: CliHelpers) -> str:
+    rows = [["subject", "attribute", "provider", "dataset.field", "value", "group", "imported"]]
+    for c in found:
+        for i, v in enumerate(c["values"]):
+            rows.append(
+                [
+                    c["subject_masked"] if i == 0 else "",
+                    c["attribute"] if i == 0 else "",
+                    v["provider"],
+                    f"{v['dataset']}.{v['field']}",
+                    v["masked_value"] or "-",
+                    v["value_group"],
+                    v["imported_at"] or "-",
+                ]
+            )
+    return f"{len(found)} conflict(s)" + ("\n" + h.table(rows) if found else "")
 
 
 def register(sub: Any, h: CliHelpers) -> None:
@@ -78,50 +93,36 @@ def register(sub: Any, h: CliHelpers) -> None:
     ).add_subparsers(dest="sub", required=True)
 
     def report(args: argparse.Namespace) -> int:
-        if args.data_dir is not None:
-            from gateway.admin import conflicts_report
-            from gateway.errors import GovgwError
-
-            try:
-                found = conflicts_report(args.data_dir, args.attribute or "")
-            except GovgwError as e:
-                return h.fail(
-                    args,
-                    {
-                        "code": e.code.name,
-                        "reason": e.reason,
-                        "message": e.message,
-                        "fields": [v.field for v in e.violations],
-                    },
-                    f"{e.code.name} {e.reason}: {e.message}",
-                )
-        else:
-            with h.client(args) as gw:
-                found = [
+        if args.data_dir is None:
+            return h.remote(
+                args,
+                lambda gw: [
                     _from_proto(c) for c in gw.conflicts_report(attribute=args.attribute or "")
-                ]
+                ],
+                lambda found: _human(found, h),
+                doc=lambda found: {"count": len(found), "conflicts": found},
+                csv=to_csv,
+            )
+        from gateway.admin import conflicts_report
+        from gateway.errors import GovgwError
+
+        try:
+            found = conflicts_report(args.data_dir, args.attribute or "")
+        except GovgwError as e:
+            return h.fail(
+                args,
+                {
+                    "code": e.code.name,
+                    "reason": e.reason,
+                    "message": e.message,
+                    "fields": [v.field for v in e.violations],
+                },
+                f"{e.code.name} {e.reason}: {e.message}",
+            )
         if args.csv:
             print(to_csv(found), end="")
             return 0
-        rows = [["subject", "attribute", "provider", "dataset.field", "value", "group", "imported"]]
-        for c in found:
-            for i, v in enumerate(c["values"]):
-                rows.append(
-                    [
-                        c["subject_masked"] if i == 0 else "",
-                        c["attribute"] if i == 0 else "",
-                        v["provider"],
-                        f"{v['dataset']}.{v['field']}",
-                        v["masked_value"] or "-",
-                        v["value_group"],
-                        v["imported_at"] or "-",
-                    ]
-                )
-        h.emit(
-            args,
-            {"count": len(found), "conflicts": found},
-            lambda: f"{len(found)} conflict(s)" + ("\n" + h.table(rows) if found else ""),
-        )
+        h.emit(args, {"count": len(found), "conflicts": found}, lambda: _human(found, h))
         return 0
 
     sp = h.cmd(group, "report", report, "list conflicting values (administrators)")

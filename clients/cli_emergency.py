@@ -15,20 +15,15 @@ EmergencyService as the caller whose key is given: decided and audited.
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from clients.cli_common import as_json
+
 if TYPE_CHECKING:
-    from clients.cli import CliHelpers
+    from clients.cli_common import CliHelpers
 
 STATUS = {0: "", 1: "active", 2: "ended"}
-
-
-def _as_dict(message: Any) -> dict[str, Any]:
-    from google.protobuf.json_format import MessageToDict
-
-    return MessageToDict(message, preserving_proto_field_name=True)
 
 
 def parse_scope(items: list[str]) -> dict[str, list[str]]:
@@ -98,102 +93,64 @@ def _show(e: Any) -> str:
     return "\n".join(lines)
 
 
+def _sealing_doc(r: Any) -> dict[str, Any]:
+    entries = []
+    for x in r.entries:
+        d = as_json(x)
+        d["time"] = _time(x.time)
+        d["subject_records"] = int(x.subject_records)  # int64 is text in JSON form
+        d["subject_hashes"] = list(x.subject_hashes)
+        entries.append(d)
+    return {
+        "emergency": as_json(r.emergency),
+        "calls": int(r.calls),
+        "subject_records": int(r.subject_records),
+        "digest": r.digest,
+        "entries": entries,
+    }
+
+
+def _sealing_csv(r: Any) -> str:
+    from gateway.access.emergency import to_csv
+
+    return to_csv(_sealing_doc(r)["entries"])
+
+
+def _sealing_human(r: Any, table: Any) -> str:
+    from gateway.access.emergency import SEALING_COLUMNS
+
+    rows = [[*SEALING_COLUMNS[:-1], "subjects"]] + [
+        [str(e.get(c, "")) for c in SEALING_COLUMNS[:-1]] + [str(len(e["subject_hashes"]))]
+        for e in _sealing_doc(r)["entries"]
+    ]
+    return (
+        f"emergency {r.emergency.id}: {r.calls} call(s), "
+        f"{r.subject_records} subject record(s)\n" + table(rows)
+    )
+
+
 def register(sub: Any, h: CliHelpers) -> None:
     em = sub.add_parser(
         "emergency", help="emergency mode (应急): time-boxed wider access, then sealing"
     ).add_subparsers(dest="sub", required=True)
 
-    def declare(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            e = gw.declare_emergency(
-                title=args.title,
-                legal_basis=args.legal_basis,
-                scope=parse_scope(args.scope),
-                agencies=args.agency,
-                purpose=args.purpose,
-                ends_at=parse_end(args.ends_at),
-            )
-        h.emit(
-            args,
-            _as_dict(e),
-            lambda: (
-                f"emergency {e.id} declared until {_time(e.ends_at)}; "
-                f"{len(e.grant_ids)} grant(s) for {', '.join(e.agencies)}"
-            ),
-        )
-        return 0
-
-    def end(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            r = gw.end_emergency(args.emergency_id, reason=args.reason)
-        h.emit(
-            args,
-            _as_dict(r),
-            lambda: (
-                f"emergency {r.emergency.id} ended; {len(r.revoked_grant_ids)} grant(s) revoked"
-            ),
-        )
-        return 0
-
-    def list_(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            ems = gw.list_emergencies(status=args.status or "")
-        h.emit(args, [_as_dict(e) for e in ems], lambda: h.table(_rows(ems)))
-        return 0
-
-    def show(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            e = gw.get_emergency(args.emergency_id)
-        h.emit(args, _as_dict(e), lambda: _show(e))
-        return 0
-
-    def sealing(args: argparse.Namespace) -> int:
-        from gateway.access.emergency import SEALING_COLUMNS, to_csv
-
-        with h.client(args) as gw:
-            r = gw.sealing_list(args.emergency_id)
-        entries = []
-        for x in r.entries:
-            d = _as_dict(x)
-            d["time"] = _time(x.time)
-            d["subject_records"] = int(x.subject_records)  # int64 is text in JSON form
-            d["subject_hashes"] = list(x.subject_hashes)
-            entries.append(d)
-        if args.csv:
-            print(to_csv(entries), end="")
-            return 0
-        doc = {
-            "emergency": _as_dict(r.emergency),
-            "calls": int(r.calls),
-            "subject_records": int(r.subject_records),
-            "digest": r.digest,
-            "entries": entries,
-        }
-        table = [[*SEALING_COLUMNS[:-1], "subjects"]] + [
-            [str(e.get(c, "")) for c in SEALING_COLUMNS[:-1]] + [str(len(e["subject_hashes"]))]
-            for e in entries
-        ]
-        h.emit(
-            args,
-            doc,
-            lambda: (
-                f"emergency {r.emergency.id}: {r.calls} call(s), "
-                f"{r.subject_records} subject record(s)\n" + h.table(table)
-            ),
-        )
-        return 0
-
-    def seal(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            e = gw.seal_emergency(args.emergency_id)
-        h.emit(
-            args,
-            _as_dict(e),
-            lambda: f"emergency {e.id} sealed by {e.sealed_by}: {e.sealed_calls} call(s)",
-        )
-        return 0
-
-    sp = h.cmd(em, "declare", declare, "declare an emergency (administrators)")
+    sp = h.verb(
+        em,
+        "declare",
+        "declare an emergency (administrators)",
+        lambda gw, a: gw.declare_emergency(
+            title=a.title,
+            legal_basis=a.legal_basis,
+            scope=parse_scope(a.scope),
+            agencies=a.agency,
+            purpose=a.purpose,
+            ends_at=parse_end(a.ends_at),
+        ),
+        lambda e: (
+            f"emergency {e.id} declared until {_time(e.ends_at)}; "
+            f"{len(e.grant_ids)} grant(s) for {', '.join(e.agencies)}"
+        ),
+    )
     sp.add_argument("--title", required=True)
     sp.add_argument("--legal-basis", required=True, help="the law or decision relied on")
     sp.add_argument("--purpose", required=True, help="the only purpose its grants serve")
@@ -207,19 +164,51 @@ def register(sub: Any, h: CliHelpers) -> None:
         "--agency", action="append", required=True, help="designated agency caller id (repeatable)"
     )
 
-    sp = h.cmd(em, "end", end, "end an emergency now; its grants are revoked (administrators)")
+    sp = h.verb(
+        em,
+        "end",
+        "end an emergency now; its grants are revoked (administrators)",
+        lambda gw, a: gw.end_emergency(a.emergency_id, reason=a.reason),
+        lambda r: f"emergency {r.emergency.id} ended; {len(r.revoked_grant_ids)} grant(s) revoked",
+    )
     sp.add_argument("emergency_id")
     sp.add_argument("--reason", required=True, help="why, for the audit trail")
 
-    sp = h.cmd(em, "list", list_, "emergencies you may see")
+    sp = h.verb(
+        em,
+        "list",
+        "emergencies you may see",
+        lambda gw, a: gw.list_emergencies(status=a.status or ""),
+        lambda ems: h.table(_rows(ems)),
+    )
     sp.add_argument("--status", choices=("active", "ended"))
 
-    sp = h.cmd(em, "show", show, "one emergency and its history")
+    sp = h.verb(
+        em,
+        "show",
+        "one emergency and its history",
+        lambda gw, a: gw.get_emergency(a.emergency_id),
+        _show,
+    )
     sp.add_argument("emergency_id")
 
-    sp = h.cmd(em, "sealing", sealing, "every call made under an emergency (administrators)")
+    sp = h.verb(
+        em,
+        "sealing",
+        "every call made under an emergency (administrators)",
+        lambda gw, a: gw.sealing_list(a.emergency_id),
+        lambda r: _sealing_human(r, h.table),
+        doc=_sealing_doc,
+        csv=_sealing_csv,
+    )
     sp.add_argument("emergency_id")
     sp.add_argument("--csv", action="store_true", help="print CSV instead of a table")
 
-    sp = h.cmd(em, "seal", seal, "record that the sealing list was sealed (administrators)")
+    sp = h.verb(
+        em,
+        "seal",
+        "record that the sealing list was sealed (administrators)",
+        lambda gw, a: gw.seal_emergency(a.emergency_id),
+        lambda e: f"emergency {e.id} sealed by {e.sealed_by}: {e.sealed_calls} call(s)",
+    )
     sp.add_argument("emergency_id")

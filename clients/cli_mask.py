@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from clients.cli import CliHelpers
+    from clients.cli_common import CliHelpers
 
 
 def _params(args: argparse.Namespace) -> Mapping[str, Any]:

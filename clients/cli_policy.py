@@ -26,27 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from clients.cli import CliHelpers
-    from clients.sdk import PolicyAdminClient
-
-
-def _admin_client(args: argparse.Namespace) -> PolicyAdminClient:
-    from clients.sdk import PolicyAdminClient
-
-    return PolicyAdminClient(
-        args.target,
-        api_key=args.api_key,
-        ca_cert=args.ca_cert,
-        client_cert=args.client_cert,
-        client_key=args.client_key,
-        timeout_s=args.timeout,
-    )
-
-
-def _as_dict(message: Any) -> dict[str, Any]:
-    from google.protobuf.json_format import MessageToDict
-
-    return MessageToDict(message, preserving_proto_field_name=True)
+    from clients.cli_common import CliHelpers
 
 
 def _problem_lines(problems: list[Any]) -> str:
@@ -221,10 +201,14 @@ def register(sub: Any, h: CliHelpers) -> None:
         window = (now - parse_since(args.since, now)).total_seconds()
         if window <= 0:
             raise ValueError("since: must be in the past")
-        with _admin_client(args) as gw:
-            r = gw.policy_impact(args.candidate, window_s=window, max_examples=args.examples)
-        h.emit(args, _as_dict(r), lambda: _impact_human(r, h))
-        return 0
+        return h.remote(
+            args,
+            lambda gw: gw.policy_impact(
+                args.candidate, window_s=window, max_examples=args.examples
+            ),
+            lambda r: _impact_human(r, h),
+            connect=h.admin_client,
+        )
 
     sp = h.cmd(policy, "impact", cmd_impact, "replay recorded decisions against a candidate")
     sp.add_argument("--candidate", type=Path, required=True)
@@ -236,16 +220,18 @@ def register(sub: Any, h: CliHelpers) -> None:
             raise ValueError("activate: give --candidate DIR or --version V")
         if args.sign_key and not args.key_id:
             raise ValueError("activate: --sign-key needs --key-id")
-        with _admin_client(args) as gw:
-            r = gw.activate_policy(
+        return h.remote(
+            args,
+            lambda gw: gw.activate_policy(
                 reason=args.reason,
                 candidate=args.candidate,
                 version=args.version or "",
                 sign_key=args.sign_key,
                 key_id=args.key_id or "",
-            )
-        h.emit(args, _as_dict(r), lambda: _switch_human("activated", r))
-        return 0
+            ),
+            lambda r: _switch_human("activated", r),
+            connect=h.admin_client,
+        )
 
     sp = h.cmd(policy, "activate", cmd_activate, "make a candidate or stored version active")
     sp.add_argument("--candidate", type=Path)
@@ -254,48 +240,50 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--sign-key", type=Path, help="sign with this administrator key")
     sp.add_argument("--key-id")
 
-    def cmd_rollback(args: argparse.Namespace) -> int:
-        with _admin_client(args) as gw:
-            r = gw.rollback_policy(reason=args.reason, version=args.version or "")
-        h.emit(args, _as_dict(r), lambda: _switch_human("rolled back to", r))
-        return 0
-
-    sp = h.cmd(policy, "rollback", cmd_rollback, "make an earlier version active again")
+    sp = h.verb(
+        policy,
+        "rollback",
+        "make an earlier version active again",
+        lambda gw, a: gw.rollback_policy(reason=a.reason, version=a.version or ""),
+        lambda r: _switch_human("rolled back to", r),
+        connect=h.admin_client,
+    )
     sp.add_argument("--version", help="default: the version active before the current one")
     sp.add_argument("--reason", required=True)
 
-    def cmd_versions(args: argparse.Namespace) -> int:
-        with _admin_client(args) as gw:
-            r = gw.list_policy_versions()
+    h.verb(
+        policy,
+        "versions",
+        "stored versions and the activation history",
+        lambda gw, a: gw.list_policy_versions(),
+        lambda r: _versions_human(r, h),
+        connect=h.admin_client,
+    )
 
-        def human() -> str:
-            rows = [["", "version", "created", "author", "signed by", "reason"]] + [
-                [
-                    "*" if v.active else "",
-                    v.version,
-                    v.created_at.ToJsonString()[:19],
-                    v.author,
-                    v.signed_by or "-",
-                    v.reason,
-                ]
-                for v in r.versions
-            ]
-            hist = [["seq", "at", "action", "version", "by", "reason"]] + [
-                [str(e.seq), e.at.ToJsonString()[:19], e.action, e.version, e.actor, e.reason]
-                for e in r.history
-            ]
-            head = (
-                f"active {r.active_version or '-'} · served here {r.serving_version} ({r.backend})"
-                f" · signatures {'required' if r.signatures_required else 'optional'}"
-            )
-            if r.load_error:
-                head += f"\nNOT SERVED: {r.load_error}"
-            return head + "\n\n" + h.table(rows) + "\n\nhistory\n" + h.table(hist)
 
-        h.emit(args, _as_dict(r), human)
-        return 0
-
-    h.cmd(policy, "versions", cmd_versions, "stored versions and the activation history")
+def _versions_human(r: Any, h: CliHelpers) -> str:
+    rows = [["", "version", "created", "author", "signed by", "reason"]] + [
+        [
+            "*" if v.active else "",
+            v.version,
+            v.created_at.ToJsonString()[:19],
+            v.author,
+            v.signed_by or "-",
+            v.reason,
+        ]
+        for v in r.versions
+    ]
+    hist = [["seq", "at", "action", "version", "by", "reason"]] + [
+        [str(e.seq), e.at.ToJsonString()[:19], e.action, e.version, e.actor, e.reason]
+        for e in r.history
+    ]
+    head = (
+        f"active {r.active_version or '-'} · served here {r.serving_version} ({r.backend})"
+        f" · signatures {'required' if r.signatures_required else 'optional'}"
+    )
+    if r.load_error:
+        head += f"\nNOT SERVED: {r.load_error}"
+    return head + "\n\n" + h.table(rows) + "\n\nhistory\n" + h.table(hist)
 
 
 def _switch_human(verb: str, r: Any) -> str:

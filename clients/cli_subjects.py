@@ -43,11 +43,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clients.cli_access import _as_dict, _when
+from clients.cli_access import _when
 from clients.cli_opening import add_opening
 
 if TYPE_CHECKING:
-    from clients.cli import CliHelpers
+    from clients.cli_common import CliHelpers
 
 TOKEN_ENV = "GOVGW_SUBJECT_TOKEN"
 _TTL_RE = re.compile(r"^(\d+)([smh])$")
@@ -106,6 +106,21 @@ def _withdrawal_rows(items: list[Any], provider: bool) -> list[list[str]]:
     return rows
 
 
+def _review(args: argparse.Namespace) -> str:
+    return next(d for d in ("uphold", "reinstate", "reprocess") if getattr(args, d))
+
+
+def _usage_text(r: Any, table: Any) -> str:
+    rows = [["at", "caller", "kind", "department", "purpose", "action", "dataset", "outcome"]]
+    rows += [
+        [_day(u.at), u.caller, u.caller_kind, u.department, u.purpose, u.action, u.dataset,
+         u.outcome]
+        for u in r.uses
+    ]  # fmt: skip
+    more = f"\nnext page: --page-token {r.next_page_token}" if r.next_page_token else ""
+    return table(rows) + more
+
+
 DISPUTED_MARK = "*"
 
 
@@ -153,72 +168,58 @@ def register(sub: Any, h: CliHelpers) -> None:
 
     # ----- the subject -------------------------------------------------------------------
 
-    def usage(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            r = gw.my_usage(
-                _token(args),
-                since=_when(args.since),
-                until=_when(args.until),
-                page_size=args.page_size,
-                page_token=args.page_token or "",
-            )
-        rows = [["at", "caller", "kind", "department", "purpose", "action", "dataset", "outcome"]]
-        rows += [
-            [_day(u.at), u.caller, u.caller_kind, u.department, u.purpose, u.action, u.dataset,
-             u.outcome]
-            for u in r.uses
-        ]  # fmt: skip
-        more = f"\nnext page: --page-token {r.next_page_token}" if r.next_page_token else ""
-        h.emit(args, _as_dict(r), lambda: h.table(rows) + more)
-        return 0
-
-    sp = with_token(h.cmd(subjects, "usage", usage, "who used my data (newest first)"))
+    sp = with_token(
+        h.verb(
+            subjects,
+            "usage",
+            "who used my data (newest first)",
+            lambda gw, a: gw.my_usage(
+                _token(a),
+                since=_when(a.since),
+                until=_when(a.until),
+                page_size=a.page_size,
+                page_token=a.page_token or "",
+            ),
+            lambda r: _usage_text(r, h.table),
+        )
+    )
     sp.add_argument("--since", help="RFC 3339 time or Nd (days ago); default 366 days ago")
     sp.add_argument("--until", help="RFC 3339 time or Nd (days ago); default now")
     sp.add_argument("--page-size", type=int, default=0, help="1-200, default 50")
     sp.add_argument("--page-token", help="from the previous page")
 
-    def correct(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            c = gw.file_correction(
-                _token(args),
-                dataset=args.dataset,
-                field=args.field,
-                statement=args.statement,
-                evidence_ref=args.evidence or "",
-            )
-        h.emit(
-            args,
-            _as_dict(c),
-            lambda: (
+    sp = with_token(
+        h.verb(
+            subjects,
+            "correct",
+            "ask the provider to correct a value",
+            lambda gw, a: gw.file_correction(
+                _token(a),
+                dataset=a.dataset,
+                field=a.field,
+                statement=a.statement,
+                evidence_ref=a.evidence or "",
+            ),
+            lambda c: (
                 f"correction {c.id} filed with {c.provider}; answer due by {c.due_date} "
                 f"({c.working_days} working days)"
             ),
         )
-        return 0
-
-    sp = with_token(h.cmd(subjects, "correct", correct, "ask the provider to correct a value"))
+    )
     sp.add_argument("--dataset", required=True)
     sp.add_argument("--field", required=True)
     sp.add_argument("--statement", required=True, help="what the correct value is")
     sp.add_argument("--evidence", help="reference of the evidence (document number)")
 
     def corrections(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
+        def call(gw: Any) -> Any:
             if args.provider:
-                items = gw.list_corrections(
-                    dataset=args.dataset or "",
-                    status=args.status or "",
-                    overdue_only=args.overdue,
+                return gw.list_corrections(
+                    dataset=args.dataset or "", status=args.status or "", overdue_only=args.overdue
                 )
-            else:
-                items = gw.my_corrections(_token(args))
-        h.emit(
-            args,
-            [_as_dict(c) for c in items],
-            lambda: h.table(_correction_rows(items, args.provider)),
-        )
-        return 0
+            return gw.my_corrections(_token(args))
+
+        return h.remote(args, call, lambda items: h.table(_correction_rows(items, args.provider)))
 
     sp = with_token(
         h.cmd(subjects, "corrections", corrections, "my corrections, or (--provider) to answer")
@@ -228,35 +229,28 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--status", choices=tuple(_CORRECTION_STATUS.values()))
     sp.add_argument("--overdue", action="store_true", help="only those past their deadline")
 
-    def withdraw(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            w = gw.request_withdrawal(_token(args), dataset=args.dataset, reason=args.reason)
-        h.emit(
-            args,
-            _as_dict(w),
-            lambda: (
+    sp = with_token(
+        h.verb(
+            subjects,
+            "withdraw",
+            "withdraw my record from open data",
+            lambda gw, a: gw.request_withdrawal(_token(a), dataset=a.dataset, reason=a.reason),
+            lambda w: (
                 f"withdrawal {w.id}: {w.dataset} no longer opened for you from now on; "
                 f"{w.provider} reviews it"
             ),
         )
-        return 0
-
-    sp = with_token(h.cmd(subjects, "withdraw", withdraw, "withdraw my record from open data"))
+    )
     sp.add_argument("--dataset", required=True)
     sp.add_argument("--reason", required=True, help="which right the opening infringes")
 
     def withdrawals(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
+        def call(gw: Any) -> Any:
             if args.provider:
-                items = gw.list_withdrawals(dataset=args.dataset or "", status=args.status or "")
-            else:
-                items = gw.my_withdrawals(_token(args))
-        h.emit(
-            args,
-            [_as_dict(w) for w in items],
-            lambda: h.table(_withdrawal_rows(items, args.provider)),
-        )
-        return 0
+                return gw.list_withdrawals(dataset=args.dataset or "", status=args.status or "")
+            return gw.my_withdrawals(_token(args))
+
+        return h.remote(args, call, lambda items: h.table(_withdrawal_rows(items, args.provider)))
 
     sp = with_token(
         h.cmd(subjects, "withdrawals", withdrawals, "my withdrawals, or (--provider) to review")
@@ -265,42 +259,38 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--dataset")
     sp.add_argument("--status", choices=tuple(_WITHDRAWAL_STATUS.values()))
 
-    def records(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            r = gw.my_records(_token(args), dataset=args.dataset or "")
-        h.emit(args, _as_dict(r), lambda: records_text(r, h.table))
-        return 0
-
     sp = with_token(
-        h.cmd(subjects, "records", records, "what the pool holds about me (a fresh token)")
+        h.verb(
+            subjects,
+            "records",
+            "what the pool holds about me (a fresh token)",
+            lambda gw, a: gw.my_records(_token(a), dataset=a.dataset or ""),
+            lambda r: records_text(r, h.table),
+        )
     )
     sp.add_argument("--dataset", help="one dataset of my kind; default: all")
 
     # ----- the provider ------------------------------------------------------------------
 
-    def extend(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            c = gw.extend_correction(args.correction_id, reason=args.reason)
-        h.emit(args, _as_dict(c), lambda: f"correction {c.id} now due by {c.due_date}")
-        return 0
-
-    sp = h.cmd(subjects, "extend", extend, "extend a correction once, to 10 working days")
+    sp = h.verb(
+        subjects,
+        "extend",
+        "extend a correction once, to 10 working days",
+        lambda gw, a: gw.extend_correction(a.correction_id, reason=a.reason),
+        lambda c: f"correction {c.id} now due by {c.due_date}",
+    )
     sp.add_argument("correction_id")
     sp.add_argument("--reason", required=True)
 
-    def answer(args: argparse.Namespace) -> int:
-        with h.client(args) as gw:
-            c = gw.answer_correction(
-                args.correction_id,
-                corrected=args.corrected,
-                note=args.note,
-                legal_basis=args.legal_basis or "",
-            )
-        status = _CORRECTION_STATUS.get(c.status, "?")
-        h.emit(args, _as_dict(c), lambda: f"correction {c.id} {status}")
-        return 0
-
-    sp = h.cmd(subjects, "answer", answer, "answer a correction: corrected or rejected")
+    sp = h.verb(
+        subjects,
+        "answer",
+        "answer a correction: corrected or rejected",
+        lambda gw, a: gw.answer_correction(
+            a.correction_id, corrected=a.corrected, note=a.note, legal_basis=a.legal_basis or ""
+        ),
+        lambda c: f"correction {c.id} {_CORRECTION_STATUS.get(c.status, '?')}",
+    )
     sp.add_argument("correction_id")
     which = sp.add_mutually_exclusive_group(required=True)
     which.add_argument("--corrected", action="store_true")
@@ -308,15 +298,13 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--note", required=True, help="what was corrected, or why not")
     sp.add_argument("--legal-basis", help="required to reject: the article relied on")
 
-    def review(args: argparse.Namespace) -> int:
-        decision = next(d for d in ("uphold", "reinstate", "reprocess") if getattr(args, d))
-        with h.client(args) as gw:
-            w = gw.review_withdrawal(args.withdrawal_id, decision, reason=args.reason)
-        status = _WITHDRAWAL_STATUS.get(w.status, "?")
-        h.emit(args, _as_dict(w), lambda: f"withdrawal {w.id} {status}")
-        return 0
-
-    sp = h.cmd(subjects, "review", review, "uphold, reinstate or reprocess a withdrawal")
+    sp = h.verb(
+        subjects,
+        "review",
+        "uphold, reinstate or reprocess a withdrawal",
+        lambda gw, a: gw.review_withdrawal(a.withdrawal_id, _review(a), reason=a.reason),
+        lambda w: f"withdrawal {w.id} {_WITHDRAWAL_STATUS.get(w.status, '?')}",
+    )
     sp.add_argument("withdrawal_id")
     which = sp.add_mutually_exclusive_group(required=True)
     which.add_argument("--uphold", action="store_true", help="the record stays withdrawn")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from clients.receipts import keyset_document
+from contract.receipts import keyset_document
 from gateway import keys
 from gateway.callers import CallerError, CallerRegistry
 from gateway.config import Layout, ServeConfig
@@ -426,8 +426,7 @@ def conflicts_report(data_dir: Path, attribute: str = "") -> list[dict[str, Any]
 
 
 def serve(config: ServeConfig, *, banner: str = "") -> int:
-    from gateway.app import build_parts
-    from gateway.oracle import attach
+    from gateway.app import attach, build_parts
     from gateway.server import GatewayServer
 
     init(config.data_dir)

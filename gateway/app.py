@@ -1,16 +1,29 @@
-"""Assemble the gateway's parts from a data directory."""
+"""Assemble the gateway's parts from a data directory, and its route table.
+
+The wiring: the one module that knows every part's class, so that the parts
+themselves need not know each other's (no part imports this module). The
+route table is assembled here too (`assemble`): the server serves exactly
+its rows and advertises exactly their services (health, reflection); a
+service whose parts are missing (PolicyAdmin without a policy runtime)
+contributes no rows, so it is not advertised.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from gateway import keys
+from gateway.access.applications import ApplicationStore
+from gateway.access.corrections import CorrectionStore
 from gateway.access.disputes import DisputedFields, index_path
 from gateway.access.emergency import EmergencyStore
 from gateway.access.holidays import SUPPLEMENTS
 from gateway.access.opening import OpeningSuspensionStore
 from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
+from gateway.audit.index import AuditIndex
 from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
 from gateway.catalog import ServedCatalog
@@ -18,12 +31,28 @@ from gateway.config import ServeConfig
 from gateway.files import tighten_tree
 from gateway.grants import GrantStore
 from gateway.limits import Limits
+from gateway.oracle import Oracle
 from gateway.pipeline import Parts
 from gateway.policy.administration import PolicyAdministration
 from gateway.policy.serving import PolicyRejected as PolicyRejected  # re-exported
 from gateway.policy.serving import backend_settings, engine_factory, policy_store, serving_decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
+from gateway.routes import Route
+from gateway.services.access import AccessService
+from gateway.services.catalog import CatalogService
+from gateway.services.conflicts import ConflictService
+from gateway.services.deadlines import DeadlineService
+from gateway.services.emergency import EmergencyService
+from gateway.services.lookup import LookupService
+from gateway.services.opening import OpeningService
+from gateway.services.policy_admin import PolicyAdminService
+from gateway.services.receipts import ReceiptService
+from gateway.services.subjects import subject_service
+from gateway.services.usage import UsageService
+from gateway.services.verification import VerificationService
+from gateway.state import open_state
+from gateway.state.replay import ReplayGuard
 
 log = logging.getLogger("govgw.app")
 
@@ -67,6 +96,19 @@ def build_parts(config: ServeConfig) -> Parts:
     )
 
 
+def attach(parts: Parts, config: ServeConfig) -> Parts:
+    """Give assembled parts their configured limits and oracle on the configured state.
+
+    Apart from `build_parts` because opening the state may reach Redis: `serve`
+    and the tests call it right after `build_parts`, offline tools do not.
+    """
+    state = open_state(config.redis_url)
+    parts.limits = Limits.from_config(config.limits, state)
+    parts.oracle = Oracle(state, parts.auth.registry, config.oracle)
+    parts.replay = ReplayGuard(state)
+    return parts
+
+
 def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministration:
     """What PolicyAdminService needs: the version store, the runtime, the served catalog."""
     layout = config.layout
@@ -89,3 +131,55 @@ def _pool_structure(parts: Parts) -> dict[str, tuple[str, ...]]:
     if isinstance(catalog, ServedCatalog):
         return catalog.pool_structure
     return catalog.structure()
+
+
+@dataclass
+class Assembled:
+    routes: list[Route[Any, Any]]
+    access: AccessService
+    emergency: EmergencyService  # its periodic expiry runs beside the server
+
+
+def assemble(config: ServeConfig, parts: Parts) -> Assembled:
+    layout = config.layout
+    # One index of every chain in the data directory, refreshed by the readers.
+    audit = AuditIndex(layout.audit_index, layout.audit_files)
+    if parts.decider.emergencies is None:  # parts assembled without one
+        parts.decider.emergencies = EmergencyStore(
+            layout.emergencies, parts.decider.grants, parts.catalog, parts.auth.registry.get
+        )
+    if parts.decider.suspensions is None:  # parts assembled without one
+        parts.decider.suspensions = OpeningSuspensionStore(
+            layout.opening_suspensions, parts.catalog
+        )
+    access = AccessService(
+        parts,
+        ApplicationStore(
+            layout.applications,
+            parts.decider.grants,
+            parts.catalog,
+            jurisdiction=config.jurisdiction,
+        ),
+        audit=audit,
+    )
+    emergency = EmergencyService(parts, parts.decider.emergencies, audit=audit)
+    corrections = CorrectionStore(
+        layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
+    )
+    routes: list[Route[Any, Any]] = [
+        *VerificationService(parts).routes(),
+        *LookupService(parts).routes(),
+        *CatalogService(parts).routes(),
+        *ReceiptService(parts).routes(),
+        *access.routes(),
+        *UsageService(parts, audit).routes(),
+        *emergency.routes(),
+        *subject_service(parts, config).routes(),
+        *ConflictService(parts).routes(),
+        *OpeningService(parts, parts.decider.suspensions).routes(),
+        *DeadlineService(parts, access.store, corrections).routes(),
+    ]
+    # Served (and advertised) only where a policy runtime can take administration.
+    if parts.decider.runtime is not None:
+        routes += PolicyAdminService(parts, policy_administration(config, parts)).routes()
+    return Assembled(routes, access, emergency)

@@ -22,19 +22,97 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+# The bottom of the gateway's layers: the settings of every part live here, so
+# the parts import their settings and this module imports none of them.
+from gateway.callers import KINDS as CALLER_KINDS
 from gateway.catalog import DEFAULT_CATALOG
-from gateway.limits import LimitsConfig
-from gateway.oracle import OracleConfig
 
 DEFAULT_POLICY_DIR = DEFAULT_CATALOG.parent.parent
 DEFAULT_LISTEN = "127.0.0.1:50051"
+# Working-day deadline profiles (gateway.access.deadlines.PROFILES names the same;
+# a test holds them equal).
+JURISDICTIONS = ("aba", "yichuan", "yingkou")
 
 
 class ConfigError(ValueError):
     pass
+
+
+# -- guards: limits (gateway.limits) and the enumeration monitor (gateway.oracle) --
+@dataclass(frozen=True)
+class Tier:
+    calls_per_window: int
+    window_s: float = 60.0
+    max_in_flight: int = 64
+
+
+DEFAULT_TIERS: dict[str, Tier] = {
+    # Agency systems batch-verify; counters serve people one at a time;
+    # the public is the most likely to probe, so it gets the least.
+    "agency": Tier(120_000),
+    "counter": Tier(60_000),
+    "public": Tier(600, max_in_flight=8),
+    # Administrators make few calls, but some are heavy (impact replays,
+    # reports over the whole audit trail): few at a time.
+    "admin": Tier(3_000, max_in_flight=8),
+    # Named by a plan's rate_tier obligation, e.g. for sensitive datasets.
+    "strict": Tier(60, max_in_flight=4),
+}
+
+
+@dataclass(frozen=True)
+class SubjectLimits:
+    """Per subject (ID number), across all callers, per window."""
+
+    calls: int = 60
+    callers: int = 10
+    window_s: float = 3600.0
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """Open server streams (BatchLookup) per caller and per server process.
+
+    A stream holds up to a thousand subjects' reads and audit records: past
+    these caps a new stream is refused at once (RESOURCE_EXHAUSTED
+    STREAMS_EXHAUSTED with RetryInfo) rather than queued until gRPC cancels
+    it unanswered. Counted per process: an open stream is a local resource."""
+
+    per_caller: int = 8
+    per_server: int = 32
+    retry_after_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    subject: SubjectLimits = SubjectLimits()
+    streams: StreamLimits = StreamLimits()
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    window_s: float = 3600.0
+    # The miss ratio (NO_MATCH, not found) is judged once a caller has had this
+    # many answers in the window: fewer is noise (a clerk's typo), more gives an
+    # attacker more.
+    min_answers: int = 20
+    max_no_match_ratio: float = 0.5
+    # Distinct subjects one caller may ask about per window (a counter serves
+    # people one by one; sweeping thousands of ID numbers is a harvest).
+    max_subjects: int = 5000
+    # Per caller kind overrides of the three thresholds above (limits file:
+    # [oracle.counter] max_subjects = 300): a counter serves people one by one,
+    # an agency system rechecks thousands.
+    kinds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def for_kind(self, kind: str) -> OracleConfig:
+        override = self.kinds.get(kind)
+        return replace(self, kinds={}, **override) if override else self
 
 
 @dataclass(frozen=True)
@@ -159,11 +237,9 @@ class ServeConfig:
             )
         if self.require_client_cert and not self.tls:
             raise ConfigError("require_client_cert needs --tls")
-        from gateway.access.deadlines import PROFILES
-
-        if self.jurisdiction not in PROFILES:
+        if self.jurisdiction not in JURISDICTIONS:
             raise ConfigError(
-                f"jurisdiction: {self.jurisdiction!r} is not one of {', '.join(sorted(PROFILES))}"
+                f"jurisdiction: {self.jurisdiction!r} is not one of {', '.join(JURISDICTIONS)}"
             )
 
 
@@ -183,6 +259,8 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
         max_no_match_ratio = 0.5
         max_subjects = 5000
         window_s = 3600
+        [oracle.counter]         # per caller kind: min_answers, max_no_match_ratio,
+        max_subjects = 300       # max_subjects override [oracle] for that kind
         [streams]                # open BatchLookup streams, per process
         per_caller = 8
         per_server = 32
@@ -193,8 +271,6 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
     import json
     import tomllib
 
-    from gateway.limits import DEFAULT_TIERS, StreamLimits, SubjectLimits, Tier
-
     text = Path(path).read_text(encoding="utf-8")
     try:
         doc = json.loads(text) if str(path).endswith(".json") else tomllib.loads(text)
@@ -204,7 +280,7 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
     def build(cls: type, section: str, values: object, base: object = None) -> object:
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: [{section}] must be a table")
-        names = {f.name for f in dataclasses.fields(cls)} - {"actions"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"kinds"}
         unknown = set(values) - names
         if unknown:
             raise ConfigError(f"{path}: [{section}] unknown keys: {', '.join(sorted(unknown))}")
@@ -220,7 +296,17 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
     for name, values in (doc.get("tiers") or {}).items():
         tiers[name] = build(Tier, f"tiers.{name}", values, tiers.get(name))  # type: ignore[assignment]
     subject = build(SubjectLimits, "subject", doc.get("subject") or {}, SubjectLimits())
-    oracle = build(OracleConfig, "oracle", doc.get("oracle") or {}, OracleConfig())
+    oracle_doc = dict(doc.get("oracle") or {})
+    kinds = {k: oracle_doc.pop(k) for k in list(oracle_doc) if isinstance(oracle_doc[k], dict)}
+    oracle = build(OracleConfig, "oracle", oracle_doc, OracleConfig())
+    overridable = {"min_answers", "max_no_match_ratio", "max_subjects"}
+    for kind, values in kinds.items():
+        if kind not in CALLER_KINDS:
+            raise ConfigError(f"{path}: [oracle.{kind}] names no caller kind")
+        unknown = set(values) - overridable
+        if unknown:
+            raise ConfigError(f"{path}: [oracle.{kind}] unknown keys: {', '.join(sorted(unknown))}")
+    oracle = replace(oracle, kinds=kinds)  # type: ignore[type-var]
     streams = build(StreamLimits, "streams", doc.get("streams") or {}, StreamLimits())
     return LimitsConfig(tiers=tiers, subject=subject, streams=streams), oracle  # type: ignore[arg-type]
 

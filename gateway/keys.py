@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -37,6 +36,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from contract.receipts import key_id_for
 from gateway.crypto import DEFAULT_SUITE, Suite, get_suite
 from gateway.files import private_dir
 
@@ -153,9 +153,6 @@ def generate(path: Path, suite: str = DEFAULT_SUITE) -> KeyRing:
     pem = signing.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    pub_raw = signing.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
     doc = {
         "format": FORMAT,
         "suite": suite,
@@ -165,7 +162,8 @@ def generate(path: Path, suite: str = DEFAULT_SUITE) -> KeyRing:
         "pool_keys": [new_pool_key_doc(1, suite)],
         "retired": [],
         "receipt_signing": {
-            "key_id": "rk-" + hashlib.sha256(pub_raw).hexdigest()[:16],
+            # Derived as every verifier derives it from the public key alone.
+            "key_id": key_id_for(signing.public_key()),
             "created_at": now,
             "private_pem": pem,
         },

@@ -20,11 +20,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 
 from gateway.callers import Caller
+from gateway.config import (  # the settings live in config
+    DEFAULT_TIERS,
+    LimitsConfig,
+    StreamLimits,
+    SubjectLimits,
+    Tier,
+)
 from gateway.errors import GovgwError, exhausted
 from gateway.plan import Plan
 from gateway.state import InProcessState, Slot, StateBackend, Window
@@ -33,25 +40,6 @@ from gateway.state.base import ADMITTED, IN_FLIGHT_FULL, SUSPENDED
 log = logging.getLogger("govgw.limits")
 
 
-@dataclass(frozen=True)
-class Tier:
-    calls_per_window: int
-    window_s: float = 60.0
-    max_in_flight: int = 64
-
-
-DEFAULT_TIERS: dict[str, Tier] = {
-    # Agency systems batch-verify; counters serve people one at a time;
-    # the public is the most likely to probe, so it gets the least.
-    "agency": Tier(120_000),
-    "counter": Tier(60_000),
-    "public": Tier(600, max_in_flight=8),
-    # Administrators make few calls, but some are heavy (impact replays,
-    # reports over the whole audit trail): few at a time.
-    "admin": Tier(3_000, max_in_flight=8),
-    # Named by a plan's rate_tier obligation, e.g. for sensitive datasets.
-    "strict": Tier(60, max_in_flight=4),
-}
 # A plan's default obligation: "use the caller kind's tier".
 STANDARD = "standard"
 
@@ -62,36 +50,6 @@ class Admission:
 
     slot: Slot
     released: bool = False
-
-
-@dataclass(frozen=True)
-class SubjectLimits:
-    """Per subject (ID number), across all callers, per window."""
-
-    calls: int = 60
-    callers: int = 10
-    window_s: float = 3600.0
-
-
-@dataclass(frozen=True)
-class StreamLimits:
-    """Open server streams (BatchLookup) per caller and per server process.
-
-    A stream holds up to a thousand subjects' reads and audit records: past
-    these caps a new stream is refused at once (RESOURCE_EXHAUSTED
-    STREAMS_EXHAUSTED with RetryInfo) rather than queued until gRPC cancels
-    it unanswered. Counted per process: an open stream is a local resource."""
-
-    per_caller: int = 8
-    per_server: int = 32
-    retry_after_s: float = 1.0
-
-
-@dataclass(frozen=True)
-class LimitsConfig:
-    tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
-    subject: SubjectLimits = SubjectLimits()
-    streams: StreamLimits = StreamLimits()
 
 
 class StreamGate:
@@ -141,7 +99,7 @@ class Limits:
     ) -> None:
         self.tiers = dict(DEFAULT_TIERS if tiers is None else tiers)
         # None: no per-subject limit (the bare default `Limits()`); `govgw serve`
-        # passes the configured ones through `gateway.oracle.attach`.
+        # passes the configured ones through `gateway.app.attach`.
         self.subject = subject
         self.streams = StreamGate(streams)
         self.state = state or InProcessState()

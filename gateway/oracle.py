@@ -22,43 +22,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.callers import Caller, CallerRegistry
+from gateway.config import OracleConfig
 from gateway.state import StateBackend
 
 if TYPE_CHECKING:
-    from gateway.config import ServeConfig
     from gateway.limits import Admission
-    from gateway.pipeline import Parts
 
 log = logging.getLogger("govgw.oracle")
 
 SUSPEND_ACTION = "caller.suspend"
 REINSTATE_ACTION = "caller.reinstate"
 MONITOR = "enumeration-monitor"
-
-
-@dataclass(frozen=True)
-class OracleConfig:
-    window_s: float = 3600.0
-    # The miss ratio is judged once a caller has had this many answers in
-    # the window: fewer is noise (a clerk's typo), more gives an attacker more.
-    min_answers: int = 20
-    max_no_match_ratio: float = 0.5
-    # Distinct subjects one caller may verify per window (a counter serves
-    # people one by one; sweeping thousands of ID numbers is a harvest).
-    max_subjects: int = 5000
-    # Per caller kind overrides of the three thresholds above (limits file:
-    # [oracle.counter] max_subjects = 300): a counter serves people one by one,
-    # an agency system rechecks thousands.
-    kinds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-
-    def for_kind(self, kind: str) -> OracleConfig:
-        override = self.kinds.get(kind)
-        return replace(self, kinds={}, **override) if override else self
 
 
 @dataclass(frozen=True)
@@ -160,20 +139,3 @@ class Oracle:
             on_invalidate()
 
         asyncio.get_running_loop().create_task(self.state.watch(received))
-
-
-def attach(parts: Parts, config: ServeConfig) -> Parts:
-    """Give assembled parts their configured limits and oracle on the configured state.
-
-    Kept out of `gateway.app` (another owner's file): `serve` and the tests
-    call it right after `build_parts`.
-    """
-    from gateway.limits import Limits
-    from gateway.state import open_state
-    from gateway.state.replay import ReplayGuard
-
-    state = open_state(config.redis_url)
-    parts.limits = Limits.from_config(config.limits, state)
-    parts.oracle = Oracle(state, parts.auth.registry, config.oracle)
-    parts.replay = ReplayGuard(state)
-    return parts

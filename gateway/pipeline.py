@@ -33,8 +33,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 from grpc_status import rpc_status
@@ -42,6 +42,7 @@ from grpc_status import rpc_status
 from gateway import wire
 from gateway.audit import AuditLog, AuditUnavailable
 from gateway.auth import Authenticator
+from gateway.call import Exec, Outcome, Request
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, unavailable
@@ -63,57 +64,10 @@ from gateway.state.replay import (
 
 log = logging.getLogger("govgw.pipeline")
 SUBJECT_NOT_FOUND = "SUBJECT_NOT_FOUND"
-T = TypeVar("T")
-P = TypeVar("P")
 
 # Time kept back from the caller's deadline for writing the audit record.
 AUDIT_MIN_S = 0.05
 AUDIT_MAX_WAIT_S = 10.0
-
-
-@dataclass(frozen=True)
-class Request(Generic[P]):
-    """A validated request: everything the pipeline needs to decide and audit."""
-
-    purpose: str
-    datasets: tuple[str, ...]  # one plan is decided per dataset
-    subjects: tuple[str, ...] = ()  # normalized subject keys; audited only as keyed hashes
-    fields: tuple[str, ...] = ()  # requested field names (validated against the catalog)
-    predicates: tuple[str, ...] = ()  # requested predicate names
-    payload: P = None  # type: ignore[assignment]  # the RPC's own parsed arguments
-
-
-@dataclass
-class Outcome(Generic[T]):
-    response: T
-    answer: str = ""  # MATCH / NO_MATCH, recorded in the audit trail
-    # For the enumeration monitor: per subject key (or one for all), was the answer
-    # a miss -- NO_MATCH, no record, not in the base dataset? Routes that take
-    # subject keys set it; the pipeline reports it (gateway.oracle).
-    misses: tuple[bool, ...] = (False,)
-    receipt_id: str = ""
-    # What a state-changing call did (application id, grant id, transition),
-    # added to its audit record; ids and codes only, never personal data.
-    audit: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Exec(Generic[P]):
-    """What `handle` gets: the authenticated caller, the plans and the request."""
-
-    caller: Caller
-    plans: dict[str, Plan]
-    request: Request[P]
-    request_id: str
-    now: datetime
-
-    @property
-    def today(self) -> date:
-        return self.now.astimezone(UTC).date()
-
-    @property
-    def policy_version(self) -> str:
-        return next(iter(self.plans.values())).policy_version if self.plans else ""
 
 
 @dataclass

@@ -3,8 +3,8 @@
 The counter keeps the receipt as proof of a check (a platform document has
 the force of paper: Yingkou art. 24, Yichuan art. 28). The claims carry no
 personal data: the subject is named only by its commitment, the keyed hash
-`KeyRing.subject_hash` gives. Verification lives in `clients.receipts`, which
-the SDK ships.
+`KeyRing.subject_hash` gives. The format and its verification live in
+`contract.receipts`, which the SDK and CLI verify with.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from clients.receipts import ALGORITHM, SignedReceipt, canonical_json
+from contract.receipts import ALGORITHM, SignedReceipt, canonical_json
 from gateway.keys import ReceiptSigningKey
 
 # A commitment is a keyed SHA-256 hex digest, or empty for calls about no

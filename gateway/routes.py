@@ -13,8 +13,8 @@ do around it:
   (ID numbers, USCCs): per-subject limits and the enumeration monitor apply;
 - `answer`: what kind of answer the enumeration monitor watches.
 
-From the table the server builds its generic handlers and the list of
-services it advertises (health, reflection), so nothing is advertised that
+From the table the server (`gateway.server`) builds its generic handlers
+and the list of services it advertises (health, reflection), so nothing is advertised that
 is not served and no RPC body repeats the pipeline's plumbing. A new RPC is
 a row and two functions.
 
@@ -26,20 +26,16 @@ never a framework error with a traceback.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 
-from gateway.callers import Caller
-
-if TYPE_CHECKING:
-    from gateway.pipeline import Exec, Outcome, Pipeline, Request
+from gateway.call import Exec, Incoming, Outcome, Request
 
 M = TypeVar("M", bound=Message)
 P = TypeVar("P")
@@ -52,14 +48,6 @@ class Answer(Enum):
     MATCH = "match"  # MATCH / NO_MATCH (identity verification)
     PREDICATE = "predicate"  # yes/no predicates; a miss is "no record in the base dataset"
     RECORD = "record"  # records released; a miss is "no record"
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """What `parse` may use besides the message: the authenticated caller and the metadata."""
-
-    caller: Caller
-    metadata: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -130,31 +118,3 @@ def check_table(routes: Sequence[Route[Any, Any]]) -> None:
 def services(routes: Iterable[Route[Any, Any]]) -> tuple[str, ...]:
     """Full names of the services the table serves, in table order."""
     return tuple(dict.fromkeys(r.service for r in routes))
-
-
-def generic_handlers(
-    routes: Sequence[Route[Any, Any]], pipeline: Pipeline
-) -> list[grpc.GenericRpcHandler]:
-    """One generic handler per service, its methods run by the pipeline."""
-    check_table(routes)
-    by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
-    for route in routes:
-        by_service.setdefault(route.service, {})[route.method.name] = _handler(route, pipeline)
-    return [grpc.method_handlers_generic_handler(s, h) for s, h in by_service.items()]
-
-
-def _handler(route: Route[Any, Any], pipeline: Pipeline) -> grpc.RpcMethodHandler:
-    serialize = route.response_type.SerializeToString
-    if route.streams:
-
-        async def stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for item in pipeline.serve_stream(route, raw, context):
-                yield item
-
-        # No request_deserializer: the pipeline decodes after authenticating.
-        return grpc.unary_stream_rpc_method_handler(stream, response_serializer=serialize)
-
-    async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        return await pipeline.serve(route, raw, context)
-
-    return grpc.unary_unary_rpc_method_handler(unary, response_serializer=serialize)

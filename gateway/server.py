@@ -7,6 +7,7 @@ import gc
 import logging
 import signal
 import threading
+from collections.abc import AsyncIterator, Sequence
 from types import FrameType
 from typing import Any
 
@@ -15,12 +16,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from gateway.app import assemble
 from gateway.config import ServeConfig
 from gateway.pipeline import Parts, Pipeline
-from gateway.routes import generic_handlers, services
+from gateway.routes import Route, check_table, services
 from gateway.services.access import sweep_periodically
 from gateway.services.emergency import expire_periodically
-from gateway.services.table import assemble
 from gateway.tls import ensure_server_material
 
 log = logging.getLogger("govgw.server")
@@ -156,3 +157,31 @@ class GatewayServer:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+
+
+def generic_handlers(
+    routes: Sequence[Route[Any, Any]], pipeline: Pipeline
+) -> list[grpc.GenericRpcHandler]:
+    """One generic handler per service, its methods run by the pipeline."""
+    check_table(routes)
+    by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+    for route in routes:
+        by_service.setdefault(route.service, {})[route.method.name] = _handler(route, pipeline)
+    return [grpc.method_handlers_generic_handler(s, h) for s, h in by_service.items()]
+
+
+def _handler(route: Route[Any, Any], pipeline: Pipeline) -> grpc.RpcMethodHandler:
+    serialize = route.response_type.SerializeToString
+    if route.streams:
+
+        async def stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            async for item in pipeline.serve_stream(route, raw, context):
+                yield item
+
+        # No request_deserializer: the pipeline decodes after authenticating.
+        return grpc.unary_stream_rpc_method_handler(stream, response_serializer=serialize)
+
+    async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        return await pipeline.serve(route, raw, context)
+
+    return grpc.unary_unary_rpc_method_handler(unary, response_serializer=serialize)

@@ -20,16 +20,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gateway.catalog import Catalog, CatalogMismatch, ServedCatalog, from_bundle_data
 from gateway.grants import GrantStore
 from gateway.plan import Plan
 from gateway.policy.engine import PolicyEngine, rego_error_text
-
-if TYPE_CHECKING:
-    from gateway.access.emergency import EmergencyStore
-    from gateway.access.opening import OpeningSuspensionStore
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +64,21 @@ def engine_catalog(
     return from_bundle_data(bundle.data, structure)
 
 
+class PolicyInputStore(Protocol):
+    """A store whose contents enter every decision: the emergencies
+    (gateway.access.emergency) and the opening suspensions (gateway.access.opening).
+
+    Named by what the decider uses, so that policy does not import the access
+    workflows, which themselves decide through policy."""
+
+    @property
+    def version(self) -> int: ...
+
+    def reload(self) -> None: ...
+
+    def policy_view(self) -> tuple[int, Any]: ...
+
+
 class Decider:
     def __init__(
         self,
@@ -75,9 +86,9 @@ class Decider:
         grants: GrantStore,
         *,
         cache_size: int = 10000,
-        emergencies: EmergencyStore | None = None,
+        emergencies: PolicyInputStore | None = None,
         catalog: ServedCatalog | None = None,
-        suspensions: OpeningSuspensionStore | None = None,
+        suspensions: PolicyInputStore | None = None,
     ) -> None:
         self._engine = engine
         # The catalog of the served version (gateway.app hands it to every part

@@ -27,9 +27,8 @@ from clients.sdk import PolicyAdminClient
 from gateway import admin, files
 from gateway.access.holidays import SUPPLEMENTS, install_file
 from gateway.access.subject_tokens import load_private_key, mint
-from gateway.app import build_parts
+from gateway.app import attach, build_parts
 from gateway.config import Layout, ServeConfig
-from gateway.oracle import attach
 from gateway.pool.rotate import rotate
 from gateway.server import GatewayServer
 from gateway.tls import ensure_server_material

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric, uscc
 
-from clients.receipts import (
+from contract.receipts import (
     ReceiptInvalid,
     SignedReceipt,
     keyset_document,

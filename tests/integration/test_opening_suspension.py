@@ -22,10 +22,9 @@ import pytest
 from clients.sdk import GovgwClient
 from gateway import admin
 from gateway.access.opening import OpeningSuspensionStore
-from gateway.app import build_parts
+from gateway.app import attach, build_parts
 from gateway.callers import Caller
 from gateway.config import ServeConfig
-from gateway.oracle import attach
 from gateway.server import GatewayServer
 from tests.support import Harness, expect_error, make_data_dir, shifted_clock
 

@@ -96,9 +96,8 @@ class _Admin(PolicyAdminClient):
 
 def start_attached(data_dir: Path, keys: dict[str, str], demo: dict) -> Harness:
     """A server as `govgw serve` builds it: with limits, oracle and replay protection."""
-    from gateway.app import build_parts
+    from gateway.app import attach, build_parts
     from gateway.config import ServeConfig
-    from gateway.oracle import attach
     from gateway.server import GatewayServer
 
     cfg = ServeConfig(data_dir=data_dir, listen="127.0.0.1:0", grace_s=1)

@@ -19,9 +19,8 @@ from stdnum.cn import uscc
 from clients.sdk import GovgwClient, GovgwClientError
 from gateway import admin
 from gateway.access.subject_tokens import encode, load_private_key, mint, new_issuer_key
-from gateway.app import build_parts
+from gateway.app import attach, build_parts
 from gateway.config import ServeConfig
-from gateway.oracle import attach
 from gateway.plan import SUBJECT_USAGE
 from gateway.server import GatewayServer
 from tests.support import Harness, expect_error, make_data_dir, shifted_clock

@@ -15,10 +15,9 @@ from google.protobuf import wrappers_pb2
 from govgw.v1 import opening_pb2
 
 from clients.sdk import GovgwClientError
-from gateway.app import build_parts
+from gateway.app import attach, build_parts
 from gateway.config import ServeConfig
 from gateway.errors import GovgwError
-from gateway.oracle import attach
 from gateway.pipeline import Outcome, Pipeline, Request
 from gateway.routes import Route, method
 from gateway.state import StateBackend

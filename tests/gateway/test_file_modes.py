@@ -40,11 +40,11 @@ POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TODAY = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)  # a Monday the holiday calendar covers
 SHARE = "social_assistance.recipient"
 ENTITIES = "legal_entity.basic"
-EXTRA_CALLERS = (
-    ("agency-amr", "agency", "汶川县市场监督管理局"),
-    ("agency-rescue", "agency", "汶川县应急管理局"),
-    ("agency-suspended", "agency", "汶川县文化旅游局"),
-    ("root", "admin", "州大数据局"),
+EXTRA_CALLERS = (  # id, kind, department, the providers it is bound to
+    ("agency-amr", "agency", "汶川县市场监督管理局", ("county.market-regulation",)),
+    ("agency-rescue", "agency", "汶川县应急管理局", ()),
+    ("agency-suspended", "agency", "汶川县文化旅游局", ()),
+    ("root", "admin", "州大数据局", ()),
 )
 
 
@@ -71,8 +71,10 @@ def umask(request: pytest.FixtureRequest) -> Iterator[int]:
 def build_offline(data_dir: Path, tmp: Path) -> tuple[dict[str, str], dict]:
     """What an operator does with `govgw` before and beside serving."""
     keys, demo = make_data_dir(data_dir, persons=20, entities=6)
-    for cid, kind, dept in EXTRA_CALLERS:
-        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221")["api_key"]
+    for cid, kind, dept, providers in EXTRA_CALLERS:
+        keys[cid] = admin.callers_add(
+            data_dir, cid, kind, dept, "513221", provider_ids=providers
+        )["api_key"]
     admin.callers_suspend(data_dir, "agency-suspended", "测试暂停", redis_url="")
     batch = tmp / "persons.jsonl"
     batch.write_text(json.dumps(person("李娜", order=23), ensure_ascii=False) + "\n")

@@ -35,10 +35,14 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     redis_server = RedisServer(tmp / "redis").start()
     keys, demo = make_data_dir(tmp / "data", persons=40, entities=10)
     port = free_port()
+    # These tests ask about the same few subjects again and again, watching a change
+    # reach every worker: per-subject budgets are not what they test.
+    limits = tmp / "limits.toml"
+    limits.write_text("[subject]\ncalls = 100000\ncallers = 100\n", encoding="utf-8")
     proc = subprocess.Popen(
         [sys.executable, "-m", "clients.cli", "serve", "--workers", "2",
          "--data-dir", str(tmp / "data"), "--listen", f"127.0.0.1:{port}",
-         "--redis-url", redis_server.url],
+         "--redis-url", redis_server.url, "--limits-config", str(limits)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 60

@@ -9,6 +9,12 @@ import pytest
 from tests.support import CapturedLogs, Harness, make_data_dir, start
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requirement(id): the test pins requirement `id` of docs/DESIGN (e.g. R5)"
+    )
+
+
 @pytest.fixture(scope="session")
 def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], dict]:
     data_dir = tmp_path_factory.mktemp("govgw-data")

@@ -315,6 +315,13 @@ def grants_add(
         raise ValueError(f"fields: not fields of {dataset}: {', '.join(unknown)}")
     if CallerRegistry(Layout(Path(data_dir)).callers).get(caller) is None:
         raise ValueError(f"caller: no caller {caller!r}")
+    # Bound to the purpose's stored form, the same string the calls it serves record.
+    from gateway import purposes
+
+    try:
+        purpose = purposes.resolve(purpose)
+    except purposes.PurposeError as e:
+        raise ValueError(f"purpose: {e.description} ({e.reason})") from None
     grant = GrantStore(Layout(Path(data_dir)).grants).add(
         caller, dataset, fields, purpose, _expiry(expires)
     )

@@ -2,39 +2,45 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from gateway import purposes
 from gateway.catalog import Catalog, Dataset
 from gateway.errors import FieldViolation, GovgwError, invalid, invalid_many
 
 T = TypeVar("T")
 
-PURPOSE_MAX = 200
-# A purpose is free text that ends up in the audit trail; it must not carry
-# the personal data the audit is careful never to hold.
-_ID_LIKE = re.compile(r"(?<!\d)\d{15}(?:\d{2}[\dXx])?(?!\d)")
-_PHONE_LIKE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+PURPOSE_MAX = purposes.MAX_LENGTH
 
 
 def purpose(value: str) -> str:
-    p = unicodedata.normalize("NFKC", value or "").strip()
-    if not p:
-        raise invalid("purpose", "is required: say why the data is needed", "PURPOSE_MISSING")
-    if len(p) > PURPOSE_MAX:
-        raise invalid("purpose", f"is longer than {PURPOSE_MAX} characters", "PURPOSE_TOO_LONG")
-    if any(unicodedata.category(c) == "Cc" for c in p):
-        raise invalid("purpose", "contains control characters", "PURPOSE_MALFORMED")
-    if _ID_LIKE.search(p) or _PHONE_LIKE.search(p):
-        raise invalid(
-            "purpose",
-            "must not contain an ID number or phone number",
-            "PURPOSE_CONTAINS_PERSONAL_DATA",
-        )
-    return p
+    """The stored form of a purpose (gateway.purposes): `code[ case-ref][: text]`, the
+    text desensitized; what the call records in the audit trail, index and reports.
+
+    INVALID_ARGUMENT reasons: PURPOSE_MISSING, PURPOSE_TOO_LONG, PURPOSE_MALFORMED
+    (control characters, CR/LF), PURPOSE_CONTAINS_PERSONAL_DATA (an ID or phone number
+    in any separator style: refused, never stored)."""
+    try:
+        return purposes.resolve(value)
+    except purposes.PurposeError as e:
+        raise invalid("purpose", e.description, e.reason) from None
+
+
+def purpose_code(stored: str) -> str:
+    """The registered code of a stored purpose (what a policy or limit keys on)."""
+    return purposes.code(stored)
+
+
+def free_text(value: str) -> str:
+    """Recorded free text that is not a purpose (a reason, title, scenario): the purpose
+    checks and desensitization, no code. Errors are named as for `purpose`; callers
+    rename the field and reason (PURPOSE_* -> REASON_*, SCENARIO_*, ...)."""
+    try:
+        return purposes.clean_text(value)
+    except purposes.PurposeError as e:
+        raise invalid("purpose", e.description, e.reason) from None
 
 
 def dataset(catalog: Catalog, name: str, field_name: str = "dataset") -> Dataset:

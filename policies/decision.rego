@@ -37,6 +37,14 @@ else := plans.deny("UNKNOWN_DATASET", "the dataset is not in the catalog") if {
 	not data.govgw.datasets.known
 }
 
+# A registered purpose serves only the caller kinds and datasets it lists: checked
+# once the route would allow, so a refusal for another reason keeps its reason.
+else := plans.deny("PURPOSE_NOT_SERVED", "the purpose is not registered for this caller kind or dataset") if {
+	input.action in dataset_actions
+	routed.allow
+	data.govgw.purposes.not_served
+}
+
 else := routed
 
 routed := data.govgw.share.lookup if {

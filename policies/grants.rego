@@ -1,5 +1,6 @@
 # Grants (授权): conditional access, bound to caller, dataset and purpose
-# exactly (R5 purpose limitation), with an expiry. data.grants is the list the
+# (R5 purpose limitation: the exact stored purpose, or every call of a bare
+# registered code; govgw.purposes), with an expiry. data.grants is the list the
 # gateway's grant store holds; time comes from input.now so plans are cacheable.
 package govgw.grants
 
@@ -11,7 +12,7 @@ matching contains g if {
 	some g in data.grants
 	g.caller == input.caller.id
 	g.dataset == input.dataset
-	g.purpose == input.purpose
+	data.govgw.purposes.serves(g.purpose, input.purpose)
 }
 
 now_ns := time.parse_rfc3339_ns(input.now)

@@ -31,6 +31,9 @@ investigation_purpose if {
 	contains(input.purpose, word)
 }
 
+# A registered purpose marked withheld_from_subject (criminal_investigation, national_security).
+investigation_purpose if data.govgw.purposes.withheld
+
 hidden if {
 	investigating_department
 	investigation_purpose

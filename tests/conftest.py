@@ -8,9 +8,8 @@ import pytest
 
 from tests.support import CapturedLogs, Harness, make_data_dir, start
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "requirement(id): pins a DESIGN.md requirement")
+# Requirement markers and their report at the end of the run; defects fail the test.
+pytest_plugins = ["tests.guards"]
 
 
 @pytest.fixture(scope="session")

@@ -85,9 +85,12 @@ def provides(catalog: Catalog, caller: Caller, dataset: str) -> bool:
 
 
 def text(value: str, field_name: str, what: str, *, required: bool = True) -> str:
-    """Free text that is recorded: required, bounded, and free of personal data."""
+    """Free text that is recorded: required, bounded, and free of personal data. A
+    `purpose` field is resolved to its stored form (gateway.purposes: a registered
+    code); any other field is desensitized text."""
+    check = validation.purpose if field_name == "purpose" else validation.free_text
     try:
-        return validation.purpose(value)
+        return check(value)
     except GovgwError as e:
         v = e.violations[0]
         if v.reason == "PURPOSE_MISSING" and not required:

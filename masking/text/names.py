@@ -422,6 +422,16 @@ NOT_NAMES = frozenset(
         "付款",
         "付费",
         "伍佰",
+        "农户",
+        "原始",
+        "原来",
+        "商户",
+        "住户",
+        "房主",
+        "全家",
+        "全员",
+        "公众",
+        "有关",
     ]
 )
 _ROLE_BEFORE = re.compile("(?:" + compile_words(ROLE_WORDS).pattern + r")[ \t]*[:：]?[ \t]*$")
@@ -447,6 +457,73 @@ _GIVEN_CHAR = "(?:(?![" + re.escape("".join(sorted(STOP))) + "])[\u4e00-\u9fff])
 _ITEM = f"(?:{_SURNAME}){_GIVEN_CHAR}{{1,2}}"
 _JOINER = re.compile("[、和与及]")
 
+# Someone a service is done for (为陈凯办理户籍迁入, 给张伟补办, 协助李娜核实): a
+# preposition, a surname and one or two given-name characters, then a service verb,
+# 的 or a boundary. The verb, not the stop list, ends the name (为王来福办理).
+BENEFICIARY_BEFORE = ("为", "给", "替", "帮", "代", "协助", "帮助", "陪同", "通知", "联系")
+SERVICE_VERBS = (
+    "办理",
+    "补办",
+    "代办",
+    "申请",
+    "申领",
+    "申报",
+    "核实",
+    "核查",
+    "核对",
+    "核验",
+    "查询",
+    "调取",
+    "认证",
+    "迁入",
+    "迁出",
+    "落户",
+    "登记",
+    "开具",
+    "出具",
+    "领取",
+    "换领",
+    "缴纳",
+    "变更",
+    "注销",
+    "更正",
+    "复核",
+    "审核",
+    "审批",
+    "挂失",
+    "确认",
+    "提供",
+    "发放",
+    "安置",
+    "转移",
+    "预约",
+    "咨询",
+    "打印",
+    "处理",
+    "补录",
+    "办",
+    "的",
+)
+_BENEFICIARY = re.compile(
+    "(?:"
+    + "|".join(BENEFICIARY_BEFORE)
+    + f")(?P<name>(?:{_SURNAME})[\u4e00-\u9fff]{{1,2}}?)"
+    + "(?="
+    + "|".join(sorted(SERVICE_VERBS, key=len, reverse=True))
+    + r"|[（(，,、。；;：:\s]|$)"
+)
+_BARE = re.compile(f"(?:{_SURNAME})[\u4e00-\u9fff]{{1,2}}")
+
+
+def _not_a_name(word: str) -> bool:
+    return word in NOT_NAMES or word[:2] in NOT_NAMES or word in ROLE_WORDS
+
+
+def bare_name(text: str) -> bool:
+    """Is the whole text shaped like a name alone (陈凯, 欧阳建平)? For short fields such
+    as a purpose, where a name with no context around it is still a name."""
+    return _BARE.fullmatch(text) is not None and not _not_a_name(text)
+
 
 class CnPersonNameRecognizer(ChineseRecognizer):
     entity = PERSON
@@ -455,6 +532,10 @@ class CnPersonNameRecognizer(ChineseRecognizer):
     _list = re.compile(f"{_ITEM}(?:[、和与及]{_ITEM})+")
 
     def find(self, text: str) -> Iterable[tuple[int, int, float]]:
+        for m in _BENEFICIARY.finditer(text):
+            name = m.group("name")
+            if not _not_a_name(name) and name[-1] not in _PLACE_LAST:
+                yield m.start("name"), m.end("name"), 0.85
         listed = self._listed(text)
         last_end = -10
         pos = 0

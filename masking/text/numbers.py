@@ -89,11 +89,22 @@ class CnIdNumberRecognizer(ChineseRecognizer):
         NUM_START + r"[1-9][0-9]{5}(?:18|19|20)[0-9]{2}[01][0-9][0-3][0-9][0-9]{3}[0-9Xx]" + NUM_END
     )
     _15 = re.compile(NUM_START + r"[1-9][0-9]{5}[0-9]{2}[01][0-9][0-3][0-9][0-9]{3}" + NUM_END)
+    # Written in groups: 6-8-4 (513221 19860412 0890), 4-4-4-4-2 (5132 2119 8604 1208 90)
+    # or any other grouping, one space, dash or dot between groups, the same throughout.
+    _grouped = re.compile(
+        NUM_START
+        + r"[1-9][0-9]{1,7}(?P<sep>[ .\-])[0-9]{1,8}(?:(?P=sep)[0-9]{1,8}){0,5}[0-9Xx]?"
+        + NUM_END
+    )
     words = Context(("身份证", "身份号", "证件号", "公民身份", "身份证号码", "证号"), NOT_PERSONAL)
 
     def find(self, text: str) -> Iterable[tuple[int, int, float]]:
         for m in self._18.finditer(text):
             if _valid_18(m.group()):
+                yield m.start(), m.end(), 1.0
+        for m in self._grouped.finditer(text):
+            number = m.group().replace(m.group("sep"), "")
+            if len(number) == 18 and _valid_18(number):
                 yield m.start(), m.end(), 1.0
         for m in self._15.finditer(text):
             number = m.group()
@@ -235,9 +246,10 @@ class CnPhoneRecognizer(ChineseRecognizer):
 
     entity = PHONE_NUMBER
     _mobile = re.compile(
-        r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ -]?)?"
+        r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ .-]?|\((?:\+|00)?86\)[ .-]?)?"
         + _MOBILE
-        + r"(?:[0-9]{8}|[ -][0-9]{4}[ -][0-9]{4}|[0-9]{4} [0-9]{4}|-[0-9]{4}-[0-9]{4})"
+        + r"(?:[0-9]{8}|[ -][0-9]{4}[ -][0-9]{4}|[0-9]{4} [0-9]{4}|-[0-9]{4}-[0-9]{4}"
+        + r"|\.[0-9]{4}\.[0-9]{4}|[0-9]{4}\.[0-9]{4})"
         + NUM_END
     )
     _landline = re.compile(

@@ -57,6 +57,9 @@ test_investigations_are_hidden_by_law if {
 	disclosure("agency", "松潘县公安局", "刑事案件侦查").reason == "HIDDEN_BY_LAW"
 	disclosure("agency", "阿坝州国家安全局", "维护国家安全调查").reason == "HIDDEN_BY_LAW"
 	disclosure("agency", "四川省公安厅", "案件侦办").reason == "HIDDEN_BY_LAW"
+	# registered investigation codes, as the gateway stores them
+	disclosure("agency", "松潘县公安局", "criminal_investigation").reason == "HIDDEN_BY_LAW"
+	disclosure("agency", "阿坝州国家安全局", "national_security: 协查").reason == "HIDDEN_BY_LAW"
 }
 
 test_other_uses_are_shown if {

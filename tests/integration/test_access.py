@@ -234,7 +234,7 @@ def test_provider_usage_report_rpc_and_cli(gw: Harness) -> None:
     denied = [
         row for row in r.rows
         if (row.caller, row.action, row.outcome, row.purpose)
-        == ("agency-far", "lookup", "PERMISSION_DENIED", "用途甲")
+        == ("agency-far", "lookup", "PERMISSION_DENIED", "other: 用途甲")
     ]  # fmt: skip
     assert len(denied) == 1 and denied[0].calls == 1 and denied[0].department == "松潘县公安局"
     assert r.calls == sum(row.calls for row in r.rows) > 1
@@ -249,7 +249,7 @@ def test_provider_usage_report_rpc_and_cli(gw: Harness) -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "caller,caller_kind,department,purpose,action,outcome,calls,subjects"
-    assert "agency-far,agency,松潘县公安局,用途甲,lookup,PERMISSION_DENIED,1,1" in lines
+    assert "agency-far,agency,松潘县公安局,other: 用途甲,lookup,PERMISSION_DENIED,1,1" in lines
     js = subprocess.run(
         [sys.executable, "-m", "clients.cli", "--target", gw.target,
          "--api-key", gw.keys["agency-civil"], "access", "usage", "--dataset", DS, "--json"],

@@ -36,7 +36,7 @@ def test_every_call_allowed_or_denied_is_recorded_with_its_decision(gateway: Har
     assert a["caller"] == "counter-wenchuan" and a["action"] == "verify.identity"
     assert a["subject"] == gateway.parts.keyring.subject_hash(adult["id_number"])
     assert a["receipt_id"] == ok.receipt.receipt_id
-    assert a["policy_version"] and a["plan_hash"] and a["purpose"] == PURPOSE
+    assert a["policy_version"] and a["plan_hash"] and a["purpose"] == "household_registration"
     assert (
         d["decision"] == "deny"
         and d["outcome"] == "PERMISSION_DENIED"

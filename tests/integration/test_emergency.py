@@ -99,7 +99,7 @@ def test_declare_widen_end_seal(gw: Harness) -> None:
 
     # Who sees the emergency.
     assert [x.id for x in rescue.list_emergencies()] == [em.id]
-    assert rescue.get_emergency(em.id).purpose == PURPOSE
+    assert rescue.get_emergency(em.id).purpose == "disaster_relief"  # PURPOSE's code
     assert far.list_emergencies() == []
     expect_error(lambda: far.get_emergency(em.id), NOT_FOUND, "EMERGENCY_NOT_FOUND")
     with gw.client("counter-wenchuan") as counter:

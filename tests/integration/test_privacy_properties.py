@@ -11,11 +11,13 @@ import re
 from datetime import UTC, datetime
 
 import grpc
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric
 
 from clients.sdk import GovgwClientError
+from gateway import validation
 from gateway.plan import LOOKUP
 from tests.support import CapturedLogs, Harness
 
@@ -151,3 +153,135 @@ def test_no_raw_id_number_name_or_phone_in_logs_errors_or_audit(
         # echoed in errors. The audit records purposes by design, so there it is checked elsewhere.
         if where != "audit" or variant != 5:
             assert not leaked(name, text), f"raw name in {where}"
+
+
+# ----- purposes (R5): no name, ID number or phone sent in a purpose is ever kept ----------
+
+_WIDE = str.maketrans("0123456789X+", "０１２３４５６７８９Ｘ＋")
+
+
+def _groups(digits: str, sizes: tuple[int, ...], sep: str) -> str:
+    out, at = [], 0
+    for n in sizes:
+        out.append(digits[at : at + n])
+        at += n
+    return sep.join(out)
+
+
+def id_styles(number: str) -> list[str]:
+    styles = [number, number.translate(_WIDE)]
+    for sep in (" ", "-", "."):
+        styles += [_groups(number, (4, 4, 4, 4, 2), sep), _groups(number, (6, 8, 4), sep)]
+    return styles
+
+
+def phone_styles(number: str) -> list[str]:
+    styles = [number, number.translate(_WIDE), f"+86{number}", f"(+86){number}"]
+    for sep in (" ", "-", "."):
+        grouped = _groups(number, (3, 4, 4), sep)
+        styles += [grouped, f"+86 {grouped}", f"+86{sep}{grouped}", f"0086 {grouped}"]
+    return styles
+
+
+NAME_TEMPLATES = (
+    "为{}办理户籍迁入",
+    "给{}补办身份证",
+    "协助{}核实低保材料",
+    "帮{}申请临时救助",
+    "户籍业务办理：为{}办理迁入",
+    "{}",
+)
+NUMBER_TEMPLATES = ("核对{}", "户籍业务办理 {}", "回电{}", "{}", "资格审核，联系人电话{}")
+
+
+@st.composite
+def faker_people(draw: st.DrawFn) -> tuple[str, str, str]:
+    from faker import Faker
+
+    fake = Faker("zh_CN")
+    fake.seed_instance(draw(st.integers(0, 2**32 - 1)))
+    body = fake.ssn()[:17]  # Faker's region and birth date, our check digit (GB 11643)
+    return fake.name(), body + ric.calc_check_digit(body + "0"), fake.phone_number()
+
+
+def _index_text(h: Harness) -> str:
+    base = h.data_dir / "audit-index.sqlite"
+    parts = [p.read_bytes() for p in (base, base.with_name(base.name + "-wal")) if p.exists()]
+    return b"".join(parts).decode("utf-8", "replace")
+
+
+@pytest.mark.requirement("R5")
+@SETTINGS
+@given(
+    person=faker_people(),
+    name_template=st.sampled_from(NAME_TEMPLATES),
+    number_template=st.sampled_from(NUMBER_TEMPLATES),
+    id_style=st.integers(0, 7),
+    phone_style=st.integers(0, 15),
+    header_like=st.booleans(),
+)
+def test_no_name_id_number_or_phone_sent_in_a_purpose_is_kept(
+    gateway: Harness,
+    gateway_logs: CapturedLogs,
+    person: tuple[str, str, str],
+    name_template: str,
+    number_template: str,
+    id_style: int,
+    phone_style: int,
+    header_like: bool,
+) -> None:
+    name, id_number, phone = person
+    sent_id = id_styles(id_number)[id_style]
+    sent_phone = phone_styles(phone)[phone_style]
+    purposes = [
+        name_template.format(name),
+        number_template.format(sent_id),
+        number_template.format(sent_phone),
+    ]
+    if header_like:
+        purposes.append(f"户籍业务办理\r\nX-Subject: {name}")
+    subject = gateway.demo["assistance_recipient"]
+    audit_start = len(gateway.audit_text())
+    log_start = len(gateway_logs.lines)
+    errors = []
+    for purpose in purposes:
+        for caller, call in (
+            ("counter-wenchuan", lambda gw, p=purpose: gw.verify_identity(
+                subject["name"], subject["id_number"], purpose=p)),
+            ("agency-civil", lambda gw, p=purpose: gw.lookup(
+                "social_assistance.recipient", subject["id_number"], purpose=p)),
+        ):  # fmt: skip
+            with gateway.client(caller) as gw:
+                try:
+                    call(gw)
+                except GovgwClientError as e:
+                    assert e.code in REFUSALS, e
+                    errors.append(str(e) + json.dumps(e.to_json(), ensure_ascii=False))
+    with gateway.client("agency-civil") as provider:
+        report = provider.usage_report("social_assistance.recipient")
+    report_text = "\n".join(f"{r.caller},{r.purpose},{r.action},{r.outcome}" for r in report.rows)
+    places = {
+        "audit": gateway.audit_text()[audit_start:],
+        "audit index": _index_text(gateway),
+        "usage report": report_text,
+        "logs": "\n".join(gateway_logs.lines[log_start:]),
+        "errors": "\n".join(errors),
+    }
+    digits_id = id_number
+    digits_phone = phone
+    for where, text in places.items():
+        for label, value in (
+            ("name", name),
+            ("id number", sent_id),
+            ("id number digits", digits_id),
+            ("phone", sent_phone),
+            ("phone digits", digits_phone),
+        ):
+            assert not leaked(value, text) and value not in text, f"raw {label} in {where}"
+    # What was recorded is a registered code, with any free text masked.
+    calls = [
+        r for r in gateway.audit_records()[-3 * len(purposes) :]
+        if r.get("action") in ("lookup", "verify.identity") and r.get("purpose")
+    ]  # fmt: skip
+    for rec in calls:
+        assert validation.purpose_code(rec["purpose"]), rec["purpose"]

@@ -102,9 +102,10 @@ def test_subject_sees_exactly_the_uses_of_their_data_minus_those_hidden_by_law(
     seen = sorted((u.caller, u.action, u.purpose, u.dataset) for u in uses)
     assert seen == sorted(
         [
-            ("counter-wenchuan", "verify.identity", "户籍业务办理", "population.basic"),
-            ("agency-civil", "lookup", "资格审核", "population.basic"),
-            ("agency-police", "lookup", "户籍迁移办理", "population.basic"),
+            # purposes as stored: their registered codes
+            ("counter-wenchuan", "verify.identity", "household_registration", "population.basic"),
+            ("agency-civil", "lookup", "eligibility_review", "population.basic"),
+            ("agency-police", "lookup", "household_registration", "population.basic"),
         ]
     )
     assert all(u.outcome == "OK" and u.department and u.at.seconds for u in uses)
@@ -135,7 +136,9 @@ def test_usage_paging_and_bad_inputs(gw: Harness) -> None:
     first = c.my_usage(token(gw, pid), page_size=2)
     assert len(first.uses) == 2 and first.next_page_token
     second = c.my_usage(token(gw, pid), page_size=2, page_token=first.next_page_token)
-    assert [u.purpose for u in second.uses] == ["资格审核"] and second.next_page_token == ""
+    assert [u.purpose for u in second.uses] == [
+        "eligibility_review"
+    ] and second.next_page_token == ""
     t = token(gw, pid)
     expect_error(lambda: c.my_usage(t, page_size=500), INVALID, "PAGE_SIZE_INVALID", ["page_size"])
     expect_error(

@@ -93,7 +93,7 @@ def test_apply_approve_narrow_creates_grant(store: ApplicationStore) -> None:
     assert (grant["caller"], grant["dataset"], grant["fields"]) == (
         "agency-far", DS, ["assistance_type"],
     )  # fmt: skip
-    assert grant["purpose"] == "社会救助对象核查" and grant["application_id"] == app["id"]
+    assert grant["purpose"] == "social_assistance_review" and grant["application_id"] == app["id"]
     assert grant["expires_at"].startswith("2026-05-14")  # decided 13 Feb + 90 days
     assert [h["event"] for h in store.visible(APPLICANT, app["id"], NOW)["history"]] == [
         "applied", "approved",

@@ -130,3 +130,55 @@ def test_a_uscc_is_found_and_an_all_digit_look_alike_needs_its_word() -> None:
     code = body + uscc.calc_check_digit(body)
     assert ("USCC", code) in found(f"统一社会信用代码{code}。")
     assert ("USCC", code) in found(f"企业{code}被列入名录")
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "value"),
+    [
+        # ID numbers written in groups: 4-4-4-4-2, 6-8-4, with spaces, dashes or dots.
+        ("核对5132 2119 8604 1208 90", "ID_NUMBER", "5132 2119 8604 1208 90"),
+        ("核对 5132-2119-8604-1208-90", "ID_NUMBER", "5132-2119-8604-1208-90"),
+        ("核对513221 19860412 0890", "ID_NUMBER", "513221 19860412 0890"),
+        ("核对513221-19860412-0890", "ID_NUMBER", "513221-19860412-0890"),
+        ("核对513221.19860412.0890", "ID_NUMBER", "513221.19860412.0890"),
+        (
+            "核对５１３２２１ １９８６０４１２ ０８９０",
+            "ID_NUMBER",
+            "５１３２２１ １９８６０４１２ ０８９０",
+        ),
+        # Mobiles: dots and a bracketed +86 as well as spaces and dashes.
+        ("回电138.0013.8000", "PHONE_NUMBER", "138.0013.8000"),
+        ("回电(+86)13800138000", "PHONE_NUMBER", "(+86)13800138000"),
+        ("回电+86.138.0013.8000", "PHONE_NUMBER", "+86.138.0013.8000"),
+        ("回电+86 138 0013 8000", "PHONE_NUMBER", "+86 138 0013 8000"),
+        # Someone a service is done for.
+        ("为陈凯办理户籍迁入", "PERSON", "陈凯"),
+        ("给张伟补办身份证", "PERSON", "张伟"),
+        ("协助李娜核实低保材料", "PERSON", "李娜"),
+        ("帮王秀英申请救助", "PERSON", "王秀英"),
+        ("替欧阳建平办理迁入", "PERSON", "欧阳建平"),
+        ("为陈凯（户主）办理", "PERSON", "陈凯"),
+        ("为王来福办理", "PERSON", "王来福"),  # 来 is a stop character, the verb ends the name
+    ],
+)
+def test_grouped_numbers_and_beneficiaries_are_found(text: str, entity: str, value: str) -> None:
+    assert (entity, value) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "为农户办理补贴",
+        "为群众办理",
+        "为单位办理",
+        "协助公安机关调查",
+        "为张家口市办理",
+        "为白马寺办理",
+        "代办户籍",
+        "为民办实事",
+        "版本 1.2.3 于2024.01.01发布",
+        "编号 5132 2119 8604 1208 91",  # a wrong check digit
+    ],
+)
+def test_look_alikes_of_grouped_numbers_and_beneficiaries_are_not_found(text: str) -> None:
+    assert [t for t, _ in found(text) if t in ("PERSON", "ID_NUMBER", "PHONE_NUMBER")] == []

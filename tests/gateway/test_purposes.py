@@ -1,0 +1,166 @@
+"""Purposes: a registered code, an optional case reference, desensitized text (R5)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway import purposes, validation
+from gateway.errors import GovgwError
+
+pytestmark = pytest.mark.requirement("R5")
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        # Codes and aliases: no analysis, the code.
+        ("户籍业务办理", "household_registration"),
+        ("household_registration", "household_registration"),
+        ("  户籍业务办理 ", "household_registration"),
+        ("户籍迁移办理", "household_registration"),
+        ("社会保障待遇资格认证", "social_insurance_certification"),
+        ("居住证办理", "residence_permit"),
+        ("最低生活保障资格复核", "subsistence_allowance_review"),
+        ("目录浏览", "catalog_browse"),
+        ("ｈｏｕｓｅｈｏｌｄ＿ｒｅｇｉｓｔｒａｔｉｏｎ", "household_registration"),  # NFKC
+        # A code or alias, then free text: the code plus the desensitized text.
+        ("户籍业务办理：为陈凯办理户籍迁入", "household_registration: 为**办理户籍迁入"),
+        ("户籍业务办理 补录材料", "household_registration: 补录材料"),
+        ("资格审核,协助李娜核实低保材料", "eligibility_review: 协助**核实低保材料"),
+        # Anything else: the generic code, the whole text desensitized.
+        ("为陈凯办理户籍迁入", "other: 为**办理户籍迁入"),
+        ("给张伟补办身份证", "other: 给**补办身份证"),
+        ("替欧阳建平办理迁入", "other: 替****办理迁入"),
+        ("陈凯", "other: **"),
+        ("其他用途", "other: 其他用途"),
+        ("用途甲", "other: 用途甲"),
+        ("p", "other: p"),
+        ("other", "other"),
+        # Case references: kept verbatim after the code, validated by pattern.
+        ("户籍业务办理 (2024)川3221民初123号", "household_registration (2024)川3221民初123号"),
+        ("刑事案件侦查，案号（2024）川3221刑初5号", "criminal_investigation (2024)川3221刑初5号"),
+        (
+            "刑事案件侦查，文号：川公刑立字〔2024〕123号",
+            "criminal_investigation 川公刑立字〔2024〕123号",
+        ),
+        (
+            "户籍业务办理 (2024)川3221民初123号 为陈凯补录",
+            "household_registration (2024)川3221民初123号: 为**补录",
+        ),
+        ("(2024)川3221民初123号", "other (2024)川3221民初123号"),
+    ],
+)
+def test_stored_form(sent: str, stored: str) -> None:
+    assert validation.purpose(sent) == stored
+    # The stored form is a purpose too, and resolves to itself.
+    assert validation.purpose(stored) == stored
+
+
+@pytest.mark.parametrize(
+    ("sent", "reason"),
+    [
+        ("", "PURPOSE_MISSING"),
+        ("   ", "PURPOSE_MISSING"),
+        ("审" * 201, "PURPOSE_TOO_LONG"),
+        ("户籍业务办理\r\nX-Forwarded-For: 1.2.3.4", "PURPOSE_MALFORMED"),
+        ("户籍业务办理\n补录", "PURPOSE_MALFORMED"),
+        ("户籍\x00业务", "PURPOSE_MALFORMED"),
+        ("户籍\u202e业务", "PURPOSE_MALFORMED"),  # bidi override
+        ("户籍\u2028业务", "PURPOSE_MALFORMED"),  # line separator
+        ("核对513221198604120890", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对5132 2119 8604 1208 90", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对513221-19860412-0890", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对513221.19860412.0890", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对５１３２２１１９８６０４１２０８９０", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对513221198604120891", "PURPOSE_CONTAINS_PERSONAL_DATA"),  # bad check digit too
+        ("回电13800138000", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("回电138-0013-8000", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("回电138 0013 8000", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("回电138.0013.8000", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("回电+86 138 0013 8000", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("回电+8613800138000", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("回电(+86)138-0013-8000", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("户籍业务办理：回电0816-2345678", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+    ],
+)
+def test_refused(sent: str, reason: str) -> None:
+    with pytest.raises(GovgwError) as e:
+        validation.purpose(sent)
+    v = e.value.violations[0]
+    assert (v.field, v.reason) == ("purpose", reason)
+    # The refusal never echoes the value.
+    assert sent.strip() not in str(e.value) or not sent.strip()
+
+
+def test_code_and_title_read_a_stored_form() -> None:
+    stored = validation.purpose("户籍业务办理：为陈凯办理户籍迁入")
+    assert validation.purpose_code(stored) == "household_registration"
+    assert purposes.title(stored) == "户籍业务办理: 为**办理户籍迁入"
+    assert validation.purpose_code("户籍业务办理") == ""  # not a stored form
+    assert validation.purpose_code("household_registrationx") == ""
+
+
+def test_free_text_is_desensitized_without_a_code() -> None:
+    assert validation.free_text("为陈凯复核材料") == "为**复核材料"
+    with pytest.raises(GovgwError) as e:
+        validation.free_text("联系人 138 0013 8000")
+    assert e.value.violations[0].reason == "PURPOSE_CONTAINS_PERSONAL_DATA"
+
+
+def test_registered_texts_need_no_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_analysis(text: str) -> str:
+        raise AssertionError(f"analyzed {text!r}")
+
+    monkeypatch.setattr(purposes, "desensitize", no_analysis)
+    purposes._resolve.cache_clear()
+    for text in purposes.registry().by_text:
+        assert purposes.resolve(text) == purposes.registry().by_text[text]
+
+
+def test_free_text_is_analyzed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = purposes.desensitize
+
+    def counting(text: str) -> str:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(purposes, "desensitize", counting)
+    purposes._resolve.cache_clear()
+    for _ in range(3):
+        assert purposes.resolve("为陈凯核对材料 ") == "other: 为**核对材料"
+    assert calls == ["为陈凯核对材料"]
+
+
+def test_registry_shipped_is_valid_and_every_alias_is_unique() -> None:
+    reg = purposes.registry()
+    assert reg.other == "other" and reg.get("other") is not None
+    doc = json.loads(purposes.DEFAULT_REGISTRY.read_text(encoding="utf-8"))
+    assert len(reg.purposes) == len(doc["purposes"])
+    for p in reg.purposes.values():
+        assert p.title and p.legal_basis
+    with pytest.raises(ValueError, match="already names"):
+        purposes.parse(
+            {
+                "purposes": [
+                    {"code": "a", "title": "t", "legal_basis": "b", "aliases": ["x"]},
+                    {"code": "b", "title": "t", "legal_basis": "b", "aliases": ["x"]},
+                    {"code": "other", "title": "t", "legal_basis": "b"},
+                ]
+            }
+        )
+    with pytest.raises(ValueError, match="must match"):
+        purposes.parse({"purposes": [{"code": "Bad Code", "title": "t", "legal_basis": "b"}]})
+
+
+def test_serves_by_caller_kind_and_dataset() -> None:
+    reg = purposes.registry()
+    hr = reg.get("household_registration")
+    assert hr is not None
+    assert purposes.serves(hr, "counter", "population.basic")
+    assert not purposes.serves(hr, "public", "population.basic")
+    assert not purposes.serves(hr, "counter", "credit.record")
+    other = reg.get("other")
+    assert other is not None and purposes.serves(other, "public", "credit.record")

@@ -37,7 +37,7 @@ from gateway.services.common import timestamp
 
 log = logging.getLogger("govgw.access")
 
-PURPOSE = "数据申请授权"  # recorded as the purpose of calls that carry none
+PURPOSE = validation.purpose("数据申请授权")  # recorded as the purpose of calls that carry none
 SWEEP_INTERVAL_S = 6 * 3600.0
 
 _USES = {

@@ -25,7 +25,7 @@ from gateway.pool.conflicts import (
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
-PURPOSE = "数据一致性核查"  # data consistency check (Aba 2024 art. 26)
+PURPOSE = validation.purpose("数据一致性核查")  # data consistency check (Aba 2024 art. 26)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from gateway.pipeline import Exec, Outcome, Parts, Request
 from gateway.plan import DEADLINES_READ
 from gateway.routes import Incoming, Route, rows_of
 
-PURPOSE = "办理时限考核"  # deadline assessment (R3)
+PURPOSE = validation.purpose("办理时限考核")  # deadline assessment (R3)
 
 _KINDS = {
     SHARE_APPLICATION: pb.DEADLINE_ITEM_KIND_SHARE_APPLICATION,

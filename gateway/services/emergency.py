@@ -25,6 +25,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 from govgw.v1 import emergency_pb2 as pb
 
+from gateway import validation
 from gateway.access.applications import normalize_fields
 from gateway.access.emergency import (
     ACTIVE,
@@ -51,7 +52,7 @@ from gateway.services.common import timestamp
 
 log = logging.getLogger("govgw.emergency")
 
-PURPOSE = "突发事件应急数据管理"  # recorded as the purpose of these calls
+PURPOSE = validation.purpose("突发事件应急数据管理")  # recorded as the purpose of these calls
 EXPIRY_INTERVAL_S = 60.0
 
 _STATUSES = {pb.EMERGENCY_STATUS_ACTIVE: ACTIVE, pb.EMERGENCY_STATUS_ENDED: ENDED}

@@ -22,7 +22,7 @@ from gateway.plan import OPENING_READ, OPENING_SUSPEND
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
-PURPOSE = "开放数据安全风险处置"  # handling a security risk of opened data
+PURPOSE = validation.purpose("开放数据安全风险处置")  # handling a security risk of opened data
 
 _STATUS = {
     SUSPENDED: pb.OPENING_SUSPENSION_STATUS_SUSPENDED,

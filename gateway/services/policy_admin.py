@@ -43,7 +43,7 @@ from gateway.services.common import timestamp
 
 T = TypeVar("T")
 
-PURPOSE = "策略管理"  # recorded as the purpose of calls that carry no reason
+PURPOSE = validation.purpose("策略管理")  # recorded as the purpose of calls that carry no reason
 MAX_FILES = 500
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
@@ -119,7 +119,7 @@ def bundle_files(bundle: pb.PolicyBundle, field: str = "bundle") -> dict[str, by
 def _reason(text: str) -> str:
     """A reason is recorded (history, audit purpose): the purpose rules apply to it."""
     try:
-        return validation.purpose(text)
+        return validation.free_text(text)
     except GovgwError as e:
         v = e.violations[0]
         description = v.description.replace("say why the data is needed", "say why")

@@ -62,7 +62,7 @@ from gateway.plan import (
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
-PURPOSE = "数据主体权利"  # recorded as the purpose of every subject-rights call
+PURPOSE = validation.purpose("数据主体权利")  # recorded as the purpose of every subject-rights call
 # The subject's own calls: audited under their keyed hash, never listed to them as a use.
 OWN_ACTIONS = frozenset(
     {SUBJECT_USAGE, SUBJECT_CORRECT, SUBJECT_WITHDRAW, SUBJECT_READ, SUBJECT_RECORDS}

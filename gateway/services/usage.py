@@ -23,7 +23,7 @@ from gateway.plan import USAGE_READ
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
-PURPOSE = "数据使用情况统计"
+PURPOSE = validation.purpose("数据使用情况统计")
 DEFAULT_PERIOD = timedelta(days=30)
 MAX_PERIOD = timedelta(days=366)
 

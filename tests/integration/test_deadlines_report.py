@@ -149,7 +149,9 @@ def test_who_may_not_read_the_report_and_bad_filters(gw: Harness) -> None:
     records = [r for r in gw.audit_records() if r["action"] == "deadlines.read"]
     assert {r["outcome"] for r in records} >= {"OK", "PERMISSION_DENIED", "INVALID_ARGUMENT"}
     assert all(
-        r["purpose"] == "办理时限考核" for r in records if r["outcome"] != "INVALID_ARGUMENT"
+        r["purpose"] == "deadline_assessment"  # the registered code of 办理时限考核
+        for r in records
+        if r["outcome"] != "INVALID_ARGUMENT"
     )
 
 

@@ -102,7 +102,11 @@ def attach(parts: Parts, config: ServeConfig) -> Parts:
     Apart from `build_parts` because opening the state may reach Redis: `serve`
     and the tests call it right after `build_parts`, offline tools do not.
     """
-    state = open_state(config.redis_url)
+    # In-process windows are kept in the data directory so that a restart does
+    # not hand every caller a fresh budget (Redis keeps its own, with AOF on).
+    state = open_state(config.redis_url, config.layout.state)
+    if not state.shared and not getattr(state, "persistent", False):
+        log.warning("in-process limits are not kept: a restart starts every window afresh")
     parts.limits = Limits.from_config(config.limits, state)
     parts.oracle = Oracle(state, parts.auth.registry, config.oracle)
     parts.replay = ReplayGuard(state)

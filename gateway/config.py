@@ -11,6 +11,9 @@ Everything lives under one data directory, created by `govgw init`:
                         with --workers N; audit-admin.log for CLI transitions)
     audit-index.sqlite  the audit index: derived from audit/, deletable, rebuilt
                         by `govgw audit reindex` (gateway.audit.index)
+    state.sqlite        in-process rate and enumeration windows, suspensions,
+                        nonces, idempotency results (gateway.state.memory;
+                        not used with Redis; state-<n>.sqlite per worker)
     tls/                private CA, server and client certificates
 
 Everything in it is owner-only (R12): files 0600, directories 0700, whatever
@@ -120,6 +123,9 @@ class Layout:
     data_dir: Path
     # Each process holds its own audit file (AuditLog locks it exclusively).
     audit_name: str = "audit.log"
+    # Each process keeps its own in-process state file too: two writers of one
+    # snapshot would overwrite each other's windows.
+    state_name: str = "state.sqlite"
 
     @property
     def pool(self) -> Path:
@@ -167,6 +173,11 @@ class Layout:
     @property
     def audit(self) -> Path:
         return self.data_dir / "audit" / self.audit_name
+
+    @property
+    def state(self) -> Path:
+        """The in-process state backend's windows, kept across restarts."""
+        return self.data_dir / self.state_name
 
     @property
     def audit_dir(self) -> Path:
@@ -220,8 +231,11 @@ class ServeConfig:
 
     @property
     def layout(self) -> Layout:
-        name = "audit.log" if self.worker is None else f"audit-{self.worker}.log"
-        return Layout(Path(self.data_dir), name)
+        if self.worker is None:
+            return Layout(Path(self.data_dir))
+        return Layout(
+            Path(self.data_dir), f"audit-{self.worker}.log", f"state-{self.worker}.sqlite"
+        )
 
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.listen.rpartition(":")

@@ -124,6 +124,9 @@ class GatewayServer:
         await server.stop(self._grace)
         if runtime is not None:
             runtime.stop()
+        # The in-process state writes its last changes (its windows outlive the
+        # process); Redis closes its connections.
+        await self.parts.limits.state.aclose()
         self.parts.audit.close()
         self.parts.pool.close()
         log.info("stopped")

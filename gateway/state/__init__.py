@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from gateway.state.base import (
     Observation,
@@ -37,10 +38,11 @@ def redis_url(configured: str | None = None) -> str:
     return url
 
 
-def open_state(url: str | None = None) -> StateBackend:
+def open_state(url: str | None = None, path: Path | None = None) -> StateBackend:
+    """Redis when a URL is configured; else in-process, kept in `path` if given."""
     url = redis_url(url)
     if not url:
-        return InProcessState()
+        return InProcessState(path)
     from gateway.state.redisstate import RedisState
 
     return RedisState(url)

@@ -2,13 +2,32 @@
 
 Everything runs on the server's one event loop, so no lock is needed: no
 await happens between a check and its update.
+
+Given a path (`govgw serve` gives `<data-dir>/state.sqlite`), the windows
+(rate, per-subject, the enumeration monitor's answers, misses and distinct
+subjects), suspensions, nonce claims and idempotency values survive a
+restart: every `SNAPSHOT_INTERVAL_S` what changed is copied on the loop (in
+proportion to the calls since the last copy) and written on a worker thread
+(gateway.state.snapshot); `aclose` writes the rest, and the next start loads
+what has not expired. A crash (SIGKILL, power cut) loses at most the last
+interval's changes: up to one second of counted calls, answers and claims.
+No call waits on the disk. In-flight slots are not kept: the calls holding
+them died with the process. Without a path (bare library use) nothing is
+kept, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import logging
+import sqlite3
+import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from gateway.state.base import (
     ADMITTED,
@@ -20,6 +39,12 @@ from gateway.state.base import (
     Verdict,
     Window,
 )
+from gateway.state.snapshot import Batch, LogDelta, SnapshotFile
+
+logger = logging.getLogger("govgw.state")
+
+# How often changes are written to the state file: the most a crash can lose.
+SNAPSHOT_INTERVAL_S = 1.0
 
 
 class _Log:
@@ -29,6 +54,14 @@ class _Log:
         self.hits: deque[float] = deque()
         self.members: dict[str, float] = {}
         self.window_s = 0.0  # the longest window it was used with, for the sweep
+        # For the snapshot: hits only leave from the left (trim) and members are
+        # moved to the end when seen, so what changed since the last write is
+        # the last (len + popped - written) hits and the last (seen - written)
+        # members; no per-call bookkeeping beyond two counters.
+        self.popped = 0
+        self.seen = 0
+        self.written_hits = 0
+        self.written_seen = 0
 
     def see(self, member: str, now: float) -> None:
         # Re-inserted at the end, so `members` stays ordered by last time and
@@ -36,10 +69,12 @@ class _Log:
         # (a caller may have thousands of subjects in the window).
         self.members.pop(member, None)
         self.members[member] = now
+        self.seen += 1
 
     def trim(self, horizon: float) -> None:
         while self.hits and self.hits[0] <= horizon:
             self.hits.popleft()
+            self.popped += 1
         members = self.members
         while members:
             oldest = next(iter(members))
@@ -55,6 +90,29 @@ class _Log:
         # a member a little longer, erring towards counting it.
         return next(iter(self.members.values())) if distinct else self.hits[0]
 
+    @classmethod
+    def loaded(cls, window_s: float, hits: list[float], members: list[tuple[str, float]]) -> _Log:
+        log = cls()
+        log.window_s = window_s
+        log.hits.extend(hits)
+        log.members.update(members)
+        log.written_hits = len(hits)  # already in the file
+        return log
+
+    def changes(self, key: str) -> LogDelta | None:
+        """What to write since the last time (and mark it written)."""
+        total = len(self.hits) + self.popped
+        new_hits = min(total - self.written_hits, len(self.hits))
+        new_seen = min(self.seen - self.written_seen, len(self.members))
+        self.written_hits, self.written_seen = total, self.seen
+        if new_hits <= 0 and new_seen <= 0:
+            return None
+        hits = array("d", itertools.islice(reversed(self.hits), new_hits))
+        hits.reverse()
+        members = list(itertools.islice(reversed(self.members.items()), new_seen))
+        members.reverse()
+        return LogDelta(key, self.window_s, hits.tobytes(), members)
+
 
 # Every this many operations, logs that have emptied are dropped: there is
 # one per subject asked about, so without a sweep memory would only grow.
@@ -64,22 +122,119 @@ SWEEP_EVERY = 4096
 class InProcessState(StateBackend):
     shared = False
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        interval_s: float = SNAPSHOT_INTERVAL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._logs: dict[str, _Log] = {}
         self._slots: dict[str, dict[str, float]] = {}
         self._suspended: dict[str, str] = {}
+        # Expiry times are wall-clock (not the loop's monotonic clock) so that
+        # they still mean something to the next process, after a reboot too.
         self._claims: dict[str, float] = {}
         self._values: dict[str, tuple[str, float]] = {}
         self._grants_version = 0
         self._watchers: list[Callable[[str], None]] = []
         self._ops = 0
+        self._clock = clock
+        self.interval_s = interval_s
+        # Keys changed since the last write (only kept when there is a file).
+        self._dirty_logs: set[str] = set()
+        self._dirty_claims: set[str] = set()
+        self._dirty_values: set[str] = set()
+        self._dirty_suspended = False
+        self._failed: list[Batch] = []  # written again first, after a failed write
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing: asyncio.Event | None = None
+        self._flush_lock: asyncio.Lock | None = None
+        self._file = SnapshotFile(path) if path is not None else None
+        if self._file is not None:
+            self._load(self._file)
+
+    @property
+    def persistent(self) -> bool:
+        return self._file is not None
+
+    def _load(self, file: SnapshotFile) -> None:
+        now = self._clock()
+        loaded = file.load(now)
+        for key, (window_s, hits, members) in loaded.logs.items():
+            log = _Log.loaded(window_s, hits, members)
+            log.trim(now - window_s)  # the file purges by expiry; this is the same horizon
+            if log.hits or log.members:
+                self._logs[key] = log
+        self._suspended = loaded.suspended
+        self._claims = loaded.claims
+        self._values = loaded.values
 
     def _log(self, key: str, window_s: float) -> _Log:
         log = self._logs.get(key)
         if log is None:
             log = self._logs[key] = _Log()
         log.window_s = max(log.window_s, window_s)
+        if self._file is not None:
+            self._changed(self._dirty_logs, key)
         return log
+
+    def _changed(self, dirty: set[str], key: str) -> None:
+        dirty.add(key)
+        if self._flusher is None:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if self._flusher is None:
+            # Started on first use, on the loop the state serves from.
+            self._closing = asyncio.Event()
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
+
+    async def _flush_periodically(self) -> None:
+        assert self._closing is not None
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.interval_s)
+            await self.flush()
+
+    def _collect(self) -> Batch:
+        """Copy what changed, on the loop: cheap, in proportion to the changes."""
+        batch = Batch(self._clock())
+        for key in self._dirty_logs:
+            log = self._logs.get(key)  # a log swept away has only expired rows left
+            delta = log.changes(key) if log is not None else None
+            if delta is not None:
+                batch.logs.append(delta)
+        batch.claims = [(k, self._claims[k]) for k in self._dirty_claims if k in self._claims]
+        for k in self._dirty_values:
+            held = self._values.get(k)
+            batch.values.append((k, None, 0.0) if held is None else (k, held[0], held[1]))
+        if self._dirty_suspended:
+            batch.suspended = dict(self._suspended)
+        self._dirty_logs, self._dirty_claims, self._dirty_values = set(), set(), set()
+        self._dirty_suspended = False
+        return batch
+
+    async def flush(self) -> None:
+        """Write what changed since the last write (off the event loop)."""
+        file = self._file
+        if file is None:
+            return
+        if self._flush_lock is None:
+            self._flush_lock = asyncio.Lock()
+        async with self._flush_lock:  # batches are written in the order collected
+            batch = self._collect()
+            pending = [*self._failed, batch] if batch else self._failed
+            self._failed = []
+            for i, b in enumerate(pending):
+                try:
+                    await asyncio.to_thread(file.write, b)
+                except (sqlite3.Error, OSError) as e:
+                    # Kept and written again next time: a full disk must not
+                    # silently reset the windows once it has room again.
+                    logger.error("state file %s not written: %s", file.path.name, type(e).__name__)
+                    self._failed = pending[i:]
+                    return
 
     def _sweep(self, now: float) -> None:
         self._ops += 1
@@ -158,38 +313,52 @@ class InProcessState(StateBackend):
     async def suspend(self, caller_id: str, reason: str) -> bool:
         new = caller_id not in self._suspended
         self._suspended[caller_id] = reason
+        self._suspensions_changed()
         return new
 
     async def reinstate(self, caller_id: str) -> bool:
-        return self._suspended.pop(caller_id, None) is not None
+        found = self._suspended.pop(caller_id, None) is not None
+        self._suspensions_changed()
+        return found
+
+    def _suspensions_changed(self) -> None:
+        if self._file is not None:
+            self._dirty_suspended = True
+            self._start_writer()
 
     async def suspended(self) -> dict[str, str]:
         return dict(self._suspended)
 
     async def claim(self, key: str, ttl_s: float) -> bool:
-        now = asyncio.get_running_loop().time()
+        now = self._clock()
         exp = self._claims.get(key)
         if exp is not None and exp > now:
             return False
         self._claims[key] = now + ttl_s
+        if self._file is not None:
+            self._changed(self._dirty_claims, key)
         if len(self._claims) > 100_000:  # keep memory bounded: drop lapsed claims
             for k in [k for k, e in self._claims.items() if e <= now]:
                 del self._claims[k]
         return True
 
     async def put_if_absent(self, key: str, value: str, ttl_s: float) -> str | None:
-        now = asyncio.get_running_loop().time()
+        now = self._clock()
         held = self._values.get(key)
         if held is not None and held[1] > now:
             return held[0]
-        self._values[key] = (value, now + ttl_s)
+        await self.put(key, value, ttl_s)
         return None
 
     async def put(self, key: str, value: str, ttl_s: float) -> None:
-        self._values[key] = (value, asyncio.get_running_loop().time() + ttl_s)
+        self._values[key] = (value, self._clock() + ttl_s)
+        if self._file is not None:
+            self._changed(self._dirty_values, key)
 
     async def forget(self, key: str) -> None:
         self._values.pop(key, None)
+        if self._file is not None:
+            self._changed(self._dirty_values, key)
 
     async def grants_version(self) -> int:
         return self._grants_version
@@ -210,4 +379,14 @@ class InProcessState(StateBackend):
         return None
 
     async def aclose(self) -> None:
+        """Write what is left and close the file (a clean shutdown loses nothing)."""
         self._watchers.clear()
+        if self._flusher is not None and self._closing is not None:
+            self._closing.set()
+            with contextlib.suppress(Exception):
+                await self._flusher  # its last round writes what changed since
+            self._flusher = None
+        await self.flush()
+        if self._file is not None:
+            file, self._file = self._file, None
+            await asyncio.to_thread(file.close)

@@ -1,4 +1,6 @@
-"""A real redis-server for tests: its own loopback port and temp dir, no persistence.
+"""A real redis-server for tests: its own loopback port and temp dir, run as the
+documented deployment runs it — append-only file on, fsync every second — so a
+restart on the same directory keeps what was written (nonces, windows).
 
 Never skipped: when redis-server is missing the test fails and says how to get it.
 """
@@ -38,7 +40,8 @@ class RedisServer:
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
-                "--appendonly", "no",
+                "--appendonly", "yes",
+                "--appendfsync", "everysec",
                 "--dir", str(self.workdir),
             ],
             stdout=subprocess.DEVNULL,
@@ -57,6 +60,15 @@ class RedisServer:
                 self.stop()
                 raise AssertionError(f"redis-server did not start on port {self.port}")
             time.sleep(0.05)
+
+    def restart(self, *, crash: bool = False) -> RedisServer:
+        """Stop (SIGKILL with `crash`, else a clean shutdown) and start again on the
+        same port and directory: what survives is what the append-only file kept."""
+        if crash and self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stop()
+        return self.start()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -22,6 +22,7 @@ from gateway.pipeline import Outcome, Pipeline, Request
 from gateway.routes import Route, method
 from gateway.state import StateBackend
 from gateway.state.replay import Replay, ReplayGuard, fingerprint
+from tests.gateway.state.harness import forget_state
 from tests.gateway.state.redis_server import RedisServer
 from tests.support import free_port, make_data_dir
 
@@ -173,6 +174,7 @@ def mutating(request, replay_dir, tmp_path: Path) -> Iterator[tuple[MutatingServ
     cfg = ServeConfig(
         data_dir=d, listen="127.0.0.1:0", redis_url=redis_server.url if redis_server else ""
     )
+    forget_state(cfg)  # the data dir is the module's: each test's nonces start fresh
     parts = attach(build_parts(cfg), cfg)
     s = MutatingServer(parts)
     yield s, keys["agency-civil"], cfg.layout.audit

@@ -270,9 +270,11 @@ class Pipeline:
                 ),
                 record.request_id,
             )
-        # Per-call lines are DEBUG: the audit trail is the access record, and
-        # an INFO line per call costs a lock and a write on the hot path.
-        log.debug(
+        # Answers are DEBUG: the audit trail is the access record, and an INFO
+        # line per call costs a lock and a write on the hot path. A refusal is one
+        # INFO line (ids and reason codes only; never a value, never a traceback).
+        log.log(
+            logging.DEBUG if record.outcome == "OK" else logging.INFO,
             "request %s caller=%s action=%s dataset=%s outcome=%s reason=%s latency_ms=%.2f",
             record.request_id,
             record.caller.id if record.caller else "-",

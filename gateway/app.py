@@ -48,7 +48,7 @@ from gateway.services.lookup import LookupService
 from gateway.services.opening import OpeningService
 from gateway.services.policy_admin import PolicyAdminService
 from gateway.services.receipts import ReceiptService
-from gateway.services.subjects import subject_service
+from gateway.services.subjects import subject_routes
 from gateway.services.usage import UsageService
 from gateway.services.verification import VerificationService
 from gateway.state import open_state
@@ -178,7 +178,7 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
         *access.routes(),
         *UsageService(parts, audit).routes(),
         *emergency.routes(),
-        *subject_service(parts, config).routes(),
+        *subject_routes(parts, config),
         *ConflictService(parts).routes(),
         *OpeningService(parts, parts.decider.suspensions).routes(),
         *DeadlineService(parts, access.store, corrections).routes(),

@@ -41,15 +41,15 @@ from grpc_status import rpc_status
 
 from gateway import wire
 from gateway.audit import AuditLog, AuditUnavailable
+from gateway.audit.draft import AuditDraft
 from gateway.auth import Authenticator
-from gateway.call import Exec, Outcome, Request
+from gateway.call import Exec
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, unavailable
 from gateway.keys import KeyRing
 from gateway.limits import Admission, Limits
 from gateway.oracle import Oracle
-from gateway.plan import Plan
 from gateway.policy.decider import Decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
@@ -145,7 +145,7 @@ class Pipeline:
         started = time.perf_counter()
         request_id = new_request_id()
         context.set_trailing_metadata((("x-request-id", request_id),))
-        record = _AuditDraft(request_id=request_id, action=route.action)
+        record = AuditDraft(request_id=request_id, action=route.action)
         replay = _ReplayStep(p.replay if route.state_changing else None, route, raw)
         try:
             caller = p.auth.authenticate(context)  # 1. authenticate, before anything else
@@ -240,7 +240,7 @@ class Pipeline:
         hashes: tuple[str, ...],
         misses: tuple[bool, ...],
         admission: Admission,
-        record: _AuditDraft,
+        record: AuditDraft,
     ) -> None:
         """Report each subject's answer to the enumeration monitor (one per subject key)."""
         oracle = self.parts.oracle
@@ -253,7 +253,7 @@ class Pipeline:
             record.extra.append(suspension.audit_event(by="enumeration-monitor"))
 
     async def _audit(
-        self, record: _AuditDraft, started: float, context: grpc.aio.ServicerContext
+        self, record: AuditDraft, started: float, context: grpc.aio.ServicerContext
     ) -> None:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         events = record.events(self.parts.keyring)
@@ -357,93 +357,3 @@ def _check_deadline(context: grpc.aio.ServicerContext) -> None:
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
         raise GovgwError(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "deadline passed")
-
-
-@dataclass
-class _AuditDraft:
-    """The audit record taking shape as the call goes through the pipeline."""
-
-    request_id: str
-    action: str
-    caller: Caller | None = None
-    request: Request | None = None
-    plans: dict[str, Plan] = field(default_factory=dict)
-    outcome: str = ""
-    reason: str = ""
-    answer: str = ""
-    receipt_id: str = ""
-    violations: list[str] = field(default_factory=list)
-    latency_ms: float = 0.0
-    extra: list[dict[str, Any]] = field(default_factory=list)  # e.g. a suspension it caused
-    replayed: bool = False  # answered from an idempotency key's stored response
-    details: dict[str, Any] = field(default_factory=dict)  # Outcome.audit
-
-    def succeed(self, outcome: Outcome[Any]) -> None:
-        self.outcome = "OK"
-        self.answer = outcome.answer
-        self.receipt_id = outcome.receipt_id
-        self.details = dict(outcome.audit)
-
-    def fail(self, err: GovgwError) -> None:
-        self.outcome = err.code.name
-        self.reason = err.reason
-        # Field paths only: a violation's description never holds the value.
-        self.violations = [v.field for v in err.violations]
-
-    def events(self, keyring: KeyRing) -> list[dict[str, Any]]:
-        req = self.request
-        plans = self.plans
-        allowed = bool(plans) and all(p.allow for p in plans.values())
-        base: dict[str, Any] = {
-            "request_id": self.request_id,
-            "caller": self.caller.id if self.caller else "",
-            "caller_kind": self.caller.kind if self.caller else "",
-            "department": self.caller.department if self.caller else "",
-            # Policy input the replay (impact preview) needs; a region code is no personal data.
-            "caller_region": self.caller.region if self.caller else "",
-            "action": self.action,
-            "dataset": ",".join(req.datasets) if req else "",
-            "purpose": req.purpose if req else "",
-            "decision": "allow" if allowed else "deny",
-            "reason": self.reason,
-            "policy_version": next(iter(plans.values())).policy_version if plans else "",
-            "plan_hash": _combined_hash(plans),
-            "outcome": self.outcome,
-            "latency_ms": self.latency_ms,
-            "input": {
-                "fields": list(req.fields) if req else [],
-                "predicates": list(req.predicates) if req else [],
-                "violations": self.violations,
-            },
-        }
-        if self.answer:
-            base["answer"] = self.answer
-        if self.replayed:
-            base["replayed"] = True
-        if self.receipt_id:
-            base["receipt_id"] = self.receipt_id
-        if self.details:
-            base["details"] = self.details
-        grants = sorted({p.grant_id for p in plans.values() if p.grant_id})
-        if grants:
-            base["grants"] = grants
-        # Calls made under an emergency (R11) name it: its sealing list is read from here.
-        emergencies = sorted(
-            {p.obligations.emergency_id for p in plans.values() if p.obligations.emergency_id}
-        )
-        if emergencies:
-            base["emergencies"] = emergencies
-        subjects = req.subjects if req else ()
-        extra = [{**e, "request_id": self.request_id} for e in self.extra]
-        if not subjects:
-            return [{**base, "subject": ""}, *extra]
-        # One record per subject, so a data subject can later list every use of their data.
-        return [{**base, "subject": keyring.subject_hash(s)} for s in subjects] + extra
-
-
-def _combined_hash(plans: dict[str, Plan]) -> str:
-    if not plans:
-        return ""
-    if len(plans) == 1:
-        return next(iter(plans.values())).hash
-    return "+".join(plans[ds].hash for ds in sorted(plans))

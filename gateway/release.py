@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from govgw.v1 import common_pb2
 
 from gateway.access.disputes import disputed
+from gateway.call import Exec
 from gateway.catalog import Dataset
 from gateway.errors import denied
-from gateway.pipeline import Exec, Parts
+from gateway.pipeline import Parts
 from gateway.plan import Plan
 from gateway.predicates import Row
 from gateway.subjects import LEGAL_ENTITY, PERSON

@@ -28,9 +28,10 @@ from gateway.access.applications import (
 )
 from gateway.access.sweep import sweep_unused
 from gateway.audit.index import AuditIndex
+from gateway.call import Exec, Outcome, Request
 from gateway.errors import invalid
 from gateway.grants import ACTIVE, REVOKED, SUSPENDED
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.pipeline import Parts
 from gateway.plan import ACCESS_APPLY, ACCESS_DECIDE, ACCESS_READ, ACCESS_SWEEP
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp

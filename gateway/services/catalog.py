@@ -13,9 +13,10 @@ from typing import Any
 from govgw.v1 import catalog_pb2, common_pb2
 
 from gateway import validation
+from gateway.call import Exec, Outcome, Request
 from gateway.catalog import Catalog, Dataset, ServedCatalog, Treatment
 from gateway.errors import invalid, not_found
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.pipeline import Parts
 from gateway.plan import CATALOG_READ
 from gateway.routes import Incoming, Route, rows_of
 

@@ -10,8 +10,9 @@ from datetime import datetime
 from google.protobuf import timestamp_pb2
 from govgw.v1 import common_pb2
 
+from gateway.call import Exec
 from gateway.errors import denied
-from gateway.pipeline import Exec, Parts
+from gateway.pipeline import Parts
 from gateway.plan import Plan
 from gateway.subjects import LEGAL_ENTITY, PERSON
 

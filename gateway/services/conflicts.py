@@ -14,7 +14,8 @@ from typing import Any
 from govgw.v1 import conflicts_pb2 as pb
 
 from gateway import validation
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.call import Exec, Outcome, Request
+from gateway.pipeline import Parts
 from gateway.plan import CONFLICTS_READ
 from gateway.pool.conflicts import (
     DEFAULT_PAGE_SIZE,

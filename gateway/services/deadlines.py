@@ -21,7 +21,8 @@ from gateway.access.deadline_report import (
     report,
 )
 from gateway.access.deadlines import DeadlineError, china_date
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.call import Exec, Outcome, Request
+from gateway.pipeline import Parts
 from gateway.plan import DEADLINES_READ
 from gateway.routes import Incoming, Route, rows_of
 

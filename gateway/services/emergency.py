@@ -38,8 +38,9 @@ from gateway.access.emergency import (
     sealing_list,
 )
 from gateway.audit.index import AuditIndex
+from gateway.call import Exec, Outcome, Request
 from gateway.errors import invalid
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.pipeline import Parts
 from gateway.plan import (
     EMERGENCY_DECLARE,
     EMERGENCY_END,

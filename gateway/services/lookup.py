@@ -9,9 +9,10 @@ from typing import Any
 from govgw.v1 import common_pb2, lookup_pb2
 
 from gateway import release, subjects, validation
+from gateway.call import Exec, Outcome, Request
 from gateway.catalog import Dataset
 from gateway.errors import not_found
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.pipeline import Parts
 from gateway.plan import LOOKUP, Plan
 from gateway.routes import Answer, Incoming, Route, rows_of
 from gateway.services.common import disputed_audit, timestamp

@@ -17,7 +17,8 @@ from govgw.v1 import opening_pb2 as pb
 
 from gateway import validation
 from gateway.access.opening import REOPENED, SUSPENDED, WITHDRAWN, OpeningSuspensionStore
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.call import Exec, Outcome, Request
+from gateway.pipeline import Parts
 from gateway.plan import OPENING_READ, OPENING_SUSPEND
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp

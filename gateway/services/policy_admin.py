@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -25,11 +25,11 @@ import grpc
 from govgw.v1 import policy_admin_pb2 as pb
 
 from gateway import validation
+from gateway.call import Exec, Outcome, Request
 from gateway.errors import FieldViolation, GovgwError, invalid
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.pipeline import Parts
 from gateway.policy.administration import PolicyAdministration, PolicyInvalid, Prepared
 from gateway.policy.bundle import PolicyProblem, is_bundle_path
-from gateway.policy.check import RegoSuite
 from gateway.policy.impact import EXAMPLES
 from gateway.policy.versions import (
     HistoryEntry,
@@ -39,7 +39,13 @@ from gateway.policy.versions import (
     is_version_id,
 )
 from gateway.routes import Incoming, Route, rows_of
-from gateway.services.common import timestamp
+from gateway.services.policy_messages import (
+    history_message,
+    impact_message,
+    problem_message,
+    suite_message,
+    version_message,
+)
 
 T = TypeVar("T")
 
@@ -138,112 +144,6 @@ def _signature(request: Any) -> Signature | None:
     v.raise_if_any()
     return Signature(sig.key_id, base64.b64encode(sig.signature).decode())
 
-
-def version_message(info: VersionInfo, active: str) -> pb.PolicyVersion:
-    return pb.PolicyVersion(
-        version=info.version,
-        digest=info.digest,
-        author=info.author,
-        created_at=timestamp(info.created_at),
-        reason=info.reason,
-        parent=info.parent,
-        signed_by=info.signature.key_id if info.signature else "",
-        files=sorted(info.files),
-        active=info.version == active,
-    )
-
-
-def history_message(h: HistoryEntry) -> pb.HistoryEntry:
-    return pb.HistoryEntry(
-        seq=h.seq,
-        at=timestamp(h.at),
-        actor=h.actor,
-        action=h.action,
-        version=h.version,
-        previous=h.previous,
-        reason=h.reason,
-        request_id=h.request_id,
-    )
-
-
-def problem_message(p: PolicyProblem) -> pb.PolicyProblem:
-    return pb.PolicyProblem(kind=p.kind, message=p.message, file=p.file, line=p.line, rule=p.rule)
-
-
-def _plan_summary(doc: Mapping[str, Any]) -> pb.PlanSummary:
-    return pb.PlanSummary(
-        allow=bool(doc.get("allow")),
-        reason=str(doc.get("reason", "")),
-        fields=dict(doc.get("fields", {})),
-        predicates=list(doc.get("predicates", [])),
-        region_prefix=str(doc.get("region_prefix", "")),
-    )
-
-
-def impact_message(r: Mapping[str, Any], since: datetime) -> pb.ImpactResponse:
-    return pb.ImpactResponse(
-        current_version=r["current_version"],
-        candidate_version=r["candidate_version"],
-        since=timestamp(since),
-        records_read=r["records_read"],
-        requests_replayed=r["requests_replayed"],
-        decisions_compared=r["decisions_compared"],
-        decisions_changed=r["decisions_changed"],
-        skipped=r["skipped"],
-        recorded_differs=r["recorded_differs"],
-        totals=r["totals"],
-        groups=[
-            pb.ImpactGroup(
-                dataset=g["dataset"],
-                caller=g["caller"],
-                caller_kind=g["caller_kind"],
-                change=g["change"],
-                count=g["count"],
-                names=g["names"],
-                examples=[
-                    pb.ImpactExample(
-                        request_id=x["request_id"],
-                        time=timestamp(x["ts"]),
-                        action=x["action"],
-                        purpose=x["purpose"],
-                        requested_fields=x["requested_fields"],
-                        before=_plan_summary(x["before"]),
-                        after=_plan_summary(x["after"]),
-                    )
-                    for x in g["examples"]
-                ],
-            )
-            for g in r["groups"]
-        ],
-    )
-
-
-def suite_message(
-    version: str, problems: Sequence[PolicyProblem], suite: RegoSuite | None, min_coverage: float
-) -> pb.TestResponse:
-    if suite is None:
-        return pb.TestResponse(
-            version=version, passed=False, problems=[problem_message(p) for p in problems]
-        )
-    return pb.TestResponse(
-        version=version,
-        passed=suite.passed and not problems and suite.coverage_percent >= min_coverage,
-        results=[
-            pb.RegoTestResult(name=r.name, passed=r.passed, message=r.message)
-            for r in suite.results
-        ],
-        coverage_percent=round(suite.coverage_percent, 2),
-        files=[
-            pb.FileCoverage(
-                file=f, percent=round(suite.file_coverage(f), 2), not_covered_lines=missed
-            )
-            for f, (_, missed) in sorted(suite.coverage.items())
-        ],
-        problems=[problem_message(p) for p in problems],
-    )
-
-
-# ----- typed payloads -------------------------------------------------------------------------
 
 # Validate: the uploaded files by path.
 Files = dict[str, bytes]

@@ -7,7 +7,8 @@ from typing import Any
 from govgw.v1 import receipt_pb2
 
 from gateway import validation
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.call import Exec, Outcome, Request
+from gateway.pipeline import Parts
 from gateway.plan import KEYS_READ
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp

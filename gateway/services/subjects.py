@@ -15,17 +15,15 @@ reason written by the subject, a token or a subject key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from govgw.v1 import common_pb2
 from govgw.v1 import subject_pb2 as pb
 
 from gateway import validation
-from gateway.access.corrections import CORRECTED, PENDING, REJECTED, CorrectionStore
-from gateway.access.my_records import DatasetView, datasets_of, my_records
+from gateway.access.corrections import CorrectionStore
+from gateway.access.my_records import datasets_of, my_records
 from gateway.access.subject_tokens import (
     TOKEN_HEADER,
     IssuerRegistry,
@@ -41,130 +39,37 @@ from gateway.access.subject_usage import (
     uses_of,
 )
 from gateway.access.withdrawals import (
-    REINSTATED,
-    REPROCESSED,
     SUSPENDED,
-    WITHDRAWN,
     WithdrawalStore,
 )
 from gateway.audit.index import AuditIndex
+from gateway.call import Exec, Outcome, Request
 from gateway.catalog import Dataset
 from gateway.config import ServeConfig
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.pipeline import Parts
 from gateway.plan import (
     SUBJECT_CORRECT,
     SUBJECT_READ,
     SUBJECT_RECORDS,
-    SUBJECT_REVIEW,
     SUBJECT_USAGE,
     SUBJECT_WITHDRAW,
 )
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
+from gateway.services.subject_messages import (
+    PURPOSE,
+    correction_message,
+    my_dataset_message,
+    withdrawal_message,
+)
+from gateway.services.subject_review import ProviderReview
 
-PURPOSE = validation.purpose("数据主体权利")  # recorded as the purpose of every subject-rights call
 # The subject's own calls: audited under their keyed hash, never listed to them as a use.
 OWN_ACTIONS = frozenset(
     {SUBJECT_USAGE, SUBJECT_CORRECT, SUBJECT_WITHDRAW, SUBJECT_READ, SUBJECT_RECORDS}
 )
 DEFAULT_PERIOD = timedelta(days=366)
 MAX_PERIOD = timedelta(days=5 * 366)
-
-_CORRECTION_STATUS = {
-    PENDING: pb.CORRECTION_STATUS_PENDING,
-    CORRECTED: pb.CORRECTION_STATUS_CORRECTED,
-    REJECTED: pb.CORRECTION_STATUS_REJECTED,
-}
-_CORRECTION_STATUS_NAMES = {v: k for k, v in _CORRECTION_STATUS.items()}
-_WITHDRAWAL_STATUS = {
-    SUSPENDED: pb.WITHDRAWAL_STATUS_SUSPENDED,
-    WITHDRAWN: pb.WITHDRAWAL_STATUS_WITHDRAWN,
-    REINSTATED: pb.WITHDRAWAL_STATUS_REINSTATED,
-    REPROCESSED: pb.WITHDRAWAL_STATUS_REPROCESSED,
-}
-_WITHDRAWAL_STATUS_NAMES = {v: k for k, v in _WITHDRAWAL_STATUS.items()}
-_REVIEWS = {
-    pb.WITHDRAWAL_REVIEW_UPHOLD: "uphold",
-    pb.WITHDRAWAL_REVIEW_REINSTATE: "reinstate",
-    pb.WITHDRAWAL_REVIEW_REPROCESS: "reprocess",
-}
-_SUBJECT_TYPES = {"person": "person", "legal_entity": "entity"}
-
-
-def correction_message(doc: Mapping[str, Any]) -> pb.Correction:
-    answer = doc.get("answer") or {}
-    return pb.Correction(
-        id=doc["id"],
-        dataset=doc["dataset"],
-        field=doc["field"],
-        statement=doc["statement"],
-        evidence_ref=doc["evidence_ref"],
-        provider=doc["provider"],
-        status=_CORRECTION_STATUS[doc["status"]],
-        filed_at=timestamp(doc["filed_at"]),
-        due_date=doc["due"],
-        working_days=int(doc["working_days"]),
-        extended=bool(doc["extended"]),
-        extension_reason=doc["extension_reason"],
-        overdue=bool(doc["overdue"]),
-        answer_note=answer.get("note", ""),
-        legal_basis=answer.get("legal_basis", ""),
-        answered_at=timestamp(answer["at"]) if answer.get("at") else None,
-        answered_by=answer.get("department", ""),
-        subject_key=doc["subject_key"],
-        subject_type=_SUBJECT_TYPES.get(doc["subject_type"], ""),
-    )
-
-
-def withdrawal_message(doc: Mapping[str, Any]) -> pb.Withdrawal:
-    review = doc.get("review") or {}
-    return pb.Withdrawal(
-        id=doc["id"],
-        dataset=doc["dataset"],
-        reason=doc["reason"],
-        provider=doc["provider"],
-        status=_WITHDRAWAL_STATUS[doc["status"]],
-        requested_at=timestamp(doc["requested_at"]),
-        review_reason=review.get("reason", ""),
-        reviewed_at=timestamp(review["at"]) if review.get("at") else None,
-        reviewed_by=review.get("department", ""),
-        subject_key=doc["subject_key"],
-        subject_type=_SUBJECT_TYPES.get(doc["subject_type"], ""),
-    )
-
-
-def my_dataset_message(view: DatasetView, now: datetime) -> pb.MyDataset:
-    ds = view.dataset
-    return pb.MyDataset(
-        dataset=ds.name,
-        title=ds.title,
-        provenance=common_pb2.Provenance(
-            source_department=ds.provider,
-            dataset=ds.name,
-            dataset_version=view.version,
-            retrieved_at=timestamp(now),
-        ),
-        imported_at=timestamp(view.imported_at),
-        records=[
-            pb.MyRecord(
-                fields=[
-                    pb.MyFieldValue(
-                        name=f.name,
-                        title=f.title,
-                        value=f.value,
-                        withheld_reason=f.withheld_reason,
-                        correction_pending_since=f.pending_since,
-                    )
-                    for f in record
-                ]
-            )
-            for record in view.records
-        ],
-        withdrawn_from_open_data=view.withdrawn,
-    )
-
-
-# ----- typed payloads -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -192,37 +97,9 @@ class WithdrawalFiling:
     reason: str
 
 
-@dataclass(frozen=True)
-class ProviderFilter:
-    dataset: str
-    status: str  # a store status name, "" for any
-    overdue_only: bool = False
-
-
-@dataclass(frozen=True)
-class Extension:
-    correction_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class CorrectionAnswer:
-    correction_id: str
-    corrected: bool
-    note: str
-    legal_basis: str
-
-
-@dataclass(frozen=True)
-class Review:
-    withdrawal_id: str
-    review: str  # uphold / reinstate / reprocess, "" if not one of them
-    reason: str
-
-
+X = TypeVar("X")
 # GetMyRecords: the subject and the datasets their records may be in.
 MyRecordsQuery = tuple[SubjectIdentity, tuple[Dataset, ...]]
-X = TypeVar("X")
 
 
 class SubjectService:
@@ -274,40 +151,6 @@ class SubjectService:
                 self.my_withdrawals,
             ),
             row("GetMyRecords", SUBJECT_RECORDS, self.parse_my_records, self.my_records),
-            # the provider's calls
-            row(
-                "ListCorrections",
-                SUBJECT_REVIEW,
-                self.parse_list_corrections,
-                self.list_corrections,
-            ),
-            row(
-                "ExtendCorrection",
-                SUBJECT_REVIEW,
-                self.parse_extend_correction,
-                self.extend_correction,
-                state_changing=True,
-            ),
-            row(
-                "AnswerCorrection",
-                SUBJECT_REVIEW,
-                self.parse_answer_correction,
-                self.answer_correction,
-                state_changing=True,
-            ),
-            row(
-                "ListWithdrawals",
-                SUBJECT_REVIEW,
-                self.parse_list_withdrawals,
-                self.list_withdrawals,
-            ),
-            row(
-                "ReviewWithdrawal",
-                SUBJECT_REVIEW,
-                self.parse_review_withdrawal,
-                self.review_withdrawal,
-                state_changing=True,
-            ),
         ]
 
     # ----- the subject ---------------------------------------------------------------------
@@ -487,135 +330,20 @@ class SubjectService:
             )
         )
 
-    # ----- the provider --------------------------------------------------------------------
 
-    def parse_list_corrections(
-        self, request: pb.ListCorrectionsRequest, _in: Incoming
-    ) -> Request[ProviderFilter]:
-        v = validation.Violations()
-        if request.dataset:
-            v.check(validation.dataset, self.parts.catalog, request.dataset)
-        if request.status and request.status not in _CORRECTION_STATUS_NAMES:
-            v.add("status", "is not a known status", "STATUS_INVALID")
-        v.raise_if_any()
-        status = _CORRECTION_STATUS_NAMES.get(request.status, "")
-        return Request(
-            PURPOSE,
-            (request.dataset,),
-            payload=ProviderFilter(request.dataset, status, request.overdue_only),
-        )
-
-    def list_corrections(self, ex: Exec[ProviderFilter]) -> Outcome[pb.ListCorrectionsResponse]:
-        f = ex.request.payload
-        docs = self.corrections.for_provider(
-            ex.caller, ex.now, dataset=f.dataset, status=f.status, overdue_only=f.overdue_only
-        )
-        return Outcome(
-            pb.ListCorrectionsResponse(corrections=[correction_message(d) for d in docs])
-        )
-
-    def _correction_request(self, cid: str, payload: X) -> Request[X]:
-        """The provider's call names the request; its audit record names its subject by hash,
-        so the subject sees that the provider handled their data."""
-        doc = self.corrections.get(cid) if cid else None
-        if doc is None:
-            return Request(PURPOSE, ("",), payload=payload)
-        return Request(
-            PURPOSE,
-            (doc["dataset"],),
-            subjects=(self.corrections.subject_of(doc),),
-            payload=payload,
-        )
-
-    def parse_extend_correction(
-        self, request: pb.ExtendCorrectionRequest, _in: Incoming
-    ) -> Request[Extension]:
-        return self._correction_request(
-            request.correction_id, Extension(request.correction_id, request.reason)
-        )
-
-    def extend_correction(self, ex: Exec[Extension]) -> Outcome[pb.ExtendCorrectionResponse]:
-        e = ex.request.payload
-        doc = self.corrections.extend(ex.caller, e.correction_id, e.reason, ex.now)
-        return Outcome(
-            pb.ExtendCorrectionResponse(correction=correction_message(doc)),
-            audit={"correction_id": doc["id"], "transition": "extended", "due": doc["due"]},
-        )
-
-    def parse_answer_correction(
-        self, request: pb.AnswerCorrectionRequest, _in: Incoming
-    ) -> Request[CorrectionAnswer]:
-        answer = CorrectionAnswer(
-            request.correction_id, request.corrected, request.note, request.legal_basis
-        )
-        return self._correction_request(request.correction_id, answer)
-
-    def answer_correction(self, ex: Exec[CorrectionAnswer]) -> Outcome[pb.AnswerCorrectionResponse]:
-        a = ex.request.payload
-        doc = self.corrections.answer(
-            ex.caller,
-            a.correction_id,
-            corrected=a.corrected,
-            note=a.note,
-            legal_basis=a.legal_basis,
-            now=ex.now,
-        )
-        return Outcome(
-            pb.AnswerCorrectionResponse(correction=correction_message(doc)),
-            audit={"correction_id": doc["id"], "transition": doc["status"]},
-        )
-
-    def parse_list_withdrawals(
-        self, request: pb.ListWithdrawalsRequest, _in: Incoming
-    ) -> Request[ProviderFilter]:
-        v = validation.Violations()
-        if request.dataset:
-            v.check(validation.dataset, self.parts.catalog, request.dataset)
-        if request.status and request.status not in _WITHDRAWAL_STATUS_NAMES:
-            v.add("status", "is not a known status", "STATUS_INVALID")
-        v.raise_if_any()
-        status = _WITHDRAWAL_STATUS_NAMES.get(request.status, "")
-        return Request(PURPOSE, (request.dataset,), payload=ProviderFilter(request.dataset, status))
-
-    def list_withdrawals(self, ex: Exec[ProviderFilter]) -> Outcome[pb.ListWithdrawalsResponse]:
-        f = ex.request.payload
-        docs = self.withdrawals.for_provider(ex.caller, dataset=f.dataset, status=f.status)
-        return Outcome(
-            pb.ListWithdrawalsResponse(withdrawals=[withdrawal_message(d) for d in docs])
-        )
-
-    def parse_review_withdrawal(
-        self, request: pb.ReviewWithdrawalRequest, _in: Incoming
-    ) -> Request[Review]:
-        review = Review(request.withdrawal_id, _REVIEWS.get(request.review, ""), request.reason)
-        doc = self.withdrawals.get(request.withdrawal_id) if request.withdrawal_id else None
-        if doc is None:
-            return Request(PURPOSE, ("",), payload=review)
-        return Request(
-            PURPOSE,
-            (doc["dataset"],),
-            subjects=(self.withdrawals.subject_of(doc),),
-            payload=review,
-        )
-
-    def review_withdrawal(self, ex: Exec[Review]) -> Outcome[pb.ReviewWithdrawalResponse]:
-        r = ex.request.payload
-        doc = self.withdrawals.review(ex.caller, r.withdrawal_id, r.review, r.reason, ex.now)
-        return Outcome(
-            pb.ReviewWithdrawalResponse(withdrawal=withdrawal_message(doc)),
-            audit={"withdrawal_id": doc["id"], "transition": doc["status"]},
-        )
-
-
-def subject_service(parts: Parts, config: ServeConfig) -> SubjectService:
-    """The service with its stores in the data directory."""
+def subject_routes(parts: Parts, config: ServeConfig) -> list[Route[Any, Any]]:
+    """SubjectService's rows: the subject's own calls and the provider's review, with
+    their stores in the data directory."""
     layout = config.layout
-    return SubjectService(
+    corrections = CorrectionStore(
+        layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
+    )
+    withdrawals = WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring)
+    own = SubjectService(
         parts,
         issuers=IssuerRegistry(layout.subject_issuers),
-        corrections=CorrectionStore(
-            layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
-        ),
-        withdrawals=WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring),
+        corrections=corrections,
+        withdrawals=withdrawals,
         audit=AuditIndex(layout.audit_index, layout.audit_files),
     )
+    return own.routes() + ProviderReview(parts, corrections, withdrawals).routes()

@@ -17,8 +17,9 @@ from gateway import validation
 from gateway.access.applications import is_provider
 from gateway.access.usage import usage_report
 from gateway.audit.index import AuditIndex
+from gateway.call import Exec, Outcome, Request
 from gateway.errors import GovgwError
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.pipeline import Parts
 from gateway.plan import USAGE_READ
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp

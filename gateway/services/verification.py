@@ -7,8 +7,9 @@ from typing import Any
 from govgw.v1 import verification_pb2
 
 from gateway import release, subjects, validation
+from gateway.call import Exec, Outcome, Request
 from gateway.errors import not_found
-from gateway.pipeline import Exec, Outcome, Parts, Request
+from gateway.pipeline import Parts
 from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY
 from gateway.predicates import Predicate, PredicateArgError, PredicateContext, get_predicate
 from gateway.routes import Answer, Incoming, Route, rows_of

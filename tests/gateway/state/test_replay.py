@@ -16,9 +16,10 @@ from govgw.v1 import opening_pb2
 
 from clients.sdk import GovgwClientError
 from gateway.app import attach, build_parts
+from gateway.call import Outcome, Request
 from gateway.config import ServeConfig
 from gateway.errors import GovgwError
-from gateway.pipeline import Outcome, Pipeline, Request
+from gateway.pipeline import Pipeline
 from gateway.routes import Route, method
 from gateway.state import StateBackend
 from gateway.state.replay import Replay, ReplayGuard, fingerprint

@@ -115,6 +115,7 @@ def test_fuzz_every_route(fuzzed: Harness, gateway_logs: CapturedLogs) -> None:
     before = len(gateway_logs.lines)
     codes: collections.Counter[str] = collections.Counter()
     problems: list[str] = []
+    unavailable: collections.Counter[str] = collections.Counter()
 
     def run(item: Any) -> None:
         route, label, raw, who, md = item
@@ -123,6 +124,8 @@ def test_fuzz_every_route(fuzzed: Harness, gateway_logs: CapturedLogs) -> None:
             codes["OK"] += 1
         except grpc.RpcError as e:
             codes[e.code().name] += 1
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                unavailable[f"{route.path} {e.details()[:60]}"] += 1
             problem = _problem(e)
             if problem:
                 problems.append(f"{route.path} [{who}] {label}: {problem}")
@@ -138,3 +141,5 @@ def test_fuzz_every_route(fuzzed: Harness, gateway_logs: CapturedLogs) -> None:
     assert not [line for line in logged if "Traceback" in line or "unexpected" in line]
     assert sum(codes.values()) == min(CASES, len(chosen)), codes
     print(f"fuzz: {sum(codes.values())} cases over {len(routes)} routes: {dict(codes)}")
+    if unavailable:
+        print(f"fuzz: UNAVAILABLE: {dict(unavailable)}")

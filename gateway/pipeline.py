@@ -148,7 +148,7 @@ class Pipeline:
         record = AuditDraft(request_id=request_id, action=route.action)
         replay = _ReplayStep(p.replay if route.state_changing else None, route, raw)
         try:
-            caller = p.auth.authenticate(context)  # 1. authenticate, before anything else
+            caller = p.auth.authenticate(context)  # authenticate, before anything else
             record.caller = caller
             if stream is not None:  # an open stream is held until its last item is sent
                 p.limits.streams.enter(caller.id)
@@ -164,7 +164,7 @@ class Pipeline:
             if replayed is not None:  # a retry of a call that already succeeded
                 raise _Replayed(replayed)
             now = p.clock()
-            plans = {  # 3. decide (before 2, for the tier: see the module doc)
+            plans = {  # decide (before the limits, for the tier: see the module doc)
                 ds: p.decider.decide(
                     caller=caller.policy_input(),
                     action=route.action,
@@ -177,7 +177,7 @@ class Pipeline:
             record.plans = plans
             if p.oracle is not None:
                 p.oracle.start_watching(p.decider.invalidate)
-            # 2. limits
+            # limits, then the plans' verdicts (a denied call is counted too)
             async with p.limits.admit(
                 caller, route.action, plans, guarded, request_id
             ) as admission:
@@ -190,7 +190,7 @@ class Pipeline:
                             metadata={"dataset": ds} if ds else {},
                         )
                 _check_deadline(context)
-                # 4. read pool and 5. release: the RPC's own step
+                # handle: the RPC's own step, its reads through gateway.release
                 ex = Exec(caller, plans, request, request_id, now)
                 try:
                     if route.in_thread:
@@ -230,8 +230,8 @@ class Pipeline:
             await replay.failed()
             await self._audit(record, started, context)
             await self._abort(context, err, request_id)
-        await self._audit(record, started, context)  # 6. audit, durable before the response
-        return outcome.response  # 7. respond
+        await self._audit(record, started, context)  # audit, durable before the response
+        return outcome.response  # respond
 
     async def _watch(
         self,

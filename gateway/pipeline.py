@@ -83,12 +83,12 @@ class Parts:
     audit: AuditLog
     signer: ReceiptSigner
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    # Enumeration defence and replay protection; `gateway.oracle.attach` sets
+    # Enumeration defence and replay protection; `gateway.app.attach` sets
     # them on the limits' state backend.
     oracle: Oracle | None = None
     replay: ReplayGuard | None = None
     # Is a subject's record in a dataset withdrawn from opening (撤回)? Set by
-    # gateway.app from the WithdrawalStore; read in services.common.read_rows.
+    # gateway.app from the WithdrawalStore; read in gateway.release.read.
     withdrawn: Callable[[str, str], bool] | None = None
     # Fields of a subject's record under correction (校核 pending, R8): (dataset,
     # subject key) -> {field: filing date}. Set by gateway.app; gateway.access.disputes.

@@ -12,8 +12,8 @@ from govgw.v1 import subject_pb2 as pb
 
 from gateway import validation
 from gateway.access.corrections import CORRECTED, PENDING, REJECTED
-from gateway.access.my_records import DatasetView
 from gateway.access.withdrawals import REINSTATED, REPROCESSED, SUSPENDED, WITHDRAWN
+from gateway.release.own import DatasetView
 from gateway.services.common import timestamp
 
 PURPOSE = validation.purpose("数据主体权利")  # recorded as the purpose of every subject-rights call

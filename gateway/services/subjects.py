@@ -23,7 +23,6 @@ from govgw.v1 import subject_pb2 as pb
 
 from gateway import validation
 from gateway.access.corrections import CorrectionStore
-from gateway.access.my_records import datasets_of, my_records
 from gateway.access.subject_tokens import (
     TOKEN_HEADER,
     IssuerRegistry,
@@ -54,6 +53,7 @@ from gateway.plan import (
     SUBJECT_USAGE,
     SUBJECT_WITHDRAW,
 )
+from gateway.release.own import datasets_of, my_records
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 from gateway.services.subject_messages import (

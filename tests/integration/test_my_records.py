@@ -16,12 +16,12 @@ import grpc
 import pytest
 
 from gateway import admin
-from gateway.access.my_records import WITHHELD_SECRET
 from gateway.access.subject_tokens import load_private_key, mint
 from gateway.app import attach, build_parts
 from gateway.catalog import DEFAULT_CATALOG
 from gateway.config import DEFAULT_POLICY_DIR, ServeConfig
 from gateway.plan import SUBJECT_RECORDS
+from gateway.release.own import WITHHELD_SECRET
 from gateway.server import GatewayServer
 from tests.support import Harness, expect_error, make_data_dir, shifted_clock
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.access.my_records import (
+from gateway.access.subject_tokens import SubjectIdentity
+from gateway.errors import GovgwError
+from gateway.release.own import (
     WITHHELD_SECRET,
     datasets_of,
     field_views,
     my_records,
 )
-from gateway.access.subject_tokens import SubjectIdentity
-from gateway.errors import GovgwError
 from gateway.subjects import LEGAL_ENTITY, PERSON
 from tests.gateway.pool import CATALOG, licence, new_pool, person, uscc_code
 

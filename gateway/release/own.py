@@ -19,7 +19,7 @@ What is shown, and why:
   subject: a withdrawal closes the open (public) route to the record, it does not take
   the record out of the pool, and the subject keeps the right to see and correct what
   is held. So this reads the pool directly (`Pool.read`), not through
-  `services.common.read_rows`, which hides withdrawn records from public callers (the
+  `gateway.release.read`, which hides withdrawn records from public callers (the
   citizen's app is one); the dataset is marked `withdrawn_from_open_data` instead.
 - Region constraints do not apply either: they bound what an agency of one county may
   see of others, not what a subject sees of themselves.

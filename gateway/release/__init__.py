@@ -17,6 +17,11 @@ rules that bound a read hold by construction, not by each RPC's care:
    is exactly the absent subject's answer;
 5. disputed fields (校核 pending, R8): named only for a record that is
    released.
+
+The subject reading their own records (GetMyRecords, R8) is the one read with
+other rules -- their own values unmasked, secret fields withheld, withdrawal and
+region constraints not applying to themselves -- and lives beside this, in
+`gateway.release.own`.
 """
 
 from __future__ import annotations

@@ -149,6 +149,7 @@ def test_verify_identity_json_and_offline_receipt(served, tmp_path: Path) -> Non
     assert bad.returncode == 1 and "INVALID" in bad.stderr
 
 
+@pytest.mark.requirement("R7")
 def test_lookup_json_masks_and_names_the_source(served) -> None:
     p = served["rows"][1]
     out = govgw(

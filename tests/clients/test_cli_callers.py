@@ -41,6 +41,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.mark.requirement("R10")
 def test_suspend_list_reinstate_are_audited(data_dir: Path) -> None:
     d = str(data_dir)
     out = json.loads(govgw("callers", "suspend", "counter-a", "--reason", "滥用核验",

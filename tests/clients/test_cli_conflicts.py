@@ -7,6 +7,8 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
+
 from clients.cli import build_parser
 from clients.cli_conflicts import CSV_COLUMNS, to_csv
 
@@ -26,6 +28,7 @@ CONFLICT = {
 }  # fmt: skip
 
 
+@pytest.mark.requirement("R16")
 def test_csv_has_one_line_per_value_held() -> None:
     rows = list(csv.DictReader(io.StringIO(to_csv([CONFLICT, CONFLICT]))))
     assert len(rows) == 4

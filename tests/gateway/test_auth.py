@@ -70,6 +70,7 @@ def test_a_key_or_a_certificate_names_the_caller(
     assert auth.authenticate(both).id == "agency-b"  # type: ignore[arg-type]
 
 
+@pytest.mark.requirement("R12")
 def test_no_credentials(registry: CallerRegistry) -> None:
     assert refused(registry, Context([("x-other", "1")])) == (UNAUTH, "CREDENTIALS_MISSING")
 
@@ -128,6 +129,7 @@ def test_key_and_certificate_naming_different_callers_conflict(
     assert refused(registry, ctx) == (UNAUTH, "CREDENTIALS_CONFLICT")
 
 
+@pytest.mark.requirement("R10")
 def test_a_suspended_caller_is_refused_by_key_and_by_certificate(
     registry: CallerRegistry, keys: dict[str, str]
 ) -> None:

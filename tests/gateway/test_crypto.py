@@ -22,6 +22,7 @@ from gateway.crypto import (
 )
 
 
+@pytest.mark.requirement("R12")
 def test_sm4_known_answer_gb_t_32907() -> None:
     # The example of GB/T 32907-2016, appendix A.1: key = plaintext.
     key = bytes.fromhex("0123456789abcdeffedcba9876543210")
@@ -29,6 +30,7 @@ def test_sm4_known_answer_gb_t_32907() -> None:
     assert (enc.update(key) + enc.finalize()).hex() == "681edf34d206965e86b3e94f536e4246"
 
 
+@pytest.mark.requirement("R12")
 def test_sm3_known_answer_gb_t_32905() -> None:
     h = hashes.Hash(hashes.SM3())
     h.update(b"abc")
@@ -43,6 +45,7 @@ def _sm3(data: bytes) -> bytes:
     return h.finalize()
 
 
+@pytest.mark.requirement("R12")
 @given(key=st.binary(min_size=0, max_size=100), msg=st.binary(max_size=200))
 def test_hmac_sm3_is_rfc_2104_over_sm3(key: bytes, msg: bytes) -> None:
     # Built by hand from the hash (block size 64), independently of the HMAC class.
@@ -60,6 +63,7 @@ def test_hmac_sha256_suite_is_plain_hmac_sha256() -> None:
     assert get_suite(DEFAULT_SUITE).mac(key, msg) == hmac.new(key, msg, hashlib.sha256).digest()
 
 
+@pytest.mark.requirement("R12")
 @given(data=st.binary(max_size=300), aad=st.binary(max_size=40))
 def test_sm4_gcm_round_trip_and_tamper(data: bytes, aad: bytes) -> None:
     aead = Sm4Gcm(os.urandom(16))

@@ -105,6 +105,7 @@ def test_in_flight_cap_and_release() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.requirement("R10")
 def test_suspended_in_state_is_refused() -> None:
     async def main() -> None:
         state = InProcessState()

@@ -50,6 +50,7 @@ def test_datasets_of_refuses_a_dataset_the_subject_cannot_be_in(dataset: str, re
     assert [v.field for v in e.value.violations] == ["dataset"]
 
 
+@pytest.mark.requirement("R2", "R8")
 def test_field_views_show_raw_values_withhold_secret_fields_and_mark_pending_ones() -> None:
     ds = CATALOG.get("population.basic")
     assert ds is not None
@@ -70,6 +71,7 @@ def test_field_views_show_raw_values_withhold_secret_fields_and_mark_pending_one
     assert views["household_address"].title == ds.field("household_address").title  # type: ignore[union-attr]
 
 
+@pytest.mark.requirement("R8")
 def test_my_records_reads_the_subjects_own_records_only(tmp_path: Path) -> None:
     pool = new_pool(tmp_path)
     pool.write_batch("population.basic", [ME, SOMEONE])

@@ -38,12 +38,14 @@ def test_stdnum_valid_treats_any_exception_as_invalid() -> None:
     assert stdnum_valid(ric.validate, "not a number") is False
 
 
+@pytest.mark.requirement("R13")
 def test_is_person_key_on_the_values_that_raise() -> None:
     assert is_person_key(USCC_440909) is False
     assert is_person_key(ID_440909) is False
     assert is_person_key("51322119850315001" + ric.calc_check_digit("513221198503150010"))
 
 
+@pytest.mark.requirement("R13")
 def test_normalizers_answer_on_the_values_that_raise() -> None:
     assert normalize_uscc(USCC_440909) == USCC_440909
     # The gateway checks check digit, date and province (not stdnum's county table).

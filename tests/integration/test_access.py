@@ -59,6 +59,7 @@ def apply_share(h: Harness, **kw):
         return c.apply(DS, ["name", "assistance_type"], **{**args, **kw})
 
 
+@pytest.mark.requirement("R3", "R5")
 def test_apply_approve_use_suspend_reinstate_revoke(gw: Harness) -> None:
     subject = gw.demo["assistance_recipient"]["id_number"]
     far, provider = gw.client("agency-far"), gw.client("agency-civil")
@@ -104,6 +105,7 @@ def test_apply_approve_use_suspend_reinstate_revoke(gw: Harness) -> None:
     assert subject not in gw.audit_text()
 
 
+@pytest.mark.requirement("R3", "R6")
 def test_refusals_are_precise(gw: Harness) -> None:
     with gw.client("counter-wenchuan") as c:
         expect_error(
@@ -159,6 +161,7 @@ def test_refusals_are_precise(gw: Harness) -> None:
         )  # fmt: skip
 
 
+@pytest.mark.requirement("R5", "R6")
 def test_open_application_overdue_and_sweep(gw: Harness) -> None:
     with gw.client("public-portal") as c:
         app = c.apply(
@@ -215,6 +218,7 @@ def test_audit_chain_still_verifies(gw: Harness) -> None:
     assert admin.audit_verify(Path(gw.data_dir))["ok"]
 
 
+@pytest.mark.requirement("R5", "R17")
 def test_provider_usage_report_rpc_and_cli(gw: Harness) -> None:
     subject = gw.demo["assistance_recipient"]["id_number"]
     with gw.client("agency-far") as far:
@@ -301,6 +305,7 @@ def test_a_department_named_like_the_provider_is_not_the_provider(gw: Harness) -
     ]
 
 
+@pytest.mark.requirement("R5")
 def test_server_sweeps_unused_grants_periodically(tmp_path: Path) -> None:
     keys, demo = make_data_dir(tmp_path, persons=5, entities=2)
     grant = admin.grants_add(tmp_path, "agency-far", DS, ["name"], PURPOSE, "365d")

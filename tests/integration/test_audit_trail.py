@@ -20,6 +20,7 @@ from tests.support import Harness, expect_error, free_port, make_data_dir, serve
 PURPOSE = "户籍业务办理"
 
 
+@pytest.mark.requirement("R12")
 def test_every_call_allowed_or_denied_is_recorded_with_its_decision(gateway: Harness) -> None:
     adult = gateway.demo["adult_resident"]
     with gateway.client("counter-wenchuan") as gw:
@@ -77,6 +78,7 @@ def test_batch_lookup_records_one_audit_record_per_subject(gateway: Harness) -> 
     ]
 
 
+@pytest.mark.requirement("R12")
 def test_audit_that_cannot_be_written_fails_the_call_closed(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     keys, demo = make_data_dir(data_dir, persons=40, entities=10)

@@ -53,6 +53,7 @@ def raw_values(h: Harness) -> set[str]:
     return out - {""}
 
 
+@pytest.mark.requirement("R16")
 def test_the_planted_conflicts_are_reported_exactly(gw: Harness) -> None:
     with gw.client(COORDINATOR) as c:
         page = c.list_conflicts()
@@ -92,6 +93,7 @@ def test_the_planted_conflicts_are_reported_exactly(gw: Harness) -> None:
         assert raw not in text
 
 
+@pytest.mark.requirement("R16")
 def test_pages_of_one_and_the_attribute_filter(gw: Harness) -> None:
     with gw.client(COORDINATOR) as c:
         seen, token, pages = [], "", 0
@@ -187,6 +189,7 @@ def cli(gw: Harness, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[in
     return code, out.out, out.err
 
 
+@pytest.mark.requirement("R16")
 def test_cli_report_json_csv_and_human(gw: Harness, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(gw, capsys, "conflicts", "report", "--json")
     assert code == 0
@@ -214,6 +217,7 @@ def test_cli_report_json_csv_and_human(gw: Harness, capsys: pytest.CaptureFixtur
         assert raw not in everything
 
 
+@pytest.mark.requirement("R16")
 def test_cli_offline_report_reads_the_pool_and_audits_it(
     gw: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -112,6 +112,7 @@ def raw_values(h: Harness) -> set[str]:
     return out - {""}
 
 
+@pytest.mark.requirement("R16")
 @settings(
     max_examples=30,
     deadline=None,

@@ -77,6 +77,7 @@ def _items(gw: Harness, caller: str, **kw) -> dict[str, tuple]:
     }  # fmt: skip
 
 
+@pytest.mark.requirement("R3", "R6", "R8")
 def test_the_coordinator_sees_every_open_item_with_working_days_left(
     gw: Harness, filed: dict[str, str]
 ) -> None:
@@ -104,6 +105,7 @@ def test_providers_see_only_their_own_datasets(gw: Harness, filed: dict[str, str
     assert set(_items(gw, "root", dataset=SA)) == {filed["share"]}
 
 
+@pytest.mark.requirement("R3", "R8")
 def test_overdue_by_skips_weekends_and_the_dragon_boat_festival(
     gw: Harness, filed: dict[str, str]
 ) -> None:

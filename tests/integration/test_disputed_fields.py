@@ -62,6 +62,7 @@ def file(h: Harness, subject: str, dataset: str, field: str) -> str:
         return c.file_correction(t, dataset=dataset, field=field, statement=STATEMENT).id
 
 
+@pytest.mark.requirement("R8")
 def test_a_pending_correction_is_indicated_until_it_is_answered(gw: Harness) -> None:
     person = gw.demo["adult_resident"]
     pid, name = person["id_number"], person["name"]
@@ -142,6 +143,7 @@ def test_no_indication_for_a_field_the_callers_plan_does_not_include(gw: Harness
         assert "name" not in e.metadata.get("fields", "") and "correction" not in str(e)
 
 
+@pytest.mark.requirement("R8")
 def test_cli_tells_the_clerk(gw: Harness) -> None:
     person = gw.demo["minor"]
     file(gw, person["id_number"], PB, "birth_date")

@@ -64,6 +64,7 @@ def declare(c: GovgwClient, h: Harness, **kw: Any) -> pb.Emergency:
     return c.declare_emergency(**{**args, **kw})
 
 
+@pytest.mark.requirement("R11")
 def test_declare_widen_end_seal(gw: Harness) -> None:
     subject = gw.demo["assistance_recipient"]["id_number"]
     other = gw.demo["adult_resident"]["id_number"]
@@ -159,6 +160,7 @@ def test_declare_widen_end_seal(gw: Harness) -> None:
     assert subject not in gw.audit_text()
 
 
+@pytest.mark.requirement("R11")
 def test_end_by_time_shuts_access_on_the_next_call(gw: Harness) -> None:
     subject = gw.demo["assistance_recipient"]["id_number"]
     purpose = "山洪灾害转移安置核查"
@@ -191,6 +193,7 @@ def test_end_by_time_shuts_access_on_the_next_call(gw: Harness) -> None:
         gw.parts.clock = real_clock
 
 
+@pytest.mark.requirement("R11")
 def test_bad_inputs_get_precise_errors(gw: Harness) -> None:
     root = gw.client("root")
     now = gw.parts.clock()
@@ -244,6 +247,7 @@ def test_bad_inputs_get_precise_errors(gw: Harness) -> None:
     root.end_emergency(em.id, reason="火情解除")
 
 
+@pytest.mark.requirement("R11")
 def test_cli_declare_list_sealing_csv_and_seal(gw: Harness) -> None:
     def govgw(caller: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -292,6 +296,7 @@ def test_audit_chain_still_verifies(gw: Harness) -> None:
     assert admin.audit_verify(Path(gw.data_dir))["ok"]
 
 
+@pytest.mark.requirement("R11")
 def test_server_task_ends_emergencies_past_their_end(tmp_path: Path) -> None:
     h = setup(tmp_path, emergency_interval_s=0.1)
     try:

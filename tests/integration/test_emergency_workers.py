@@ -53,6 +53,7 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     redis_server.stop()
 
 
+@pytest.mark.requirement("R11")
 def test_end_reaches_every_worker_on_the_next_call(workers: dict) -> None:
     target = f"127.0.0.1:{workers['port']}"
     subject = workers["demo"]["assistance_recipient"]["id_number"]

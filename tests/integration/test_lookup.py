@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import grpc
+import pytest
 from stdnum.cn import ric, uscc
 
 from gateway import admin
@@ -15,6 +16,7 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 PURPOSE = "社会保障待遇资格认证"
 
 
+@pytest.mark.requirement("R7", "R15")
 def test_agency_lookup_releases_plan_fields_masked_as_the_plan_says(gateway: Harness) -> None:
     adult = gateway.demo["adult_resident"]
     with gateway.client("agency-civil") as gw:
@@ -61,6 +63,7 @@ def test_unknown_and_repeated_fields_are_invalid(gateway: Harness) -> None:
         )
 
 
+@pytest.mark.requirement("R13")
 def test_unknown_dataset_and_wrong_key_kind_are_invalid(gateway: Harness) -> None:
     adult = gateway.demo["adult_resident"]
     person_key = "11010519491231002X"  # a valid ID number, and no valid USCC
@@ -80,6 +83,7 @@ def test_unknown_dataset_and_wrong_key_kind_are_invalid(gateway: Harness) -> Non
         )
 
 
+@pytest.mark.requirement("R6", "R7")
 def test_public_gets_open_treatments_and_not_closed_datasets(gateway: Harness) -> None:
     active, adult = gateway.demo["active_entity"], gateway.demo["adult_resident"]
     with gateway.client("public-portal") as gw:
@@ -100,6 +104,7 @@ def test_public_gets_open_treatments_and_not_closed_datasets(gateway: Harness) -
     assert rec["legal_representative"].value != active["legal_representative"]
 
 
+@pytest.mark.requirement("R3", "R5")
 def test_conditional_share_needs_a_grant_bound_to_caller_purpose_and_fields(
     gateway: Harness,
 ) -> None:
@@ -173,6 +178,7 @@ def test_batch_lookup_streams_every_subject_in_order(gateway: Harness) -> None:
     assert items[0].records[0]["gender"].value == adult["gender"]
 
 
+@pytest.mark.requirement("R13")
 def test_batch_lookup_rejects_the_whole_batch_on_one_bad_key(gateway: Harness) -> None:
     adult = gateway.demo["adult_resident"]
     with gateway.client("agency-civil") as gw:
@@ -188,6 +194,7 @@ def test_batch_lookup_rejects_the_whole_batch_on_one_bad_key(gateway: Harness) -
         )
 
 
+@pytest.mark.requirement("R1")
 def test_catalog_lists_classes_and_legal_basis(gateway: Harness) -> None:
     with gateway.client("public-portal") as gw:
         names = [d.name for d in gw.list_datasets()]
@@ -200,6 +207,7 @@ def test_catalog_lists_classes_and_legal_basis(gateway: Harness) -> None:
     assert [f.name for f in sa.fields][:2] == ["id_number", "name"]
 
 
+@pytest.mark.requirement("R7")
 def test_free_text_is_desensitized_entity_by_entity(gateway: Harness) -> None:
     """credit.record.content leaves through pii_text: names, ID numbers and phones inside it are masked."""
     entity = gateway.demo["active_entity"]

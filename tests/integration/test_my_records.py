@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from govgw.v1 import catalog_pb2
 
 from gateway import admin
 from gateway.access.subject_tokens import load_private_key, mint
@@ -81,6 +82,7 @@ def values(d) -> list[dict[str, str]]:
     return [{f.name: f.value for f in rec.fields} for rec in d.records]
 
 
+@pytest.mark.requirement("R8", "R15")
 def test_a_person_sees_exactly_their_own_records_in_the_datasets_holding_them(
     gw: Harness,
 ) -> None:
@@ -122,6 +124,7 @@ def test_a_person_sees_exactly_their_own_records_in_the_datasets_holding_them(
     assert population.records[0].fields[1].value == person["name"]
 
 
+@pytest.mark.requirement("R8")
 def test_a_subject_sees_nothing_of_anyone_else(gw: Harness) -> None:
     pid = gw.demo["adult_resident"]["id_number"]
     others = {gw.demo[k]["id_number"] for k in ("minor", "assistance_recipient")} | {
@@ -135,6 +138,7 @@ def test_a_subject_sees_nothing_of_anyone_else(gw: Harness) -> None:
     assert not any(o in shown for o in others)
 
 
+@pytest.mark.requirement("R8")
 def test_an_entity_token_sees_the_entity_datasets(gw: Harness) -> None:
     entity = gw.demo["active_entity"]
     code = entity["uscc"]
@@ -152,6 +156,7 @@ def test_an_entity_token_sees_the_entity_datasets(gw: Harness) -> None:
     assert [d.dataset for d in one.datasets] == ["legal_entity.basic"]
 
 
+@pytest.mark.requirement("R2", "R8")
 def test_secret_fields_are_withheld_with_the_reason(gw: Harness) -> None:
     pid = gw.demo["adult_resident"]["id_number"]
     assert gw.parts.pool.read("population.basic", pid)[0]["phone"]  # the pool holds one
@@ -165,6 +170,7 @@ def test_secret_fields_are_withheld_with_the_reason(gw: Harness) -> None:
     assert all(f.value and not f.withheld_reason for f in shown if f.name != "region_code")
 
 
+@pytest.mark.requirement("R8")
 def test_a_pending_correction_marks_the_field_and_its_answer_clears_it(gw: Harness) -> None:
     pid = gw.demo["minor"]["id_number"]
     public = gw.client("public-portal")
@@ -188,6 +194,7 @@ def test_a_pending_correction_marks_the_field_and_its_answer_clears_it(gw: Harne
     assert not any(f.correction_pending_since for f in cleared.datasets[0].records[0].fields)
 
 
+@pytest.mark.requirement("R8")
 def test_a_withdrawn_record_is_still_shown_to_its_subject(gw: Harness) -> None:
     code = gw.demo["deregistered_entity"]["uscc"]
     public = gw.client("public-portal")
@@ -272,3 +279,27 @@ def test_the_call_is_audited_without_values_and_not_listed_as_a_use(gw: Harness)
     assert pid not in gw.audit_text() and person["name"] not in gw.audit_text()
     # The subject's own call: not a use of their data by a third party.
     assert r.request_id not in {u.request_id for u in public.all_my_usage(token(gw, pid))}
+
+
+@pytest.mark.requirement("R2")
+def test_a_secret_field_is_shared_with_nobody_though_its_dataset_is_unconditional(
+    gw: Harness,
+) -> None:
+    """R2: the sensitivity level decides a field's class. population.basic is unconditional
+    share: its public and internal fields go to any agency directly; the field this served
+    catalog marks secret is not shared (不予共享), asked for or not."""
+    pid = gw.demo["adult_resident"]["id_number"]
+    with gw.client("agency-civil") as ag:
+        ds = ag.get_dataset("population.basic")
+        levels = {f.name: f.sensitivity for f in ds.fields}
+        assert ds.share_class == catalog_pb2.SHARE_CLASS_UNCONDITIONAL
+        assert levels["phone"] == catalog_pb2.SENSITIVITY_SECRET
+        assert levels["name"] == catalog_pb2.SENSITIVITY_INTERNAL
+        assert levels["region_code"] == catalog_pb2.SENSITIVITY_PUBLIC
+        (rec,) = ag.lookup("population.basic", pid, purpose="资格审核").records
+        assert "phone" not in rec and {"name", "region_code"} <= set(rec)
+        expect_error(
+            lambda: ag.lookup("population.basic", pid, ["phone"], purpose="资格审核"),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "FIELD_NOT_ALLOWED",
+        )

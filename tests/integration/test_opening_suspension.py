@@ -68,6 +68,7 @@ def _public_answer(c: GovgwClient, key: str) -> str:
     return "OK"
 
 
+@pytest.mark.requirement("R9")
 def test_suspend_withdraw_reprocess_reopen(gw: Harness) -> None:
     ent = gw.demo["active_entity"]["uscc"]
     public, amr = gw.client("public-portal"), gw.client("agency-amr")
@@ -115,6 +116,7 @@ def test_suspend_withdraw_reprocess_reopen(gw: Harness) -> None:
     assert RISK not in gw.audit_text()
 
 
+@pytest.mark.requirement("R9")
 def test_an_administrator_may_suspend_and_reopen_at_once(gw: Harness) -> None:
     ent = gw.demo["active_entity"]["uscc"]
     root, public = gw.client("root"), gw.client("public-portal")
@@ -127,6 +129,7 @@ def test_an_administrator_may_suspend_and_reopen_at_once(gw: Harness) -> None:
     assert _public_answer(public, ent) == "OK"
 
 
+@pytest.mark.requirement("R9")
 def test_a_suspension_written_by_another_process_counts_on_the_next_call(gw: Harness) -> None:
     ent = gw.demo["active_entity"]["uscc"]
     public = gw.client("public-portal")
@@ -223,6 +226,7 @@ def test_idempotent_suspension_is_not_repeated(gw: Harness) -> None:
     amr.reopen_opening(first.id, reason="测试结束")
 
 
+@pytest.mark.requirement("R9")
 def test_cli_suspends_lists_withdraws_and_reopens(gw: Harness) -> None:
     def govgw(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -4,6 +4,7 @@ from the next call; share access stays; reopening reaches every worker as fast."
 from __future__ import annotations
 
 import grpc
+import pytest
 
 from clients.sdk import GovgwClientError
 from gateway import admin
@@ -22,6 +23,7 @@ def _answer(c, key: str) -> str:
     return "OK"
 
 
+@pytest.mark.requirement("R9")
 def test_suspension_and_reopening_reach_every_worker(workers) -> None:  # noqa: F811
     data, ent = workers["data"], workers["demo"]["active_entity"]["uscc"]
     if "agency-amr" not in workers["keys"]:

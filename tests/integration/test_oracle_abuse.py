@@ -134,6 +134,7 @@ def test_distinct_callers_per_subject_are_bounded(guarded: Harness) -> None:
     assert outcomes[SUBJECT_CALLERS:] == ["SUBJECT_CALLERS_LIMITED"]
 
 
+@pytest.mark.requirement("R10", "R12")
 def test_guessing_id_numbers_for_one_name_suspends_the_caller(guarded: Harness) -> None:
     data_dir = str(guarded.data_dir)
     url = guarded.config.redis_url

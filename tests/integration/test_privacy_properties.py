@@ -42,6 +42,7 @@ def subject_keys(h: Harness) -> dict[str, list[str]]:
     return {"person": persons, "legal_entity": entities}
 
 
+@pytest.mark.requirement("R7")
 @SETTINGS
 @given(data=st.data())
 def test_no_field_outside_the_plan_leaves_and_masked_values_differ(

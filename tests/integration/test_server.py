@@ -19,6 +19,7 @@ PURPOSE = "户籍业务办理"
 TLS_NAME = [("grpc.ssl_target_name_override", "localhost")]
 
 
+@pytest.mark.requirement("R12")
 def test_calls_without_credentials_are_unauthenticated(gateway: Harness) -> None:
     adult = gateway.demo["adult_resident"]
     with gateway.client(None) as gw:
@@ -62,6 +63,7 @@ def test_two_authorization_headers_are_refused_as_ambiguous(gateway: Harness) ->
         )
 
 
+@pytest.mark.requirement("R10")
 def test_suspended_caller_is_refused(gateway: Harness) -> None:
     doc = admin.callers_add(gateway.data_dir, "agency-suspended", "agency", "某局", "513221")
     registry = CallerRegistry(gateway.config.layout.callers)
@@ -96,6 +98,7 @@ def test_health_and_reflection(gateway: Harness) -> None:
     } <= names
 
 
+@pytest.mark.requirement("R12")
 def test_plaintext_is_refused_off_loopback(tmp_path) -> None:
     with pytest.raises(ConfigError, match="loopback"):
         ServeConfig(data_dir=tmp_path, listen="0.0.0.0:50051").validate()
@@ -103,6 +106,7 @@ def test_plaintext_is_refused_off_loopback(tmp_path) -> None:
     ServeConfig(data_dir=tmp_path, listen="[::1]:50051").validate()
 
 
+@pytest.mark.requirement("R12")
 def test_tls_with_api_keys(tmp_path) -> None:
     data_dir = tmp_path / "data"
     keys, demo = make_data_dir(data_dir, persons=40, entities=10)
@@ -125,6 +129,7 @@ def test_tls_with_api_keys(tmp_path) -> None:
         h.stop()
 
 
+@pytest.mark.requirement("R10", "R12")
 def test_mutual_tls_identifies_the_caller_by_certificate(tmp_path) -> None:
     data_dir = tmp_path / "data"
     keys, demo = make_data_dir(data_dir, persons=40, entities=10)

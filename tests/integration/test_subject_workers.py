@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 
 from clients.sdk import GovgwClientError
 from gateway import admin
@@ -21,6 +22,7 @@ def _found(c, key: str) -> bool:
         return False
 
 
+@pytest.mark.requirement("R9")
 def test_withdrawal_and_reinstatement_reach_every_worker(workers) -> None:  # noqa: F811
     data, ent = workers["data"], workers["demo"]["active_entity"]["uscc"]
     workers["keys"]["agency-amr"] = admin.callers_add(

@@ -74,6 +74,7 @@ def _uses(h: Harness, caller: str, subject: str, **kw) -> list:
 # ----- who used my data -------------------------------------------------------------------
 
 
+@pytest.mark.requirement("R8")
 def test_subject_sees_exactly_the_uses_of_their_data_minus_those_hidden_by_law(
     gw: Harness,
 ) -> None:
@@ -220,6 +221,7 @@ def test_every_bad_subject_token_is_refused_precisely(gw: Harness) -> None:
 # ----- corrections --------------------------------------------------------------------------
 
 
+@pytest.mark.requirement("R8")
 def test_correction_reaches_the_provider_with_its_deadline_and_is_answered(gw: Harness) -> None:
     pid = gw.demo["minor"]["id_number"]
     counter = gw.client("counter-wenchuan")
@@ -379,6 +381,7 @@ def _absent_answer(c: GovgwClient, key: str) -> tuple:
     return ("FOUND",)
 
 
+@pytest.mark.requirement("R9")
 def test_withdrawal_hides_the_record_from_the_public_at_once_until_reinstated(
     gw: Harness,
 ) -> None:
@@ -450,6 +453,7 @@ def test_withdrawal_hides_the_record_from_the_public_at_once_until_reinstated(
     assert ent not in gw.audit_text()
 
 
+@pytest.mark.requirement("R9")
 def test_reprocess_reinstates_and_bad_withdrawals_are_refused(gw: Harness) -> None:
     ent = gw.demo["deregistered_entity"]["uscc"]
     public, amr = gw.client("public-portal"), gw.client("agency-amr")

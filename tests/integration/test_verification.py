@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from govgw.v1 import verification_pb2
 from stdnum.cn import ric
 
 from clients.receipts import load_public_keys, verify_receipt
@@ -39,6 +40,26 @@ def test_matching_name_and_id_number_answer_match_with_a_verifiable_receipt(
     assert adult["id_number"] not in payload and adult["name"] not in payload
 
 
+@pytest.mark.requirement("R14")
+def test_the_id_document_suffices_and_shared_data_is_not_asked_again(gateway: Harness) -> None:
+    """R14: a person is verified by the name and number on their ID document, with no place
+    for a biometric in the request; the counter then takes the data it needs from sharing
+    directly (unconditional share, no application), not from the citizen again."""
+    adult = gateway.demo["adult_resident"]
+    asked = {f.name for f in verification_pb2.VerifyIdentityRequest.DESCRIPTOR.fields}
+    assert asked == {"name", "id_number", "purpose"}
+    with gateway.client("counter-wenchuan") as gw:
+        r = gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
+        assert r.matched and r.receipt.claims()["outcome"] == "MATCH"
+        shared = gw.lookup(
+            "population.basic", adult["id_number"], ["name", "household_address"], purpose=PURPOSE
+        )
+    (rec,) = shared.records
+    assert rec["name"].value == adult["name"]
+    assert adult["household_address"].startswith(rec["household_address"].value)
+    assert shared.provenance.source_department == "县公安局"
+
+
 def test_wrong_name_and_absent_person_answer_alike(gateway: Harness) -> None:
     adult = gateway.demo["adult_resident"]
     with gateway.client("agency-civil") as gw:
@@ -55,6 +76,7 @@ def test_name_comparison_folds_width_and_spaces(gateway: Harness) -> None:
         assert gw.verify_identity(spaced, adult["id_number"].lower(), purpose=PURPOSE).matched
 
 
+@pytest.mark.requirement("R13")
 @pytest.mark.parametrize(
     ("id_number", "reason"),
     [
@@ -124,6 +146,7 @@ def test_age_and_residence_predicates(gateway: Harness) -> None:
     assert a.receipt is not None and m.receipt is not None
 
 
+@pytest.mark.requirement("R4")
 def test_social_assistance_is_verifiable_though_it_cannot_be_looked_up(gateway: Harness) -> None:
     """R4: verification works on data whose share class forbids lookup without a grant."""
     recipient, adult = gateway.demo["assistance_recipient"], gateway.demo["adult_resident"]

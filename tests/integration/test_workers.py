@@ -122,6 +122,7 @@ def test_the_monitor_counts_across_workers(workers) -> None:
     assert [r["caller"] for r in suspensions] == ["counter-songpan"]
 
 
+@pytest.mark.requirement("R10")
 def test_cli_suspension_reaches_every_worker_and_chains_verify(workers) -> None:
     d, url = str(workers["data"]), workers["redis"].url
     subprocess.run([sys.executable, "-m", "clients.cli", "callers", "suspend", "agency-far",

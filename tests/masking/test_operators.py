@@ -182,6 +182,7 @@ def test_redact_withholds_everything(value: str) -> None:
     assert run("redact", value) == ""
 
 
+@pytest.mark.requirement("R7")
 @PROPERTY
 @given(any_text)
 def test_redact_never_returns_the_raw_value(value: str) -> None:
@@ -191,6 +192,7 @@ def test_redact_never_returns_the_raw_value(value: str) -> None:
 # --- mask ----------------------------------------------------------------------
 
 
+@pytest.mark.requirement("R7")
 @pytest.mark.parametrize(
     ("value", "params", "expected"),
     [
@@ -283,6 +285,7 @@ def test_mask_preserves_length_and_masks_at_least_half_when_short(
     )
 
 
+@pytest.mark.requirement("R7")
 @PROPERTY
 @given(cjk_or_any, mask_params)
 def test_mask_never_returns_the_raw_value(value: str, params: dict[str, Any]) -> None:
@@ -379,6 +382,7 @@ def test_pseudonym_differs_across_scopes(value: str, scope: str, other: str) -> 
     assert run("pseudonym", value, scope=scope) != run("pseudonym", value, scope=other)
 
 
+@pytest.mark.requirement("R7")
 @PROPERTY
 @given(st.one_of(id_numbers(), st.text(cjk, min_size=1, max_size=6), st.text(min_size=8)))
 def test_pseudonym_does_not_contain_the_raw_value(value: str) -> None:
@@ -485,6 +489,7 @@ def test_generalize_birth_date_in_the_future_has_no_age_band() -> None:
     assert run("generalize", "2026-05-02", kind="birth_date", level="age_band") == ""
 
 
+@pytest.mark.requirement("R7")
 @PROPERTY
 @given(
     st.one_of(st.dates().map(datetime.date.isoformat), any_text),
@@ -529,6 +534,7 @@ def test_generalize_region_code_fails_closed(value: str, level: str) -> None:
     assert run("generalize", value, kind="region_code", level=level) == ""
 
 
+@pytest.mark.requirement("R7")
 @PROPERTY
 @given(
     st.sampled_from(["51", "11", "42", "65", "15"]),
@@ -599,6 +605,7 @@ def test_generalize_address_fails_closed(value: str, level: str) -> None:
     assert run("generalize", value, kind="address", level=level) == ""
 
 
+@pytest.mark.requirement("R7")
 @PROPERTY
 @given(
     st.sampled_from(ADDRESSES),

@@ -141,6 +141,7 @@ def test_table_covers_every_combination() -> None:
     }
 
 
+@pytest.mark.requirement("R3", "R4", "R6")
 @pytest.mark.parametrize(("kind", "action", "dataset", "want"), ROWS)
 def test_plan_without_grants(kind: str, action: str, dataset: str, want: str) -> None:
     plan = decide(kind, action, dataset)
@@ -183,6 +184,7 @@ def test_metadata_reads(kind: str, action: str) -> None:
     assert plan.obligations.receipt is False
 
 
+@pytest.mark.requirement("R3", "R6")
 @pytest.mark.parametrize(
     ("kind", "dataset", "fields", "want_fields", "region"),
     [
@@ -203,11 +205,13 @@ def test_conditional_with_grant(
     assert plan.region_prefix == region
 
 
+@pytest.mark.requirement("R6")
 def test_grant_on_unopened_dataset_does_not_open_it() -> None:
     plan = decide("public", "lookup", AID, [grant(AID, ["name"])])
     assert plan.reason == "DATASET_NOT_OPEN"
 
 
+@pytest.mark.requirement("R5")
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
@@ -223,6 +227,7 @@ def test_unusable_grant(change: dict[str, str], reason: str) -> None:
     assert (plan.allow, plan.reason) == (False, reason)
 
 
+@pytest.mark.requirement("R4")
 def test_verification_needs_no_grant() -> None:
     # R4: the conditional dataset's predicate is answered without any grant
     assert decide("agency", "verify.attributes", AID).predicates == {"receives_social_assistance"}
@@ -309,6 +314,7 @@ inputs_st = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.requirement("R2")
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(catalog=catalogs(), grants=grants_st, inp=inputs_st)
 def test_plan_never_lists_unknown_or_secret_fields(

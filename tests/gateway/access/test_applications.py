@@ -79,6 +79,7 @@ def error(fn) -> GovgwError:
     return e.value
 
 
+@pytest.mark.requirement("R3")
 def test_apply_approve_narrow_creates_grant(store: ApplicationStore) -> None:
     app = store.apply(APPLICANT, share(), NOW)
     assert (app["kind"], app["status"], app["due"]) == ("share", "pending", "2026-02-28")  # aba: 7
@@ -100,6 +101,7 @@ def test_apply_approve_narrow_creates_grant(store: ApplicationStore) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.requirement("R3")
 def test_deny_needs_reason_and_legal_basis(store: ApplicationStore) -> None:
     app = store.apply(APPLICANT, share(), NOW)
     e = error(lambda: store.decide(PROVIDER, app["id"], approve=False, fields=[], reason="",
@@ -114,6 +116,7 @@ def test_deny_needs_reason_and_legal_basis(store: ApplicationStore) -> None:
     assert (e.code, e.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "APPLICATION_DECIDED")
 
 
+@pytest.mark.requirement("R3")
 def test_only_the_provider_decides_and_only_narrows(store: ApplicationStore) -> None:
     app = store.apply(APPLICANT, share(), NOW)
     e = error(lambda: store.decide(APPLICANT, app["id"], approve=True, fields=[], reason="",
@@ -160,6 +163,7 @@ def test_a_provider_is_named_by_its_id_never_by_a_name_it_ends_with(
         assert (e.code, e.reason) == (grpc.StatusCode.NOT_FOUND, "GRANT_NOT_FOUND")
 
 
+@pytest.mark.requirement("R3")
 def test_application_rules(store: ApplicationStore) -> None:
     e = error(lambda: store.apply(APPLICANT, share(dataset="", fields=(), purpose="", scenario="",
                                                    duration_days=0), NOW))  # fmt: skip
@@ -187,6 +191,7 @@ def test_application_rules(store: ApplicationStore) -> None:
     assert (e.code, e.reason) == (grpc.StatusCode.ALREADY_EXISTS, "APPLICATION_PENDING")
 
 
+@pytest.mark.requirement("R6")
 def test_open_application_rules(store: ApplicationStore) -> None:
     e = error(lambda: store.apply(PUBLIC, open_app(public_interest=False,
         security_commitment_accepted=False, use_agreement_accepted=False), NOW))  # fmt: skip
@@ -205,6 +210,7 @@ def test_open_application_rules(store: ApplicationStore) -> None:
     assert app["competitive_authorization"] == "JZPZ-2026-003"
 
 
+@pytest.mark.requirement("R3")
 def test_list_scopes_and_overdue(store: ApplicationStore) -> None:
     mine = store.apply(APPLICANT, share(), NOW)
     theirs = store.apply(PUBLIC, open_app(), NOW)
@@ -219,6 +225,7 @@ def test_list_scopes_and_overdue(store: ApplicationStore) -> None:
     assert e.reason == "APPLICATION_NOT_FOUND"
 
 
+@pytest.mark.requirement("R5")
 def test_provider_suspends_reinstates_and_ends_a_grant(store: ApplicationStore) -> None:
     app = store.apply(APPLICANT, share(), NOW)
     gid = store.decide(PROVIDER, app["id"], approve=True, fields=[], reason="", legal_basis="",
@@ -243,6 +250,7 @@ def test_add_months_clamps_to_month_end() -> None:
     assert add_months(datetime(2026, 10, 15, tzinfo=UTC), 3) == datetime(2027, 1, 15, tzinfo=UTC)
 
 
+@pytest.mark.requirement("R5")
 def test_sweep_revokes_grants_unused_for_three_months(tmp_path: Path) -> None:
     grants = GrantStore(tmp_path / "grants.json")
     used = grants.add("agency-far", DS, ["name"], "核查", "2027-12-31T00:00:00Z")

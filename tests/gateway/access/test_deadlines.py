@@ -33,6 +33,7 @@ def test_make_up_working_days_count_and_holidays_do_not() -> None:
     assert not is_working_day(date(2025, 9, 27))  # an ordinary Saturday
 
 
+@pytest.mark.requirement("R3")
 def test_spring_festival_2026_aba_share_counts_both_make_up_saturdays() -> None:
     # Received Thu 12 Feb: 13, 14(Sat, make-up), [15-23 holiday], 24, 25, 26, 27, 28(Sat, make-up).
     d = deadline(DeadlineKind.SHARE, "aba", cst(2026, 2, 12))
@@ -61,6 +62,7 @@ def test_date_is_taken_in_china_time() -> None:
         deadline("share", "yingkou", datetime(2025, 9, 30, 17, 0))  # naive
 
 
+@pytest.mark.requirement("R6")
 def test_aba_open_fifteen_days_across_new_year() -> None:
     # Received Tue 23 Dec 2025; 1-3 Jan 2026 are the holiday, 4 Jan 2026 (Sun) a make-up day.
     d = deadline("open", "aba", cst(2025, 12, 23))
@@ -69,6 +71,7 @@ def test_aba_open_fifteen_days_across_new_year() -> None:
     assert d.due == days[-1] == date(2026, 1, 14)
 
 
+@pytest.mark.requirement("R8")
 def test_correction_extends_once_to_ten() -> None:
     d = deadline("correction", "aba", cst(2026, 2, 12))
     assert (d.working_days, d.due) == (5, date(2026, 2, 26))  # 13, 14, 24, 25, 26

@@ -79,6 +79,7 @@ def refused(fn: Any) -> GovgwError:
     return e.value
 
 
+@pytest.mark.requirement("R11")
 def test_declaration_creates_one_grant_per_agency_and_dataset(store: EmergencyStore) -> None:
     doc = store.declare(ROOT, emergency(), NOW)
     assert doc["status"] == ACTIVE and doc["declared_by"] == "root"
@@ -97,6 +98,7 @@ def test_declaration_creates_one_grant_per_agency_and_dataset(store: EmergencySt
     assert set(view[0]) == {"id", "status", "agencies", "scope", "ends_at"}
 
 
+@pytest.mark.requirement("R11")
 def test_time_box_is_after_now_and_at_most_thirty_days(store: EmergencyStore) -> None:
     assert store.validate(emergency(ends_at=NOW + MAX_DURATION), NOW)["ends_at"]
     for ends_at, reason in (
@@ -142,6 +144,7 @@ def test_scope_and_agencies_are_checked_field_by_field(store: EmergencyStore) ->
     ]
 
 
+@pytest.mark.requirement("R2", "R11")
 def test_secret_and_redacted_fields_stay_out(tmp_path: Path) -> None:
     doc = json.loads(DEFAULT_CATALOG.read_text(encoding="utf-8"))
     fields = doc["datasets"][DS]["fields"]
@@ -160,6 +163,7 @@ def test_secret_and_redacted_fields_stay_out(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.requirement("R11")
 def test_end_revokes_its_grants_once(store: EmergencyStore) -> None:
     doc = store.declare(ROOT, emergency(), NOW)
     other = store.declare(ROOT, emergency(purpose="其他应急用途"), NOW)
@@ -181,6 +185,7 @@ def test_end_revokes_its_grants_once(store: EmergencyStore) -> None:
     assert [e["id"] for e in store.policy_view()[1]] == [other["id"]]
 
 
+@pytest.mark.requirement("R11")
 def test_expiry_ends_at_the_end_time_not_before(store: EmergencyStore) -> None:
     doc = store.declare(ROOT, emergency(ends_at=NOW + timedelta(hours=2)), NOW)
     later = store.declare(ROOT, emergency(purpose="后续救助"), NOW)
@@ -206,6 +211,7 @@ def test_expiry_limited_to_named_emergencies(store: EmergencyStore) -> None:
     assert store.get(a["id"])["status"] == ACTIVE
 
 
+@pytest.mark.requirement("R11")
 def test_leftover_grants_of_an_ended_emergency_are_revoked(store: EmergencyStore) -> None:
     doc = store.declare(ROOT, emergency(), NOW)
     store.end(ROOT, doc["id"], "结束", NOW)
@@ -219,6 +225,7 @@ def test_leftover_grants_of_an_ended_emergency_are_revoked(store: EmergencyStore
     assert store.grants.get(stray["id"])["revoke_reason"] == REVOKE_REASON
 
 
+@pytest.mark.requirement("R11")
 def test_seal_after_the_end_once(store: EmergencyStore) -> None:
     doc = store.declare(ROOT, emergency(), NOW)
     e = refused(lambda: store.seal(ROOT, doc["id"], [], NOW))
@@ -269,6 +276,7 @@ def test_an_end_elsewhere_is_seen_on_the_next_look(tmp_path: Path) -> None:
     assert second.version == first.version and second.policy_view()[1] == []
 
 
+@pytest.mark.requirement("R11")
 def test_sealing_list_groups_records_per_call(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
 
@@ -308,6 +316,7 @@ def engine() -> RegorusEngine:
     return RegorusEngine(load_bundle(POLICIES))
 
 
+@pytest.mark.requirement("R11")
 def test_decider_widens_under_the_emergency_and_stops_at_its_end(tmp_path: Path) -> None:
     store = store_at(tmp_path)
     d = Decider(engine(), store.grants, emergencies=store)

@@ -53,6 +53,7 @@ def _code(fn) -> tuple[grpc.StatusCode, str]:
     return e.value.code, e.value.reason
 
 
+@pytest.mark.requirement("R9")
 def test_transitions_and_the_policy_view(store: OpeningSuspensionStore) -> None:
     assert store.policy_view()[1] == {}
     s = store.suspend(AMR, DS, "发现安全风险", NOW)
@@ -92,6 +93,7 @@ def test_who_sees_and_acts(store: OpeningSuspensionStore) -> None:
     )
 
 
+@pytest.mark.requirement("R9")
 def test_the_next_decision_sees_a_suspension_made_by_another_process(tmp_path: Path) -> None:
     path = tmp_path / "opening_suspensions.json"
     d = Decider(

@@ -59,6 +59,7 @@ def _code(fn) -> tuple[grpc.StatusCode, str, list[str]]:
     return e.value.code, e.value.reason, [v.field for v in e.value.violations]
 
 
+@pytest.mark.requirement("R8")
 def test_correction_deadline_over_spring_festival_and_one_extension(
     corrections: CorrectionStore,
 ) -> None:
@@ -82,6 +83,7 @@ def test_correction_deadline_over_spring_festival_and_one_extension(
     assert later["due"] == "2026-10-12"
 
 
+@pytest.mark.requirement("R8")
 def test_overdue_is_flagged_and_stays_flagged_when_answered_late(
     corrections: CorrectionStore,
 ) -> None:
@@ -166,6 +168,7 @@ def test_bad_filings_and_answers(corrections: CorrectionStore) -> None:
 # ----- withdrawals ----------------------------------------------------------------------
 
 
+@pytest.mark.requirement("R9")
 def test_a_withdrawal_is_honoured_by_every_process_on_its_next_check(
     tmp_path: Path, ring: keys.KeyRing
 ) -> None:

@@ -57,6 +57,7 @@ def write(path: Path, records: list[dict], at: datetime) -> None:
         log.append_many(records)
 
 
+@pytest.mark.requirement("R8")
 def test_uses_by_subject_hash_minus_own_calls_and_hidden_ones(
     disclosure: Disclosure, tmp_path: Path
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from gateway.access.usage import to_csv, usage_report
 from gateway.audit import AuditLog, read_records
 
@@ -24,6 +26,7 @@ def event(caller: str, dataset: str, outcome: str = "OK", **kw) -> dict:
     }
 
 
+@pytest.mark.requirement("R5", "R17")
 def test_counts_calls_and_subjects_per_group(tmp_path: Path) -> None:
     log_path = tmp_path / "audit.log"
     with AuditLog(log_path) as log:

@@ -165,6 +165,7 @@ def test_cut_tail_shows_only_against_an_anchored_head(tmp_path: Path, chain: lis
     assert r.head_hash != anchored
 
 
+@pytest.mark.requirement("R12")
 @settings(max_examples=80, deadline=None)
 @given(
     k=st.integers(1, N),

@@ -63,6 +63,7 @@ def test_forbidden_builtin_in_a_rego_test_is_refused_too(policy_dir: Path) -> No
     assert (problem.file, problem.line) == ("tests/x_test.rego", 3)
 
 
+@pytest.mark.requirement("R2")
 def test_plan_releasing_a_secret_field_is_caught(policy_dir: Path) -> None:
     edit(policy_dir, "datasets.rego", 'f.sensitivity != "secret"', "true")
     catalog = (policy_dir / "data" / "catalog.json").read_text(encoding="utf-8")

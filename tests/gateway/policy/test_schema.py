@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +38,7 @@ def test_shipped_data_is_valid() -> None:
     assert data_problems(read_policy_files(POLICIES)) == []
 
 
+@pytest.mark.requirement("R1")
 def test_conditional_class_without_reason_or_basis_is_named_r1() -> None:
     cat = shipped()
     ds = cat["datasets"]["credit.record"]
@@ -51,6 +53,7 @@ def test_conditional_class_without_reason_or_basis_is_named_r1() -> None:
     assert found[0].line == line_of(cat, '"class_reason": ""', after='"credit.record"')
 
 
+@pytest.mark.requirement("R1")
 def test_none_class_needs_them_too_and_unconditional_does_not() -> None:
     cat = shipped()
     le = cat["datasets"]["legal_entity.basic"]
@@ -63,6 +66,7 @@ def test_none_class_needs_them_too_and_unconditional_does_not() -> None:
     }
 
 
+@pytest.mark.requirement("R2")
 def test_field_without_sensitivity_points_at_the_field() -> None:
     cat = shipped()
     del cat["datasets"]["population.basic"]["fields"][2]["sensitivity"]
@@ -85,6 +89,7 @@ def test_unknown_operator_and_bad_params_are_named() -> None:
     assert "unknown param" in param.message
 
 
+@pytest.mark.requirement("R1")
 def test_other_catalog_mistakes() -> None:
     cat = shipped()
     ds = cat["datasets"]["population.basic"]
@@ -103,6 +108,7 @@ def test_other_catalog_mistakes() -> None:
     } <= rules
 
 
+@pytest.mark.requirement("R1")
 def test_every_dataset_names_its_provider_by_id() -> None:
     cat = shipped()
     del cat["datasets"]["population.basic"]["provider_id"]
@@ -127,6 +133,7 @@ def test_runtime_data_and_non_objects_are_refused() -> None:
     assert data_problems({"policy.rego": b"package x"})[0].message.startswith("the bundle has no")
 
 
+@pytest.mark.requirement("R1")
 def test_check_bundle_reports_data_problems_before_evaluating(tmp_path: Path) -> None:
     shutil.copytree(POLICIES, tmp_path / "p")
     cat = shipped()

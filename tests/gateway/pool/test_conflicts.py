@@ -143,6 +143,7 @@ def report(f: ConflictFinder, **kw: object) -> list[dict[str, object]]:
     return [c.to_json() for c in f.all(caller_id="coordinator", today=TODAY, **kw)]  # type: ignore[arg-type]
 
 
+@pytest.mark.requirement("R16")
 def test_formatting_only_differences_report_nothing(pool: Pool, ring: KeyRing) -> None:
     people = persons(6)
     pool.write_batch(POP, people)
@@ -159,6 +160,7 @@ def test_formatting_only_differences_report_nothing(pool: Pool, ring: KeyRing) -
     assert report(finder(pool, ring)) == []
 
 
+@pytest.mark.requirement("R16")
 def test_each_attribute_that_differs_is_one_entry(pool: Pool, ring: KeyRing) -> None:
     people = persons(8)
     pool.write_batch(POP, people)
@@ -199,6 +201,7 @@ def test_each_attribute_that_differs_is_one_entry(pool: Pool, ring: KeyRing) -> 
         assert raw not in text
 
 
+@pytest.mark.requirement("R16")
 def test_attribute_filter(pool: Pool, ring: KeyRing) -> None:
     people = persons(3)
     pool.write_batch(POP, people)
@@ -226,6 +229,7 @@ def three_datasets() -> Catalog:
     return parse(doc)
 
 
+@pytest.mark.requirement("R16")
 def test_a_subject_in_three_datasets_is_reported_once_with_every_value(
     tmp_path: Path, ring: KeyRing
 ) -> None:

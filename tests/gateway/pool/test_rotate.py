@@ -41,6 +41,7 @@ def bidxs_on_disk(path: Path) -> set[bytes]:
         return {b for (b,) in conn.execute("SELECT bidx FROM records")}
 
 
+@pytest.mark.requirement("R12")
 @pytest.mark.parametrize("suite", [DEFAULT_SUITE, SM_SUITE])
 def test_pool_round_trip_per_suite(tmp_path: Path, suite: str) -> None:
     pool, people = make(tmp_path, suite)

@@ -141,6 +141,7 @@ def test_blind_index_is_keyed_and_differs_per_dataset(tmp_path: Path, pool: Pool
     assert len(stored) == 2  # one subject, two datasets, two unlinkable indexes
 
 
+@pytest.mark.requirement("R12")
 def test_a_ciphertext_moved_to_another_subject_does_not_decrypt(pool: Pool) -> None:
     first, second = person(order=11), person("李欣", order=12)
     pool.write_batch(POP, [first, second])
@@ -155,6 +156,7 @@ def test_a_ciphertext_moved_to_another_subject_does_not_decrypt(pool: Pool) -> N
         assert row["id_number"] not in str(e.value) and row["name"] not in str(e.value)
 
 
+@pytest.mark.requirement("R12")
 def test_a_flipped_ciphertext_bit_or_wrong_data_key_does_not_decrypt(tmp_path: Path) -> None:
     keyring = new_keyring(tmp_path)
     pool = new_pool(tmp_path, keyring)
@@ -191,6 +193,7 @@ NAMES = st.text(st.characters(min_codepoint=0x4E00, max_codepoint=0x9FA5), min_s
 BIRTHS = st.dates(min_value=date(1940, 1, 1), max_value=date(2015, 12, 31))
 
 
+@pytest.mark.requirement("R12")
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     people=st.lists(

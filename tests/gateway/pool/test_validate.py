@@ -45,6 +45,7 @@ def test_a_valid_row_is_normalized() -> None:
     assert norm["id_number"] == key and norm["name"] == "李欣" and norm["phone"] == "13800001234"
 
 
+@pytest.mark.requirement("R13")
 def test_an_x_check_digit_is_upper_cased() -> None:
     key = next(
         k for n in range(1000) if (k := id_number(born=date(1986, 4, 12), order=n))[-1] == "X"
@@ -118,6 +119,7 @@ def test_optional_date_decimal_and_date_order() -> None:
     assert problems(AID, aid(assistance_type="低保")) == [("assistance_type", "ENUM_VALUE")]
 
 
+@pytest.mark.requirement("R13")
 def test_uscc_rows() -> None:
     code = uscc_code()
     norm, found = validate_row(LIC, licence(code.lower(), "JY1"))
@@ -139,6 +141,7 @@ def test_uscc_rows() -> None:
     assert problems(ENT, entity) == [("status", "ENUM_VALUE")]
 
 
+@pytest.mark.requirement("R13")
 @settings(max_examples=60, deadline=None)
 @given(
     born=st.dates(min_value=date(1940, 1, 1), max_value=date(2015, 12, 31)),

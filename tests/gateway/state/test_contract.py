@@ -99,6 +99,7 @@ def test_observe_can_release_the_slot_in_the_same_step(run) -> None:
     run(body)
 
 
+@pytest.mark.requirement("R10")
 def test_suspension(run) -> None:
     async def body(s: StateBackend) -> None:
         assert await s.suspend("c", "NO_MATCH_RATIO") is True

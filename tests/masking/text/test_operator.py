@@ -17,6 +17,7 @@ CTX = MaskingContext("agency-a", b"k" * 32, datetime.date(2026, 1, 1))
 TEXT = "当事人张三（男，身份证号513221198001011230）于2023年3月在汶川县威州镇羌锋村2组8号经营，电话13800001234。"
 
 
+@pytest.mark.requirement("R7")
 def test_each_type_gets_the_plan_s_operator_and_the_rest_the_default() -> None:
     params = {
         "entities": {
@@ -54,6 +55,7 @@ def test_an_address_the_generalizer_cannot_place_is_masked_not_dropped() -> None
     assert out == "迁往四川省成都市武侯区。"
 
 
+@pytest.mark.requirement("R7")
 def test_the_catalog_shares_credit_content_through_pii_text() -> None:
     field = load_catalog().get("credit.record").field("content")
     assert field.free_text and field.share.operator == "pii_text"

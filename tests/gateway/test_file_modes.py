@@ -72,9 +72,9 @@ def build_offline(data_dir: Path, tmp: Path) -> tuple[dict[str, str], dict]:
     """What an operator does with `govgw` before and beside serving."""
     keys, demo = make_data_dir(data_dir, persons=20, entities=6)
     for cid, kind, dept, providers in EXTRA_CALLERS:
-        keys[cid] = admin.callers_add(
-            data_dir, cid, kind, dept, "513221", provider_ids=providers
-        )["api_key"]
+        keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221", provider_ids=providers)[
+            "api_key"
+        ]
     admin.callers_suspend(data_dir, "agency-suspended", "测试暂停", redis_url="")
     batch = tmp / "persons.jsonl"
     batch.write_text(json.dumps(person("李娜", order=23), ensure_ascii=False) + "\n")

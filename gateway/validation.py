@@ -79,7 +79,12 @@ def period(
     """A report's [since, until) from a request's optional Timestamps `since` and
     `until`: until defaults to now, since to `default` before until."""
     until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else now
-    since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else until - default
+    if request.HasField("since"):
+        since = request.since.ToDatetime(tzinfo=UTC)
+    elif until - datetime.min.replace(tzinfo=UTC) < default:  # no time before year 1
+        raise invalid("until", "leaves no default period before it", "PERIOD_INVALID")
+    else:
+        since = until - default
     if since >= until:
         raise invalid("since", "must be before until", "PERIOD_INVALID")
     if until - since > longest:

@@ -71,3 +71,18 @@ def test_good_bytes_decode_and_in_range_times_pass() -> None:
     assert wire.decode(type(msg), msg.SerializeToString()) == msg
     raw = delimited(6, _ts(1_900_000_000, 999_999_999))
     assert wire.decode(emergency_pb2.DeclareEmergencyRequest, raw).ends_at.nanos == 999_999_999
+
+
+def test_a_report_period_ending_in_year_one_is_refused_not_overflowed() -> None:
+    """Valid Timestamps at the edge of the range: `until - default` must not overflow."""
+    from datetime import UTC, datetime, timedelta
+
+    from govgw.v1 import usage_pb2
+
+    from gateway import validation
+
+    r = usage_pb2.GetUsageReportRequest()
+    r.until.FromDatetime(datetime(1, 1, 5))
+    with pytest.raises(GovgwError) as e:
+        validation.period(r, datetime.now(UTC), timedelta(days=30), timedelta(days=366), "a year")
+    assert (e.value.reason, [v.field for v in e.value.violations]) == ("PERIOD_INVALID", ["until"])

@@ -29,8 +29,26 @@ VARINT_TYPES = {
     F.TYPE_BOOL,
 }
 TIME_CASES = {
-    "google.protobuf.Timestamp": ((2**63 - 1, 0), (0, -1), (0, 10**9), (-(2**62), 0), (-1, 0)),
-    "google.protobuf.Duration": ((2**63 - 1, 0), (0, 10**9), (5, -3), (-(2**63), 0)),
+    # Out of range, and the extremes of the range (0001-01-01, 9999-12-31T23:59:59.999999999):
+    # valid values that arithmetic on them can still overflow.
+    "google.protobuf.Timestamp": (
+        (2**63 - 1, 0),
+        (0, -1),
+        (0, 10**9),
+        (-(2**62), 0),
+        (-1, 0),
+        (-62_135_596_800, 0),
+        (-62_135_596_800 + 86_400 * 40, 0),
+        (253_402_300_799, 999_999_999),
+    ),
+    "google.protobuf.Duration": (
+        (2**63 - 1, 0),
+        (0, 10**9),
+        (5, -3),
+        (-(2**63), 0),
+        (315_576_000_000, 0),
+        (-315_576_000_000, 0),
+    ),
 }
 BIG = 100_000
 

@@ -82,10 +82,11 @@ class VerificationService:
         # Absent and mismatched answer alike, so the oracle does not reveal who is in the pool.
         matched = identity.evaluate(rows, (ex.request.payload,), PredicateContext(ex.today))
         answer = MATCH if matched else NO_MATCH
-        # Only where a record was read: an absent subject has nothing disputed to show.
+        # Only with a MATCH, which says the person is there anyway: a NO_MATCH naming
+        # a disputed field would tell an absent person from a present one.
         disputed = (
             release.disputed_fields(self.parts, IDENTITY_DATASET, id_number, identity.fields)
-            if rows
+            if matched
             else []
         )
         receipt = sign_receipt(
@@ -167,7 +168,8 @@ class VerificationService:
         # Whether the subject is there (under the call's row constraint) is told only
         # where a plan reveals existence; the enumeration monitor always counts it.
         present = release.exists(self.parts, ex, kind, key)
-        if not present and any(p.obligations.reveal_existence for p in ex.plans.values()):
+        revealed = any(p.obligations.reveal_existence for p in ex.plans.values())
+        if not present and revealed:
             raise not_found("SUBJECT_NOT_FOUND", "no such subject in the pool")
         ctx = PredicateContext(ex.today)
         results = [
@@ -178,14 +180,15 @@ class VerificationService:
         ]
         outcome = ",".join(f"{r.predicate.name}={str(r.value).lower()}" for r in results)
         # The fields the answered predicates rest on (each allowed by its plan above),
-        # in datasets where a record was read.
+        # in datasets where a record was read, and only where the plans reveal existence
+        # anyway (a disputed field says a record is there).
         used: dict[str, dict[str, None]] = {}
         for predicate, _, _ in parsed:
             used.setdefault(predicate.dataset, {}).update(dict.fromkeys(predicate.fields))
         disputed = [
             d
             for ds, fields in used.items()
-            if rows[ds]
+            if rows[ds] and revealed
             for d in release.disputed_fields(self.parts, ds, key, fields)
         ]
         receipt = sign_receipt(

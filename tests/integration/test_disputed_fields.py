@@ -185,3 +185,21 @@ def test_cli_tells_the_clerk(gw: Harness) -> None:
         "--purpose", PURPOSE,
     )  # fmt: skip
     assert out.returncode == 0 and "under correction" not in out.stdout
+
+
+@pytest.mark.requirement("R8")
+def test_a_no_match_names_no_disputed_field(gw: Harness) -> None:
+    """A disputed field says a record is there: a NO_MATCH (which must read the same
+    for an absent person) never names one, even while the name is under correction."""
+    person = gw.demo["minor"]
+    pid = person["id_number"]
+    file(gw, pid, PB, "name")
+    with gw.client("counter-wenchuan") as counter:
+        assert counter.verify_identity(person["name"], pid, purpose=PURPOSE).disputed == (
+            NAME_DISPUTED,
+        )
+        wrong = counter.verify_identity("王错名", pid, purpose=PURPOSE)
+        absent = counter.verify_identity("王错名", "110101199003076632", purpose=PURPOSE)
+    assert not wrong.matched and not absent.matched
+    assert wrong.disputed == absent.disputed == ()
+    assert "disputed_fields" not in wrong.receipt.claims()

@@ -26,8 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import grpc
+
 from gateway.callers import Caller, CallerRegistry
 from gateway.config import OracleConfig
+from gateway.errors import GovgwError
 from gateway.state import StateBackend
 
 if TYPE_CHECKING:
@@ -38,6 +41,19 @@ log = logging.getLogger("govgw.oracle")
 SUSPEND_ACTION = "caller.suspend"
 REINSTATE_ACTION = "caller.reinstate"
 MONITOR = "enumeration-monitor"
+
+
+class BudgetExceeded(GovgwError):
+    """A call refused because it would cross the distinct-subject budget."""
+
+    def __init__(self, suspension: Suspension) -> None:
+        super().__init__(
+            grpc.StatusCode.PERMISSION_DENIED,
+            "CALLER_SUSPENDED",
+            "this caller's access is suspended; an administrator must reinstate it",
+            metadata={"caller": suspension.caller_id},
+        )
+        self.suspension = suspension
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,29 @@ class Oracle:
         self.clock = clock
         self._watching = False
         self.invalidations = 0  # announcements received (policy or grant changes)
+
+    async def reserve(self, caller: Caller, subject_hashes: Sequence[str], token: str) -> None:
+        """Count the call's subjects against the distinct-subject budget before anything
+        is read: a call that would cross it is not answered and the caller is suspended
+        (SUBJECT_SPREAD), so neither a batch nor many calls at once can harvest past it.
+
+        Raises PERMISSION_DENIED CALLER_SUSPENDED; the suspension is on `.suspension`."""
+        c = self.config.for_kind(caller.kind)
+        since = caller.status_since if caller.status == "active" else 0.0
+        counted = await self.state.reserve_subjects(
+            caller.id, subject_hashes, c.max_subjects, c.window_s, self.clock(), since
+        )
+        if counted >= 0:
+            return
+        found = Suspension(
+            caller.id,
+            "SUBJECT_SPREAD",
+            f"a call would take the caller past {c.max_subjects} distinct subjects"
+            f" in {c.window_s:g} s",
+        )
+        await self.suspend(found)
+        log.warning("caller %s suspended: %s (%s)", caller.id, found.reason, found.detail)
+        raise BudgetExceeded(found)
 
     async def observe(
         self,

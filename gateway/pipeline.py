@@ -49,7 +49,7 @@ from gateway.catalog import Catalog
 from gateway.errors import GovgwError, unavailable
 from gateway.keys import KeyRing
 from gateway.limits import Admission, Limits
-from gateway.oracle import Oracle
+from gateway.oracle import BudgetExceeded, Oracle
 from gateway.policy.decider import Decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
@@ -123,16 +123,17 @@ class Pipeline:
         """Run one call of a server-streaming route and send its items.
 
         The stream counts as open (limits.streams) from authentication until its
-        last item is sent; past the caps it is refused at once, and audited."""
+        items are made and audited; past the caps it is refused at once, and audited.
+        Sending is not counted: a client that stops reading holds no one else's slot."""
         held: list[str] = []
         try:
             with self.parts.decider.pinned():
                 items = await self._run(route, raw, context, stream=held)
-            for item in items:  # every item's audit record is already durable
-                yield item
         finally:
             for caller_id in held:
                 self.parts.limits.streams.leave(caller_id)
+        for item in items:  # every item's audit record is already durable
+            yield item
 
     async def _run(
         self,
@@ -190,6 +191,14 @@ class Pipeline:
                             metadata={"dataset": ds} if ds else {},
                         )
                 _check_deadline(context)
+                if p.oracle is not None and guarded and route.answer is not Answer.NONE:
+                    # The call's subjects count against the caller's distinct-subject
+                    # budget before anything is read: no batch harvests past it.
+                    try:
+                        await p.oracle.reserve(caller, guarded, request_id)
+                    except BudgetExceeded as e:
+                        record.extra.append(e.suspension.audit_event(by="enumeration-monitor"))
+                        raise
                 # handle: the RPC's own step, its reads through gateway.release
                 ex = Exec(caller, plans, request, request_id, now)
                 try:

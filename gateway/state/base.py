@@ -107,6 +107,21 @@ class StateBackend(ABC):
     async def release(self, slot: Slot, token: str) -> None: ...
 
     @abstractmethod
+    async def reserve_subjects(
+        self,
+        caller_id: str,
+        subjects: Sequence[str],
+        limit: int,
+        window_s: float,
+        now: float,
+        since: float = 0.0,
+    ) -> int:
+        """Count these subjects among the caller's distinct subjects of the window
+        before they are read, in one atomic step: if that would take the caller past
+        `limit`, count none of them and return -1; otherwise return the new count.
+        (A batch, or many calls at once, cannot overshoot the budget.)"""
+
+    @abstractmethod
     async def observe(
         self,
         caller_id: str,

@@ -283,6 +283,25 @@ class InProcessState(StateBackend):
     async def release(self, slot: Slot, token: str) -> None:
         self._slots.get(slot.key, {}).pop(token, None)
 
+    async def reserve_subjects(
+        self,
+        caller_id: str,
+        subjects: Sequence[str],
+        limit: int,
+        window_s: float,
+        now: float,
+        since: float = 0.0,
+    ) -> int:
+        spread = self._log(f"obs:{caller_id}:subjects", window_s)
+        spread.trim(max(now - window_s, since))
+        new = {s for s in subjects if s and s not in spread.members}
+        if len(spread.members) + len(new) > limit:
+            return -1
+        for subject in subjects:
+            if subject:
+                spread.see(subject, now)
+        return len(spread.members)
+
     async def observe(
         self,
         caller_id: str,

@@ -105,6 +105,27 @@ return out
 """
 
 
+# KEYS: the caller's distinct subjects. ARGV: now, window, since, limit, then subjects.
+# Atomic: either every subject is counted, or (past the limit) none is.
+_RESERVE = """
+local now, win = tonumber(ARGV[1]), tonumber(ARGV[2])
+local horizon = math.max(now - win, tonumber(ARGV[3]))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', horizon)
+local have = redis.call('ZCARD', KEYS[1])
+local seen = {}
+local new = 0
+for i = 5, #ARGV do
+  local s = ARGV[i]
+  if not seen[s] and not redis.call('ZSCORE', KEYS[1], s) then new = new + 1 end
+  seen[s] = true
+end
+if have + new > tonumber(ARGV[4]) then return -1 end
+for i = 5, #ARGV do redis.call('ZADD', KEYS[1], now, ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], math.ceil(win * 1000))
+return have + new
+"""
+
+
 class RedisState(StateBackend):
     shared = True
 
@@ -120,6 +141,7 @@ class RedisState(StateBackend):
         )
         self._admit = self._r.register_script(_ADMIT)
         self._observe = self._r.register_script(_OBSERVE)
+        self._reserve = self._r.register_script(_RESERVE)
         self._watch_tasks: list[asyncio.Task[None]] = []
 
     async def _call(self, op: Callable[[], Awaitable[T]]) -> T:
@@ -145,6 +167,19 @@ class RedisState(StateBackend):
 
     async def release(self, slot: Slot, token: str) -> None:
         await self._call(lambda: self._r.zrem(PREFIX + slot.key, token))
+
+    async def reserve_subjects(
+        self,
+        caller_id: str,
+        subjects: Sequence[str],
+        limit: int,
+        window_s: float,
+        now: float,
+        since: float = 0.0,
+    ) -> int:
+        keys = [f"{PREFIX}obs:{caller_id}:subjects"]
+        args = [repr(now), repr(window_s), repr(since), limit, *[s for s in subjects if s]]
+        return int(await self._call(lambda: self._reserve(keys=keys, args=args)))
 
     async def observe(
         self,

@@ -77,7 +77,7 @@ def test_attribute_sweep_is_stopped_at_the_budget(budgeted: Harness) -> None:
             lambda k: gw.verify_attributes(k, [("resident_in", ["5132"])], purpose=PURPOSE),
             sweep_ids(SWEEP),
         )
-    assert n == BUDGET + 1  # the answer that crossed the budget is the last one given
+    assert n == BUDGET  # the call that would cross the budget is refused, not answered
     events = [r for r in budgeted.audit_records() if r["action"] == "caller.suspend"]
     assert [(e["caller"], e["reason"]) for e in events] == [("counter-a", "SUBJECT_SPREAD")]
 
@@ -89,22 +89,54 @@ def test_lookup_sweep_is_stopped_at_the_budget(budgeted: Harness) -> None:
             lambda k: gw.lookup("population.basic", k, ["gender"], purpose=PURPOSE),
             sweep_ids(SWEEP),
         )
-    assert n == BUDGET + 1
+    assert n == BUDGET
 
 
 @pytest.mark.requirement("R10")
 def test_a_batch_counts_every_subject(budgeted: Harness) -> None:
-    """One BatchLookup of 60 subjects is 60 answers: the budget of 50 is crossed by it,
-    and the caller's next call is refused."""
+    """A BatchLookup's subjects count one by one, before anything is read: 40 of the
+    budget's 50 pass; a batch of 20 more would cross it and is refused whole (nothing
+    of it read or answered), and the caller is suspended."""
+    ids = sweep_ids(60)
     with budgeted.client("agency-b") as gw:
-        items = list(
-            gw.batch_lookup("population.basic", sweep_ids(60), ["gender"], purpose=PURPOSE)
-        )
-        assert len(items) == 60
-        with pytest.raises(GovgwClientError) as e:
-            gw.lookup("population.basic", sweep_ids(1)[0], ["gender"], purpose=PURPOSE)
-    assert e.value.code == grpc.StatusCode.PERMISSION_DENIED
-    assert e.value.reason == "CALLER_SUSPENDED"
+        items = list(gw.batch_lookup("population.basic", ids[:40], ["gender"], purpose=PURPOSE))
+        assert len(items) == 40
+        for call in (
+            lambda: list(
+                gw.batch_lookup("population.basic", ids[40:], ["gender"], purpose=PURPOSE)
+            ),
+            lambda: gw.lookup("population.basic", ids[0], ["gender"], purpose=PURPOSE),
+        ):
+            with pytest.raises(GovgwClientError) as e:
+                call()
+            assert e.value.code == grpc.StatusCode.PERMISSION_DENIED
+            assert e.value.reason == "CALLER_SUSPENDED"
+    events = [r for r in budgeted.audit_records() if r["action"] == "caller.suspend"]
+    assert [(e["caller"], e["reason"]) for e in events] == [("agency-b", "SUBJECT_SPREAD")]
+
+
+@pytest.mark.requirement("R10")
+def test_concurrent_batches_cannot_harvest_past_the_budget(budgeted: Harness) -> None:
+    """Eight batches of 30 at once (240 subjects, budget 50): the budget is reserved
+    atomically at admission, so at most 50 subjects are ever read."""
+    import concurrent.futures
+
+    ids = sweep_ids(240)
+    chunks = [ids[i : i + 30] for i in range(0, 240, 30)]
+
+    def one(chunk: list[str]) -> int:
+        with budgeted.client("agency-a") as gw:
+            try:
+                return len(
+                    list(gw.batch_lookup("population.basic", chunk, ["gender"], purpose=PURPOSE))
+                )
+            except GovgwClientError as e:
+                assert e.reason == "CALLER_SUSPENDED", e
+                return 0
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answered = sum(pool.map(one, chunks))
+    assert 0 < answered <= BUDGET
 
 
 def test_oracle_thresholds_per_caller_kind(tmp_path: Path) -> None:

@@ -270,3 +270,21 @@ def test_observe_counts_each_answer_of_a_batch(run) -> None:
         assert (o.answered, o.no_match, o.distinct_subjects) == (60, 20, 50)
 
     run(body)
+
+
+def test_reserve_subjects_is_all_or_nothing(run) -> None:
+    """The distinct-subject budget is reserved before a read: past the limit, none of the
+    call's subjects is counted; subjects already counted cost nothing again."""
+
+    async def body(s: StateBackend) -> None:
+        assert await s.reserve_subjects("c", ["a", "b", "c"], 4, 100.0, now=1.0) == 3
+        assert await s.reserve_subjects("c", ["a", "b"], 4, 100.0, now=2.0) == 3  # known
+        assert await s.reserve_subjects("c", ["d", "e"], 4, 100.0, now=3.0) == -1  # 5 > 4
+        assert await s.reserve_subjects("c", ["d", "d"], 4, 100.0, now=4.0) == 4  # e not kept
+        assert await s.reserve_subjects("c", ["e"], 4, 100.0, now=5.0) == -1
+        # The window moves on: a, b, c (seen at 1-2) lapse by 103.
+        assert await s.reserve_subjects("c", ["e"], 4, 100.0, now=103.5) == 2
+        # A reinstatement (since) forgets what came before.
+        assert await s.reserve_subjects("c", ["f"], 4, 100.0, now=104.0, since=104.0) == 1
+
+    run(body)

@@ -19,10 +19,11 @@ from govgw.v1 import lookup_pb2, lookup_pb2_grpc
 from grpc_status import rpc_status
 
 from gateway.errors import GovgwError
-from gateway.limits import LimitsConfig, StreamGate, StreamLimits
-from tests.support import Harness, make_data_dir, start
+from gateway.limits import LimitsConfig, StreamGate, StreamLimits, SubjectLimits
+from tests.gateway.state.harness import start_guarded
+from tests.support import Harness, make_data_dir
 
-STREAMS = 500
+STREAMS = 300
 PURPOSE = "社会保障待遇资格认证"
 
 
@@ -30,11 +31,14 @@ PURPOSE = "社会保障待遇资格认证"
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     data_dir = Path(tmp_path_factory.mktemp("govgw-streams"))
     keys, demo = make_data_dir(data_dir, persons=40, entities=10)
-    h = start(
+    h = start_guarded(
         data_dir,
         keys,
         demo,
-        limits=LimitsConfig(streams=StreamLimits(per_caller=3, per_server=4)),
+        limits=LimitsConfig(
+            streams=StreamLimits(per_caller=1, per_server=2),
+            subject=SubjectLimits(calls=100_000, callers=100),  # one subject asked 300 times
+        ),
     )
     yield h
     h.stop()
@@ -62,7 +66,7 @@ def test_concurrent_streams_are_served_or_refused_never_cancelled(capped: Harnes
     person = capped.demo["adult_resident"]["id_number"]
     request = lookup_pb2.BatchLookupRequest(
         dataset="population.basic",
-        subject_keys=[person] * 50,
+        subject_keys=[person] * 200,
         fields=["name"],
         purpose=PURPOSE,
     )
@@ -78,7 +82,7 @@ def test_concurrent_streams_are_served_or_refused_never_cancelled(capped: Harnes
                 md = (("authorization", f"Bearer {capped.keys[callers[i % 2]]}"),)
                 try:
                     items = [x async for x in stub.BatchLookup(request, metadata=md, timeout=60)]
-                    assert len(items) == 50 and all(x.found for x in items)
+                    assert len(items) == 200 and all(x.found for x in items)
                     outcomes["OK"] += 1
                 except grpc.aio.AioRpcError as e:
                     outcomes[e.code().name] += 1
@@ -88,9 +92,9 @@ def test_concurrent_streams_are_served_or_refused_never_cancelled(capped: Harnes
         return outcomes, refusals
 
     outcomes, refusals = asyncio.run(run())
+    print(f"streams: {dict(outcomes)}")
     assert set(outcomes) <= {"OK", "RESOURCE_EXHAUSTED"}, outcomes
-    assert outcomes["OK"] >= 4 and sum(outcomes.values()) == STREAMS
-    assert outcomes["RESOURCE_EXHAUSTED"] > 0  # the caps bit: refused, not queued
+    assert outcomes["OK"] >= 2 and sum(outcomes.values()) == STREAMS
     for e in refusals[:20]:
         status = rpc_status.from_call(e)
         assert status is not None
@@ -101,3 +105,38 @@ def test_concurrent_streams_are_served_or_refused_never_cancelled(capped: Harnes
         assert "RetryInfo" in kinds
     refused = [r for r in capped.audit_records() if r.get("reason") == "STREAMS_EXHAUSTED"]
     assert len(refused) == outcomes["RESOURCE_EXHAUSTED"]
+
+
+def test_past_the_cap_a_stream_is_refused_at_once_and_audited(tmp_path: Path) -> None:
+    """With no stream allowed, every BatchLookup is refused at once: RESOURCE_EXHAUSTED
+    STREAMS_EXHAUSTED with ErrorInfo and RetryInfo, and an audit record."""
+    keys, demo = make_data_dir(tmp_path / "data", persons=10, entities=4)
+    h = start_guarded(
+        tmp_path / "data",
+        keys,
+        demo,
+        limits=LimitsConfig(streams=StreamLimits(per_caller=0, per_server=0)),
+    )
+    try:
+        with grpc.insecure_channel(h.target) as channel:
+            stub = lookup_pb2_grpc.LookupServiceStub(channel)
+            request = lookup_pb2.BatchLookupRequest(
+                dataset="population.basic",
+                subject_keys=[demo["adult_resident"]["id_number"]],
+                purpose=PURPOSE,
+            )
+            md = (("authorization", f"Bearer {keys['agency-civil']}"),)
+            with pytest.raises(grpc.RpcError) as e:
+                list(stub.BatchLookup(request, metadata=md, timeout=10))
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        status = rpc_status.from_call(e.value)
+        assert status is not None
+        info = error_details_pb2.ErrorInfo()
+        assert any(d.Unpack(info) for d in status.details if d.Is(info.DESCRIPTOR))
+        assert info.reason == "STREAMS_EXHAUSTED"
+        assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
+        assert [r["reason"] for r in h.audit_records() if r["action"] == "lookup"] == [
+            "STREAMS_EXHAUSTED"
+        ]
+    finally:
+        h.stop()

@@ -56,16 +56,25 @@ _SEPARATOR = re.compile(r"[\s:：,，;；、/|\-—]+")
 # 汶民发[2024]12号 (at the start, after a separator or after 文号/案号, so that the
 # words before it are not taken for the issuing agency). The year is bracketed and
 # the serial short: never a personal number.
+# A court is a province's abbreviation and its court code, or the Supreme People's
+# Court; an issuing agency's abbreviation ends with the document kind (发, 函, 字, ...).
+# So a name (陈凯〔2024〕1号, (2024)陈凯民初1号) is never taken for either.
+_PROVINCES = "京津冀晋蒙辽吉黑沪苏浙皖闽赣鲁豫鄂湘粤桂琼渝川贵黔云滇藏陕甘青宁新港澳台兵"
 CASE_REFERENCE = re.compile(
-    r"\((?:19|20)[0-9]{2}\)[\u4e00-\u9fff]{1,2}[0-9]{0,6}[\u4e00-\u9fff]{1,6}[0-9]{1,6}号"
+    r"\((?:19|20)[0-9]{2}\)(?:[" + _PROVINCES + r"][0-9]{2,6}|最高法)"
+    r"[\u4e00-\u9fff]{1,4}[0-9]{1,6}号"
     r"|(?:^|(?<=[\s:：,，;；、])|(?<=案号)|(?<=文号)|(?<=卷宗号)|(?<=立案号))"
-    r"[\u4e00-\u9fff]{1,8}(?:〔(?:19|20)[0-9]{2}〕|\[(?:19|20)[0-9]{2}\])[0-9]{1,6}号"
+    r"[\u4e00-\u9fff]{0,7}[发函字办复令通告决报批呈](?:〔(?:19|20)[0-9]{2}〕|\[(?:19|20)[0-9]{2}\])"
+    r"[0-9]{1,6}号"
 )
 _CASE_LABEL = re.compile(r"(?:案号|文号|卷宗号|立案号)[\s:：]*$")
 _LEADING_LABEL = re.compile(r"^(?:案号|文号|卷宗号|立案号)[\s:：]*")
-# Quick, analyzer-free checks on a copy with separators between digits removed:
-# an ID-number-shaped or mobile-shaped run is refused whether or not it is valid.
-_DIGIT_SEPARATORS = re.compile(r"(?<=[0-9])[\s.\-·()（）]+(?=[0-9Xx])")
+# Quick, analyzer-free checks on a copy where every decimal digit (any script) and
+# Chinese numeral is an ASCII digit and short runs of punctuation, symbols or spaces
+# between digits are removed (513221—19860412—0890, 136/4853/0186, 一三六…): an
+# ID-number-shaped or mobile-shaped run is refused whether or not it is valid.
+_CN_DIGITS = str.maketrans("〇零一二三四五六七八九幺两", "0012345678912")
+_DIGIT_SEPARATORS = re.compile(r"(?<=[0-9])[^\w]{1,3}(?=[0-9Xx])|(?<=[0-9])_{1,3}(?=[0-9Xx])")
 _ID_LIKE = re.compile(r"(?<![0-9])[0-9]{15}(?:[0-9]{2}[0-9Xx])?(?![0-9])")
 _PHONE_LIKE = re.compile(r"(?<![0-9])(?:(?:\+|00)?86)?1[3-9][0-9]{9}(?![0-9])")
 # Entity types whose presence refuses the purpose rather than masking it.
@@ -163,8 +172,16 @@ def _malformed(text: str) -> bool:
     return any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text)
 
 
+def _as_ascii_digits(text: str) -> str:
+    out = []
+    for c in text.translate(_CN_DIGITS):
+        d = unicodedata.decimal(c, None)
+        out.append(str(d) if d is not None else c)
+    return "".join(out)
+
+
 def _refuse_numbers(text: str) -> None:
-    collapsed = _DIGIT_SEPARATORS.sub("", text)
+    collapsed = _DIGIT_SEPARATORS.sub("", _as_ascii_digits(text))
     if _ID_LIKE.search(collapsed) or _PHONE_LIKE.search(collapsed):
         raise PurposeError(
             "PURPOSE_CONTAINS_PERSONAL_DATA", "must not contain an ID number or phone number"

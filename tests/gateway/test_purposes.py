@@ -83,6 +83,18 @@ def test_stored_form(sent: str, stored: str) -> None:
         ("回电+8613800138000", "PURPOSE_CONTAINS_PERSONAL_DATA"),
         ("回电(+86)138-0013-8000", "PURPOSE_CONTAINS_PERSONAL_DATA"),
         ("户籍业务办理：回电0816-2345678", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        # Separators and digits of every kind (found by a red-team pass).
+        ("核对513221—19860412—0890", "PURPOSE_CONTAINS_PERSONAL_DATA"),  # em dash
+        ("核对513221–19860412−0890", "PURPOSE_CONTAINS_PERSONAL_DATA"),  # en dash, minus
+        ("核对513221，19860412，0890", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对513221_19860412_0890", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对513221/19860412/0890", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对[513221][19860412][0890]", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对五一三二二一一九八六零四一二零八九零", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("核对٥١٣٢٢١١٩٨٦٠٤١٢٠٨٩٠", "PURPOSE_CONTAINS_PERSONAL_DATA"),  # Arabic-Indic
+        ("回电136—4853—0186", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("回电136/4853/0186", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+        ("回电幺三六四八五三零一八六", "PURPOSE_CONTAINS_PERSONAL_DATA"),
     ],
 )
 def test_refused(sent: str, reason: str) -> None:
@@ -164,3 +176,26 @@ def test_serves_by_caller_kind_and_dataset() -> None:
     assert not purposes.serves(hr, "counter", "credit.record")
     other = reg.get("other")
     assert other is not None and purposes.serves(other, "public", "credit.record")
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        # A court is a province and its code (or the Supreme People's Court), an agency's
+        # file number ends with the document kind: a name is never taken for either.
+        ("户籍业务办理 (2024)川3221民初123号", "household_registration (2024)川3221民初123号"),
+        ("户籍业务办理 汶民发〔2024〕12号", "household_registration 汶民发〔2024〕12号"),
+        ("(2024)最高法民终12号 审查", "other (2024)最高法民终12号: 审查"),
+        # Dates and counts are not personal numbers.
+        ("2024年03月12日至2024年04月11日核查", "other: 2024年03月12日至2024年04月11日核查"),
+        ("为2人办理3次", "other: 为2人办理3次"),
+    ],
+)
+def test_case_references_and_harmless_numbers(sent: str, stored: str) -> None:
+    assert validation.purpose(sent) == stored
+
+
+@pytest.mark.parametrize("sent", ["户籍业务办理 陈凯〔2024〕123号", "(2024)陈凯民初123号"])
+def test_a_name_is_not_a_case_reference(sent: str) -> None:
+    stored = validation.purpose(sent)
+    assert "〔2024〕123号" not in stored.split(":")[0] and "民初" not in stored.split(":")[0]

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.app import assemble
 from gateway.config import ServeConfig
+from gateway.framework_edge import DecodeGuard
 from gateway.pipeline import Parts, Pipeline
 from gateway.routes import Route, check_table, services
 from gateway.services.access import sweep_periodically
@@ -26,6 +27,11 @@ from gateway.tls import ensure_server_material
 
 log = logging.getLogger("govgw.server")
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+FRAMEWORK_SERVICES = (
+    HEALTH_SERVICE,
+    reflection.SERVICE_NAME,
+    "grpc.reflection.v1.ServerReflection",
+)
 
 
 class GatewayServer:
@@ -75,6 +81,9 @@ class GatewayServer:
             # at once instead of letting latency grow without bound.
             maximum_concurrent_rpcs=self.config.max_concurrent_rpcs,
             options=[("grpc.so_reuseport", 1 if self.config.reuse_port else 0)],
+            # The framework's services (health, reflection) get the route table's input
+            # edge: bytes that do not decode are INVALID_ARGUMENT, not UNKNOWN.
+            interceptors=[DecodeGuard(FRAMEWORK_SERVICES)],
         )
         pipeline = Pipeline(self.parts)
         assembled = assemble(self.config, self.parts)

@@ -143,3 +143,30 @@ def test_fuzz_every_route(fuzzed: Harness, gateway_logs: CapturedLogs) -> None:
     print(f"fuzz: {sum(codes.values())} cases over {len(routes)} routes: {dict(codes)}")
     if unavailable:
         print(f"fuzz: UNAVAILABLE: {dict(unavailable)}")
+
+
+def test_framework_services_refuse_malformed_bytes(fuzzed: Harness) -> None:
+    """Health and reflection (grpcio's own services) get the same input edge:
+    INVALID_ARGUMENT MALFORMED_REQUEST with ErrorInfo, not UNKNOWN and a traceback."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    bad = b"\x0a\x01\xff"  # field 1 (a string) holding invalid UTF-8
+    calls = {
+        "Health/Check": lambda ch: ch.unary_unary("/grpc.health.v1.Health/Check")(bad, timeout=5),
+        "Health/Watch": lambda ch: list(
+            ch.unary_stream("/grpc.health.v1.Health/Watch")(bad, timeout=5)
+        ),
+        "reflection": lambda ch: list(
+            ch.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")(
+                iter([bad]), timeout=5
+            )
+        ),
+    }
+    with grpc.insecure_channel(fuzzed.target) as channel:
+        for name, call in calls.items():
+            with pytest.raises(grpc.RpcError) as e:
+                call(channel)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
+            assert _problem(e.value) == "", name
+        ok = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert ok.status == health_pb2.HealthCheckResponse.SERVING

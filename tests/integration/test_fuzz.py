@@ -170,3 +170,34 @@ def test_framework_services_refuse_malformed_bytes(fuzzed: Harness) -> None:
             assert _problem(e.value) == "", name
         ok = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert ok.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_health_watch_streams_are_capped(fuzzed: Harness) -> None:
+    """Health/Watch needs no credentials: past the cap (64) a new stream is refused at
+    once with RESOURCE_EXHAUSTED STREAMS_EXHAUSTED, so idle watchers cannot hold the
+    server's call slots; the open ones keep being served."""
+    import asyncio
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    async def run() -> collections.Counter[str]:
+        seen: collections.Counter[str] = collections.Counter()
+        async with grpc.aio.insecure_channel(fuzzed.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            calls = [stub.Watch(health_pb2.HealthCheckRequest(), timeout=10) for _ in range(80)]
+
+            async def first(call: Any) -> None:
+                try:
+                    reply = await call.read()
+                    seen[health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)] += 1
+                except grpc.aio.AioRpcError as e:
+                    assert _problem(e) == ""
+                    seen[f"{e.code().name}"] += 1
+
+            await asyncio.gather(*(first(c) for c in calls))
+            for c in calls:
+                c.cancel()
+        return seen
+
+    seen = asyncio.run(run())
+    assert seen == {"SERVING": 64, "RESOURCE_EXHAUSTED": 16}, seen

@@ -140,6 +140,10 @@ def _known_persons(n: int) -> list[dict[str, str]]:
 
 # -- servers -------------------------------------------------------------------
 def start_gateway(data_dir: Path) -> tuple[subprocess.Popen, int]:
+    # The pool is kept between runs to save seeding it; the limit windows are not:
+    # a restart keeps them (state.sqlite), and every run would add to the last one's.
+    for f in data_dir.glob("state*.sqlite*"):
+        f.unlink()
     port = free_port()
     proc = subprocess.Popen(
         [

@@ -46,7 +46,7 @@ from gateway.auth import Authenticator
 from gateway.call import Exec
 from gateway.callers import Caller
 from gateway.catalog import Catalog
-from gateway.errors import GovgwError, unavailable
+from gateway.errors import GovgwError, invalid, unavailable
 from gateway.keys import KeyRing
 from gateway.limits import Admission, Limits
 from gateway.oracle import BudgetExceeded, Oracle
@@ -68,6 +68,9 @@ SUBJECT_NOT_FOUND = "SUBJECT_NOT_FOUND"
 # Time kept back from the caller's deadline for writing the audit record.
 AUDIT_MIN_S = 0.05
 AUDIT_MAX_WAIT_S = 10.0
+# How long an authenticated call may take to send its request message after its
+# headers: a call slot is not held open by a caller that never sends one.
+RECEIVE_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -110,7 +113,10 @@ class Pipeline:
         self.parts = parts
 
     async def serve(
-        self, route: Route[Any, Any], raw: bytes, context: grpc.aio.ServicerContext
+        self,
+        route: Route[Any, Any],
+        raw: bytes | AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext,
     ) -> Any:
         """Run one call of a route: the bytes as they came off the wire."""
         # One policy version per call: its plans and its catalog reads (R1).
@@ -118,7 +124,10 @@ class Pipeline:
             return await self._run(route, raw, context)
 
     async def serve_stream(
-        self, route: Route[Any, Any], raw: bytes, context: grpc.aio.ServicerContext
+        self,
+        route: Route[Any, Any],
+        raw: bytes | AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[Any]:
         """Run one call of a server-streaming route and send its items.
 
@@ -138,7 +147,7 @@ class Pipeline:
     async def _run(
         self,
         route: Route[Any, Any],
-        raw: bytes,
+        raw: bytes | AsyncIterator[bytes],
         context: grpc.aio.ServicerContext,
         stream: list[str] | None = None,
     ) -> Any:
@@ -147,7 +156,7 @@ class Pipeline:
         request_id = new_request_id()
         context.set_trailing_metadata((("x-request-id", request_id),))
         record = AuditDraft(request_id=request_id, action=route.action)
-        replay = _ReplayStep(p.replay if route.state_changing else None, route, raw)
+        replay = _ReplayStep(p.replay if route.state_changing else None, route, b"")
         try:
             caller = p.auth.authenticate(context)  # authenticate, before anything else
             record.caller = caller
@@ -155,6 +164,9 @@ class Pipeline:
                 p.limits.streams.enter(caller.id)
                 stream.append(caller.id)
             metadata = _metadata(context)
+            if not isinstance(raw, bytes):  # the request, read only now
+                raw = await _receive(raw)
+            replay.raw = raw
             message = wire.decode(route.request_type, raw)  # bytes -> message in range
             request = route.parse(message, Incoming(caller, metadata))  # -> typed request
             record.request = request
@@ -351,6 +363,21 @@ class _ReplayStep:
             # If this fails too, the key lapses with its ttl; the call's own error stands.
             with contextlib.suppress(GovgwError):
                 await self.guard.fail(self.caller_id, self.key)
+
+
+async def _receive(requests: AsyncIterator[bytes]) -> bytes:
+    """The one request message of a call, once the caller is authenticated."""
+    try:
+        async with asyncio.timeout(RECEIVE_TIMEOUT_S):
+            return await anext(requests)
+    except StopAsyncIteration:
+        raise invalid("request", "no request message was sent", "REQUEST_MISSING") from None
+    except TimeoutError:
+        raise GovgwError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "REQUEST_NOT_RECEIVED",
+            f"the request message did not arrive within {RECEIVE_TIMEOUT_S:g} s",
+        ) from None
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:

@@ -183,17 +183,23 @@ def generic_handlers(
 
 
 def _handler(route: Route[Any, Any], pipeline: Pipeline) -> grpc.RpcMethodHandler:
+    """A handler that takes the request as a stream of raw bytes, whatever the method's
+    shape: the pipeline then authenticates on the headers, before it waits for the
+    message, so a caller without credentials cannot hold a call slot by never sending
+    one (and a caller with them waits at most `pipeline.RECEIVE_TIMEOUT_S`). No
+    deserializer: the pipeline decodes after authenticating."""
     serialize = route.response_type.SerializeToString
     if route.streams:
 
-        async def stream(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async for item in pipeline.serve_stream(route, raw, context):
+        async def stream(
+            requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            async for item in pipeline.serve_stream(route, requests, context):
                 yield item
 
-        # No request_deserializer: the pipeline decodes after authenticating.
-        return grpc.unary_stream_rpc_method_handler(stream, response_serializer=serialize)
+        return grpc.stream_stream_rpc_method_handler(stream, response_serializer=serialize)
 
-    async def unary(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        return await pipeline.serve(route, raw, context)
+    async def unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
+        return await pipeline.serve(route, requests, context)
 
-    return grpc.unary_unary_rpc_method_handler(unary, response_serializer=serialize)
+    return grpc.stream_unary_rpc_method_handler(unary, response_serializer=serialize)

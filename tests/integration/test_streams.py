@@ -23,7 +23,7 @@ from gateway.limits import LimitsConfig, StreamGate, StreamLimits, SubjectLimits
 from tests.gateway.state.harness import start_guarded
 from tests.support import Harness, make_data_dir
 
-STREAMS = 300
+STREAMS = 500
 PURPOSE = "社会保障待遇资格认证"
 
 

@@ -77,6 +77,53 @@ _CN_DIGITS = str.maketrans("〇零一二三四五六七八九幺两", "001234567
 _DIGIT_SEPARATORS = re.compile(r"(?<=[0-9])[^\w]{1,3}(?=[0-9Xx])|(?<=[0-9])_{1,3}(?=[0-9Xx])")
 _ID_LIKE = re.compile(r"(?<![0-9])[0-9]{15}(?:[0-9]{2}[0-9Xx])?(?![0-9])")
 _PHONE_LIKE = re.compile(r"(?<![0-9])(?:(?:\+|00)?86)?1[3-9][0-9]{9}(?![0-9])")
+# Whoever a service is done for, or whose matter it is: the words around a person in
+# a purpose, whatever the name (Tibetan and Qiang names have no surname to go by).
+_VERBS = (
+    "办理|补办|代办|申请|申领|核实|核查|核对|核验|查询|认证|迁入|迁出|落户|登记|开具|出具"
+    "|领取|换领|变更|注销|更正|复核|审核|确认|提供|发放"
+)
+_WHO = r"(?P<who>[\u4e00-\u9fff·][\u4e00-\u9fff·\s]{1,6}?)"
+_SERVED_PERSON = (
+    # 为扎西多吉办理, 给陈 凯补办, 协助泽仁拉姆的…
+    re.compile(r"(?:为|给|替|帮|代|协助|帮助|陪同)" + _WHO + "(?=" + _VERBS + "|的)"),
+    # 泽仁拉姆的户籍迁入: a purpose that starts with someone's matter
+    re.compile("^" + _WHO + "的"),
+    # what only looks like a case or file number: 陈凯〔2024〕1号, (2024)陈凯民初1号
+    re.compile(_WHO + r"(?=[〔\[](?:19|20)[0-9]{2}[〕\]])"),
+    re.compile(r"\((?:19|20)[0-9]{2}\)" + _WHO + "(?=[民刑行执赔])"),
+)
+_GROUP_WORDS = frozenset(
+    [
+        "本人",
+        "群众",
+        "企业",
+        "单位",
+        "家属",
+        "当事人",
+        "申请人",
+        "老人",
+        "儿童",
+        "学生",
+        "患者",
+        "居民",
+        "村民",
+        "职工",
+        "个人",
+        "他人",
+        "市民",
+        "农户",
+        "困难群众",
+        "低保户",
+        "残疾人",
+        "退役军人",
+        "外来人员",
+        "流动人口",
+        "新生儿",
+        "辖区居民",
+        "办事群众",
+    ]
+)
 # Entity types whose presence refuses the purpose rather than masking it.
 REFUSED_ENTITIES = frozenset({"ID_NUMBER", "PHONE_NUMBER"})
 MASK_CHAR = "*"
@@ -229,6 +276,15 @@ def desensitize(text: str) -> str:
     out = list(text)
     for e in found:
         out[e.start : e.end] = MASK_CHAR * (e.end - e.start)
+    # A purpose is a short phrase about one person: whoever a service is done for, or
+    # whose matter it is, is masked even without a surname the recognizers know
+    # (为扎西多吉办理, 泽仁拉姆的户籍迁入). Masking a word that was no name (为群众办理
+    # is kept, a listed group word) loses a little meaning, never personal data.
+    for pattern in _SERVED_PERSON:
+        for m in pattern.finditer(text):
+            if m.group("who").strip() not in _GROUP_WORDS:
+                start, end = m.span("who")
+                out[start:end] = MASK_CHAR * (end - start)
     return "".join(out)
 
 

@@ -199,3 +199,37 @@ def test_case_references_and_harmless_numbers(sent: str, stored: str) -> None:
 def test_a_name_is_not_a_case_reference(sent: str) -> None:
     stored = validation.purpose(sent)
     assert "〔2024〕123号" not in stored.split(":")[0] and "民初" not in stored.split(":")[0]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        # Whoever a service is done for, whatever the name (red-team finding: Tibetan
+        # names have no surname the recognizers know; 的-phrases; names posing as cases).
+        ("为扎西多吉办理户籍迁入", "other: 为****办理户籍迁入"),
+        ("泽仁拉姆的户籍迁入", "other: ****的户籍迁入"),
+        ("户籍业务办理：为格桑卓玛补办", "household_registration: 为****补办"),
+        ("为陈 凯办理", "other: 为***办理"),
+        ("户籍业务办理 陈凯〔2024〕123号", "household_registration: **〔2024〕123号"),
+        ("(2024)陈凯民初123号", "other: (2024)**民初123号"),
+        # Group words are kept: they name no one.
+        ("为群众办理", "other: 为群众办理"),
+        ("为本人办理", "other: 为本人办理"),
+    ],
+)
+def test_whoever_a_service_is_for_is_masked(sent: str, stored: str) -> None:
+    assert validation.purpose(sent) == stored
+
+
+@pytest.mark.requirement("R5")
+def test_no_seeded_name_survives_a_purpose() -> None:
+    """Every name the demo pool is made of (Han from Faker zh_CN, Tibetan from the
+    seeder's tables) in the phrasings people type: none is stored."""
+    from gateway.pool.seed import _Generator
+
+    gen = _Generator(seed=11)
+    names = {gen.name("藏族", i % 2 == 0) for i in range(200)}
+    names |= {gen.name("汉族", i % 2 == 0) for i in range(200)}
+    for name in sorted(names):
+        for phrase in (f"为{name}办理户籍迁入", f"{name}的户籍迁入", f"户籍业务办理：为{name}补办"):
+            assert name not in validation.purpose(phrase), phrase

@@ -4,6 +4,7 @@ caller is the dataset's provider (bound by provider id)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -106,20 +107,27 @@ class ProviderReview:
             ),
         ]
 
+    def _filter(
+        self, dataset: str, status: Any, names: Mapping[Any, str], overdue_only: bool = False
+    ) -> Request[ProviderFilter]:
+        """A provider's listing: an optional dataset and status (by its proto value)."""
+        v = validation.Violations()
+        if dataset:
+            v.check(validation.dataset, self.parts.catalog, dataset)
+        if status and status not in names:
+            v.add("status", "is not a known status", "STATUS_INVALID")
+        v.raise_if_any()
+        return Request(
+            PURPOSE,
+            (dataset,),
+            payload=ProviderFilter(dataset, names.get(status, ""), overdue_only),
+        )
+
     def parse_list_corrections(
         self, request: pb.ListCorrectionsRequest, _in: Incoming
     ) -> Request[ProviderFilter]:
-        v = validation.Violations()
-        if request.dataset:
-            v.check(validation.dataset, self.parts.catalog, request.dataset)
-        if request.status and request.status not in CORRECTION_STATUS_NAMES:
-            v.add("status", "is not a known status", "STATUS_INVALID")
-        v.raise_if_any()
-        status = CORRECTION_STATUS_NAMES.get(request.status, "")
-        return Request(
-            PURPOSE,
-            (request.dataset,),
-            payload=ProviderFilter(request.dataset, status, request.overdue_only),
+        return self._filter(
+            request.dataset, request.status, CORRECTION_STATUS_NAMES, request.overdue_only
         )
 
     def list_corrections(self, ex: Exec[ProviderFilter]) -> Outcome[pb.ListCorrectionsResponse]:
@@ -185,14 +193,7 @@ class ProviderReview:
     def parse_list_withdrawals(
         self, request: pb.ListWithdrawalsRequest, _in: Incoming
     ) -> Request[ProviderFilter]:
-        v = validation.Violations()
-        if request.dataset:
-            v.check(validation.dataset, self.parts.catalog, request.dataset)
-        if request.status and request.status not in WITHDRAWAL_STATUS_NAMES:
-            v.add("status", "is not a known status", "STATUS_INVALID")
-        v.raise_if_any()
-        status = WITHDRAWAL_STATUS_NAMES.get(request.status, "")
-        return Request(PURPOSE, (request.dataset,), payload=ProviderFilter(request.dataset, status))
+        return self._filter(request.dataset, request.status, WITHDRAWAL_STATUS_NAMES)
 
     def list_withdrawals(self, ex: Exec[ProviderFilter]) -> Outcome[pb.ListWithdrawalsResponse]:
         f = ex.request.payload

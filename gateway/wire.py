@@ -33,6 +33,7 @@ MAX_TIMESTAMP_S = 253_402_300_799
 # google/protobuf/duration.proto: about +-10,000 years.
 MAX_DURATION_S = 315_576_000_000
 NANOS = 1_000_000_000
+MAX_FIELD_NUMBER = 2**29 - 1
 
 
 def decode(message_type: type[Message], raw: bytes) -> Message:
@@ -138,13 +139,16 @@ def _locate(desc: Descriptor, buf: bytes, prefix: str) -> str:
             number, wire_type = tag >> 3, tag & 7
             f = desc.fields_by_number.get(number)
             if f is None:
-                name = f"{prefix}(field {number})"
+                # A field number is at most 2**29 - 1: a larger one is named as such, not
+                # echoed (19 digits of a caller's bytes could read as an ID number).
+                shown = number if number <= MAX_FIELD_NUMBER else "out of range"
+                name = f"{prefix}(field {shown})"
             elif f.is_repeated:
                 i = counts[number] = counts.get(number, -1) + 1
                 name = f"{prefix}{f.name}[{i}]"
             else:
                 name = f"{prefix}{f.name}"
-            if number == 0:
+            if number == 0 or number > MAX_FIELD_NUMBER:
                 return name
             if wire_type == 0:
                 _, pos = _varint(buf, pos)

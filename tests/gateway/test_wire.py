@@ -36,6 +36,13 @@ CASES = [
     ),
     (verification_pb2.VerifyIdentityRequest, b"\x0a\x05ab", "MALFORMED_REQUEST", "name"),
     (verification_pb2.VerifyIdentityRequest, b"\xff", "MALFORMED_REQUEST", "request"),
+    # An unknown field with a number past 2**29 - 1 is named without echoing the number.
+    (
+        verification_pb2.VerifyIdentityRequest,
+        tag(513221198604120890 % 2**61, 0) + varint(1),
+        "MALFORMED_REQUEST",
+        "(field out of range)",
+    ),
     (
         emergency_pb2.DeclareEmergencyRequest,
         delimited(6, _ts(0, -1)),

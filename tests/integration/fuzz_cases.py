@@ -126,6 +126,13 @@ def request_cases(
 ) -> list[tuple[str, bytes]]:
     cases = [("empty", b"")]
     cases += list(message_cases(desc))
+    # Unknown fields: the largest valid number, and numbers past it whose digits read
+    # like an ID number or a phone (never to be echoed into a reply or the trail).
+    cases += [
+        ("unknown field 2**29-1", tag(2**29 - 1, 0) + varint(1)),
+        ("field number like an ID", tag(513221198604120890 % 2**61, 2) + varint(3) + b"abc"),
+        ("field number like a phone", tag(13648530186, 0) + varint(7)),
+    ]
     for _ in range(randoms):
         size = rng.choice((1, 3, 16, 200, 4096))
         cases.append((f"random {size} bytes", rng.randbytes(size)))

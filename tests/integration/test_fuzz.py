@@ -78,6 +78,10 @@ def _problem(e: grpc.RpcError) -> str:
     has_bad = any(d.Unpack(bad) for d in status.details if d.Is(bad.DESCRIPTOR))
     if not has_info or info.domain != "govgw" or not info.reason:
         return f"{code} without a govgw ErrorInfo"
+    if info.reason == "AUDIT_UNAVAILABLE":
+        # The trail is healthy here: it refused the record itself (it looked like
+        # personal data), so something of the caller's bytes was about to be echoed.
+        return f"{code} {info.reason}: an audit record was refused"
     if code == "INVALID_ARGUMENT" and not (has_bad and all(v.field for v in bad.field_violations)):
         return f"INVALID_ARGUMENT {info.reason} without a BadRequest naming the field"
     if "Traceback" in e.details() or "<class" in e.details():

@@ -85,10 +85,12 @@ _VERBS = (
 )
 _WHO = r"(?P<who>[\u4e00-\u9fff·][\u4e00-\u9fff·\s]{1,6}?)"
 _SERVED_PERSON = (
-    # 为扎西多吉办理, 给陈 凯补办, 协助泽仁拉姆的…
-    re.compile(r"(?:为|给|替|帮|代|协助|帮助|陪同)" + _WHO + "(?=" + _VERBS + "|的)"),
+    # 为扎西多吉办理, 给陈 凯补办, 协助泽仁拉姆核实 (为 not inside 作为/认为/行为/因为…)
+    re.compile(
+        r"(?:(?<![作认行因成称视改更以较])为|给|替|帮|协助|帮助|陪同)" + _WHO + "(?=" + _VERBS + ")"
+    ),
     # 泽仁拉姆的户籍迁入: a purpose that starts with someone's matter
-    re.compile("^" + _WHO + "的"),
+    re.compile(r"^(?P<who>[\u4e00-\u9fff·]{2,4}?)的"),
     # what only looks like a case or file number: 陈凯〔2024〕1号, (2024)陈凯民初1号
     re.compile(_WHO + r"(?=[〔\[](?:19|20)[0-9]{2}[〕\]])"),
     re.compile(r"\((?:19|20)[0-9]{2}\)" + _WHO + "(?=[民刑行执赔])"),

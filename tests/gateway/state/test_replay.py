@@ -98,7 +98,7 @@ def test_put_if_absent(run) -> None:
 
 # -- through the pipeline on a real grpc.aio server --------------------------
 # The gateway's own RPCs only read; a test RPC that changes state (it counts its
-# executions) goes through the real Pipeline.run as a state-changing RPC would.
+# executions) is a route table row served by the real Pipeline, as a state-changing RPC is.
 METHOD = "/govgw.test.Mutate/Mutate"
 
 

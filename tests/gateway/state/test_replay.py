@@ -97,8 +97,8 @@ def test_put_if_absent(run) -> None:
 
 
 # -- through the pipeline on a real grpc.aio server --------------------------
-# The gateway's own RPCs only read; a test RPC that changes state (it counts its
-# executions) is a route table row served by the real Pipeline, as a state-changing RPC is.
+# A test RPC that changes state (it counts its executions), so a replay that ran it
+# twice shows: a route table row served by the real Pipeline, as every RPC is.
 METHOD = "/govgw.test.Mutate/Mutate"
 
 

@@ -44,6 +44,9 @@ class Result:
     p50_ms: float
     p99_ms: float
     peak_rss_mb: float = 0.0
+    # Server CPU (user + system, from /proc) per call, warm-up included: drifts far
+    # less than throughput when the machine is shared.
+    cpu_us_per_call: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -54,6 +57,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -177,16 +186,17 @@ def start_echo(kind: str, payload: int) -> tuple[subprocess.Popen, int]:
 # -- client --------------------------------------------------------------------
 async def drive(
     port: int, make_call, concurrency: int, seconds: float, warmup: float
-) -> tuple[int, int, list[float]]:
+) -> tuple[int, int, list[float], int]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         call = make_call(ch)
         latencies: list[float] = []
         errors = 0
+        done = 0  # every answered call, warm-up included (for CPU per call)
         t_end_warm = time.perf_counter() + warmup
         t_end = t_end_warm + seconds
 
         async def worker(i: int) -> None:
-            nonlocal errors
+            nonlocal errors, done
             rng = random.Random(i)
             while True:
                 t0 = time.perf_counter()
@@ -198,20 +208,25 @@ async def drive(
                     errors += 1
                     continue
                 t1 = time.perf_counter()
+                done += 1
                 if t0 >= t_end_warm:
                     latencies.append(t1 - t0)
 
         await asyncio.gather(*(worker(i) for i in range(concurrency)))
-        return len(latencies), errors, latencies
+        return len(latencies), errors, latencies, done
 
 
 def measure(name: str, port: int, make_call, proc: subprocess.Popen, args) -> Result:
-    calls, errors, lat = asyncio.run(
+    cpu0 = cpu_seconds(proc.pid)
+    calls, errors, lat, done = asyncio.run(
         drive(port, make_call, args.concurrency, args.seconds, args.warmup)
     )
+    cpu_us = (cpu_seconds(proc.pid) - cpu0) / max(done, 1) * 1e6
     lat.sort()
     pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else 0.0  # noqa: E731
-    return Result(name, calls, errors, args.seconds, pick(0.5), pick(0.99), peak_rss_mb(proc.pid))
+    return Result(
+        name, calls, errors, args.seconds, pick(0.5), pick(0.99), peak_rss_mb(proc.pid), cpu_us
+    )
 
 
 def gateway_calls(key: str, known: list[dict[str, str]]):
@@ -303,15 +318,18 @@ def main() -> None:
 def report(rows: list[tuple[int, Result]]) -> None:
     print()
     print(
-        f"{'pool':>10} {'target':<16} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'peak MB':>8} {'vs echo':>8}"
+        f"{'pool':>10} {'target':<16} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'peak MB':>8} {'vs echo':>8} {'cpu us/call':>12} {'cpu vs echo':>12}"
     )
     by = {(s, r.name): r for s, r in rows}
     out = []
     for size, r in rows:
         echo = by.get((size, "echo"))
         ratio = r.rps / echo.rps if echo and r.name != "echo" else 1.0
+        cpu_ratio = (
+            r.cpu_us_per_call / echo.cpu_us_per_call if echo and echo.cpu_us_per_call else 1.0
+        )
         print(
-            f"{size:>10,} {r.name:<16} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} {r.peak_rss_mb:>8.0f} {ratio:>8.2f}"
+            f"{size:>10,} {r.name:<16} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} {r.peak_rss_mb:>8.0f} {ratio:>8.2f} {r.cpu_us_per_call:>12.0f} {cpu_ratio:>12.2f}"
         )
         out.append(
             {
@@ -323,6 +341,8 @@ def report(rows: list[tuple[int, Result]]) -> None:
                 "errors": r.errors,
                 "peak_rss_mb": r.peak_rss_mb,
                 "vs_echo": ratio,
+                "cpu_us_per_call": r.cpu_us_per_call,
+                "cpu_vs_echo": cpu_ratio,
             }
         )
     sizes = sorted({s for s, _ in rows})

@@ -21,6 +21,7 @@ from gateway.access.disputes import DisputedFields, index_path
 from gateway.access.emergency import EmergencyStore
 from gateway.access.holidays import SUPPLEMENTS
 from gateway.access.opening import OpeningSuspensionStore
+from gateway.access.subject_tokens import IssuerRegistry
 from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
 from gateway.audit.index import AuditIndex
@@ -48,7 +49,8 @@ from gateway.services.lookup import LookupService
 from gateway.services.opening import OpeningService
 from gateway.services.policy_admin import PolicyAdminService
 from gateway.services.receipts import ReceiptService
-from gateway.services.subjects import subject_routes
+from gateway.services.subject_review import ProviderReview
+from gateway.services.subjects import SubjectService
 from gateway.services.usage import UsageService
 from gateway.services.verification import VerificationService
 from gateway.state import open_state
@@ -167,8 +169,17 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
         audit=audit,
     )
     emergency = EmergencyService(parts, parts.decider.emergencies, audit=audit)
+    # One store of each kind, shared by the services that read or write it.
     corrections = CorrectionStore(
         layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
+    )
+    withdrawals = WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring)
+    subjects = SubjectService(
+        parts,
+        issuers=IssuerRegistry(layout.subject_issuers),
+        corrections=corrections,
+        withdrawals=withdrawals,
+        audit=audit,
     )
     routes: list[Route[Any, Any]] = [
         *VerificationService(parts).routes(),
@@ -178,7 +189,8 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
         *access.routes(),
         *UsageService(parts, audit).routes(),
         *emergency.routes(),
-        *subject_routes(parts, config),
+        *subjects.routes(),
+        *ProviderReview(parts, corrections, withdrawals).routes(),
         *ConflictService(parts).routes(),
         *OpeningService(parts, parts.decider.suspensions).routes(),
         *DeadlineService(parts, access.store, corrections).routes(),

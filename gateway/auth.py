@@ -14,7 +14,7 @@ from __future__ import annotations
 import grpc
 
 from gateway.callers import Caller, CallerRegistry
-from gateway.errors import GovgwError, unauthenticated
+from gateway.errors import caller_suspended, unauthenticated
 
 BEARER = "bearer "
 
@@ -39,12 +39,7 @@ class Authenticator:
         caller = by_key or by_cert
         assert caller is not None
         if caller.status != "active":
-            raise GovgwError(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "CALLER_SUSPENDED",
-                "this caller's access is suspended; an administrator must reinstate it",
-                metadata={"caller": caller.id},
-            )
+            raise caller_suspended(caller.id)
         return caller
 
     def _from_api_key(self, context: grpc.ServicerContext) -> Caller | None:

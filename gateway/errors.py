@@ -105,6 +105,16 @@ def denied(reason: str, message: str, **metadata: str) -> GovgwError:
     return GovgwError(grpc.StatusCode.PERMISSION_DENIED, reason, message, metadata=metadata)
 
 
+def caller_suspended(caller_id: str) -> GovgwError:
+    """The refusal of a caller whose access is suspended (R10), wherever it is found."""
+    return GovgwError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "CALLER_SUSPENDED",
+        "this caller's access is suspended; an administrator must reinstate it",
+        metadata={"caller": caller_id},
+    )
+
+
 def unauthenticated(reason: str, message: str) -> GovgwError:
     return GovgwError(grpc.StatusCode.UNAUTHENTICATED, reason, message)
 

@@ -22,8 +22,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import grpc
-
 from gateway.callers import Caller
 from gateway.config import (  # the settings live in config
     DEFAULT_TIERS,
@@ -32,7 +30,7 @@ from gateway.config import (  # the settings live in config
     SubjectLimits,
     Tier,
 )
-from gateway.errors import GovgwError, exhausted
+from gateway.errors import GovgwError, caller_suspended, exhausted
 from gateway.plan import Plan
 from gateway.state import InProcessState, Slot, StateBackend, Window
 from gateway.state.base import ADMITTED, IN_FLIGHT_FULL, SUSPENDED
@@ -163,12 +161,7 @@ class Limits:
         slot = Slot(f"inflight:{caller.id}", min(t.max_in_flight for t in tiers))
         verdict = await self.state.admit(caller.id, windows, slot, token, self.clock())
         if verdict.blocked == SUSPENDED:
-            raise GovgwError(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "CALLER_SUSPENDED",
-                "this caller's access is suspended; an administrator must reinstate it",
-                metadata={"caller": caller.id},
-            )
+            raise caller_suspended(caller.id)
         if verdict.blocked == IN_FLIGHT_FULL:
             raise exhausted(
                 "TOO_MANY_IN_FLIGHT",

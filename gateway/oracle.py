@@ -26,11 +26,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from gateway.callers import Caller, CallerRegistry
 from gateway.config import OracleConfig
-from gateway.errors import GovgwError
+from gateway.errors import GovgwError, caller_suspended
 from gateway.state import StateBackend
 
 if TYPE_CHECKING:
@@ -47,12 +45,8 @@ class BudgetExceeded(GovgwError):
     """A call refused because it would cross the distinct-subject budget."""
 
     def __init__(self, suspension: Suspension) -> None:
-        super().__init__(
-            grpc.StatusCode.PERMISSION_DENIED,
-            "CALLER_SUSPENDED",
-            "this caller's access is suspended; an administrator must reinstate it",
-            metadata={"caller": suspension.caller_id},
-        )
+        refusal = caller_suspended(suspension.caller_id)
+        super().__init__(refusal.code, refusal.reason, refusal.message, metadata=refusal.metadata)
         self.suspension = suspension
 
 
@@ -108,8 +102,7 @@ class Oracle:
             f"a call would take the caller past {c.max_subjects} distinct subjects"
             f" in {c.window_s:g} s",
         )
-        await self.suspend(found)
-        log.warning("caller %s suspended: %s (%s)", caller.id, found.reason, found.detail)
+        await self._trip(found)
         raise BudgetExceeded(found)
 
     async def observe(
@@ -145,16 +138,14 @@ class Oracle:
                 f"{obs.no_match} of {obs.answered} answers missed (no match, not found)"
                 f" in {c.window_s:g} s",
             )
-        elif obs.distinct_subjects > c.max_subjects:
-            found = Suspension(
-                caller.id,
-                "SUBJECT_SPREAD",
-                f"{obs.distinct_subjects} distinct subjects in {c.window_s:g} s",
-            )
+        # (The spread of subjects is judged before the read, by `reserve`.)
         if found is not None:
-            await self.suspend(found)
-            log.warning("caller %s suspended: %s (%s)", caller.id, found.reason, found.detail)
+            await self._trip(found)
         return found
+
+    async def _trip(self, found: Suspension) -> None:
+        await self.suspend(found)
+        log.warning("caller %s suspended: %s (%s)", found.caller_id, found.reason, found.detail)
 
     async def suspend(self, s: Suspension) -> None:
         # Shared state first: every process refuses the caller's next call at

@@ -169,9 +169,10 @@ class Pipeline:
             replay.raw = raw
             message = wire.decode(route.request_type, raw)  # bytes -> message in range
             request = route.parse(message, Incoming(caller, metadata))  # -> typed request
-            record.request = request
-            # Per-subject counters are keyed by the keyed hash, never the raw key.
+            # Counters, the replay fingerprint and the audit trail all take the keyed
+            # hash, never the raw key: computed once here.
             hashes = tuple(p.keyring.subject_hash(s) for s in request.subjects)
+            record.request, record.subjects = request, hashes
             guarded = hashes if route.subject_keys else ()
             replayed = await replay.before(caller, metadata, hashes)
             if replayed is not None:  # a retry of a call that already succeeded
@@ -277,7 +278,7 @@ class Pipeline:
         self, record: AuditDraft, started: float, context: grpc.aio.ServicerContext
     ) -> None:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        events = record.events(self.parts.keyring)
+        events = record.events()
         remaining = context.time_remaining()
         timeout = AUDIT_MAX_WAIT_S if remaining is None else max(remaining, AUDIT_MIN_S)
         try:

@@ -18,10 +18,11 @@ and the list of services it advertises (health, reflection), so nothing is adver
 is not served and no RPC body repeats the pipeline's plumbing. A new RPC is
 a row and two functions.
 
-The handlers take the request as raw bytes: the pipeline authenticates
-first and only then decodes, so bytes that do not decode are an audited
-INVALID_ARGUMENT for a known caller (or UNAUTHENTICATED for anyone else),
-never a framework error with a traceback.
+The handlers take the request as a stream of raw bytes: the pipeline
+authenticates on the headers, only then reads and decodes the message, so
+bytes that do not decode are an audited INVALID_ARGUMENT for a known caller
+(or UNAUTHENTICATED for anyone else), never a framework error with a
+traceback.
 """
 
 from __future__ import annotations

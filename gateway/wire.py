@@ -178,9 +178,3 @@ def _locate(desc: Descriptor, buf: bytes, prefix: str) -> str:
     except _Truncated:
         return f"{prefix}(truncated)" if prefix else "request"
     return ""
-
-
-def check(message: Message) -> None:
-    """Range checks of an already decoded message (for callers that decode themselves)."""
-    if _has_times(message.DESCRIPTOR):
-        _check_times(message, "")

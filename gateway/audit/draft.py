@@ -13,7 +13,6 @@ from typing import Any
 from gateway.call import Outcome, Request
 from gateway.callers import Caller
 from gateway.errors import GovgwError
-from gateway.keys import KeyRing
 from gateway.plan import Plan
 
 
@@ -25,6 +24,7 @@ class AuditDraft:
     action: str
     caller: Caller | None = None
     request: Request | None = None
+    subjects: tuple[str, ...] = ()  # the request's subject keys, as keyed hashes
     plans: dict[str, Plan] = field(default_factory=dict)
     outcome: str = ""
     reason: str = ""
@@ -48,7 +48,7 @@ class AuditDraft:
         # Field paths only: a violation's description never holds the value.
         self.violations = [v.field for v in err.violations]
 
-    def events(self, keyring: KeyRing) -> list[dict[str, Any]]:
+    def events(self) -> list[dict[str, Any]]:
         req = self.request
         plans = self.plans
         allowed = bool(plans) and all(p.allow for p in plans.values())
@@ -91,12 +91,11 @@ class AuditDraft:
         )
         if emergencies:
             base["emergencies"] = emergencies
-        subjects = req.subjects if req else ()
         extra = [{**e, "request_id": self.request_id} for e in self.extra]
-        if not subjects:
+        if not self.subjects:
             return [{**base, "subject": ""}, *extra]
         # One record per subject, so a data subject can later list every use of their data.
-        return [{**base, "subject": keyring.subject_hash(s)} for s in subjects] + extra
+        return [{**base, "subject": h} for h in self.subjects] + extra
 
 
 def _combined_hash(plans: dict[str, Plan]) -> str:

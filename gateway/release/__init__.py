@@ -63,9 +63,19 @@ def read(parts: Parts, ex: Exec[object], dataset: str, subject_key: str) -> list
     return _visible(parts.pool.read(dataset, subject_key), _prefix(ex, dataset))
 
 
-def exists(parts: Parts, ex: Exec[object], kind: str, subject_key: str) -> bool:
-    """Whether the subject is in the pool as far as this caller may know (step 4)."""
-    return bool(read(parts, ex, BASE_DATASET[kind], subject_key))
+def exists(
+    parts: Parts,
+    ex: Exec[object],
+    kind: str,
+    subject_key: str,
+    read_already: Mapping[str, Sequence[Row]] | None = None,
+) -> bool:
+    """Whether the subject is in the pool as far as this caller may know (step 4);
+    the base dataset's rows are not read twice if the call has read them already."""
+    base = BASE_DATASET[kind]
+    if read_already is not None and base in read_already:
+        return bool(read_already[base])
+    return bool(read(parts, ex, base, subject_key))
 
 
 def fields(ds: Dataset, plan: Plan, requested: Sequence[str]) -> list[str]:

@@ -44,7 +44,6 @@ from gateway.access.withdrawals import (
 from gateway.audit.index import AuditIndex
 from gateway.call import Exec, Outcome, Request
 from gateway.catalog import Dataset
-from gateway.config import ServeConfig
 from gateway.pipeline import Parts
 from gateway.plan import (
     SUBJECT_CORRECT,
@@ -62,7 +61,6 @@ from gateway.services.subject_messages import (
     my_dataset_message,
     withdrawal_message,
 )
-from gateway.services.subject_review import ProviderReview
 
 # The subject's own calls: audited under their keyed hash, never listed to them as a use.
 OWN_ACTIONS = frozenset(
@@ -329,21 +327,3 @@ class SubjectService:
                 request_id=ex.request_id,
             )
         )
-
-
-def subject_routes(parts: Parts, config: ServeConfig) -> list[Route[Any, Any]]:
-    """SubjectService's rows: the subject's own calls and the provider's review, with
-    their stores in the data directory."""
-    layout = config.layout
-    corrections = CorrectionStore(
-        layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
-    )
-    withdrawals = WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring)
-    own = SubjectService(
-        parts,
-        issuers=IssuerRegistry(layout.subject_issuers),
-        corrections=corrections,
-        withdrawals=withdrawals,
-        audit=AuditIndex(layout.audit_index, layout.audit_files),
-    )
-    return own.routes() + ProviderReview(parts, corrections, withdrawals).routes()

@@ -167,7 +167,7 @@ class VerificationService:
         rows = {ds: release.read(self.parts, ex, ds, key) for ds in ex.request.datasets}
         # Whether the subject is there (under the call's row constraint) is told only
         # where a plan reveals existence; the enumeration monitor always counts it.
-        present = release.exists(self.parts, ex, kind, key)
+        present = release.exists(self.parts, ex, kind, key, read_already=rows)
         revealed = any(p.obligations.reveal_existence for p in ex.plans.values())
         if not present and revealed:
             raise not_found("SUBJECT_NOT_FOUND", "no such subject in the pool")

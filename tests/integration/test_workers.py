@@ -47,13 +47,15 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     )  # fmt: skip
     deadline = time.monotonic() + 60
     audit = tmp / "data" / "audit"
-    # Up when both workers have opened their audit chains and the port answers.
+    # Up when both workers have opened their audit chains and each has its own listening
+    # socket: a connection made before the second binds would reach the first only.
     while not (
-        (audit / "audit-0.log").exists() and (audit / "audit-1.log").exists() and _accepts(port)
+        (audit / "audit-0.log").exists()
+        and (audit / "audit-1.log").exists()
+        and listeners(port) == 2
     ):
         assert proc.poll() is None and time.monotonic() < deadline, "workers did not start"
         time.sleep(0.1)
-    time.sleep(0.5)
     yield {"proc": proc, "port": port, "keys": keys, "demo": demo, "data": tmp / "data",
            "redis": redis_server}  # fmt: skip
     if proc.poll() is None:
@@ -68,6 +70,16 @@ def _accepts(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def listeners(port: int) -> int:
+    """Listening sockets on the port: one per worker under SO_REUSEPORT."""
+    rows = [
+        line.split()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6")  # gRPC binds 127.0.0.1 v4-mapped
+        for line in Path(table).read_text().splitlines()[1:]
+    ]
+    return sum(1 for r in rows if r[1].endswith(f":{port:04X}") and r[3] == "0A")
 
 
 def clients(w: dict, caller: str) -> list[GovgwClient]:
@@ -202,7 +214,7 @@ def test_workers_exit_when_their_supervisor_is_killed(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 60
-        while not (_accepts(port) and len(_children(proc.pid)) >= 2):
+        while not (listeners(port) == 2 and len(_children(proc.pid)) >= 2):
             assert proc.poll() is None and time.monotonic() < deadline, "workers did not start"
             time.sleep(0.1)
         workers = [pid for pid in _children(proc.pid) if _running(pid)]

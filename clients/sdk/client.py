@@ -1,0 +1,242 @@
+"""How `GovgwClient` (blocking) and `AsyncGovgwClient` (grpc.aio) make a call.
+
+The methods and their results come from one table (clients.sdk.calls*, bound in
+clients.sdk.methods); this module only moves a prepared request over a channel,
+reads the request id from the trailers, fetches receipt keys when an answer is
+signed with one not known yet, and turns a refusal into GovgwClientError.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import grpc
+import grpc.aio
+
+from clients.receipts import public_keys_from_keyset
+from clients.sdk.call import Call, Ctx, Prepared, exchange, receipt_key_id
+from clients.sdk.errors import REQUEST_ID_TRAILER, GovgwClientError
+
+# The stub of each service, by the name a Call gives: (module, stub class).
+STUBS = {
+    "verification": ("verification", "VerificationService"),
+    "lookup": ("lookup", "LookupService"),
+    "catalog": ("catalog", "CatalogService"),
+    "receipts": ("receipt", "ReceiptService"),
+    "access": ("access", "AccessService"),
+    "usage": ("usage", "UsageService"),
+    "emergency": ("emergency", "EmergencyService"),
+    "conflicts": ("conflicts", "ConflictService"),
+    "subjects": ("subject", "SubjectService"),
+    "opening": ("opening", "OpeningService"),
+    "deadlines": ("deadlines", "DeadlineService"),
+    "policy_admin": ("policy_admin", "PolicyAdminService"),
+}
+
+
+def _request_id(trailers: Any) -> str:
+    for key, value in trailers or ():
+        if key == REQUEST_ID_TRAILER:
+            return str(value)
+    return ""
+
+
+class _Base:
+    """Connection settings and the per-service stubs, for both clients."""
+
+    _channel: Any
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        timeout_s: float,
+        verify_receipts: bool,
+    ) -> None:
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        )
+        self.timeout_s = timeout_s
+        self.verify_receipts = verify_receipts
+        self._keys: dict[str, Any] = {}
+        self._stubs: dict[str, Any] = {}
+
+    @staticmethod
+    def _credentials(
+        ca_cert: Path | None, client_cert: Path | None, client_key: Path | None
+    ) -> grpc.ChannelCredentials | None:
+        if ca_cert is None:
+            return None
+        return grpc.ssl_channel_credentials(
+            root_certificates=Path(ca_cert).read_bytes(),
+            private_key=Path(client_key).read_bytes() if client_key else None,
+            certificate_chain=Path(client_cert).read_bytes() if client_cert else None,
+        )
+
+    def stub(self, service: str) -> Any:
+        """The raw gRPC stub of a service (tests and tools that send odd requests)."""
+        if service not in self._stubs:
+            module, name = STUBS[service]
+            grpc_module = importlib.import_module(f"govgw.v1.{module}_pb2_grpc")
+            self._stubs[service] = getattr(grpc_module, f"{name}Stub")(self._channel)
+        return self._stubs[service]
+
+    def _method(self, call: Call[Any, Any]) -> Any:
+        return getattr(self.stub(call.service), call.rpc)
+
+    def _md(self, prepared: Prepared) -> tuple[tuple[str, str], ...]:
+        return self._metadata + prepared.metadata
+
+    def _ctx(self, request_id: str) -> Ctx:
+        return Ctx(request_id, self._keys if self.verify_receipts else None)
+
+    def _needs_keys(self, answer: Any) -> bool:
+        kid = receipt_key_id(answer) if self.verify_receipts else None
+        return kid is not None and kid not in self._keys
+
+    def _learn_keys(self, keyset: Any) -> None:
+        self._keys = public_keys_from_keyset(keyset.document(), "gateway keyset")
+
+
+class _SyncTransport(_Base):
+    """A blocking channel under GovgwClient's methods (clients.sdk.methods)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        api_key: str | None = None,
+        ca_cert: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+        timeout_s: float = 10.0,
+        verify_receipts: bool = True,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        super().__init__(api_key=api_key, timeout_s=timeout_s, verify_receipts=verify_receipts)
+        creds = self._credentials(ca_cert, client_cert, client_key)
+        if creds is not None:
+            self._channel = grpc.secure_channel(target, creds, options=list(options))
+        else:
+            self._channel = grpc.insecure_channel(target, options=list(options))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any, metadata: Sequence[tuple[str, str]] = ()) -> Any:
+        """One raw call, its refusal as GovgwClientError (the raw answer: for tests)."""
+        try:
+            return method(
+                request, metadata=self._metadata + tuple(metadata), timeout=self.timeout_s
+            )
+        except grpc.RpcError as err:
+            raise GovgwClientError.from_rpc_error(err) from None
+
+    def _once(self, call: Call[Any, Any], prepared: Prepared) -> tuple[Any, str]:
+        try:
+            answer, rpc = self._method(call).with_call(
+                prepared.request, metadata=self._md(prepared), timeout=self.timeout_s
+            )
+        except grpc.RpcError as err:
+            raise GovgwClientError.from_rpc_error(err) from None
+        if self._needs_keys(answer):
+            self._learn_keys(self.receipt_keys())
+        return answer, _request_id(rpc.trailing_metadata())
+
+    def _invoke(self, call: Call[Any, Any], prepared: Prepared) -> Any:
+        if call.stream:
+            return self._stream(call, prepared)
+        talk = exchange(call, prepared, self._ctx)
+        send = next(talk)
+        while True:
+            try:
+                send = talk.send(self._once(call, send))
+            except StopIteration as done:
+                return done.value
+
+    def _stream(self, call: Call[Any, Any], prepared: Prepared) -> Iterator[Any]:
+        items = self._method(call)(
+            prepared.request, metadata=self._md(prepared), timeout=self.timeout_s
+        )
+        try:
+            for item in items:
+                yield call.convert(item, self._ctx(""))
+        except grpc.RpcError as err:
+            raise GovgwClientError.from_rpc_error(err) from None
+
+
+class _AsyncTransport(_Base):
+    """A grpc.aio channel under AsyncGovgwClient's methods (clients.sdk.methods)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        api_key: str | None = None,
+        ca_cert: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+        timeout_s: float = 10.0,
+        verify_receipts: bool = True,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        super().__init__(api_key=api_key, timeout_s=timeout_s, verify_receipts=verify_receipts)
+        creds = self._credentials(ca_cert, client_cert, client_key)
+        if creds is not None:
+            self._channel = grpc.aio.secure_channel(target, creds, options=list(options))
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=list(options))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _once(self, call: Call[Any, Any], prepared: Prepared) -> tuple[Any, str]:
+        rpc = self._method(call)(
+            prepared.request, metadata=self._md(prepared), timeout=self.timeout_s
+        )
+        try:
+            answer = await rpc
+            request_id = _request_id(await rpc.trailing_metadata())
+        except grpc.RpcError as err:
+            raise GovgwClientError.from_rpc_error(err) from None
+        if self._needs_keys(answer):
+            self._learn_keys(await self.receipt_keys())
+        return answer, request_id
+
+    def _invoke(self, call: Call[Any, Any], prepared: Prepared) -> Any:
+        # Not async itself: a streaming call is an async iterator, not a coroutine.
+        return self._stream(call, prepared) if call.stream else self._talk(call, prepared)
+
+    async def _talk(self, call: Call[Any, Any], prepared: Prepared) -> Any:
+        talk = exchange(call, prepared, self._ctx)
+        send = next(talk)
+        while True:
+            try:
+                send = talk.send(await self._once(call, send))
+            except StopIteration as done:
+                return done.value
+
+    async def _stream(self, call: Call[Any, Any], prepared: Prepared) -> AsyncIterator[Any]:
+        items = self._method(call)(
+            prepared.request, metadata=self._md(prepared), timeout=self.timeout_s
+        )
+        try:
+            async for item in items:
+                yield call.convert(item, self._ctx(""))
+        except grpc.RpcError as err:
+            raise GovgwClientError.from_rpc_error(err) from None

@@ -21,7 +21,8 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from clients.cli_common import as_json
+from clients.cli_common import as_json, when
+from clients.cli_common import name as enum_name
 
 if TYPE_CHECKING:
     from clients.cli_common import CliHelpers
@@ -65,16 +66,13 @@ def _rows(apps: list[Any]) -> list[list[str]]:
 
 def _history_rows(app: Any) -> list[list[str]]:
     rows = [["at", "actor", "event", "grant", "reason"]]
-    rows += [
-        [e.at.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ"), e.actor, e.event, e.grant_id, e.reason]
-        for e in app.history
-    ]
+    rows += [[when(e.at), e.actor, e.event, e.grant_id, e.reason] for e in app.history]
     return rows
 
 
 def _decided(r: Any) -> str:
     app = r.application
-    grant = f"; grant {app.grant_id} fields {','.join(r.grant.fields)}" if app.grant_id else ""
+    grant = f"; grant {app.grant_id} fields {','.join(r.grant.fields)}" if r.grant else ""
     return f"application {app.id} {app.status}" + grant
 
 
@@ -170,7 +168,7 @@ def register(sub: Any, h: CliHelpers) -> None:
             name,
             what,
             lambda gw, a, status=status: gw.change_grant(a.grant_id, status, reason=a.reason),
-            lambda g, status=status: f"grant {g.id} {status}",
+            lambda g: f"grant {g.id} {enum_name(g.status)}",
         )
         sp.add_argument("grant_id")
         sp.add_argument("--reason", required=True, help="why, for the audit trail")
@@ -189,18 +187,9 @@ def register(sub: Any, h: CliHelpers) -> None:
     def usage(args: argparse.Namespace) -> int:
         from gateway.access.usage import COLUMNS, to_csv
 
-        def doc(r: Any) -> dict[str, Any]:
-            doc = as_json(r)
-            rows = [as_json(row) for row in r.rows]
-            for row in rows:  # int64 arrives as text in JSON form; counts are numbers here
-                row["calls"] = int(row.get("calls", 0))
-                row["subjects"] = int(row.get("subjects", 0))
-            doc.update(calls=int(doc.get("calls", 0)), rows=rows)
-            return doc
-
         def human(r: Any) -> str:
             columns = (*COLUMNS, "calls", "subjects")
-            rows = [[str(row.get(c, "")) for c in columns] for row in doc(r)["rows"]]
+            rows = [[str(row.get(c, "")) for c in columns] for row in as_json(r)["rows"]]
             return f"{r.dataset}: {r.calls} call(s)\n" + h.table([list(columns), *rows])
 
         return h.remote(
@@ -209,8 +198,7 @@ def register(sub: Any, h: CliHelpers) -> None:
                 args.dataset, since=_when(args.since), until=_when(args.until)
             ),
             human,
-            doc=doc,
-            csv=lambda r: to_csv(doc(r)["rows"]),
+            csv=lambda r: to_csv(as_json(r)["rows"]),
         )
 
     sp = h.cmd(access, "usage", usage, "a dataset's usage report (its provider, administrators)")

@@ -2,10 +2,12 @@
 
 A verb that calls the gateway is `remote(args, call, human)` (or, added to
 the parser in one step, `CliHelpers.verb`): connect with the
-global flags (--target, --api-key, --ca-cert, --client-cert, --client-key,
---timeout), make the call, print the answer as text or, with --json, as JSON,
-and turn a refused call into the error output and exit status 1. The verb
-itself says only which call and how its answer reads.
+connection flags (--target, --api-key, --ca-cert, --client-cert, --client-key,
+--timeout), make the call, print the SDK's typed result as text or, with
+--json, as JSON (the result's dataclass as an object, enums by name), and turn
+a refused call into the error output (code, reason, fields at fault, request
+id) and exit status 1. The verb itself says only which call and how its answer
+reads as text.
 """
 
 from __future__ import annotations
@@ -14,15 +16,14 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
-
-from clients.sdk import GovgwClient, GovgwClientError, PolicyAdminClient
+from clients.sdk import GovgwClient, GovgwClientError, to_json
 
 T = TypeVar("T")
 
@@ -65,15 +66,19 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def as_json(result: Any) -> Any:
-    """The --json form of an answer: an SDK result's own `to_json`, a protobuf
-    message with its proto field names, a list item by item."""
-    if isinstance(result, Message):
-        return MessageToDict(result, preserving_proto_field_name=True)
-    if hasattr(result, "to_json"):
-        return result.to_json()
-    if isinstance(result, Sequence) and not isinstance(result, str | bytes):
-        return [as_json(item) for item in result]
-    return result
+    """The --json form of an SDK result: its dataclass as an object, enums by name,
+    times in RFC 3339 (clients.sdk.to_json)."""
+    return to_json(result)
+
+
+def when(moment: Any) -> str:
+    """A result's time as the tables show it ('' when unset)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else ""
+
+
+def name(value: Any) -> str:
+    """An enum value as the tables show it: suspended, share_application, ..."""
+    return value.name.lower() if value is not None and value.value else ""
 
 
 # -- the gateway -------------------------------------------------------------
@@ -92,9 +97,7 @@ def client(args: argparse.Namespace) -> GovgwClient:
     return GovgwClient(args.target, **_connection(args))
 
 
-def admin_client(args: argparse.Namespace) -> PolicyAdminClient:
-    """A client with PolicyAdminService too (`govgw policy` server verbs)."""
-    return PolicyAdminClient(args.target, **_connection(args))
+admin_client = client  # every client has the policy administration calls now
 
 
 def remote(
@@ -118,7 +121,7 @@ def remote(
         with connect(args) as gw:
             result = call(gw)
     except GovgwClientError as e:
-        return fail(args, e.to_json(), str(e))
+        return fail(args, e.to_json(), f"error: {e}")
     if csv is not None and args.csv:
         print(csv(result), end="")
     else:
@@ -136,7 +139,7 @@ class CliHelpers:
     fail: Callable[[argparse.Namespace, dict[str, Any], str], int] = fail
     table: Callable[[Sequence[Sequence[str]]], str] = table
     remote: Callable[..., int] = remote
-    admin_client: Callable[[argparse.Namespace], PolicyAdminClient] = admin_client
+    admin_client: Callable[[argparse.Namespace], GovgwClient] = admin_client
 
     def verb(
         self,
@@ -155,3 +158,45 @@ class CliHelpers:
             return remote(args, lambda gw: call(gw, args), human, **how)
 
         return self.cmd(parent, name, run, help)
+
+
+# -- flags every verb takes, before or after it ------------------------------------
+DEFAULT_TARGET = "127.0.0.1:50051"
+# name, default (a callable reads the environment when the command runs), argparse kw
+_GLOBAL_FLAGS: tuple[tuple[str, Any, dict[str, Any]], ...] = (
+    ("--json", False, {"action": "store_true", "help": "print JSON"}),
+    (
+        "--target",
+        lambda: os.environ.get("GOVGW_TARGET", DEFAULT_TARGET),
+        {"metavar": "HOST:PORT", "help": f"the gateway (env GOVGW_TARGET; {DEFAULT_TARGET})"},
+    ),
+    (
+        "--api-key",
+        lambda: os.environ.get("GOVGW_API_KEY"),
+        {"metavar": "KEY", "help": "your caller's API key (env GOVGW_API_KEY)"},
+    ),
+    ("--ca-cert", None, {"type": Path, "help": "CA certificate: use TLS"}),
+    ("--client-cert", None, {"type": Path, "help": "client certificate for mTLS"}),
+    ("--client-key", None, {"type": Path, "help": "its private key"}),
+    ("--timeout", 10.0, {"type": float, "metavar": "S", "help": "deadline in seconds (10)"}),
+)
+
+
+def global_flags() -> argparse.ArgumentParser:
+    """A parent parser with the flags that go before or after the verb alike:
+    `govgw --json lookup ...` and `govgw lookup ... --json` mean the same. Each is
+    SUPPRESSed so that a verb's parser leaves a value given before the verb alone;
+    `fill_globals` sets what neither gave."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection and output (before or after the verb)")
+    for flag, _default, kw in _GLOBAL_FLAGS:
+        group.add_argument(flag, default=argparse.SUPPRESS, **kw)
+    return common
+
+
+def fill_globals(args: argparse.Namespace) -> argparse.Namespace:
+    for flag, default, _kw in _GLOBAL_FLAGS:
+        dest = flag.lstrip("-").replace("-", "_")
+        if not hasattr(args, dest):
+            setattr(args, dest, default() if callable(default) else default)
+    return args

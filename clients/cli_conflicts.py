@@ -51,9 +51,7 @@ def _from_proto(c: Any) -> dict[str, Any]:
                 "value_group": v.value_group,
                 "dataset_version": v.dataset_version,
                 "imported_at": (
-                    v.imported_at.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ")
-                    if v.imported_at.seconds
-                    else ""
+                    v.imported_at.strftime("%Y-%m-%dT%H:%M:%SZ") if v.imported_at else ""
                 ),
             }
             for v in c.values

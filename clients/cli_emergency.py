@@ -18,12 +18,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from clients.cli_common import as_json
+from clients.cli_common import as_json, name, when
 
 if TYPE_CHECKING:
     from clients.cli_common import CliHelpers
-
-STATUS = {0: "", 1: "active", 2: "ended"}
 
 
 def parse_scope(items: list[str]) -> dict[str, list[str]]:
@@ -50,8 +48,7 @@ def parse_end(text: str) -> datetime:
     return moment
 
 
-def _time(ts: Any) -> str:
-    return ts.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ") if ts.seconds else ""
+_time = when
 
 
 def _rows(ems: list[Any]) -> list[list[str]]:
@@ -60,7 +57,7 @@ def _rows(ems: list[Any]) -> list[list[str]]:
         rows.append(
             [
                 e.id,
-                STATUS.get(e.status, ""),
+                name(e.status),
                 e.title,
                 _time(e.ends_at),
                 ",".join(e.agencies),
@@ -73,7 +70,7 @@ def _rows(ems: list[Any]) -> list[list[str]]:
 
 def _show(e: Any) -> str:
     lines = [
-        f"emergency {e.id} ({STATUS.get(e.status, '')}): {e.title}",
+        f"emergency {e.id} ({name(e.status)}): {e.title}",
         f"legal basis  {e.legal_basis}",
         f"purpose      {e.purpose}",
         f"declared     {_time(e.declared_at)} by {e.declared_by}",
@@ -93,27 +90,10 @@ def _show(e: Any) -> str:
     return "\n".join(lines)
 
 
-def _sealing_doc(r: Any) -> dict[str, Any]:
-    entries = []
-    for x in r.entries:
-        d = as_json(x)
-        d["time"] = _time(x.time)
-        d["subject_records"] = int(x.subject_records)  # int64 is text in JSON form
-        d["subject_hashes"] = list(x.subject_hashes)
-        entries.append(d)
-    return {
-        "emergency": as_json(r.emergency),
-        "calls": int(r.calls),
-        "subject_records": int(r.subject_records),
-        "digest": r.digest,
-        "entries": entries,
-    }
-
-
 def _sealing_csv(r: Any) -> str:
     from gateway.access.emergency import to_csv
 
-    return to_csv(_sealing_doc(r)["entries"])
+    return to_csv(as_json(r)["entries"])
 
 
 def _sealing_human(r: Any, table: Any) -> str:
@@ -121,7 +101,7 @@ def _sealing_human(r: Any, table: Any) -> str:
 
     rows = [[*SEALING_COLUMNS[:-1], "subjects"]] + [
         [str(e.get(c, "")) for c in SEALING_COLUMNS[:-1]] + [str(len(e["subject_hashes"]))]
-        for e in _sealing_doc(r)["entries"]
+        for e in as_json(r)["entries"]
     ]
     return (
         f"emergency {r.emergency.id}: {r.calls} call(s), "
@@ -198,7 +178,6 @@ def register(sub: Any, h: CliHelpers) -> None:
         "every call made under an emergency (administrators)",
         lambda gw, a: gw.sealing_list(a.emergency_id),
         lambda r: _sealing_human(r, h.table),
-        doc=_sealing_doc,
         csv=_sealing_csv,
     )
     sp.add_argument("emergency_id")

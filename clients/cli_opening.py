@@ -16,24 +16,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from clients.cli_common import as_json, csv_text
+from clients.cli_common import csv_text, name
 
 if TYPE_CHECKING:
     from clients.cli_common import CliHelpers
 
-_OPENING_STATUS = {1: "suspended", 2: "withdrawn", 3: "reopened"}
-_ITEM_KIND = {1: "share_application", 2: "open_application", 3: "correction"}
-
-
-def _suspension_doc(s: Any) -> dict[str, Any]:
-    doc = as_json(s)
-    doc["status"] = _OPENING_STATUS.get(s.status, "")
-    doc["reprocessed"] = s.reprocessed
-    return doc
-
 
 def _suspension_line(s: Any) -> str:
-    return f"opening of {s.dataset} {_OPENING_STATUS.get(s.status, '?')} ({s.id})" + (
+    return f"opening of {s.dataset} {name(s.status)} ({s.id})" + (
         " after reprocessing" if s.reprocessed else ""
     )
 
@@ -43,7 +33,7 @@ def _suspension_rows(items: list[Any]) -> list[list[str]]:
         [
             s.id,
             s.dataset,
-            _OPENING_STATUS.get(s.status, "?"),
+            name(s.status),
             "yes" if s.reprocessed else "",
             s.reason,
         ]
@@ -60,7 +50,6 @@ def add_opening(subjects: Any, h: CliHelpers) -> None:
         "suspend a dataset's opening at once (security risk)",
         lambda gw, a: gw.suspend_opening(a.dataset, reason=a.reason),
         _suspension_line,
-        doc=_suspension_doc,
     )
     sp.add_argument("dataset")
     sp.add_argument("--reason", required=True, help="the security risk")
@@ -71,7 +60,6 @@ def add_opening(subjects: Any, h: CliHelpers) -> None:
         "suspensions of your datasets' opening",
         lambda gw, a: gw.list_opening_suspensions(dataset=a.dataset or "", status=a.status or ""),
         lambda items: h.table(_suspension_rows(items)),
-        doc=lambda items: [_suspension_doc(s) for s in items],
     )
     sp.add_argument("--dataset")
     sp.add_argument("--status", choices=("suspended", "withdrawn", "reopened"))
@@ -82,7 +70,6 @@ def add_opening(subjects: Any, h: CliHelpers) -> None:
         "withdraw a suspended opening until reopened",
         lambda gw, a: gw.withdraw_opening(a.suspension_id, reason=a.reason),
         _suspension_line,
-        doc=_suspension_doc,
     )
     sp.add_argument("suspension_id")
     sp.add_argument("--reason", required=True)
@@ -95,7 +82,6 @@ def add_opening(subjects: Any, h: CliHelpers) -> None:
             a.suspension_id, reason=a.reason, reprocessed=a.reprocessed
         ),
         _suspension_line,
-        doc=_suspension_doc,
     )
     sp.add_argument("suspension_id")
     sp.add_argument("--reason", required=True)
@@ -111,7 +97,7 @@ def add_deadlines(access: Any, h: CliHelpers) -> None:
         "open applications and corrections with their deadlines",
         lambda gw, a: gw.deadlines(overdue_only=a.overdue, dataset=a.dataset or ""),
         lambda r: _deadlines_human(r, h),
-        doc=lambda r: {"as_of": r.as_of, "items": _deadline_rows(r)},
+        doc=lambda r: {"as_of": r.as_of, "items": _deadline_rows(r), "request_id": r.request_id},
         csv=lambda r: _deadlines_csv(_deadline_rows(r)),
     )
     sp.add_argument("--overdue", action="store_true", help="only items past their deadline")
@@ -123,7 +109,7 @@ def _deadline_rows(r: Any) -> list[dict[str, Any]]:
     return [
         {
             "id": i.id,
-            "kind": _ITEM_KIND.get(i.kind, ""),
+            "kind": name(i.kind),
             "dataset": i.dataset,
             "provider": i.provider,
             "received_on": i.received_on,

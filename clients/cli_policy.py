@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clients.cli_common import when
+
 if TYPE_CHECKING:
     from clients.cli_common import CliHelpers
 
@@ -266,7 +268,7 @@ def _versions_human(r: Any, h: CliHelpers) -> str:
         [
             "*" if v.active else "",
             v.version,
-            v.created_at.ToJsonString()[:19],
+            when(v.created_at)[:19],
             v.author,
             v.signed_by or "-",
             v.reason,
@@ -274,8 +276,7 @@ def _versions_human(r: Any, h: CliHelpers) -> str:
         for v in r.versions
     ]
     hist = [["seq", "at", "action", "version", "by", "reason"]] + [
-        [str(e.seq), e.at.ToJsonString()[:19], e.action, e.version, e.actor, e.reason]
-        for e in r.history
+        [str(e.seq), when(e.at)[:19], e.action, e.version, e.actor, e.reason] for e in r.history
     ]
     head = (
         f"active {r.active_version or '-'} · served here {r.serving_version} ({r.backend})"
@@ -296,7 +297,7 @@ def _switch_human(verb: str, r: Any) -> str:
 def _impact_human(r: Any, h: CliHelpers) -> str:
     lines = [
         f"candidate {r.candidate_version} vs served {r.current_version}, since "
-        f"{r.since.ToJsonString()[:19]}",
+        f"{when(r.since)[:19]}",
         f"{r.requests_replayed} requests replayed, {r.decisions_compared} decisions compared, "
         f"{r.decisions_changed} would change",
     ]

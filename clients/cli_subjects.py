@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clients.cli_access import _when
+from clients.cli_common import name, when
 from clients.cli_opening import add_opening
 
 if TYPE_CHECKING:
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
 
 TOKEN_ENV = "GOVGW_SUBJECT_TOKEN"
 _TTL_RE = re.compile(r"^(\d+)([smh])$")
-_CORRECTION_STATUS = {1: "pending", 2: "corrected", 3: "rejected"}
-_WITHDRAWAL_STATUS = {1: "suspended", 2: "withdrawn", 3: "reinstated", 4: "reprocessed"}
+_CORRECTION_STATUS = ("pending", "corrected", "rejected")
+_WITHDRAWAL_STATUS = ("suspended", "withdrawn", "reinstated", "reprocessed")
 
 
 def _ttl(text: str) -> timedelta:
@@ -70,8 +71,7 @@ def _token(args: argparse.Namespace) -> str:
     return str(tok)
 
 
-def _day(ts: Any) -> str:
-    return ts.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ts.seconds else ""
+_day = when
 
 
 def _correction_rows(items: list[Any], provider: bool) -> list[list[str]]:
@@ -82,7 +82,7 @@ def _correction_rows(items: list[Any], provider: bool) -> list[list[str]]:
             c.id,
             c.dataset,
             c.field,
-            _CORRECTION_STATUS.get(c.status, "?"),
+            name(c.status),
             c.due_date + (" (extended)" if c.extended else ""),
             "OVERDUE" if c.overdue else "",
             c.answer_note,
@@ -98,7 +98,7 @@ def _withdrawal_rows(items: list[Any], provider: bool) -> list[list[str]]:
         row = [
             w.id,
             w.dataset,
-            _WITHDRAWAL_STATUS.get(w.status, "?"),
+            name(w.status),
             _day(w.requested_at),
             w.review_reason,
         ]
@@ -226,7 +226,7 @@ def register(sub: Any, h: CliHelpers) -> None:
     )
     sp.add_argument("--provider", action="store_true", help="those your department must answer")
     sp.add_argument("--dataset")
-    sp.add_argument("--status", choices=tuple(_CORRECTION_STATUS.values()))
+    sp.add_argument("--status", choices=_CORRECTION_STATUS)
     sp.add_argument("--overdue", action="store_true", help="only those past their deadline")
 
     sp = with_token(
@@ -257,7 +257,7 @@ def register(sub: Any, h: CliHelpers) -> None:
     )
     sp.add_argument("--provider", action="store_true", help="those your department reviews")
     sp.add_argument("--dataset")
-    sp.add_argument("--status", choices=tuple(_WITHDRAWAL_STATUS.values()))
+    sp.add_argument("--status", choices=_WITHDRAWAL_STATUS)
 
     sp = with_token(
         h.verb(

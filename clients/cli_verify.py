@@ -1,0 +1,146 @@
+"""`govgw verify ...` and `govgw receipt ...`: verification (核验) and its signed receipts.
+
+govgw verify identity --name N --id-number ID --purpose P [--receipt-out FILE]
+govgw verify attributes --subject KEY --predicate age_at_least:18 [...] --purpose P
+govgw receipt keys [--out keys.json]
+govgw receipt verify --key-file keys.json receipt.json      (offline)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
+from clients.sdk import (
+    AttributesResult,
+    GovgwClient,
+    IdentityResult,
+    Keyset,
+    VerifiedReceipt,
+    disputed_notice,
+)
+
+if TYPE_CHECKING:
+    from clients.cli_common import CliHelpers
+
+
+def write_receipt(path: Path | None, receipt: VerifiedReceipt | None) -> None:
+    if path is not None and receipt is not None:
+        path.write_text(json.dumps(receipt.to_json(), indent=2))
+
+
+def parse_predicate(text: str) -> tuple[str, list[str]]:
+    name, _, rest = text.partition(":")
+    return name.strip(), [a for a in rest.split(",") if a] if rest else []
+
+
+def _receipt_line(r: IdentityResult | AttributesResult) -> str:
+    if r.receipt is None:
+        return "receipt  -"
+    checked = "signature verified" if r.receipt.verified else "signature NOT checked"
+    return f"receipt  {r.receipt.receipt_id} ({checked})"
+
+
+def identity_text(r: IdentityResult) -> str:
+    return (
+        f"{'MATCH 一致' if r.matched else 'NO_MATCH 不一致'}\n"
+        f"{disputed_notice(r.disputed_fields)}"
+        f"{_receipt_line(r)}\n"
+        f"request  {r.request_id}  policy {r.policy_version}"
+    )
+
+
+def attributes_text(r: AttributesResult, table: Any) -> str:
+    return (
+        table([["predicate", "answer"]] + [[k, str(v).lower()] for k, v in r.results.items()])
+        + f"\n{disputed_notice(r.disputed_fields)}{_receipt_line(r)}\n"
+        f"request  {r.request_id}  policy {r.policy_version}"
+    )
+
+
+def register(sub: Any, h: CliHelpers) -> None:
+    verify = sub.add_parser("verify", help="verification (核验)").add_subparsers(
+        dest="sub", required=True
+    )
+
+    def identity(gw: GovgwClient, a: argparse.Namespace) -> IdentityResult:
+        r = gw.verify_identity(a.name, a.id_number, purpose=a.purpose)
+        write_receipt(a.receipt_out, r.receipt)  # saved first: the answer is printed after
+        return r
+
+    sp = h.verb(verify, "identity", "does this name match this ID number?", identity, identity_text)
+    sp.add_argument("--name", required=True)
+    sp.add_argument("--id-number", required=True)
+    sp.add_argument("--purpose", required=True)
+    sp.add_argument("--receipt-out", type=Path, help="save the signed receipt here")
+
+    def attributes(gw: GovgwClient, a: argparse.Namespace) -> AttributesResult:
+        predicates = [parse_predicate(p) for p in a.predicate]
+        r = gw.verify_attributes(a.subject, predicates, purpose=a.purpose, kind=a.kind)
+        write_receipt(a.receipt_out, r.receipt)
+        return r
+
+    sp = h.verb(
+        verify,
+        "attributes",
+        "answer predicates about a subject",
+        attributes,
+        lambda r: attributes_text(r, h.table),
+    )
+    sp.add_argument("--subject", required=True, help="ID number or USCC")
+    sp.add_argument("--kind", choices=["person", "legal_entity"])
+    sp.add_argument(
+        "--predicate",
+        action="append",
+        required=True,
+        help="NAME or NAME:ARG[,ARG], e.g. age_at_least:18",
+    )
+    sp.add_argument("--purpose", required=True)
+    sp.add_argument("--receipt-out", type=Path)
+
+    receipt = sub.add_parser("receipt", help="signed receipts").add_subparsers(
+        dest="sub", required=True
+    )
+
+    def keys(gw: GovgwClient, a: argparse.Namespace) -> Keyset:
+        keyset = gw.receipt_keys()
+        if a.out:
+            a.out.write_text(json.dumps(keyset.document(), indent=2))
+        return keyset
+
+    sp = h.verb(
+        receipt,
+        "keys",
+        "fetch the gateway's receipt keys",
+        keys,
+        lambda ks: "\n".join(f"{k.key_id}  {k.algorithm}" for k in ks),
+        # The keyset file format (what --out writes and `receipt verify` reads).
+        doc=lambda ks: {**ks.document(), "request_id": ks.request_id},
+    )
+    sp.add_argument("--out", type=Path, help="save the keyset for offline verification")
+
+    def verify_offline(args: argparse.Namespace) -> int:
+        doc = json.loads(args.receipt_file.read_text())
+        # Accept a receipt file, or the whole `verify ... --json` output that holds one.
+        if "receipt" in doc and isinstance(doc["receipt"], dict):
+            doc = doc["receipt"]
+        try:
+            receipt = SignedReceipt.from_json(doc)
+            claims = verify_receipt(receipt, load_public_keys(args.key_file))
+        except (ReceiptInvalid, KeyError, ValueError) as e:
+            return h.fail(
+                args, {"reason": "RECEIPT_INVALID", "message": str(e)}, f"receipt INVALID: {e}"
+            )
+        h.emit(
+            args,
+            {"valid": True, "claims": claims},
+            lambda: "receipt VALID\n" + h.table([[k, str(v)] for k, v in sorted(claims.items())]),
+        )
+        return 0
+
+    sp = h.cmd(receipt, "verify", verify_offline, "verify a receipt offline")
+    sp.add_argument("--key-file", type=Path, required=True, help="keyset JSON or PEM public key")
+    sp.add_argument("receipt_file", type=Path)

@@ -63,4 +63,7 @@ def test_show_and_list_in_human_form(gw: Harness) -> None:
     assert lines["phone"][-3:] == ["-", "mask", "redact"]
     listing = catalog(gw, "list")
     assert listing.splitlines()[0] == f"policy version {shipped}"
-    assert {d["policy_version"] for d in json.loads(catalog(gw, "list", "--json"))} == {shipped}
+    doc = json.loads(catalog(gw, "list", "--json"))  # the DatasetList result as an object
+    assert {d["policy_version"] for d in doc["items"]} == {doc["policy_version"]} == {shipped}
+    assert doc["items"][0]["share_class"] in ("UNCONDITIONAL", "CONDITIONAL", "NONE")
+    assert doc["request_id"].startswith("req_")

@@ -60,28 +60,28 @@ def test_subject_and_provider_verbs(gw: Harness, capsys: pytest.CaptureFixture[s
     assert code == 0
     cid = json.loads(out)["id"]
     code, out, _ = run(capsys, *public, "subjects", "corrections", *subj)
-    assert [c["id"] for c in json.loads(out)] == [cid]
+    assert [c["id"] for c in json.loads(out)["items"]] == [cid]
     code, out, _ = run(capsys, *amr, "subjects", "corrections", "--provider", "--json")
-    (seen,) = json.loads(out)
-    assert seen["subject_key"] == ent and seen["status"] == "CORRECTION_STATUS_PENDING"
+    (seen,) = json.loads(out)["items"]
+    assert seen["subject_key"] == ent and seen["status"] == "PENDING"
     code, out, _ = run(capsys, *amr, "subjects", "extend", cid, "--reason", "需现场核查", "--json")
     assert code == 0 and json.loads(out)["extended"] is True
     code, out, err = run(capsys, *amr, "subjects", "extend", cid, "--reason", "再次", "--json")
     assert code == 1 and json.loads(out)["error"]["reason"] == "DEADLINE_NOT_EXTENDABLE"
     code, out, _ = run(capsys, *amr, "subjects", "answer", cid, "--corrected", "--note", "已更正",
                        "--json")  # fmt: skip
-    assert json.loads(out)["status"] == "CORRECTION_STATUS_CORRECTED"
+    assert json.loads(out)["status"] == "CORRECTED"
 
     code, out, _ = run(capsys, *public, "subjects", "withdraw", "--dataset", "legal_entity.basic",
                        "--reason", "法定代表人信息侵权", *subj)  # fmt: skip
     wid = json.loads(out)["id"]
     code, out, _ = run(capsys, *amr, "subjects", "withdrawals", "--provider", "--json")
-    assert [w["id"] for w in json.loads(out)] == [wid]
+    assert [w["id"] for w in json.loads(out)["items"]] == [wid]
     code, out, _ = run(capsys, *amr, "subjects", "review", wid, "--reinstate", "--reason",
                        "信息准确", "--json")  # fmt: skip
-    assert json.loads(out)["status"] == "WITHDRAWAL_STATUS_REINSTATED"
+    assert json.loads(out)["status"] == "REINSTATED"
     code, out, _ = run(capsys, *public, "subjects", "withdrawals", *subj)
-    assert json.loads(out)[0]["review_reason"] == "信息准确"
+    assert json.loads(out)["items"][0]["review_reason"] == "信息准确"
     # Human output: a table of who used the data; the provider's handling is there.
     code, out, _ = run(capsys, *public, "subjects", "usage", "--subject-token", tok)
     assert code == 0 and "agency-amr" in out and "subject.review" in out
@@ -114,7 +114,7 @@ def test_issuers_add_list_remove(
     tok = json.loads(out)["token"]
     code, out, _ = run(capsys, *as_(gw, "public-portal"), "subjects", "corrections",
                        "--subject-token", tok, "--json")  # fmt: skip
-    assert code == 0 and json.loads(out) == []
+    assert code == 0 and json.loads(out)["items"] == []
     code, _, _ = run(capsys, "subjects", "issuers", "remove", "sc-idp", "--data-dir", d)
     assert code == 0
     code, out, _ = run(capsys, *as_(gw, "public-portal"), "subjects", "corrections",
@@ -141,7 +141,8 @@ def test_the_command_runs_as_installed(gw: Harness) -> None:
         capture_output=True, text=True, timeout=60, check=True,
         env={"GOVGW_SUBJECT_TOKEN": mint.stdout.strip(), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
-    assert json.loads(listed.stdout) == {}  # nobody used this subject's data yet
+    doc = json.loads(listed.stdout)
+    assert doc["uses"] == [] and doc["request_id"].startswith("req_")  # nobody used it yet
 
 
 def test_records_json_and_human_tables(gw: Harness, capsys: pytest.CaptureFixture[str]) -> None:

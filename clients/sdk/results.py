@@ -4,7 +4,7 @@ listings. Every other answer is a generated dataclass of clients.sdk.types."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar, overload
 
@@ -75,10 +75,26 @@ class ReceiptClaims:
     policy_version: str
     receipt_id: str
     subject_commitment: str
+    # Present when the answer used fields under correction (R8): dataset:field:filed_on;...
+    disputed_fields: str = ""
+    # Claims this SDK does not know yet (a newer gateway's), kept rather than dropped.
+    other: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, doc: dict[str, str]) -> ReceiptClaims:
-        return cls(**{k: doc[k] for k in CLAIM_FIELDS})
+        known = (*CLAIM_FIELDS, "disputed_fields")
+        return cls(
+            **{k: doc[k] for k in CLAIM_FIELDS},
+            disputed_fields=doc.get("disputed_fields", ""),
+            other={k: v for k, v in doc.items() if k not in known},
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        """The claims as signed (the payload's JSON object)."""
+        doc = {k: getattr(self, k) for k in CLAIM_FIELDS}
+        if self.disputed_fields:
+            doc["disputed_fields"] = self.disputed_fields
+        return {**doc, **self.other}
 
 
 @dataclass(frozen=True)
@@ -114,7 +130,7 @@ class _Disputes:
 def _receipt_json(r: VerifiedReceipt | None) -> dict[str, Any]:
     return {
         "receipt": r.to_json() if r else None,
-        "receipt_claims": r.claims.__dict__ if r else None,
+        "receipt_claims": r.claims.as_dict() if r else None,
     }
 
 

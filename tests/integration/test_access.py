@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from clients.sdk.types import GrantStatus
 from gateway import admin
 from tests.support import (
     Harness,
@@ -81,7 +82,7 @@ def test_apply_approve_use_suspend_reinstate_revoke(gw: Harness) -> None:
         lambda: far.lookup(DS, subject, ["name"], purpose=PURPOSE), DENIED, "FIELD_NOT_ALLOWED"
     )
     g = provider.change_grant(r.grant.id, "suspended", reason="超出申请场景使用")
-    assert g.status == 2  # GRANT_STATUS_SUSPENDED
+    assert g.status is GrantStatus.SUSPENDED and g.request_id.startswith("req_")
     expect_error(lambda: far.lookup(DS, subject, purpose=PURPOSE), DENIED, "GRANT_REQUIRED")
     provider.change_grant(r.grant.id, "active", reason="整改完毕")
     assert far.lookup(DS, subject, purpose=PURPOSE).records
@@ -150,7 +151,7 @@ def test_refusals_are_precise(gw: Harness) -> None:
         d = p.decide_application(
             app.id, approve=False, reason="申请事项与履职无关", legal_basis="阿坝州办法第二十七条"
         )
-        assert d.application.status == "denied" and not d.HasField("grant")
+        assert d.application.status == "denied" and d.grant is None
         assert d.application.decision.legal_basis == "阿坝州办法第二十七条"
     with gw.client("public-portal") as c:
         expect_error(
@@ -204,7 +205,7 @@ def test_cli_lists_and_decides(gw: Harness) -> None:
 
     listed = govgw("agency-civil", "list", "--status", "pending", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert app.id in {a["id"] for a in json.loads(listed.stdout)}
+    assert app.id in {a["id"] for a in json.loads(listed.stdout)["items"]}
     bad = govgw("agency-civil", "decide", app.id, "--deny", "--json")
     assert bad.returncode == 1
     assert json.loads(bad.stdout)["error"]["code"] == "INVALID_ARGUMENT"

@@ -78,7 +78,7 @@ def test_the_planted_conflicts_are_reported_exactly(gw: Harness) -> None:
         )
         for v in c.values:
             assert v.dataset_version == gw.parts.pool.dataset_version(v.dataset)
-            assert v.imported_at.seconds > 0
+            assert v.imported_at is not None and v.imported_at.year >= 2026
     # The masks the catalog names: the first character, the year, the county.
     name = {v.masked_value for v in by_attr["person.name"].values}
     assert len(name) == 1 and next(iter(name)).endswith("*")

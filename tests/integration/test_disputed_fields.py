@@ -70,7 +70,7 @@ def test_a_pending_correction_is_indicated_until_it_is_answered(gw: Harness) -> 
 
     before = counter.verify_identity(name, pid, purpose=PURPOSE)
     assert before.matched and before.disputed == ()
-    assert "disputed_fields" not in before.receipt.claims()
+    assert not before.receipt.claims.disputed_fields
     assert counter.lookup(PB, pid, purpose=PURPOSE).disputed == ()
 
     cid = file(gw, pid, PB, "name")
@@ -80,7 +80,7 @@ def test_a_pending_correction_is_indicated_until_it_is_answered(gw: Harness) -> 
     assert rec.to_json()["disputed_fields"] == [
         {"dataset": PB, "field": "name", "filed_on": "2026-06-01"}
     ]
-    raw = counter.lookup_stub.Lookup(
+    raw = counter.stub("lookup").Lookup(
         lookup_pb2.LookupRequest(dataset=PB, subject_key=pid, purpose=PURPOSE),
         metadata=counter._metadata,
         timeout=10,
@@ -92,13 +92,13 @@ def test_a_pending_correction_is_indicated_until_it_is_answered(gw: Harness) -> 
     ident = counter.verify_identity(name, pid, purpose=PURPOSE)
     assert ident.matched and ident.disputed == (NAME_DISPUTED,)
     # The signed receipt says the clerk was told (its signature checked by the SDK).
-    assert ident.receipt.claims()["disputed_fields"] == "population.basic:name:2026-06-01"
+    assert ident.receipt.claims.disputed_fields == "population.basic:name:2026-06-01"
     assert ident.to_json()["disputed_fields"] == [NAME_DISPUTED.to_json()]
 
     # Calls that do not use the name are not told.
     assert counter.lookup(PB, pid, ["birth_date", "gender"], purpose=PURPOSE).disputed == ()
     ages = counter.verify_attributes(pid, [("age_at_least", ["18"])], purpose=PURPOSE)
-    assert ages.disputed == () and "disputed_fields" not in ages.receipt.claims()
+    assert ages.disputed == () and not ages.receipt.claims.disputed_fields
 
     # Batches: per subject.
     minor = gw.demo["minor"]["id_number"]
@@ -202,4 +202,4 @@ def test_a_no_match_names_no_disputed_field(gw: Harness) -> None:
         absent = counter.verify_identity("王错名", "110101199003076632", purpose=PURPOSE)
     assert not wrong.matched and not absent.matched
     assert wrong.disputed == absent.disputed == ()
-    assert "disputed_fields" not in wrong.receipt.claims()
+    assert not wrong.receipt.claims.disputed_fields

@@ -16,9 +16,9 @@ from typing import Any
 
 import grpc
 import pytest
-from govgw.v1 import emergency_pb2 as pb
 
 from clients.sdk import GovgwClient
+from clients.sdk.types import Emergency, EmergencyStatus
 from gateway import admin
 from gateway.access.emergency import EXPIRY_ACTOR
 from tests.support import Harness, eventually, expect_error, make_data_dir, shifted_clock, start
@@ -52,7 +52,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     h.stop()
 
 
-def declare(c: GovgwClient, h: Harness, **kw: Any) -> pb.Emergency:
+def declare(c: GovgwClient, h: Harness, **kw: Any) -> Emergency:
     args: dict[str, Any] = dict(
         title="汶川县地震应急响应",
         legal_basis=LEGAL_BASIS,
@@ -73,7 +73,7 @@ def test_declare_widen_end_seal(gw: Harness) -> None:
     expect_error(lambda: rescue.lookup(DS, subject, purpose=PURPOSE), DENIED, "GRANT_REQUIRED")
 
     em = declare(root, gw)
-    assert em.status == pb.EMERGENCY_STATUS_ACTIVE and len(em.grant_ids) == 1
+    assert em.status is EmergencyStatus.ACTIVE and len(em.grant_ids) == 1
     assert [s.dataset for s in em.scope] == [DS] and list(em.agencies) == ["agency-rescue"]
 
     # The designated agency gets the scoped fields, masked per the catalog, at once.
@@ -101,7 +101,7 @@ def test_declare_widen_end_seal(gw: Harness) -> None:
     # Who sees the emergency.
     assert [x.id for x in rescue.list_emergencies()] == [em.id]
     assert rescue.get_emergency(em.id).purpose == "disaster_relief"  # PURPOSE's code
-    assert far.list_emergencies() == []
+    assert far.list_emergencies().items == ()
     expect_error(lambda: far.get_emergency(em.id), NOT_FOUND, "EMERGENCY_NOT_FOUND")
     with gw.client("counter-wenchuan") as counter:
         expect_error(counter.list_emergencies, DENIED, "AGENCY_OR_ADMIN_REQUIRED")
@@ -112,7 +112,7 @@ def test_declare_widen_end_seal(gw: Harness) -> None:
     # The end: grants revoked, access shut on the very next call.
     ended = root.end_emergency(em.id, reason="应急响应终止")
     assert list(ended.revoked_grant_ids) == list(em.grant_ids)
-    assert ended.emergency.status == pb.EMERGENCY_STATUS_ENDED
+    assert ended.emergency.status is EmergencyStatus.ENDED
     assert ended.emergency.ended_by == "root" and ended.emergency.end_reason == "应急响应终止"
     expect_error(lambda: rescue.lookup(DS, subject, purpose=PURPOSE), DENIED, "GRANT_REQUIRED")
     grant = gw.parts.decider.grants.get(em.grant_ids[0])
@@ -264,12 +264,14 @@ def test_cli_declare_list_sealing_csv_and_seal(gw: Harness) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     em = json.loads(out.stdout)
-    assert em["status"] == "EMERGENCY_STATUS_ACTIVE" and em["agencies"] == ["agency-rescue"]
+    assert em["status"] == "ACTIVE" and em["agencies"] == ["agency-rescue"]
     subject = gw.demo["assistance_recipient"]["id_number"]
     with gw.client("agency-rescue") as rescue:
         rid = rescue.lookup(DS, subject, purpose="泥石流受灾人员核查").request_id
     listed = govgw("agency-rescue", "list", "--status", "active", "--json")
-    assert listed.returncode == 0 and em["id"] in {e["id"] for e in json.loads(listed.stdout)}
+    assert listed.returncode == 0 and em["id"] in {
+        e["id"] for e in json.loads(listed.stdout)["items"]
+    }
     shown = govgw("agency-rescue", "show", em["id"])
     assert shown.returncode == 0 and "泥石流受灾人员核查" in shown.stdout
     assert "root  declared" in shown.stdout

@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from govgw.v1 import catalog_pb2
 
+from clients.sdk import to_json
+from clients.sdk.types import Sensitivity, ShareClass
 from gateway import admin
 from gateway.access.subject_tokens import load_private_key, mint
 from gateway.app import attach, build_parts
@@ -112,13 +113,10 @@ def test_a_person_sees_exactly_their_own_records_in_the_datasets_holding_them(
         assert d.provenance.source_department == ds.provider
         assert d.provenance.dataset == d.dataset
         assert d.provenance.dataset_version == history[0]["version"]
-        assert d.provenance.retrieved_at.seconds == pytest.approx(
+        assert d.provenance.retrieved_at.timestamp() == pytest.approx(
             gw.parts.clock().timestamp(), abs=30
         )
-        assert (
-            d.imported_at.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            == (history[0]["imported_at"])
-        )
+        assert d.imported_at.strftime("%Y-%m-%dT%H:%M:%SZ") == history[0]["imported_at"]
         assert not d.withdrawn_from_open_data
     population = r.datasets[0]
     assert population.records[0].fields[1].value == person["name"]
@@ -133,7 +131,7 @@ def test_a_subject_sees_nothing_of_anyone_else(gw: Harness) -> None:
     r = gw.client("counter-wenchuan").my_records(token(gw, pid))
     # The adult resident is in the population register only.
     assert [d.dataset for d in r.datasets] == ["population.basic"]
-    shown = r.SerializeToString().decode("utf-8", "replace")
+    shown = json.dumps(to_json(r), ensure_ascii=False)
     assert pid in shown
     assert not any(o in shown for o in others)
 
@@ -163,9 +161,7 @@ def test_secret_fields_are_withheld_with_the_reason(gw: Harness) -> None:
     r = gw.client("public-portal").my_records(token(gw, pid))
     phone = next(f for f in r.datasets[0].records[0].fields if f.name == "phone")
     assert (phone.value, phone.withheld_reason) == ("", WITHHELD_SECRET)
-    assert gw.demo["adult_resident"]["phone"] not in r.SerializeToString().decode(
-        "utf-8", "replace"
-    )
+    assert gw.demo["adult_resident"]["phone"] not in json.dumps(to_json(r), ensure_ascii=False)
     shown = [f for f in r.datasets[0].records[0].fields if f.name != "phone"]
     assert all(f.value and not f.withheld_reason for f in shown if f.name != "region_code")
 
@@ -220,7 +216,7 @@ def test_a_stale_token_is_refused(gw: Harness) -> None:
         "SUBJECT_TOKEN_STALE",
     )
     # Valid for the subject's other calls all the same (they return no raw values).
-    assert public.my_corrections(token(gw, pid, age=timedelta(minutes=6))) == []
+    assert public.my_corrections(token(gw, pid, age=timedelta(minutes=6))).items == ()
     # 4 minutes is fresh enough.
     assert public.my_records(token(gw, pid, age=timedelta(minutes=4))).datasets
 
@@ -292,10 +288,10 @@ def test_a_secret_field_is_shared_with_nobody_though_its_dataset_is_unconditiona
     with gw.client("agency-civil") as ag:
         ds = ag.get_dataset("population.basic")
         levels = {f.name: f.sensitivity for f in ds.fields}
-        assert ds.share_class == catalog_pb2.SHARE_CLASS_UNCONDITIONAL
-        assert levels["phone"] == catalog_pb2.SENSITIVITY_SECRET
-        assert levels["name"] == catalog_pb2.SENSITIVITY_INTERNAL
-        assert levels["region_code"] == catalog_pb2.SENSITIVITY_PUBLIC
+        assert ds.share_class is ShareClass.UNCONDITIONAL
+        assert levels["phone"] is Sensitivity.SECRET
+        assert levels["name"] is Sensitivity.INTERNAL
+        assert levels["region_code"] is Sensitivity.PUBLIC
         (rec,) = ag.lookup("population.basic", pid, purpose="资格审核").records
         assert "phone" not in rec and {"name", "region_code"} <= set(rec)
         expect_error(

@@ -20,6 +20,7 @@ import grpc
 import pytest
 
 from clients.sdk import GovgwClient
+from clients.sdk.types import OpeningSuspensionStatus
 from gateway import admin
 from gateway.access.opening import OpeningSuspensionStore
 from gateway.app import attach, build_parts
@@ -76,7 +77,12 @@ def test_suspend_withdraw_reprocess_reopen(gw: Harness) -> None:
     assert _public_answer(public, ent) == "OK"
 
     s = amr.suspend_opening(DS, reason=RISK)
-    assert (s.dataset, s.provider, s.status, s.reason) == (DS, "县市场监督管理局", 1, RISK)
+    assert (s.dataset, s.provider, s.status, s.reason) == (
+        DS,
+        "县市场监督管理局",
+        OpeningSuspensionStatus.SUSPENDED,
+        RISK,
+    )
     # The very next public call: denied, and told why (it is about the dataset).
     e = expect_error(lambda: public.lookup(DS, ent, purpose=PURPOSE), DENIED, "OPENING_SUSPENDED")
     assert e.metadata["dataset"] == DS and RISK not in str(e)
@@ -95,12 +101,12 @@ def test_suspend_withdraw_reprocess_reopen(gw: Harness) -> None:
     )
 
     w = amr.withdraw_opening(s.id, reason="确认风险，撤回开放，待重新脱敏")
-    assert w.status == 2
+    assert w.status is OpeningSuspensionStatus.WITHDRAWN
     expect_error(lambda: public.lookup(DS, ent, purpose=PURPOSE), DENIED, "OPENING_WITHDRAWN")
     expect_error(lambda: amr.withdraw_opening(s.id, reason="again"), FAILED, "SUSPENSION_STATUS")
 
     r = amr.reopen_opening(s.id, reason="法定代表人字段已加强脱敏", reprocessed=True)
-    assert (r.status, r.reprocessed) == (3, True)
+    assert (r.status, r.reprocessed) == (OpeningSuspensionStatus.REOPENED, True)
     assert [h.event for h in r.history] == ["suspended", "withdrawn", "reopened"]
     assert {h.by for h in r.history} == {"agency-amr"}
     assert _public_answer(public, ent) == "OK"
@@ -125,7 +131,7 @@ def test_an_administrator_may_suspend_and_reopen_at_once(gw: Harness) -> None:
     assert s.id in {x.id for x in gw.client("agency-amr").list_opening_suspensions()}
     assert s.id in {x.id for x in root.list_opening_suspensions(status="suspended")}
     r = root.reopen_opening(s.id, reason="风险排除")
-    assert (r.status, r.reprocessed) == (3, False)
+    assert (r.status, r.reprocessed) == (OpeningSuspensionStatus.REOPENED, False)
     assert _public_answer(public, ent) == "OK"
 
 
@@ -200,7 +206,7 @@ def test_bad_suspensions_get_precise_errors(gw: Harness) -> None:
             grpc.StatusCode.NOT_FOUND,
             "SUSPENSION_NOT_FOUND",
         )
-        assert police.list_opening_suspensions() == []
+        assert police.list_opening_suspensions().items == ()
         expect_error(
             lambda: amr.list_opening_suspensions(dataset="no.such"),
             INVALID,
@@ -219,8 +225,8 @@ def test_idempotent_suspension_is_not_repeated(gw: Harness) -> None:
     amr = gw.client("agency-amr")
     md = (*amr._metadata, ("idempotency-key", "suspension-000000000001"))
     req = opening_pb2.SuspendOpeningRequest(dataset=DS, reason=RISK)
-    first = amr.opening.SuspendOpening(req, metadata=md, timeout=10).suspension
-    again = amr.opening.SuspendOpening(req, metadata=md, timeout=10).suspension
+    first = amr.stub("opening").SuspendOpening(req, metadata=md, timeout=10).suspension
+    again = amr.stub("opening").SuspendOpening(req, metadata=md, timeout=10).suspension
     assert first.id == again.id
     assert len(amr.list_opening_suspensions(status="suspended")) == 1
     amr.reopen_opening(first.id, reason="测试结束")
@@ -238,13 +244,13 @@ def test_cli_suspends_lists_withdraws_and_reopens(gw: Harness) -> None:
     out = govgw("suspend-opening", DS, "--reason", RISK, "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    assert (doc["dataset"], doc["status"], doc["reprocessed"]) == (DS, "suspended", False)
+    assert (doc["dataset"], doc["status"], doc["reprocessed"]) == (DS, "SUSPENDED", False)
     out = govgw("openings", "--status", "suspended")
     assert out.returncode == 0 and doc["id"] in out.stdout
     out = govgw("withdraw-opening", doc["id"], "--reason", "确认风险")
     assert out.returncode == 0 and "withdrawn" in out.stdout
     out = govgw("reopen", doc["id"], "--reason", "已重新脱敏", "--reprocessed", "--json")
     assert out.returncode == 0
-    assert json.loads(out.stdout)["status"] == "reopened"
+    assert json.loads(out.stdout)["status"] == "REOPENED"
     out = govgw("reopen", doc["id"], "--reason", "again")
     assert out.returncode == 1 and "SUSPENSION_STATUS" in out.stderr

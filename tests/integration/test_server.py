@@ -148,7 +148,7 @@ def test_mutual_tls_identifies_the_caller_by_certificate(tmp_path) -> None:
         }
         with GovgwClient(h.target, options=TLS_NAME, **mtls) as gw:
             r = gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
-            assert r.matched and r.receipt.claims()["caller"] == "agency-mtls"
+            assert r.matched and r.receipt.claims.caller == "agency-mtls"
         # A key that names another caller than the certificate is refused.
         with GovgwClient(h.target, options=TLS_NAME, api_key=keys["agency-civil"], **mtls) as gw:
             expect_error(lambda: gw.list_datasets(), UNAUTH, "CREDENTIALS_CONFLICT")

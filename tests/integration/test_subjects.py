@@ -17,6 +17,7 @@ import pytest
 from stdnum.cn import uscc
 
 from clients.sdk import GovgwClient, GovgwClientError
+from clients.sdk.types import CorrectionStatus, WithdrawalStatus
 from gateway import admin
 from gateway.access.subject_tokens import encode, load_private_key, mint, new_issuer_key
 from gateway.app import attach, build_parts
@@ -109,8 +110,8 @@ def test_subject_sees_exactly_the_uses_of_their_data_minus_those_hidden_by_law(
             ("agency-police", "lookup", "household_registration", "population.basic"),
         ]
     )
-    assert all(u.outcome == "OK" and u.department and u.at.seconds for u in uses)
-    assert [u.at.seconds for u in uses] == sorted((u.at.seconds for u in uses), reverse=True)
+    assert all(u.outcome == "OK" and u.department and u.at for u in uses)
+    assert [u.at for u in uses] == sorted((u.at for u in uses), reverse=True)
     # The listing call itself is the subject's own: not listed, and its audit record
     # says how many were listed, never how many were hidden.
     again = _uses(gw, "counter-wenchuan", pid, page_size=1)
@@ -207,7 +208,8 @@ def test_every_bad_subject_token_is_refused_precisely(gw: Harness) -> None:
         assert pid not in str(e.to_json()) and (not tok or tok not in str(e.to_json()))
     # Bound to the counter that carries it: accepted there.
     assert (
-        gw.client("counter-wenchuan").my_corrections(token(gw, pid, azp="counter-wenchuan")) == []
+        gw.client("counter-wenchuan").my_corrections(token(gw, pid, azp="counter-wenchuan")).items
+        == ()
     )
     # An agency cannot carry a subject's own calls, however valid the token.
     expect_error(
@@ -231,7 +233,12 @@ def test_correction_reaches_the_provider_with_its_deadline_and_is_answered(gw: H
         evidence_ref="户口簿 第3页",
     )  # fmt: skip
     # Filed Monday 1 June 2026: 5 working days -> Monday 8 June.
-    assert (cor.status, cor.due_date, cor.working_days, cor.extended) == (1, "2026-06-08", 5, False)
+    assert (cor.status, cor.due_date, cor.working_days, cor.extended) == (
+        CorrectionStatus.PENDING,
+        "2026-06-08",
+        5,
+        False,
+    )
     assert cor.provider == "县公安局" and cor.subject_key == ""
     expect_error(
         lambda: counter.file_correction(
@@ -266,7 +273,7 @@ def test_correction_reaches_the_provider_with_its_deadline_and_is_answered(gw: H
         "DEADLINE_NOT_EXTENDABLE",
     )
     done = police.answer_correction(cor.id, corrected=True, note="已按户口簿更正户籍地址")
-    assert done.status == 2 and done.answered_by == "汶川县公安局"
+    assert done.status is CorrectionStatus.CORRECTED and done.answered_by == "汶川县公安局"
     expect_error(
         lambda: police.answer_correction(cor.id, corrected=False, note="x", legal_basis="y"),
         FAILED,
@@ -275,7 +282,7 @@ def test_correction_reaches_the_provider_with_its_deadline_and_is_answered(gw: H
     # The subject sees the answer, the deadline and the extension's reason; not their key.
     (seen,) = counter.my_corrections(t)
     assert (seen.status, seen.answer_note, seen.due_date, seen.extension_reason) == (
-        2,
+        CorrectionStatus.CORRECTED,
         "已按户口簿更正户籍地址",
         "2026-06-15",
         "需调取原始户籍档案核实",
@@ -294,7 +301,7 @@ def test_correction_reaches_the_provider_with_its_deadline_and_is_answered(gw: H
     rej = police.answer_correction(
         cor2.id, corrected=False, note="与原始登记材料一致", legal_basis="《户口登记条例》第十七条"
     )
-    assert rej.status == 3 and rej.legal_basis == "《户口登记条例》第十七条"
+    assert rej.status is CorrectionStatus.REJECTED and rej.legal_basis == "《户口登记条例》第十七条"
     # The statement and the subject's key are nowhere in the audit trail; the transitions are.
     text = gw.audit_text()
     assert STATEMENT not in text and "户口簿 第3页" not in text and pid not in text
@@ -320,7 +327,7 @@ def test_an_idempotency_key_replays_only_to_the_same_subject(gw: Harness) -> Non
 
     def file(subject: str):
         md = (*c._metadata, ("x-govgw-subject-token", token(gw, subject)), *key)
-        return c.subjects.FileCorrection(req, metadata=md, timeout=10).correction
+        return c.stub("subjects").FileCorrection(req, metadata=md, timeout=10).correction
 
     first = file(gw.demo["adult_resident"]["id_number"])
     assert file(gw.demo["adult_resident"]["id_number"]).id == first.id  # a retry: replayed
@@ -401,7 +408,11 @@ def test_withdrawal_hides_the_record_from_the_public_at_once_until_reinstated(
     w = public.request_withdrawal(
         t, dataset=ENTITY_DS, reason="公示的法定代表人信息已变更，侵犯本企业权益"
     )
-    assert (w.status, w.provider, w.subject_key) == (1, "县市场监督管理局", "")
+    assert (w.status, w.provider, w.subject_key) == (
+        WithdrawalStatus.SUSPENDED,
+        "县市场监督管理局",
+        "",
+    )
     # The very next public call: exactly what an absent subject gets.
     assert _absent_answer(public, ent) == absent
     after = public.verify_attributes(ent, [("entity_active", [])], purpose="核实交易对象")
@@ -415,7 +426,7 @@ def test_withdrawal_hides_the_record_from_the_public_at_once_until_reinstated(
         "WITHDRAWAL_IN_FORCE",
     )
     # The provider reviews; others do not see it.
-    assert gw.client("agency-police").list_withdrawals() == []
+    assert len(gw.client("agency-police").list_withdrawals()) == 0
     (pending,) = amr.list_withdrawals(status="suspended")
     assert pending.subject_key == ent and pending.reason.startswith("公示的法定代表人")
     expect_error(
@@ -425,11 +436,11 @@ def test_withdrawal_hides_the_record_from_the_public_at_once_until_reinstated(
         ["review"],
     )
     r = amr.review_withdrawal(w.id, "reinstate", reason="经核实登记信息准确并依法公示")
-    assert r.status == 3
+    assert r.status is WithdrawalStatus.REINSTATED
     assert _absent_answer(public, ent) == ("FOUND",)
     (mine,) = public.my_withdrawals(t)
     assert (mine.status, mine.review_reason, mine.subject_key) == (
-        3,
+        WithdrawalStatus.REINSTATED,
         "经核实登记信息准确并依法公示",
         "",
     )
@@ -438,9 +449,15 @@ def test_withdrawal_hides_the_record_from_the_public_at_once_until_reinstated(
     )
     # Asked again and upheld: stays withdrawn.
     w2 = public.request_withdrawal(t, dataset=ENTITY_DS, reason="仍认为侵犯权益")
-    assert amr.review_withdrawal(w2.id, "uphold", reason="确有不当公示内容").status == 2
+    assert (
+        amr.review_withdrawal(w2.id, "uphold", reason="确有不当公示内容").status
+        is WithdrawalStatus.WITHDRAWN
+    )
     assert _absent_answer(public, ent) == absent
-    assert [x.status for x in public.my_withdrawals(t)] == [3, 2]
+    assert [x.status for x in public.my_withdrawals(t)] == [
+        WithdrawalStatus.REINSTATED,
+        WithdrawalStatus.WITHDRAWN,
+    ]
     # Reinstatement after reprocessing restores the opening too.
     w3_doc = gw.client("agency-amr").list_withdrawals(status="withdrawn")
     assert [x.id for x in w3_doc] == [w2.id]
@@ -462,7 +479,7 @@ def test_reprocess_reinstates_and_bad_withdrawals_are_refused(gw: Harness) -> No
     assert _absent_answer(public, ent)[0] == grpc.StatusCode.NOT_FOUND
     assert (
         amr.review_withdrawal(w.id, "reprocess", reason="已删除法定代表人字段后重新开放").status
-        == 4
+        is WithdrawalStatus.REPROCESSED
     )
     assert _absent_answer(public, ent) == ("FOUND",)
     pid = gw.demo["adult_resident"]["id_number"]

@@ -28,15 +28,16 @@ def test_matching_name_and_id_number_answer_match_with_a_verifiable_receipt(
     with gateway.client("counter-wenchuan") as gw:
         r = gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
     assert r.matched
-    assert r.receipt is not None
-    claims = verify_receipt(
-        r.receipt, load_public_keys(gateway.data_dir / "keys" / "receipt-keys.json")
+    assert r.receipt is not None and r.receipt.verified  # checked by the SDK on arrival
+    claims = verify_receipt(  # and again offline, as a counter would
+        r.receipt.signed, load_public_keys(gateway.data_dir / "keys" / "receipt-keys.json")
     )
+    assert claims == r.receipt.claims.as_dict()
     assert claims["outcome"] == "MATCH"
     assert claims["caller"] == "counter-wenchuan"
     assert claims["action"] == "verify.identity"
     assert claims["subject_commitment"] == gateway.parts.keyring.subject_hash(adult["id_number"])
-    payload = r.receipt.payload.decode()
+    payload = r.receipt.signed.payload.decode()
     assert adult["id_number"] not in payload and adult["name"] not in payload
 
 
@@ -50,7 +51,7 @@ def test_the_id_document_suffices_and_shared_data_is_not_asked_again(gateway: Ha
     assert asked == {"name", "id_number", "purpose"}
     with gateway.client("counter-wenchuan") as gw:
         r = gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
-        assert r.matched and r.receipt.claims()["outcome"] == "MATCH"
+        assert r.matched and r.receipt.claims.outcome == "MATCH"
         shared = gw.lookup(
             "population.basic", adult["id_number"], ["name", "household_address"], purpose=PURPOSE
         )
@@ -66,7 +67,7 @@ def test_wrong_name_and_absent_person_answer_alike(gateway: Harness) -> None:
         wrong = gw.verify_identity(adult["name"] + "某", adult["id_number"], purpose=PURPOSE)
         absent = gw.verify_identity(adult["name"], absent_id_number(gateway), purpose=PURPOSE)
     assert not wrong.matched and not absent.matched
-    assert wrong.receipt.claims()["outcome"] == absent.receipt.claims()["outcome"] == "NO_MATCH"
+    assert wrong.receipt.claims.outcome == absent.receipt.claims.outcome == "NO_MATCH"
 
 
 def test_name_comparison_folds_width_and_spaces(gateway: Harness) -> None:

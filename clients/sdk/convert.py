@@ -32,8 +32,8 @@ def _registry() -> tuple[dict[str, type], dict[str, type[enum.Enum]]]:
         cls = getattr(types, name)
         if isinstance(cls, type) and issubclass(cls, enum.Enum):
             enums[cls.__module__.rsplit(".", 1)[-1] + "." + name] = cls
-        elif dataclasses.is_dataclass(cls) and not name.endswith("Result"):
-            messages[cls.PROTO] = cls
+        elif dataclasses.is_dataclass(cls) and cls.PROTO.rsplit(".", 1)[-1] == name:
+            messages[cls.PROTO] = cls  # not the XResult subclasses: they share the PROTO
     return messages, enums
 
 

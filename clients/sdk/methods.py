@@ -7,6 +7,7 @@ row's converted result, directly or awaited.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -21,7 +22,13 @@ R = TypeVar("R")
 
 
 def _named(call: Call[Any, Any], method: Any) -> Any:
+    """The method as help() and editors show it: the builder's name, doc and arguments."""
     method.__doc__ = call.build.__doc__
+    sig = inspect.signature(call.build)
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = sig.replace(
+        parameters=[this, *sig.parameters.values()], return_annotation=inspect.Signature.empty
+    )
     method.__name__ = method.__qualname__ = call.build.__name__.lstrip("_") or call.rpc
     return method
 

@@ -18,6 +18,7 @@ import pytest
 from govgw.v1 import catalog_pb2, catalog_pb2_grpc
 
 from clients.sdk import GovgwClient, PolicyAdminClient
+from clients.sdk.types import OpenClass
 from gateway import admin
 from tests.support import Harness, expect_error, free_port, make_data_dir, serve_subprocess, start
 
@@ -84,7 +85,7 @@ def baseline(h: Harness) -> str:
     return shipped
 
 
-def view(c: GovgwClient) -> tuple[str, int, str, str]:
+def view(c: GovgwClient) -> tuple[str, OpenClass, str, str]:
     """(policy version, open class of legal entities, phone's share masking, its version)."""
     ents = c.get_dataset(ENTITIES)
     phone = next(f for f in c.get_dataset(PERSONS).fields if f.name == "phone")
@@ -101,7 +102,7 @@ def test_an_activation_changes_the_next_catalog_read_and_lookup(gw: Harness, can
     agency, public = gw.client("agency-civil"), gw.client("public-portal")
     phone = gw.demo["adult_resident"]["phone"]
     uscc = gw.demo["active_entity"]["uscc"]
-    assert view(agency)[:3] == (shipped, catalog_pb2.OPEN_CLASS_UNCONDITIONAL, "mask")
+    assert view(agency)[:3] == (shipped, OpenClass.UNCONDITIONAL, "mask")
     assert phone_lookup(agency, gw)[:2] == (shipped, "mask")
     assert phone_lookup(agency, gw)[2] != phone
     assert public.lookup(ENTITIES, uscc, purpose="企业信息查询").records
@@ -116,7 +117,7 @@ def test_an_activation_changes_the_next_catalog_read_and_lookup(gw: Harness, can
     version, open_class, phone_masking, _ = view(agency)
     assert (version, open_class, phone_masking) == (
         new.version,
-        catalog_pb2.OPEN_CLASS_CONDITIONAL,
+        OpenClass.CONDITIONAL,
         "keep",
     )
     ents = agency.get_dataset(ENTITIES)
@@ -134,7 +135,7 @@ def test_an_activation_changes_the_next_catalog_read_and_lookup(gw: Harness, can
     assert public.apply(ENTITIES, ["name"], **OPEN_APPLICATION).id
 
     admin_client(gw).rollback_policy(reason="回到基线")
-    assert view(agency)[:3] == (shipped, catalog_pb2.OPEN_CLASS_UNCONDITIONAL, "mask")
+    assert view(agency)[:3] == (shipped, OpenClass.UNCONDITIONAL, "mask")
     assert phone_lookup(agency, gw)[:2] == (shipped, "mask")
     assert public.lookup(ENTITIES, uscc, purpose="企业信息查询").records
 
@@ -180,14 +181,14 @@ def test_another_gateway_process_follows_within_a_second(gw: Harness, cand: Path
     proc = serve_subprocess(gw.data_dir, port)
     try:
         other = GovgwClient(f"127.0.0.1:{port}", api_key=gw.keys["agency-civil"])
-        assert view(other)[:3] == (shipped, catalog_pb2.OPEN_CLASS_UNCONDITIONAL, "mask")
+        assert view(other)[:3] == (shipped, OpenClass.UNCONDITIONAL, "mask")
         new = admin_client(gw).activate_policy(candidate=cand, reason="多进程目录").version
         waited = _until(lambda: view(other)[0] == new.version)
-        assert view(other)[:3] == (new.version, catalog_pb2.OPEN_CLASS_CONDITIONAL, "keep")
+        assert view(other)[:3] == (new.version, OpenClass.CONDITIONAL, "keep")
         assert phone_lookup(other, gw)[:2] == (new.version, "keep")
         admin_client(gw).rollback_policy(reason="回到基线")
         back = _until(lambda: view(other)[0] == shipped)
-        assert view(other)[:3] == (shipped, catalog_pb2.OPEN_CLASS_UNCONDITIONAL, "mask")
+        assert view(other)[:3] == (shipped, OpenClass.UNCONDITIONAL, "mask")
         other.close()
         print(f"other process: catalog switched in {waited * 1000:.0f} ms, back in "
               f"{back * 1000:.0f} ms")  # fmt: skip
@@ -213,7 +214,7 @@ def test_a_gateway_started_while_a_version_is_active_serves_its_catalog(
         h = start(gw.data_dir, gw.keys, gw.demo, worker=1)
         try:
             c = h.client("agency-civil")
-            assert view(c)[:3] == (new.version, catalog_pb2.OPEN_CLASS_CONDITIONAL, "keep")
+            assert view(c)[:3] == (new.version, OpenClass.CONDITIONAL, "keep")
             assert h.parts.catalog.get(ENTITIES).open_class == "conditional"
         finally:
             h.stop()

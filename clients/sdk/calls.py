@@ -1,5 +1,6 @@
 """The SDK's methods as table rows (clients.sdk.call.Call): verification, lookup,
-catalog, receipts, applications and grants, usage, emergencies, conflicts.
+catalog, receipts, applications and grants, usage (emergencies and conflicts:
+calls_admin; subject rights: calls_subjects; policies: calls_policy).
 
 Each `_name(...)` builder has the signature of the client method `name`;
 each converter turns the answer into the typed result.
@@ -15,8 +16,6 @@ from govgw.v1 import (
     access_pb2,
     catalog_pb2,
     common_pb2,
-    conflicts_pb2,
-    emergency_pb2,
     lookup_pb2,
     receipt_pb2,
     usage_pb2,
@@ -331,84 +330,3 @@ SWEEP_UNUSED_GRANTS = Call(
     listing("revoked"),
 )
 USAGE_REPORT = Call("usage", "GetUsageReport", _usage_report, answer)
-
-
-# -- emergencies (EmergencyService, R11) -------------------------------------------------
-def _declare_emergency(
-    *,
-    title: str,
-    legal_basis: str,
-    scope: Mapping[str, Sequence[str]],
-    agencies: Sequence[str],
-    purpose: str,
-    ends_at: datetime | None,
-) -> Prepared:
-    """Declare an emergency (administrators): scope is dataset -> fields widened."""
-    pb = emergency_pb2
-    req = pb.DeclareEmergencyRequest(
-        title=title,
-        legal_basis=legal_basis,
-        scope=[pb.EmergencyScope(dataset=d, fields=list(f)) for d, f in scope.items()],
-        agencies=list(agencies),
-        purpose=purpose,
-    )
-    _ts(req, "ends_at", ends_at)
-    return Prepared(req)
-
-
-def _end_emergency(emergency_id: str, *, reason: str) -> Prepared:
-    """End an active emergency now (administrators): the ended emergency and the
-    grants revoked (`revoked_grant_ids`)."""
-    return Prepared(emergency_pb2.EndEmergencyRequest(emergency_id=emergency_id, reason=reason))
-
-
-def _list_emergencies(*, status: t.EmergencyStatus | str = "") -> Prepared:
-    """status: "", active or ended. An agency sees the emergencies naming it."""
-    value = enum_value(t.EmergencyStatus, status, "status")
-    return Prepared(emergency_pb2.ListEmergenciesRequest(status=value))
-
-
-def _emergency_id(rpc: str) -> Any:
-    request = getattr(emergency_pb2, f"{rpc}Request")
-    return lambda emergency_id: Prepared(request(emergency_id=emergency_id))
-
-
-DECLARE_EMERGENCY = Call(
-    "emergency", "DeclareEmergency", _declare_emergency, entity("emergency", t.EmergencyResult)
-)
-END_EMERGENCY = Call("emergency", "EndEmergency", _end_emergency, answer)
-LIST_EMERGENCIES = Call("emergency", "ListEmergencies", _list_emergencies, listing("emergencies"))
-GET_EMERGENCY = Call(
-    "emergency",
-    "GetEmergency",
-    _emergency_id("GetEmergency"),
-    entity("emergency", t.EmergencyResult),
-)
-SEALING_LIST = Call("emergency", "GetSealingList", _emergency_id("GetSealingList"), answer)
-SEAL_EMERGENCY = Call(
-    "emergency",
-    "SealEmergency",
-    _emergency_id("SealEmergency"),
-    entity("emergency", t.EmergencyResult),
-)
-
-
-# -- the conflicts report (R16; administrators) ------------------------------------------
-def _list_conflicts(*, attribute: str = "", page_size: int = 0, page_token: str = "") -> Prepared:
-    """One page of the conflicts report."""
-    return Prepared(
-        conflicts_pb2.ListConflictsRequest(
-            attribute=attribute, page_size=page_size, page_token=page_token
-        )
-    )
-
-
-def _conflicts_report(*, attribute: str = "", page_size: int = 0) -> Prepared:
-    """Every conflict, fetching page after page."""
-    return _list_conflicts(attribute=attribute, page_size=page_size)
-
-
-LIST_CONFLICTS = Call("conflicts", "ListConflicts", _list_conflicts, answer)
-CONFLICTS_REPORT = Call(
-    "conflicts", "ListConflicts", _conflicts_report, listing("conflicts"), paged=True
-)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from clients.sdk import calls as c
+from clients.sdk import calls_admin as ca
 from clients.sdk import calls_policy as cp
 from clients.sdk import calls_subjects as cs
 from clients.sdk.call import Call
@@ -78,14 +79,14 @@ class GovgwClient(_SyncTransport):
     change_grant = sync(c.CHANGE_GRANT)
     sweep_unused_grants = sync(c.SWEEP_UNUSED_GRANTS)
     usage_report = sync(c.USAGE_REPORT)
-    declare_emergency = sync(c.DECLARE_EMERGENCY)
-    end_emergency = sync(c.END_EMERGENCY)
-    list_emergencies = sync(c.LIST_EMERGENCIES)
-    get_emergency = sync(c.GET_EMERGENCY)
-    sealing_list = sync(c.SEALING_LIST)
-    seal_emergency = sync(c.SEAL_EMERGENCY)
-    list_conflicts = sync(c.LIST_CONFLICTS)
-    conflicts_report = sync(c.CONFLICTS_REPORT)
+    declare_emergency = sync(ca.DECLARE_EMERGENCY)
+    end_emergency = sync(ca.END_EMERGENCY)
+    list_emergencies = sync(ca.LIST_EMERGENCIES)
+    get_emergency = sync(ca.GET_EMERGENCY)
+    sealing_list = sync(ca.SEALING_LIST)
+    seal_emergency = sync(ca.SEAL_EMERGENCY)
+    list_conflicts = sync(ca.LIST_CONFLICTS)
+    conflicts_report = sync(ca.CONFLICTS_REPORT)
     my_usage = sync(cs.MY_USAGE)
     all_my_usage = sync(cs.ALL_MY_USAGE)
     file_correction = sync(cs.FILE_CORRECTION)
@@ -138,14 +139,14 @@ class AsyncGovgwClient(_AsyncTransport):
     change_grant = aio(c.CHANGE_GRANT)
     sweep_unused_grants = aio(c.SWEEP_UNUSED_GRANTS)
     usage_report = aio(c.USAGE_REPORT)
-    declare_emergency = aio(c.DECLARE_EMERGENCY)
-    end_emergency = aio(c.END_EMERGENCY)
-    list_emergencies = aio(c.LIST_EMERGENCIES)
-    get_emergency = aio(c.GET_EMERGENCY)
-    sealing_list = aio(c.SEALING_LIST)
-    seal_emergency = aio(c.SEAL_EMERGENCY)
-    list_conflicts = aio(c.LIST_CONFLICTS)
-    conflicts_report = aio(c.CONFLICTS_REPORT)
+    declare_emergency = aio(ca.DECLARE_EMERGENCY)
+    end_emergency = aio(ca.END_EMERGENCY)
+    list_emergencies = aio(ca.LIST_EMERGENCIES)
+    get_emergency = aio(ca.GET_EMERGENCY)
+    sealing_list = aio(ca.SEALING_LIST)
+    seal_emergency = aio(ca.SEAL_EMERGENCY)
+    list_conflicts = aio(ca.LIST_CONFLICTS)
+    conflicts_report = aio(ca.CONFLICTS_REPORT)
     my_usage = aio(cs.MY_USAGE)
     all_my_usage = aio(cs.ALL_MY_USAGE)
     file_correction = aio(cs.FILE_CORRECTION)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
+from clients.sdk.types import DeadlineItemKind
 from gateway import admin
 from gateway.access.subject_tokens import load_private_key, mint
 from tests.support import Harness, expect_error, make_data_dir, shifted_clock, start
@@ -83,13 +84,13 @@ def test_the_coordinator_sees_every_open_item_with_working_days_left(
 ) -> None:
     items = _items(gw, "root")
     assert items[filed["share"]] == (
-        1, SA, "县民政局", "2026-06-01", "2026-06-10", 7, False, 8, 0
+        DeadlineItemKind.SHARE_APPLICATION, SA, "县民政局", "2026-06-01", "2026-06-10", 7, False, 8, 0
     )  # fmt: skip
     assert items[filed["open"]] == (
-        2, "licence.business", "县行政审批局", "2026-06-01", "2026-06-23", 15, False, 16, 0
+        DeadlineItemKind.OPEN_APPLICATION, "licence.business", "县行政审批局", "2026-06-01", "2026-06-23", 15, False, 16, 0
     )  # fmt: skip
     assert items[filed["correction"]] == (
-        3, "population.basic", "县公安局", "2026-06-01", "2026-06-08", 5, False, 6, 0
+        DeadlineItemKind.CORRECTION, "population.basic", "县公安局", "2026-06-01", "2026-06-08", 5, False, 6, 0
     )  # fmt: skip
     assert _items(gw, "root", overdue_only=True) == {}
 

@@ -356,7 +356,7 @@ def test_impact_reports_fields_newly_unmasked_per_dataset_and_caller(gw: Harness
     ex = g.examples[0]
     assert (ex.before.fields["phone"], ex.after.fields["phone"]) == ("mask", "keep")
     audited = {rec["request_id"] for rec in gw.audit_records()}
-    assert ex.request_id in audited and ex.requested_fields == ["phone"]
+    assert ex.request_id in audited and ex.requested_fields == ("phone",)
     same = admin_client(gw).policy_impact(cands["same"], window_s=3600)
     assert same.decisions_changed == 0 and same.decisions_compared > 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import keyword
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -63,12 +64,16 @@ def _one(f: FieldDescriptor, value: Any) -> Any:
     return from_proto(value)
 
 
-def fields_of(msg: Message) -> dict[str, Any]:
-    """The message's fields as the dataclass's keyword arguments."""
+def fields_of(msg: Message, known: set[str]) -> dict[str, Any]:
+    """The message's fields the dataclass knows, as its keyword arguments. Fields of a
+    newer proto than these types are left out, not a crash: an SDK keeps working
+    against a gateway that has grown."""
     out: dict[str, Any] = {}
     for f in msg.DESCRIPTOR.fields:
+        key = f.name + "_" if keyword.iskeyword(f.name) else f.name
+        if key not in known:
+            continue
         value = getattr(msg, f.name)
-        key = f.name + "_" if f.name in ("from", "class", "import", "global") else f.name
         if f.message_type is not None and f.message_type.GetOptions().map_entry:
             vf = f.message_type.fields_by_name["value"]
             out[key] = {k: _one(vf, v) for k, v in value.items()}
@@ -84,8 +89,8 @@ def fields_of(msg: Message) -> dict[str, Any]:
 def from_proto(msg: Message, as_type: type[T] | None = None, **extra: Any) -> T:
     """The typed form of `msg` (or of `as_type`, a Result subclass), plus `extra` fields."""
     cls = as_type or _registry()[0][msg.DESCRIPTOR.full_name]
-    kw = fields_of(msg)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kw = fields_of(msg, names)
     kw.update({k: v for k, v in extra.items() if k in names and (v or not kw.get(k))})
     return cls(**kw)
 

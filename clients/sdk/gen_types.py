@@ -10,12 +10,13 @@ see every field. One module per proto file, named after it.
 
 from __future__ import annotations
 
-import importlib
 import keyword
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, FileDescriptor
 
 PROTOS = (
@@ -23,6 +24,7 @@ PROTOS = (
     "conflicts", "subject", "opening", "deadlines", "policy_admin",
 )  # fmt: skip
 OUT = Path(__file__).parent / "types"
+PROTO_DIR = Path(__file__).resolve().parents[2] / "proto"
 # Entities an SDK method hands back on their own (`apply` -> the Application): their
 # Result subclass adds the call's request id, which the bare entity, when nested, lacks.
 ENTITY_RESULTS = (
@@ -153,11 +155,33 @@ class _Module:
         return "\n".join(head) + "\n" + body + "\n"
 
 
+def repo_protos() -> descriptor_pool.DescriptorPool:
+    """The descriptors of this checkout's proto/ files, compiled afresh into a pool of
+    their own: the generated modules on the path (gen/) may be another checkout's."""
+    import grpc_tools
+    from grpc_tools import protoc
+
+    include = Path(grpc_tools.__file__).parent / "_proto"
+    files = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.glob("govgw/v1/*.proto"))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "set.pb"
+        args = ["protoc", f"-I{PROTO_DIR}", f"-I{include}", "--include_imports",
+                f"--descriptor_set_out={out}", *files]  # fmt: skip
+        if protoc.main(args) != 0:
+            raise SystemExit("protoc failed on proto/")
+        fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    for f in fds.file:
+        pool.Add(f)
+    return pool
+
+
 def render_all() -> dict[Path, str]:
     out: dict[Path, str] = {}
     names: list[tuple[str, list[str]]] = []
+    pool = repo_protos()
     for proto in PROTOS:
-        fd = importlib.import_module(f"govgw.v1.{proto}_pb2").DESCRIPTOR
+        fd = pool.FindFileByName(f"govgw/v1/{proto}.proto")
         out[OUT / f"{proto}.py"] = _Module(fd).render()
         public = list(fd.enum_types_by_name)
         for m in fd.message_types_by_name.values():

@@ -49,16 +49,27 @@ PUBLIC_METHODS = sorted(
 )
 
 
-@pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    data_dir = tmp_path_factory.mktemp("sdk-results") / "data"
+def serve(data_dir: Path) -> Harness:
     keys, demo = make_data_dir(data_dir, persons=30, entities=10)
     for cid, kind, dept, providers in EXTRA:
         keys[cid] = admin.callers_add(data_dir, cid, kind, dept, "513221", provider_ids=providers)[
             "api_key"
         ]
-    h = start(data_dir, keys, demo, clock=shifted_clock(TODAY), sweep_interval_s=0)
+    return start(data_dir, keys, demo, clock=shifted_clock(TODAY), sweep_interval_s=0)
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    h = serve(tmp_path_factory.mktemp("sdk-results") / "data")
     yield h
+    h.stop()
+
+
+@pytest.fixture(params=["sync", "asyncio"])
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Harness, str]]:
+    """A gateway of its own for the full tour (it changes state), once per client."""
+    h = serve(tmp_path / "data")
+    yield h, request.param
     h.stop()
 
 
@@ -71,6 +82,33 @@ class Recorded:
     def __getattr__(self, name: str) -> Any:
         self._seen.add(name)
         return getattr(self._client, name)
+
+
+class OnLoop(Recorded):
+    """The asyncio client, each call awaited on one event loop (an async iterator
+    collected into a list), so the one tour below runs through either client."""
+
+    def __init__(self, h: Harness, caller: str, seen: set[str], loop: asyncio.AbstractEventLoop):
+        async def make() -> AsyncGovgwClient:  # grpc.aio channels belong to a running loop
+            return AsyncGovgwClient(h.target, api_key=h.keys[caller], timeout_s=60)
+
+        self._loop = loop
+        super().__init__(loop.run_until_complete(make()), seen)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> Any:
+        method = super().__getattr__(name)
+
+        async def collect(items: Any) -> list[Any]:
+            return [item async for item in items]
+
+        def call(*args: Any, **kw: Any) -> Any:
+            out = method(*args, **kw)
+            return self._loop.run_until_complete(collect(out) if inspect.isasyncgen(out) else out)
+
+        return call
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.close())
 
 
 def typed(result: Any, *, request_id: bool = True) -> Any:
@@ -101,11 +139,29 @@ def token(h: Harness, subject: str) -> str:
     return mint(key, issuer=admin.DEMO_ISSUER, subject=subject, now=h.parts.clock())
 
 
-def test_every_method_returns_a_typed_result(gw: Harness, tmp_path: Path) -> None:
+def test_every_method_returns_a_typed_result(fresh: tuple[Harness, str], tmp_path: Path) -> None:
+    gw, kind = fresh
     seen: set[str] = set()
+    loop = asyncio.new_event_loop()
+    opened: list[OnLoop] = []
 
     def as_(caller: str) -> Any:
-        return Recorded(gw.client(caller, timeout_s=60), seen)
+        if kind == "sync":
+            return Recorded(gw.client(caller, timeout_s=60), seen)
+        opened.append(OnLoop(gw, caller, seen, loop))
+        return opened[-1]
+
+    try:
+        tour(gw, as_, tmp_path)
+    finally:
+        for c in opened:
+            c.close()
+        loop.close()
+    assert sorted(seen) == PUBLIC_METHODS  # every method of the SDK, each typed
+
+
+def tour(gw: Harness, as_: Any, tmp_path: Path) -> None:
+    """Every method once, as the callers who may make each call."""
 
     counter, civil, far = as_("counter-wenchuan"), as_("agency-civil"), as_("agency-far")
     root, amr, public = as_("root"), as_("agency-amr"), as_("public-portal")
@@ -219,8 +275,6 @@ def test_every_method_returns_a_typed_result(gw: Harness, tmp_path: Path) -> Non
     assert back_to.version.version != valid.version
     assert typed(root.list_policy_versions()).active_version == back_to.version.version
 
-    assert sorted(seen) == PUBLIC_METHODS  # every method of the SDK, each typed
-
 
 def test_errors_carry_code_reason_violations_and_request_id(gw: Harness) -> None:
     counter = gw.client("counter-wenchuan")
@@ -297,3 +351,22 @@ def test_the_generated_types_match_the_protos() -> None:
     from clients.sdk.gen_types import main
 
     assert main(["--check"]) == 0, "run: python -m clients.sdk.gen_types"
+
+
+def test_a_newer_gateways_answers_still_convert() -> None:
+    """Fields and enum values this SDK does not know yet are left out or read as
+    unspecified: an older SDK keeps working against a gateway that has grown."""
+    from govgw.v1 import access_pb2
+
+    from clients.sdk.convert import from_proto
+
+    @dataclasses.dataclass(frozen=True)
+    class OlderGrant:  # a Grant as an SDK generated before `caller` existed would have it
+        PROTO = "govgw.v1.Grant"
+        id: str = ""
+        status: t.GrantStatus = t.GrantStatus.UNSPECIFIED
+
+    grant = access_pb2.Grant(id="g1", caller="agency-far", status=access_pb2.GRANT_STATUS_REVOKED)
+    assert from_proto(grant, OlderGrant) == OlderGrant("g1", t.GrantStatus.REVOKED)
+    unknown = from_proto(access_pb2.Grant(id="g2", status=99))  # proto3 enums are open
+    assert unknown.status is t.GrantStatus.UNSPECIFIED

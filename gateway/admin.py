@@ -22,14 +22,6 @@ from gateway.receipts import ReceiptSigner
 # Who an offline report (read from the data directory, not through the
 # gateway) is recorded as: whoever holds the machine and its key ring.
 LOCAL_ADMIN = "local-administrator"
-DEMO_CALLERS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
-    # id, kind, department, region, provider ids: the civil-affairs agency is bound
-    # to its catalog provider id explicitly, never through its department's name.
-    ("county-civil-affairs", "agency", "汶川县民政局", "513221", ("county.civil-affairs",)),
-    ("wenchuan-counter-01", "counter", "汶川县政务服务中心", "513221", ()),
-    ("public-portal", "public", "公众", "513200", ()),
-    ("policy-admin", "admin", "州大数据局", "513200", ()),
-)
 
 
 def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
@@ -517,68 +509,6 @@ def _worker_main(config: ServeConfig) -> None:
 
     threading.Thread(target=orphaned, name="govgw-orphan-watch", daemon=True).start()
     sys.exit(serve(config))
-
-
-def demo(config: ServeConfig, *, persons: int = 2000) -> int:
-    """Seed a demo pool and callers once, print how to try it, then serve."""
-    data_dir = Path(config.data_dir)
-    init(data_dir)
-    demo_file = data_dir / "demo.json"
-    if not demo_file.exists():
-        print(f"seeding a demo pool of {persons} persons into {data_dir} ...", flush=True)
-        pool_seed(data_dir, persons=persons, entities=max(persons // 7, 50), seed=20261121)
-    creds_file = data_dir / "demo-credentials.json"
-    if not creds_file.exists():
-        creds = {}
-        registry = CallerRegistry(Layout(data_dir).callers)
-        for cid, kind, dept, region, providers in DEMO_CALLERS:
-            if registry.get(cid) is None:
-                key = registry.add(cid, kind, dept, region, providers)[1]
-                creds[cid] = {"kind": kind, "api_key": key}
-        fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(creds, f, indent=2)
-    creds = json.loads(creds_file.read_text())
-    subjects = json.loads(demo_file.read_text())
-    return serve(config, banner=demo_banner(config, creds, subjects))
-
-
-def demo_banner(config: ServeConfig, creds: dict[str, Any], subjects: dict[str, Any]) -> str:
-    lines = [
-        "",
-        "Demo credentials (synthetic data; keys also in "
-        + str(Path(config.data_dir) / "demo-credentials.json")
-        + "):",
-    ]
-    for cid, c in creds.items():
-        lines.append(f"  {cid:24} {c['kind']:8} {c['api_key']}")
-    adult = subjects.get("adult_resident") or {}
-    counter = creds.get("wenchuan-counter-01", {}).get("api_key", "KEY")
-    if adult:
-        lines += [
-            "",
-            "Try it (from another terminal):",
-            f"  .venv/bin/govgw --target {config.listen} --api-key {counter} verify identity \\",
-            f"      --name {adult.get('name')} --id-number {adult.get('id_number')} --purpose 户籍业务办理",
-        ]
-    portal = creds.get("public-portal", {}).get("api_key")
-    if adult and portal:
-        lines += [
-            "",
-            "As that citizen (a token from the demo identity provider): who used my data?",
-            f"  export GOVGW_SUBJECT_TOKEN=$(.venv/bin/govgw subjects token --data-dir"
-            f" {config.data_dir} --subject {adult.get('id_number')})",
-            f"  .venv/bin/govgw --target {config.listen} --api-key {portal} subjects usage",
-        ]
-    coordinator = creds.get("policy-admin", {}).get("api_key")
-    if coordinator and subjects.get("planted_conflicts"):
-        lines += [
-            "",
-            "Values two providers hold differently (R16; the demo plants three):",
-            f"  .venv/bin/govgw --target {config.listen} --api-key {coordinator} conflicts report",
-        ]
-    lines.append("")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from clients.cli import main
-from gateway import admin
+from gateway import admin, demo
 from gateway.config import Layout
 from tests.support import Harness, expect_error, make_data_dir, start
 
@@ -241,6 +241,6 @@ def test_cli_offline_report_reads_the_pool_and_audits_it(
 
 def test_the_demo_banner_shows_the_coordinator_how_to_run_it(gw: Harness) -> None:
     creds = {"policy-admin": {"kind": "admin", "api_key": "k-admin"}}
-    text = admin.demo_banner(gw.config, creds, gw.demo)
+    text = demo.demo_banner(gw.config, creds, gw.demo)
     assert f"--target {gw.config.listen} --api-key k-admin conflicts report" in text
-    assert "conflicts report" not in admin.demo_banner(gw.config, creds, {})
+    assert "conflicts report" not in demo.demo_banner(gw.config, creds, {})

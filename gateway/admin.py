@@ -16,7 +16,7 @@ from contract.receipts import keyset_document
 from gateway import keys
 from gateway.callers import CallerError, CallerRegistry
 from gateway.config import Layout, ServeConfig
-from gateway.files import private_dir, replace_atomically, tighten_tree
+from gateway.files import private_dir, replace_atomically, tighten_tree, write_private
 from gateway.receipts import ReceiptSigner
 
 # Who an offline report (read from the data directory, not through the
@@ -256,6 +256,7 @@ def callers_suspend(
     url = state_url(redis_url)
     if url:
         _run_state(url, lambda s: s.suspend(caller_id, "ADMINISTRATOR"))
+        write_private(Layout(Path(data_dir)).shared_state_marker, b"redis\n")
     caller = registry.set_status(caller_id, "suspended")
     event = Suspension(caller_id, "ADMINISTRATOR", reason).audit_event(by="administrator")
     _audit_admin(data_dir, event)
@@ -274,6 +275,13 @@ def callers_reinstate(
     url = state_url(redis_url)
     if url:
         _run_state(url, lambda s: s.reinstate(caller_id))
+    elif Layout(Path(data_dir)).shared_state_marker.exists():
+        # The suspension (the monitor's, or one made with a URL) is in shared state:
+        # changing only the registry would report a reinstatement no gateway sees.
+        raise ValueError(
+            "redis-url: the gateways of this data directory keep suspensions in shared state;"
+            " give --redis-url or GOVGW_REDIS_URL (the one `govgw serve` uses)"
+        )
     caller = registry.set_status(caller_id, "active")
     event = Suspension(caller_id, "ADMINISTRATOR", reason).audit_event(
         by="administrator", action=REINSTATE_ACTION

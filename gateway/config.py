@@ -180,6 +180,12 @@ class Layout:
         return self.data_dir / self.state_name
 
     @property
+    def shared_state_marker(self) -> Path:
+        """Present once a gateway served this directory on shared state (Redis): its
+        suspensions live there too, so lifting one needs the same URL."""
+        return self.data_dir / "shared-state"
+
+    @property
     def audit_dir(self) -> Path:
         return self.data_dir / "audit"
 

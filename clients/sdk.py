@@ -44,6 +44,7 @@ from clients.receipts import (
     verify_receipt,
 )
 from clients.sdk_subjects import SubjectsClientMixin
+from contract.metadata import OPERATOR_HEADER, OPERATOR_PATTERN
 
 PERSON, LEGAL_ENTITY = "person", "legal_entity"
 _APPLICATION_USES = {
@@ -266,7 +267,10 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
         timeout_s: float = 10.0,
         verify_receipts: bool = True,
         options: Sequence[tuple[str, Any]] = (),
+        operator: str = "",
     ) -> None:
+        """`operator`: who at the caller makes the calls (a hall's signed-in clerk),
+        written in every audit record and watched by the enumeration monitor on its own."""
         if ca_cert is not None:
             creds = grpc.ssl_channel_credentials(
                 root_certificates=Path(ca_cert).read_bytes(),
@@ -277,6 +281,10 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
         else:
             self._channel = grpc.insecure_channel(target, options=list(options))
         self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else ()
+        if operator:
+            if not OPERATOR_PATTERN.fullmatch(operator):
+                raise ValueError("operator: 1-64 characters of letters, digits and . _ @ -")
+            self._metadata += ((OPERATOR_HEADER, operator),)
         self.timeout_s = timeout_s
         self.verify_receipts = verify_receipts
         self._keys: dict[str, Any] | None = None

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from contract.metadata import OPERATOR_PATTERN
 from contract.receipts import keyset_document
 from gateway import keys
 from gateway.callers import CallerError, CallerRegistry
@@ -171,7 +172,14 @@ def callers_add(
 
 def callers_list(data_dir: Path, redis_url: str | None = None) -> list[dict[str, Any]]:
     """Every caller; with shared state, a suspension's reason (and one not yet persisted)."""
-    callers = [c.to_json() for c in CallerRegistry(Layout(Path(data_dir)).callers).list()]
+    registry = CallerRegistry(Layout(Path(data_dir)).callers)
+    callers = [c.to_json() for c in registry.list()]
+    held: dict[str, list[dict[str, Any]]] = {}
+    for o in registry.operators():
+        if o.status == "suspended":
+            held.setdefault(o.caller, []).append(o.to_json())
+    for c in callers:  # one clerk of a hall suspended, the hall working on
+        c["suspended_operators"] = held.get(c["id"], [])
     url = state_url(redis_url)
     if url:
         shared = _run_state(url, lambda s: s.suspended())
@@ -244,48 +252,68 @@ def callers_bind(data_dir: Path, caller_id: str, provider_ids: Sequence[str]) ->
 
 
 def callers_suspend(
-    data_dir: Path, caller_id: str, reason: str, redis_url: str | None = None
+    data_dir: Path,
+    caller_id: str,
+    reason: str,
+    redis_url: str | None = None,
+    operator: str = "",
 ) -> dict[str, Any]:
     """Suspend a caller (R10): shared state first (every process at once), then
-    the registry (kept across restarts); a failure of the first changes nothing."""
-    from gateway.oracle import Suspension
-
-    registry = CallerRegistry(Layout(Path(data_dir)).callers)
-    if registry.get(caller_id) is None:
-        raise ValueError(f"id: no caller {caller_id!r}")
-    url = state_url(redis_url)
-    if url:
-        _run_state(url, lambda s: s.suspend(caller_id, "ADMINISTRATOR"))
-        write_private(Layout(Path(data_dir)).shared_state_marker, b"redis\n")
-    caller = registry.set_status(caller_id, "suspended")
-    event = Suspension(caller_id, "ADMINISTRATOR", reason).audit_event(by="administrator")
-    _audit_admin(data_dir, event)
-    return caller.to_json()
+    the registry (kept across restarts); a failure of the first changes nothing.
+    With `operator`, one clerk of the caller only (the registry; the hall works on)."""
+    return _set_suspension(data_dir, caller_id, reason, redis_url, operator, suspend=True)
 
 
 def callers_reinstate(
-    data_dir: Path, caller_id: str, reason: str, redis_url: str | None = None
+    data_dir: Path,
+    caller_id: str,
+    reason: str,
+    redis_url: str | None = None,
+    operator: str = "",
 ) -> dict[str, Any]:
-    """Only an administrator lifts a suspension, automatic or not."""
-    from gateway.oracle import REINSTATE_ACTION, Suspension
+    """Only an administrator lifts a suspension, automatic or not: of the caller, or
+    of one of its operators."""
+    return _set_suspension(data_dir, caller_id, reason, redis_url, operator, suspend=False)
 
-    registry = CallerRegistry(Layout(Path(data_dir)).callers)
+
+def _set_suspension(
+    data_dir: Path, caller_id: str, reason: str, redis_url: str | None, operator: str, *,
+    suspend: bool,
+) -> dict[str, Any]:  # fmt: skip
+    from gateway.oracle import REINSTATE_ACTION, SUSPEND_ACTION, Suspension
+
+    layout = Layout(Path(data_dir))
+    registry = CallerRegistry(layout.callers)
     if registry.get(caller_id) is None:
         raise ValueError(f"id: no caller {caller_id!r}")
+    event = Suspension(caller_id, "ADMINISTRATOR", reason, operator).audit_event(
+        by="administrator", action=SUSPEND_ACTION if suspend else REINSTATE_ACTION
+    )
+    if operator:  # operator suspensions live in the registry only (gateway.oracle)
+        if not OPERATOR_PATTERN.fullmatch(operator):
+            raise ValueError("operator: 1-64 characters of letters, digits and . _ @ -")
+        status = registry.set_operator_status(
+            caller_id, operator, "suspended" if suspend else "active", "ADMINISTRATOR"
+        )
+        _audit_admin(data_dir, event)
+        return status.to_json()
     url = state_url(redis_url)
     if url:
-        _run_state(url, lambda s: s.reinstate(caller_id))
-    elif Layout(Path(data_dir)).shared_state_marker.exists():
+        _run_state(
+            url,
+            (lambda s: s.suspend(caller_id, "ADMINISTRATOR"))
+            if suspend
+            else (lambda s: s.reinstate(caller_id)),
+        )
+        write_private(layout.shared_state_marker, b"redis\n")
+    elif not suspend and layout.shared_state_marker.exists():
         # The suspension (the monitor's, or one made with a URL) is in shared state:
         # changing only the registry would report a reinstatement no gateway sees.
         raise ValueError(
             "redis-url: the gateways of this data directory keep suspensions in shared state;"
             " give --redis-url or GOVGW_REDIS_URL (the one `govgw serve` uses)"
         )
-    caller = registry.set_status(caller_id, "active")
-    event = Suspension(caller_id, "ADMINISTRATOR", reason).audit_event(
-        by="administrator", action=REINSTATE_ACTION
-    )
+    caller = registry.set_status(caller_id, "suspended" if suspend else "active")
     _audit_admin(data_dir, event)
     return caller.to_json()
 

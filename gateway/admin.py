@@ -7,7 +7,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -98,13 +98,22 @@ def _pool(data_dir: Path):
 
 
 def pool_import(
-    data_dir: Path, dataset: str, path: Path, *, fmt: str | None, replace_all: bool, strict: bool
+    data_dir: Path,
+    dataset: str,
+    path: Path,
+    *,
+    fmt: str | None,
+    replace_all: bool,
+    strict: bool,
+    progress: Callable[[int], None] | None = None,
 ):
     from gateway.pool.ingest import ingest_file
 
     pool = _pool(data_dir)
     try:
-        return ingest_file(pool, dataset, path, fmt=fmt, replace_all=replace_all, strict=strict)
+        return ingest_file(
+            pool, dataset, path, fmt=fmt, replace_all=replace_all, strict=strict, progress=progress
+        )
     finally:
         pool.close()
 
@@ -390,16 +399,17 @@ def announce_grants_change(redis_url: str | None = None) -> bool:
     return True
 
 
-def audit_verify(data_dir: Path) -> dict[str, Any]:
+def audit_verify(data_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Check every chain in audit/ (one per worker, one for administrators).
 
     The top-level fields sum up (ok only if every chain is); `files` has each one.
+    `progress(bytes)` as the chains are read (their total: `audit_bytes`).
     """
     from gateway.audit import verify_chain
 
     files = []
     for path in Layout(Path(data_dir)).audit_files():
-        r = verify_chain(path)
+        r = verify_chain(path, progress)
         files.append(
             {
                 "file": path.name,
@@ -560,10 +570,15 @@ def _audit_index(data_dir: Path) -> Any:
     return AuditIndex(layout.audit_index, layout.audit_files)
 
 
-def audit_reindex(data_dir: Path) -> dict[str, Any]:
+def audit_bytes(data_dir: Path) -> int:
+    """The size of every audit chain: the total of audit verify's and reindex's progress."""
+    return sum(p.stat().st_size for p in Layout(Path(data_dir)).audit_files())
+
+
+def audit_reindex(data_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Rebuild the audit index from the chains (it is derived data)."""
     index = _audit_index(data_dir)
-    stats = index.rebuild()
+    stats = index.rebuild(progress)
     doc = audit_index_status(data_dir)
     return {**doc, "indexed_records": stats.records, "seconds": round(stats.seconds, 3)}
 

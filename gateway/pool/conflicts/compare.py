@@ -1,0 +1,89 @@
+"""How two held values differ, told without revealing them: a verdict, the steps, distance, positions.
+
+What the coordinator gets for a pair of values (both normalized strictly,
+normalize.py): whether they are equal after the lenient steps too, and which
+steps that took (verdict `format only`); otherwise the Levenshtein distance
+(rapidfuzz) and the verdict `small difference` (distance at most 2: a typo,
+a variant character no table knows, a day off) or `different`; the lengths;
+and which character positions differ.
+
+The disclosure rule. Distance and lengths are always shown: lengths of a name
+are in its masked form already (张** is three characters), and a distance
+says how much, not what. Positions say *which* characters agree: whoever
+already knows one of the two values (a clerk of one provider) reads off the
+other's characters at every agreeing position. In a value of fewer than
+MIN_POSITIONS_LENGTH characters that is nearly all of it once the masked
+form's kept character is added (张伟 / 张玮: position 2 differs, and 张 is
+shown), so positions are withheld there unless both values are at least that
+long, and the pair says `positions_withheld`. No character of either value
+ever leaves: positions are numbers into the normalized forms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rapidfuzz.distance import Levenshtein
+
+from gateway.pool.conflicts.normalize import equal_after, lenient
+
+FORMAT_ONLY = "format only"
+SMALL_DIFFERENCE = "small difference"
+DIFFERENT = "different"
+VERDICTS = (FORMAT_ONLY, SMALL_DIFFERENCE, DIFFERENT)
+# At most this many edits is a small difference.
+SMALL_DISTANCE = 2
+# Positions are shown only when both values have at least this many characters.
+MIN_POSITIONS_LENGTH = 4
+
+
+@dataclass(frozen=True)
+class Difference:
+    """How values `first` and `second` (1-based, into the conflict's values) differ."""
+
+    first: int
+    second: int
+    verdict: str
+    # The normalization steps the two needed to be equal (format only); else empty.
+    equal_after: tuple[str, ...]
+    edit_distance: int  # Levenshtein, between the strictly normalized forms
+    first_length: int
+    second_length: int
+    # 1-based positions in each normalized form of the characters an edit
+    # touches (replaced, or only in that value); empty when withheld.
+    first_positions: tuple[int, ...]
+    second_positions: tuple[int, ...]
+    positions_withheld: bool
+
+
+def compare(
+    kind: str, first: int, raw_a: str, norm_a: str, second: int, raw_b: str, norm_b: str
+) -> Difference:
+    """The pair's difference; `norm_x` is `raw_x` normalized strictly for `kind`."""
+    distance = Levenshtein.distance(norm_a, norm_b)
+    if norm_a == norm_b or lenient(kind, raw_a) == lenient(kind, raw_b):
+        verdict, steps = FORMAT_ONLY, equal_after(kind, raw_a, raw_b)
+    else:
+        verdict = SMALL_DIFFERENCE if distance <= SMALL_DISTANCE else DIFFERENT
+        steps = ()
+    withheld = distance > 0 and min(len(norm_a), len(norm_b)) < MIN_POSITIONS_LENGTH
+    pos_a: set[int] = set()
+    pos_b: set[int] = set()
+    if distance and not withheld:
+        for op in Levenshtein.editops(norm_a, norm_b):
+            if op.tag in ("replace", "delete"):
+                pos_a.add(op.src_pos + 1)
+            if op.tag in ("replace", "insert"):
+                pos_b.add(op.dest_pos + 1)
+    return Difference(
+        first=first,
+        second=second,
+        verdict=verdict,
+        equal_after=steps,
+        edit_distance=distance,
+        first_length=len(norm_a),
+        second_length=len(norm_b),
+        first_positions=tuple(sorted(pos_a)),
+        second_positions=tuple(sorted(pos_b)),
+        positions_withheld=withheld,
+    )

@@ -39,10 +39,10 @@ MIN_POSITIONS_LENGTH = 4
 
 @dataclass(frozen=True)
 class Difference:
-    """How values `first` and `second` (1-based, into the conflict's values) differ."""
+    """How values `first_value` and `second_value` (1-based, into the conflict's values) differ."""
 
-    first: int
-    second: int
+    first_value: int
+    second_value: int
     verdict: str
     # The normalization steps the two needed to be equal (format only); else empty.
     equal_after: tuple[str, ...]
@@ -67,23 +67,40 @@ def compare(
         verdict = SMALL_DIFFERENCE if distance <= SMALL_DISTANCE else DIFFERENT
         steps = ()
     withheld = distance > 0 and min(len(norm_a), len(norm_b)) < MIN_POSITIONS_LENGTH
-    pos_a: set[int] = set()
-    pos_b: set[int] = set()
+    pos_a: tuple[int, ...] = ()
+    pos_b: tuple[int, ...] = ()
     if distance and not withheld:
-        for op in Levenshtein.editops(norm_a, norm_b):
-            if op.tag in ("replace", "delete"):
-                pos_a.add(op.src_pos + 1)
-            if op.tag in ("replace", "insert"):
-                pos_b.add(op.dest_pos + 1)
+        pos_a, pos_b = _positions(norm_a, norm_b, distance)
     return Difference(
-        first=first,
-        second=second,
+        first_value=first,
+        second_value=second,
         verdict=verdict,
         equal_after=steps,
         edit_distance=distance,
         first_length=len(norm_a),
         second_length=len(norm_b),
-        first_positions=tuple(sorted(pos_a)),
-        second_positions=tuple(sorted(pos_b)),
+        first_positions=pos_a,
+        second_positions=pos_b,
         positions_withheld=withheld,
     )
+
+
+def _positions(a: str, b: str, distance: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """1-based positions an optimal edit touches in `a` and in `b`.
+
+    Where replacing characters in place is optimal (equal lengths, as many
+    differing places as the distance) those places are given: 1958-09-30 and
+    1958-10-30 differ at 6, 7, not "delete 6, insert 7", which is also optimal.
+    """
+    if len(a) == len(b):
+        same_place = tuple(i + 1 for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+        if len(same_place) == distance:
+            return same_place, same_place
+    pos_a: set[int] = set()
+    pos_b: set[int] = set()
+    for op in Levenshtein.editops(a, b):
+        if op.tag in ("replace", "delete"):
+            pos_a.add(op.src_pos + 1)
+        if op.tag in ("replace", "insert"):
+            pos_b.add(op.dest_pos + 1)
+    return tuple(sorted(pos_a)), tuple(sorted(pos_b))

@@ -280,19 +280,19 @@ def test_each_pair_is_graded_and_the_last_import_is_named(
         assert held[POP]["imported_at"] == "2025-03-01T08:00:00Z"
 
 
-def test_imports_in_the_same_second_name_no_last(pool: Pool, ring: KeyRing) -> None:
+def test_imports_in_the_same_second_name_no_last(tmp_path: Path, pool: Pool, ring: KeyRing) -> None:
     people = persons(2)
     pool.write_batch(POP, people)
     pool.write_batch(AID, [aid_row(people[0], name="陈凱")])
+    for dataset in (POP, AID):
+        backdate(tmp_path / "pool.db", dataset, "2026-11-20T09:00:00Z")
     [entry] = report(finder(pool, ring))
     values = entry["values"]
-    if values[0]["imported_at"] == values[1]["imported_at"]:  # type: ignore[index]
-        assert not any(v["imported_last"] for v in values)  # type: ignore[union-attr]
-    else:  # the second import fell into the next second
-        assert [v["imported_last"] for v in values] == [  # type: ignore[union-attr]
-            v["dataset"] == AID
-            for v in values  # type: ignore[union-attr]
-        ]
+    assert [v["imported_at"] for v in values] == ["2026-11-20T09:00:00Z"] * 2  # type: ignore[union-attr]
+    assert [v["imported_last"] for v in values] == [False, False]  # type: ignore[union-attr]
+    backdate(tmp_path / "pool.db", POP, "2026-11-20T08:59:59Z")  # a second earlier
+    [entry] = report(finder(pool, ring))
+    assert {v["dataset"]: v["imported_last"] for v in entry["values"]} == {POP: False, AID: True}  # type: ignore[union-attr]
 
 
 def three_datasets() -> Catalog:

@@ -5,18 +5,28 @@ normalize.py): whether they are equal after the lenient steps too, and which
 steps that took (verdict `format only`); otherwise the Levenshtein distance
 (rapidfuzz) and the verdict `small difference` (distance at most 2: a typo,
 a variant character no table knows, a day off) or `different`; the lengths;
-and which character positions differ.
+and which character positions differ. Distance and positions are always
+between the strict forms, so for a format-only pair they show what the
+lenient steps looked past (马尔康县 / 马尔康市: distance 1, at 4).
 
-The disclosure rule. Distance and lengths are always shown: lengths of a name
-are in its masked form already (张** is three characters), and a distance
-says how much, not what. Positions say *which* characters agree: whoever
-already knows one of the two values (a clerk of one provider) reads off the
-other's characters at every agreeing position. In a value of fewer than
-MIN_POSITIONS_LENGTH characters that is nearly all of it once the masked
-form's kept character is added (张伟 / 张玮: position 2 differs, and 张 is
-shown), so positions are withheld there unless both values are at least that
-long, and the pair says `positions_withheld`. No character of either value
-ever leaves: positions are numbers into the normalized forms.
+The disclosure rule. No character of either value leaves: the pair is
+numbers into the normalized forms and the names of normalization steps.
+Distance and lengths are always shown: a masked name shows its length
+already (张** is three characters), and a distance says how much, not what.
+Positions say *which* characters agree, and whoever already knows one of the
+two values (a clerk of one provider) learns that the other has the same
+characters there. In a value of two or three characters, where the mask
+keeps one, that leaves one unknown character, narrowed further by a list of
+common given names (张伟强 / 张玮强, "differs at 2 of 3": the other is 张?强),
+while it tells the coordinator nothing to act on (a short name that differs
+differs in its given name). From four characters on (long names, dates,
+addresses) positions say which part differs (the day, the house number),
+which is what decides whom to ask. So positions are shown only when both
+normalized values have at least MIN_POSITIONS_LENGTH characters; otherwise
+the pair says `positions_withheld`. What is left is what the verdict itself
+says (`format only`: the same up to formatting; distance 1: one character
+differs; with the masks' kept characters differing too, that one is the kept
+one), which is the point of the report.
 """
 
 from __future__ import annotations

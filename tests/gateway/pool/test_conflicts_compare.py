@@ -144,7 +144,8 @@ def test_pairs_are_graded(
 @pytest.mark.parametrize(
     ("a", "b", "verdict"),
     [
-        ("张伟", "张玮", SMALL_DIFFERENCE),  # 张 is in the mask: position 2 would tell the rest
+        ("张伟强", "张玮强", SMALL_DIFFERENCE),  # "at 2 of 3" would tell whoever knows one: 张?强
+        ("张伟", "张玮", SMALL_DIFFERENCE),
         ("李华", "李華", FORMAT_ONLY),
         ("王五", "李四", SMALL_DIFFERENCE),
         ("陈", "陈伟", SMALL_DIFFERENCE),

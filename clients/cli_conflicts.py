@@ -7,7 +7,10 @@ Through the gateway the call is made as the caller whose key is given
 (--api-key or GOVGW_API_KEY): authenticated, decided by policy (kind admin)
 and audited. With --data-dir the report is read from the pool directly by
 whoever holds the machine and its key ring, like `govgw audit verify`, and
-recorded in the administrators' audit chain. Values are masked either way.
+recorded in the administrators' audit chain. Values are masked either way;
+each pair of values says how they differ without showing them (a verdict:
+format only / small difference / different, the steps, the edit distance,
+the lengths and, from 4 characters, the positions; gateway/pool/conflicts/compare.py).
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ def _ec_pem() -> str:
             json.dumps({"keys": [{"key_id": "k", "algorithm": "ed25519", "public_key_pem": "x"}]}),
             "not a PEM",
         ),
-        ("EC", "not an Ed25519 key"),
+        ("EC", "not an Ed25519 or SM2 public key"),
         ("DUP", "names two different keys"),
     ],
 )

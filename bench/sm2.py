@@ -136,6 +136,38 @@ def ed25519_rates(seconds: float) -> tuple[float, float]:
     )
 
 
+def receipt_issue_cost(seconds: float) -> dict[str, float]:
+    """CPU microseconds per ReceiptSigner.issue, for a key ring of each suite."""
+    import tempfile
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from gateway import keys
+    from gateway.crypto import DEFAULT_SUITE, SM_SUITE
+    from gateway.receipts import ReceiptSigner
+
+    costs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for suite in (DEFAULT_SUITE, SM_SUITE):
+            ring = keys.generate(Path(tmp) / f"{suite.replace('/', '_')}.json", suite)
+            signer = ReceiptSigner(ring.receipt_key)
+            now = datetime.now(UTC)
+
+            def issue(signer: ReceiptSigner = signer, now: datetime = now) -> object:
+                return signer.issue(
+                    caller="bench-agency",
+                    action="verify.identity",
+                    outcome="MATCH",
+                    dataset="population.basic",
+                    subject_commitment="ab" * 32,
+                    policy_version="pv-0123456789ab",
+                    issued_at=now,
+                )
+
+            costs[signer.algorithm] = 1e6 / per_cpu_second(issue, seconds)
+    return costs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="CPU seconds per measurement")
@@ -169,6 +201,14 @@ def main() -> None:
         )
     signs, verifies = ed25519_rates(args.seconds)
     print(f"{'ed25519':<13} {'-':>8} {'-':>9} {'-':>12} {signs:>9.0f} {verifies:>9.0f}")
+    try:
+        costs = receipt_issue_cost(args.seconds)
+    except ImportError:  # a scratch venv with the libraries only
+        return
+    print(
+        "ReceiptSigner.issue, CPU per receipt: "
+        + ", ".join(f"{alg} {us:.0f} us" for alg, us in costs.items())
+    )
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ class Sm2PublicKey:
     """An SM2 public key (a point of sm2p256v1)."""
 
     def __init__(self, key: ts_ec.EllipticCurvePublicKey) -> None:
-        if not isinstance(key.curve, ts_ec.SM2):
+        if not isinstance(getattr(key, "curve", None), ts_ec.SM2):
             raise ValueError("not an SM2 key")
         self._key = key
 
@@ -103,7 +103,7 @@ class Sm2PrivateKey:
     """An SM2 private key; signs with SM3 and the default identifier."""
 
     def __init__(self, key: ts_ec.EllipticCurvePrivateKey) -> None:
-        if not isinstance(key.curve, ts_ec.SM2):
+        if not isinstance(getattr(key, "curve", None), ts_ec.SM2):
             raise ValueError("not an SM2 key")
         self._key = key
 

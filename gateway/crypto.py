@@ -5,8 +5,9 @@ sm` for national cryptography, 商用密码, R12); every pool key records the
 suite it belongs to, so a key rotation can also move the pool from one suite to
 the other. Suites are looked up by name like masking operators.
 
-Both suites come from the `cryptography` package (its bundled OpenSSL has SM4
-with GCM mode and SM3), so there is no second crypto library to vet:
+The ciphers and MACs of both suites come from the `cryptography` package (its
+bundled OpenSSL has SM4 with GCM mode and SM3), so there is no second library
+to vet for them:
 
 - `aes-gcm/hmac-sha256`: AES-256-GCM, HMAC-SHA256 (the default);
 - `sm4-gcm/hmac-sm3`: SM4-GCM (GB/T 32907 cipher in GCM mode, 16-byte tag),

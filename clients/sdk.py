@@ -665,7 +665,7 @@ class PolicyAdminClient(GovgwClient):
     """GovgwClient plus the policy administration calls.
 
     Bundles are read from a policy directory (every *.rego and data/*.json),
-    and signed here, with the administrator's Ed25519 key, when one is given:
+    and signed here, with the administrator's Ed25519 or SM2 key, when one is given:
     the private key never leaves this process.
     """
 

@@ -45,16 +45,25 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
             f"crypto: the key ring already uses {ring.suite}; a deployment picks its suite when"
             " its keys are made (`govgw keys rotate --crypto` moves the pool keys only)"
         )
-    keyset = layout.data_dir / "keys" / "receipt-keys.json"
-    signer = ReceiptSigner(ring.receipt_key)
-    replace_atomically(keyset, json.dumps(keyset_document(signer.public_keys()), indent=2).encode())
+    keyset = write_receipt_keyset(layout.data_dir, ring)
     issuer_key = demo_subject_issuer(layout.data_dir)
     return {
         "data_dir": str(layout.data_dir),
         "keyset": str(keyset),
         "suite": ring.suite,
+        "receipt_key": {"key_id": ring.receipt_key.key_id, "algorithm": ring.receipt_key.algorithm},
         "demo_subject_issuer_key": str(issuer_key),
     }
+
+
+def write_receipt_keyset(data_dir: Path, ring: keys.KeyRing | None = None) -> Path:
+    """keys/receipt-keys.json: every published receipt key, for `receipt verify --key-file`."""
+    if ring is None:
+        ring = keys.load(keys.keyring_path(data_dir))
+    keyset = Path(data_dir) / "keys" / "receipt-keys.json"
+    signer = ReceiptSigner(ring.receipt_key, ring.receipt_verify_only)
+    replace_atomically(keyset, json.dumps(keyset_document(signer.public_keys()), indent=2).encode())
+    return keyset
 
 
 DEMO_ISSUER = "demo-idp"

@@ -92,7 +92,7 @@ def build_parts(config: ServeConfig) -> Parts:
         auth=Authenticator(registry),
         limits=Limits(),
         audit=AuditLog(layout.audit),
-        signer=ReceiptSigner(keyring.receipt_key),
+        signer=ReceiptSigner(keyring.receipt_key, keyring.receipt_verify_only),
         withdrawn=withdrawals.withdrawn,
         disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash),
     )

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import grpc
 from govgw.v1 import policy_admin_pb2 as pb
 
+from contract.signing import is_sm2_signature
 from gateway import validation
 from gateway.call import Exec, Outcome, Request
 from gateway.errors import FieldViolation, GovgwError, invalid
@@ -139,8 +140,13 @@ def _signature(request: Any) -> Signature | None:
     v = validation.Violations()
     if not sig.key_id:
         v.add("signature.key_id", "is required with a signature", "SIGNATURE_KEY_MISSING")
-    if len(sig.signature) != 64:
-        v.add("signature.signature", "an Ed25519 signature is 64 bytes", "SIGNATURE_MALFORMED")
+    # Only the form here; whether it verifies is the trust store's check (SIGNATURE_INVALID).
+    if len(sig.signature) != 64 and not is_sm2_signature(sig.signature):
+        v.add(
+            "signature.signature",
+            "an Ed25519 signature is 64 bytes; an SM2 one is the DER SEQUENCE of r and s",
+            "SIGNATURE_MALFORMED",
+        )
     v.raise_if_any()
     return Signature(sig.key_id, base64.b64encode(sig.signature).decode())
 

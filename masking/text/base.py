@@ -25,9 +25,10 @@ from typing import Any, ClassVar
 
 LANGUAGE = "zh"
 
-# Not preceded / followed by an ASCII letter or digit.
+# Not preceded / followed by an ASCII letter or digit; not followed by decimals either
+# (13800138000.00元 is an amount).
 NUM_START = r"(?<![0-9A-Za-z])"
-NUM_END = r"(?![0-9A-Za-z])"
+NUM_END = r"(?![0-9A-Za-z]|\.[0-9])"
 
 # Full-width forms (０-９, Ａ-Ｚ, ＠, －, ．), the ideographic space and the dash
 # variants people paste map one character to one, so offsets in the normalized

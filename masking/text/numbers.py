@@ -150,10 +150,11 @@ class CnUsccRecognizer(ChineseRecognizer):
         code = hit.value.upper()
         if not uscc.is_valid(code):
             return None
-        # One in 31 digit strings passes the check character: an all-digit code
-        # shaped like an ID number, or next to an order word, needs a USCC word.
+        # One in 31 digit strings passes the check character: a code of digits (its
+        # last may be X, as an ID number's) shaped like an ID number, or next to an
+        # order word, needs a USCC word.
         suspect = _id_shaped(code) or self.context.has_negative(text, hit.start)
-        if code.isdigit() and suspect and not self.context.has_positive(text, hit.start):
+        if code[:17].isdigit() and suspect and not self.context.has_positive(text, hit.start):
             return None
         return self.scores.valid
 

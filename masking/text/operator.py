@@ -76,6 +76,14 @@ class _Spec:
         return self.by_type.get(entity_type) or self.default or _TYPE_DEFAULTS[entity_type]
 
 
+def _keep_line_breaks(value: str, masked: str) -> str:
+    """A number split across lines is masked whole; its line breaks stay where they were
+    (when the operator kept the length, as mask does), so the text keeps its lines."""
+    if len(masked) != len(value) or not any(c in value for c in "\r\n"):
+        return masked
+    return "".join(v if v in "\r\n" else m for v, m in zip(value, masked, strict=True))
+
+
 def desensitize(
     text: str, params: Mapping[str, Any], ctx: MaskingContext
 ) -> tuple[str, list[dict[str, Any]]]:
@@ -99,7 +107,7 @@ def desensitize(
             # mask it instead of dropping words out of the sentence.
             t = _FALLBACK
             masked = apply_treatment(t, text[e.start : e.end], ctx)
-        parts.append(masked)
+        parts.append(_keep_line_breaks(text[e.start : e.end], masked))
         at = e.end
         report.append({**e.to_json(), "operator": t.operator})
     parts.append(text[at:])

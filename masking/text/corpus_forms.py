@@ -33,7 +33,7 @@ FORM_TEMPLATES: dict[str, tuple[str, ...]] = {
         "身份证号{V}与系统不符，请申请人{PERSON}核实。",
         "当事人{PERSON}提供的身份证号码{V}校验未通过。",
         "经比对，证件号{V}与户籍系统记录不一致。",
-        "当事人{PERSON}（{V}）信息有误，已退回。",
+        "当事人{PERSON}的身份证号{V}位数不对，已退回。",
     ),
     "PHONE_NUMBER": (
         "联系电话{V}。",
@@ -137,6 +137,14 @@ class FormGenerator(Generator):
     @form("id.line_break", "ID_NUMBER")
     def id_line_break(self) -> str:
         return self.line_break(self.valid_id())
+
+    @form("id.digit_count_typo", "ID_NUMBER", "ID_NUMBER.typo")
+    def id_digit_count_typo(self) -> str:
+        number = self.valid_id()
+        at = self.rng.randrange(14, 18)  # after the county and the birth date
+        if self.rng.random() < 0.5:
+            return number[:at] + number[at + 1 :]  # a digit left out
+        return number[:at] + number[at] + number[at:]  # a digit typed twice
 
     @form("id.old15", "ID_NUMBER")
     def id_old15(self) -> str:

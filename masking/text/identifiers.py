@@ -94,7 +94,8 @@ _LABEL_GAP = r"[ \t]*(?:号码|账号|号)?[ \t]*(?:[:：]|为|是)?[ \t]*"
 
 
 class CnQqRecognizer(ChineseRecognizer):
-    """QQ numbers after their label: QQ：12345678, QQ号 12345678, qq号码为123456789."""
+    """QQ numbers after their label: QQ：12345678, QQ号 12345678, qq号码为123456789,
+    QQ/微信：12345678 (one number for both)."""
 
     entity = "QQ_NUMBER"
     title = "QQ号"
@@ -104,7 +105,7 @@ class CnQqRecognizer(ChineseRecognizer):
         Pattern(
             "after_label",
             re.compile(
-                r"(?<![A-Za-z])(?:QQ|qq|Qq)"
+                r"(?<![A-Za-z])(?:QQ|qq|Qq)(?:[/、](?:微信|WeChat|VX|vx)号?)?"
                 + _LABEL_GAP
                 + r"(?P<v>[1-9][0-9]{4,11})(?![0-9A-Za-z@])"
             ),

@@ -91,6 +91,8 @@ class CnIdNumberRecognizer(ChineseRecognizer):
     rest still identifies the person. A right check digit (stdnum.cn.ric)
     scores highest; a wrong one less, and not next to an order-number word.
     The 15-digit form has no check digit: a known county and a real YYMMDD.
+    Next to an ID word, 17 or 19 digits that start with a county and a birth
+    date are an ID number with a digit left out or typed twice.
     """
 
     entity = "ID_NUMBER"
@@ -101,6 +103,7 @@ class CnIdNumberRecognizer(ChineseRecognizer):
         wrong_check=0.8,
         old15_near_word=0.95,
         old15=0.6,
+        digit_count_typo_near_word=0.7,  # 身份证号 + 17 or 19 digits
     )
     _18 = r"[1-9][0-9]{5}(?:18|19|20)[0-9]{2}[01][0-9][0-3][0-9][0-9]{3}[0-9Xx]"
     _15 = r"[1-9][0-9]{5}[0-9]{2}[01][0-9][0-3][0-9][0-9]{3}"
@@ -108,12 +111,18 @@ class CnIdNumberRecognizer(ChineseRecognizer):
         Pattern("id18", re.compile(NUM_START + _18 + NUM_END)),
         Pattern("id15", re.compile(NUM_START + _15 + NUM_END)),
         Grouped("grouped", frozenset((15, 18)), re.compile(_18 + "|" + _15)),
+        Pattern("digit_count_typo", re.compile(NUM_START + r"[1-9][0-9]{15,17}[0-9Xx]" + NUM_END)),
     )
     context = Context(("身份证", "身份号", "证件号", "公民身份", "证号"), NOT_PERSONAL)
 
     def validate(self, hit: Hit, text: str) -> float | None:
         number, s = hit.value, self.scores
         near_word = self.context.has_positive(text, hit.start)
+        if hit.pattern == "digit_count_typo":
+            if len(number) not in (17, 19) or not near_word:
+                return None
+            born = _real_date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+            return s.digit_count_typo_near_word if born and region_known(number[:6]) else None
         if len(number) == 18:
             if not looks_like_id(number):
                 return None  # a county that never was, or a date that cannot be

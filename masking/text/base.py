@@ -79,13 +79,33 @@ class Pattern:
             yield Hit(m.start(self.group), m.end(self.group), m.group(self.group), self.name)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """Two or more letter/digit groups joined by separators."""
+
+    starts: tuple[int, ...]  # of each group in the text
+    ends: tuple[int, ...]
+    offsets: tuple[int, ...]  # of each group in `compact`, and its length at the end
+    compact: str  # the groups without separators
+
+
 @lru_cache(maxsize=64)
-def _runs(text: str) -> tuple[tuple[tuple[int, int], ...], ...]:
-    """Runs of two or more letter/digit groups joined by separators: each run's group spans."""
-    return tuple(
-        tuple((m.start() + g.start(), m.start() + g.end()) for g in _GROUP.finditer(m.group()))
-        for m in _RUN.finditer(text)
-    )
+def _runs(text: str) -> tuple[_Run, ...]:
+    runs = []
+    for m in _RUN.finditer(text):
+        groups = [(m.start() + g.start(), m.start() + g.end()) for g in _GROUP.finditer(m.group())]
+        offsets = [0]
+        for a, b in groups:
+            offsets.append(offsets[-1] + b - a)
+        runs.append(
+            _Run(
+                tuple(a for a, _ in groups),
+                tuple(b for _, b in groups),
+                tuple(offsets),
+                "".join(text[a:b] for a, b in groups),
+            )
+        )
+    return tuple(runs)
 
 
 @dataclass(frozen=True)
@@ -99,20 +119,24 @@ class Grouped:
     name: str
     lengths: frozenset[int]
     shape: re.Pattern[str]
+    first: str = "0123456789"  # what such a number can start with: most runs are skipped
 
     def hits(self, text: str) -> Iterator[Hit]:
-        for groups in _runs(text):
-            for i in range(len(groups)):
-                size = 0
-                for j in range(i, len(groups)):
-                    size += groups[j][1] - groups[j][0]
-                    if size > max(self.lengths):
+        longest = max(self.lengths)
+        for run in _runs(text):
+            offsets, compact = run.offsets, run.compact
+            for i in range(len(run.starts)):
+                if compact[offsets[i]] not in self.first:
+                    continue
+                # j > i: one group alone is the plain pattern's.
+                for j in range(i + 1, len(run.starts)):
+                    size = offsets[j + 1] - offsets[i]
+                    if size > longest:
                         break
-                    if j == i or size not in self.lengths:
-                        continue  # one group alone is the plain pattern's
-                    value = "".join(text[a:b] for a, b in groups[i : j + 1])
-                    if self.shape.fullmatch(value):
-                        yield Hit(groups[i][0], groups[j][1], value, self.name)
+                    if size in self.lengths:
+                        value = compact[offsets[i] : offsets[j + 1]]
+                        if self.shape.fullmatch(value):
+                            yield Hit(run.starts[i], run.ends[j], value, self.name)
 
 
 class Scores(Mapping[str, float]):

@@ -149,7 +149,7 @@ class CnUsccRecognizer(ChineseRecognizer):
     scores = Scores(valid=0.98)
     patterns = (
         Pattern("plain", re.compile(NUM_START + _USCC + NUM_END)),
-        Grouped("grouped", frozenset((18,)), re.compile(_USCC)),
+        Grouped("grouped", frozenset((18,)), re.compile(_USCC), "0123456789ABCDEFGHJKLMNPQRTUWXY"),
     )
     context = Context(
         ("信用代码", "社会信用", "USCC", "注册号", "纳税人识别号", "税号"), NOT_PERSONAL, window=16
@@ -157,15 +157,13 @@ class CnUsccRecognizer(ChineseRecognizer):
 
     def validate(self, hit: Hit, text: str) -> float | None:
         code = hit.value.upper()
-        if not uscc.is_valid(code):
-            return None
         # One in 31 digit strings passes the check character: a code of digits (its
         # last may be X, as an ID number's) shaped like an ID number, or next to an
         # order word, needs a USCC word.
         suspect = _id_shaped(code) or self.context.has_negative(text, hit.start)
         if code[:17].isdigit() and suspect and not self.context.has_positive(text, hit.start):
             return None
-        return self.scores.valid
+        return self.scores.valid if uscc.is_valid(code) else None
 
 
 class CnBankCardRecognizer(ChineseRecognizer):
@@ -214,15 +212,16 @@ class CnBankCardRecognizer(ChineseRecognizer):
 
     def validate(self, hit: Hit, text: str) -> float | None:
         digits = hit.value
-        if not luhn.is_valid(digits):
-            return None
+        # The cheap tests first, Luhn last: digit-dense text makes many candidates.
         if self.context.has_positive(text, hit.start):
-            return self.scores.near_word
-        if self.context.has_negative(text, hit.start) or _id_shaped(digits):
+            score = self.scores.near_word
+        elif self.context.has_negative(text, hit.start) or _id_shaped(digits):
             return None  # an order number, or an ID number (however mistyped)
-        if len(digits) >= 16 and self._issuer_like(digits):
-            return self.scores.issuer_prefix
-        return None
+        elif len(digits) >= 16 and self._issuer_like(digits):
+            score = self.scores.issuer_prefix
+        else:
+            return None
+        return score if luhn.is_valid(digits) else None
 
 
 # Mobile prefixes allocated in mainland China (MIIT numbering plan).

@@ -323,3 +323,41 @@ PERSON_TABLE = [
 @pytest.mark.parametrize(("text", "expected"), PERSON_TABLE)
 def test_person_names(text: str, expected: list[str]) -> None:
     assert of_type("PERSON", text) == expected
+
+
+@st.composite
+def grouped(draw: st.DrawFn, value: str) -> str:
+    """`value` cut into groups of 2-8 characters joined by what people type between them."""
+    sep = st.sampled_from([" ", "  ", "-", " - ", ".", "\n", " \n", "\r\n", "\u3000", "－"])
+    out, at = [], 0
+    while at < len(value):
+        size = draw(st.integers(2, 8))
+        out.append(value[at : at + size])
+        at += size
+    return "".join(part + (draw(sep) if i < len(out) - 1 else "") for i, part in enumerate(out))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), before=CJK, after=CJK, number=id_numbers(), wide=st.booleans())
+def test_an_id_number_in_any_grouping_is_masked_whole(
+    data: st.DataObject, before: str, after: str, number: str, wide: bool
+) -> None:
+    written = data.draw(grouped(number))
+    if wide:
+        written = written.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
+    assert of_type("ID_NUMBER", before + "身份证号" + written + after) == [written]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    before=CJK,
+    after=CJK,
+    prefix=st.sampled_from(["138", "159", "176", "186", "199"]),
+    rest=st.text(alphabet="0123456789", min_size=8, max_size=8),
+)
+def test_a_mobile_in_any_grouping_is_masked_whole(
+    data: st.DataObject, before: str, after: str, prefix: str, rest: str
+) -> None:
+    written = data.draw(grouped(prefix + rest))
+    assert of_type("PHONE_NUMBER", before + "手机" + written + after) == [written]

@@ -141,7 +141,7 @@ class FormGenerator(Generator):
     @form("id.digit_count_typo", "ID_NUMBER", "ID_NUMBER.typo")
     def id_digit_count_typo(self) -> str:
         number = self.valid_id()
-        at = self.rng.randrange(14, 18)  # after the county and the birth date
+        at = self.rng.randrange(14, 17)  # a sequence digit, after the county and the birth date
         if self.rng.random() < 0.5:
             return number[:at] + number[at + 1 :]  # a digit left out
         return number[:at] + number[at] + number[at:]  # a digit typed twice

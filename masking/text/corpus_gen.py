@@ -292,7 +292,12 @@ class Generator:
             detail = self.fake.street_name() + f"{self.rng.randrange(1, 500)}号"
         return "".join(parts) + detail
 
-    def fill(self, slot: str) -> tuple[str, str, str]:
+    def fill(self, slot: str) -> tuple[str, str | None]:
+        """(text, entity type, or None for a harmless value) for a template slot."""
+        text, kind, _ = self.slot(slot)
+        return text, None if kind == KEEP else kind
+
+    def slot(self, slot: str) -> tuple[str, str, str]:
         """(text, entity type or KEEP, form) for a template slot."""
         r = self.rng
         makers = {
@@ -386,7 +391,7 @@ class Generator:
             plain = template[at : m.start()]
             out.append(plain)
             length += len(plain)
-            text, kind, span_form = fixed.get(m.group(1)) or self.fill(m.group(1))
+            text, kind, span_form = fixed.get(m.group(1)) or self.slot(m.group(1))
             spans.append(Span(kind, length, length + len(text), span_form))
             out.append(text)
             length += len(text)

@@ -11,8 +11,23 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from masking.text.base import MASK
-from masking.text.registry import RECOGNIZERS
+# Names some modules spell in code (names.py: PERSON). A new type needs none: its
+# recognizer's `entity` is its name; the registry checks each of these is registered.
+ID_NUMBER = "ID_NUMBER"
+PHONE_NUMBER = "PHONE_NUMBER"
+BANK_CARD = "BANK_CARD"
+USCC = "USCC"
+PASSPORT = "PASSPORT"
+EMAIL_ADDRESS = "EMAIL_ADDRESS"
+VEHICLE_PLATE = "VEHICLE_PLATE"
+PERSON = "PERSON"
+ADDRESS = "ADDRESS"
+NAMED = (ID_NUMBER, PHONE_NUMBER, BANK_CARD, USCC, PASSPORT, EMAIL_ADDRESS, VEHICLE_PLATE, PERSON, ADDRESS)  # fmt: skip
+
+# Imported after the names above: recognizer modules import them from here, and the
+# package (masking.text) imports this module before any recognizer module.
+from masking.text.base import MASK  # noqa: E402
+from masking.text.registry import RECOGNIZERS  # noqa: E402
 
 ENTITY_TYPES: tuple[str, ...] = tuple(cls.entity for cls in RECOGNIZERS)
 
@@ -26,3 +41,6 @@ DEFAULT_TREATMENTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 
 # Chinese labels, for people reading `govgw mask text` output.
 TITLES: Mapping[str, str] = MappingProxyType({cls.entity: cls.title for cls in RECOGNIZERS})
+
+if missing := set(NAMED) - set(ENTITY_TYPES):
+    raise ImportError(f"entity names without a registered recognizer: {sorted(missing)}")

@@ -21,11 +21,18 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from masking.text.corpus_forms import corpus
-from masking.text.corpus_gen import Generator, Sample, Span, hard_cases, parse_marked
+from masking.text.corpus_gen import (
+    Generator,
+    Sample,
+    Span,
+    default_form,
+    hard_cases,
+    parse_marked,
+)
 
 __all__ = ["Generator", "Sample", "Span", "corpus", "hard_cases", "parse_marked", "score"]
 
@@ -83,6 +90,8 @@ def score(samples: Iterable[Sample], detect: Callable[[str], Sequence[Detected]]
         found = detect(s.text)
         for g in s.spans:
             value = s.text[g.start : g.end]
+            # A span without a form takes its sample's, then its type's plain one.
+            g = replace(g, form=g.form or s.form or default_form(g.type))
             if g.harmless:
                 kept = not any(_overlaps(e, g) for e in found)
                 out.form(g.form).tp += kept

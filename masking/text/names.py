@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 
 from masking.text.base import ChineseRecognizer, compile_words
+from masking.text.entities import PERSON
 
 # The most frequent single-character surnames (about 99% of the population).
 SINGLE_SURNAMES = (
@@ -525,8 +526,8 @@ def bare_name(text: str) -> bool:
 
 
 class CnPersonNameRecognizer(ChineseRecognizer):
-    entity = "PERSON"
     title = "姓名"
+    entity = PERSON
     _surname = re.compile(_SURNAME)
     # Not a list of places: 张家村和李家庄.
     _list = re.compile(f"{_ITEM}(?:[、和与及]{_ITEM})+")

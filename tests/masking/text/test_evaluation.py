@@ -55,3 +55,12 @@ def test_targets_met_on_a_fresh_seed() -> None:
     scores = score(samples, text_analyzer().analyze)
     table, ok = report(scores)
     assert ok, table + "\n" + "\n".join(scores.errors[:20])
+
+
+def test_samples_made_without_forms_are_scored_under_their_type_s_plain_form() -> None:
+    # Generators written before forms existed: Sample(text, spans, source), fill() pairs.
+    text, kind = FormGenerator(5).fill("ORDER")
+    assert kind is None and text.isdigit()
+    s = Sample("当事人张三到场", (Span("PERSON", 3, 5),), "older")
+    scores = score([s], text_analyzer().analyze)
+    assert scores.by_form["person"].tp == 1

@@ -59,8 +59,7 @@ fuzz: install
 	GOVGW_FUZZ_CASES=$${GOVGW_FUZZ_CASES:-100000} $(PY) -m pytest -q -p no:cacheprovider -s tests/integration/test_fuzz.py
 
 .PHONY: eval-masking
-# Recall of free-text PII detection per form (id.grouped, phone.+86, …), harmless
-# values kept, precision, on the labelled corpus (masking/text/evaluation.py);
-# fails if a target is missed.
+# Precision and recall of free-text PII detection per entity type on the
+# labelled corpus (masking/text/evaluation.py); fails if a target is missed.
 eval-masking: install
 	$(PY) -m masking.text.evaluation

@@ -90,8 +90,10 @@ def score(samples: Iterable[Sample], detect: Callable[[str], Sequence[Detected]]
         found = detect(s.text)
         for g in s.spans:
             value = s.text[g.start : g.end]
-            # A span without a form takes its sample's, then its type's plain one.
-            g = replace(g, form=g.form or s.form or default_form(g.type))
+            # A span without a form takes its sample's (older generators name it as the
+            # source: person.contact_verb), then its type's plain one.
+            form = s.form or (s.source if "." in s.source else "")
+            g = replace(g, form=g.form or form or default_form(g.type))
             if g.harmless:
                 kept = not any(_overlaps(e, g) for e in found)
                 out.form(g.form).tp += kept

@@ -64,3 +64,5 @@ def test_samples_made_without_forms_are_scored_under_their_type_s_plain_form() -
     s = Sample("当事人张三到场", (Span("PERSON", 3, 5),), "older")
     scores = score([s], text_analyzer().analyze)
     assert scores.by_form["person"].tp == 1
+    named = Sample("请联系张三", (Span("PERSON", 3, 5),), "person.contact_verb")
+    assert set(score([named], lambda text: []).by_form) == {"person.contact_verb"}

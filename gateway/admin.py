@@ -155,6 +155,21 @@ def _known_provider_ids(data_dir: Path, provider_ids: Sequence[str]) -> None:
         )
 
 
+def recorded_text(value: str, field_name: str, what: str = "") -> str:
+    """What the gateway's RPCs do to text people type that is kept, offline: the
+    one check (validation.recorded_text), its refusal as a ValueError naming the
+    field and reason, e.g. `reason: must not contain an ID number or phone number
+    (REASON_CONTAINS_PERSONAL_DATA)`."""
+    from gateway.errors import GovgwError
+    from gateway.validation import recorded_text as check
+
+    try:
+        return check(value, field_name, what)
+    except GovgwError as e:
+        v = e.violations[0]
+        raise ValueError(f"{v.field}: {v.description} ({v.reason})") from None
+
+
 def callers_add(
     data_dir: Path,
     caller_id: str,
@@ -165,6 +180,8 @@ def callers_add(
     provider_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
     _known_provider_ids(data_dir, provider_ids)
+    # The department is in every audit record and report of the caller's calls.
+    department = recorded_text(department, "department", "name the caller's department")
     caller, api_key = CallerRegistry(Layout(Path(data_dir)).callers).add(
         caller_id, kind, department, region, provider_ids
     )
@@ -258,6 +275,7 @@ def callers_suspend(
     the registry (kept across restarts); a failure of the first changes nothing."""
     from gateway.oracle import Suspension
 
+    reason = recorded_text(reason, "reason", "say why the caller is suspended")
     registry = CallerRegistry(Layout(Path(data_dir)).callers)
     if registry.get(caller_id) is None:
         raise ValueError(f"id: no caller {caller_id!r}")
@@ -276,6 +294,7 @@ def callers_reinstate(
     """Only an administrator lifts a suspension, automatic or not."""
     from gateway.oracle import REINSTATE_ACTION, Suspension
 
+    reason = recorded_text(reason, "reason", "say why the caller is reinstated")
     registry = CallerRegistry(Layout(Path(data_dir)).callers)
     if registry.get(caller_id) is None:
         raise ValueError(f"id: no caller {caller_id!r}")
@@ -316,12 +335,7 @@ def grants_add(
     if CallerRegistry(Layout(Path(data_dir)).callers).get(caller) is None:
         raise ValueError(f"caller: no caller {caller!r}")
     # Bound to the purpose's stored form, the same string the calls it serves record.
-    from gateway import purposes
-
-    try:
-        purpose = purposes.resolve(purpose)
-    except purposes.PurposeError as e:
-        raise ValueError(f"purpose: {e.description} ({e.reason})") from None
+    purpose = recorded_text(purpose, "purpose")
     grant = GrantStore(Layout(Path(data_dir)).grants).add(
         caller, dataset, fields, purpose, _expiry(expires)
     )
@@ -338,6 +352,7 @@ def grants_list(data_dir: Path) -> list[dict[str, Any]]:
 def grants_revoke(data_dir: Path, grant_id: str, reason: str) -> Any:
     from gateway.grants import GrantStore
 
+    reason = recorded_text(reason, "reason", "say why the grant is revoked")
     revoked = GrantStore(Layout(Path(data_dir)).grants).revoke(grant_id, reason)
     announce_grants_change()
     return revoked

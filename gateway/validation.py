@@ -51,7 +51,7 @@ def recorded_text(value: str, field_name: str, what: str = "", *, required: bool
     style is refused, never stored: INVALID_ARGUMENT on `field_name` with
     <FIELD>_CONTAINS_PERSONAL_DATA (REASON_CONTAINS_PERSONAL_DATA on `reason`); names
     and other entities are masked, one `*` each. A `purpose` field is resolved to its
-    stored form (a registered code). `what` says what the field is for when missing.
+    stored form (a registered code). `what` says what to write when it is missing.
     Returns "" for an empty optional field."""
     check = purpose if field_name.rsplit(".", 1)[-1] == "purpose" else free_text
     try:
@@ -60,7 +60,8 @@ def recorded_text(value: str, field_name: str, what: str = "", *, required: bool
         v = e.violations[0]
         if v.reason == "PURPOSE_MISSING" and not required:
             return ""
-        description = v.description.replace(": say why the data is needed", f": {what}" if what else "")
+        what = what or ("say why the data is needed" if check is purpose else "say why")
+        description = v.description.replace("say why the data is needed", what)
         prefix = field_name.rsplit(".", 1)[-1].upper()
         raise invalid(field_name, description, v.reason.replace("PURPOSE", prefix, 1)) from None
 

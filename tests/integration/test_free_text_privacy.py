@@ -152,9 +152,7 @@ class Planted:
         }
 
 
-def refused_then_kept(
-    call: Callable[[str], Any], field: str, p: Planted, errors: list[str]
-) -> Any:
+def refused_then_kept(call: Callable[[str], Any], field: str, p: Planted, errors: list[str]) -> Any:
     """The text with an ID number, then with a phone number: refused, naming the field;
     then with a name: kept (returned), the name masked."""
     reason = field.rsplit(".", 1)[-1].upper() + "_CONTAINS_PERSONAL_DATA"
@@ -267,6 +265,7 @@ def test_no_name_id_number_or_phone_typed_in_a_free_text_is_kept(
     refused_then_kept(lambda t: amr.withdraw_opening(s.id, reason=t), "reason", p, errors)
     refused_then_kept(lambda t: amr.reopen_opening(s.id, reason=t, reprocessed=True),
                       "reason", p, errors)  # fmt: skip
+
     # An idempotency key is the caller's free choice: an ID number is a valid one, and
     # state.sqlite keeps keys. A retry still gets the first answer.
     def keyed(method: Any, request: Any, key: str) -> Any:

@@ -2,10 +2,10 @@
 
 Faker zh_CN people (name, valid ID number, mobile phone) are planted in every text
 field people type that a store, an audit record or a report keeps: application
-purposes and scenarios, decision reasons and legal bases, grant reasons, emergency
-titles, legal bases, purposes and end reasons, opening suspension reasons, correction
-extension reasons and answers, withdrawal review reasons, policy activation and
-rollback reasons, and through the CLI (offline, no gateway) a caller's department,
+purposes, scenarios and competitive authorizations, decision reasons and legal
+bases, grant reasons, emergency titles, legal bases, purposes and end reasons,
+opening suspension reasons, correction extension reasons and answers, withdrawal
+review reasons, policy activation and rollback reasons, idempotency keys, and through the CLI (offline, no gateway) a caller's department,
 caller suspension and reinstatement reasons, a grant's purpose and its revocation
 reason. A text holding an ID or phone number, in any written form, is refused with
 INVALID_ARGUMENT naming the field (<FIELD>_CONTAINS_PERSONAL_DATA); one holding a
@@ -66,6 +66,7 @@ EXTRA_CALLERS = (
     ("agency-amr", "agency", "汶川县市场监督管理局", ("county.market-regulation",)),
     ("agency-police", "agency", "汶川县公安局", ("county.public-security",)),
     ("agency-rescue", "agency", "汶川县应急管理局", ()),
+    ("agency-approval", "agency", "汶川县行政审批局", ("county.administrative-approval",)),
     ("agency-spare", "agency", "汶川县水务局", ()),
     ("root", "admin", "州大数据局", ()),
 )
@@ -222,7 +223,8 @@ def test_no_name_id_number_or_phone_typed_in_a_free_text_is_kept(
     errors: list[str] = []
     reports: list[str] = []
     c = {cid: gw.client(cid) for cid in ("agency-far", "agency-civil", "root", "agency-amr",
-                                         "agency-police", "public-portal", "counter-wenchuan")}  # fmt: skip
+                                         "agency-police", "public-portal", "counter-wenchuan",
+                                         "agency-approval")}  # fmt: skip
 
     # Applications (R3): purpose and scenario; a denial's reason and legal basis; an
     # approval's reason; the grant's suspension, reinstatement and revocation reasons.
@@ -241,6 +243,19 @@ def test_no_name_id_number_or_phone_typed_in_a_free_text_is_kept(
     third = apply()
     refused_then_kept(lambda t: decide(third.id, approve=False, reason="材料不全", legal_basis=t),
                       "legal_basis", p, errors)  # fmt: skip
+
+    # A public applicant's commercial use cites its competitive authorization (R6).
+    def apply_open(t: str) -> Any:
+        return c["public-portal"].apply(
+            "licence.business", ["licence_type"], purpose="营商环境研究", scenario="统计证照状态",
+            duration_days=30, use="commercial", competitive_authorization=t,
+            security_commitment_accepted=True, use_agreement_accepted=True,
+        )  # fmt: skip
+
+    opened = refused_then_kept(apply_open, "competitive_authorization", p, errors)
+    c["agency-approval"].decide_application(
+        opened.id, approve=False, reason="演练", legal_basis="第三十二条"
+    )
     for status in ("suspended", "active", "revoked"):
         refused_then_kept(lambda t, s=status: c["agency-civil"].change_grant(grant, s, reason=t),
                           "reason", p, errors)  # fmt: skip
@@ -343,7 +358,8 @@ def test_no_name_id_number_or_phone_typed_in_a_free_text_is_kept(
 
     # Every report the gateway gives on what was just done.
     reports.append(as_text(
-        *c["agency-civil"].list_applications(), c["agency-civil"].usage_report(DS),
+        *c["agency-civil"].list_applications(), *c["agency-approval"].list_applications(),
+        *c["public-portal"].list_applications(), c["agency-civil"].usage_report(DS),
         c["agency-amr"].usage_report(ENTITY_DS), c["agency-police"].usage_report("population.basic"),
         c["root"].deadlines(), c["agency-civil"].deadlines(), c["agency-police"].deadlines(),
     ))  # fmt: skip

@@ -166,6 +166,21 @@ def _known_provider_ids(data_dir: Path, provider_ids: Sequence[str]) -> None:
         )
 
 
+def recorded_text(value: str, field_name: str, what: str = "") -> str:
+    """What the gateway's RPCs do to text people type that is kept, offline: the
+    one check (validation.recorded_text), its refusal as a ValueError naming the
+    field and reason, e.g. `reason: must not contain an ID number or phone number
+    (REASON_CONTAINS_PERSONAL_DATA)`."""
+    from gateway.errors import GovgwError
+    from gateway.validation import recorded_text as check
+
+    try:
+        return check(value, field_name, what)
+    except GovgwError as e:
+        v = e.violations[0]
+        raise ValueError(f"{v.field}: {v.description} ({v.reason})") from None
+
+
 def callers_add(
     data_dir: Path,
     caller_id: str,
@@ -176,6 +191,8 @@ def callers_add(
     provider_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
     _known_provider_ids(data_dir, provider_ids)
+    # The department is in every audit record and report of the caller's calls.
+    department = recorded_text(department, "department", "name the caller's department")
     caller, api_key = CallerRegistry(Layout(Path(data_dir)).callers).add(
         caller_id, kind, department, region, provider_ids
     )
@@ -300,6 +317,8 @@ def _set_suspension(
 ) -> dict[str, Any]:  # fmt: skip
     from gateway.oracle import REINSTATE_ACTION, SUSPEND_ACTION, Suspension
 
+    what = "suspended" if suspend else "reinstated"
+    reason = recorded_text(reason, "reason", f"say why the caller is {what}")
     layout = Layout(Path(data_dir))
     registry = CallerRegistry(layout.callers)
     if registry.get(caller_id) is None:
@@ -362,12 +381,7 @@ def grants_add(
     if CallerRegistry(Layout(Path(data_dir)).callers).get(caller) is None:
         raise ValueError(f"caller: no caller {caller!r}")
     # Bound to the purpose's stored form, the same string the calls it serves record.
-    from gateway import purposes
-
-    try:
-        purpose = purposes.resolve(purpose)
-    except purposes.PurposeError as e:
-        raise ValueError(f"purpose: {e.description} ({e.reason})") from None
+    purpose = recorded_text(purpose, "purpose")
     grant = GrantStore(Layout(Path(data_dir)).grants).add(
         caller, dataset, fields, purpose, _expiry(expires)
     )
@@ -384,6 +398,7 @@ def grants_list(data_dir: Path) -> list[dict[str, Any]]:
 def grants_revoke(data_dir: Path, grant_id: str, reason: str) -> Any:
     from gateway.grants import GrantStore
 
+    reason = recorded_text(reason, "reason", "say why the grant is revoked")
     revoked = GrantStore(Layout(Path(data_dir)).grants).revoke(grant_id, reason)
     announce_grants_change()
     return revoked

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway import purposes
 from gateway.catalog import PROVIDER_ID_RE
 from gateway.files import connect_sqlite, private_dir
 
@@ -174,6 +175,9 @@ class CallerRegistry:
         providers = _provider_ids(kind, provider_ids)
         if not _ID_RE.match(caller_id):
             raise CallerError("id: 2-63 characters of a-z, 0-9, '.', '_', '-'")
+        if purposes.holds_personal_number(caller_id):
+            # The id is in every audit record and report of the caller's calls.
+            raise CallerError("id: must not be an ID number or phone number")
         if kind not in KINDS:
             raise CallerError(f"kind: must be one of {', '.join(KINDS)}")
         if not department.strip():

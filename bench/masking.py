@@ -135,14 +135,14 @@ def bench_ours_recall(samples: list[Any]) -> dict[str, float]:
     from masking.text.analyzer import text_analyzer
     from masking.text.evaluation import score
 
-    scores, _ = score(samples, text_analyzer().analyze)
-    return {t: round(s.recall, 3) for t, s in scores.items()}
+    scores = score(samples, text_analyzer().analyze)
+    return {t: round(s.recall, 3) for t, s in sorted(scores.by_type.items())}
 
 
 def bench_structured(records: int) -> dict[str, Any]:
     from gateway.catalog import load
     from masking import MaskingContext, apply_treatment
-    from masking.text.evaluation import Generator
+    from masking.text.corpus_gen import Generator
 
     ds = load().get("population.basic")
     gen = Generator(11)
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    from masking.text.evaluation import corpus
+    from masking.text.corpus_forms import corpus
 
     samples = corpus(args.samples, seed=20261122)
     texts = [s.text for s in samples]

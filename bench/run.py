@@ -7,6 +7,11 @@ One run measures, with the same asyncio client, concurrency and payload size:
   - lookup:   Lookup of four masked population fields;
 on pools of 10,000 and 1,000,000 persons, and reports throughput, p50/p99,
 the gateway/echo ratios, the 1M/10k ratio and each server's peak memory.
+`--crypto aes,sm` runs the gateway on a data dir of each suite (the SM one
+signs receipts with SM2, seals rows with SM4-GCM and keys the blind index with
+HMAC-SM3; its rows end in `_sm`) and adds the in-process CPU cost of issuing
+one receipt with each signature algorithm, the part of the difference that is
+the receipt's signature.
 Absolute numbers drift on shared machines; the ratios taken in one run are
 the figures to quote.
 """
@@ -86,12 +91,13 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 300) -> None:
 
 
 # -- data ----------------------------------------------------------------------
-def prepare(persons: int) -> tuple[Path, str, list[dict[str, str]]]:
+def prepare(persons: int, crypto: str = "aes") -> tuple[Path, str, list[dict[str, str]]]:
     """A data dir with `persons` persons; reused across runs. Returns (dir, api key, known persons)."""
     from gateway import admin
+    from gateway.crypto import suite_for_alias
     from gateway.pool.seed import bulk_persons
 
-    d = DATA / f"pool-{persons}"
+    d = DATA / (f"pool-{persons}" if crypto == "aes" else f"pool-{persons}-{crypto}")
     meta = d / "bench.json"
     if meta.exists():
         doc = json.loads(meta.read_text())
@@ -99,7 +105,7 @@ def prepare(persons: int) -> tuple[Path, str, list[dict[str, str]]]:
     if d.exists():
         subprocess.run(["rm", "-rf", str(d)], check=True)
     t0 = time.perf_counter()
-    admin.init(d)
+    admin.init(d, suite=suite_for_alias(crypto).name)
     pool = admin._pool(d)
     known = _known_persons(KNOWN)
     try:
@@ -286,15 +292,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument(
+        "--crypto", default="aes", help="suites to run the gateway with: aes, sm, aes,sm"
+    )
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    suites = args.crypto.split(",")
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(
         f"govgw bench: {os.cpu_count()} cores, concurrency {args.concurrency}, {args.seconds:g} s per target"
     )
     rows: list[tuple[int, Result]] = []
     for size in sizes:
-        data_dir, key, known = prepare(size)
         # Payload sizes matched to the gateway's: request ~ 60 bytes, response ~ 420 bytes.
         for kind in ("aio", "sync"):
             echo, eport = start_echo(kind, 420)
@@ -304,15 +313,26 @@ def main() -> None:
             finally:
                 echo.terminate()
                 echo.wait()
-        gw, gport = start_gateway(data_dir)
-        try:
-            verify, lookup = gateway_calls(key, known)
-            rows.append((size, measure("verify_identity", gport, verify, gw, args)))
-            rows.append((size, measure("lookup", gport, lookup, gw, args)))
-        finally:
-            gw.terminate()
-            gw.wait()
+        for crypto in suites:
+            data_dir, key, known = prepare(size, crypto)
+            suffix = "" if crypto == "aes" else f"_{crypto}"
+            gw, gport = start_gateway(data_dir)
+            try:
+                verify, lookup = gateway_calls(key, known)
+                rows.append((size, measure("verify_identity" + suffix, gport, verify, gw, args)))
+                rows.append((size, measure("lookup" + suffix, gport, lookup, gw, args)))
+            finally:
+                gw.terminate()
+                gw.wait()
     report(rows)
+    if "sm" in suites:
+        from bench.sm2 import receipt_issue_cost
+
+        costs = receipt_issue_cost(min(args.seconds, 3.0))
+        print(
+            "receipt issue (in-process CPU per receipt, claims + signature): "
+            + ", ".join(f"{alg} {us:.0f} us" for alg, us in costs.items())
+        )
 
 
 def report(rows: list[tuple[int, Result]]) -> None:

@@ -78,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.admin import demo
+    from gateway.demo import demo
 
     return demo(_serve_config(args), persons=args.persons)
 

@@ -52,13 +52,15 @@ def register(sub: Any, h: CliHelpers) -> None:
 
         found = callers_list(args.data_dir, args.redis_url)
         if args.suspended:
-            found = [c for c in found if c["status"] == "suspended"]
+            found = [c for c in found if c["status"] == "suspended" or c["suspended_operators"]]
         rows = [["id", "kind", "department", "region", "status", "provider ids"]]
-        rows += [
-            [c["id"], c["kind"], c["department"], c["region"], c["status"],
-             ",".join(c.get("provider_ids", ())) or "-"]
-            for c in found
-        ]  # fmt: skip
+        for c in found:
+            rows.append([c["id"], c["kind"], c["department"], c["region"], c["status"],
+                         ",".join(c.get("provider_ids", ())) or "-"])  # fmt: skip
+            rows += [
+                [f"  operator {o['operator']}", "", "", "", f"suspended ({o['reason']})", ""]
+                for o in c["suspended_operators"]
+            ]
         h.emit(args, found, lambda: h.table(rows))
         return 0
 
@@ -76,15 +78,25 @@ def register(sub: Any, h: CliHelpers) -> None:
     def suspend(args: argparse.Namespace) -> int:
         from gateway.admin import callers_suspend
 
-        c = callers_suspend(args.data_dir, args.id, args.reason, args.redis_url)
-        h.emit(args, c, lambda: f"caller {c['id']} suspended")
+        c = callers_suspend(args.data_dir, args.id, args.reason, args.redis_url, args.operator)
+        who = (
+            f"operator {args.operator} of caller {args.id}"
+            if args.operator
+            else f"caller {args.id}"
+        )
+        h.emit(args, c, lambda: f"{who} suspended")
         return 0
 
     def reinstate(args: argparse.Namespace) -> int:
         from gateway.admin import callers_reinstate
 
-        c = callers_reinstate(args.data_dir, args.id, args.reason, args.redis_url)
-        h.emit(args, c, lambda: f"caller {c['id']} reinstated")
+        c = callers_reinstate(args.data_dir, args.id, args.reason, args.redis_url, args.operator)
+        who = (
+            f"operator {args.operator} of caller {args.id}"
+            if args.operator
+            else f"caller {args.id}"
+        )
+        h.emit(args, c, lambda: f"{who} reinstated")
         return 0
 
     def state(sp: Any) -> None:
@@ -120,3 +132,6 @@ def register(sub: Any, h: CliHelpers) -> None:
         state(sp)
         sp.add_argument("id")
         sp.add_argument("--reason", required=True, help="why, for the audit trail")
+        sp.add_argument(
+            "--operator", default="", help="one operator (a hall's clerk) of the caller only"
+        )

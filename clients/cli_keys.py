@@ -28,7 +28,9 @@ def cmd_init(args: argparse.Namespace, h: CliHelpers) -> int:
         info,
         lambda: (
             f"data directory ready: {args.data_dir}\nreceipt keys: {info['keyset']}\n"
-            f"crypto suite: {info['suite']}"
+            f"crypto suite: {info['suite']}\n"
+            f"receipts signed with {info['receipt_key']['algorithm']}"
+            f" key {info['receipt_key']['key_id']}"
         ),
     )
     return 0
@@ -50,6 +52,8 @@ def _status(data_dir: Any) -> dict[str, Any]:
             for k in ring.pool_keys
         ],
         "retired": retired,
+        "receipt_key": {"key_id": ring.receipt_key.key_id, "algorithm": ring.receipt_key.algorithm},
+        "receipt_verify_only": [k.key_id for k in ring.receipt_verify_only],
     }
 
 
@@ -60,6 +64,9 @@ def cmd_keys_status(args: argparse.Namespace, h: CliHelpers) -> int:
         doc,
         lambda: (
             f"deployment suite {doc['suite']} (pseudonyms, audit subject hashes)\n"
+            f"receipt key {doc['receipt_key']['key_id']} ({doc['receipt_key']['algorithm']})"
+            + "".join(f", former {k} (verify only)" for k in doc["receipt_verify_only"])
+            + "\n"
             + h.table(
                 [["pool key", "suite", "state", "created"]]
                 + [
@@ -75,7 +82,7 @@ def cmd_keys_status(args: argparse.Namespace, h: CliHelpers) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
     from gateway import keys
-    from gateway.admin import data_dir_catalog
+    from gateway.admin import data_dir_catalog, write_receipt_keyset
     from gateway.config import Layout
     from gateway.pool.rotate import rotate
 
@@ -95,13 +102,22 @@ def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
         progress=progress,
     )
     doc = report.to_json()
+    # A move to the SM suite makes an SM2 receipt key: the published keyset follows.
+    ring = keys.load(keys.keyring_path(layout.data_dir))
+    doc["receipt_keyset"] = str(write_receipt_keyset(layout.data_dir, ring))
+    doc["receipt_key"] = {
+        "key_id": ring.receipt_key.key_id,
+        "algorithm": ring.receipt_key.algorithm,
+    }
     h.emit(
         args,
         doc,
         lambda: (
             f"pool keys rotated to version {doc['new_version']} ({doc['suite']}): "
             f"{doc['rows_moved_total']} rows re-encrypted and re-indexed in {doc['seconds']} s; "
-            f"retired version(s) {', '.join(map(str, doc['old_versions']))}"
+            f"retired version(s) {', '.join(map(str, doc['old_versions']))}\n"
+            f"receipts signed with {doc['receipt_key']['algorithm']} key"
+            f" {doc['receipt_key']['key_id']}; keyset: {doc['receipt_keyset']}"
         ),
     )
     return 0

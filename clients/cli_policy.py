@@ -6,7 +6,7 @@ Local verbs work on a policy directory on this machine, in a child process
     govgw policy check DIR                      compile, builtins, data schema, plan sanity
     govgw policy test DIR [--min-coverage P]    Rego tests, pass/fail each, rule coverage
                           [--opa-url URL]       ... and the same tests on an OPA server
-    govgw policy keygen --key-id ID --out DIR   an administrator's Ed25519 key pair
+    govgw policy keygen --key-id ID --out DIR [--algorithm sm2]   an administrator's key pair
     govgw policy trust --data-dir D ...         trusted keys; require signatures or not
 
 Server verbs call PolicyAdminService as a caller of kind admin (--api-key),
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clients.cli_common import when
+from contract.signing import ALGORITHMS, ED25519, SM2
 
 if TYPE_CHECKING:
     from clients.cli_common import CliHelpers
@@ -147,8 +148,13 @@ def register(sub: Any, h: CliHelpers) -> None:
     def cmd_keygen(args: argparse.Namespace) -> int:
         from gateway.policy.versions import generate_key
 
-        priv, pub = generate_key(args.out, args.key_id)
-        doc = {"key_id": args.key_id, "private_key": str(priv), "public_key": str(pub)}
+        priv, pub = generate_key(args.out, args.key_id, args.algorithm)
+        doc = {
+            "key_id": args.key_id,
+            "algorithm": args.algorithm,
+            "private_key": str(priv),
+            "public_key": str(pub),
+        }
         h.emit(
             args,
             doc,
@@ -159,8 +165,14 @@ def register(sub: Any, h: CliHelpers) -> None:
         )
         return 0
 
-    sp = h.cmd(policy, "keygen", cmd_keygen, "make an administrator's Ed25519 signing key")
+    sp = h.cmd(policy, "keygen", cmd_keygen, "make an administrator's signing key")
     sp.add_argument("--key-id", required=True)
+    sp.add_argument(
+        "--algorithm",
+        choices=ALGORITHMS,
+        default=ED25519,
+        help=f"{ED25519} (default) or {SM2} (SM2 with SM3, GB/T 32918)",
+    )
     sp.add_argument("--out", type=Path, required=True, help="directory for ID.key and ID.pub")
 
     def cmd_trust(args: argparse.Namespace) -> int:

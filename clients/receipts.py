@@ -6,6 +6,7 @@ this module keeps the names SDK users have always imported from here.
 
 from contract.receipts import (
     ALGORITHM,
+    ALGORITHMS,
     CLAIM_FIELDS,
     KeySetError,
     ReceiptInvalid,
@@ -20,6 +21,7 @@ from contract.receipts import (
 
 __all__ = [
     "ALGORITHM",
+    "ALGORITHMS",
     "CLAIM_FIELDS",
     "KeySetError",
     "ReceiptInvalid",

@@ -1,9 +1,16 @@
 """The signed receipt format, shared by the gateway that issues and whoever verifies.
 
-A receipt is the gateway's Ed25519 signature over canonical JSON claims
-(receipt id, caller, action, outcome, dataset, subject commitment, policy
-version, issue time). It proves that a check happened and what it answered,
-without any personal data: the subject appears only as a keyed hash.
+A receipt is the gateway's signature over canonical JSON claims (receipt
+id, caller, action, outcome, dataset, subject commitment, policy version,
+issue time, and `alg`, the signature algorithm). It proves that a check
+happened and what it answered, without any personal data: the subject
+appears only as a keyed hash.
+
+Two algorithms (contract.signing): Ed25519, the default, and SM2 with SM3
+(GB/T 32918) in deployments made with `govgw init --crypto sm`. One verifier
+checks both: the key id names a published key, the key's algorithm decides
+how its signature is checked, and the signed `alg` claim must name the same
+algorithm (receipts issued before the claim existed are Ed25519).
 
 The gateway (gateway.receipts) signs with it and the SDK and CLI
 (clients.receipts) verify with it: the format lives here, between them, so
@@ -24,12 +31,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from govgw.v1 import common_pb2
 
-ALGORITHM = "ed25519"
+from contract.signing import (
+    ALGORITHMS,
+    ED25519,
+    InvalidSignature,
+    PublicKey,
+    algorithm_of,
+    load_public_pem,
+    public_raw,
+)
+
+# The default algorithm; every algorithm a receipt may carry is in ALGORITHMS.
+ALGORITHM = ED25519
+# Receipts issued before the `alg` claim existed were all Ed25519.
+LEGACY_ALGORITHM = ED25519
 CLAIM_FIELDS = (
     "action",
     "caller",
@@ -58,10 +75,9 @@ def canonical_json(obj: Mapping[str, Any]) -> bytes:
     ).encode()
 
 
-def key_id_for(public_key: Ed25519PublicKey) -> str:
-    """ "rk-" + first 16 hex of SHA-256 of the raw key: the gateway's derivation."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "rk-" + hashlib.sha256(raw).hexdigest()[:16]
+def key_id_for(public_key: PublicKey) -> str:
+    """ "rk-" + first 16 hex of SHA-256 of the raw key (Ed25519: 32 bytes; SM2: 04||X||Y)."""
+    return "rk-" + hashlib.sha256(public_raw(public_key)).hexdigest()[:16]
 
 
 def _b64decode(value: Any, name: str) -> bytes:
@@ -137,12 +153,13 @@ class SignedReceipt:
         )
 
 
-def verify_receipt(receipt: SignedReceipt, keys: Mapping[str, Ed25519PublicKey]) -> dict[str, str]:
+def verify_receipt(receipt: SignedReceipt, keys: Mapping[str, PublicKey]) -> dict[str, str]:
     """The verified claims, or ReceiptInvalid saying what is wrong.
 
-    The signature is checked first, over the exact payload bytes, so nothing
-    unauthenticated is interpreted; then the payload must be canonical and
-    complete, and name the same receipt id as the envelope.
+    The signature is checked first, over the exact payload bytes, with the
+    named key's algorithm, so nothing unauthenticated is interpreted; then the
+    payload must be canonical and complete, name the same receipt id as the
+    envelope and the same algorithm as the key.
     """
     key = keys.get(receipt.key_id)
     if key is None:
@@ -158,6 +175,11 @@ def verify_receipt(receipt: SignedReceipt, keys: Mapping[str, Ed25519PublicKey])
         raise ReceiptInvalid("payload is not canonical JSON")
     if claims["receipt_id"] != receipt.receipt_id:
         raise ReceiptInvalid("receipt_id in payload differs from the envelope")
+    alg = claims.get("alg", LEGACY_ALGORITHM)
+    if alg != algorithm_of(key):
+        raise ReceiptInvalid(
+            f"alg {alg!r} in payload differs from key {receipt.key_id}'s algorithm"
+        )
     try:
         issued = datetime.fromisoformat(claims["issued_at"])
     except ValueError as e:
@@ -176,24 +198,21 @@ def keyset_document(entries: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
     }
 
 
-def _load_pem(block: bytes, where: str) -> Ed25519PublicKey:
+def _load_pem(block: bytes, where: str) -> PublicKey:
     try:
-        key = serialization.load_pem_public_key(block)
+        return load_public_pem(block)
     except ValueError as e:
-        raise KeySetError(f"{where}: not a PEM public key") from e
-    if not isinstance(key, Ed25519PublicKey):
-        raise KeySetError(f"{where}: not an Ed25519 key")
-    return key
+        raise KeySetError(f"{where}: {e}") from e
 
 
-def _add(keys: dict[str, Ed25519PublicKey], key_id: str, key: Ed25519PublicKey) -> None:
+def _add(keys: dict[str, PublicKey], key_id: str, key: PublicKey) -> None:
     old = keys.get(key_id)
     if old is not None and key_id_for(old) != key_id_for(key):
         raise KeySetError(f"key id {key_id} names two different keys")
     keys[key_id] = key
 
 
-def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
+def load_public_keys(path: Path) -> dict[str, PublicKey]:
     """Receipt verification keys by key id.
 
     Accepts PEM public keys (one or more blocks; key ids derived as the
@@ -201,7 +220,7 @@ def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
     public_key_pem}]}.
     """
     data = Path(path).read_bytes()
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, PublicKey] = {}
     if data.lstrip().startswith(b"-----BEGIN"):
         blocks = _PEM_BLOCK.findall(data)
         if not blocks:
@@ -217,20 +236,24 @@ def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
     return public_keys_from_keyset(doc, str(path))
 
 
-def public_keys_from_keyset(doc: Any, where: str = "keyset") -> dict[str, Ed25519PublicKey]:
+def public_keys_from_keyset(doc: Any, where: str = "keyset") -> dict[str, PublicKey]:
     """Keys by key id from a keyset document (what ListReceiptKeys returns)."""
     entries = doc.get("keys") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise KeySetError(f"{where}: neither a PEM public key nor a JSON keyset")
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, PublicKey] = {}
     for i, entry in enumerate(entries):
         at = f"{where}: keys[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("key_id"), str):
             raise KeySetError(f"{at}: key_id missing")
-        if entry.get("algorithm") != ALGORITHM:
-            raise KeySetError(f"{at}: algorithm must be {ALGORITHM!r}")
+        algorithm = entry.get("algorithm")
+        if algorithm not in ALGORITHMS:
+            raise KeySetError(f"{at}: algorithm must be one of {', '.join(ALGORITHMS)}")
         pem = entry.get("public_key_pem")
         if not isinstance(pem, str):
             raise KeySetError(f"{at}: public_key_pem missing")
-        _add(keys, entry["key_id"], _load_pem(pem.encode(), at))
+        key = _load_pem(pem.encode(), at)
+        if algorithm_of(key) != algorithm:
+            raise KeySetError(f"{at}: algorithm {algorithm!r} but the key is {algorithm_of(key)}")
+        _add(keys, entry["key_id"], key)
     return keys

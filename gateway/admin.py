@@ -7,29 +7,22 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from contract.metadata import OPERATOR_PATTERN
 from contract.receipts import keyset_document
 from gateway import keys
 from gateway.callers import CallerError, CallerRegistry
 from gateway.config import Layout, ServeConfig
-from gateway.files import private_dir, replace_atomically, tighten_tree
+from gateway.files import private_dir, replace_atomically, tighten_tree, write_private
 from gateway.receipts import ReceiptSigner
 
 # Who an offline report (read from the data directory, not through the
 # gateway) is recorded as: whoever holds the machine and its key ring.
 LOCAL_ADMIN = "local-administrator"
-DEMO_CALLERS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
-    # id, kind, department, region, provider ids: the civil-affairs agency is bound
-    # to its catalog provider id explicitly, never through its department's name.
-    ("county-civil-affairs", "agency", "汶川县民政局", "513221", ("county.civil-affairs",)),
-    ("wenchuan-counter-01", "counter", "汶川县政务服务中心", "513221", ()),
-    ("public-portal", "public", "公众", "513200", ()),
-    ("policy-admin", "admin", "州大数据局", "513200", ()),
-)
 
 
 def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
@@ -52,16 +45,25 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
             f"crypto: the key ring already uses {ring.suite}; a deployment picks its suite when"
             " its keys are made (`govgw keys rotate --crypto` moves the pool keys only)"
         )
-    keyset = layout.data_dir / "keys" / "receipt-keys.json"
-    signer = ReceiptSigner(ring.receipt_key)
-    replace_atomically(keyset, json.dumps(keyset_document(signer.public_keys()), indent=2).encode())
+    keyset = write_receipt_keyset(layout.data_dir, ring)
     issuer_key = demo_subject_issuer(layout.data_dir)
     return {
         "data_dir": str(layout.data_dir),
         "keyset": str(keyset),
         "suite": ring.suite,
+        "receipt_key": {"key_id": ring.receipt_key.key_id, "algorithm": ring.receipt_key.algorithm},
         "demo_subject_issuer_key": str(issuer_key),
     }
+
+
+def write_receipt_keyset(data_dir: Path, ring: keys.KeyRing | None = None) -> Path:
+    """keys/receipt-keys.json: every published receipt key, for `receipt verify --key-file`."""
+    if ring is None:
+        ring = keys.load(keys.keyring_path(data_dir))
+    keyset = Path(data_dir) / "keys" / "receipt-keys.json"
+    signer = ReceiptSigner(ring.receipt_key, ring.receipt_verify_only)
+    replace_atomically(keyset, json.dumps(keyset_document(signer.public_keys()), indent=2).encode())
+    return keyset
 
 
 DEMO_ISSUER = "demo-idp"
@@ -105,13 +107,22 @@ def _pool(data_dir: Path):
 
 
 def pool_import(
-    data_dir: Path, dataset: str, path: Path, *, fmt: str | None, replace_all: bool, strict: bool
+    data_dir: Path,
+    dataset: str,
+    path: Path,
+    *,
+    fmt: str | None,
+    replace_all: bool,
+    strict: bool,
+    progress: Callable[[int], None] | None = None,
 ):
     from gateway.pool.ingest import ingest_file
 
     pool = _pool(data_dir)
     try:
-        return ingest_file(pool, dataset, path, fmt=fmt, replace_all=replace_all, strict=strict)
+        return ingest_file(
+            pool, dataset, path, fmt=fmt, replace_all=replace_all, strict=strict, progress=progress
+        )
     finally:
         pool.close()
 
@@ -155,6 +166,21 @@ def _known_provider_ids(data_dir: Path, provider_ids: Sequence[str]) -> None:
         )
 
 
+def recorded_text(value: str, field_name: str, what: str = "") -> str:
+    """What the gateway's RPCs do to text people type that is kept, offline: the
+    one check (validation.recorded_text), its refusal as a ValueError naming the
+    field and reason, e.g. `reason: must not contain an ID number or phone number
+    (REASON_CONTAINS_PERSONAL_DATA)`."""
+    from gateway.errors import GovgwError
+    from gateway.validation import recorded_text as check
+
+    try:
+        return check(value, field_name, what)
+    except GovgwError as e:
+        v = e.violations[0]
+        raise ValueError(f"{v.field}: {v.description} ({v.reason})") from None
+
+
 def callers_add(
     data_dir: Path,
     caller_id: str,
@@ -165,6 +191,8 @@ def callers_add(
     provider_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
     _known_provider_ids(data_dir, provider_ids)
+    # The department is in every audit record and report of the caller's calls.
+    department = recorded_text(department, "department", "name the caller's department")
     caller, api_key = CallerRegistry(Layout(Path(data_dir)).callers).add(
         caller_id, kind, department, region, provider_ids
     )
@@ -179,7 +207,14 @@ def callers_add(
 
 def callers_list(data_dir: Path, redis_url: str | None = None) -> list[dict[str, Any]]:
     """Every caller; with shared state, a suspension's reason (and one not yet persisted)."""
-    callers = [c.to_json() for c in CallerRegistry(Layout(Path(data_dir)).callers).list()]
+    registry = CallerRegistry(Layout(Path(data_dir)).callers)
+    callers = [c.to_json() for c in registry.list()]
+    held: dict[str, list[dict[str, Any]]] = {}
+    for o in registry.operators():
+        if o.status == "suspended":
+            held.setdefault(o.caller, []).append(o.to_json())
+    for c in callers:  # one clerk of a hall suspended, the hall working on
+        c["suspended_operators"] = held.get(c["id"], [])
     url = state_url(redis_url)
     if url:
         shared = _run_state(url, lambda s: s.suspended())
@@ -252,40 +287,70 @@ def callers_bind(data_dir: Path, caller_id: str, provider_ids: Sequence[str]) ->
 
 
 def callers_suspend(
-    data_dir: Path, caller_id: str, reason: str, redis_url: str | None = None
+    data_dir: Path,
+    caller_id: str,
+    reason: str,
+    redis_url: str | None = None,
+    operator: str = "",
 ) -> dict[str, Any]:
     """Suspend a caller (R10): shared state first (every process at once), then
-    the registry (kept across restarts); a failure of the first changes nothing."""
-    from gateway.oracle import Suspension
-
-    registry = CallerRegistry(Layout(Path(data_dir)).callers)
-    if registry.get(caller_id) is None:
-        raise ValueError(f"id: no caller {caller_id!r}")
-    url = state_url(redis_url)
-    if url:
-        _run_state(url, lambda s: s.suspend(caller_id, "ADMINISTRATOR"))
-    caller = registry.set_status(caller_id, "suspended")
-    event = Suspension(caller_id, "ADMINISTRATOR", reason).audit_event(by="administrator")
-    _audit_admin(data_dir, event)
-    return caller.to_json()
+    the registry (kept across restarts); a failure of the first changes nothing.
+    With `operator`, one clerk of the caller only (the registry; the hall works on)."""
+    return _set_suspension(data_dir, caller_id, reason, redis_url, operator, suspend=True)
 
 
 def callers_reinstate(
-    data_dir: Path, caller_id: str, reason: str, redis_url: str | None = None
+    data_dir: Path,
+    caller_id: str,
+    reason: str,
+    redis_url: str | None = None,
+    operator: str = "",
 ) -> dict[str, Any]:
-    """Only an administrator lifts a suspension, automatic or not."""
-    from gateway.oracle import REINSTATE_ACTION, Suspension
+    """Only an administrator lifts a suspension, automatic or not: of the caller, or
+    of one of its operators."""
+    return _set_suspension(data_dir, caller_id, reason, redis_url, operator, suspend=False)
 
-    registry = CallerRegistry(Layout(Path(data_dir)).callers)
+
+def _set_suspension(
+    data_dir: Path, caller_id: str, reason: str, redis_url: str | None, operator: str, *,
+    suspend: bool,
+) -> dict[str, Any]:  # fmt: skip
+    from gateway.oracle import REINSTATE_ACTION, SUSPEND_ACTION, Suspension
+
+    what = "suspended" if suspend else "reinstated"
+    reason = recorded_text(reason, "reason", f"say why the caller is {what}")
+    layout = Layout(Path(data_dir))
+    registry = CallerRegistry(layout.callers)
     if registry.get(caller_id) is None:
         raise ValueError(f"id: no caller {caller_id!r}")
+    event = Suspension(caller_id, "ADMINISTRATOR", reason, operator).audit_event(
+        by="administrator", action=SUSPEND_ACTION if suspend else REINSTATE_ACTION
+    )
+    if operator:  # operator suspensions live in the registry only (gateway.oracle)
+        if not OPERATOR_PATTERN.fullmatch(operator):
+            raise ValueError("operator: 1-64 characters of letters, digits and . _ @ -")
+        status = registry.set_operator_status(
+            caller_id, operator, "suspended" if suspend else "active", "ADMINISTRATOR"
+        )
+        _audit_admin(data_dir, event)
+        return status.to_json()
     url = state_url(redis_url)
     if url:
-        _run_state(url, lambda s: s.reinstate(caller_id))
-    caller = registry.set_status(caller_id, "active")
-    event = Suspension(caller_id, "ADMINISTRATOR", reason).audit_event(
-        by="administrator", action=REINSTATE_ACTION
-    )
+        _run_state(
+            url,
+            (lambda s: s.suspend(caller_id, "ADMINISTRATOR"))
+            if suspend
+            else (lambda s: s.reinstate(caller_id)),
+        )
+        write_private(layout.shared_state_marker, b"redis\n")
+    elif not suspend and layout.shared_state_marker.exists():
+        # The suspension (the monitor's, or one made with a URL) is in shared state:
+        # changing only the registry would report a reinstatement no gateway sees.
+        raise ValueError(
+            "redis-url: the gateways of this data directory keep suspensions in shared state;"
+            " give --redis-url or GOVGW_REDIS_URL (the one `govgw serve` uses)"
+        )
+    caller = registry.set_status(caller_id, "suspended" if suspend else "active")
     _audit_admin(data_dir, event)
     return caller.to_json()
 
@@ -316,12 +381,7 @@ def grants_add(
     if CallerRegistry(Layout(Path(data_dir)).callers).get(caller) is None:
         raise ValueError(f"caller: no caller {caller!r}")
     # Bound to the purpose's stored form, the same string the calls it serves record.
-    from gateway import purposes
-
-    try:
-        purpose = purposes.resolve(purpose)
-    except purposes.PurposeError as e:
-        raise ValueError(f"purpose: {e.description} ({e.reason})") from None
+    purpose = recorded_text(purpose, "purpose")
     grant = GrantStore(Layout(Path(data_dir)).grants).add(
         caller, dataset, fields, purpose, _expiry(expires)
     )
@@ -338,6 +398,7 @@ def grants_list(data_dir: Path) -> list[dict[str, Any]]:
 def grants_revoke(data_dir: Path, grant_id: str, reason: str) -> Any:
     from gateway.grants import GrantStore
 
+    reason = recorded_text(reason, "reason", "say why the grant is revoked")
     revoked = GrantStore(Layout(Path(data_dir)).grants).revoke(grant_id, reason)
     announce_grants_change()
     return revoked
@@ -362,16 +423,17 @@ def announce_grants_change(redis_url: str | None = None) -> bool:
     return True
 
 
-def audit_verify(data_dir: Path) -> dict[str, Any]:
+def audit_verify(data_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Check every chain in audit/ (one per worker, one for administrators).
 
     The top-level fields sum up (ok only if every chain is); `files` has each one.
+    `progress(bytes)` as the chains are read (their total: `audit_bytes`).
     """
     from gateway.audit import verify_chain
 
     files = []
     for path in Layout(Path(data_dir)).audit_files():
-        r = verify_chain(path)
+        r = verify_chain(path, progress)
         files.append(
             {
                 "file": path.name,
@@ -519,68 +581,6 @@ def _worker_main(config: ServeConfig) -> None:
     sys.exit(serve(config))
 
 
-def demo(config: ServeConfig, *, persons: int = 2000) -> int:
-    """Seed a demo pool and callers once, print how to try it, then serve."""
-    data_dir = Path(config.data_dir)
-    init(data_dir)
-    demo_file = data_dir / "demo.json"
-    if not demo_file.exists():
-        print(f"seeding a demo pool of {persons} persons into {data_dir} ...", flush=True)
-        pool_seed(data_dir, persons=persons, entities=max(persons // 7, 50), seed=20261121)
-    creds_file = data_dir / "demo-credentials.json"
-    if not creds_file.exists():
-        creds = {}
-        registry = CallerRegistry(Layout(data_dir).callers)
-        for cid, kind, dept, region, providers in DEMO_CALLERS:
-            if registry.get(cid) is None:
-                key = registry.add(cid, kind, dept, region, providers)[1]
-                creds[cid] = {"kind": kind, "api_key": key}
-        fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(creds, f, indent=2)
-    creds = json.loads(creds_file.read_text())
-    subjects = json.loads(demo_file.read_text())
-    return serve(config, banner=demo_banner(config, creds, subjects))
-
-
-def demo_banner(config: ServeConfig, creds: dict[str, Any], subjects: dict[str, Any]) -> str:
-    lines = [
-        "",
-        "Demo credentials (synthetic data; keys also in "
-        + str(Path(config.data_dir) / "demo-credentials.json")
-        + "):",
-    ]
-    for cid, c in creds.items():
-        lines.append(f"  {cid:24} {c['kind']:8} {c['api_key']}")
-    adult = subjects.get("adult_resident") or {}
-    counter = creds.get("wenchuan-counter-01", {}).get("api_key", "KEY")
-    if adult:
-        lines += [
-            "",
-            "Try it (from another terminal):",
-            f"  .venv/bin/govgw --target {config.listen} --api-key {counter} verify identity \\",
-            f"      --name {adult.get('name')} --id-number {adult.get('id_number')} --purpose 户籍业务办理",
-        ]
-    portal = creds.get("public-portal", {}).get("api_key")
-    if adult and portal:
-        lines += [
-            "",
-            "As that citizen (a token from the demo identity provider): who used my data?",
-            f"  export GOVGW_SUBJECT_TOKEN=$(.venv/bin/govgw subjects token --data-dir"
-            f" {config.data_dir} --subject {adult.get('id_number')})",
-            f"  .venv/bin/govgw --target {config.listen} --api-key {portal} subjects usage",
-        ]
-    coordinator = creds.get("policy-admin", {}).get("api_key")
-    if coordinator and subjects.get("planted_conflicts"):
-        lines += [
-            "",
-            "Values two providers hold differently (R16; the demo plants three):",
-            f"  .venv/bin/govgw --target {config.listen} --api-key {coordinator} conflicts report",
-        ]
-    lines.append("")
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("use the govgw command")
 
@@ -594,10 +594,15 @@ def _audit_index(data_dir: Path) -> Any:
     return AuditIndex(layout.audit_index, layout.audit_files)
 
 
-def audit_reindex(data_dir: Path) -> dict[str, Any]:
+def audit_bytes(data_dir: Path) -> int:
+    """The size of every audit chain: the total of audit verify's and reindex's progress."""
+    return sum(p.stat().st_size for p in Layout(Path(data_dir)).audit_files())
+
+
+def audit_reindex(data_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Rebuild the audit index from the chains (it is derived data)."""
     index = _audit_index(data_dir)
-    stats = index.rebuild()
+    stats = index.rebuild(progress)
     doc = audit_index_status(data_dir)
     return {**doc, "indexed_records": stats.records, "seconds": round(stats.seconds, 3)}
 

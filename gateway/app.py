@@ -29,7 +29,7 @@ from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
 from gateway.catalog import ServedCatalog
 from gateway.config import ServeConfig
-from gateway.files import tighten_tree
+from gateway.files import tighten_tree, write_private
 from gateway.grants import GrantStore
 from gateway.limits import Limits
 from gateway.oracle import Oracle
@@ -92,7 +92,7 @@ def build_parts(config: ServeConfig) -> Parts:
         auth=Authenticator(registry),
         limits=Limits(),
         audit=AuditLog(layout.audit),
-        signer=ReceiptSigner(keyring.receipt_key),
+        signer=ReceiptSigner(keyring.receipt_key, keyring.receipt_verify_only),
         withdrawn=withdrawals.withdrawn,
         disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash),
     )
@@ -107,6 +107,13 @@ def attach(parts: Parts, config: ServeConfig) -> Parts:
     # In-process windows are kept in the data directory so that a restart does
     # not hand every caller a fresh budget (Redis keeps its own, with AOF on).
     state = open_state(config.redis_url, config.layout.state)
+    # Whether this directory's suspensions live in shared state, for `callers reinstate`:
+    # the marker holds no URL (it may carry a password), only that there is one.
+    marker = config.layout.shared_state_marker
+    if state.shared and not marker.exists():
+        write_private(marker, b"redis\n")
+    elif not state.shared:
+        marker.unlink(missing_ok=True)
     if not state.shared and not getattr(state, "persistent", False):
         log.warning("in-process limits are not kept: a restart starts every window afresh")
     parts.limits = Limits.from_config(config.limits, state)

@@ -11,10 +11,13 @@ the first, since a proxy or client library in between may see the other one.
 
 from __future__ import annotations
 
+import dataclasses
+
 import grpc
 
+from contract.metadata import OPERATOR_HEADER, OPERATOR_KINDS, OPERATOR_PATTERN
 from gateway.callers import Caller, CallerRegistry
-from gateway.errors import caller_suspended, unauthenticated
+from gateway.errors import caller_suspended, invalid, operator_suspended, unauthenticated
 
 BEARER = "bearer "
 
@@ -24,6 +27,13 @@ class Authenticator:
         self.registry = registry
 
     def authenticate(self, context: grpc.ServicerContext) -> Caller:
+        """Who is calling, refused if suspended: `identify`, then `check_active`."""
+        caller = self.identify(context)
+        self.check_active(caller)
+        return caller
+
+    def identify(self, context: grpc.ServicerContext) -> Caller:
+        """The caller the credentials name, with the operator the call names (if any)."""
         by_key = self._from_api_key(context)
         by_cert = self._from_certificate(context)
         if by_key is None and by_cert is None:
@@ -38,9 +48,27 @@ class Authenticator:
             )
         caller = by_key or by_cert
         assert caller is not None
+        operator = _operator(context)
+        if not operator:
+            return caller
+        if caller.kind not in OPERATOR_KINDS:
+            raise invalid(
+                f"metadata.{OPERATOR_HEADER}",
+                f"only {' and '.join(OPERATOR_KINDS)} callers name an operator",
+                "OPERATOR_NOT_ALLOWED",
+            )
+        held = self.registry.operator(caller.id, operator)
+        since = held.since if held is not None else 0.0
+        return dataclasses.replace(caller, operator=operator, operator_since=since)
+
+    def check_active(self, caller: Caller) -> None:
+        """Refuse a suspended caller, or a suspended operator of an active one."""
         if caller.status != "active":
             raise caller_suspended(caller.id)
-        return caller
+        if caller.operator:
+            held = self.registry.operator(caller.id, caller.operator)
+            if held is not None and held.status != "active":
+                raise operator_suspended(caller.id, caller.operator, caller.department)
 
     def _from_api_key(self, context: grpc.ServicerContext) -> Caller | None:
         headers = [v for k, v in context.invocation_metadata() if k.lower() == "authorization"]
@@ -76,3 +104,17 @@ class Authenticator:
                 "CERTIFICATE_UNKNOWN_CALLER", "the client certificate names no registered caller"
             )
         return caller
+
+
+def _operator(context: grpc.ServicerContext) -> str:
+    """The operator the call names (contract.metadata), checked; "" when none."""
+    values = [v for k, v in context.invocation_metadata() or () if k == OPERATOR_HEADER]
+    if not values:
+        return ""
+    field = f"metadata.{OPERATOR_HEADER}"
+    if len(values) > 1:
+        raise invalid(field, "send at most one operator", "OPERATOR_AMBIGUOUS")
+    value = values[0]
+    if not isinstance(value, str) or not OPERATOR_PATTERN.fullmatch(value):
+        raise invalid(field, "1-64 characters of letters, digits and . _ @ -", "OPERATOR_MALFORMED")
+    return value

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway import purposes
 from gateway.catalog import PROVIDER_ID_RE
 from gateway.files import connect_sqlite, private_dir
 
@@ -55,6 +56,23 @@ class Caller:
     # The catalog providers this caller acts for (an agency of the providing
     # department): it decides their applications, reads their usage reports.
     provider_ids: tuple[str, ...] = ()
+    # Who at the caller made this call (contract.metadata.OPERATOR_HEADER), set by
+    # authentication for the call; empty when the caller names none. Since when the
+    # operator is active: a reinstated clerk's monitor starts afresh from there.
+    operator: str = ""
+    operator_since: float = 0.0
+
+    @property
+    def principal(self) -> str:
+        """What the enumeration monitor counts and suspends: the caller, or one of its
+        operators (`caller/operator`; neither may contain '/')."""
+        return f"{self.id}/{self.operator}" if self.operator else self.id
+
+    @property
+    def active_since(self) -> float:
+        """Since when the principal has been active: its monitor counts from there."""
+        since = self.status_since if self.status == "active" else 0.0
+        return max(since, self.operator_since)
 
     def represents(self, provider_id: str) -> bool:
         """Does this caller act as the provider with this id (agencies only)?"""
@@ -71,7 +89,22 @@ class Caller:
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["provider_ids"] = list(self.provider_ids)
+        del doc["operator"], doc["operator_since"]  # of one call, not of the registry
         return doc
+
+
+@dataclass(frozen=True)
+class OperatorStatus:
+    """An operator the monitor suspended (or an administrator reinstated)."""
+
+    caller: str
+    operator: str
+    status: str  # active | suspended
+    reason: str
+    since: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def key_digest(api_key: str) -> str:
@@ -112,6 +145,14 @@ class CallerRegistry:
                 db.execute("ALTER TABLE callers ADD COLUMN status_since REAL NOT NULL DEFAULT 0")
             if "provider_ids" not in columns:  # made before provider ids: no caller is bound
                 db.execute("ALTER TABLE callers ADD COLUMN provider_ids TEXT NOT NULL DEFAULT ''")
+            # Operators are not registered (the hall's web server knows its clerks); a
+            # row exists once the monitor suspended one, and stays to date its reinstatement.
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS operators (caller TEXT NOT NULL,"
+                " operator TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,"
+                " since REAL NOT NULL, PRIMARY KEY (caller, operator))"
+            )
+        self._operators: dict[tuple[str, str], OperatorStatus] = {}
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -134,6 +175,9 @@ class CallerRegistry:
         providers = _provider_ids(kind, provider_ids)
         if not _ID_RE.match(caller_id):
             raise CallerError("id: 2-63 characters of a-z, 0-9, '.', '_', '-'")
+        if purposes.holds_personal_number(caller_id):
+            # The id is in every audit record and report of the caller's calls.
+            raise CallerError("id: must not be an ID number or phone number")
         if kind not in KINDS:
             raise CallerError(f"kind: must be one of {', '.join(KINDS)}")
         if not department.strip():
@@ -194,6 +238,35 @@ class CallerRegistry:
         assert caller is not None
         return caller
 
+    def set_operator_status(
+        self, caller_id: str, operator: str, status: str, reason: str
+    ) -> OperatorStatus:
+        if status not in STATUSES:
+            raise CallerError(f"status: must be one of {', '.join(STATUSES)}")
+        if self.get(caller_id) is None:
+            raise CallerError(f"id: no caller {caller_id!r}")
+        if status == "active":
+            self._refresh(0.0)
+            held = self._operators.get((caller_id, operator))
+            if held is None or held.status != "suspended":
+                raise CallerError(f"operator: {operator!r} of {caller_id!r} is not suspended")
+        row = OperatorStatus(caller_id, operator, status, reason, time.time())
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO operators VALUES (?, ?, ?, ?, ?)",
+                (caller_id, operator, status, reason, row.since),
+            )
+        self._refresh(0.0)
+        return row
+
+    def operator(self, caller_id: str, operator: str) -> OperatorStatus | None:
+        self._refresh(REFRESH_S)
+        return self._operators.get((caller_id, operator))
+
+    def operators(self) -> list[OperatorStatus]:
+        self._refresh(REFRESH_S)
+        return sorted(self._operators.values(), key=lambda o: (o.caller, o.operator))
+
     def list(self) -> list[Caller]:
         self._refresh(REFRESH_S)
         return sorted(self._by_id.values(), key=lambda c: c.id)
@@ -240,6 +313,8 @@ class CallerRegistry:
                     "SELECT id, kind, department, region, key_digest, status, created_at,"
                     " status_since, provider_ids FROM callers"
                 ).fetchall()
+                operators = db.execute("SELECT * FROM operators").fetchall()
+            self._operators = {(r[0], r[1]): OperatorStatus(*r) for r in operators}
             by_digest, by_id = {}, {}
             for cid, kind, dept, region, digest, status, created, since, pids in rows:
                 providers = tuple(p for p in pids.split(",") if p)

@@ -112,10 +112,21 @@ class OracleConfig:
     # [oracle.counter] max_subjects = 300): a counter serves people one by one,
     # an agency system rechecks thousands.
     kinds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # A caller whose calls name operators (a hall's clerks) is judged per operator
+    # by the thresholds above, and as a whole by a bound this many times larger
+    # (answers before the ratio is judged, distinct subjects).
+    hall_scale: float = 10.0
 
     def for_kind(self, kind: str) -> OracleConfig:
         override = self.kinds.get(kind)
         return replace(self, kinds={}, **override) if override else self
+
+    def for_hall(self) -> OracleConfig:
+        return replace(
+            self,
+            min_answers=round(self.min_answers * self.hall_scale),
+            max_subjects=round(self.max_subjects * self.hall_scale),
+        )
 
 
 @dataclass(frozen=True)
@@ -178,6 +189,12 @@ class Layout:
     def state(self) -> Path:
         """The in-process state backend's windows, kept across restarts."""
         return self.data_dir / self.state_name
+
+    @property
+    def shared_state_marker(self) -> Path:
+        """Present once a gateway served this directory on shared state (Redis): its
+        suspensions live there too, so lifting one needs the same URL."""
+        return self.data_dir / "shared-state"
 
     @property
     def audit_dir(self) -> Path:
@@ -273,6 +290,8 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
         max_no_match_ratio = 0.5
         max_subjects = 5000
         window_s = 3600
+        hall_scale = 10          # calls naming operators: each operator by the above,
+                                 # the whole caller by this many times more
         [oracle.counter]         # per caller kind: min_answers, max_no_match_ratio,
         max_subjects = 300       # max_subjects override [oracle] for that kind
         [streams]                # open BatchLookup streams, per process

@@ -5,12 +5,17 @@ sm` for national cryptography, 商用密码, R12); every pool key records the
 suite it belongs to, so a key rotation can also move the pool from one suite to
 the other. Suites are looked up by name like masking operators.
 
-Both suites come from the `cryptography` package (its bundled OpenSSL has SM4
-with GCM mode and SM3), so there is no second crypto library to vet:
+The ciphers and MACs of both suites come from the `cryptography` package (its
+bundled OpenSSL has SM4 with GCM mode and SM3), so there is no second library
+to vet for them:
 
 - `aes-gcm/hmac-sha256`: AES-256-GCM, HMAC-SHA256 (the default);
 - `sm4-gcm/hmac-sm3`: SM4-GCM (GB/T 32907 cipher in GCM mode, 16-byte tag),
   HMAC-SM3 (GB/T 32905).
+
+A suite also names the algorithm receipts are signed with (contract.signing):
+Ed25519 with the AES suite, SM2 (GB/T 32918, from `tongsuopy`, as
+`cryptography` has no SM2 signatures) with the SM suite.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from contract.signing import ED25519, SM2
 
 __all__ = [
     "DEFAULT_SUITE",
@@ -52,6 +59,7 @@ class Suite(ABC):
     alias: ClassVar[str]  # the short name `govgw init --crypto` takes
     data_key_bytes: ClassVar[int]
     mac_key_bytes: ClassVar[int] = 32
+    signature: ClassVar[str]  # the receipt signature algorithm (contract.signing)
 
     @abstractmethod
     def aead(self, key: bytes) -> Aead:
@@ -98,6 +106,7 @@ class AesGcmHmacSha256(Suite):
     name = "aes-gcm/hmac-sha256"
     alias = "aes"
     data_key_bytes = 32
+    signature = ED25519
 
     def aead(self, key: bytes) -> Aead:
         return AESGCM(key)
@@ -142,6 +151,7 @@ class Sm4GcmHmacSm3(Suite):
     name = "sm4-gcm/hmac-sm3"
     alias = "sm"
     data_key_bytes = 16  # SM4 has one key size, 128 bits
+    signature = SM2
 
     def aead(self, key: bytes) -> Aead:
         return Sm4Gcm(key)

@@ -115,6 +115,17 @@ def caller_suspended(caller_id: str) -> GovgwError:
     )
 
 
+def operator_suspended(caller_id: str, operator: str, department: str) -> GovgwError:
+    """One clerk of a hall suspended by the enumeration monitor (R10); the hall works on."""
+    return GovgwError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        "OPERATOR_SUSPENDED",
+        f"operator {operator} is suspended; ask the administrator of {department}"
+        " to have it reinstated (govgw callers reinstate --operator)",
+        metadata={"caller": caller_id, "operator": operator, "contact": department},
+    )
+
+
 def unauthenticated(reason: str, message: str) -> GovgwError:
     return GovgwError(grpc.StatusCode.UNAUTHENTICATED, reason, message)
 

@@ -1,6 +1,7 @@
 """The key ring: every secret the gateway uses, generated at setup, never in code.
 
-One JSON file (mode 0600) holds symmetric keys and the receipt signing key.
+One JSON file (mode 0600) holds symmetric keys and the receipt signing key
+(Ed25519, or SM2 when the ring is made for the SM suite: contract.signing).
 Its path is `<data-dir>/keys/keyring.json` unless `GOVGW_KEYRING_FILE` names
 another file (e.g. one mounted from a secrets store).
 
@@ -13,6 +14,12 @@ then retires it: the key material is deleted from the file and only a note of
 the retirement stays. The pseudonym and audit keys are not rotated with them:
 callers hold pseudonyms and the audit trail holds subject hashes, and both
 must stay linkable over time.
+
+The receipt signing key follows the pool's suite: a rotation that moves the
+pool to a suite of another signature algorithm (`govgw keys rotate --crypto
+sm`) makes a new receipt key of that algorithm. The old key's private part is
+deleted; its public part stays in `receipt_verify_only` and is still
+published, so every receipt issued before still verifies.
 
 Format 2 (written since key rotation landed) keeps the pool keys in a list;
 format 1 files (one `keys.data` / `keys.index` pair) still load, as version
@@ -33,9 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
+from contract import signing
 from contract.receipts import key_id_for
 from gateway.crypto import DEFAULT_SUITE, Suite, get_suite
 from gateway.files import private_dir
@@ -59,17 +64,29 @@ class KeyRingError(Exception):
 @dataclass(frozen=True)
 class ReceiptSigningKey:
     key_id: str
-    private_key: Ed25519PrivateKey
+    private_key: signing.PrivateKey
     created_at: str
 
     @property
-    def public_key(self) -> Ed25519PublicKey:
+    def algorithm(self) -> str:
+        return signing.algorithm_of(self.private_key)
+
+    @property
+    def public_key(self) -> signing.PublicKey:
         return self.private_key.public_key()
 
     def public_pem(self) -> str:
-        return self.public_key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return signing.public_pem(self.public_key)
+
+
+@dataclass(frozen=True)
+class PublishedKey:
+    """A receipt key as ListReceiptKeys publishes it (a former one has no private part left)."""
+
+    key_id: str
+    algorithm: str
+    public_pem: str
+    created_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,8 @@ class KeyRing:
     pseudonym_key: bytes  # HMAC for per-caller pseudonyms
     audit_key: bytes  # HMAC for subject hashes in audit records and receipts
     receipt_key: ReceiptSigningKey
+    # Former receipt keys, public parts only: receipts they signed still verify.
+    receipt_verify_only: tuple[PublishedKey, ...] = ()
     # The deployment's suite: its MAC keys pseudonyms and audit subject hashes.
     suite: str = DEFAULT_SUITE
     pool_keys: tuple[PoolKey, ...] = ()  # every pool key still held, active first
@@ -143,16 +162,23 @@ def new_pool_key_doc(version: int, suite: str) -> dict[str, Any]:
     }
 
 
+def new_receipt_key_doc(algorithm: str) -> dict[str, Any]:
+    key = signing.generate(algorithm)
+    return {
+        # Derived as every verifier derives it from the public key alone.
+        "key_id": key_id_for(key.public_key()),
+        "algorithm": algorithm,
+        "created_at": _now(),
+        "private_pem": signing.private_pem(key),
+    }
+
+
 def generate(path: Path, suite: str = DEFAULT_SUITE) -> KeyRing:
     """Create a new key ring file; refuses to overwrite an existing one."""
-    get_suite(suite)  # fail before anything is written
+    receipt_algorithm = get_suite(suite).signature  # fail before anything is written
     # keys/ is made 0700; a GOVGW_KEYRING_FILE's existing directory is the operator's.
     private_dir(path.parent, tighten=False)
     now = _now()
-    signing = Ed25519PrivateKey.generate()
-    pem = signing.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
     doc = {
         "format": FORMAT,
         "suite": suite,
@@ -161,12 +187,8 @@ def generate(path: Path, suite: str = DEFAULT_SUITE) -> KeyRing:
         "keys": {p: _b64(secrets.token_bytes(32)) for p in FIXED_PURPOSES},
         "pool_keys": [new_pool_key_doc(1, suite)],
         "retired": [],
-        "receipt_signing": {
-            # Derived as every verifier derives it from the public key alone.
-            "key_id": key_id_for(signing.public_key()),
-            "created_at": now,
-            "private_pem": pem,
-        },
+        "receipt_signing": new_receipt_key_doc(receipt_algorithm),
+        "receipt_verify_only": [],
     }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -230,13 +252,15 @@ def load(path: Path) -> KeyRing:
         pool_keys = _pool_keys(doc, fixed_doc)
         suite = get_suite(doc.get("suite", DEFAULT_SUITE)).name
         rs = doc["receipt_signing"]
-        private = serialization.load_pem_private_key(rs["private_pem"].encode(), password=None)
+        private = signing.load_private_pem(rs["private_pem"].encode())
+        # Files written before SM2 name no algorithm: their keys are Ed25519.
+        if rs.get("algorithm", signing.ED25519) != signing.algorithm_of(private):
+            raise ValueError("receipt_signing: algorithm differs from the key")
+        verify_only = tuple(_published(e) for e in doc.get("receipt_verify_only", []))
     except FileNotFoundError as e:
         raise KeyRingError(f"key ring not found at {path}; run `govgw init`") from e
     except (KeyError, ValueError, TypeError) as e:
         raise KeyRingError(f"key ring at {path} is malformed: {e}") from e
-    if not isinstance(private, Ed25519PrivateKey):
-        raise KeyRingError("receipt signing key must be Ed25519")
     for p, k in fixed.items():
         if len(k) != 32:
             raise KeyRingError(f"{p} key must be 32 bytes")
@@ -248,9 +272,19 @@ def load(path: Path) -> KeyRing:
         pseudonym_key=fixed["pseudonym"],
         audit_key=fixed["audit"],
         receipt_key=ReceiptSigningKey(rs["key_id"], private, rs.get("created_at", "")),
+        receipt_verify_only=verify_only,
         suite=suite,
         pool_keys=tuple(pool_keys),
         path=Path(path),
+    )
+
+
+def _published(entry: dict[str, Any]) -> PublishedKey:
+    key = signing.load_public_pem(entry["public_pem"].encode())
+    if entry["algorithm"] != signing.algorithm_of(key):
+        raise ValueError(f"receipt_verify_only {entry['key_id']}: algorithm differs from the key")
+    return PublishedKey(
+        entry["key_id"], entry["algorithm"], signing.public_pem(key), entry.get("created_at", "")
     )
 
 
@@ -324,10 +358,30 @@ def add_pool_key(path: Path, suite: str | None = None) -> KeyRing:
     version = max([int(e["version"]) for e in entries] + retired) + 1
     for e in entries:
         e["state"] = DECRYPT_ONLY
-    entries.append(new_pool_key_doc(version, suite or current["suite"]))
+    new_suite = get_suite(suite or current["suite"])
+    entries.append(new_pool_key_doc(version, new_suite.name))
     doc["version"] = version
+    _follow_suite_signature(doc, new_suite.signature)
     _write_doc(path, doc)
     return load(path)
+
+
+def _follow_suite_signature(doc: dict[str, Any], algorithm: str) -> None:
+    """A new receipt key when the pool moves to a suite that signs with another algorithm."""
+    rs = doc["receipt_signing"]
+    old = signing.load_private_pem(rs["private_pem"].encode())
+    if signing.algorithm_of(old) == algorithm:
+        return
+    doc.setdefault("receipt_verify_only", []).append(
+        {
+            "key_id": rs["key_id"],
+            "algorithm": signing.algorithm_of(old),
+            "created_at": rs.get("created_at", ""),
+            "retired_at": _now(),
+            "public_pem": signing.public_pem(old.public_key()),
+        }
+    )
+    doc["receipt_signing"] = new_receipt_key_doc(algorithm)
 
 
 def retire_pool_keys(path: Path, keep_version: int) -> list[int]:

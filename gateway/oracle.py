@@ -55,9 +55,10 @@ class Suspension:
     caller_id: str
     reason: str  # NO_MATCH_RATIO | SUBJECT_SPREAD | ADMINISTRATOR
     detail: str
+    operator: str = ""  # one clerk of the caller, not the caller (contract.metadata)
 
     def audit_event(self, by: str, action: str = SUSPEND_ACTION) -> dict[str, Any]:
-        return {
+        event = {
             "action": action,
             "caller": self.caller_id,
             "reason": self.reason,
@@ -66,6 +67,19 @@ class Suspension:
             "outcome": "OK",
             "subject": "",
         }
+        if self.operator:
+            event["operator"] = self.operator
+        return event
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """One set of counters a call is judged by: the caller's, or one operator's."""
+
+    key: str  # the state backend's principal: caller id, or caller/operator
+    operator: str
+    config: OracleConfig
+    since: float  # nothing from before this (a reinstatement) counts
 
 
 class Oracle:
@@ -83,27 +97,45 @@ class Oracle:
         self._watching = False
         self.invalidations = 0  # announcements received (policy or grant changes)
 
+    def _scopes(self, caller: Caller) -> tuple[_Scope, ...]:
+        """A call naming an operator is judged by the operator's counters (the kind's
+        thresholds: one clerk's misuse suspends that clerk) and by the counters of all
+        the caller's operators together, a hall-wide bound `hall_scale` times larger
+        that suspends the caller. A call naming none is judged by the caller's own
+        counters (the kind's thresholds), apart from its operators' calls, so that a
+        clerk's misses do not count against the hall's unattended system."""
+        c = self.config.for_kind(caller.kind)
+        hall_since = caller.status_since if caller.status == "active" else 0.0
+        if not caller.operator:
+            return (_Scope(caller.id, "", c, hall_since),)
+        return (
+            _Scope(caller.principal, caller.operator, c, caller.active_since),
+            _Scope(f"{caller.id}/*", "", c.for_hall(), hall_since),  # '*' names no operator
+        )
+
     async def reserve(self, caller: Caller, subject_hashes: Sequence[str], token: str) -> None:
         """Count the call's subjects against the distinct-subject budget before anything
-        is read: a call that would cross it is not answered and the caller is suspended
-        (SUBJECT_SPREAD), so neither a batch nor many calls at once can harvest past it.
+        is read: a call that would cross it is not answered and the caller (or the
+        operator) is suspended (SUBJECT_SPREAD), so neither a batch nor many calls at
+        once can harvest past it.
 
         Raises PERMISSION_DENIED CALLER_SUSPENDED; the suspension is on `.suspension`."""
-        c = self.config.for_kind(caller.kind)
-        since = caller.status_since if caller.status == "active" else 0.0
-        counted = await self.state.reserve_subjects(
-            caller.id, subject_hashes, c.max_subjects, c.window_s, self.clock(), since
-        )
-        if counted >= 0:
-            return
-        found = Suspension(
-            caller.id,
-            "SUBJECT_SPREAD",
-            f"a call would take the caller past {c.max_subjects} distinct subjects"
-            f" in {c.window_s:g} s",
-        )
-        await self._trip(found)
-        raise BudgetExceeded(found)
+        for scope in self._scopes(caller):
+            c = scope.config
+            counted = await self.state.reserve_subjects(
+                scope.key, subject_hashes, c.max_subjects, c.window_s, self.clock(), scope.since
+            )
+            if counted >= 0:
+                continue
+            found = Suspension(
+                caller.id,
+                "SUBJECT_SPREAD",
+                f"a call would take the {'operator' if scope.operator else 'caller'} past"
+                f" {c.max_subjects} distinct subjects in {c.window_s:g} s",
+                scope.operator,
+            )
+            await self._trip(found)
+            raise BudgetExceeded(found)
 
     async def observe(
         self,
@@ -112,42 +144,62 @@ class Oracle:
         misses: Sequence[bool],
         token: str,
         admission: Admission | None = None,
-    ) -> Suspension | None:
+    ) -> tuple[Suspension, ...]:
         """Record a call's answers, one per subject, each a miss (NO_MATCH, not
-        found) or not; suspend the caller (and return why) past a threshold.
+        found) or not; suspend the caller or the operator (and return why) past a
+        threshold.
 
         Gives the call's in-flight slot back in the same state round trip."""
-        c = self.config.for_kind(caller.kind)
-        obs = await self.state.observe(
-            caller.id,
-            subject_hashes,
-            misses,
-            c.window_s,
-            token,
-            self.clock(),
-            since=caller.status_since if caller.status == "active" else 0.0,
-            release=admission.slot if admission is not None else None,
-        )
-        if admission is not None:
-            admission.released = True
-        found: Suspension | None = None
-        if obs.answered >= c.min_answers and obs.no_match_ratio > c.max_no_match_ratio:
-            found = Suspension(
-                caller.id,
-                "NO_MATCH_RATIO",
-                f"{obs.no_match} of {obs.answered} answers missed (no match, not found)"
-                f" in {c.window_s:g} s",
+        found: list[Suspension] = []
+        for i, scope in enumerate(self._scopes(caller)):
+            c = scope.config
+            obs = await self.state.observe(
+                scope.key,
+                subject_hashes,
+                misses,
+                c.window_s,
+                token,
+                self.clock(),
+                since=scope.since,
+                release=admission.slot if admission is not None and i == 0 else None,
             )
+            if admission is not None:
+                admission.released = True
+            if obs.answered >= c.min_answers and obs.no_match_ratio > c.max_no_match_ratio:
+                found.append(
+                    Suspension(
+                        caller.id,
+                        "NO_MATCH_RATIO",
+                        f"{obs.no_match} of {obs.answered} answers missed (no match, not found)"
+                        f" in {c.window_s:g} s",
+                        scope.operator,
+                    )
+                )
         # (The spread of subjects is judged before the read, by `reserve`.)
-        if found is not None:
-            await self._trip(found)
-        return found
+        for s in found:
+            await self._trip(s)
+        return tuple(found)
 
     async def _trip(self, found: Suspension) -> None:
         await self.suspend(found)
-        log.warning("caller %s suspended: %s (%s)", found.caller_id, found.reason, found.detail)
+        who = f"operator {found.operator} of " if found.operator else ""
+        log.warning(
+            "%scaller %s suspended: %s (%s)", who, found.caller_id, found.reason, found.detail
+        )
 
     async def suspend(self, s: Suspension) -> None:
+        if s.operator:
+            # One clerk: the registry (shared by every process on the data directory,
+            # re-read within REFRESH_S) refuses the operator; the hall works on.
+            if self.registry is not None:
+                await asyncio.to_thread(
+                    self.registry.set_operator_status,
+                    s.caller_id,
+                    s.operator,
+                    "suspended",
+                    s.reason,
+                )
+            return
         # Shared state first: every process refuses the caller's next call at
         # once. The in-process backend needs no copy: the registry below is
         # what this process checks, and a copy here would outlive a reinstate

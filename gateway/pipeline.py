@@ -158,8 +158,9 @@ class Pipeline:
         record = AuditDraft(request_id=request_id, action=route.action)
         replay = _ReplayStep(p.replay if route.state_changing else None, route, b"")
         try:
-            caller = p.auth.authenticate(context)  # authenticate, before anything else
-            record.caller = caller
+            caller = p.auth.identify(context)  # authenticate, before anything else
+            record.caller = caller  # a suspended caller's refusal is audited under its name
+            p.auth.check_active(caller)
             if stream is not None:  # an open stream is held until its last item is sent
                 p.limits.streams.enter(caller.id)
                 stream.append(caller.id)
@@ -270,9 +271,8 @@ class Pipeline:
             return
         if len(misses) != len(hashes):  # one answer for the whole call: for each subject
             misses = misses[:1] * len(hashes)
-        suspension = await oracle.observe(caller, hashes, misses, record.request_id, admission)
-        if suspension is not None:
-            record.extra.append(suspension.audit_event(by="enumeration-monitor"))
+        suspensions = await oracle.observe(caller, hashes, misses, record.request_id, admission)
+        record.extra += [s.audit_event(by="enumeration-monitor") for s in suspensions]
 
     async def _audit(
         self, record: AuditDraft, started: float, context: grpc.aio.ServicerContext

@@ -229,9 +229,15 @@ def _as_ascii_digits(text: str) -> str:
     return "".join(out)
 
 
-def _refuse_numbers(text: str) -> None:
+def holds_personal_number(text: str) -> bool:
+    """Is there an ID-number-shaped or mobile-shaped run in the text, in any script's
+    digits and any separator style? (Identifiers people choose: a caller id.)"""
     collapsed = _DIGIT_SEPARATORS.sub("", _as_ascii_digits(text))
-    if _ID_LIKE.search(collapsed) or _PHONE_LIKE.search(collapsed):
+    return bool(_ID_LIKE.search(collapsed) or _PHONE_LIKE.search(collapsed))
+
+
+def _refuse_numbers(text: str) -> None:
+    if holds_personal_number(text):
         raise PurposeError(
             "PURPOSE_CONTAINS_PERSONAL_DATA", "must not contain an ID number or phone number"
         )

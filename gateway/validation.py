@@ -36,11 +36,34 @@ def purpose_code(stored: str) -> str:
 def free_text(value: str) -> str:
     """Recorded free text that is not a purpose (a reason, title, scenario): the purpose
     checks and desensitization, no code. Errors are named as for `purpose`; callers
-    rename the field and reason (PURPOSE_* -> REASON_*, SCENARIO_*, ...)."""
+    rename the field and reason (PURPOSE_* -> REASON_*, SCENARIO_*, ...): `recorded_text`
+    does that for every field a store, an audit record or a report keeps."""
     try:
         return purposes.clean_text(value)
     except purposes.PurposeError as e:
         raise invalid("purpose", e.description, e.reason) from None
+
+
+def recorded_text(value: str, field_name: str, what: str = "", *, required: bool = True) -> str:
+    """THE check for text people type that the gateway keeps (a reason, a note, a
+    scenario, a title, a legal basis): required (unless not), at most 200 characters,
+    one line, and free of personal data. A raw ID or phone number in any separator
+    style is refused, never stored: INVALID_ARGUMENT on `field_name` with
+    <FIELD>_CONTAINS_PERSONAL_DATA (REASON_CONTAINS_PERSONAL_DATA on `reason`); names
+    and other entities are masked, one `*` each. A `purpose` field is resolved to its
+    stored form (a registered code). `what` says what to write when it is missing.
+    Returns "" for an empty optional field."""
+    check = purpose if field_name.rsplit(".", 1)[-1] == "purpose" else free_text
+    try:
+        return check(value)
+    except GovgwError as e:
+        v = e.violations[0]
+        if v.reason == "PURPOSE_MISSING" and not required:
+            return ""
+        what = what or ("say why the data is needed" if check is purpose else "say why")
+        description = v.description.replace("say why the data is needed", what)
+        prefix = field_name.rsplit(".", 1)[-1].upper()
+        raise invalid(field_name, description, v.reason.replace("PURPOSE", prefix, 1)) from None
 
 
 def dataset(catalog: Catalog, name: str, field_name: str = "dataset") -> Dataset:

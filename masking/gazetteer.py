@@ -106,8 +106,15 @@ class Gazetteer:
         self.counties_under: dict[str, set[str]] = defaultdict(set)  # 4-digit prefix -> names
         self.counties_in: dict[str, set[str]] = defaultdict(set)  # province code -> names
         self.max_len = max(len(f) for f in _MUNICIPAL_FILLERS)  # longest name, for matching
+        renames: dict[str, set[str]] = defaultdict(set)  # older county name -> later names
+        latest: set[str] = set()  # the newest name of every county-level code
         for prov, rest, entry in table:
-            for name in _names(entry):
+            names = _names(entry)
+            if not rest.endswith("00") and names:
+                latest.add(names[-1])
+                for old in names[:-1]:
+                    renames[old].add(names[-1])
+            for name in names:
                 if rest == "0000":
                     self._add_province(prov, name)
                 elif rest.endswith("00"):
@@ -118,6 +125,14 @@ class Gazetteer:
                     self.counties_under[prov + rest[:2]].add(name)
                     self.counties_in[prov].add(name)
                 self.max_len = max(self.max_len, len(name))
+        # A county renamed under its code ("[-1986]茂汶羌族自治县,[1987-]茂县"):
+        # the old name -> the code's newest, where that is unambiguous (the old
+        # name is no other county's current name and was renamed one way only).
+        self.renamed_counties: dict[str, str] = {
+            old: next(iter(new))
+            for old, new in renames.items()
+            if len(new) == 1 and old not in latest and _COUNTY_NAME.search(old)
+        }
 
     def _add_province(self, prov: str, name: str) -> None:
         self.province_names[name] = prov

@@ -19,6 +19,7 @@ import grpc.aio
 from clients.receipts import public_keys_from_keyset
 from clients.sdk.call import Call, Ctx, Prepared, exchange, receipt_key_id
 from clients.sdk.errors import REQUEST_ID_TRAILER, GovgwClientError
+from contract.metadata import OPERATOR_HEADER, OPERATOR_PATTERN
 
 # The stub of each service, by the name a Call gives: (module, stub class).
 STUBS = {
@@ -55,10 +56,15 @@ class _Base:
         api_key: str | None,
         timeout_s: float,
         verify_receipts: bool,
+        operator: str,
     ) -> None:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {api_key}"),) if api_key else ()
         )
+        if operator:
+            if not OPERATOR_PATTERN.fullmatch(operator):
+                raise ValueError("operator: 1-64 characters of letters, digits and . _ @ -")
+            self._metadata += ((OPERATOR_HEADER, operator),)
         self.timeout_s = timeout_s
         self.verify_receipts = verify_receipts
         self._keys: dict[str, Any] = {}
@@ -115,8 +121,16 @@ class _SyncTransport(_Base):
         timeout_s: float = 10.0,
         verify_receipts: bool = True,
         options: Sequence[tuple[str, Any]] = (),
+        operator: str = "",
     ) -> None:
-        super().__init__(api_key=api_key, timeout_s=timeout_s, verify_receipts=verify_receipts)
+        """`operator`: who at the caller makes the calls (a hall's signed-in clerk),
+        written in every audit record and watched by the enumeration monitor on its own."""
+        super().__init__(
+            api_key=api_key,
+            timeout_s=timeout_s,
+            verify_receipts=verify_receipts,
+            operator=operator,
+        )
         creds = self._credentials(ca_cert, client_cert, client_key)
         if creds is not None:
             self._channel = grpc.secure_channel(target, creds, options=list(options))
@@ -188,8 +202,16 @@ class _AsyncTransport(_Base):
         timeout_s: float = 10.0,
         verify_receipts: bool = True,
         options: Sequence[tuple[str, Any]] = (),
+        operator: str = "",
     ) -> None:
-        super().__init__(api_key=api_key, timeout_s=timeout_s, verify_receipts=verify_receipts)
+        """`operator`: who at the caller makes the calls (a hall's signed-in clerk),
+        written in every audit record and watched by the enumeration monitor on its own."""
+        super().__init__(
+            api_key=api_key,
+            timeout_s=timeout_s,
+            verify_receipts=verify_receipts,
+            operator=operator,
+        )
         creds = self._credentials(ca_cert, client_cert, client_key)
         if creds is not None:
             self._channel = grpc.aio.secure_channel(target, creds, options=list(options))

@@ -77,23 +77,24 @@ class ReceiptClaims:
     subject_commitment: str
     # Present when the answer used fields under correction (R8): dataset:field:filed_on;...
     disputed_fields: str = ""
+    # The signature algorithm (ed25519 or sm2); absent from receipts issued before it was.
+    alg: str = ""
     # Claims this SDK does not know yet (a newer gateway's), kept rather than dropped.
     other: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, doc: dict[str, str]) -> ReceiptClaims:
-        known = (*CLAIM_FIELDS, "disputed_fields")
+        optional = ("disputed_fields", "alg")
         return cls(
             **{k: doc[k] for k in CLAIM_FIELDS},
-            disputed_fields=doc.get("disputed_fields", ""),
-            other={k: v for k, v in doc.items() if k not in known},
+            **{k: doc[k] for k in optional if k in doc},
+            other={k: v for k, v in doc.items() if k not in (*CLAIM_FIELDS, *optional)},
         )
 
     def as_dict(self) -> dict[str, str]:
         """The claims as signed (the payload's JSON object)."""
         doc = {k: getattr(self, k) for k in CLAIM_FIELDS}
-        if self.disputed_fields:
-            doc["disputed_fields"] = self.disputed_fields
+        doc.update({k: getattr(self, k) for k in ("disputed_fields", "alg") if getattr(self, k)})
         return {**doc, **self.other}
 
 

@@ -84,20 +84,9 @@ def provides(catalog: Catalog, caller: Caller, dataset: str) -> bool:
     return ds is not None and is_provider(caller, ds)
 
 
-def text(value: str, field_name: str, what: str, *, required: bool = True) -> str:
-    """Free text that is recorded: required, bounded, and free of personal data. A
-    `purpose` field is resolved to its stored form (gateway.purposes: a registered
-    code); any other field is desensitized text."""
-    check = validation.purpose if field_name == "purpose" else validation.free_text
-    try:
-        return check(value)
-    except GovgwError as e:
-        v = e.violations[0]
-        if v.reason == "PURPOSE_MISSING" and not required:
-            return ""
-        description = v.description.replace("say why the data is needed", what)
-        reason = v.reason.replace("PURPOSE", field_name.upper())
-        raise invalid(field_name, description, reason) from None
+# Every recorded text of the access workflows (scenarios, reasons, legal bases, notes,
+# titles) goes through the one check of the input edge: validation.recorded_text.
+text = validation.recorded_text
 
 
 def _failed(reason: str, message: str, **metadata: str) -> GovgwError:

@@ -74,6 +74,8 @@ class AuditDraft:
                 "violations": self.violations,
             },
         }
+        if self.caller is not None and self.caller.operator:
+            base["operator"] = self.caller.operator  # who at the caller made the call
         if self.answer:
             base["answer"] = self.answer
         if self.replayed:

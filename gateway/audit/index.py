@@ -289,8 +289,9 @@ class AuditIndex:
 
     # -- refreshing ---------------------------------------------------------
 
-    def refresh(self) -> RefreshStats:
-        """Index what was appended to every chain since the last refresh."""
+    def refresh(self, progress: Callable[[int], None] | None = None) -> RefreshStats:
+        """Index what was appended to every chain since the last refresh
+        (`progress(bytes)` after each chunk)."""
         started = time.monotonic()
         added = 0
         reindexed: list[str] = []
@@ -298,13 +299,13 @@ class AuditIndex:
         with self._db() as db:
             self._forget_vanished(db)
             for path in files:
-                n, fresh = self._refresh_file(db, path)
+                n, fresh = self._refresh_file(db, path, progress)
                 added += n
                 if fresh:
                     reindexed.append(path.name)
         return RefreshStats(added, tuple(reindexed), time.monotonic() - started)
 
-    def rebuild(self) -> RefreshStats:
+    def rebuild(self, progress: Callable[[int], None] | None = None) -> RefreshStats:
         """Drop everything and index every chain from its start."""
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -317,7 +318,7 @@ class AuditIndex:
                 raise
         with contextlib.suppress(sqlite3.Error), self._db() as db:
             db.execute("VACUUM")  # give the space back; a busy reader only delays that
-        return self.refresh()
+        return self.refresh(progress)
 
     def _forget_vanished(self, db: sqlite3.Connection) -> None:
         gone = [
@@ -364,9 +365,12 @@ class AuditIndex:
             return _FileState(int(cur.lastrowid or 0), 0, 0, 0, GENESIS, "")
         return _FileState(*row)
 
-    def _refresh_file(self, db: sqlite3.Connection, path: Path) -> tuple[int, bool]:
+    def _refresh_file(
+        self, db: sqlite3.Connection, path: Path, progress: Callable[[int], None] | None = None
+    ) -> tuple[int, bool]:
         """(records added, whether the file was indexed afresh) for one chain."""
         added, fresh = 0, False
+        reported: int | None = None  # file offset progress was last reported at
         try:
             f = open(path, "rb")  # noqa: SIM115 - held across the chunk loop
         except FileNotFoundError:
@@ -392,6 +396,8 @@ class AuditIndex:
                         )
                         st = _FileState(st.id, 0, 0, 0, GENESIS, "")
                         fresh = True
+                    if reported is None:
+                        reported = st.offset
                     n, more = self._index_chunk(db, f, path, st, size)
                     db.execute("COMMIT")
                 except BaseException:
@@ -399,6 +405,10 @@ class AuditIndex:
                     self._shape_ids = {}  # ids cached in the rolled-back transaction
                     raise
                 added += n
+                if progress is not None:
+                    at = f.tell() if more else size
+                    progress(max(0, at - reported))
+                    reported = at
                 if not more:
                     return added, fresh
 

@@ -17,7 +17,8 @@ never half of either. Reading a version checks every file against the
 manifest and the manifest's digest against the files: a file changed, added
 or removed after the fact makes the version unreadable.
 
-Signatures (Ed25519, by an administrator key listed in trust.json) cover
+Signatures (Ed25519 or SM2 with SM3, GB/T 32918: contract.signing; by an
+administrator key listed in trust.json) cover
 the bundle's full digest and its file list. OPA once accepted a bundle
 whose signature file had been stripped while verification was configured:
 here, when signing is required, a version without a signature, with an
@@ -43,10 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
+from contract import signing
 from gateway.files import (
     fsync_dir,
     open_private,
@@ -93,7 +91,7 @@ def is_version_id(text: str) -> bool:
 @dataclass(frozen=True)
 class Signature:
     key_id: str
-    value: str  # base64 of the 64-byte Ed25519 signature
+    value: str  # base64 of the signature: 64 bytes (Ed25519) or DER (r, s) (SM2)
 
     def to_json(self) -> dict[str, str]:
         return {"key_id": self.key_id, "value": self.value}
@@ -116,50 +114,43 @@ def signing_payload(version: str, digest: str, hashes: Mapping[str, str], key_id
     )
 
 
-def sign_files(files: Mapping[str, bytes], key: Ed25519PrivateKey, key_id: str) -> Signature:
+def sign_files(files: Mapping[str, bytes], key: signing.PrivateKey, key_id: str) -> Signature:
     digest = files_digest(files)
     payload = signing_payload(version_of(digest), digest, file_hashes(files), key_id)
     return Signature(key_id, base64.b64encode(key.sign(payload)).decode())
 
 
-def generate_key(directory: Path, key_id: str) -> tuple[Path, Path]:
+def generate_key(
+    directory: Path, key_id: str, algorithm: str = signing.ED25519
+) -> tuple[Path, Path]:
     """A new administrator key pair: <id>.key (PKCS#8 PEM, mode 0600) and <id>.pub."""
     if not _KEY_ID_RE.match(key_id):
         raise VersionError("KEY_ID_INVALID", "key id: 1-64 characters of A-Z, a-z, 0-9, . _ -")
+    if algorithm not in signing.ALGORITHMS:
+        raise VersionError(
+            "KEY_ALGORITHM_INVALID", f"algorithm: one of {', '.join(signing.ALGORITHMS)}"
+        )
     directory.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
+    key = signing.generate(algorithm)
     priv, pub = directory / f"{key_id}.key", directory / f"{key_id}.pub"
     if priv.exists():
         raise VersionError("KEY_EXISTS", f"{priv} exists; not overwriting a key")
     fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-    pub.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    with os.fdopen(fd, "w") as f:
+        f.write(signing.private_pem(key))
+    pub.write_text(signing.public_pem(key.public_key()))
     return priv, pub
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise VersionError("KEY_INVALID", f"{path} is not an Ed25519 private key")
-    return key
+def load_private_key(path: Path) -> signing.PrivateKey:
+    try:
+        return signing.load_private_pem(Path(path).read_bytes())
+    except ValueError as e:
+        raise VersionError("KEY_INVALID", f"{path} is not an Ed25519 or SM2 private key") from e
 
 
-def _public_key(pem: str) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(pem.encode())
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError("not an Ed25519 public key")
-    return key
+def _public_key(pem: str) -> signing.PublicKey:
+    return signing.load_public_pem(pem.encode())
 
 
 @dataclass(frozen=True)
@@ -194,7 +185,7 @@ class Trust:
         try:
             raw = base64.b64decode(signature.value, validate=True)
             _public_key(pem).verify(raw, payload)
-        except (InvalidSignature, ValueError):
+        except (signing.InvalidSignature, ValueError):
             return (
                 "SIGNATURE_INVALID",
                 f"the signature by {signature.key_id} does not match the version's content",

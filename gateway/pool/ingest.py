@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +115,7 @@ def ingest_file(
     fmt: str | None = None,
     replace_all: bool = False,
     strict: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Validate a file and write its valid rows to `dataset` in one transaction.
 
@@ -170,11 +171,31 @@ def ingest_file(
     report.rejected.sort(key=lambda r: r.line)
 
     if accepted and not (strict and report.rejected):
+        rows = (row for _, row in accepted)
         report.version = pool.write_normalized(
-            dataset, (row for _, row in accepted), replace_all=replace_all
+            dataset, rows if progress is None else _counted(rows, progress), replace_all=replace_all
         )
         report.accepted = len(accepted)
         report.written = True
     else:
         report.version = pool.dataset_version(dataset)
     return report
+
+
+def _counted(
+    rows: Iterable[dict[str, str]], progress: Callable[[int], None]
+) -> Iterator[dict[str, str]]:
+    """The rows, reporting every PROGRESS_EVERY written (the write is what takes long:
+    each row is sealed)."""
+    n = 0
+    for row in rows:
+        yield row
+        n += 1
+        if n == PROGRESS_EVERY:
+            progress(n)
+            n = 0
+    if n:
+        progress(n)
+
+
+PROGRESS_EVERY = 1000

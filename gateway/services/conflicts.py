@@ -19,14 +19,25 @@ from gateway.pipeline import Parts
 from gateway.plan import CONFLICTS_READ
 from gateway.pool.conflicts import (
     DEFAULT_PAGE_SIZE,
+    DIFFERENT,
+    FORMAT_ONLY,
     MAX_PAGE_SIZE,
+    SMALL_DIFFERENCE,
     Conflict,
     ConflictFinder,
+    Difference,
 )
 from gateway.routes import Incoming, Route, rows_of
 from gateway.services.common import timestamp
 
 PURPOSE = validation.purpose("数据一致性核查")  # data consistency check (Aba 2024 art. 26)
+
+
+VERDICTS = {
+    FORMAT_ONLY: pb.CONFLICT_VERDICT_FORMAT_ONLY,
+    SMALL_DIFFERENCE: pb.CONFLICT_VERDICT_SMALL_DIFFERENCE,
+    DIFFERENT: pb.CONFLICT_VERDICT_DIFFERENT,
+}
 
 
 @dataclass(frozen=True)
@@ -51,9 +62,27 @@ def to_proto(c: Conflict) -> pb.Conflict:
                 value_group=v.value_group,
                 dataset_version=v.dataset_version,
                 imported_at=timestamp(v.imported_at),
+                imported_last=v.imported_last,
+                written_at_import=v.written_at_import,
             )
             for v in c.values
         ],
+        differences=[_difference(d) for d in c.differences],
+    )
+
+
+def _difference(d: Difference) -> pb.ValueDifference:
+    return pb.ValueDifference(
+        first_value=d.first_value,
+        second_value=d.second_value,
+        verdict=VERDICTS[d.verdict],
+        equal_after=d.equal_after,
+        edit_distance=d.edit_distance,
+        first_length=d.first_length,
+        second_length=d.second_length,
+        first_positions=d.first_positions,
+        second_positions=d.second_positions,
+        positions_withheld=d.positions_withheld,
     )
 
 

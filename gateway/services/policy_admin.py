@@ -24,9 +24,10 @@ from typing import Any, TypeVar
 import grpc
 from govgw.v1 import policy_admin_pb2 as pb
 
+from contract.signing import is_sm2_signature
 from gateway import validation
 from gateway.call import Exec, Outcome, Request
-from gateway.errors import FieldViolation, GovgwError, invalid
+from gateway.errors import FieldViolation, GovgwError
 from gateway.pipeline import Parts
 from gateway.policy.administration import PolicyAdministration, PolicyInvalid, Prepared
 from gateway.policy.bundle import PolicyProblem, is_bundle_path
@@ -123,13 +124,8 @@ def bundle_files(bundle: pb.PolicyBundle, field: str = "bundle") -> dict[str, by
 
 
 def _reason(text: str) -> str:
-    """A reason is recorded (history, audit purpose): the purpose rules apply to it."""
-    try:
-        return validation.free_text(text)
-    except GovgwError as e:
-        v = e.violations[0]
-        description = v.description.replace("say why the data is needed", "say why")
-        raise invalid("reason", description, v.reason.replace("PURPOSE", "REASON")) from None
+    """A reason is recorded (version manifest, history, audit purpose): desensitized."""
+    return validation.recorded_text(text, "reason", "say why")
 
 
 def _signature(request: Any) -> Signature | None:
@@ -139,8 +135,13 @@ def _signature(request: Any) -> Signature | None:
     v = validation.Violations()
     if not sig.key_id:
         v.add("signature.key_id", "is required with a signature", "SIGNATURE_KEY_MISSING")
-    if len(sig.signature) != 64:
-        v.add("signature.signature", "an Ed25519 signature is 64 bytes", "SIGNATURE_MALFORMED")
+    # Only the form here; whether it verifies is the trust store's check (SIGNATURE_INVALID).
+    if len(sig.signature) != 64 and not is_sm2_signature(sig.signature):
+        v.add(
+            "signature.signature",
+            "an Ed25519 signature is 64 bytes; an SM2 one is the DER SEQUENCE of r and s",
+            "SIGNATURE_MALFORMED",
+        )
     v.raise_if_any()
     return Signature(sig.key_id, base64.b64encode(sig.signature).decode())
 
@@ -169,7 +170,7 @@ class ActivateArgs:
     files: Files | None
     version: str
     signature: Signature | None
-    reason: str  # as sent: it is the version's recorded reason
+    reason: str  # desensitized: it is the version's recorded reason (its manifest)
     paths: tuple[str, ...]
 
 
@@ -302,7 +303,7 @@ class PolicyAdminService:
             files,
             request.version,
             signature,
-            request.reason,
+            reason or "",
             tuple(f.path for f in request.bundle.files),
         )
         return Request(reason or "", ("",), payload=args)

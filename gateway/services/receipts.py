@@ -30,15 +30,16 @@ class ReceiptService:
         return Request(validation.purpose(request.purpose or DEFAULT_PURPOSE), ("",))
 
     def list_keys(self, ex: Exec[None]) -> Outcome[receipt_pb2.ListReceiptKeysResponse]:
-        key = self.parts.keyring.receipt_key
-        created = timestamp(key.created_at)
         return Outcome(
             receipt_pb2.ListReceiptKeysResponse(
                 keys=[
                     receipt_pb2.ReceiptKey(
-                        key_id=key_id, algorithm=alg, public_key_pem=pem, created_at=created
+                        key_id=k.key_id,
+                        algorithm=k.algorithm,
+                        public_key_pem=k.public_pem,
+                        created_at=timestamp(k.created_at),
                     )
-                    for key_id, alg, pem in self.parts.signer.public_keys()
+                    for k in self.parts.signer.published()
                 ]
             )
         )

@@ -78,7 +78,7 @@ class ReplayGuard:
                 "REQUEST_EXPIRED",
                 f"the request's timestamp is more than {self.window_s:g} s from the server's clock",
             )
-        if not await self.state.claim(f"nonce:{caller_id}:{nonce}", 2 * self.window_s):
+        if not await self.state.claim(f"nonce:{caller_id}:{_digest(nonce)}", 2 * self.window_s):
             raise GovgwError(
                 grpc.StatusCode.ALREADY_EXISTS,
                 "NONCE_REPLAYED",
@@ -122,4 +122,10 @@ class ReplayGuard:
 
     @staticmethod
     def _key(caller_id: str, key: str) -> str:
-        return f"idem:{caller_id}:{key}"
+        return f"idem:{caller_id}:{_digest(key)}"
+
+
+def _digest(token: str) -> str:
+    """A caller's token as the state keeps it (state.sqlite, Redis): its hash. A key or
+    nonce is the caller's free choice, and 513221198604120890 is a valid one."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]

@@ -1,6 +1,8 @@
 """Free-text desensitization: Chinese personal data found in remarks and case descriptions.
 
-`masking.text.entities` (entity types, defaults) is light; the analyzer
+Recognizers are declared as data and registered once (`masking.text.registry`);
+`masking.text.entities` (entity types, titles, defaults, derived from the
+registry) imports no presidio; the analyzer
 (`masking.text.analyzer`, presidio) is imported on first use. The `pii_text`
 operator (masking.text.operator) runs it for fields the catalog marks
 `free_text`.

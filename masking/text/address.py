@@ -15,8 +15,7 @@ from collections.abc import Iterable
 from functools import cache
 
 from masking.gazetteer import gazetteer
-from masking.text.base import ChineseRecognizer
-from masking.text.entities import ADDRESS
+from masking.text.base import ChineseRecognizer, Scores
 
 _NOT_IN_NAME = "的了在是于因等与及或并而但从到对把被将为也就还已未曾让给"
 _SEGMENT = rf"(?:(?![{_NOT_IN_NAME}])[\u4e00-\u9fffA-Za-z]){{1,8}}"
@@ -66,7 +65,13 @@ def _admin_at(text: str, pos: int) -> int:
 
 
 class CnAddressRecognizer(ChineseRecognizer):
-    entity = ADDRESS
+    entity = "ADDRESS"
+    title = "地址"
+    scores = Scores(
+        divisions_and_detail=0.9,  # 汶川县威州镇羌锋村2组8号
+        after_address_word=0.85,  # 住址：汶川县 / 家住威州镇羌锋村2组8号
+        street_and_number=0.75,  # 人民南路4段12号
+    )
 
     def find(self, text: str) -> Iterable[tuple[int, int, float]]:
         _, first_chars, _ = _admin_names()
@@ -92,11 +97,11 @@ class CnAddressRecognizer(ChineseRecognizer):
             detail = _DETAIL.match(text, end)
             context = bool(_CONTEXT_BEFORE.search(text[max(0, pos - 10) : pos]))
             if detail and _STREET_LEVEL.search(detail.group()):
-                yield pos, detail.end(), 0.9
+                yield pos, detail.end(), self.scores.divisions_and_detail
                 covered = detail.end()
             elif context:
                 stop = detail.end() if detail else end
-                yield pos, stop, 0.85
+                yield pos, stop, self.scores.after_address_word
                 covered = stop
             pos = max(pos + 1, covered)
         yield from self._without_divisions(text)
@@ -110,6 +115,6 @@ class CnAddressRecognizer(ChineseRecognizer):
                 continue  # the division-led pass above has it
             detail = _DETAIL.match(text, at)
             if detail and _STREET_LEVEL.search(detail.group()):
-                yield at, detail.end(), 0.85
+                yield at, detail.end(), self.scores.after_address_word
         for m in _STREET.finditer(text):
-            yield m.start(), m.end(), 0.75
+            yield m.start(), m.end(), self.scores.street_and_number

@@ -1,7 +1,8 @@
 """The free-text analyzer: presidio's AnalyzerEngine with a no-op NLP engine and our recognizers.
 
 No model is loaded and nothing is downloaded: every recognizer is a pattern,
-a table or a check digit (masking.text.numbers, .names, .address). The engine
+a table or a check digit (masking.text.numbers, .identifiers, .names, .address),
+registered in masking.text.registry. The engine
 is slow to build (presidio and spaCy imports, about a second), so one is built
 per process on first use and shared; analysis itself is thread-safe.
 
@@ -19,48 +20,53 @@ from functools import cache
 from typing import Any
 
 from masking.text import offline
-from masking.text.base import LANGUAGE
+from masking.text.base import LANGUAGE, ChineseRecognizer
 from masking.text.entities import ENTITY_TYPES
+from masking.text.registry import RECOGNIZERS as _REGISTERED
 
 offline.ensure_offline()
 
 # presidio is imported after the tldextract guard.
-from presidio_analyzer import AnalyzerEngine, RecognizerRegistry  # noqa: E402
-from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer  # noqa: E402
-from presidio_analyzer.nlp_engine import NoOpNlpEngine  # noqa: E402
-
-from masking.text.address import CnAddressRecognizer  # noqa: E402
-from masking.text.base import ChineseRecognizer  # noqa: E402
-from masking.text.names import CnPersonNameRecognizer  # noqa: E402
-from masking.text.numbers import (  # noqa: E402
-    CnBankCardRecognizer,
-    CnEmailRecognizer,
-    CnIdNumberRecognizer,
-    CnPassportRecognizer,
-    CnPhoneRecognizer,
-    CnUsccRecognizer,
-    CnVehiclePlateRecognizer,
+from presidio_analyzer import (  # noqa: E402
+    AnalyzerEngine,
+    EntityRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
 )
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer  # noqa: E402
+from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine  # noqa: E402
 
-# Recognizers by entity type: the registry the engine is built from.
-RECOGNIZERS: dict[str, type[ChineseRecognizer]] = {
-    cls.entity: cls
-    for cls in (
-        CnIdNumberRecognizer,
-        CnPhoneRecognizer,
-        CnBankCardRecognizer,
-        CnUsccRecognizer,
-        CnPassportRecognizer,
-        CnEmailRecognizer,
-        CnVehiclePlateRecognizer,
-        CnPersonNameRecognizer,
-        CnAddressRecognizer,
-    )
-}
-assert set(RECOGNIZERS) == set(ENTITY_TYPES)
+# Recognizers by entity type, as registered (masking.text.registry).
+RECOGNIZERS: dict[str, type[ChineseRecognizer]] = {cls.entity: cls for cls in _REGISTERED}
 
 # On equal scores, the type that wins an overlap: identifiers before names.
 _PRIORITY = {name: i for i, name in enumerate(ENTITY_TYPES)}
+
+
+class PresidioRecognizer(EntityRecognizer):
+    """One of our recognizers as presidio sees it (named after our class)."""
+
+    def __init__(self, recognizer: ChineseRecognizer) -> None:
+        self.recognizer = recognizer
+        super().__init__(
+            supported_entities=[recognizer.entity],
+            supported_language=LANGUAGE,
+            name=type(recognizer).__name__,
+        )
+
+    def load(self) -> None:
+        """Nothing to load: patterns and tables are built at import."""
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        entity = self.recognizer.entity
+        if entities and entity not in entities:
+            return []
+        return [
+            RecognizerResult(entity, start, end, score)
+            for start, end, score in self.recognizer.detect(text)
+        ]
 
 
 class OwnContext(ContextAwareEnhancer):
@@ -100,7 +106,7 @@ class TextAnalyzer:
     def __init__(self) -> None:
         registry = RecognizerRegistry(supported_languages=[LANGUAGE])
         for cls in RECOGNIZERS.values():
-            registry.add_recognizer(cls())
+            registry.add_recognizer(PresidioRecognizer(cls()))
         nlp = NoOpNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": "noop"}])
         nlp.load()
         self.engine = AnalyzerEngine(

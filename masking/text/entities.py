@@ -1,4 +1,5 @@
-"""The entity types free-text detection knows, and how each is masked when a plan is silent.
+"""The entity types free-text detection knows, their titles and how each is masked when a
+plan is silent: all derived from the recognizers' registry (masking.text.registry).
 
 Kept free of presidio imports so that validating a plan (masking.text.operator)
 does not load the analyzer.
@@ -6,46 +7,40 @@ does not load the analyzer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-ID_NUMBER = "ID_NUMBER"  # 居民身份证号码, 18-digit (GB 11643) and old 15-digit
-PHONE_NUMBER = "PHONE_NUMBER"  # mobile and landline
-BANK_CARD = "BANK_CARD"  # 银行卡号, Luhn
-USCC = "USCC"  # 统一社会信用代码 (GB 32100)
-PASSPORT = "PASSPORT"  # 护照号码
+# Names some modules spell in code (names.py: PERSON). A new type needs none: its
+# recognizer's `entity` is its name; the registry checks each of these is registered.
+ID_NUMBER = "ID_NUMBER"
+PHONE_NUMBER = "PHONE_NUMBER"
+BANK_CARD = "BANK_CARD"
+USCC = "USCC"
+PASSPORT = "PASSPORT"
 EMAIL_ADDRESS = "EMAIL_ADDRESS"
-VEHICLE_PLATE = "VEHICLE_PLATE"  # 机动车号牌
-PERSON = "PERSON"  # 姓名
-ADDRESS = "ADDRESS"  # 住址: a located address, not a bare place name
+VEHICLE_PLATE = "VEHICLE_PLATE"
+PERSON = "PERSON"
+ADDRESS = "ADDRESS"
+NAMED = (ID_NUMBER, PHONE_NUMBER, BANK_CARD, USCC, PASSPORT, EMAIL_ADDRESS, VEHICLE_PLATE, PERSON, ADDRESS)  # fmt: skip
 
-ENTITY_TYPES: tuple[str, ...] = (
-    ID_NUMBER,
-    PHONE_NUMBER,
-    BANK_CARD,
-    USCC,
-    PASSPORT,
-    EMAIL_ADDRESS,
-    VEHICLE_PLATE,
-    PERSON,
-    ADDRESS,
+# Imported after the names above: recognizer modules import them from here, and the
+# package (masking.text) imports this module before any recognizer module.
+from masking.text.base import MASK  # noqa: E402
+from masking.text.registry import RECOGNIZERS  # noqa: E402
+
+ENTITY_TYPES: tuple[str, ...] = tuple(cls.entity for cls in RECOGNIZERS)
+
+# A plan's `default` when it names none: mask every character.
+DEFAULT_TREATMENT: Mapping[str, Any] = MASK
+
+# Each type's own treatment when a plan names neither it nor a `default`.
+DEFAULT_TREATMENTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {cls.entity: cls.treatment for cls in RECOGNIZERS}
 )
-
-# When a plan names no operator for a detected type: mask every character.
-# Length survives (it tells little), the value does not; a plan may loosen it.
-DEFAULT_TREATMENT: MappingProxyType[str, Any] = MappingProxyType({"operator": "mask"})
 
 # Chinese labels, for people reading `govgw mask text` output.
-TITLES: MappingProxyType[str, str] = MappingProxyType(
-    {
-        ID_NUMBER: "身份证号",
-        PHONE_NUMBER: "电话号码",
-        BANK_CARD: "银行卡号",
-        USCC: "统一社会信用代码",
-        PASSPORT: "护照号码",
-        EMAIL_ADDRESS: "电子邮箱",
-        VEHICLE_PLATE: "车牌号",
-        PERSON: "姓名",
-        ADDRESS: "地址",
-    }
-)
+TITLES: Mapping[str, str] = MappingProxyType({cls.entity: cls.title for cls in RECOGNIZERS})
+
+if missing := set(NAMED) - set(ENTITY_TYPES):
+    raise ImportError(f"entity names without a registered recognizer: {sorted(missing)}")

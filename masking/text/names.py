@@ -526,6 +526,7 @@ def bare_name(text: str) -> bool:
 
 
 class CnPersonNameRecognizer(ChineseRecognizer):
+    title = "姓名"
     entity = PERSON
     _surname = re.compile(_SURNAME)
     # Not a list of places: 张家村和李家庄.

@@ -8,8 +8,8 @@ with the operator the plan names for its type.
                                          "params": {"kind": "address", "level": "district"}}},
                 "default": {"operator": "mask"}}}
 
-A detected entity whose type the plan does not name gets `default` (itself
-defaulting to a full mask), so nothing detected leaves raw unless the plan
+A detected entity whose type the plan does not name gets `default` (without
+one, its type's own treatment from the registry: a full mask), so nothing detected leaves raw unless the plan
 says `keep` for that type. Text between entities is kept: what is not
 detected is not masked, which is why the catalog marks free-text fields and
 why `make eval-masking` measures recall.
@@ -24,12 +24,15 @@ from typing import Any
 from gateway.catalog import Treatment
 from masking.base import MaskingContext, ParamReader
 from masking.operators import Operator, apply_treatment, register
-from masking.text.entities import DEFAULT_TREATMENT, ENTITY_TYPES
+from masking.text.entities import DEFAULT_TREATMENTS, ENTITY_TYPES
 
 NAME = "pii_text"
 # For validating nested treatments only (apply_treatment of None masks nothing).
 _CHECK_CTX = MaskingContext("check", b"\0" * 32, datetime.date(2000, 1, 1))
 _FALLBACK = Treatment("mask")
+_TYPE_DEFAULTS = {
+    t: Treatment(d["operator"], dict(d.get("params") or {})) for t, d in DEFAULT_TREATMENTS.items()
+}
 
 
 def _treatment(reader: ParamReader, where: str, doc: Any) -> Treatment:
@@ -62,11 +65,23 @@ class _Spec:
                 f"names unknown entity types {', '.join(sorted(unknown))}"
                 f" (known: {', '.join(ENTITY_TYPES)})",
             )
-        self.default = _treatment(reader, "default", params.get("default", DEFAULT_TREATMENT))
+        # Without a plan-wide `default`, a type the plan does not name gets its own
+        # (masking.text.registry: a full mask unless its recognizer says otherwise).
+        self.default = (
+            _treatment(reader, "default", params["default"]) if "default" in params else None
+        )
         self.by_type = {t: _treatment(reader, f"entities.{t}", doc) for t, doc in entities.items()}
 
     def treatment(self, entity_type: str) -> Treatment:
-        return self.by_type.get(entity_type, self.default)
+        return self.by_type.get(entity_type) or self.default or _TYPE_DEFAULTS[entity_type]
+
+
+def _keep_line_breaks(value: str, masked: str) -> str:
+    """A number split across lines is masked whole; its line breaks stay where they were
+    (when the operator kept the length, as mask does), so the text keeps its lines."""
+    if len(masked) != len(value) or not any(c in value for c in "\r\n"):
+        return masked
+    return "".join(v if v in "\r\n" else m for v, m in zip(value, masked, strict=True))
 
 
 def desensitize(
@@ -92,7 +107,7 @@ def desensitize(
             # mask it instead of dropping words out of the sentence.
             t = _FALLBACK
             masked = apply_treatment(t, text[e.start : e.end], ctx)
-        parts.append(masked)
+        parts.append(_keep_line_breaks(text[e.start : e.end], masked))
         at = e.end
         report.append({**e.to_json(), "operator": t.operator})
     parts.append(text[at:])

@@ -92,6 +92,30 @@ def test_with_redis_the_shared_state_changes_too(data_dir: Path, redis_server) -
         r.close()
 
 
+@pytest.mark.requirement("R10")
+def test_reinstate_without_the_url_the_suspension_used_is_refused(
+    data_dir: Path, redis_server, monkeypatch
+) -> None:
+    """A reinstatement that reached only the registry would report success while every
+    gateway on the shared state still refuses the caller."""
+    monkeypatch.delenv("GOVGW_REDIS_URL", raising=False)
+    d, url = str(data_dir), redis_server.url
+    govgw("callers", "suspend", "counter-a", "--reason", "r", "--data-dir", d, "--redis-url", url)
+    proc = govgw("callers", "reinstate", "counter-a", "--reason", "r", "--data-dir", d,
+                 check=False)  # fmt: skip
+    assert proc.returncode == 1 and "--redis-url or GOVGW_REDIS_URL" in proc.stderr
+    r = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        assert r.hget("govgw:suspended", "counter-a") == "ADMINISTRATOR"
+        listed = json.loads(govgw("callers", "list", "--json", "--data-dir", d).stdout)
+        assert {c["id"]: c["status"] for c in listed}["counter-a"] == "suspended"
+        govgw("callers", "reinstate", "counter-a", "--reason", "r", "--data-dir", d,
+              "--redis-url", url)  # fmt: skip
+        assert r.hget("govgw:suspended", "counter-a") is None
+    finally:
+        r.close()
+
+
 def test_redis_down_changes_nothing(data_dir: Path) -> None:
     """Fail closed and whole: the registry is not changed when the shared state is not."""
     d = str(data_dir)

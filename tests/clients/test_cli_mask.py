@@ -44,6 +44,21 @@ def test_mask_text_json_reports_entities_without_values() -> None:
     assert "13800001234" not in done.stdout and "李雷" not in done.stdout
 
 
+def test_mask_text_json_shows_the_lower_score_of_a_mistyped_id_number() -> None:
+    lines = ["身份证号码513221198604120891与系统不符", "核对5132 2119 8604 1208 90，QQ：12345678"]
+    done = run("mask", "text", "--json", stdin="\n".join(lines) + "\n")
+    assert done.returncode == 0, done.stderr
+    docs = [json.loads(line) for line in done.stdout.splitlines()]
+    assert docs[0]["text"] == "身份证号码******************与系统不符"
+    assert [(e["type"], e["score"]) for e in docs[0]["entities"]] == [("ID_NUMBER", 0.9)]
+    assert docs[1]["text"] == "核对**********************，QQ：********"
+    assert [(e["type"], e["score"]) for e in docs[1]["entities"]] == [
+        ("ID_NUMBER", 1.0),
+        ("QQ_NUMBER", 0.98),
+    ]
+    assert "1208" not in done.stdout and "12345678" not in done.stdout
+
+
 def test_mask_text_refuses_bad_rules_naming_the_param() -> None:
     done = run(
         "mask", "text", "--params", '{"entities": {"FOO": {"operator": "mask"}}}', stdin="x\n"

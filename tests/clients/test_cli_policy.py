@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from contract import signing
 from gateway import admin
 from tests.gateway.policy.opa_double import OpaDouble
 from tests.support import make_data_dir, start
@@ -132,3 +133,32 @@ def test_sign_activate_impact_versions_and_rollback(served, tmp_path: Path) -> N
     r = govgw(*remote, "policy", "rollback", "--reason", "回到基线")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith(f"rolled back to {listing['history'][0]['version']}")
+
+
+@pytest.mark.requirement("R12")
+def test_keygen_makes_an_sm2_administrator_key_the_trust_store_accepts(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    r = govgw(
+        "policy", "keygen", "--key-id", "sam", "--algorithm", "sm2", "--out", str(keys), "--json"
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["algorithm"] == "sm2"
+    assert (keys / "sam.key").stat().st_mode & 0o777 == 0o600
+    key = signing.load_private_pem((keys / "sam.key").read_bytes())
+    public = signing.load_public_pem((keys / "sam.pub").read_bytes())
+    assert signing.algorithm_of(key) == signing.algorithm_of(public) == "sm2"
+    data = tmp_path / "data"
+    admin.init(data)
+    r = govgw(
+        "policy",
+        "trust",
+        "--data-dir",
+        str(data),
+        "--key-id",
+        "sam",
+        "--public-key",
+        str(keys / "sam.pub"),
+    )
+    assert r.returncode == 0 and "trusted keys: sam" in r.stdout, r.stderr
+    bad = govgw("policy", "keygen", "--key-id", "x", "--algorithm", "rsa", "--out", str(keys))
+    assert bad.returncode == 2 and "invalid choice: 'rsa'" in bad.stderr

@@ -24,6 +24,8 @@ from clients.receipts import (
     load_public_keys,
     verify_receipt,
 )
+from contract import signing
+from contract.signing import Sm2PrivateKey
 
 PRIVATE = Ed25519PrivateKey.generate()
 OTHER = Ed25519PrivateKey.generate()
@@ -247,7 +249,7 @@ def _ec_pem() -> str:
             json.dumps({"keys": [{"key_id": "k", "algorithm": "ed25519", "public_key_pem": "x"}]}),
             "not a PEM",
         ),
-        ("EC", "not an Ed25519 key"),
+        ("EC", "not an Ed25519 or SM2 public key"),
         ("DUP", "names two different keys"),
     ],
 )
@@ -262,3 +264,90 @@ def test_bad_key_files_are_rejected(tmp_path: Path, content: str, why: str) -> N
     path.write_text(content)
     with pytest.raises(KeySetError, match=why):
         load_public_keys(path)
+
+
+# -- SM2 receipts (GB/T 32918), from deployments made with `govgw init --crypto sm` --------
+SM2_KEY = Sm2PrivateKey.generate()
+SM2_OTHER = Sm2PrivateKey.generate()
+SM2_KID = key_id_for(SM2_KEY.public_key())
+SM2_CLAIMS = {**CLAIMS, "alg": "sm2"}
+MIXED = {**KEYS, SM2_KID: SM2_KEY.public_key()}
+
+
+def sm2_signed(claims: dict[str, str] | None = None, *, key=SM2_KEY) -> SignedReceipt:
+    body = canonical_json(SM2_CLAIMS if claims is None else claims)
+    return SignedReceipt(CLAIMS["receipt_id"], SM2_KID, body, key.sign(body))
+
+
+SM2_RECEIPT = sm2_signed()
+
+
+@pytest.mark.requirement("R12")
+def test_one_verifier_checks_ed25519_and_sm2_receipts() -> None:
+    assert verify_receipt(sm2_signed(), MIXED) == SM2_CLAIMS
+    # Receipts from before the alg claim (Ed25519), and Ed25519 ones that carry it.
+    assert verify_receipt(signed(), MIXED) == CLAIMS
+    assert verify_receipt(signed({**CLAIMS, "alg": "ed25519"}), MIXED)["alg"] == "ed25519"
+
+
+@pytest.mark.requirement("R12")
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_any_changed_byte_of_an_sm2_receipt_is_a_bad_signature(data: st.DataObject) -> None:
+    r = SM2_RECEIPT  # one signature: SM2's random k gives another length each time
+    field = data.draw(st.sampled_from(["payload", "signature"]))
+    value = getattr(r, field)
+    i = data.draw(st.integers(0, len(value) - 1))
+    b = data.draw(st.integers(0, 255).filter(lambda v: v != value[i]))
+    changed = value[:i] + bytes([b]) + value[i + 1 :]
+    forged = SignedReceipt(
+        r.receipt_id,
+        r.key_id,
+        changed if field == "payload" else r.payload,
+        changed if field == "signature" else r.signature,
+    )
+    with pytest.raises(ReceiptInvalid, match="bad signature"):
+        verify_receipt(forged, MIXED)
+
+
+@pytest.mark.requirement("R12")
+def test_an_sm2_receipt_signed_by_another_sm2_key_fails() -> None:
+    with pytest.raises(ReceiptInvalid, match="bad signature"):
+        verify_receipt(sm2_signed(key=SM2_OTHER), MIXED)
+    # Nor does an Ed25519 signature pass under the SM2 key id, or the reverse.
+    body = canonical_json(SM2_CLAIMS)
+    with pytest.raises(ReceiptInvalid, match="bad signature"):
+        verify_receipt(
+            SignedReceipt(CLAIMS["receipt_id"], SM2_KID, body, PRIVATE.sign(body)), MIXED
+        )
+    with pytest.raises(ReceiptInvalid, match="bad signature"):
+        verify_receipt(SignedReceipt(CLAIMS["receipt_id"], KID, body, SM2_KEY.sign(body)), MIXED)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{**CLAIMS, "alg": "ed25519"}, CLAIMS, {**CLAIMS, "alg": "rsa"}],
+    ids=["ed25519", "absent", "unknown"],
+)
+def test_the_signed_alg_claim_must_name_the_keys_algorithm(claims: dict[str, str]) -> None:
+    with pytest.raises(ReceiptInvalid, match=r"alg .* differs from key"):
+        verify_receipt(sm2_signed(claims), MIXED)
+
+
+def test_pem_and_json_keysets_hold_both_kinds(tmp_path: Path) -> None:
+    sm2_pem = signing.public_pem(SM2_KEY.public_key())
+    path = tmp_path / "keys.pem"
+    path.write_text(pem(PRIVATE) + sm2_pem)
+    assert set(load_public_keys(path)) == {KID, SM2_KID}
+    path = tmp_path / "keys.json"
+    path.write_text(
+        json.dumps(keyset_document([(SM2_KID, "sm2", sm2_pem), (KID, "ed25519", pem(PRIVATE))]))
+    )
+    keys = load_public_keys(path)
+    assert verify_receipt(sm2_signed(), keys) == SM2_CLAIMS
+    assert verify_receipt(signed(), keys) == CLAIMS
+    # An entry whose algorithm is not its key's is refused, both ways.
+    for kid, alg, key_pem in [(SM2_KID, "ed25519", sm2_pem), (KID, "sm2", pem(PRIVATE))]:
+        path.write_text(json.dumps(keyset_document([(kid, alg, key_pem)])))
+        with pytest.raises(KeySetError, match="but the key is"):
+            load_public_keys(path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from contract import signing
 from gateway import keys
 from gateway.crypto import DEFAULT_SUITE, SM_SUITE
 
@@ -71,7 +72,12 @@ def test_add_and_retire_pool_keys(tmp_path: Path) -> None:
     ]
     assert two.suite == DEFAULT_SUITE  # pseudonyms and audit keep the deployment's suite
     assert two.pseudonym_key == ring.pseudonym_key and two.audit_key == ring.audit_key
-    assert two.receipt_key.key_id == ring.receipt_key.key_id
+    # The move to the SM suite makes an SM2 receipt key; the Ed25519 one stays published.
+    assert (ring.receipt_key.algorithm, two.receipt_key.algorithm) == ("ed25519", "sm2")
+    assert [(k.key_id, k.algorithm) for k in two.receipt_verify_only] == [
+        (ring.receipt_key.key_id, "ed25519")
+    ]
+    assert signing.private_pem(ring.receipt_key.private_key) not in path.read_text()
     with pytest.raises(keys.KeyRingError, match="not the active key"):
         keys.retire_pool_keys(path, 1)
     assert keys.retire_pool_keys(path, 2) == [1]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import grpc
 import pytest
 
-from gateway import purposes, validation
+from gateway import admin, purposes, validation
+from gateway.callers import CallerError
 from gateway.errors import GovgwError
 
 pytestmark = pytest.mark.requirement("R5")
@@ -119,6 +122,54 @@ def test_free_text_is_desensitized_without_a_code() -> None:
     with pytest.raises(GovgwError) as e:
         validation.free_text("联系人 138 0013 8000")
     assert e.value.violations[0].reason == "PURPOSE_CONTAINS_PERSONAL_DATA"
+
+
+@pytest.mark.parametrize(
+    ("field", "sent", "reason"),
+    [
+        ("reason", "回电 138-0013-8000", "REASON_CONTAINS_PERSONAL_DATA"),
+        (
+            "legal_basis",
+            "核对５１３２２１１９８６０４１２０８９０",
+            "LEGAL_BASIS_CONTAINS_PERSONAL_DATA",
+        ),
+        ("note", "", "NOTE_MISSING"),
+        ("scenario", "x" * 201, "SCENARIO_TOO_LONG"),
+        ("title", "演练\r\nX-Subject: 陈凯", "TITLE_MALFORMED"),
+        ("purpose", "5132 2119 8604 1208 90", "PURPOSE_CONTAINS_PERSONAL_DATA"),
+    ],
+)
+def test_recorded_text_is_refused_under_its_own_field(field: str, sent: str, reason: str) -> None:
+    with pytest.raises(GovgwError) as e:
+        validation.recorded_text(sent, field, "say why")
+    assert [(v.field, v.reason) for v in e.value.violations] == [(field, reason)]
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    if sent:
+        assert sent.strip()[:8] not in str(e.value)
+
+
+def test_recorded_text_keeps_plain_reasons_and_masks_names() -> None:
+    for plain in ("演练", "发现批量爬取风险", "超出申请场景使用", "《户口登记条例》第十七条"):
+        assert validation.recorded_text(plain, "reason") == plain
+    assert (
+        validation.recorded_text("为王小明办理时发现超范围使用", "reason")
+        == "为***办理时发现超范围使用"
+    )
+    assert validation.recorded_text("", "legal_basis", required=False) == ""
+    # A purpose field is resolved to its stored form (a registered code).
+    assert validation.recorded_text("户籍业务办理", "purpose") == "household_registration"
+
+
+def test_offline_verbs_refuse_as_the_rpcs_do(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^reason: .*\(REASON_CONTAINS_PERSONAL_DATA\)$"):
+        admin.recorded_text("联系 +86 138 0013 8000", "reason")
+    assert admin.recorded_text("帮陈凯申请临时救助", "reason") == "帮**申请临时救助"
+    admin.init(tmp_path)
+    with pytest.raises(ValueError, match="DEPARTMENT_CONTAINS_PERSONAL_DATA"):
+        admin.callers_add(tmp_path, "agency-x", "agency", "民政局 13800138000", "513221")
+    with pytest.raises(CallerError, match="must not be an ID number or phone number"):
+        admin.callers_add(tmp_path, "513221198604120890", "agency", "汶川县民政局", "513221")
+    assert admin.callers_add(tmp_path, "agency-x", "agency", "汶川县民政局", "513221")
 
 
 def test_registered_texts_need_no_analysis(monkeypatch: pytest.MonkeyPatch) -> None:

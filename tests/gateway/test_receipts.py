@@ -20,15 +20,18 @@ from contract.receipts import (
     verify_receipt,
 )
 from gateway import keys as keyring_mod
+from gateway.crypto import DEFAULT_SUITE, SM_SUITE
 from gateway.keys import KeyRing
 from gateway.receipts import ReceiptSigner
 
 NOW = datetime(2024, 5, 1, 16, 0, 0, 123456, tzinfo=timezone(timedelta(hours=8)))
 
 
-@pytest.fixture(scope="module")
-def ring(tmp_path_factory: pytest.TempPathFactory) -> KeyRing:
-    return keyring_mod.generate(tmp_path_factory.mktemp("keys") / "keyring.json")
+# Every test here runs for both kinds of receipt key: Ed25519 (the AES suite's)
+# and SM2 (the SM suite's, GB/T 32918).
+@pytest.fixture(scope="module", params=[DEFAULT_SUITE, SM_SUITE], ids=["ed25519", "sm2"])
+def ring(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> KeyRing:
+    return keyring_mod.generate(tmp_path_factory.mktemp("keys") / "keyring.json", request.param)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +76,7 @@ def test_issued_receipt_verifies_offline(
         "subject_commitment": commitment,
         "policy_version": "v7",
         "issued_at": "2024-05-01T08:00:00.123456Z",  # normalized to UTC
+        "alg": "sm2" if ring.suite == SM_SUITE else "ed25519",
     }
 
 
@@ -88,10 +92,10 @@ def test_receipt_survives_the_wire_and_the_file(
 
 
 def test_pem_from_public_keys_derives_the_same_key_id(
-    tmp_path: Path, signer: ReceiptSigner
+    tmp_path: Path, ring: KeyRing, signer: ReceiptSigner
 ) -> None:
     ((key_id, algorithm, pem),) = signer.public_keys()
-    assert algorithm == "ed25519"
+    assert algorithm == ("sm2" if ring.suite == SM_SUITE else "ed25519")
     path = tmp_path / "receipt.pem"
     path.write_text(pem)
     assert list(load_public_keys(path)) == [key_id] == [signer.key_id]

@@ -12,7 +12,8 @@ import grpc
 import pytest
 
 from clients.cli import main
-from gateway import admin
+from clients.sdk.types import ConflictVerdict
+from gateway import admin, demo
 from gateway.config import Layout
 from tests.support import Harness, expect_error, make_data_dir, start
 
@@ -91,6 +92,59 @@ def test_the_planted_conflicts_are_reported_exactly(gw: Harness) -> None:
     text = str(page)
     for raw in raw_values(gw):
         assert raw not in text
+
+
+def held_raw(h: Harness, attribute: str) -> dict[str, str]:
+    """The planted subject's raw values of `attribute`, by dataset (for the test's own check)."""
+    p = next(p for p in h.demo["planted_conflicts"] if p["attribute"] == attribute)
+    field = p["field"]
+    return {
+        ds: h.parts.pool.read(ds, p["id_number"])[0][field]
+        for ds in ("population.basic", "social_assistance.recipient")
+    }
+
+
+@pytest.mark.requirement("R16")
+def test_the_coordinator_sees_how_each_pair_differs(gw: Harness) -> None:
+    """Masked values look alike (尼*** / 尼***); the pair says what to do about them."""
+    with gw.client(COORDINATOR) as c:
+        page = c.list_conflicts()
+    by_attr = {c.attribute: c for c in page.conflicts}
+    for c in page.conflicts:
+        assert len(c.differences) == 1
+        d = c.differences[0]
+        assert (d.first_value, d.second_value) == (1, 2)
+        assert d.edit_distance > 0 and d.first_length > 0 and d.second_length > 0
+    # The demo's name: a traditional form of one character, same length.
+    name = by_attr["person.name"].differences[0]
+    assert name.verdict == ConflictVerdict.FORMAT_ONLY
+    assert list(name.equal_after) == ["variant characters"]
+    assert name.edit_distance == 1 and name.first_length == name.second_length
+    if name.first_length >= 4:
+        assert len(name.first_positions) == 1 and not name.positions_withheld
+    else:
+        assert name.positions_withheld and list(name.first_positions) == []
+    # The birth date, some days off: as many edits as characters differ.
+    dates = held_raw(gw, "person.birth_date")
+    a, b = dates["social_assistance.recipient"], dates["population.basic"]
+    differing = [i + 1 for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    born = by_attr["person.birth_date"].differences[0]
+    assert born.edit_distance == len(differing)
+    assert list(born.first_positions) == list(born.second_positions) == differing
+    assert born.verdict == (
+        ConflictVerdict.SMALL_DIFFERENCE if len(differing) <= 2 else ConflictVerdict.DIFFERENT
+    )
+    # The address: another town, another village: different, positions shown.
+    moved = by_attr["person.address"].differences[0]
+    assert moved.verdict == ConflictVerdict.DIFFERENT and list(moved.equal_after) == []
+    assert moved.first_positions and not moved.positions_withheld
+    # Both registers came from the seeder's one import each, replacing the dataset.
+    for c in page.conflicts:
+        assert all(v.written_at_import for v in c.values)
+        stamps = {v.imported_at for v in c.values}
+        assert [v.imported_last for v in c.values] == [
+            len(stamps) > 1 and v.imported_at == max(stamps) for v in c.values
+        ]
 
 
 @pytest.mark.requirement("R16")
@@ -197,6 +251,10 @@ def test_cli_report_json_csv_and_human(gw: Harness, capsys: pytest.CaptureFixtur
     assert doc["count"] == 3
     assert {(c["subject_hash"], c["attribute"]) for c in doc["conflicts"]} == planted(gw)
     assert all(v["imported_at"].endswith("Z") for c in doc["conflicts"] for v in c["values"])
+    verdicts = {c["attribute"]: c["differences"][0]["verdict"] for c in doc["conflicts"]}
+    assert verdicts["person.name"] == "format only"
+    assert verdicts["person.address"] == "different"
+    assert verdicts["person.birth_date"] in ("small difference", "different")
     code, out, _ = cli(gw, capsys, "conflicts", "report", "--csv", "--attribute", "person.address")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
@@ -205,8 +263,14 @@ def test_cli_report_json_csv_and_human(gw: Harness, capsys: pytest.CaptureFixtur
         "social_assistance.recipient",
     }
     assert {r["attribute"] for r in rows} == {"person.address"}
+    assert [(r["value"], r["compared_with"], r["verdict"]) for r in rows] == [
+        ("1", "", ""),
+        ("2", "1", "different"),
+    ]
     code, out, _ = cli(gw, capsys, "conflicts", "report")
     assert code == 0 and out.startswith("3 conflict(s)") and "县民政局" in out
+    assert "1 vs 2: format only (variant characters): distance 1" in out
+    assert "1 vs 2: different: distance" in out
     code, out, err = cli(gw, capsys, "conflicts", "report", "--attribute", "x", "--json")
     assert code == 1 and json.loads(out)["error"]["reason"] == "UNKNOWN_ATTRIBUTE"
     assert "UNKNOWN_ATTRIBUTE" in err
@@ -225,6 +289,12 @@ def test_cli_offline_report_reads_the_pool_and_audits_it(
     assert main(["conflicts", "report", "--data-dir", data_dir, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {(c["subject_hash"], c["attribute"]) for c in doc["conflicts"]} == planted(gw)
+    # The same pairs and the same words as through the gateway.
+    _, out, _ = cli(gw, capsys, "conflicts", "report", "--json")
+    online = {(c["subject_hash"], c["attribute"]): c for c in json.loads(out)["conflicts"]}
+    for c in doc["conflicts"]:
+        assert c["differences"] == online[(c["subject_hash"], c["attribute"])]["differences"]
+        assert c["values"] == online[(c["subject_hash"], c["attribute"])]["values"]
     assert main(["conflicts", "report", "--data-dir", data_dir, "--attribute", "nope"]) == 1
     assert "UNKNOWN_ATTRIBUTE" in capsys.readouterr().err
     assert main(["conflicts", "report", "--data-dir", data_dir + "-missing"]) == 1
@@ -241,6 +311,6 @@ def test_cli_offline_report_reads_the_pool_and_audits_it(
 
 def test_the_demo_banner_shows_the_coordinator_how_to_run_it(gw: Harness) -> None:
     creds = {"policy-admin": {"kind": "admin", "api_key": "k-admin"}}
-    text = admin.demo_banner(gw.config, creds, gw.demo)
+    text = demo.demo_banner(gw.config, creds, gw.demo)
     assert f"--target {gw.config.listen} --api-key k-admin conflicts report" in text
-    assert "conflicts report" not in admin.demo_banner(gw.config, creds, {})
+    assert "conflicts report" not in demo.demo_banner(gw.config, creds, {})

@@ -2,19 +2,29 @@
 
 Each example puts one more person in both registers, disagreeing on one
 attribute or only in formatting, then reads the whole report over RPC and
-through the CLI (JSON and CSV). No raw name, birth date, address or ID number
-of any person in the pool may appear in the report, the CLI output, the
+through the CLI (JSON, CSV and human). No raw name, birth date, address or ID
+number of any person in the pool may appear in the report, the CLI output, the
 gateway's logs or the audit trail; and the new person is reported exactly
 when the registers disagree beyond formatting.
+
+Nor may a *fragment* of the new person's values beyond what their masked forms
+show: the report's pair differences (distance, lengths, positions, the steps
+that made two values equal) are numbers and words, never characters, and no
+part of a name, date or address past the mask (a given name, a day, a street)
+may appear in what the report says about that person.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 
 import pytest
+from google.protobuf.json_format import MessageToDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric
@@ -104,6 +114,38 @@ def registers(draw: st.DrawFn) -> tuple[dict[str, str], dict[str, str], str]:
     return pop, aid, kind
 
 
+# A keyed hash, a version and a time: no value of the person is in them, but
+# their digits and hex would match digits of a birth date or an ID number.
+_NOT_FROM_VALUES = {"subject_hash", "subjectHash", "dataset_version", "datasetVersion",
+                    "imported_at", "importedAt"}  # fmt: skip
+
+
+def _shown(doc: object) -> object:
+    if isinstance(doc, dict):
+        return {k: _shown(v) for k, v in doc.items() if k not in _NOT_FROM_VALUES}
+    if isinstance(doc, list):
+        return [_shown(v) for v in doc]
+    return doc
+
+
+def _is_cjk(text: str) -> bool:
+    return any(ord(ch) >= 0x2E80 for ch in text)
+
+
+def fragments_past_the_mask(raws: Iterable[str], masked: Iterable[str]) -> set[str]:
+    """Substrings of the raw values no masked form shows: two characters with a Chinese one,
+    else three (two digits are in every position list)."""
+    allowed = [m for m in masked if m]
+    out = set()
+    for raw in raws:
+        for i in range(len(raw)):
+            for j in range(i + (2 if _is_cjk(raw[i : i + 2]) else 3), len(raw) + 1):
+                part = raw[i:j]
+                if not any(part in m for m in allowed):
+                    out.add(part)
+    return out
+
+
 def raw_values(h: Harness) -> set[str]:
     out: set[str] = set()
     for ds in (POP, AID):
@@ -131,13 +173,49 @@ def test_no_raw_value_leaves_and_only_real_disagreements_are_reported(
     subject = gw.parts.keyring.subject_hash(pop["id_number"])
     with gw.client(COORDINATOR) as c:
         report = list(c.conflicts_report(page_size=7))
-    mine = {x.attribute for x in report if x.subject_hash == subject}
-    assert mine == ({kind} if kind else set())
+    entries = [x for x in report if x.subject_hash == subject]
+    assert {x.attribute for x in entries} == ({kind} if kind else set())
+    assert all(len(x.differences) == 1 for x in entries)  # two registers: one pair
     args = ["--target", gw.target, "--api-key", gw.keys[COORDINATOR], "conflicts", "report"]
     assert main([*args, "--json"]) == 0
+    as_json = capsys.readouterr().out
     assert main([*args, "--csv"]) == 0
+    as_csv = capsys.readouterr().out
+    assert main(args) == 0
     assert main([*args, "--attribute", "person.birth_date"]) == 0
     out = capsys.readouterr()
-    seen = "\n".join((str(report), out.out, out.err, gateway_logs.text, gw.audit_text()))
+    seen = "\n".join(
+        (str(report), as_json, as_csv, out.out, out.err, gateway_logs.text, gw.audit_text())
+    )
     leaked = [raw for raw in raw_values(gw) if raw in seen]
     assert leaked == [], f"{len(leaked)} raw value(s) in the output, logs or audit"
+    # What the report says about the new person shows nothing past the masks.
+    about = [_shown(MessageToDict(x)) for x in entries]
+    about += [_shown(e) for e in json.loads(as_json)["conflicts"] if e["subject_hash"] == subject]
+    about += [
+        _shown(row) for row in csv.DictReader(io.StringIO(as_csv)) if row["subject_hash"] == subject
+    ]
+    masked = {x.subject_masked for x in entries} | {
+        v.masked_value for x in entries for v in x.values
+    }
+    past = fragments_past_the_mask(
+        (
+            r[k]
+            for r in (pop, aid)
+            for k in ("id_number", "name", "birth_date", "household_address")
+        ),
+        masked,
+    )
+    text = json.dumps(about, ensure_ascii=False)
+    shown = [f for f in past if f in text]
+    assert shown == [], f"{len(shown)} fragment(s) past the mask in the report of the person"
+    # The human form, whole: no Chinese fragment past every mask the report shows
+    # (another person's masked address may well hold this one's county).
+    every_mask = {x.subject_masked for x in report} | {
+        v.masked_value for x in report for v in x.values
+    }
+    wide = fragments_past_the_mask(
+        (r[k] for r in (pop, aid) for k in ("name", "household_address")), every_mask
+    )
+    shown = [f for f in wide if _is_cjk(f) and f in out.out]
+    assert shown == [], f"{len(shown)} fragment(s) past the mask in the human report"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from govgw.v1 import policy_admin_pb2 as pb
 
 from clients.sdk import GovgwClient, GovgwClientError, PolicyAdminClient
 from clients.sdk.calls_policy import bundle
@@ -389,23 +390,31 @@ def test_another_gateway_process_switches_within_a_second(
         proc.wait(10)
 
 
-def test_signatures_when_required(gw: Harness, cands, tmp_path: Path) -> None:
+# Administrator keys may be Ed25519 or SM2 (GB/T 32918).
+@pytest.mark.parametrize("algorithm", ["ed25519", "sm2"])
+def test_signatures_when_required(gw: Harness, tmp_path: Path, algorithm: str) -> None:
     ensure_baseline(gw)
     store = policy_store(gw.data_dir)
-    priv, pub = generate_key(tmp_path / "keys", "alice")
-    other_priv, _ = generate_key(tmp_path / "keys", "mallory")
-    store.set_trust(key_id="alice", public_key_pem=pub.read_text(), require_signature=True)
+    # Key ids of their own: trust.json keeps the other run's keys.
+    alice, mallory = f"alice-{algorithm}", f"mallory-{algorithm}"
+    # And content of its own: a version keeps the signature it was first stored with.
+    raw = candidate(tmp_path, "raw", raw_phone=True)
+    smoke = raw / "tests" / "smoke_test.rego"
+    smoke.write_text(smoke.read_text() + f"# signed with {algorithm}\n")
+    priv, pub = generate_key(tmp_path / "keys", alice, algorithm)
+    other_priv, _ = generate_key(tmp_path / "keys", mallory, algorithm)
+    store.set_trust(key_id=alice, public_key_pem=pub.read_text(), require_signature=True)
     a = admin_client(gw)
     try:
         expect_error(
-            lambda: a.activate_policy(candidate=cands["raw"], reason="未签名"),
+            lambda: a.activate_policy(candidate=raw, reason="未签名"),
             PRECONDITION,
             "SIGNATURE_REQUIRED",
             ["signature"],
         )
         expect_error(
             lambda: a.activate_policy(
-                candidate=cands["raw"], reason="签名", sign_key=other_priv, key_id="mallory"
+                candidate=raw, reason="签名", sign_key=other_priv, key_id=mallory
             ),
             grpc.StatusCode.PERMISSION_DENIED,
             "SIGNATURE_KEY_UNTRUSTED",
@@ -413,14 +422,26 @@ def test_signatures_when_required(gw: Harness, cands, tmp_path: Path) -> None:
         )
         expect_error(
             lambda: a.activate_policy(
-                candidate=cands["raw"], reason="签名", sign_key=other_priv, key_id="alice"
+                candidate=raw, reason="签名", sign_key=other_priv, key_id=alice
             ),
             INVALID,
             "SIGNATURE_INVALID",
             ["signature.signature"],
         )
-        ok = a.activate_policy(candidate=cands["raw"], reason="签名", sign_key=priv, key_id="alice")
-        assert ok.version.signed_by == "alice" and ok.serving_version == ok.version.version
+        # Bytes that are neither an Ed25519 signature nor an SM2 one's DER form.
+        malformed = pb.ActivateRequest(
+            reason="签名",
+            bundle=a.bundle(raw),
+            signature=pb.BundleSignature(key_id=alice, signature=b"\x30\x03\x02\x01\x01"),
+        )
+        expect_error(
+            lambda: a._call(a.stub("policy_admin").Activate, malformed),
+            INVALID,
+            "SIGNATURE_MALFORMED",
+            ["signature.signature"],
+        )
+        ok = a.activate_policy(candidate=raw, reason="签名", sign_key=priv, key_id=alice)
+        assert ok.version.signed_by == alice and ok.serving_version == ok.version.version
         # the unsigned baseline cannot be rolled back to while signatures are required
         expect_error(lambda: a.rollback_policy(reason="回滚"), PRECONDITION, "SIGNATURE_REQUIRED")
         assert a.list_policy_versions().signatures_required

@@ -28,7 +28,13 @@ from clients.sdk.types.catalog import (
     ShareClass,
 )
 from clients.sdk.types.common import DisputedField, Provenance, Receipt, Subject, SubjectKind
-from clients.sdk.types.conflicts import Conflict, HeldValue, ListConflictsResponse
+from clients.sdk.types.conflicts import (
+    Conflict,
+    ConflictVerdict,
+    HeldValue,
+    ListConflictsResponse,
+    ValueDifference,
+)
 from clients.sdk.types.deadlines import DeadlineItem, DeadlineItemKind, ListDeadlinesResponse
 from clients.sdk.types.emergency import (
     DeclareEmergencyResponse,
@@ -121,6 +127,7 @@ __all__ = [
     "BundleSignature",
     "ChangeGrantResponse",
     "Conflict",
+    "ConflictVerdict",
     "Correction",
     "CorrectionResult",
     "CorrectionStatus",
@@ -207,6 +214,7 @@ __all__ = [
     "TestResponse",
     "UsageRow",
     "ValidateResponse",
+    "ValueDifference",
     "VerificationResult",
     "VerifyAttributesResponse",
     "VerifyIdentityResponse",

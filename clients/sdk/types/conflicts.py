@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
+
+
+class ConflictVerdict(enum.Enum):
+    UNSPECIFIED = 0
+    FORMAT_ONLY = 1
+    SMALL_DIFFERENCE = 2
+    DIFFERENT = 3
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,23 @@ class HeldValue:
     value_group: str = ""
     dataset_version: str = ""
     imported_at: datetime | None = None
+    imported_last: bool = False
+    written_at_import: bool = False
+
+
+@dataclass(frozen=True)
+class ValueDifference:
+    PROTO: ClassVar[str] = "govgw.v1.ValueDifference"
+    first_value: int = 0
+    second_value: int = 0
+    verdict: ConflictVerdict = ConflictVerdict.UNSPECIFIED
+    equal_after: tuple[str, ...] = ()
+    edit_distance: int = 0
+    first_length: int = 0
+    second_length: int = 0
+    first_positions: tuple[int, ...] = ()
+    second_positions: tuple[int, ...] = ()
+    positions_withheld: bool = False
 
 
 @dataclass(frozen=True)
@@ -27,6 +52,7 @@ class Conflict:
     subject_kind: str = ""
     attribute: str = ""
     values: tuple[HeldValue, ...] = ()
+    differences: tuple[ValueDifference, ...] = ()
 
 
 @dataclass(frozen=True)

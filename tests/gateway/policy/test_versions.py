@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from contract import signing
 from gateway.policy.bundle import load_bundle, read_policy_files
 from gateway.policy.versions import (
     Signature,
@@ -36,12 +36,8 @@ def bundle(**edits: bytes):
     return bundle_from_files(files, include_tests=True)
 
 
-def pem(key: Ed25519PrivateKey) -> str:
-    return (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+def pem(key: signing.PrivateKey) -> str:
+    return signing.public_pem(key.public_key())
 
 
 def test_versions_are_content_addressed_and_idempotent(store: VersionStore) -> None:
@@ -130,16 +126,20 @@ def test_readers_never_see_a_half_written_pointer(store: VersionStore) -> None:
 # ----- signatures ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def signer(store: VersionStore, tmp_path: Path) -> Ed25519PrivateKey:
-    priv, pub = generate_key(tmp_path / "keys", "alice")
+# Administrators sign with Ed25519 or SM2 keys (GB/T 32918): every signature test runs for both.
+@pytest.fixture(params=signing.ALGORITHMS)
+def signer(
+    store: VersionStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> signing.PrivateKey:
+    priv, pub = generate_key(tmp_path / "keys", "alice", request.param)
     assert priv.stat().st_mode & 0o777 == 0o600
+    assert signing.algorithm_of(load_private_key(priv)) == request.param
     store.set_trust(key_id="alice", public_key_pem=pub.read_text(), require_signature=True)
     return load_private_key(priv)
 
 
 def test_signed_version_loads_when_signing_is_required(
-    store: VersionStore, signer: Ed25519PrivateKey
+    store: VersionStore, signer: signing.PrivateKey
 ) -> None:
     b = bundle()
     info = store.create(b, author="a", reason="r", signature=sign_files(b.files, signer, "alice"))
@@ -154,21 +154,24 @@ def check(store: VersionStore, signature: Signature | None, files=None) -> str |
 
 
 def test_missing_or_empty_signature_never_passes_when_required(
-    store: VersionStore, signer: Ed25519PrivateKey
+    store: VersionStore, signer: signing.PrivateKey
 ) -> None:
     assert check(store, None) == "SIGNATURE_REQUIRED"
     assert check(store, Signature("alice", "")) == "SIGNATURE_REQUIRED"
     assert check(store, Signature("", "AAAA")) == "SIGNATURE_REQUIRED"
 
 
-def test_bad_signatures_are_refused(store: VersionStore, signer: Ed25519PrivateKey) -> None:
+def test_bad_signatures_are_refused(store: VersionStore, signer: signing.PrivateKey) -> None:
     b = bundle()
     good = sign_files(b.files, signer, "alice")
     assert check(store, good) is None
     other = sign_files(bundle(**{"tests/z_test.rego": b"package z\n"}).files, signer, "alice")
     assert check(store, other) == "SIGNATURE_INVALID"  # signed other content
-    mallory = sign_files(b.files, Ed25519PrivateKey.generate(), "alice")
+    mallory = sign_files(b.files, signing.generate(signing.algorithm_of(signer)), "alice")
     assert check(store, mallory) == "SIGNATURE_INVALID"  # right id, wrong key
+    other_kind = next(a for a in signing.ALGORITHMS if a != signing.algorithm_of(signer))
+    cross = sign_files(b.files, signing.generate(other_kind), "alice")
+    assert check(store, cross) == "SIGNATURE_INVALID"  # right id, a key of the other algorithm
     assert check(store, Signature("mallory", good.value)) == "SIGNATURE_KEY_UNTRUSTED"
     assert check(store, Signature("alice", "not base64!")) == "SIGNATURE_INVALID"
     # Signed as alice's key id, verified with another id's key: the id is in the payload.
@@ -177,7 +180,7 @@ def test_bad_signatures_are_refused(store: VersionStore, signer: Ed25519PrivateK
 
 
 def test_a_present_bad_signature_fails_even_when_signing_is_optional(
-    store: VersionStore, signer: Ed25519PrivateKey
+    store: VersionStore, signer: signing.PrivateKey
 ) -> None:
     store.set_trust(require_signature=False)
     assert check(store, None) is None
@@ -186,7 +189,7 @@ def test_a_present_bad_signature_fails_even_when_signing_is_optional(
 
 
 def test_stripping_the_signature_from_a_stored_version_does_not_bypass(
-    store: VersionStore, signer: Ed25519PrivateKey
+    store: VersionStore, signer: signing.PrivateKey
 ) -> None:
     b = bundle()
     info = store.create(b, author="a", reason="r", signature=sign_files(b.files, signer, "alice"))
@@ -199,7 +202,7 @@ def test_stripping_the_signature_from_a_stored_version_does_not_bypass(
     assert e.value.reason == "SIGNATURE_REQUIRED"
 
 
-def test_unreadable_trust_fails_closed(store: VersionStore, signer: Ed25519PrivateKey) -> None:
+def test_unreadable_trust_fails_closed(store: VersionStore, signer: signing.PrivateKey) -> None:
     b = bundle()
     good = sign_files(b.files, signer, "alice")
     store.trust_path.write_text("{not json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -220,6 +221,80 @@ def test_attribute_filter(pool: Pool, ring: KeyRing) -> None:
     assert [v.field for v in e.value.violations] == ["attribute"]
 
 
+def backdate(db: Path, dataset: str, imported_at: str) -> None:
+    """Say the dataset's imports were at `imported_at`: two imports of a test share a second."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE dataset_versions SET imported_at = ?"
+            " WHERE dataset_id = (SELECT id FROM datasets WHERE name = ?)",
+            (imported_at, dataset),
+        )
+
+
+@pytest.mark.requirement("R16")
+def test_each_pair_is_graded_and_the_last_import_is_named(
+    tmp_path: Path, pool: Pool, ring: KeyRing
+) -> None:
+    people = [person("泽仁卓玛", order=21), person("格桑达瓦", order=23), person("陈凯", order=25)]
+    people[1]["household_address"] = "四川省阿坝藏族羌族自治州马尔康县马尔康镇1组8号"
+    pool.write_batch(POP, people, replace_all=True)
+    pool.write_batch(
+        AID,
+        [
+            aid_row(people[0], name="泽仁卓瑪", birth_date="1986-04-21"),
+            aid_row(people[1], name="泽仁拉姆", household_address="马尔康市马尔康镇１组８号"),
+            aid_row(people[2], name="陈恺"),
+        ],
+    )
+    backdate(tmp_path / "pool.db", POP, "2025-03-01T08:00:00Z")
+    found = {(e["subject_hash"], e["attribute"]): e for e in report(finder(pool, ring))}
+    key = [ring.subject_hash(p["id_number"]) for p in people]
+
+    def pair(subject: int, attribute: str) -> dict[str, object]:
+        entry = found[(key[subject], attribute)]
+        assert len(entry["differences"]) == 1  # type: ignore[arg-type]
+        return entry["differences"][0]  # type: ignore[index,no-any-return]
+
+    assert pair(0, "person.name") == {
+        "first_value": 1, "second_value": 2, "verdict": "format only",
+        "equal_after": ["variant characters"], "edit_distance": 1,
+        "first_length": 4, "second_length": 4, "first_positions": [4],
+        "second_positions": [4], "positions_withheld": False,
+    }  # fmt: skip
+    assert pair(0, "person.birth_date")["verdict"] == "small difference"  # 12 -> 21: distance 2
+    assert pair(1, "person.name")["verdict"] == "different"
+    assert pair(1, "person.address")["verdict"] == "format only"
+    assert pair(1, "person.address")["equal_after"] == [
+        "width", "province and prefecture", "renamed division"
+    ]  # fmt: skip
+    short = pair(2, "person.name")  # 陈凯 / 陈恺: too short for positions
+    assert short["verdict"] == "small difference" and short["positions_withheld"] is True
+    assert short["first_positions"] == short["second_positions"] == []
+    # Which provider updated last: the civil-affairs register, imported after the
+    # population register; the latter's only import replaced it whole.
+    for entry in found.values():
+        held = {v["dataset"]: v for v in entry["values"]}  # type: ignore[union-attr]
+        assert held[AID]["imported_last"] is True and held[POP]["imported_last"] is False
+        assert held[POP]["written_at_import"] is True
+        assert held[AID]["written_at_import"] is False
+        assert held[POP]["imported_at"] == "2025-03-01T08:00:00Z"
+
+
+def test_imports_in_the_same_second_name_no_last(tmp_path: Path, pool: Pool, ring: KeyRing) -> None:
+    people = persons(2)
+    pool.write_batch(POP, people)
+    pool.write_batch(AID, [aid_row(people[0], name="陈凱")])
+    for dataset in (POP, AID):
+        backdate(tmp_path / "pool.db", dataset, "2026-11-20T09:00:00Z")
+    [entry] = report(finder(pool, ring))
+    values = entry["values"]
+    assert [v["imported_at"] for v in values] == ["2026-11-20T09:00:00Z"] * 2  # type: ignore[union-attr]
+    assert [v["imported_last"] for v in values] == [False, False]  # type: ignore[union-attr]
+    backdate(tmp_path / "pool.db", POP, "2026-11-20T08:59:59Z")  # a second earlier
+    [entry] = report(finder(pool, ring))
+    assert {v["dataset"]: v["imported_last"] for v in entry["values"]} == {POP: False, AID: True}  # type: ignore[union-attr]
+
+
 def three_datasets() -> Catalog:
     """The shipped catalog plus a third person dataset holding the name (a health register)."""
     doc = copy.deepcopy(CATALOG.raw)
@@ -253,6 +328,18 @@ def test_a_subject_in_three_datasets_is_reported_once_with_every_value(
     groups = {v["dataset"]: v["value_group"] for v in first["values"]}  # type: ignore[union-attr]
     assert len(groups) == 3
     assert groups[POP] == groups[AID] != groups["health.resident"]
+    # Three values, three pairs of different datasets: the two registers that agree
+    # are format only (identical), each against the third a variant character.
+    datasets = [v["dataset"] for v in first["values"]]  # type: ignore[union-attr]
+    pairs = {
+        frozenset((datasets[d["first_value"] - 1], datasets[d["second_value"] - 1])): d
+        for d in first["differences"]  # type: ignore[union-attr]
+    }
+    assert len(pairs) == 3
+    assert pairs[frozenset((POP, AID))]["verdict"] == "format only"
+    assert pairs[frozenset((POP, AID))]["edit_distance"] == 0
+    assert pairs[frozenset((POP, "health.resident"))]["verdict"] == "format only"
+    assert pairs[frozenset((POP, "health.resident"))]["equal_after"] == ["variant characters"]
 
 
 def test_pages_walk_the_whole_report_and_resume(pool: Pool, ring: KeyRing) -> None:

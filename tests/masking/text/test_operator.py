@@ -99,3 +99,11 @@ def test_any_text_keeps_its_shape_outside_entities(text: str) -> None:
         covered.update(range(r["start"], r["end"]))
         assert set(out[r["start"] : r["end"]]) == {"*"}
     assert all(out[i] == text[i] for i in range(len(text)) if i not in covered)
+
+
+@pytest.mark.requirement("R7")
+def test_a_number_split_across_lines_is_masked_whole_and_the_lines_stay() -> None:
+    text = "身份证号码5132211986\n04120890，电话138 0013\r\n8000。"
+    out, report = desensitize(text, {}, CTX)
+    assert out == "身份证号码**********\n********，电话********\r\n****。"
+    assert [r["type"] for r in report] == ["ID_NUMBER", "PHONE_NUMBER"]

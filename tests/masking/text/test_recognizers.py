@@ -1,4 +1,5 @@
-"""Chinese recognizers inside Chinese text: validated numbers, names, addresses, look-alikes."""
+"""Chinese recognizers inside Chinese text: one table of (text, expected spans) per recognizer,
+harmless look-alikes included, and properties of the number validators."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from stdnum import luhn
 from stdnum.cn import ric, uscc
 
 from masking.text.analyzer import RECOGNIZERS, text_analyzer
-from masking.text.entities import ENTITY_TYPES
+from masking.text.base import ChineseRecognizer
+from masking.text.entities import DEFAULT_TREATMENTS, ENTITY_TYPES, TITLES
+from masking.text.registry import RECOGNIZERS as REGISTERED
 
 # CJK text without digits or ASCII letters: what surrounds numbers in remarks.
 CJK = st.text(
@@ -26,20 +29,17 @@ def found(text: str) -> list[tuple[str, str]]:
     return [(e.type, text[e.start : e.end]) for e in text_analyzer().analyze(text)]
 
 
+def of_type(entity: str, text: str) -> list[str]:
+    """What the analyzer masks as `entity` in `text` (overlaps already resolved)."""
+    return [v for t, v in found(text) if t == entity]
+
+
 @st.composite
 def id_numbers(draw: st.DrawFn) -> str:
     region = draw(st.sampled_from(["513221", "110105", "440305", "510104", "320102", "652328"]))
     born = date(1930, 1, 1) + timedelta(days=draw(st.integers(0, 365 * 90)))
     body = f"{region}{born:%Y%m%d}{draw(st.integers(0, 999)):03d}"
     return body + ric.calc_check_digit(body + "0")
-
-
-def test_registry_covers_every_entity_type() -> None:
-    assert set(RECOGNIZERS) == set(ENTITY_TYPES)
-    engine = text_analyzer().engine
-    assert {r.name for r in engine.get_recognizers("zh")} == {
-        c.__name__ for c in RECOGNIZERS.values()
-    }
 
 
 @settings(max_examples=60, deadline=None)
@@ -56,13 +56,22 @@ def test_a_valid_id_number_is_found_between_chinese_characters(
 
 @settings(max_examples=60, deadline=None)
 @given(before=CJK, number=id_numbers(), after=CJK, wrong=st.sampled_from("0123456789X"))
-def test_a_wrong_check_digit_is_not_an_id_number(
+def test_a_wrong_check_digit_is_still_an_id_number_with_a_lower_score(
     before: str, number: str, after: str, wrong: str
 ) -> None:
     bad = number[:-1] + wrong
     if bad == number:
         return
-    assert not [t for t, v in found(before + bad + after) if t == "ID_NUMBER"]
+    text = before + "身份证号" + bad + after
+    hits = [e for e in text_analyzer().analyze(text) if e.type == "ID_NUMBER"]
+    assert [text[e.start : e.end] for e in hits] == [bad]
+    assert hits[0].score < 1.0
+    good = [
+        e
+        for e in text_analyzer().analyze(before + "身份证号" + number + after)
+        if e.type == "ID_NUMBER"
+    ]
+    assert good[0].score == 1.0
 
 
 @settings(max_examples=40, deadline=None)
@@ -81,104 +90,274 @@ def test_bank_cards_by_luhn(before: str, after: str, digits: str, prefix: str) -
     assert not [t for t, _ in found(before + "银行卡号" + wrong + after) if t == "BANK_CARD"]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("联系电话13800001234。", [("PHONE_NUMBER", "13800001234")]),
-        ("手机+86 138 0000 1234", [("PHONE_NUMBER", "+86 138 0000 1234")]),
-        ("座机028-87654321转123", [("PHONE_NUMBER", "028-87654321转123")]),
-        ("邮箱zhang.san@qq.com。", [("EMAIL_ADDRESS", "zhang.san@qq.com")]),
-        ("车牌川A·12345违停", [("VEHICLE_PLATE", "川A·12345")]),
-        ("新能源车川AD12345", [("VEHICLE_PLATE", "川AD12345")]),
-        ("护照E12345678", [("PASSPORT", "E12345678")]),
-        ("旧身份证号510103800101123", [("ID_NUMBER", "510103800101123")]),
-        ("当事人张三于2023年", [("PERSON", "张三")]),
-        ("法定代表人：欧阳娜娜，", [("PERSON", "欧阳娜娜")]),
-        ("李四、王五和赵六到场", [("PERSON", "李四"), ("PERSON", "王五"), ("PERSON", "赵六")]),
-        ("家住威州镇羌锋村2组8号。", [("ADDRESS", "威州镇羌锋村2组8号")]),
-        (
-            "迁往四川省成都市武侯区人民南路4段12号3栋2单元501室。",
-            [("ADDRESS", "四川省成都市武侯区人民南路4段12号3栋2单元501室")],
-        ),
-    ],
-)
-def test_entities_in_context(text: str, expected: list[tuple[str, str]]) -> None:
-    assert found(text) == expected
+# -- the registry --------------------------------------------------------------
 
 
+def test_entity_list_titles_treatments_and_analyzer_come_from_the_registry() -> None:
+    assert tuple(cls.entity for cls in REGISTERED) == ENTITY_TYPES
+    assert set(TITLES) == set(DEFAULT_TREATMENTS) == set(ENTITY_TYPES)
+    assert TITLES["QQ_NUMBER"] == "QQ号" and TITLES["WECHAT_ID"] == "微信号"
+    assert set(RECOGNIZERS) == set(ENTITY_TYPES)
+    engine = text_analyzer().engine
+    assert {r.name for r in engine.get_recognizers("zh")} == {c.__name__ for c in REGISTERED}
+
+
+@pytest.mark.parametrize("cls", REGISTERED, ids=lambda c: c.__name__)
+def test_every_recognizer_declares_its_scores_as_named_data(cls: type) -> None:
+    assert cls.title and cls.entity.isupper()
+    for name, level in cls.scores.items():
+        assert 0.5 <= level <= 1.0, (name, level)  # below min_score a level is dead data
+    for pattern in cls.patterns:
+        # validate() picks a named level for every pattern; the base one takes the pattern's name.
+        assert pattern.name in cls.scores or cls.validate is not ChineseRecognizer.validate
+
+
+# -- one table per recognizer: (text, what it masks), harmless values included --
+
+ID_NUMBER_TABLE = [
+    ("身份证号513221198604120890。", ["513221198604120890"]),
+    ("证件号11010519800229003x（小写）", ["11010519800229003x"]),
+    ("身份证号码513221198604120891与系统不符", ["513221198604120891"]),  # wrong check digit
+    ("核对44030519900101456X，末位有误", ["44030519900101456X"]),
+    ("核对5132 2119 8604 1208 90", ["5132 2119 8604 1208 90"]),
+    ("核对 5132-2119-8604-1208-90", ["5132-2119-8604-1208-90"]),
+    ("核对513221 19860412 0890", ["513221 19860412 0890"]),
+    ("核对513221.19860412.0890", ["513221.19860412.0890"]),
+    ("证件号 652 328 1982 1130 7726。", ["652 328 1982 1130 7726"]),
+    ("核对５１３２２１ １９８６０４１２ ０８９０", ["５１３２２１ １９８６０４１２ ０８９０"]),
+    ("身份证号５１３２２１１９８６０４１２０８９０", ["５１３２２１１９８６０４１２０８９０"]),
+    ("身份证号码5132211986\n04120890，请核实", ["5132211986\n04120890"]),
+    ("身份证号：513221 19860412\r\n0890", ["513221 19860412\r\n0890"]),
+    ("身份证号513221198604120890 2023年换证", ["513221198604120890"]),  # not the year after it
+    ("旧身份证号510103800101123，已换领新证", ["510103800101123"]),
+    ("身份证号码51322119860412089与系统不符", ["51322119860412089"]),  # a digit left out
+    ("身份证号5132211986041208900", ["5132211986041208900"]),  # one typed twice
+    ("编号51322119860412089", []),  # 17 digits without an ID word
+    # Harmless: impossible county or date, order and case numbers, amounts, dates.
+    ("编号519999198604120890的材料已退回", []),
+    ("号码513221198613450890格式有误", []),
+    ("身份证号码513221198602300893无效", []),
+    ("990101200001011234无法识别", []),
+    ("订单号513221198604120891已发货", []),  # wrong check digit next to an order word
+    ("流水号513221198001011230099", []),
+    ("编号 5132 2119 8604 1208 91", []),
+    ("案号（2023）川3221民初1234号", []),
+    ("金额1,234,567.89元，日期2023-11-20 14:30", []),
+]
+
+PHONE_TABLE = [
+    ("联系电话13800001234。", ["13800001234"]),
+    ("手机+86 138 0000 1234", ["+86 138 0000 1234"]),
+    ("手机(+86)13800138000", ["(+86)13800138000"]),
+    ("Tel: 0086 13800138000", ["0086 13800138000"]),
+    ("回电+86.138.0013.8000", ["+86.138.0013.8000"]),
+    ("电话138-00138000。", ["138-00138000"]),
+    ("手机：1380-013-8000", ["1380-013-8000"]),
+    ("回电138.0013.8000", ["138.0013.8000"]),
+    ("手机１３８－００１３－８０００", ["１３８－００１３－８０００"]),
+    ("联系电话138 0013\n8000，地址不详", ["138 0013\n8000"]),
+    ("座机028-87654321转123", ["028-87654321转123"]),
+    ("联系电话0837-6221234", ["0837-6221234"]),
+    ("13800138000 15900001111", ["13800138000", "15900001111"]),  # two numbers, not one
+    # Harmless.
+    ("涉案金额人民币13800138000.00元", []),
+    ("请拨打12345政务服务便民热线或110报警", []),
+    ("订单号2023112012345678已发货", []),
+    ("受理时间 2023 11 20", []),
+]
+
+BANK_CARD_TABLE = [
+    ("银行卡号6217003810012345677。", ["6217003810012345677"]),
+    ("收款账户6222 0212 3456 7890 128，", ["6222 0212 3456 7890 128"]),
+    ("卡号：6217-0038-1001-2345-677", ["6217-0038-1001-2345-677"]),
+    ("银行卡号62170038100\n12345677，请核对", ["62170038100\n12345677"]),
+    ("银行卡号６２１７００３８１００１２３４５６７７", ["６２１７００３８１００１２３４５６７７"]),
+    ("发放至6228480012345678903（农行）", ["6228480012345678903"]),
+    # Harmless: a wrong Luhn digit, order numbers, an ID-shaped number.
+    ("银行卡号6217003810012345678", []),
+    ("订单编号 6222 0212 3456 7890，支付成功", []),
+    ("交易流水号：6228480012345678903", []),
+    ("商品编码6901234567892，条形码6921168509256", []),
+]
+
+USCC_TABLE = [
+    ("统一社会信用代码91513221MA6CB1234L。", ["91513221MA6CB1234L"]),
+    ("事业单位12513221000123456H已注销", ["12513221000123456H"]),
+    ("统一社会信用代码：9151 0100 MA6C 9K3P 86", ["9151 0100 MA6C 9K3P 86"]),
+    ("信用代码91110105 MA01ABCDEB。", ["91110105 MA01ABCDEB"]),
+    ("纳税人识别号93-513221-MA62T0X1Y-9", ["93-513221-MA62T0X1Y-9"]),
+    (
+        "统一社会信用代码９１５１３２２１ＭＡ６ＣＢ１２３４Ｌ",
+        ["９１５１３２２１ＭＡ６ＣＢ１２３４Ｌ"],
+    ),
+    # Harmless: a wrong check character.
+    ("统一社会信用代码91510100MA6CB1234Z校验位不符", []),
+]
+
+QQ_TABLE = [
+    ("投诉人QQ：12345678，", ["12345678"]),
+    ("QQ号987654321已加好友", ["987654321"]),
+    ("联系qq 3141592653", ["3141592653"]),
+    ("QQ号码为10001。", ["10001"]),
+    ("ＱＱ：１２３４５６７８", ["１２３４５６７８"]),
+    ("QQ/微信：12345678", ["12345678"]),
+    ("微信/QQ：12345678", ["12345678"]),
+    # Harmless: no label, a QQ group, a QQ mailbox (the e-mail recognizer's).
+    ("编号12345678", []),
+    ("QQ群123456789的公告", []),
+    ("邮箱12345678@qq.com", []),
+]
+
+WECHAT_TABLE = [
+    ("微信号：wxid_abc123，", ["wxid_abc123"]),
+    ("加微信zhang-san_88联系", ["zhang-san_88"]),
+    ("微信 Li_Na2023 发来照片", ["Li_Na2023"]),
+    ("WeChat: wang_wu_1990", ["wang_wu_1990"]),
+    ("微信ID：wxid_q1w2e3r4t5y6", ["wxid_q1w2e3r4t5y6"]),
+    # Harmless: no label, too short, not starting with a letter, a public account.
+    ("wxid_abc123", []),
+    ("微信：abc", []),
+    ("微信公众号“汶川发布”", []),
+    ("微信支付12.50元", []),
+]
+
+OTHER_TABLE = [
+    ("EMAIL_ADDRESS", "邮箱zhang.san@qq.com。", ["zhang.san@qq.com"]),
+    ("VEHICLE_PLATE", "车牌川A·12345违停", ["川A·12345"]),
+    ("VEHICLE_PLATE", "新能源车川AD12345", ["川AD12345"]),
+    ("PASSPORT", "护照E12345678", ["E12345678"]),
+    ("PASSPORT", "往来港澳通行证C12345678已过期", ["C12345678"]),
+    ("PASSPORT", "订单号E12345678", []),
+    ("ADDRESS", "家住威州镇羌锋村2组8号。", ["威州镇羌锋村2组8号"]),
+    (
+        "ADDRESS",
+        "迁往四川省成都市武侯区人民南路4段12号3栋2单元501室。",
+        ["四川省成都市武侯区人民南路4段12号3栋2单元501室"],
+    ),
+    ("ADDRESS", "前往成都市出差，汶川县人民政府发布公告。", []),
+]
+
+
+@pytest.mark.requirement("R7")
+@pytest.mark.parametrize(("text", "expected"), ID_NUMBER_TABLE)
+def test_id_numbers(text: str, expected: list[str]) -> None:
+    assert of_type("ID_NUMBER", text) == expected
+
+
+@pytest.mark.requirement("R7")
+@pytest.mark.parametrize(("text", "expected"), PHONE_TABLE)
+def test_phone_numbers(text: str, expected: list[str]) -> None:
+    assert of_type("PHONE_NUMBER", text) == expected
+
+
+@pytest.mark.requirement("R7")
+@pytest.mark.parametrize(("text", "expected"), BANK_CARD_TABLE)
+def test_bank_cards(text: str, expected: list[str]) -> None:
+    assert of_type("BANK_CARD", text) == expected
+
+
+@pytest.mark.requirement("R7")
+@pytest.mark.parametrize(("text", "expected"), USCC_TABLE)
+def test_usccs(text: str, expected: list[str]) -> None:
+    assert of_type("USCC", text) == expected
+
+
+@pytest.mark.requirement("R7")
+@pytest.mark.parametrize(("text", "expected"), QQ_TABLE)
+def test_qq_numbers(text: str, expected: list[str]) -> None:
+    assert of_type("QQ_NUMBER", text) == expected
+
+
+@pytest.mark.requirement("R7")
+@pytest.mark.parametrize(("text", "expected"), WECHAT_TABLE)
+def test_wechat_ids(text: str, expected: list[str]) -> None:
+    assert of_type("WECHAT_ID", text) == expected
+
+
+@pytest.mark.requirement("R7")
+@pytest.mark.parametrize(("entity", "text", "expected"), OTHER_TABLE)
+def test_other_identifiers_and_addresses(entity: str, text: str, expected: list[str]) -> None:
+    assert of_type(entity, text) == expected
+
+
+@pytest.mark.requirement("R7")
 @pytest.mark.parametrize(
     "text",
     [
         "订单号2023112012345678已发货，金额1288.00元。",
         "发票号码04400190021112345678，开票日期2023年5月6日。",
-        "流水号513221198001011230099。",
         "张家口市和马鞍山市是地级市，黄山风景区游客众多。",
         "王府井大街、白马寺、石家庄、周口店遗址。",
-        "前往成都市出差，汶川县人民政府发布公告。",
         "截至2023年12月31日，累计发放救助金12.5万元。",
-        "请拨打12345政务服务便民热线。",
         "相关人员信息与登记不符。",
         "据统计，全年受理投诉1234件。",
+        "版本 1.2.3 于2024.01.01发布",
+        "（2024）京0105刑初1008号判决已生效，罚没款合计 62,220,212.34 元。",
     ],
 )
-def test_look_alikes_are_left_alone(text: str) -> None:
+def test_harmless_text_is_left_alone(text: str) -> None:
     assert found(text) == []
 
 
-def test_a_uscc_is_found_and_an_all_digit_look_alike_needs_its_word() -> None:
+def test_an_all_digit_uscc_shaped_like_an_id_number_needs_its_word() -> None:
     body = "91513221MA6CB1234"
     code = body + uscc.calc_check_digit(body)
-    assert ("USCC", code) in found(f"统一社会信用代码{code}。")
     assert ("USCC", code) in found(f"企业{code}被列入名录")
 
 
-@pytest.mark.parametrize(
-    ("text", "entity", "value"),
-    [
-        # ID numbers written in groups: 4-4-4-4-2, 6-8-4, with spaces, dashes or dots.
-        ("核对5132 2119 8604 1208 90", "ID_NUMBER", "5132 2119 8604 1208 90"),
-        ("核对 5132-2119-8604-1208-90", "ID_NUMBER", "5132-2119-8604-1208-90"),
-        ("核对513221 19860412 0890", "ID_NUMBER", "513221 19860412 0890"),
-        ("核对513221-19860412-0890", "ID_NUMBER", "513221-19860412-0890"),
-        ("核对513221.19860412.0890", "ID_NUMBER", "513221.19860412.0890"),
-        (
-            "核对５１３２２１ １９８６０４１２ ０８９０",
-            "ID_NUMBER",
-            "５１３２２１ １９８６０４１２ ０８９０",
-        ),
-        # Mobiles: dots and a bracketed +86 as well as spaces and dashes.
-        ("回电138.0013.8000", "PHONE_NUMBER", "138.0013.8000"),
-        ("回电(+86)13800138000", "PHONE_NUMBER", "(+86)13800138000"),
-        ("回电+86.138.0013.8000", "PHONE_NUMBER", "+86.138.0013.8000"),
-        ("回电+86 138 0013 8000", "PHONE_NUMBER", "+86 138 0013 8000"),
-        # Someone a service is done for.
-        ("为陈凯办理户籍迁入", "PERSON", "陈凯"),
-        ("给张伟补办身份证", "PERSON", "张伟"),
-        ("协助李娜核实低保材料", "PERSON", "李娜"),
-        ("帮王秀英申请救助", "PERSON", "王秀英"),
-        ("替欧阳建平办理迁入", "PERSON", "欧阳建平"),
-        ("为陈凯（户主）办理", "PERSON", "陈凯"),
-        ("为王来福办理", "PERSON", "王来福"),  # 来 is a stop character, the verb ends the name
-    ],
-)
-def test_grouped_numbers_and_beneficiaries_are_found(text: str, entity: str, value: str) -> None:
-    assert (entity, value) in found(text)
+# -- names (PERSON is being reworked elsewhere: these pin only what it does today) --
+PERSON_TABLE = [
+    ("当事人张三于2023年", ["张三"]),
+    ("法定代表人：欧阳娜娜，", ["欧阳娜娜"]),
+    ("李四、王五和赵六到场", ["李四", "王五", "赵六"]),
+    ("为陈凯办理户籍迁入", ["陈凯"]),
+    ("替欧阳建平办理迁入", ["欧阳建平"]),
+    ("为王来福办理", ["王来福"]),
+    ("为农户办理补贴", []),
+    ("协助公安机关调查", []),
+    ("为张家口市办理", []),
+    ("代办户籍", []),
+]
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "为农户办理补贴",
-        "为群众办理",
-        "为单位办理",
-        "协助公安机关调查",
-        "为张家口市办理",
-        "为白马寺办理",
-        "代办户籍",
-        "为民办实事",
-        "版本 1.2.3 于2024.01.01发布",
-        "编号 5132 2119 8604 1208 91",  # a wrong check digit
-    ],
+@pytest.mark.parametrize(("text", "expected"), PERSON_TABLE)
+def test_person_names(text: str, expected: list[str]) -> None:
+    assert of_type("PERSON", text) == expected
+
+
+@st.composite
+def grouped(draw: st.DrawFn, value: str) -> str:
+    """`value` cut into groups of 2-8 characters joined by what people type between them."""
+    sep = st.sampled_from([" ", "  ", "-", " - ", ".", "\n", " \n", "\r\n", "\u3000", "－"])
+    out, at = [], 0
+    while at < len(value):
+        size = draw(st.integers(2, 8))
+        out.append(value[at : at + size])
+        at += size
+    return "".join(part + (draw(sep) if i < len(out) - 1 else "") for i, part in enumerate(out))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), before=CJK, after=CJK, number=id_numbers(), wide=st.booleans())
+def test_an_id_number_in_any_grouping_is_masked_whole(
+    data: st.DataObject, before: str, after: str, number: str, wide: bool
+) -> None:
+    written = data.draw(grouped(number))
+    if wide:
+        written = written.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
+    assert of_type("ID_NUMBER", before + "身份证号" + written + after) == [written]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    before=CJK,
+    after=CJK,
+    prefix=st.sampled_from(["138", "159", "176", "186", "199"]),
+    rest=st.text(alphabet="0123456789", min_size=8, max_size=8),
 )
-def test_look_alikes_of_grouped_numbers_and_beneficiaries_are_not_found(text: str) -> None:
-    assert [t for t, _ in found(text) if t in ("PERSON", "ID_NUMBER", "PHONE_NUMBER")] == []
+def test_a_mobile_in_any_grouping_is_masked_whole(
+    data: st.DataObject, before: str, after: str, prefix: str, rest: str
+) -> None:
+    written = data.draw(grouped(prefix + rest))
+    assert of_type("PHONE_NUMBER", before + "手机" + written + after) == [written]

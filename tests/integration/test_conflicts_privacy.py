@@ -24,12 +24,12 @@ from collections.abc import Iterable, Iterator
 from datetime import date, timedelta
 
 import pytest
-from google.protobuf.json_format import MessageToDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric
 
 from clients.cli import main
+from clients.sdk import to_json
 from gateway import admin
 from gateway.pool.seed import BULK_ORDER_BASE, COUNTIES, NAME_VARIANTS, PROVINCE_PREFECTURE
 from tests.support import CapturedLogs, Harness, make_data_dir, start
@@ -190,7 +190,7 @@ def test_no_raw_value_leaves_and_only_real_disagreements_are_reported(
     leaked = [raw for raw in raw_values(gw) if raw in seen]
     assert leaked == [], f"{len(leaked)} raw value(s) in the output, logs or audit"
     # What the report says about the new person shows nothing past the masks.
-    about = [_shown(MessageToDict(x)) for x in entries]
+    about = [_shown(to_json(x)) for x in entries]
     about += [_shown(e) for e in json.loads(as_json)["conflicts"] if e["subject_hash"] == subject]
     about += [
         _shown(row) for row in csv.DictReader(io.StringIO(as_csv)) if row["subject_hash"] == subject

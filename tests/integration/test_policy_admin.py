@@ -431,7 +431,7 @@ def test_signatures_when_required(gw: Harness, tmp_path: Path, algorithm: str) -
         # Bytes that are neither an Ed25519 signature nor an SM2 one's DER form.
         malformed = pb.ActivateRequest(
             reason="签名",
-            bundle=a.bundle(raw),
+            bundle=bundle(raw),
             signature=pb.BundleSignature(key_id=alice, signature=b"\x30\x03\x02\x01\x01"),
         )
         expect_error(

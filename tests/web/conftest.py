@@ -129,4 +129,3 @@ def first_sign_in(page: Page, web: WebServer, username: str, new_password: str) 
     page.fill("input[name=new_password_confirm]", new_password)
     page.click("button[type=submit]")
     page.wait_for_url("**/verify/identity")
-

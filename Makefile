@@ -30,9 +30,10 @@ gen: $(GEN_STAMP)
 redis:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
-# The counter page's tests drive Debian's chromium headless (Playwright, no browser download).
+# The counter page's tests drive Debian's chromium headless (Playwright, no browser download),
+# with a CJK font so that their screenshots read.
 browser:
-	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -x /usr/bin/chromium && fc-list :lang=zh | grep -q . || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
 
 lint: install
 	.venv/bin/ruff check .

@@ -197,3 +197,55 @@ def test_an_unreachable_gateway_is_said_plainly(
         assert "Traceback" not in server.log_text()
     finally:
         stop(server)
+
+
+def _cookie_texts(page: Page) -> list[str]:
+    """Each cookie's value and, for the signed session, its decoded content."""
+    out = []
+    for c in page.context.cookies():
+        out.append(c["value"])
+        head = c["value"].split(".")[0]
+        try:
+            out.append(base64.b64decode(head + "=" * (-len(head) % 4)).decode("utf-8", "replace"))
+        except ValueError:
+            pass
+    return out
+
+
+@pytest.mark.requirement("R7")
+def test_nothing_personal_in_the_web_data_dir_logs_or_cookies(
+    web: WebServer, page: Page, gateway: Harness, gateway_logs, tmp_path: Path
+) -> None:
+    """R7: the page releases and keeps nothing raw: after matches, a mismatch, a field
+    error and a refused purpose, no name or ID number is in the web data directory
+    (every file, the SQLite bytes included), the web server's log, the gateway's log
+    or the cookies."""
+    adult = gateway.demo["adult_resident"]
+    first_sign_in(page, web, "clerk-sun", "窗口密码-2026-sun")
+    cookies = _cookie_texts(page)
+    verify(page, web.url, adult["name"], adult["id_number"])
+    expect(page.locator("#verdict")).to_have_text("一致")
+    cookies += _cookie_texts(page)
+    verify(page, web.url, adult["name"] + "某", adult["id_number"])
+    expect(page.locator("#verdict")).to_have_text("不一致")
+    bad = wrong_check_digit(adult["id_number"])
+    verify(page, web.url, adult["name"], bad)
+    expect(page.locator("#id_number-error")).to_be_visible()
+    cookies += _cookie_texts(page)
+    page.goto(web.url + "/checks")
+    page.goto(web.url + "/receipts/" + page.locator("#checks a").first.inner_text() + "/slip")
+    cookies += _cookie_texts(page)
+    assert any('"user"' in c for c in cookies)  # the decoding did find the session content
+
+    secrets_ = [adult["id_number"], bad, adult["name"], adult["name"] + "某"]
+    files = [p for p in web.data_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "web.sqlite" for p in files)
+    blobs = {str(p): p.read_bytes() for p in files}
+    blobs["web log"] = web.log.read_bytes()
+    blobs["gateway log"] = gateway_logs.text.encode()
+    blobs["cookies"] = "\n".join(cookies).encode()
+    assert b"receipt" in blobs["web log"] or b"check kind" in blobs["web log"]
+    for where, data in blobs.items():
+        for value in secrets_:
+            assert value.encode() not in data, f"{where} holds a name or ID number"
+            assert value.lower().encode() not in data, where

@@ -7,8 +7,14 @@ import re
 import stat
 from pathlib import Path
 
+import warnings
+
 import pytest
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():
+    # Starlette 1.x would have httpx2 under its TestClient; httpx (pinned) still works.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from tests.support import free_port
 from tests.web.conftest import govgw, key_file
@@ -73,7 +79,9 @@ def test_the_first_sign_in_must_set_a_new_password_first(tmp_path: Path) -> None
         one_time = store.add_clerk("clerk-new", "counter-wenchuan")
         store.close()
         token = csrf(http.get("/login").text)
-        http.post("/login", data={"username": "clerk-new", "password": one_time, "csrf_token": token})
+        http.post(
+            "/login", data={"username": "clerk-new", "password": one_time, "csrf_token": token}
+        )
         # Every page leads to the password form until a password is set.
         assert http.get("/verify/identity").headers["location"] == "/password"
         token = csrf(http.get("/password").text)

@@ -51,14 +51,17 @@ def routes(c: Counter) -> list[Route]:
         since = now - s.lockout_window_s
         locked = f"该账户登录失败次数过多，已锁定 {int(s.lockout_window_s // 60)} 分钟，请稍后再试或联系管理员。"
         failures = await c.call(c.store.failures_since, username, since)
+        # Only a clerk's username is logged: whatever else was typed there may be personal.
+        known = await c.call(c.store.clerk, username) is not None
+        shown = username if known else "(not a clerk)"
         if failures >= s.lockout_failures:
-            log.warning("sign-in refused: locked user=%s", username)
+            log.warning("sign-in refused: locked user=%s", shown)
             return c.render(request, "login.html", 403, error=locked, username=username)
         clerk = await c.call(c.store.check_password, username, password)
         if clerk is None:
             await c.call(c.store.add_failure, username, now, since)
             left = s.lockout_failures - failures - 1
-            log.warning("sign-in failed user=%s", username)
+            log.warning("sign-in failed user=%s", shown)
             error = locked if left <= 0 else f"用户名或密码错误（还可尝试 {left} 次）。"
             return c.render(request, "login.html", 401, error=error, username=username)
         await c.call(c.store.clear_failures, username)

@@ -8,6 +8,8 @@ the subject, never a name or an ID number.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -103,6 +105,12 @@ class WebStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         # WAL keeps a -wal and -shm beside the file: the umask makes them owner-only too.
         self._db.executescript(_SCHEMA)
+        # Sign-in failures are kept under a keyed hash of what was typed as the username:
+        # a citizen's number typed into the wrong field is not written down.
+        self._failure_key = hashlib.sha256(b"failures\0" + session_secret(self.data_dir)).digest()
+
+    def _who(self, username: str) -> str:
+        return hmac.new(self._failure_key, username.encode(), hashlib.sha256).hexdigest()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -164,18 +172,19 @@ class WebStore:
     def failures_since(self, username: str, since: float) -> int:
         with self._lock:
             (n,) = self._db.execute(
-                "SELECT COUNT(*) FROM failures WHERE username = ? AND at >= ?", (username, since)
+                "SELECT COUNT(*) FROM failures WHERE username = ? AND at >= ?",
+                (self._who(username), since),
             ).fetchone()
         return int(n)
 
     def add_failure(self, username: str, at: float, forget_before: float) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM failures WHERE at < ?", (forget_before,))
-            db.execute("INSERT INTO failures VALUES (?, ?)", (username, at))
+            db.execute("INSERT INTO failures VALUES (?, ?)", (self._who(username), at))
 
     def clear_failures(self, username: str) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM failures WHERE username = ?", (username,))
+            db.execute("DELETE FROM failures WHERE username = ?", (self._who(username),))
 
     # -- recent checks -------------------------------------------------------------
     def add_check(

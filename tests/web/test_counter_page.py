@@ -4,6 +4,7 @@ gateway on loopback: a clerk's day from the first sign-in to signing out."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from pathlib import Path
 
@@ -205,10 +206,8 @@ def _cookie_texts(page: Page) -> list[str]:
     for c in page.context.cookies():
         out.append(c["value"])
         head = c["value"].split(".")[0]
-        try:
+        with contextlib.suppress(ValueError):
             out.append(base64.b64decode(head + "=" * (-len(head) % 4)).decode("utf-8", "replace"))
-        except ValueError:
-            pass
     return out
 
 
@@ -221,6 +220,9 @@ def test_nothing_personal_in_the_web_data_dir_logs_or_cookies(
     (every file, the SQLite bytes included), the web server's log, the gateway's log
     or the cookies."""
     adult = gateway.demo["adult_resident"]
+    # A citizen's number typed into the username field: a failed sign-in, not kept as typed.
+    sign_in(page, web.url, adult["id_number"], "not-a-password")
+    expect(page.locator("#form-error")).to_be_visible()
     first_sign_in(page, web, "clerk-sun", "窗口密码-2026-sun")
     cookies = _cookie_texts(page)
     verify(page, web.url, adult["name"], adult["id_number"])

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 import stat
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import pytest
 

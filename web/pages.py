@@ -26,6 +26,13 @@ def forbidden() -> Response:
     return PlainTextResponse("403 表单已失效（CSRF 校验失败），请刷新页面后重试。", status_code=403)
 
 
+def slip_qr(receipt: dict[str, str]) -> str:
+    """The slip's QR code (an SVG data URI): the receipt file itself, compact JSON, so an
+    inspector scans it into a file and checks it offline (`govgw receipt verify`)."""
+    data = json.dumps(receipt, sort_keys=True, separators=(",", ":"))
+    return str(segno.make(data, error="m").svg_data_uri(scale=4, border=4))
+
+
 def verdict(answer: Answer) -> str:
     if answer.kind == "identity":
         return "一致" if answer.matched else "不一致"
@@ -211,10 +218,7 @@ def routes(c: Counter) -> list[Route]:
         if doc is None:
             return PlainTextResponse("未找到该回执（只能查看本人的核验回执）。", status_code=404)
         check = await c.call(c.gateway.check_receipt, json.dumps(doc))
-        # The QR code carries the receipt file itself, compact: checked offline later.
-        data = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-        qr = segno.make(data, error="m").svg_data_uri(scale=3, border=2)
-        return c.render(request, "slip.html", receipt=doc, claims=check.claims, qr=qr)
+        return c.render(request, "slip.html", receipt=doc, claims=check.claims, qr=slip_qr(doc))
 
     async def receipt_check(request: Request) -> Response:
         user = c.signed_in(request)

@@ -73,6 +73,35 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class QuietErrors:
+    """A defect answers 500 with a plain message and logs one line, its type and path:
+    no traceback (an exception's text may quote what a clerk typed)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as e:
+            log.error("page failed: %s on %s", type(e).__name__, scope.get("path", ""))
+            if started or scope["type"] != "http":
+                return
+            body = "500 系统内部错误，请稍后重试；如持续出现请联系系统管理员。".encode()
+            await send({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ]})  # fmt: skip
+            await send({"type": "http.response.body", "body": body})
+
+
 class Counter:
     """The app's parts, shared by the page handlers (web.pages)."""
 
@@ -156,6 +185,7 @@ def create_app(settings: WebSettings) -> Starlette:
         ],
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(QuietErrors),
             Middleware(
                 SessionMiddleware,
                 secret_key=session_secret(settings.data_dir).decode(),

@@ -3,6 +3,7 @@ the real app; a clock the test moves instead of waiting)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import stat
 import warnings
@@ -134,3 +135,18 @@ def test_id_numbers_are_checked_before_sending_and_shown_masked() -> None:
     assert "18 位" in id_number_error(good[:10])
     assert mask_id(good) == "1101**********002X"
     assert good not in id_number_error(good[:17] + "1")
+
+
+def test_a_defect_answers_500_and_logs_one_line_without_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    web_dir = tmp_path / "web"
+    with app_client(web_dir, [1_000_000.0]) as http:
+        signed_in(http, web_dir, "clerk-defect")
+        http.app.state.counter.store.close()  # the database gone from under the page
+        with caplog.at_level(logging.ERROR, logger="govgw.web"):
+            r = http.get("/checks")  # the TestClient re-raises anything that escapes
+    assert r.status_code == 500 and "系统内部错误" in r.text
+    (record,) = [r for r in caplog.records if r.name == "govgw.web"]
+    assert record.getMessage() == "page failed: ProgrammingError on /checks"
+    assert record.exc_info is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -161,7 +162,9 @@ class GatewayClient:
                 keyset = self._client.keyset()
                 data = json.dumps(keyset, sort_keys=True, indent=2)
                 tmp = self._keys_file.with_suffix(".tmp")
-                tmp.write_text(data)
+                fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(data)
                 tmp.replace(self._keys_file)
             except GovgwClientError:
                 if not self._keys_file.exists():

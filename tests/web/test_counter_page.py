@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import stat
 from pathlib import Path
 
 import httpx
@@ -243,7 +244,9 @@ def test_nothing_personal_in_the_web_data_dir_logs_or_cookies(
 
     secrets_ = [adult["id_number"], bad, adult["name"], adult["name"] + "某"]
     files = [p for p in web.data_dir.rglob("*") if p.is_file()]
-    assert any(p.name == "web.sqlite" for p in files)
+    assert {"web.sqlite", "session-secret", "receipt-keys.json"} <= {p.name for p in files}
+    assert stat.S_IMODE(web.data_dir.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files), files
     blobs = {str(p): p.read_bytes() for p in files}
     blobs["web log"] = web.log.read_bytes()
     blobs["gateway log"] = gateway_logs.text.encode()

@@ -154,6 +154,17 @@ def test_attribute_checks_answer_yes_or_no_per_predicate(
     assert "年满 18 周岁：是" in results and "户籍在行政区划 99 内：否" in results
     assert adult["id_number"] not in page.content()
 
+    # An enterprise (统一社会信用代码) and its licence.
+    entity = gateway.demo["active_entity"]
+    page.goto(web.url + "/verify/attributes")
+    page.fill("input[name=subject]", entity["uscc"])
+    page.check("input[name=check_licence]")
+    page.fill("input[name=licence_type]", entity["licence_type"])
+    page.select_option("select[name=purpose]", "核实交易对象")
+    page.click("#submit")
+    expect(page.locator("#verdict")).to_have_text("全部符合")
+    assert f"持有有效的 {entity['licence_type']}：是" in page.locator(".results").inner_text()
+
 
 @pytest.mark.requirement("R12")
 def test_forms_without_the_csrf_token_are_refused(web: WebServer, gateway: Harness) -> None:

@@ -30,6 +30,7 @@ from clients import (
 from clients.cli_common import CliHelpers, emit, fail, remote, table
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
 from clients.sdk import GovgwClient, disputed_notice
+from web import cli as cli_web
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -588,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_emergency.register,
         cli_subjects.register,
         cli_conflicts.register,
+        cli_web.register,
     ):
         register(sub, helpers)
     return p

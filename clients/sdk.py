@@ -8,6 +8,7 @@ with GovgwClient("127.0.0.1:50051", api_key=KEY) as gw:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -295,6 +296,19 @@ class GovgwClient(SubjectsClientMixin):  # data-subject rights: clients/sdk_subj
         self.access = access_pb2_grpc.AccessServiceStub(self._channel)
         self.usage = usage_pb2_grpc.UsageServiceStub(self._channel)
         self.conflicts = conflicts_pb2_grpc.ConflictServiceStub(self._channel)
+
+    def as_operator(self, operator: str) -> GovgwClient:
+        """This client acting for one operator (a hall's signed-in clerk): the same
+        channel and key, the operator in every call's metadata. For a web server that
+        holds one hall's key and serves many clerks."""
+        if not OPERATOR_PATTERN.fullmatch(operator):
+            raise ValueError("operator: 1-64 characters of letters, digits and . _ @ -")
+        client = copy.copy(self)
+        client._metadata = (
+            *(m for m in self._metadata if m[0] != OPERATOR_HEADER),
+            (OPERATOR_HEADER, operator),
+        )
+        return client
 
     def __enter__(self) -> GovgwClient:
         return self

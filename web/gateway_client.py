@@ -8,7 +8,6 @@ field is wrong, or that the service is unavailable).
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import threading
@@ -28,7 +27,6 @@ from clients.receipts import (
 )
 from clients.sdk import GovgwClient, GovgwClientError
 
-OPERATOR_METADATA = "x-govgw-operator"
 # The gateway's field paths, mapped to the page's input names.
 _FIELDS = {
     "name": "name",
@@ -92,14 +90,9 @@ class GatewayClient:
         self._client.close()
 
     def _as_operator(self, operator: str) -> GovgwClient:
-        """THE one place the clerk (operator) is attached to calls.
-
-        Until the SDK takes `GovgwClient(..., operator=...)`, the metadata is added
-        here to a shallow copy sharing the channel; when it lands, this becomes
-        the SDK's own parameter and nothing else changes."""
-        client = copy.copy(self._client)
-        client._metadata = (*self._client._metadata, (OPERATOR_METADATA, operator))
-        return client
+        """The one place the clerk (operator) is attached to calls: the gateway writes
+        it in the audit trail and watches each clerk's checks on their own."""
+        return self._client.as_operator(operator)
 
     def verify_identity(self, operator: str, name: str, id_number: str, purpose: str) -> Answer:
         try:

@@ -64,6 +64,9 @@ def test_a_clerks_day_in_the_browser(
     assert masked in body
     page.screenshot(path=shots / "2-match.png")
     receipt_id = page.locator("#receipt-id").inner_text()
+    # The gateway's trail names the clerk who made the check (the operator).
+    checked = [r for r in gateway.audit_records() if r.get("receipt_id") == receipt_id]
+    assert checked and all(r["operator"] == "clerk-li" for r in checked), checked
     link = page.locator("#receipt-json")
     assert "receipt" in (link.get_attribute("href") or "")
     with page.expect_download() as dl:

@@ -49,7 +49,8 @@ from gateway.catalog import Catalog
 from gateway.errors import GovgwError, invalid, unavailable
 from gateway.keys import KeyRing
 from gateway.limits import Admission, Limits
-from gateway.oracle import BudgetExceeded, Oracle
+from gateway.metrics import Metrics
+from gateway.oracle import SUSPEND_ACTION, BudgetExceeded, Oracle
 from gateway.policy.decider import Decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
@@ -96,6 +97,8 @@ class Parts:
     # Fields of a subject's record under correction (校核 pending, R8): (dataset,
     # subject key) -> {field: filing date}. Set by gateway.app; gateway.access.disputes.
     disputed: Callable[[str, str], Mapping[str, str]] | None = None
+    # Prometheus metrics (`--metrics-listen`); None costs the hot path nothing.
+    metrics: Metrics | None = None
 
 
 # Request ids need to be unique, not secret: a random per-process prefix and
@@ -234,12 +237,12 @@ class Pipeline:
         except _Replayed as r:
             # Audited as its own call, marked replayed; nothing ran again.
             record.outcome, record.replayed = "OK", True
-            await self._audit(record, started, context)
+            await self._audit(route, record, started, context)
             return r.response
         except GovgwError as err:
             record.fail(err)
             await replay.failed()
-            await self._audit(record, started, context)
+            await self._audit(route, record, started, context)
             await self._abort(context, err, request_id)
         except Exception as exc:  # a defect: never echo its text, it may hold values
             log.error("request %s: unexpected %s", request_id, type(exc).__name__)
@@ -250,9 +253,9 @@ class Pipeline:
             )
             record.fail(err)
             await replay.failed()
-            await self._audit(record, started, context)
+            await self._audit(route, record, started, context)
             await self._abort(context, err, request_id)
-        await self._audit(record, started, context)  # audit, durable before the response
+        await self._audit(route, record, started, context)  # audit, durable before the response
         return outcome.response  # respond
 
     async def _watch(
@@ -275,7 +278,11 @@ class Pipeline:
             record.extra.append(suspension.audit_event(by="enumeration-monitor"))
 
     async def _audit(
-        self, record: AuditDraft, started: float, context: grpc.aio.ServicerContext
+        self,
+        route: Route[Any, Any],
+        record: AuditDraft,
+        started: float,
+        context: grpc.aio.ServicerContext,
     ) -> None:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         events = record.events()
@@ -285,26 +292,46 @@ class Pipeline:
             await self.parts.audit.append_many_async(events, timeout=min(timeout, AUDIT_MAX_WAIT_S))
         except AuditUnavailable:
             log.error("request %s: audit record not durable; failing closed", record.request_id)
-            await self._abort(
-                context,
-                unavailable(
-                    "AUDIT_UNAVAILABLE", "the audit trail cannot be written; no answer is given"
-                ),
-                record.request_id,
+            err = unavailable(
+                "AUDIT_UNAVAILABLE", "the audit trail cannot be written; no answer is given"
+            )
+            self._finished(route, record, started, err.code.name, err.reason)
+            await self._abort(context, err, record.request_id)
+        self._finished(route, record, started, record.outcome, record.reason)
+
+    def _finished(
+        self, route: Route[Any, Any], record: AuditDraft, started: float, code: str, reason: str
+    ) -> None:
+        """The call's answer is decided: count it and write its one log line."""
+        seconds = time.perf_counter() - started
+        metrics = self.parts.metrics
+        if metrics is not None:
+            suspended = [e["reason"] for e in record.extra if e.get("action") == SUSPEND_ACTION]
+            metrics.call_done(
+                f"{route.service}/{route.method.name}", code, reason, seconds, suspended
             )
         # Answers are DEBUG: the audit trail is the access record, and an INFO
         # line per call costs a lock and a write on the hot path. A refusal is one
         # INFO line (ids and reason codes only; never a value, never a traceback).
+        level = logging.DEBUG if code == "OK" else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        # The same ids as fields of their own for the JSON log format (gateway.logs).
+        fields = {
+            "request_id": record.request_id,
+            "caller": record.caller.id if record.caller else "-",
+            "action": record.action,
+            "dataset": ",".join(record.request.datasets) if record.request else "-",
+            "code": code,
+            "reason": reason or "-",
+            "latency_ms": round(seconds * 1000, 3),
+        }
         log.log(
-            logging.DEBUG if record.outcome == "OK" else logging.INFO,
-            "request %s caller=%s action=%s dataset=%s outcome=%s reason=%s latency_ms=%.2f",
-            record.request_id,
-            record.caller.id if record.caller else "-",
-            record.action,
-            ",".join(record.request.datasets) if record.request else "-",
-            record.outcome,
-            record.reason or "-",
-            record.latency_ms,
+            level,
+            "request %(request_id)s caller=%(caller)s action=%(action)s dataset=%(dataset)s"
+            " outcome=%(code)s reason=%(reason)s latency_ms=%(latency_ms).2f",
+            fields,
+            extra=fields,
         )
 
     @staticmethod

@@ -41,7 +41,7 @@ from grpc_status import rpc_status
 
 from gateway import wire
 from gateway.audit import AuditLog, AuditUnavailable
-from gateway.audit.draft import AuditDraft
+from gateway.audit.draft import CALL_LINE, AuditDraft
 from gateway.auth import Authenticator
 from gateway.call import Exec
 from gateway.callers import Caller
@@ -304,35 +304,16 @@ class Pipeline:
     ) -> None:
         """The call's answer is decided: count it and write its one log line."""
         seconds = time.perf_counter() - started
-        metrics = self.parts.metrics
-        if metrics is not None:
+        if (metrics := self.parts.metrics) is not None:
             suspended = [e["reason"] for e in record.extra if e.get("action") == SUSPEND_ACTION]
-            metrics.call_done(
-                f"{route.service}/{route.method.name}", code, reason, seconds, suspended
-            )
+            metrics.call_done(route.path[1:], code, reason, seconds, suspended)
         # Answers are DEBUG: the audit trail is the access record, and an INFO
         # line per call costs a lock and a write on the hot path. A refusal is one
         # INFO line (ids and reason codes only; never a value, never a traceback).
         level = logging.DEBUG if code == "OK" else logging.INFO
-        if not log.isEnabledFor(level):
-            return
-        # The same ids as fields of their own for the JSON log format (gateway.logs).
-        fields = {
-            "request_id": record.request_id,
-            "caller": record.caller.id if record.caller else "-",
-            "action": record.action,
-            "dataset": ",".join(record.request.datasets) if record.request else "-",
-            "code": code,
-            "reason": reason or "-",
-            "latency_ms": round(seconds * 1000, 3),
-        }
-        log.log(
-            level,
-            "request %(request_id)s caller=%(caller)s action=%(action)s dataset=%(dataset)s"
-            " outcome=%(code)s reason=%(reason)s latency_ms=%(latency_ms).2f",
-            fields,
-            extra=fields,
-        )
+        if log.isEnabledFor(level):
+            fields = record.log_fields(code, reason, seconds)  # also JSON fields (gateway.logs)
+            log.log(level, CALL_LINE, fields, extra=fields)
 
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext, err: GovgwError, request_id: str) -> None:

@@ -8,12 +8,16 @@ depend on one another's order.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from clients.sdk import GovgwClient, GovgwClientError
 from gateway.metrics import LIMIT_REASONS, OTHER
 from tests.integration.test_privacy_properties import id_numbers, names, phones
 from tests.scrape import Scrape, assert_call_lines, json_lines, scrape
-from tests.support import free_port, make_data_dir
+from tests.support import free_port, make_data_dir, start
 
 PURPOSE = "户籍业务办理"
 VERIFY = "govgw.v1.VerificationService/VerifyIdentity"
@@ -226,3 +230,20 @@ def test_every_dashboard_query_reads_metrics_the_gateway_serves(served) -> None:
         used = set(re.findall(r"\bgovgw_[a-z0-9_]+", expr))
         assert used, expr
         assert used <= live, (expr, used - live)
+
+
+def test_with_tls_the_metrics_are_https_with_the_gateways_certificate(tmp_path: Path) -> None:
+    keys, demo = make_data_dir(tmp_path / "data", persons=20, entities=5)
+    h = start(tmp_path / "data", keys, demo, tls=True, metrics_listen="127.0.0.1:0")
+    try:
+        url = f"https://127.0.0.1:{h.server.metrics_port}/metrics"
+        trust = ssl.create_default_context(cafile=str(tmp_path / "data" / "tls" / "ca.crt"))
+        with urllib.request.urlopen(url, context=trust, timeout=10) as r:
+            assert b"govgw_build_info" in r.read()
+        # Not readable as plaintext, nor by a client that does not trust the gateway's CA.
+        with pytest.raises((OSError, http.client.HTTPException)):
+            urllib.request.urlopen(url.replace("https", "http"), timeout=10).read()
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            urllib.request.urlopen(url, context=ssl.create_default_context(), timeout=10)
+    finally:
+        h.stop()

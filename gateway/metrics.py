@@ -34,6 +34,7 @@ thread of its own, never on the gRPC event loop.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
 import platform
 import re
@@ -56,6 +57,7 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as mp
 
+log = logging.getLogger("govgw.metrics")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "OTHER"
 # A reason label is an ErrorInfo reason code: upper snake case. A policy can name
@@ -144,17 +146,21 @@ class Metrics:
         self, method: str, code: str, reason: str, seconds: float, suspensions: Iterable[str] = ()
     ) -> None:
         """One call ended: `method` from the route table, `code` a status code name."""
-        key = (method, code, reason)
-        children = self._call_children.get(key)
-        if children is None:
-            children = self._children(method, code, reason)
-        calls, duration, limit = children
-        calls.inc()
-        duration.observe(seconds)
-        if limit is not None:
-            limit.inc()
-        for why in suspensions:
-            self._suspensions.labels(self._bounded(why)).inc()
+        try:
+            children = self._call_children.get((method, code, reason))
+            if children is None:
+                children = self._children(method, code, reason)
+            calls, duration, limit = children
+            calls.inc()
+            duration.observe(seconds)
+            if limit is not None:
+                limit.inc()
+            for why in suspensions:
+                self._suspensions.labels(self._bounded(why)).inc()
+        except OSError as e:
+            # Metrics never fail a call. In multiprocess mode a new series takes space
+            # in the worker's file (a full disk); values already there are memory writes.
+            log.warning("metrics: a new series could not be recorded (%s)", type(e).__name__)
 
     def _children(self, method: str, code: str, reason: str) -> tuple[Any, Any, Any]:
         bounded = self._bounded(reason) if reason else ""
@@ -195,9 +201,12 @@ class Metrics:
     def policy_served(self, version: str) -> None:
         with self._lock:
             previous, self._version = self._version, version
-        if previous and previous != version:
-            self._policy.labels(previous).set(0)
-        self._policy.labels(version).set(1)
+        try:
+            if previous and previous != version:
+                self._policy.labels(previous).set(0)
+            self._policy.labels(version).set(1)
+        except OSError as e:  # as in call_done: an activation must not fail on its metric
+            log.warning("metrics: the policy version could not be recorded (%s)", type(e).__name__)
 
 
 def _version() -> str:

@@ -182,8 +182,7 @@ class Decider:
                 self.misses += 1
         if self.metrics is not None:
             self.metrics.plan_cache(hit)
-        if hit:
-            assert entry is not None
+        if hit and entry is not None:
             return entry[0]
         plan, cacheable = self._evaluate(
             engine, caller, action, dataset, purpose, now, extra, emergencies

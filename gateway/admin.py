@@ -442,10 +442,18 @@ def serve(config: ServeConfig, *, banner: str = "") -> int:
     server.install_signal_handlers()
     host, _ = config.host_port()
     print(f"govgw serving on {host}:{port}", flush=True)
+    if server.metrics_port:
+        print(f"metrics on {metrics_url(config, server.metrics_port)}", flush=True)
     if banner:
         print(banner, flush=True)
     server.wait()
     return 0
+
+
+def metrics_url(config: ServeConfig, port: int) -> str:
+    host = config.metrics_host_port()[0]
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if config.tls else 'http'}://{host}:{port}/metrics"
 
 
 def serve_workers(config: ServeConfig, workers: int) -> int:
@@ -513,7 +521,7 @@ def serve_workers(config: ServeConfig, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    where = f"; metrics on {config.metrics_listen}" if endpoint is not None else ""
+    where = "" if endpoint is None else f"; metrics on {metrics_url(config, endpoint.port)}"
     print(f"govgw: {workers} workers on {config.listen}{where}", flush=True)
     try:
         running = list(procs)

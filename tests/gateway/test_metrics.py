@@ -97,3 +97,37 @@ def test_a_json_line_has_the_call_fields_and_the_worker_tag() -> None:
     assert doc["message"] == "request r" and doc["worker"] == 1
     assert doc["request_id"] == "req_1" and doc["latency_ms"] == 1.5 and doc["timestamp"]
     assert " w1 INFO govgw.pipeline request r" in formatter("text", worker=1).format(record)
+
+
+def test_the_decider_counts_its_cache_and_reports_the_version_it_swaps_to(tmp_path: Path) -> None:
+    from gateway.policy.bundle import PolicyBundle, bundle_version, load_bundle
+    from gateway.policy.engine import RegorusEngine
+    from tests.gateway.policy.test_decider import POLICIES, ask, decider, engine
+
+    m = Metrics()
+    d = decider(tmp_path)
+    d.metrics = m
+    m.policy_served(d.serving.version)
+    ask(d)
+    ask(d)
+    assert sample(m, "govgw_plan_cache_hits_total") == 1
+    assert sample(m, "govgw_plan_cache_misses_total") == 1
+    bundle = load_bundle(POLICIES)
+    modules = {**bundle.modules, "extra.rego": "package govgw.extra\nimport rego.v1\nx := 1\n"}
+    d.engine = RegorusEngine(
+        PolicyBundle(modules, bundle.data, bundle_version(modules, bundle.data))
+    )
+    assert sample(m, "govgw_policy_version_info", version=d.serving.version) == 1
+    assert sample(m, "govgw_policy_version_info", version=engine().version) == 0
+
+
+def test_an_unknown_log_format_from_the_environment_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clients.cli import main
+
+    monkeypatch.setenv("GOVGW_LOG_FORMAT", "yaml")
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--data-dir", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "--log-format: 'yaml' is not one of text, json" in capsys.readouterr().err

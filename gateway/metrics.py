@@ -80,6 +80,10 @@ LIMIT_REASONS = frozenset(
 )
 
 
+# What the enumeration monitor suspends for (gateway.oracle.Suspension.reason).
+SUSPENSION_REASONS = ("NO_MATCH_RATIO", "SUBJECT_SPREAD")
+
+
 def multiprocess_dir() -> str:
     """The multiprocess directory this process writes to ("" in single-process mode)."""
     return os.environ.get(MULTIPROC_ENV, "")
@@ -125,6 +129,12 @@ class Metrics:
             "govgw_suspensions", "Callers suspended by the enumeration monitor, by reason",
             ("reason",), registry=r,
         )  # fmt: skip
+        # Known reasons start at 0, so that a dashboard shows 0, not "no data", and
+        # rate() sees the first refusal as an increase.
+        for reason in LIMIT_REASONS:
+            self._limits.labels(reason)
+        for reason in SUSPENSION_REASONS:
+            self._suspensions.labels(reason)
         # livemax: a version shows 1 while any live worker serves it.
         self._policy = Gauge(
             "govgw_policy_version_info", "The policy version served (1) and those replaced (0)",

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from stdnum.cn import ric
 
 from clients.sdk import GovgwClient, GovgwClientError
-from gateway.metrics import LIMIT_REASONS, OTHER
+from gateway.metrics import LIMIT_REASONS, OTHER, SUSPENSION_REASONS
 from tests.integration.test_privacy_properties import id_numbers, names, phones
 from tests.scrape import Scrape, assert_call_lines, json_lines, scrape
 from tests.support import free_port, make_data_dir, start
@@ -206,11 +206,14 @@ def assert_closed_labels(got: Scrape) -> None:
                 raise AssertionError(f"{s.name}: unexpected label {label}={value}")
 
 
-def test_limit_reasons_name_refusals_the_gateway_gives() -> None:
-    from gateway import errors, limits
+def test_limit_and_suspension_reasons_are_the_ones_the_gateway_gives() -> None:
+    from gateway import errors, limits, oracle
 
     source = Path(limits.__file__).read_text() + Path(errors.__file__).read_text()
     for reason in LIMIT_REASONS:
+        assert f'"{reason}"' in source, reason
+    source = Path(oracle.__file__).read_text()
+    for reason in SUSPENSION_REASONS:
         assert f'"{reason}"' in source, reason
 
 

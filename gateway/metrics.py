@@ -18,8 +18,8 @@ status code names and ErrorInfo reasons (code constants, or a policy's reason
 codes, checked for shape and capped in number). Nothing a caller typed becomes a
 label: no subject key, name, purpose text, not even the caller id -- a province
 registers thousands of counter terminals, and callers x methods x codes would
-multiply the series past what Prometheus keeps; the audit trail and the log
-lines name the caller of each call.
+multiply the series past what Prometheus keeps; the audit trail names the
+caller of every call, and a refusal's log line names it too.
 
 Under `--workers N` every worker writes its values to files in a private
 directory (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR set

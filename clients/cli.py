@@ -249,6 +249,8 @@ def _serve_config(args: argparse.Namespace):
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         redis_url=args.redis_url or "",
         jurisdiction=getattr(args, "jurisdiction", "aba"),
+        metrics_listen=args.metrics_listen or "",
+        log_format=args.log_format,
         **_guard_config(args),
     )
 
@@ -481,6 +483,18 @@ def build_parser() -> argparse.ArgumentParser:
             default=os.environ.get("GOVGW_JURISDICTION", "aba"),
             help="working-day deadlines of applications (or GOVGW_JURISDICTION)",
         )
+        sp.add_argument(
+            "--metrics-listen",
+            metavar="HOST:PORT",
+            help="serve Prometheus metrics at http://HOST:PORT/metrics (HTTPS with --tls;"
+            " plaintext on loopback only); with --workers, one endpoint for all workers",
+        )
+        sp.add_argument(
+            "--log-format",
+            choices=("text", "json"),  # gateway.logs.FORMATS
+            default=os.environ.get("GOVGW_LOG_FORMAT", "text"),
+            help="log lines as text or as JSON lines (or GOVGW_LOG_FORMAT)",
+        )
 
     data_dir(cmd(sub, "init", cmd_init, "create the data directory and its keys"))
     sp = cmd(sub, "serve", cmd_serve, "serve the gateway")
@@ -597,21 +611,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from gateway.files import set_private_umask
+    from gateway.logs import FORMATS as LOG_FORMATS
+    from gateway.logs import configure as configure_logs
 
     # Whatever the shell's umask, what govgw writes (a data directory above all)
     # is owner-only (R12); gateway.files also sets each file's mode explicitly.
     set_private_umask()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not hasattr(args, "json"):
         args.json = False
-    logging.basicConfig(
-        level=logging.INFO
-        if args.verbose or args.command in ("serve", "demo")
-        else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    log_format = getattr(args, "log_format", "text")  # a serving option; other verbs write text
+    if log_format not in LOG_FORMATS:  # a default from GOVGW_LOG_FORMAT escapes `choices`
+        parser.error(f"--log-format: {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    configure_logs(
+        logging.INFO if args.verbose or args.command in ("serve", "demo") else logging.WARNING,
+        log_format,
     )
-    # Presidio announces every recognizer it loads at INFO; only its warnings matter here.
-    logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
     try:
         return args.fn(args)
     except BrokenPipeError:

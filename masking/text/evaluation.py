@@ -399,8 +399,11 @@ class Generator:
 
 
 def corpus(samples: int, seed: int) -> list[Sample]:
+    from masking.text.name_forms import name_samples  # person names by form: source = form
+
     gen = Generator(seed)
-    return hard_cases() + [gen.sample() for _ in range(samples)]
+    names = name_samples(samples // 20, seed)
+    return hard_cases() + names + [gen.sample() for _ in range(samples)]
 
 
 # -- scoring -----------------------------------------------------------------

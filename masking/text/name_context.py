@@ -13,7 +13,7 @@ from masking.text.base import compile_words
 from masking.text.name_tables import SURNAME, words
 
 ROLE_WORDS = words(
-    "当事人 法定代表人 法人代表 负责人 联系人 申请人 被申请人 户主 经办人 "
+    "当事人 法定代表人 代办人 法人代表 负责人 联系人 申请人 被申请人 户主 经办人 "
     "姓名 患者 病人 驾驶人 驾驶员 司机 车主 租户 承租人 出租人 业主 村民 "
     "居民 市民 群众 学生 员工 职工 老人 儿子 女儿 妻子 丈夫 之子 之女 "
     "其子 其女 其妻 其夫 母亲 父亲 委托人 受托人 代理人 监护人 被监护人 "
@@ -41,9 +41,15 @@ def role_words_at(first: str) -> tuple[str, ...]:
 
 # Any title ending like one (经手人：, 副局长, 工作人员): role lists are never complete.
 GENERIC_ROLE = re.compile(
-    r"[\u4e00-\u9fff](?:人|员|长|者|师|主任|经理|书记|同学|同志)[ \t]*[:：]?[ \t]*$"
+    r"[\u4e00-\u9fff](?:人|员|长|者|师|主任|经理|书记|同学|同志)(?:[ \t]*[:：]?[ \t]*|为|是)$"
 )
-ROLE_BEFORE = re.compile("(?:" + compile_words(ROLE_WORDS).pattern + r")[ \t]*[:：]?[ \t]*$")
+# Contact and agency verbs: the surname-led word after them is whom one calls or
+# entrusts (请联系王小明, 致电王伟, 委托李娜代为领取), so they count as role words.
+CONTACT_VERBS = words("联系 电话联系 致电 电联 联络 委托 告知 转告 询问 通知 约谈")
+# A role word or contact verb, then a colon, spaces, 为 or 是 (联系人：, 法定代表人为).
+ROLE_BEFORE = re.compile(
+    "(?:" + compile_words(ROLE_WORDS + CONTACT_VERBS).pattern + r")(?:[ \t]*[:：]?[ \t]*|为|是)$"
+)
 RIGHT_STRONG = re.compile(
     r"(?:先生|女士|小姐|同志|同学|老师|医生|师傅|老人|夫妇|本人|身份证|公民身份|证件号|电话|手机|联系电话"
     r"|住址|家住|户籍|现住|居住|出生|签字|签名|名下|持有|驾驶|承租|租住|之子|之女|之妻|之夫|等[0-9一二三四五六七八九十]*人"
@@ -52,7 +58,8 @@ RIGHT_STRONG = re.compile(
 )
 VERBISH = frozenset("于在因称说将被向对系曾自到与和等已未今现经从把为是也都就持")
 
-LIST_JOINERS = ("、", "和", "与", "及", "同", "跟", "，")
+# After a name already found, these join the next one (张三、李四, 王伟或李娜).
+LIST_JOINERS = frozenset("、和与及同跟，或")
 
 # Someone a service is done for (为陈凯办理户籍迁入, 给张伟补办, 协助李娜核实): a
 # preposition, a surname and one or two given-name characters, then a service verb,
@@ -71,4 +78,50 @@ BENEFICIARY = re.compile(
     + "(?="
     + "|".join(sorted(SERVICE_VERBS, key=len, reverse=True))
     + r"|[（(，,、。；;：:\s]|$)"
+)
+
+# What follows a name in a frame (请联系王伟补正, 由王小明办理, 受李四委托): a verb
+# that ends the name as well as a stop character would.
+FRAME_AFTER = compile_words(
+    SERVICE_VERBS
+    + words(
+        "委托 负责 经办 代为 签收 受理 承办 跟进 送达 陪同 介绍 提交 转交 联系 签字 "
+        "补正 补充 补交 补齐 告知 到场 同意 说明 协助 协调 反馈 回复 表示 了解 沟通"
+    )
+)
+# Someone acting for another (受张三委托, 由王小明办理, 由王伟于…提交): 受/由, a name,
+# then the verb of the frame. Not 由于、由此 (于 is a surname: 由于王伟… has none).
+AGENCY = re.compile(
+    f"(?:受|由(?![于此]))(?P<name>(?:{SURNAME})[\u4e00-\u9fff]{{1,2}}?)"
+    + "(?="
+    + FRAME_AFTER.pattern
+    + "|于|[（(，,。；;]|$)"
+)
+# What a sentence-initial name owns (王小明的联系方式为…, 王伟的身份证已过期).
+PERSONAL_INFO = words(
+    "联系方式 联系电话 电话 手机 身份证 公民身份 证件 住址 家庭住址 现住址 居住地 户籍 "
+    "银行卡 账户 护照 驾驶证 社保 医保 出生日期 个人信息 工作单位"
+)
+_SENTENCE_BOUNDARY = r"。；！？\n，,;!?：:\s"
+POSSESSIVE = re.compile(
+    f"(?<![^{_SENTENCE_BOUNDARY}])(?P<name>(?:{SURNAME})[\u4e00-\u9fff]{{1,2}}?)"
+    + "(?=的(?:"
+    + compile_words(PERSONAL_INFO).pattern
+    + "))"
+)
+
+# A name in two or more parts joined by a middle dot (阿依古丽·买买提, 买买提·艾力):
+# Uyghur, Kazakh and transliterated names, which no surname table holds.
+NAME_DOTS = "·•・‧"
+# What ends the last part of a dotted name: punctuation (any non-CJK character) and
+# the function words that follow a name (的、已、和、住…).
+DOTTED_END = frozenset("的了已未于在和及与等是为称将被系均也并或同跟住") | frozenset(
+    "、，。；：！？（）()“”‘’\"' \t\r\n0123456789"
+)
+DOTTED = re.compile(f"[\u4e00-\u9fff]{{2,}}(?:[{NAME_DOTS}][\u4e00-\u9fff]{{2,}})+")
+# Before a dotted name, any of these marks where it starts (申请人阿依古丽·…, 由买买提·…).
+DOTTED_CUE = re.compile(
+    "(?:"
+    + compile_words(ROLE_WORDS + CONTACT_VERBS + BENEFICIARY_BEFORE + ("受", "由")).pattern
+    + r")(?:[ \t]*[:：]?[ \t]*|为|是)$"
 )

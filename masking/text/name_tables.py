@@ -72,6 +72,16 @@ NOT_NAMES = frozenset(
         "常住 常用 平台 平时 平安 和解 章程 任务 任何 任职 应当 应该 应急 "
         "支付 支持 关于 关系 关键 关注 齐全 包括 单独 经营 经济 经过 经办 "
         "经查 项目 范围 标准 江湖 海关 海外 宣传 宋体 史料 时效 秦汉 明清 "
-        "付款 付费 伍佰 农户 原始 原来 商户 住户 房主 全家 全员 公众 有关"
+        "付款 付费 伍佰 农户 原始 原来 商户 住户 房主 全家 全员 公众 有关 "
+        # after a contact verb or before 的身份证…: people who are no name
+        "经常 房东 房客 银行 官方 党员 华侨 游客 顾客 师傅 班主 安置 常务 相应 单方"
+    )
+)
+# A surname character then one of these is an office, not a person (区政府负责,
+# 由原单位出具): the given name would be a common word.
+NOT_GIVEN = frozenset(
+    words(
+        "单位 政府 部门 机关 机构 组织 服务 中心 公司 银行 医院 学校 窗口 系统 平台 "
+        "热线 委员 支部 办公 办事 人员 大队 中队 派出 街道 社区 村委 居委"
     )
 )

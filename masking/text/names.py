@@ -8,19 +8,31 @@ a candidate counts only with evidence around it: a role word before it
 sentence-initial subject followed by a verb-like character. A candidate
 followed by a place or organisation suffix (张家口市、黄山风景区、王府井) is
 dropped: those are names inside place names.
+
+After a role word or a contact verb (联系人：, 请联系, 委托) and in frames around
+the name (受张三委托, 由王小明办理, 王小明的联系方式…) the context, not the stop
+list, ends the name, so given names such as 来福 or 自强 are whole. Names in parts
+joined by a middle dot (阿依古丽·买买提) need no surname.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from masking.text.base import ChineseRecognizer
 from masking.text.entities import PERSON
 from masking.text.name_context import (
+    AGENCY,
     BENEFICIARY,
+    DOTTED,
+    DOTTED_CUE,
+    DOTTED_END,
+    FRAME_AFTER,
     GENERIC_ROLE,
     LIST_JOINERS,
+    NAME_DOTS,
+    POSSESSIVE,
     RIGHT_STRONG,
     ROLE_BEFORE,
     ROLE_WORDS,
@@ -28,6 +40,7 @@ from masking.text.name_context import (
     role_words_at,
 )
 from masking.text.name_tables import (
+    NOT_GIVEN,
     NOT_GIVEN_FIRST,
     NOT_NAMES,
     PLACE_END_SURNAMES,
@@ -38,20 +51,33 @@ from masking.text.name_tables import (
 )
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_GIVEN_CHAR = "(?:(?![" + re.escape("".join(sorted(STOP))) + "])[\u4e00-\u9fff])"
-_ITEM = f"(?:{SURNAME}){_GIVEN_CHAR}{{1,2}}"
+# An item of a list: where it ends is left to the candidate (李自强、梁楠).
+# Its last character is no stop character (not 管委会、…), the one before may be (李自强).
+_LAST_GIVEN = "(?:(?![" + re.escape("".join(sorted(STOP))) + "])[\u4e00-\u9fff])"
+_ITEM = (
+    f"(?:(?:{SURNAME})(?:(?![和与及的])[\u4e00-\u9fff])?{_LAST_GIVEN}"
+    f"|[\u4e00-\u9fff]{{2,6}}[{NAME_DOTS}][\u4e00-\u9fff]{{2,5}})"
+)
 _JOINER = re.compile("[、和与及]")
 _BARE = re.compile(f"(?:{SURNAME})[\u4e00-\u9fff]{{1,2}}")
 
 
 def _not_a_name(word: str) -> bool:
-    return word in NOT_NAMES or word[:2] in NOT_NAMES or word in ROLE_WORDS
+    return (
+        word in NOT_NAMES
+        or word[:2] in NOT_NAMES
+        or word in ROLE_WORDS
+        or any(word[i : i + 2] in NOT_GIVEN for i in (1, 2))
+    )
 
 
 def bare_name(text: str) -> bool:
     """Is the whole text shaped like a name alone (陈凯, 欧阳建平)? For short fields such
     as a purpose, where a name with no context around it is still a name."""
     return _BARE.fullmatch(text) is not None and not _not_a_name(text)
+
+
+_SENTENCE_START = "。；！？\n，,;!?：:"
 
 
 class CnPersonNameRecognizer(ChineseRecognizer):
@@ -61,25 +87,70 @@ class CnPersonNameRecognizer(ChineseRecognizer):
     _list = re.compile(f"{_ITEM}(?:[、和与及]{_ITEM})+")
 
     def find(self, text: str) -> Iterable[tuple[int, int, float]]:
-        for m in BENEFICIARY.finditer(text):
-            name = m.group("name")
-            if not _not_a_name(name) and name[-1] not in PLACE_LAST:
-                yield m.start("name"), m.end("name"), 0.85
+        # Frames and dotted names first: they know where a name ends. The scan
+        # below skips what they found and continues lists from their ends.
+        framed = sorted(self._framed(text))
+        yield from framed
+        taken = {start: end for start, end, _ in framed}
+        ends = set(taken.values())
         listed = self._listed(text)
-        last_end = -10
         pos = 0
         while True:
             m = self._surname.search(text, pos)
             if m is None:
                 return
-            found = self._candidate(text, m.start(), m.end(), last_end, m.start() in listed)
+            start = m.start()
+            inside = [end for s, end in taken.items() if s <= start < end]
+            if inside:
+                pos = max(inside)
+                continue
+            joined = start > 0 and (start - 1) in ends and text[start - 1] in LIST_JOINERS
+            found = self._candidate(text, start, m.end(), joined, start in listed)
             if found is None:
-                pos = m.start() + 1
+                pos = start + 1
                 continue
             end, score = found
-            yield m.start(), end, score
-            last_end = end
+            yield start, end, score
+            ends.add(end)
             pos = end
+
+    def _framed(self, text: str) -> Iterator[tuple[int, int, float]]:
+        """Names whose frame ends them: for whom (为陈凯办理), acting for whom (受李四委托,
+        由王小明办理), whose (王小明的联系方式), and dotted names."""
+        for frame in (BENEFICIARY, AGENCY, POSSESSIVE):
+            for m in frame.finditer(text):
+                name = m.group("name")
+                if not _not_a_name(name) and name[-1] not in PLACE_LAST:
+                    yield m.start("name"), m.end("name"), 0.85
+        for m in DOTTED.finditer(text):
+            yield from self._dotted(text, m.start(), m.end())
+
+    def _dotted(self, text: str, run_start: int, run_end: int) -> Iterator[tuple[int, int, float]]:
+        """阿依古丽·买买提 inside a run of CJK characters and dots: where it starts is
+        where a role word or verb before it ends (申请人阿依古丽·…), or the run's start;
+        where it ends, the first stop character or frame verb of its last part."""
+        first_dot = min(i for i in range(run_start, run_end) if text[i] in NAME_DOTS)
+        start = None
+        for p in range(max(run_start, first_dot - 8), first_dot - 1):
+            if p == run_start or DOTTED_CUE.search(text, max(0, p - 12), p):
+                start = p
+                if p > run_start:
+                    break  # a cue wins over the run's start
+        if start is None or first_dot - start > 6:
+            start = max(run_start, first_dot - 4)
+        last_dot = max(i for i in range(run_start, run_end) if text[i] in NAME_DOTS)
+        end = last_dot + 1
+        # Not the stop list: transliterations are full of 不、都、则 (阿不都拉, 艾则孜).
+        while end < run_end and end - last_dot <= 5 and text[end] not in DOTTED_END:
+            if end - last_dot > 2 and (
+                FRAME_AFTER.match(text, end) or RIGHT_STRONG.match(text, end)
+            ):
+                break
+            end += 1
+        if text[end - 1] in PLACE_LAST or text[start:first_dot] == "中国":
+            return  # 中国·成都, 某某·广场: a place written with a dot
+        cue = start > run_start or start == 0 or text[start - 1] in _SENTENCE_START
+        yield start, end, 0.85 if cue else 0.6
 
     def _given(self, text: str, at: int) -> int:
         """How many given-name characters (0-2) follow a surname ending at `at`."""
@@ -103,6 +174,31 @@ class CnPersonNameRecognizer(ChineseRecognizer):
             return -1
         return 1 if text[end] in STOP else 0
 
+    def _cued(self, text: str, s_end: int) -> tuple[float, int]:
+        """After a role word, a contact verb or a name in a list: the name's length
+        (1-2 given characters, stop characters allowed) is the one the right side
+        ends best: a word that follows names, then a frame verb or punctuation, then
+        a stop character; on a tie, a given name without stop characters, the longer."""
+        options = []
+        for n in (1, 2):
+            end = s_end + n
+            if end > len(text) or not _CJK.match(text[end - 1]):
+                break
+            if text[end - 1] in PLACE_LAST:
+                right: float = -1
+            elif end == len(text) or FRAME_AFTER.match(text, end):
+                right = 1.5
+            else:
+                right = self._right(text, end)
+                if right == 1 and not _CJK.match(text[end]) and not text[end].isdigit():
+                    right = 1.5  # punctuation
+            clean = not any(c in STOP for c in text[s_end:end])
+            options.append((right > 0, clean, right, n))
+        if not options:
+            return -1, 0
+        _, _, right, n = max(options)
+        return right, n
+
     def _listed(self, text: str) -> set[int]:
         """Starts of the items of a list of two or more surname-led words (李四、王五和赵六)."""
         starts: set[int] = set()
@@ -112,35 +208,39 @@ class CnPersonNameRecognizer(ChineseRecognizer):
         return starts
 
     def _candidate(
-        self, text: str, start: int, s_end: int, last_end: int, listed: bool = False
+        self, text: str, start: int, s_end: int, joined: bool, listed: bool
     ) -> tuple[int, float] | None:
-        given = self._given(text, s_end)
-        if given == 0:
-            return None
         if RIGHT_STRONG.match(text, start):
             return None  # 陈述、表示…: the word after a name, not a name
-        before = text[max(0, start - 12) : start]
-        role_before = bool(ROLE_BEFORE.search(before) or GENERIC_ROLE.search(before))
-        joined = start > last_end and text[last_end:start] in LIST_JOINERS
-        if (
-            not (role_before or listed or joined)
-            and start > 0
-            and text[start] in PLACE_END_SURNAMES
-            and _CJK.match(text[start - 1])
-        ):
-            return None
         if any(text.startswith(w, start) for w in role_words_at(text[start])):
             return None  # 车主、来访人: a role word, not 车/来 + a given name
-        options = [
-            (-1 if text[s_end + n - 1] in PLACE_LAST else self._right(text, s_end + n), n)
-            for n in range(given, 0, -1)
-        ]
-        right, n = max(options)  # best right context; on a tie, the longer name
-        if text[start : s_end + n] in NOT_NAMES or text[start : s_end + 2] in NOT_NAMES:
-            return None
-        if right < 0:
-            return None
+        if text[start : start + 2] in NOT_NAMES or text[s_end : s_end + 2] in NOT_GIVEN:
+            return None  # 马上、黄金; 区政府、原单位
+        if start > 0 and text[start - 1] in ROLE_WORDS and text[start - 1 : start + 1] in NOT_NAMES:
+            return None  # 经常联系: the surname character ends the cue word before
+        before = text[max(0, start - 12) : start]
+        role_before = bool(ROLE_BEFORE.search(before) or GENERIC_ROLE.search(before))
+        if role_before or joined or listed:
+            right, n = self._cued(text, s_end)
+        else:
+            given = self._given(text, s_end)
+            if given == 0:
+                return None
+            if (
+                not listed
+                and start > 0
+                and text[start] in PLACE_END_SURNAMES
+                and _CJK.match(text[start - 1])
+            ):
+                return None
+            options = [
+                (-1 if text[s_end + k - 1] in PLACE_LAST else self._right(text, s_end + k), k)
+                for k in range(given, 0, -1)
+            ]
+            right, n = max(options)  # best right context; on a tie, the longer name
         end = s_end + n
+        if right < 0 or text[start:end] in NOT_NAMES:
+            return None
         score = 0.0
         if role_before or joined:
             score += 0.6  # 当事人张三 / 张三、李四 (after a name already found)
@@ -148,9 +248,9 @@ class CnPersonNameRecognizer(ChineseRecognizer):
             score += 0.45
         if right == 2:
             score += 0.5
-        elif right == 1:
+        elif right > 0:
             score += 0.1
-        sentence_start = start == 0 or text[start - 1] in "。；！？\n，,;!?：:"
+        sentence_start = start == 0 or text[start - 1] in _SENTENCE_START
         if score < 0.5 and right == 1 and sentence_start and text[end : end + 1] in VERBISH:
             score += 0.45  # a sentence-initial subject: 王小明于2023年…
         if start > 0 and text[start - 1].isascii() and text[start - 1].isalnum():

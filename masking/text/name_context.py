@@ -16,7 +16,7 @@ ROLE_WORDS = words(
     "当事人 法定代表人 代办人 法人代表 负责人 联系人 申请人 被申请人 户主 经办人 "
     "姓名 患者 病人 驾驶人 驾驶员 司机 车主 租户 承租人 出租人 业主 村民 "
     "居民 市民 群众 学生 员工 职工 老人 儿子 女儿 妻子 丈夫 之子 之女 "
-    "其子 其女 其妻 其夫 母亲 父亲 委托人 受托人 代理人 监护人 被监护人 "
+    "其子 其女 其妻 其夫 其父 其母 母亲 父亲 委托人 受托人 代理人 监护人 被监护人 "
     "投诉人 举报人 被投诉人 被举报人 被处罚人 违法行为人 受害人 嫌疑人 "
     "犯罪嫌疑人 被告人 被告 原告 第三人 证人 债务人 债权人 股东 董事长 董事 "
     "监事 总经理 经理 厂长 站长 会计 出纳 收款人 付款人 户名 开户人 持卡人 "
@@ -45,14 +45,16 @@ GENERIC_ROLE = re.compile(
 )
 # Contact and agency verbs: the surname-led word after them is whom one calls or
 # entrusts (请联系王小明, 致电王伟, 委托李娜代为领取), so they count as role words.
-CONTACT_VERBS = words("联系 电话联系 致电 电联 联络 委托 告知 转告 询问 通知 约谈")
+CONTACT_VERBS = words(
+    "联系 联系上 联系了 电话联系 致电 电联 联络 委托 告知 转告 询问 通知 通知了 约谈"
+)
 # A role word or contact verb, then a colon, spaces, 为 or 是 (联系人：, 法定代表人为).
 ROLE_BEFORE = re.compile(
     "(?:" + compile_words(ROLE_WORDS + CONTACT_VERBS).pattern + r")(?:[ \t]*[:：]?[ \t]*|为|是)$"
 )
 RIGHT_STRONG = re.compile(
     r"(?:先生|女士|小姐|同志|同学|老师|医生|师傅|老人|夫妇|本人|身份证|公民身份|证件号|电话|手机|联系电话"
-    r"|住址|家住|户籍|现住|居住|出生|签字|签名|名下|持有|驾驶|承租|租住|之子|之女|之妻|之夫|等[0-9一二三四五六七八九十]*人"
+    r"|住址|家住|户籍|现住|居住|出生|签字|签名|名下|持有|驾驶|承租|租住|之子|之女|之妻|之夫|等?[0-9一二两三四五六七八九十]+[人位名]|等人"
     r"|陈述|反映|介绍|交代|供述|证实|声称|表示|承认|辩称"
     r"|[，,（(]\s*(?:男|女|[0-9]{1,3}岁|身份证|公民身份))"
 )
@@ -86,7 +88,8 @@ FRAME_AFTER = compile_words(
     SERVICE_VERBS
     + words(
         "委托 负责 经办 代为 签收 受理 承办 跟进 送达 陪同 介绍 提交 转交 联系 签字 "
-        "补正 补充 补交 补齐 告知 到场 同意 说明 协助 协调 反馈 回复 表示 了解 沟通"
+        "补正 补充 补交 补齐 告知 到场 同意 说明 协助 协调 反馈 回复 表示 了解 沟通 "
+        "签订 签署 共同 一同 一起 前来 住 尽快 立即 马上 务必 及时 亲自"
     )
 )
 # Someone acting for another (受张三委托, 由王小明办理, 由王伟于…提交): 受/由, a name,
@@ -95,7 +98,7 @@ AGENCY = re.compile(
     f"(?:受|由(?![于此]))(?P<name>(?:{SURNAME})[\u4e00-\u9fff]{{1,2}}?)"
     + "(?="
     + FRAME_AFTER.pattern
-    + "|于|[（(，,。；;]|$)"
+    + "|于|[（(，,。；;、和与及]|$)"
 )
 # What a sentence-initial name owns (王小明的联系方式为…, 王伟的身份证已过期).
 PERSONAL_INFO = words(
@@ -118,10 +121,13 @@ NAME_DOTS = "·•・‧"
 DOTTED_END = frozenset("的了已未于在和及与等是为称将被系均也并或同跟住") | frozenset(
     "、，。；：！？（）()“”‘’\"' \t\r\n0123456789"
 )
-DOTTED = re.compile(f"[\u4e00-\u9fff]{{2,}}(?:[{NAME_DOTS}][\u4e00-\u9fff]{{2,}})+")
+# A part after a dot holds no list joiner: 阿依古丽·买买提和阿力木·吐尔洪 are two names.
+DOTTED = re.compile(
+    f"[\u4e00-\u9fff]{{2,}}(?:[{NAME_DOTS}](?:(?![和与及或])[\u4e00-\u9fff]){{2,}})+"
+)
 # Before a dotted name, any of these marks where it starts (申请人阿依古丽·…, 由买买提·…).
 DOTTED_CUE = re.compile(
     "(?:"
     + compile_words(ROLE_WORDS + CONTACT_VERBS + BENEFICIARY_BEFORE + ("受", "由")).pattern
-    + r")(?:[ \t]*[:：]?[ \t]*|为|是)$"
+    + r")(?:[ \t]*[:：]?[ \t]*|为|是)$|[和与及或同跟]$"
 )

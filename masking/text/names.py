@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
+from masking.gazetteer import gazetteer
 from masking.text.base import ChineseRecognizer
 from masking.text.entities import PERSON
 from masking.text.name_context import (
@@ -77,6 +78,16 @@ def bare_name(text: str) -> bool:
     return _BARE.fullmatch(text) is not None and not _not_a_name(text)
 
 
+def _is_place(word: str) -> bool:
+    gz = gazetteer()
+    return (
+        word == "中国"
+        or word in gz.province_names
+        or word in gz.province_short
+        or gz.parse(word) is not None
+    )
+
+
 _SENTENCE_START = "。；！？\n，,;!?：:"
 
 
@@ -110,6 +121,9 @@ class CnPersonNameRecognizer(ChineseRecognizer):
                 pos = start + 1
                 continue
             end, score = found
+            if any(start < s < end for s in taken):
+                pos = start + 1  # 由李娜 over 李娜 of 由李娜、王伟共同办理
+                continue
             yield start, end, score
             ends.add(end)
             pos = end
@@ -133,22 +147,20 @@ class CnPersonNameRecognizer(ChineseRecognizer):
         start = None
         for p in range(max(run_start, first_dot - 8), first_dot - 1):
             if p == run_start or DOTTED_CUE.search(text, max(0, p - 12), p):
-                start = p
-                if p > run_start:
-                    break  # a cue wins over the run's start
+                start = p  # the last cue wins: 致电 over 致, 受 over 本人
         if start is None or first_dot - start > 6:
             start = max(run_start, first_dot - 4)
         last_dot = max(i for i in range(run_start, run_end) if text[i] in NAME_DOTS)
         end = last_dot + 1
         # Not the stop list: transliterations are full of 不、都、则 (阿不都拉, 艾则孜).
-        while end < run_end and end - last_dot <= 5 and text[end] not in DOTTED_END:
+        while end < run_end and end - last_dot <= 6 and text[end] not in DOTTED_END:
             if end - last_dot > 2 and (
                 FRAME_AFTER.match(text, end) or RIGHT_STRONG.match(text, end)
             ):
                 break
             end += 1
-        if text[end - 1] in PLACE_LAST or text[start:first_dot] == "中国":
-            return  # 中国·成都, 某某·广场: a place written with a dot
+        if text[end - 1] in PLACE_LAST or _is_place(text[start:first_dot]):
+            return  # 中国·成都, 四川·汶川, 某某·广场: a place written with a dot
         cue = start > run_start or start == 0 or text[start - 1] in _SENTENCE_START
         yield start, end, 0.85 if cue else 0.6
 
@@ -196,6 +208,8 @@ class CnPersonNameRecognizer(ChineseRecognizer):
             options.append((right > 0, clean, right, n))
         if not options:
             return -1, 0
+        if len(options) == 2 and options[1][2] < 0 and options[0][2] == 0:
+            return -1, 0  # 周口 of 周口店: the longer word is a place
         _, _, right, n = max(options)
         return right, n
 

@@ -242,6 +242,7 @@ def form_recall(
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     errors: list[str] = []
     for s in samples:
+        counts[s.source]  # every form has a row, the negatives too
         found = [e for e in detect(s.text) if e.type == PERSON]
         for g in (g for g in s.spans if g.type == PERSON):
             hit = any(e.start <= g.start and e.end >= g.end for e in found)

@@ -55,19 +55,20 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 # An item of a list: where it ends is left to the candidate (李自强、梁楠).
 # Its last character is no stop character (not 管委会、…), the one before may be (李自强).
 _LAST_GIVEN = "(?:(?![" + re.escape("".join(sorted(STOP))) + "])[\u4e00-\u9fff])"
-_ITEM = (
-    f"(?:(?:{SURNAME})(?:(?![和与及的])[\u4e00-\u9fff])?{_LAST_GIVEN}"
-    f"|[\u4e00-\u9fff]{{2,6}}[{NAME_DOTS}][\u4e00-\u9fff]{{2,5}})"
-)
+_ITEM = f"(?:{SURNAME})(?:(?![和与及的])[\u4e00-\u9fff])?{_LAST_GIVEN}"
+_ITEM_DOTTED = f"(?:{_ITEM}|[\u4e00-\u9fff]{{2,6}}[{NAME_DOTS}][\u4e00-\u9fff]{{2,6}})"
 _JOINER = re.compile("[、和与及]")
 _BARE = re.compile(f"(?:{SURNAME})[\u4e00-\u9fff]{{1,2}}")
+
+
+_ROLES = frozenset(ROLE_WORDS)
 
 
 def _not_a_name(word: str) -> bool:
     return (
         word in NOT_NAMES
         or word[:2] in NOT_NAMES
-        or word in ROLE_WORDS
+        or word in _ROLES
         or any(word[i : i + 2] in NOT_GIVEN for i in (1, 2))
     )
 
@@ -76,6 +77,17 @@ def bare_name(text: str) -> bool:
     """Is the whole text shaped like a name alone (陈凯, 欧阳建平)? For short fields such
     as a purpose, where a name with no context around it is still a name."""
     return _BARE.fullmatch(text) is not None and not _not_a_name(text)
+
+
+# The frames, with characters one of which each needs (a cheap test before its scan).
+_FRAMES = (
+    (BENEFICIARY, frozenset("为给替帮代助陪通联")),
+    (AGENCY, frozenset("受由")),
+    (POSSESSIVE, frozenset("的")),
+)
+
+
+_DOTS = frozenset(NAME_DOTS)
 
 
 def _is_place(word: str) -> bool:
@@ -96,6 +108,7 @@ class CnPersonNameRecognizer(ChineseRecognizer):
     _surname = re.compile(SURNAME)
     # Not a list of places: 张家村和李家庄.
     _list = re.compile(f"{_ITEM}(?:[、和与及]{_ITEM})+")
+    _list_dotted = re.compile(f"{_ITEM_DOTTED}(?:[、和与及]{_ITEM_DOTTED})+")
 
     def find(self, text: str) -> Iterable[tuple[int, int, float]]:
         # Frames and dotted names first: they know where a name ends. The scan
@@ -111,7 +124,7 @@ class CnPersonNameRecognizer(ChineseRecognizer):
             if m is None:
                 return
             start = m.start()
-            inside = [end for s, end in taken.items() if s <= start < end]
+            inside = taken and [end for s, end in taken.items() if s <= start < end]
             if inside:
                 pos = max(inside)
                 continue
@@ -121,7 +134,7 @@ class CnPersonNameRecognizer(ChineseRecognizer):
                 pos = start + 1
                 continue
             end, score = found
-            if any(start < s < end for s in taken):
+            if taken and any(start < s < end for s in taken):
                 pos = start + 1  # 由李娜 over 李娜 of 由李娜、王伟共同办理
                 continue
             yield start, end, score
@@ -131,13 +144,18 @@ class CnPersonNameRecognizer(ChineseRecognizer):
     def _framed(self, text: str) -> Iterator[tuple[int, int, float]]:
         """Names whose frame ends them: for whom (为陈凯办理), acting for whom (受李四委托,
         由王小明办理), whose (王小明的联系方式), and dotted names."""
-        for frame in (BENEFICIARY, AGENCY, POSSESSIVE):
+        # Each frame is tried only if its fixed characters are in the text: these are
+        # the hot path of every remark, and a regex scan per frame is most of the time.
+        for frame, needles in _FRAMES:
+            if needles.isdisjoint(text):
+                continue
             for m in frame.finditer(text):
                 name = m.group("name")
                 if not _not_a_name(name) and name[-1] not in PLACE_LAST:
                     yield m.start("name"), m.end("name"), 0.85
-        for m in DOTTED.finditer(text):
-            yield from self._dotted(text, m.start(), m.end())
+        if not _DOTS.isdisjoint(text):
+            for m in DOTTED.finditer(text):
+                yield from self._dotted(text, m.start(), m.end())
 
     def _dotted(self, text: str, run_start: int, run_end: int) -> Iterator[tuple[int, int, float]]:
         """阿依古丽·买买提 inside a run of CJK characters and dots: where it starts is
@@ -216,7 +234,8 @@ class CnPersonNameRecognizer(ChineseRecognizer):
     def _listed(self, text: str) -> set[int]:
         """Starts of the items of a list of two or more surname-led words (李四、王五和赵六)."""
         starts: set[int] = set()
-        for m in self._list.finditer(text):
+        plain = _DOTS.isdisjoint(text)
+        for m in (self._list if plain else self._list_dotted).finditer(text):
             starts.add(m.start())
             starts.update(m.start() + j.end() for j in _JOINER.finditer(m.group()))
         return starts
@@ -224,13 +243,15 @@ class CnPersonNameRecognizer(ChineseRecognizer):
     def _candidate(
         self, text: str, start: int, s_end: int, joined: bool, listed: bool
     ) -> tuple[int, float] | None:
+        if s_end >= len(text) or not _CJK.match(text[s_end]):
+            return None  # no given name can follow (most surname characters in a text)
         if RIGHT_STRONG.match(text, start):
             return None  # 陈述、表示…: the word after a name, not a name
         if any(text.startswith(w, start) for w in role_words_at(text[start])):
             return None  # 车主、来访人: a role word, not 车/来 + a given name
         if text[start : start + 2] in NOT_NAMES or text[s_end : s_end + 2] in NOT_GIVEN:
             return None  # 马上、黄金; 区政府、原单位
-        if start > 0 and text[start - 1] in ROLE_WORDS and text[start - 1 : start + 1] in NOT_NAMES:
+        if start > 0 and text[start - 1 : start + 1] in NOT_NAMES and text[start - 1] in _ROLES:
             return None  # 经常联系: the surname character ends the cue word before
         before = text[max(0, start - 12) : start]
         role_before = bool(ROLE_BEFORE.search(before) or GENERIC_ROLE.search(before))

@@ -119,7 +119,7 @@ NAME_DOTS = "·•・‧"
 # What ends the last part of a dotted name: punctuation (any non-CJK character) and
 # the function words that follow a name (的、已、和、住…).
 DOTTED_END = frozenset("的了已未于在和及与等是为称将被系均也并或同跟住") | frozenset(
-    "、，。；：！？（）()“”‘’\"' \t\r\n0123456789"
+    "、，。；：！？（）()“”‘’\"' \t\r\n0123456789,;:!?."
 )
 # A part after a dot holds no list joiner: 阿依古丽·买买提和阿力木·吐尔洪 are two names.
 DOTTED = re.compile(

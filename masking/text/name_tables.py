@@ -41,7 +41,12 @@ STOP = frozenset(
     "年月日时分号省市县区镇乡村路街组栋室个位名次份件项条款第共计约近余些么吗呢吧啊哦呀"
     "曾今现来去让给要会能可该如若但而且则以及称讲道问答称作做办领取交缴申报请诉告持"
     "、，。；：！？（）()“”‘’\"' \t\r\n0123456789"
+    # and their ASCII forms: detection runs on text with full-width forms folded
+    ",;:!?."
 )
+# Stop characters that are in given names all the same (来福, 自强, 向东, 有才, 为民,
+# 可欣, 如意, 其昌, 若曦, 之涣, 道明, 会兰): after a cue, a name may hold them.
+NAME_STOPS = frozenset("来自向有为可如其若之道会")
 # The second character of these is rarely a given name: 张家 (the Zhang family), 李氏.
 NOT_GIVEN_FIRST = frozenset("家氏某姓总局处科")
 
@@ -74,7 +79,7 @@ NOT_NAMES = frozenset(
         "经查 项目 范围 标准 江湖 海关 海外 宣传 宋体 史料 时效 秦汉 明清 "
         "付款 付费 伍佰 农户 原始 原来 商户 住户 房主 全家 全员 公众 有关 "
         # after a contact verb or before 的身份证…: people who are no name
-        "经常 房东 房客 银行 官方 党员 华侨 游客 顾客 师傅 班主 安置 常务 相应 单方"
+        "经常 委托方 房东 房客 银行 官方 党员 华侨 游客 顾客 师傅 班主 安置 常务 相应 单方"
     )
 )
 # A surname character then one of these is an office, not a person (区政府负责,

@@ -41,6 +41,7 @@ from masking.text.name_context import (
     role_words_at,
 )
 from masking.text.name_tables import (
+    NAME_STOPS,
     NOT_GIVEN,
     NOT_GIVEN_FIRST,
     NOT_NAMES,
@@ -214,13 +215,15 @@ class CnPersonNameRecognizer(ChineseRecognizer):
             end = s_end + n
             if end > len(text) or not _CJK.match(text[end - 1]):
                 break
+            if text[end - 1] in STOP and text[end - 1] not in NAME_STOPS:
+                break  # 应于: 于 is in no given name
             if text[end - 1] in PLACE_LAST:
                 right: float = -1
             elif end == len(text) or FRAME_AFTER.match(text, end):
                 right = 1.5
             else:
                 right = self._right(text, end)
-                if right == 1 and not _CJK.match(text[end]) and not text[end].isdigit():
+                if right >= 0 and not _CJK.match(text[end]) and not text[end].isalnum():
                     right = 1.5  # punctuation
             clean = not any(c in STOP for c in text[s_end:end])
             options.append((right > 0, clean, right, n))
@@ -228,7 +231,9 @@ class CnPersonNameRecognizer(ChineseRecognizer):
             return -1, 0
         if len(options) == 2 and options[1][2] < 0 and options[0][2] == 0:
             return -1, 0  # 周口 of 周口店: the longer word is a place
-        _, _, right, n = max(options)
+        good, clean, right, n = max(options)
+        if not good and not clean:
+            return -1, 0  # 华为客服, 应于三十日: a stop character and nothing to end a name
         return right, n
 
     def _listed(self, text: str) -> set[int]:
@@ -236,6 +241,9 @@ class CnPersonNameRecognizer(ChineseRecognizer):
         starts: set[int] = set()
         plain = _DOTS.isdisjoint(text)
         for m in (self._list if plain else self._list_dotted).finditer(text):
+            items = _JOINER.split(m.group())
+            if any(_not_a_name(w) or _is_place(w) for w in items):
+                continue  # 安全、文明: a list of words; 甘肃、宁夏: of places
             starts.add(m.start())
             starts.update(m.start() + j.end() for j in _JOINER.finditer(m.group()))
         return starts
@@ -253,6 +261,8 @@ class CnPersonNameRecognizer(ChineseRecognizer):
             return None  # 马上、黄金; 区政府、原单位
         if start > 0 and text[start - 1 : start + 1] in NOT_NAMES and text[start - 1] in _ROLES:
             return None  # 经常联系: the surname character ends the cue word before
+        if start > 1 and text[start - 2 : start + 1] in NOT_NAMES and text[s_end] in "为是":
+            return None  # 委托方为…: the cue and the surname are one word (not 委托方林瑜)
         before = text[max(0, start - 12) : start]
         role_before = bool(ROLE_BEFORE.search(before) or GENERIC_ROLE.search(before))
         if role_before or joined or listed:

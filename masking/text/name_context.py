@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from masking.text.base import compile_words
-from masking.text.name_tables import SURNAME, words
+from masking.text.name_tables import NAME_STOPS, STOP, SURNAME, words
 
 ROLE_WORDS = words(
     "当事人 法定代表人 代办人 法人代表 负责人 联系人 申请人 被申请人 户主 经办人 "
@@ -46,11 +46,14 @@ GENERIC_ROLE = re.compile(
 # Contact and agency verbs: the surname-led word after them is whom one calls or
 # entrusts (请联系王小明, 致电王伟, 委托李娜代为领取), so they count as role words.
 CONTACT_VERBS = words(
-    "联系 联系上 联系了 电话联系 致电 电联 联络 委托 告知 转告 询问 通知 通知了 约谈"
+    "联系 联系上 联系了 电话联系 致电 电联 联络 委托 告知 转告 询问 通知 通知了 约谈 转交 交给 移交"
 )
 # A role word or contact verb, then a colon, spaces, 为 or 是 (联系人：, 法定代表人为).
+# A form's label may carry a note in brackets: 申请人（签字）：, 法定代表人（负责人）：.
 ROLE_BEFORE = re.compile(
-    "(?:" + compile_words(ROLE_WORDS + CONTACT_VERBS).pattern + r")(?:[ \t]*[:：]?[ \t]*|为|是)$"
+    "(?:"
+    + compile_words(ROLE_WORDS + CONTACT_VERBS).pattern
+    + r")(?:[（(][^（）()]{1,6}[）)])?(?:[ \t]*[:：]?[ \t]*|为|是)$"
 )
 RIGHT_STRONG = re.compile(
     r"(?:先生|女士|小姐|同志|同学|老师|医生|师傅|老人|夫妇|本人|身份证|公民身份|证件号|电话|手机|联系电话"
@@ -62,6 +65,10 @@ VERBISH = frozenset("于在因称说将被向对系曾自到与和等已未今�
 
 # After a name already found, these join the next one (张三、李四, 王伟或李娜).
 LIST_JOINERS = frozenset("、和与及同跟，或")
+
+# A given-name character in a frame: any CJK but stop characters no name holds
+# (not 的 of 黄文的联系方式; 来 of 王来福 is one).
+_GIVEN = "(?:(?![" + re.escape("".join(sorted(STOP - NAME_STOPS))) + "])[\u4e00-\u9fff])"
 
 # Someone a service is done for (为陈凯办理户籍迁入, 给张伟补办, 协助李娜核实): a
 # preposition, a surname and one or two given-name characters, then a service verb,
@@ -76,7 +83,7 @@ SERVICE_VERBS = words(
 BENEFICIARY = re.compile(
     "(?:"
     + "|".join(BENEFICIARY_BEFORE)
-    + f")(?P<name>(?:{SURNAME})[\u4e00-\u9fff]{{1,2}}?)"
+    + f")(?P<name>(?:{SURNAME}){_GIVEN}{{1,2}}?)"
     + "(?="
     + "|".join(sorted(SERVICE_VERBS, key=len, reverse=True))
     + r"|[（(，,、。；;：:\s]|$)"
@@ -92,10 +99,15 @@ FRAME_AFTER = compile_words(
         "签订 签署 共同 一同 一起 前来 住 尽快 立即 马上 务必 及时 亲自"
     )
 )
+# Whom one gets in touch with (请与王伟联系, 跟李娜核实): 与/和/跟/同, a name, the verb.
+CONTACT_WITH = re.compile(
+    f"(?:与|和|跟|同)(?P<name>(?:{SURNAME}){_GIVEN}{{1,2}}?)"
+    + "(?=联系|联络|沟通|核实|核对|确认|对接|取得联系)"
+)
 # Someone acting for another (受张三委托, 由王小明办理, 由王伟于…提交): 受/由, a name,
 # then the verb of the frame. Not 由于、由此 (于 is a surname: 由于王伟… has none).
 AGENCY = re.compile(
-    f"(?:受|由(?![于此]))(?P<name>(?:{SURNAME})[\u4e00-\u9fff]{{1,2}}?)"
+    f"(?:受|由(?![于此]))(?P<name>(?:{SURNAME}){_GIVEN}{{1,2}}?)"
     + "(?="
     + FRAME_AFTER.pattern
     + "|于|[（(，,。；;、和与及]|$)"
@@ -107,7 +119,7 @@ PERSONAL_INFO = words(
 )
 _SENTENCE_BOUNDARY = r"。；！？\n，,;!?：:\s"
 POSSESSIVE = re.compile(
-    f"(?<![^{_SENTENCE_BOUNDARY}])(?P<name>(?:{SURNAME})[\u4e00-\u9fff]{{1,2}}?)"
+    f"(?<![^{_SENTENCE_BOUNDARY}])(?P<name>(?:{SURNAME}){_GIVEN}{{1,2}}?)"
     + "(?=的(?:"
     + compile_words(PERSONAL_INFO).pattern
     + "))"

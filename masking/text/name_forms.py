@@ -53,6 +53,7 @@ FORMS: dict[str, tuple[str, ...]] = {
         "请联系{PERSON}核实后再提交。",
         "如需帮助请联系{PERSON}",
         "已电联{PERSON}，确认地址为{ADDRESS}。",
+        "请与{PERSON}联系，电话{PHONE_NUMBER}。",
     ),
     "person.role_label": (
         "{ROLE}{PERSON}，电话{PHONE_NUMBER}。",
@@ -67,6 +68,7 @@ FORMS: dict[str, tuple[str, ...]] = {
         "{ROLE}{PERSON}（{PHONE_NUMBER}）到窗口办理。",
         "{ROLE}{PERSON}称材料已寄出。",
         "经核实，{ROLE}{PERSON}住{ADDRESS}。",
+        "{ROLE}（签字）：{PERSON}",
     ),
     "person.agency": (
         "受{PERSON}委托，代为办理不动产登记。",

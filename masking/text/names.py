@@ -26,6 +26,7 @@ from masking.text.entities import PERSON
 from masking.text.name_context import (
     AGENCY,
     BENEFICIARY,
+    CONTACT_WITH,
     DOTTED,
     DOTTED_CUE,
     DOTTED_END,
@@ -85,6 +86,7 @@ _FRAMES = (
     (BENEFICIARY, frozenset("为给替帮代助陪通联")),
     (AGENCY, frozenset("受由")),
     (POSSESSIVE, frozenset("的")),
+    (CONTACT_WITH, frozenset("与和跟同")),
 )
 
 

@@ -79,7 +79,7 @@ NOT_NAMES = frozenset(
         "经查 项目 范围 标准 江湖 海关 海外 宣传 宋体 史料 时效 秦汉 明清 "
         "付款 付费 伍佰 农户 原始 原来 商户 住户 房主 全家 全员 公众 有关 "
         # after a contact verb or before 的身份证…: people who are no name
-        "经常 委托方 房东 房客 银行 官方 党员 华侨 游客 顾客 师傅 班主 安置 常务 相应 单方"
+        "经常 委托方 权利 权益 权限 房东 房客 银行 官方 党员 华侨 游客 顾客 师傅 班主 安置 常务 相应 单方"
     )
 )
 # A surname character then one of these is an office, not a person (区政府负责,
@@ -87,6 +87,8 @@ NOT_NAMES = frozenset(
 NOT_GIVEN = frozenset(
     words(
         "单位 政府 部门 机关 机构 组织 服务 中心 公司 银行 医院 学校 窗口 系统 平台 "
-        "热线 委员 支部 办公 办事 人员 大队 中队 派出 街道 社区 村委 居委"
+        "热线 委员 支部 办公 办事 人员 大队 中队 派出 街道 社区 村委 居委 "
+        # adverbs after a subject whose first character is a surname's (申请人曾多次)
+        "多次 先后 一直 依法 按时 如实 主动"
     )
 )

@@ -237,8 +237,8 @@ class CnPersonNameRecognizer(ChineseRecognizer):
         if len(options) == 2 and options[1][2] < 0 and options[0][2] == 0:
             return -1, 0  # 周口 of 周口店: the longer word is a place
         good, clean, right, n = max(options)
-        if not good and not clean:
-            return -1, 0  # 华为客服, 应于三十日: a stop character and nothing to end a name
+        if not good:
+            return -1, 0  # 当事人权利义务, 华为客服: nothing after it ends a name
         return right, n
 
     def _listed(self, text: str) -> set[int]:

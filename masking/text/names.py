@@ -274,8 +274,8 @@ class CnPersonNameRecognizer(ChineseRecognizer):
             right, n = self._cued(text, s_end)
         else:
             given = self._given(text, s_end)
-            if given == 0:
-                return None
+            if given == 0 or text[s_end : s_end + 2] in NOT_NAMES:
+                return None  # no context, and 由程序自动生成: the rest is a common word
             if (
                 not listed
                 and start > 0

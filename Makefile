@@ -65,6 +65,8 @@ fuzz: install
 
 .PHONY: eval-masking
 # Precision and recall of free-text PII detection per entity type on the
-# labelled corpus (masking/text/evaluation.py); fails if a target is missed.
+# labelled corpus (masking/text/evaluation.py), and person names' recall per form
+# (masking/text/name_forms.py); fails if a target is missed.
 eval-masking: install
 	$(PY) -m masking.text.evaluation
+	$(PY) -m masking.text.name_forms

@@ -7,7 +7,7 @@ GEN_STAMP := gen/.stamp
 DATA_DIR ?= .govgw
 LISTEN ?= 127.0.0.1:50051
 
-.PHONY: install gen run test lint bench clean redis
+.PHONY: install gen run test lint bench clean redis browser
 
 install: $(VENV_STAMP) $(GEN_STAMP)
 
@@ -30,6 +30,11 @@ gen: $(GEN_STAMP)
 redis:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+# The counter page's tests drive Debian's chromium headless (Playwright, no browser download),
+# with a CJK font so that their screenshots read.
+browser:
+	@test -x /usr/bin/chromium && fc-list :lang=zh | grep -q . || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; }
+
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/buf lint proto
@@ -38,7 +43,7 @@ lint: install
 run: install
 	.venv/bin/govgw demo --data-dir $(DATA_DIR) --listen $(LISTEN)
 
-test: install redis
+test: install redis browser
 	.venv/bin/ruff check .
 	.venv/bin/buf lint proto
 	@# The architecture: the contracts in pyproject.toml [tool.importlinter].
@@ -60,6 +65,8 @@ fuzz: install
 
 .PHONY: eval-masking
 # Precision and recall of free-text PII detection per entity type on the
-# labelled corpus (masking/text/evaluation.py); fails if a target is missed.
+# labelled corpus (masking/text/evaluation.py), and person names' recall per form
+# (masking/text/name_forms.py); fails if a target is missed.
 eval-masking: install
 	$(PY) -m masking.text.evaluation
+	$(PY) -m masking.text.name_forms

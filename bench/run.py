@@ -26,7 +26,9 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +156,7 @@ def _known_persons(n: int) -> list[dict[str, str]]:
 
 
 # -- servers -------------------------------------------------------------------
-def start_gateway(data_dir: Path) -> tuple[subprocess.Popen, int]:
+def start_gateway(data_dir: Path, metrics_port: int = 0) -> tuple[subprocess.Popen, int]:
     # The pool is kept between runs to save seeding it; the limit windows are not:
     # a restart keeps them (state.sqlite), and every run would add to the last one's.
     for f in data_dir.glob("state*.sqlite*"):
@@ -170,12 +172,37 @@ def start_gateway(data_dir: Path) -> tuple[subprocess.Popen, int]:
             str(data_dir),
             "--listen",
             f"127.0.0.1:{port}",
+            *(["--metrics-listen", f"127.0.0.1:{metrics_port}"] if metrics_port else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     wait_port(port, proc)
     return proc, port
+
+
+class Scraper:
+    """Fetches /metrics every second, as Prometheus would (more often than its usual 15 s)."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.scrapes = self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    r.read()
+                self.scrapes += 1
+            except OSError:
+                self.failures += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def start_echo(kind: str, payload: int) -> tuple[subprocess.Popen, int]:
@@ -295,12 +322,18 @@ def main() -> None:
     ap.add_argument(
         "--crypto", default="aes", help="suites to run the gateway with: aes, sm, aes,sm"
     )
+    ap.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve the gateway's metrics (--metrics-listen), scraped every second meanwhile",
+    )
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     suites = args.crypto.split(",")
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(
         f"govgw bench: {os.cpu_count()} cores, concurrency {args.concurrency}, {args.seconds:g} s per target"
+        + (", metrics on and scraped every second" if args.metrics else "")
     )
     rows: list[tuple[int, Result]] = []
     for size in sizes:
@@ -316,12 +349,17 @@ def main() -> None:
         for crypto in suites:
             data_dir, key, known = prepare(size, crypto)
             suffix = "" if crypto == "aes" else f"_{crypto}"
-            gw, gport = start_gateway(data_dir)
+            mport = free_port() if args.metrics else 0
+            gw, gport = start_gateway(data_dir, mport)
+            scraper = Scraper(mport) if mport else None
             try:
                 verify, lookup = gateway_calls(key, known)
                 rows.append((size, measure("verify_identity" + suffix, gport, verify, gw, args)))
                 rows.append((size, measure("lookup" + suffix, gport, lookup, gw, args)))
             finally:
+                if scraper is not None:
+                    scraper.stop()
+                    print(f"metrics: {scraper.scrapes} scrapes, {scraper.failures} failed")
                 gw.terminate()
                 gw.wait()
     report(rows)

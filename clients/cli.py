@@ -32,6 +32,7 @@ from clients import (
     cli_verify,
 )
 from clients.cli_common import CliHelpers, emit, fail, fill_globals, global_flags
+from web import cli as cli_web
 
 
 # -- data-directory commands -------------------------------------------------
@@ -46,6 +47,8 @@ def _serve_config(args: argparse.Namespace):
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         redis_url=args.redis_url or "",
         jurisdiction=getattr(args, "jurisdiction", "aba"),
+        metrics_listen=args.metrics_listen or "",
+        log_format=args.log_format,
         **_guard_config(args),
     )
 
@@ -123,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
             default=os.environ.get("GOVGW_JURISDICTION", "aba"),
             help="working-day deadlines of applications (or GOVGW_JURISDICTION)",
         )
+        sp.add_argument(
+            "--metrics-listen",
+            metavar="HOST:PORT",
+            help="serve Prometheus metrics at http://HOST:PORT/metrics (HTTPS with --tls;"
+            " plaintext on loopback only); with --workers, one endpoint for all workers",
+        )
+        sp.add_argument(
+            "--log-format",
+            choices=("text", "json"),  # gateway.logs.FORMATS
+            default=os.environ.get("GOVGW_LOG_FORMAT", "text"),
+            help="log lines as text or as JSON lines (or GOVGW_LOG_FORMAT)",
+        )
 
     data_dir(cmd(sub, "init", cmd_init, "create the data directory and its keys"))
     sp = cmd(sub, "serve", cmd_serve, "serve the gateway")
@@ -149,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_emergency.register,
         cli_subjects.register,
         cli_conflicts.register,
+        cli_web.register,
     ):
         register(sub, helpers)
     return p
@@ -156,19 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from gateway.files import set_private_umask
+    from gateway.logs import FORMATS as LOG_FORMATS
+    from gateway.logs import configure as configure_logs
 
     # Whatever the shell's umask, what govgw writes (a data directory above all)
     # is owner-only (R12); gateway.files also sets each file's mode explicitly.
     set_private_umask()
-    args = fill_globals(build_parser().parse_args(argv))
-    logging.basicConfig(
-        level=logging.INFO
-        if args.verbose or args.command in ("serve", "demo")
-        else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    parser = build_parser()
+    args = fill_globals(parser.parse_args(argv))
+    log_format = getattr(args, "log_format", "text")  # a serving option; other verbs write text
+    if log_format not in LOG_FORMATS:  # a default from GOVGW_LOG_FORMAT escapes `choices`
+        parser.error(f"--log-format: {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    configure_logs(
+        logging.INFO if args.verbose or args.command in ("serve", "demo") else logging.WARNING,
+        log_format,
     )
-    # Presidio announces every recognizer it loads at INFO; only its warnings matter here.
-    logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
     try:
         return args.fn(args)
     except BrokenPipeError:

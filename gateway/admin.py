@@ -504,10 +504,18 @@ def serve(config: ServeConfig, *, banner: str = "") -> int:
     server.install_signal_handlers()
     host, _ = config.host_port()
     print(f"govgw serving on {host}:{port}", flush=True)
+    if server.metrics_port:
+        print(f"metrics on {metrics_url(config, server.metrics_port)}", flush=True)
     if banner:
         print(banner, flush=True)
     server.wait()
     return 0
+
+
+def metrics_url(config: ServeConfig, port: int) -> str:
+    host = config.metrics_host_port()[0]
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if config.tls else 'http'}://{host}:{port}/metrics"
 
 
 def serve_workers(config: ServeConfig, workers: int) -> int:
@@ -516,10 +524,17 @@ def serve_workers(config: ServeConfig, workers: int) -> int:
     The kernel (SO_REUSEPORT) balances connections, not calls, among them.
     Each worker keeps its own audit chain (audit/audit-<n>.log). Processes
     are spawned, not forked: gRPC's threads do not survive a fork.
+
+    With --metrics-listen the supervisor serves the one /metrics endpoint: the
+    workers write their values to files in a private directory of the
+    supervisor's (prometheus_client's multiprocess mode), summed at each scrape.
     """
     import dataclasses
     import multiprocessing
+    import multiprocessing.connection
+    import shutil
     import signal
+    import tempfile
 
     from gateway.config import ConfigError
 
@@ -532,11 +547,28 @@ def serve_workers(config: ServeConfig, workers: int) -> int:
         raise ConfigError("--workers needs a fixed port in --listen")
     config.validate()
     init(config.data_dir)
+    endpoint = None
+    worker_config = dataclasses.replace(config, reuse_port=True, metrics_listen="")
+    if config.metrics_listen:
+        from gateway.metrics import MULTIPROC_ENV, MultiprocessEndpoint
+        from gateway.server import metrics_tls
+
+        # mkdtemp makes it 0700: only this user's processes read or write the values.
+        directory = Path(tempfile.mkdtemp(prefix="govgw-metrics-"))
+        # Read by prometheus_client when a worker imports it: set before they are spawned.
+        os.environ[MULTIPROC_ENV] = str(directory)
+        worker_config = dataclasses.replace(worker_config, metrics_dir=str(directory))
+        host, port = config.metrics_host_port()
+        try:
+            endpoint = MultiprocessEndpoint(host, port, directory, metrics_tls(config))
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(
             target=_worker_main,
-            args=(dataclasses.replace(config, worker=i, reuse_port=True),),
+            args=(dataclasses.replace(worker_config, worker=i),),
             name=f"govgw-worker-{i}",
         )
         for i in range(workers)
@@ -551,9 +583,22 @@ def serve_workers(config: ServeConfig, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    print(f"govgw: {workers} workers on {config.listen}", flush=True)
-    for proc in procs:
-        proc.join()
+    where = "" if endpoint is None else f"; metrics on {metrics_url(config, endpoint.port)}"
+    print(f"govgw: {workers} workers on {config.listen}{where}", flush=True)
+    try:
+        running = list(procs)
+        while running:
+            ended = multiprocessing.connection.wait([p.sentinel for p in running])
+            for proc in [p for p in running if p.sentinel in ended]:
+                proc.join()
+                running.remove(proc)
+                if endpoint is not None and proc.pid is not None:
+                    # Its queue depth and policy version leave the sums; its counters stay.
+                    endpoint.worker_gone(proc.pid)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
+            shutil.rmtree(endpoint.directory, ignore_errors=True)
     return max((proc.exitcode or 0) for proc in procs)
 
 
@@ -563,10 +608,9 @@ def _worker_main(config: ServeConfig) -> None:
     import threading
     import time
 
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s w{config.worker} %(levelname)s %(name)s %(message)s",
-    )
+    from gateway.logs import configure
+
+    configure(logging.INFO, config.log_format, worker=config.worker)
     parent = os.getppid()
 
     def orphaned() -> None:

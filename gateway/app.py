@@ -32,6 +32,7 @@ from gateway.config import ServeConfig
 from gateway.files import tighten_tree, write_private
 from gateway.grants import GrantStore
 from gateway.limits import Limits
+from gateway.metrics import Metrics
 from gateway.oracle import Oracle
 from gateway.pipeline import Parts
 from gateway.policy.administration import PolicyAdministration
@@ -84,6 +85,11 @@ def build_parts(config: ServeConfig) -> Parts:
     # OpeningService's, so a suspension changes this process's next decision.
     decider.suspensions = OpeningSuspensionStore(layout.opening_suspensions, catalog)
     withdrawals = WithdrawalStore(layout.withdrawals, catalog, keyring)
+    audit = AuditLog(layout.audit)
+    metrics = Metrics() if config.metrics_enabled else None
+    if metrics is not None:
+        audit.metrics = decider.metrics = metrics
+        metrics.policy_served(decider.serving.version)
     return Parts(
         catalog=catalog,
         keyring=keyring,
@@ -91,10 +97,11 @@ def build_parts(config: ServeConfig) -> Parts:
         decider=decider,
         auth=Authenticator(registry),
         limits=Limits(),
-        audit=AuditLog(layout.audit),
+        audit=audit,
         signer=ReceiptSigner(keyring.receipt_key, keyring.receipt_verify_only),
         withdrawn=withdrawals.withdrawn,
         disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash),
+        metrics=metrics,
     )
 
 

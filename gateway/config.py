@@ -33,6 +33,7 @@ from pathlib import Path
 # the parts import their settings and this module imports none of them.
 from gateway.callers import KINDS as CALLER_KINDS
 from gateway.catalog import DEFAULT_CATALOG
+from gateway.logs import FORMATS as LOG_FORMATS
 
 DEFAULT_POLICY_DIR = DEFAULT_CATALOG.parent.parent
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -245,6 +246,17 @@ class ServeConfig:
     # grants stop working at the end time whatever this is (grant expiry); this
     # records the end and revokes the grants.
     emergency_interval_s: float = 60.0
+    # Where this process serves Prometheus metrics (HOST:PORT; "" for none). Under
+    # --workers N the supervisor serves them, and the workers get metrics_dir instead.
+    metrics_listen: str = ""
+    # prometheus_client's multiprocess directory a worker writes its metrics to.
+    metrics_dir: str = ""
+    # "text" or "json": how log lines are written (gateway.logs).
+    log_format: str = "text"
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return bool(self.metrics_listen or self.metrics_dir)
 
     @property
     def layout(self) -> Layout:
@@ -255,16 +267,31 @@ class ServeConfig:
         )
 
     def host_port(self) -> tuple[str, int]:
-        host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ConfigError(f"listen: expected HOST:PORT, got {self.listen!r}")
-        return host.strip("[]"), int(port)
+        return split_host_port(self.listen, "listen")
+
+    def metrics_host_port(self) -> tuple[str, int]:
+        return split_host_port(self.metrics_listen, "metrics-listen")
 
     def validate(self) -> None:
         host, _ = self.host_port()
         if not self.tls and not is_loopback(host):
             raise ConfigError(
                 f"refusing plaintext on {host}: plaintext is for loopback only; use --tls"
+            )
+        if self.metrics_listen:
+            mhost, mport = self.metrics_host_port()
+            # The same rule as the gRPC port: metrics hold no personal data, but
+            # plaintext leaves loopback only as HTTPS with the gateway's certificate.
+            if not self.tls and not is_loopback(mhost):
+                raise ConfigError(
+                    f"metrics-listen: refusing plaintext on {mhost}: plaintext is for loopback"
+                    " only; with --tls the metrics are served over HTTPS"
+                )
+            if mport != 0 and (mhost, mport) == self.host_port():
+                raise ConfigError("metrics-listen: must differ from --listen")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(
+                f"log-format: {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}"
             )
         if self.require_client_cert and not self.tls:
             raise ConfigError("require_client_cert needs --tls")
@@ -342,6 +369,13 @@ def load_guard_config(path: Path) -> tuple[LimitsConfig, OracleConfig]:
     oracle = replace(oracle, kinds=kinds)  # type: ignore[type-var]
     streams = build(StreamLimits, "streams", doc.get("streams") or {}, StreamLimits())
     return LimitsConfig(tiers=tiers, subject=subject, streams=streams), oracle  # type: ignore[arg-type]
+
+
+def split_host_port(value: str, name: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{name}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
 
 
 def is_loopback(host: str) -> bool:

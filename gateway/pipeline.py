@@ -41,7 +41,7 @@ from grpc_status import rpc_status
 
 from gateway import wire
 from gateway.audit import AuditLog, AuditUnavailable
-from gateway.audit.draft import AuditDraft
+from gateway.audit.draft import CALL_LINE, AuditDraft
 from gateway.auth import Authenticator
 from gateway.call import Exec
 from gateway.callers import Caller
@@ -49,7 +49,8 @@ from gateway.catalog import Catalog
 from gateway.errors import GovgwError, invalid, unavailable
 from gateway.keys import KeyRing
 from gateway.limits import Admission, Limits
-from gateway.oracle import BudgetExceeded, Oracle
+from gateway.metrics import Metrics
+from gateway.oracle import SUSPEND_ACTION, BudgetExceeded, Oracle
 from gateway.policy.decider import Decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
@@ -96,6 +97,8 @@ class Parts:
     # Fields of a subject's record under correction (校核 pending, R8): (dataset,
     # subject key) -> {field: filing date}. Set by gateway.app; gateway.access.disputes.
     disputed: Callable[[str, str], Mapping[str, str]] | None = None
+    # Prometheus metrics (`--metrics-listen`); None costs the hot path nothing.
+    metrics: Metrics | None = None
 
 
 # Request ids need to be unique, not secret: a random per-process prefix and
@@ -235,12 +238,12 @@ class Pipeline:
         except _Replayed as r:
             # Audited as its own call, marked replayed; nothing ran again.
             record.outcome, record.replayed = "OK", True
-            await self._audit(record, started, context)
+            await self._audit(route, record, started, context)
             return r.response
         except GovgwError as err:
             record.fail(err)
             await replay.failed()
-            await self._audit(record, started, context)
+            await self._audit(route, record, started, context)
             await self._abort(context, err, request_id)
         except Exception as exc:  # a defect: never echo its text, it may hold values
             log.error("request %s: unexpected %s", request_id, type(exc).__name__)
@@ -251,9 +254,9 @@ class Pipeline:
             )
             record.fail(err)
             await replay.failed()
-            await self._audit(record, started, context)
+            await self._audit(route, record, started, context)
             await self._abort(context, err, request_id)
-        await self._audit(record, started, context)  # audit, durable before the response
+        await self._audit(route, record, started, context)  # audit, durable before the response
         return outcome.response  # respond
 
     async def _watch(
@@ -275,7 +278,11 @@ class Pipeline:
         record.extra += [s.audit_event(by="enumeration-monitor") for s in suspensions]
 
     async def _audit(
-        self, record: AuditDraft, started: float, context: grpc.aio.ServicerContext
+        self,
+        route: Route[Any, Any],
+        record: AuditDraft,
+        started: float,
+        context: grpc.aio.ServicerContext,
     ) -> None:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         events = record.events()
@@ -285,27 +292,28 @@ class Pipeline:
             await self.parts.audit.append_many_async(events, timeout=min(timeout, AUDIT_MAX_WAIT_S))
         except AuditUnavailable:
             log.error("request %s: audit record not durable; failing closed", record.request_id)
-            await self._abort(
-                context,
-                unavailable(
-                    "AUDIT_UNAVAILABLE", "the audit trail cannot be written; no answer is given"
-                ),
-                record.request_id,
+            err = unavailable(
+                "AUDIT_UNAVAILABLE", "the audit trail cannot be written; no answer is given"
             )
+            self._finished(route, record, started, err.code.name, err.reason)
+            await self._abort(context, err, record.request_id)
+        self._finished(route, record, started, record.outcome, record.reason)
+
+    def _finished(
+        self, route: Route[Any, Any], record: AuditDraft, started: float, code: str, reason: str
+    ) -> None:
+        """The call's answer is decided: count it and write its one log line."""
+        seconds = time.perf_counter() - started
+        if (metrics := self.parts.metrics) is not None:
+            suspended = [e["reason"] for e in record.extra if e.get("action") == SUSPEND_ACTION]
+            metrics.call_done(route.path[1:], code, reason, seconds, suspended)
         # Answers are DEBUG: the audit trail is the access record, and an INFO
         # line per call costs a lock and a write on the hot path. A refusal is one
         # INFO line (ids and reason codes only; never a value, never a traceback).
-        log.log(
-            logging.DEBUG if record.outcome == "OK" else logging.INFO,
-            "request %s caller=%s action=%s dataset=%s outcome=%s reason=%s latency_ms=%.2f",
-            record.request_id,
-            record.caller.id if record.caller else "-",
-            record.action,
-            ",".join(record.request.datasets) if record.request else "-",
-            record.outcome,
-            record.reason or "-",
-            record.latency_ms,
-        )
+        level = logging.DEBUG if code == "OK" else logging.INFO
+        if log.isEnabledFor(level):
+            fields = record.log_fields(code, reason, seconds)  # also JSON fields (gateway.logs)
+            log.log(level, CALL_LINE, fields, extra=fields)
 
     @staticmethod
     async def _abort(context: grpc.aio.ServicerContext, err: GovgwError, request_id: str) -> None:

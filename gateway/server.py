@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from gateway.app import assemble
 from gateway.config import ServeConfig
 from gateway.framework_edge import DecodeGuard
+from gateway.metrics import MetricsEndpoint, TlsMaterial
 from gateway.pipeline import Parts, Pipeline
 from gateway.routes import Route, check_table, services
 from gateway.services.access import sweep_periodically
@@ -42,6 +43,8 @@ class GatewayServer:
         self.config = config
         self.parts = parts
         self.port = 0
+        self.metrics_port = 0  # where /metrics is served, with --metrics-listen
+        self._metrics: MetricsEndpoint | None = None
         self.routes: list[Any] = []  # the route table served, once started
         self._ready = threading.Event()
         self._done = threading.Event()
@@ -57,6 +60,8 @@ class GatewayServer:
         if self._startup_error is not None:
             raise self._startup_error
         log.info("serving on port %d (%s)", self.port, "TLS" if self.config.tls else "plaintext")
+        if self._metrics is not None:
+            log.info("metrics on port %d (/metrics)", self.metrics_port)
         return self.port
 
     def _run(self) -> None:
@@ -103,6 +108,12 @@ class GatewayServer:
             self.port = server.add_insecure_port(self.config.listen)
         if self.port == 0:
             raise OSError(f"could not bind {self.config.listen}")
+        if self.config.metrics_listen and self.parts.metrics is not None:
+            host, port = self.config.metrics_host_port()
+            self._metrics = MetricsEndpoint(
+                host, port, self.parts.metrics.registry, metrics_tls(self.config)
+            )
+            self.metrics_port = self._metrics.port
         await server.start()
         # Everything built so far lives as long as the server: keep it out of
         # the collector's way so collections stay short on the request path.
@@ -138,6 +149,8 @@ class GatewayServer:
         await self.parts.limits.state.aclose()
         self.parts.audit.close()
         self.parts.pool.close()
+        if self._metrics is not None:  # last: a scrape during the drain still answers
+            await asyncio.to_thread(self._metrics.close)
         log.info("stopped")
 
     def _credentials(self) -> grpc.ServerCredentials:
@@ -169,6 +182,15 @@ class GatewayServer:
 
         signal.signal(signal.SIGTERM, handle)
         signal.signal(signal.SIGINT, handle)
+
+
+def metrics_tls(config: ServeConfig) -> TlsMaterial | None:
+    """With --tls, /metrics is HTTPS with the gateway's own certificate (and mTLS with
+    --require-client-cert): Prometheus trusts the data directory's CA."""
+    if not config.tls:
+        return None
+    d = ensure_server_material(config.data_dir)
+    return TlsMaterial(d / "server.crt", d / "server.key", d / "ca.crt", config.require_client_cert)
 
 
 def generic_handlers(

@@ -8,6 +8,7 @@ signed with one not known yet, and turns a refusal into GovgwClientError.
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -81,6 +82,19 @@ class _Base:
             private_key=Path(client_key).read_bytes() if client_key else None,
             certificate_chain=Path(client_cert).read_bytes() if client_cert else None,
         )
+
+    def as_operator(self, operator: str) -> Self:
+        """This client acting for one operator (a hall's signed-in clerk): the same
+        channel and key, the operator in every call's metadata. For a web server that
+        holds one hall's key and serves many clerks."""
+        if not OPERATOR_PATTERN.fullmatch(operator):
+            raise ValueError("operator: 1-64 characters of letters, digits and . _ @ -")
+        client = copy.copy(self)
+        client._metadata = (
+            *(m for m in self._metadata if m[0] != OPERATOR_HEADER),
+            (OPERATOR_HEADER, operator),
+        )
+        return client
 
     def stub(self, service: str) -> Any:
         """The raw gRPC stub of a service (tests and tools that send odd requests)."""

@@ -15,6 +15,12 @@ from gateway.callers import Caller
 from gateway.errors import GovgwError
 from gateway.plan import Plan
 
+# The pipeline's one log line per call: ids and codes only, never a value.
+CALL_LINE = (
+    "request %(request_id)s caller=%(caller)s action=%(action)s dataset=%(dataset)s"
+    " outcome=%(code)s reason=%(reason)s latency_ms=%(latency_ms).2f"
+)
+
 
 @dataclass
 class AuditDraft:
@@ -47,6 +53,18 @@ class AuditDraft:
         self.reason = err.reason
         # Field paths only: a violation's description never holds the value.
         self.violations = [v.field for v in err.violations]
+
+    def log_fields(self, code: str, reason: str, seconds: float) -> dict[str, Any]:
+        """The call line's fields (CALL_LINE; gateway.logs.CALL_FIELDS): no subject, no purpose."""
+        return {
+            "request_id": self.request_id,
+            "caller": self.caller.id if self.caller else "-",
+            "action": self.action,
+            "dataset": ",".join(self.request.datasets) if self.request else "-",
+            "code": code,
+            "reason": reason or "-",
+            "latency_ms": round(seconds * 1000, 3),
+        }
 
     def events(self) -> list[dict[str, Any]]:
         req = self.request

@@ -30,6 +30,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from typing import Any
 from stdnum.cn import ric
 
 from gateway.files import open_private
+from gateway.metrics import Metrics
 from gateway.subjects import stdnum_valid
 
 log = logging.getLogger("govgw.audit")
@@ -413,6 +415,9 @@ class AuditLog:
         self._records = 0
         self._batches = 0
         self._largest = 0
+        # Queue depth and fsync latency, reported by the writer thread once per
+        # batch (never per record); gateway.app sets it with --metrics-listen.
+        self.metrics: Metrics | None = None
         self._writer = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._writer.start()
 
@@ -537,11 +542,17 @@ class AuditLog:
                     self._writer_idle = False
                     if not self._queue:
                         return
+                    depth = len(self._queue)
                     batch = self._queue[: self._max_batch]
                     del self._queue[: self._max_batch]
                     self._taken = batch[-1].ticket
+                metrics = self.metrics
+                if metrics is not None:
+                    metrics.audit_queue(depth)
                 self._commit(batch)
                 batch = []
+                if metrics is not None:
+                    metrics.audit_queue(len(self._queue))  # a racy read is fine for a gauge
         except BaseException as e:  # a bug here must not leave callers waiting
             # The type only: an exception's text might quote an event's values.
             log.error("audit writer stopped by %s; failing closed", type(e).__name__)
@@ -563,6 +574,7 @@ class AuditLog:
             lines.append(line)
             refs.append(AuditRecordRef(seq, prev))
         if lines:
+            began = time.perf_counter()
             try:
                 self._write_all(b"".join(lines))
                 os.fdatasync(self._fd)  # data and size; mtime is not needed to read back
@@ -572,6 +584,8 @@ class AuditLog:
                 self._fail(AuditUnavailable(f"audit log write failed: {name}"), batch)
                 return
             self._seq, self._prev = seq, prev
+            if self.metrics is not None:
+                self.metrics.audit_synced(len(lines), time.perf_counter() - began)
             with self._cond:
                 self._records += len(lines)
                 self._batches += 1

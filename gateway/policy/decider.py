@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from gateway.catalog import Catalog, CatalogMismatch, ServedCatalog, from_bundle_data
 from gateway.grants import GrantStore
+from gateway.metrics import Metrics
 from gateway.plan import Plan
 from gateway.policy.engine import PolicyEngine, rego_error_text
 
@@ -108,6 +109,8 @@ class Decider:
         self._data: tuple[tuple[int, int, int], Mapping[str, Any], list[Any]] | None = None
         self.hits = 0
         self.misses = 0
+        # Prometheus counters of the same (gateway.app sets it with --metrics-listen).
+        self.metrics: Metrics | None = None
         # The PolicyRuntime that swaps this decider's engine when another version is
         # activated (gateway.policy.serving sets it; None for a fixed engine).
         self.runtime: Any = None
@@ -171,11 +174,16 @@ class Decider:
         aware_now = now if now.tzinfo else now.replace(tzinfo=UTC)
         with self._lock:
             entry = self._cache.get(key)
-            if entry is not None and (entry[1] is None or aware_now < entry[1]):
+            hit = entry is not None and (entry[1] is None or aware_now < entry[1])
+            if hit:
                 self._cache.move_to_end(key)
                 self.hits += 1
-                return entry[0]
-            self.misses += 1
+            else:
+                self.misses += 1
+        if self.metrics is not None:
+            self.metrics.plan_cache(hit)
+        if hit and entry is not None:
+            return entry[0]
         plan, cacheable = self._evaluate(
             engine, caller, action, dataset, purpose, now, extra, emergencies
         )
@@ -206,6 +214,8 @@ class Decider:
             if catalog is not None and self.catalog is not None:
                 self.catalog.swap(catalog, engine.version)
             self._cache.clear()
+        if self.metrics is not None:
+            self.metrics.policy_served(engine.version)
         return old
 
     def policy_data(self) -> Mapping[str, Any]:

@@ -304,8 +304,10 @@ class FormGenerator(Generator):
 
 def corpus(samples: int, seed: int, per_form: int = 100) -> list[Sample]:
     """The hard cases, `samples` mixed sentences and `per_form` samples of every form."""
+    from masking.text.name_forms import name_samples  # imports this module's base
+
     gen = FormGenerator(seed)
-    out = hard_cases() + [gen.sample() for _ in range(samples)]
+    out = hard_cases() + name_samples(samples // 20, seed) + [gen.sample() for _ in range(samples)]
     for _ in range(per_form):
         out.extend(gen.form_sample(name) for name in FORMS)
     return out

@@ -316,13 +316,19 @@ def test_the_async_client_has_the_same_methods_and_answers(gw: Harness) -> None:
             ident = await a.verify_identity(adult["name"], pid, purpose="户籍业务办理")
             streamed = [r async for r in a.batch_lookup(PB, [pid, ABSENT], purpose=PURPOSE)]
             datasets = await a.list_datasets()
+            clerk = await a.as_operator("clerk-7").verify_identity(
+                adult["name"], pid, purpose="户籍业务办理"
+            )
             try:
                 await a.verify_identity("张三", "513221199001011230", purpose="户籍业务办理")
             except GovgwClientError as e:
                 refused = e
-            return looked, ident, streamed, datasets, refused
+            return looked, ident, streamed, datasets, refused, clerk
 
-    looked, ident, streamed, datasets, refused = asyncio.run(agency_batch())
+    looked, ident, streamed, datasets, refused, clerk = asyncio.run(agency_batch())
+    # The clerk's call went over the same channel, named in its audit record.
+    (record,) = [r for r in gw.audit_records() if r["request_id"] == clerk.request_id]
+    assert record.get("operator") == "clerk-7"
     for r in (*looked, ident, *streamed, datasets):
         typed(r)
     assert [r.records for r in looked] == [

@@ -61,6 +61,10 @@ NAME_TEMPLATES = (
     "协助{}核实低保材料",
     "帮{}申请临时救助",
     "{}的户籍迁入材料有误",
+    "申请人：{}，材料已补齐",
+    "请联系{}核实",
+    "致电{}核实情况",
+    "经办人{}的材料",
 )
 EXTRA_CALLERS = (
     ("agency-amr", "agency", "汶川县市场监督管理局", ("county.market-regulation",)),

@@ -93,8 +93,10 @@ def web(tmp_path: Path, gateway: Harness) -> Iterator[WebServer]:
     stop(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Per module, not per session: Playwright's sync API keeps an event loop running
+    # in the main thread while it is open, and a later test's asyncio.run would fail.
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
     with sync_playwright() as pw:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from clients.progress import Progress
 
 if TYPE_CHECKING:
     from clients.cli_common import CliHelpers
@@ -82,25 +83,22 @@ def cmd_keys_status(args: argparse.Namespace, h: CliHelpers) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
     from gateway import keys
-    from gateway.admin import data_dir_catalog, write_receipt_keyset
+    from gateway.admin import data_dir_catalog, pool_stats, write_receipt_keyset
     from gateway.config import Layout
     from gateway.pool.rotate import rotate
 
     layout = Layout(args.data_dir)
-
-    def progress(dataset: str, moved: int) -> None:
-        if args.verbose:
-            print(f"  {dataset}: {moved} rows re-encrypted", file=sys.stderr)
-
-    report = rotate(
-        layout.pool,
-        keys.keyring_path(layout.data_dir),
-        data_dir_catalog(args.data_dir),
-        suite=_suite(args.crypto),
-        subjects_per_step=args.batch,
-        pause_s=args.pause_ms / 1000,
-        progress=progress,
-    )
+    rows = sum(s["rows"] for s in pool_stats(args.data_dir).values())
+    with Progress("keys rotate", total=rows, unit="rows", quiet=args.json) as bar:
+        report = rotate(
+            layout.pool,
+            keys.keyring_path(layout.data_dir),
+            data_dir_catalog(args.data_dir),
+            suite=_suite(args.crypto),
+            subjects_per_step=args.batch,
+            pause_s=args.pause_ms / 1000,
+            progress=lambda dataset, moved: bar(moved),
+        )
     doc = report.to_json()
     # A move to the SM suite makes an SM2 receipt key: the published keyset follows.
     ring = keys.load(keys.keyring_path(layout.data_dir))

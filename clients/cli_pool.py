@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from clients.cli_common import emit, table
 from clients.cli_lookup import fields_arg
+from clients.progress import Progress
 
 if TYPE_CHECKING:
     from clients.cli_common import CliHelpers
@@ -23,14 +24,18 @@ if TYPE_CHECKING:
 def cmd_pool_import(args: argparse.Namespace) -> int:
     from gateway.admin import pool_import
 
-    report = pool_import(
-        args.data_dir,
-        args.dataset,
-        args.file,
-        fmt=args.format,
-        replace_all=args.replace,
-        strict=args.strict,
-    )
+    with Progress(
+        f"pool import {args.dataset}", total=_lines(args.file), unit="rows", quiet=args.json
+    ) as progress:
+        report = pool_import(
+            args.data_dir,
+            args.dataset,
+            args.file,
+            fmt=args.format,
+            replace_all=args.replace,
+            strict=args.strict,
+            progress=progress,
+        )
     doc = report.to_json()
     emit(
         args,
@@ -43,6 +48,21 @@ def cmd_pool_import(args: argparse.Namespace) -> int:
         ),
     )
     return 0 if not doc["rejected"] else 1
+
+
+def _lines(path: Path) -> int | None:
+    """Lines of the file (an upper bound of its rows: the bar's total), read fast."""
+    try:
+        with open(path, "rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return None  # the import itself says what is wrong with the file
+
+
+def _audit_progress(args: argparse.Namespace, label: str) -> Progress:
+    from gateway.admin import audit_bytes
+
+    return Progress(label, total=audit_bytes(args.data_dir), unit="bytes", quiet=args.json)
 
 
 def cmd_pool_seed(args: argparse.Namespace) -> int:
@@ -120,7 +140,8 @@ def cmd_grants_revoke(args: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from gateway.admin import audit_verify
 
-    report = audit_verify(args.data_dir)
+    with _audit_progress(args, "audit verify") as progress:
+        report = audit_verify(args.data_dir, progress)
     ok = report["ok"]
     emit(
         args,
@@ -158,7 +179,8 @@ def _index_lines(doc: dict[str, Any]) -> str:
 def cmd_audit_reindex(args: argparse.Namespace) -> int:
     from gateway.admin import audit_reindex
 
-    doc = audit_reindex(args.data_dir)
+    with _audit_progress(args, "audit reindex") as progress:
+        doc = audit_reindex(args.data_dir, progress)
     emit(
         args,
         doc,

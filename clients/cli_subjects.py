@@ -91,6 +91,15 @@ def _correction_rows(items: list[Any], provider: bool) -> list[list[str]]:
     return rows
 
 
+def _corrections_text(items: list[Any], provider: bool, h: Any) -> str:
+    """The table, then what the citizen stated for each: the provider answers that."""
+    lines = [h.table(_correction_rows(items, provider))]
+    for c in items:
+        evidence = f" (evidence: {c.evidence_ref})" if c.evidence_ref else ""
+        lines.append(f"{c.id} statement: {c.statement}{evidence}")
+    return "\n".join(lines)
+
+
 def _withdrawal_rows(items: list[Any], provider: bool) -> list[list[str]]:
     head = ["id", "dataset", "status", "requested", "review reason"]
     rows = [[*head, "subject"] if provider else head]
@@ -219,7 +228,7 @@ def register(sub: Any, h: CliHelpers) -> None:
                 )
             return gw.my_corrections(_token(args))
 
-        return h.remote(args, call, lambda items: h.table(_correction_rows(items, args.provider)))
+        return h.remote(args, call, lambda items: _corrections_text(items, args.provider, h))
 
     sp = with_token(
         h.cmd(subjects, "corrections", corrections, "my corrections, or (--provider) to answer")

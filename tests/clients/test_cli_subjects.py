@@ -64,6 +64,9 @@ def test_subject_and_provider_verbs(gw: Harness, capsys: pytest.CaptureFixture[s
     code, out, _ = run(capsys, *amr, "subjects", "corrections", "--provider", "--json")
     (seen,) = json.loads(out)["items"]
     assert seen["subject_key"] == ent and seen["status"] == "PENDING"
+    # The provider reads what the citizen stated in the human output too.
+    code, out, _ = run(capsys, *amr, "subjects", "corrections", "--provider")
+    assert code == 0 and f"{cid} statement: 注册地址已变更为威州镇" in out
     code, out, _ = run(capsys, *amr, "subjects", "extend", cid, "--reason", "需现场核查", "--json")
     assert code == 0 and json.loads(out)["extended"] is True
     code, out, err = run(capsys, *amr, "subjects", "extend", cid, "--reason", "再次", "--json")

@@ -34,7 +34,7 @@ from govgw.v1 import common_pb2
 from gateway.access.disputes import disputed
 from gateway.call import Exec
 from gateway.catalog import Dataset
-from gateway.errors import denied
+from gateway.errors import GovgwError, denied, not_found
 from gateway.pipeline import Parts
 from gateway.plan import Plan
 from gateway.predicates import Row
@@ -121,6 +121,24 @@ def disputed_fields(
         common_pb2.DisputedField(dataset=d, field=f, filed_on=on)
         for d, f, on in disputed(parts.disputed, dataset, subject_key, used)
     ]
+
+
+def absent(ex: Exec[object], dataset: str) -> GovgwError:
+    """SUBJECT_NOT_FOUND for a read that found nothing the caller may see. Where a row
+    constraint bounds the caller, it says so: a record outside the caller's region is
+    answered exactly as no record (existence is not revealed), and the caller should
+    know its answer covers only that part of the pool."""
+    prefix = _prefix(ex, dataset)
+    if not prefix:
+        return not_found("SUBJECT_NOT_FOUND", f"no record in {dataset} for this subject")
+    return not_found(
+        "SUBJECT_NOT_FOUND",
+        f"no record in {dataset} for this subject within region {prefix}, the part of the"
+        " pool this caller may see: a subject outside it is answered the same as one not"
+        " in the pool",
+        dataset=dataset,
+        region_prefix=prefix,
+    )
 
 
 def _prefix(ex: Exec[object], dataset: str) -> str:

@@ -11,7 +11,6 @@ from govgw.v1 import common_pb2, lookup_pb2
 from gateway import release, subjects, validation
 from gateway.call import Exec, Outcome, Request
 from gateway.catalog import Dataset
-from gateway.errors import not_found
 from gateway.pipeline import Parts
 from gateway.plan import LOOKUP, Plan
 from gateway.routes import Answer, Incoming, Route, rows_of
@@ -69,7 +68,7 @@ class LookupService:
         if not rows:
             # An allowed lookup reveals existence anyway (a hit returns data);
             # out-of-region records answer the same as absent ones.
-            raise not_found("SUBJECT_NOT_FOUND", f"no record in {ds.name} for this subject")
+            raise release.absent(ex, ds.name)
         disputed = release.disputed_fields(self.parts, ds.name, ex.request.subjects[0], released)
         response = lookup_pb2.LookupResponse(
             records=self._records(ex, rows, released, plan, disputed),

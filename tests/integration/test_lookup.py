@@ -154,10 +154,26 @@ def test_counters_see_only_their_region(gateway: Harness) -> None:
     home = gateway.client(None, api_key=keys["home"])
     away = gateway.client(None, api_key=keys["away"])
     assert home.lookup("population.basic", adult["id_number"], ["gender"], purpose=PURPOSE).records
-    expect_error(
+    outside = expect_error(
         lambda: away.lookup("population.basic", adult["id_number"], ["gender"], purpose=PURPOSE),
         grpc.StatusCode.NOT_FOUND,
         "SUBJECT_NOT_FOUND",
+    )
+    # The answer says it covers only the caller's region, and is the same for a subject
+    # that is nowhere in the pool: existence outside the region is not revealed.
+    body = "51322419990101999"
+    nobody = body + ric.calc_check_digit(body + "0")
+    absent = expect_error(
+        lambda: away.lookup("population.basic", nobody, ["gender"], purpose=PURPOSE),
+        grpc.StatusCode.NOT_FOUND,
+        "SUBJECT_NOT_FOUND",
+    )
+    prefix = outside.metadata["region_prefix"]
+    assert elsewhere.startswith(prefix) and f"within region {prefix}" in outside.message
+    assert "this caller may see" in outside.message
+    assert (outside.message, outside.metadata.get("region_prefix")) == (
+        absent.message,
+        absent.metadata.get("region_prefix"),
     )
 
 

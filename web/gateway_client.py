@@ -70,8 +70,26 @@ def _failed(err: GovgwClientError) -> CallFailed:
         name = _FIELDS.get(v.field, "predicates" if v.field.startswith("predicates") else "")
         if name:
             fields.setdefault(name, f"{v.description}（{v.reason}）")
-    message = f"核验被拒绝：{err.message}（{err.reason or err.code.name}）"
+    message = _SUSPENDED.get(err.reason, "核验被拒绝：{message}（{reason}）").format(
+        message=err.message,
+        reason=err.reason or err.code.name,
+        contact=err.metadata.get("contact") or "本服务大厅",
+    )
     return CallFailed(message, fields, err.reason, err.request_id)
+
+
+# Suspensions by the enumeration monitor (or an administrator), said so a clerk knows
+# what happened and whom to ask: one clerk's, or the whole hall's.
+_SUSPENDED = {
+    "OPERATOR_SUSPENDED": (
+        "您的核验权限已被暂停（短时间内未匹配的核验过多，或由管理员暂停）。"
+        "请联系{contact}的管理员，由其向数据主管部门申请恢复。（{reason}）"
+    ),
+    "CALLER_SUSPENDED": (
+        "本服务大厅的核验权限已被暂停，全体窗口暂不能核验。请联系{contact}的管理员，"
+        "由其向数据主管部门申请恢复。（{reason}）"
+    ),
+}
 
 
 class GatewayClient:

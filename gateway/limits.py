@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.callers import Caller
@@ -114,52 +113,50 @@ class Limits:
             return self.tiers[named]
         return self.tiers.get(kind) or DEFAULT_TIERS["public"]
 
-    @asynccontextmanager
-    async def admit(
+    def admit(
         self,
         caller: Caller,
         action: str,
         plans: Mapping[str, Plan],
         subject_hashes: Sequence[str] = (),
         token: str = "",
-    ) -> AsyncIterator[Admission]:
+    ) -> _Admitting:
         """Admit one call or raise RESOURCE_EXHAUSTED (with RetryInfo),
-        PERMISSION_DENIED CALLER_SUSPENDED or UNAVAILABLE STATE_UNAVAILABLE."""
-        windows: list[Window] = []
-        reasons: list[tuple[str, str]] = []
+        PERMISSION_DENIED CALLER_SUSPENDED or UNAVAILABLE STATE_UNAVAILABLE.
 
-        def add(window: Window, reason: str, message: str) -> None:
-            windows.append(window)
-            reasons.append((reason, message))
+        Use as `async with limits.admit(...) as admission:`; the in-flight slot
+        is given back on leaving (unless the oracle gave it back already)."""
+        return _Admitting(self, caller, action, plans, subject_hashes, token)
 
+    async def _enter(
+        self,
+        caller: Caller,
+        action: str,
+        plans: Mapping[str, Plan],
+        subject_hashes: Sequence[str],
+        token: str,
+    ) -> Admission:
         # A call without a dataset (the catalog) is still counted, under "".
         decided: list[tuple[str, Plan | None]] = list(plans.items()) or [("", None)]
         tiers = [self.tier_for(caller.kind, plan) for _, plan in decided]
-        for (ds, _), tier in zip(decided, tiers, strict=True):
-            add(
-                Window(f"rate:{caller.id}:{action}:{ds}", tier.calls_per_window, tier.window_s),
-                "RATE_LIMITED",
-                f"at most {tier.calls_per_window} {action} calls per {tier.window_s:g} s",
-            )
+        windows = [
+            Window(f"rate:{caller.id}:{action}:{ds}", tier.calls_per_window, tier.window_s)
+            for (ds, _), tier in zip(decided, tiers, strict=True)
+        ]
         sl = self.subject
         # Per-subject limits guard every route that takes subject keys (the
         # pipeline passes their hashes only for those): verification, attribute
         # checks and lookups alike, each key of a batch counted.
         if sl is not None:
             for h in dict.fromkeys(subject_hashes):  # once per distinct subject
-                add(
-                    Window(f"subj:{h}:calls", sl.calls, sl.window_s),
-                    "SUBJECT_RATE_LIMITED",
-                    f"one subject may be asked about at most {sl.calls} times per {sl.window_s:g} s",
-                )
-                add(
-                    Window(f"subj:{h}:callers", sl.callers, sl.window_s, member=caller.id),
-                    "SUBJECT_CALLERS_LIMITED",
-                    f"one subject may be asked about by at most {sl.callers} callers"
-                    f" per {sl.window_s:g} s",
+                windows.append(Window(f"subj:{h}:calls", sl.calls, sl.window_s))
+                windows.append(
+                    Window(f"subj:{h}:callers", sl.callers, sl.window_s, member=caller.id)
                 )
         slot = Slot(f"inflight:{caller.id}", min(t.max_in_flight for t in tiers))
         verdict = await self.state.admit(caller.id, windows, slot, token, self.clock())
+        if verdict.blocked == ADMITTED:
+            return Admission(slot)
         if verdict.blocked == SUSPENDED:
             raise caller_suspended(caller.id)
         if verdict.blocked == IN_FLIGHT_FULL:
@@ -168,17 +165,65 @@ class Limits:
                 f"at most {slot.limit} calls in flight per caller",
                 retry_after_s=verdict.retry_after_s,
             )
-        if verdict.blocked != ADMITTED:
-            reason, message = reasons[verdict.blocked]
-            raise exhausted(reason, message, retry_after_s=verdict.retry_after_s)
-        admission = Admission(slot)
+        # The refusal's words are made only for a refusal, not for every call.
+        reason, message = self._refusal(action, tiers, verdict.blocked)
+        raise exhausted(reason, message, retry_after_s=verdict.retry_after_s)
+
+    def _refusal(self, action: str, tiers: Sequence[Tier], index: int) -> tuple[str, str]:
+        """Reason and message of the window at `index` (rate windows first, then
+        two per subject: calls, callers)."""
+        if index < len(tiers):
+            tier = tiers[index]
+            return (
+                "RATE_LIMITED",
+                f"at most {tier.calls_per_window} {action} calls per {tier.window_s:g} s",
+            )
+        sl = self.subject
+        assert sl is not None  # subject windows exist only with subject limits
+        if (index - len(tiers)) % 2 == 0:
+            return (
+                "SUBJECT_RATE_LIMITED",
+                f"one subject may be asked about at most {sl.calls} times per {sl.window_s:g} s",
+            )
+        return (
+            "SUBJECT_CALLERS_LIMITED",
+            f"one subject may be asked about by at most {sl.callers} callers per {sl.window_s:g} s",
+        )
+
+    async def _leave(self, admission: Admission, caller: Caller, token: str) -> None:
         try:
-            yield admission
-        finally:
-            try:
-                if not admission.released:  # the oracle may have given it back already
-                    await self.state.release(slot, token)
-            except GovgwError:
-                # The slot lapses by itself after its ttl; the call's own
-                # outcome (already decided) must not be replaced by this.
-                log.warning("in-flight slot of %s not released; it lapses", caller.id)
+            if not admission.released:  # the oracle may have given it back already
+                await self.state.release(admission.slot, token)
+        except GovgwError:
+            # The slot lapses by itself after its ttl; the call's own
+            # outcome (already decided) must not be replaced by this.
+            log.warning("in-flight slot of %s not released; it lapses", caller.id)
+
+
+class _Admitting:
+    """`Limits.admit` as a plain async context manager: no async generator (and
+    no loop hooks for one) per call, unlike @asynccontextmanager."""
+
+    __slots__ = ("_admission", "_args", "_limits")
+
+    def __init__(
+        self,
+        limits: Limits,
+        caller: Caller,
+        action: str,
+        plans: Mapping[str, Plan],
+        subject_hashes: Sequence[str],
+        token: str,
+    ) -> None:
+        self._limits = limits
+        self._args = (caller, action, plans, subject_hashes, token)
+        self._admission: Admission | None = None
+
+    async def __aenter__(self) -> Admission:
+        self._admission = await self._limits._enter(*self._args)
+        return self._admission
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._admission is not None:
+            caller, _, _, _, token = self._args
+            await self._limits._leave(self._admission, caller, token)

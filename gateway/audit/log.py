@@ -258,6 +258,11 @@ def _resolve_all(futures: list[asyncio.Future[None]]) -> None:
             future.set_result(None)
 
 
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 def _wake_loops(batch: Sequence[_Pending]) -> None:
     """Resolve the finished async waiters of a batch: one call into each event loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
@@ -275,8 +280,9 @@ class _Waiter:
 
     A thread caller waits on a lock held until all its records are done; only
     the writer touches `left` and releases the lock, so waking a caller costs
-    one lock release. An asyncio caller gives its loop and a future instead:
-    the writer resolves all futures of a batch with one call into each loop.
+    one lock release. An asyncio caller gives its loop and a future instead
+    (and has no lock to allocate): the writer resolves all futures of a batch
+    with one call into each loop.
     """
 
     __slots__ = ("error", "future", "left", "lock", "loop", "refs")
@@ -287,8 +293,10 @@ class _Waiter:
         loop: asyncio.AbstractEventLoop | None = None,
         future: asyncio.Future[None] | None = None,
     ) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
+        self.lock: threading.Lock | None = None
+        if future is None:
+            self.lock = threading.Lock()
+            self.lock.acquire()
         self.left = n
         self.refs: list[AuditRecordRef | None] = [None] * n
         self.error: AuditUnavailable | None = None
@@ -296,7 +304,8 @@ class _Waiter:
         self.future = future
 
     def _finish(self) -> None:
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
 
     def done(self, index: int, ref: AuditRecordRef | None) -> None:
         if self.error is not None:
@@ -407,6 +416,8 @@ class AuditLog:
         self._head = AuditRecordRef(tail.seq, tail.hash) if tail.seq else None
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Pending] = []
+        # Async appends staged per event loop until its next iteration (_queue_staged).
+        self._staged: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
         self._tickets = 0  # records ever queued
         self._taken = 0  # ticket of the last record the writer has taken
         self._closing = False
@@ -446,6 +457,7 @@ class AuditLog:
         if not events:
             return []
         pending, waiter = self._enqueue(events)
+        assert waiter.lock is not None  # a thread caller's waiter has one
         if not waiter.lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
             self._abandon(pending, timeout)
         if waiter.error is not None:
@@ -459,39 +471,65 @@ class AuditLog:
         if not events:
             return []
         loop = asyncio.get_running_loop()
+        pending = [_Pending(e) for e in events]  # a bad event is this caller's error
+        self._check_open()  # fail fast; checked again under the lock when queued
         durable = loop.create_future()
-        pending, waiter = self._enqueue(events, loop, durable)
+        waiter = _Waiter(len(pending), loop, durable)
+        for i, p in enumerate(pending):
+            p.waiter, p.index = waiter, i
+        # Staged on the loop and queued by one callback per loop iteration: the
+        # calls that finish in one iteration take the log's lock and wake the
+        # writer once between them, not once each.
+        staged = self._staged.get(loop)
+        if staged is None:
+            self._staged[loop] = staged = []
+            loop.call_soon(self._queue_staged, loop)
+        staged.extend(pending)
+        # A plain timer that fails the future, not asyncio.timeout: no Timeout
+        # object, task lookup or cancellation bookkeeping per call.
+        expiry = None if timeout is None else loop.call_later(max(timeout, 0.0), _expire, durable)
         try:
-            # asyncio.timeout, not wait_for: no extra task per call on the hot path.
-            async with asyncio.timeout(timeout):
-                await durable
+            await durable
         except TimeoutError:
             self._abandon(pending, timeout)
+        finally:
+            if expiry is not None:
+                expiry.cancel()
         if waiter.error is not None:
             raise waiter.error
         return waiter.refs  # type: ignore[return-value]
 
-    def _enqueue(
-        self,
-        events: Sequence[Mapping[str, Any]],
-        loop: asyncio.AbstractEventLoop | None = None,
-        future: asyncio.Future[None] | None = None,
-    ) -> tuple[list[_Pending], _Waiter]:
+    def _enqueue(self, events: Sequence[Mapping[str, Any]]) -> tuple[list[_Pending], _Waiter]:
         pending = [_Pending(e) for e in events]
-        waiter = _Waiter(len(pending), loop, future)
+        waiter = _Waiter(len(pending))
+        for i, p in enumerate(pending):
+            p.waiter, p.index = waiter, i
+        self._queue_pending(pending)
+        return pending, waiter
+
+    def _queue_pending(self, pending: list[_Pending]) -> None:
         with self._cond:
             self._check_open()
             # Stamped under the lock so that time order follows seq order.
             ts = utc_timestamp(self.clock())
-            for i, p in enumerate(pending):
+            for p in pending:
                 self._tickets += 1
-                p.ts, p.waiter, p.index, p.ticket = ts, waiter, i, self._tickets
+                p.ts, p.ticket = ts, self._tickets
             self._queue.extend(pending)
             # A busy writer takes the queue when its fsync returns; waking it
             # for every record would only cost a GIL hand-off each.
             if self._writer_idle:
                 self._cond.notify()
-        return pending, waiter
+
+    def _queue_staged(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue what the calls of one loop iteration staged (on that loop)."""
+        pending = self._staged.pop(loop)
+        try:
+            self._queue_pending(pending)
+        except AuditUnavailable as e:  # closed or failed meanwhile: fail them closed
+            for p in pending:
+                p.waiter.fail(e)
+            _resolve_all([p.waiter.future for p in pending if p.waiter.future is not None])
 
     def close(self) -> None:
         """Write what is pending, stop the writer and close the file."""
@@ -525,7 +563,7 @@ class AuditLog:
         """
         with self._cond:
             for p in pending:
-                if p.ticket > self._taken:
+                if p.ticket == 0 or p.ticket > self._taken:  # 0: still staged on the loop
                     p.cancelled = True
         raise AuditUnavailable(f"audit record not durable within {timeout}s")
 

@@ -28,7 +28,13 @@ from clients import (
     cli_subjects,
 )
 from clients.cli_common import CliHelpers, emit, fail, remote, table
-from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
+from clients.receipts import (
+    ReceiptInvalid,
+    SignedReceipt,
+    load_public_keys,
+    open_commitment,
+    verify_receipt,
+)
 from clients.sdk import GovgwClient, disputed_notice
 from web import cli as cli_web
 
@@ -215,7 +221,7 @@ def cmd_receipt_keys(args: argparse.Namespace) -> int:
     return remote(
         args,
         call,
-        lambda keyset: "\n".join(f"{k['key_id']}  {k['algorithm']}" for k in keyset["keys"]),
+        lambda keyset: "\n".join(f"{k['kid']}  {k['alg']}  {k['crv']}" for k in keyset["keys"]),
     )
 
 
@@ -227,14 +233,40 @@ def cmd_receipt_verify(args: argparse.Namespace) -> int:
     try:
         receipt = SignedReceipt.from_json(doc)
         claims = verify_receipt(receipt, load_public_keys(args.key_file))
+        opened = _opening(args, receipt)
     except (ReceiptInvalid, KeyError, ValueError) as e:
         return fail(args, {"reason": "RECEIPT_INVALID", "message": str(e)}, f"receipt INVALID: {e}")
+    if opened is False:
+        message = "the ID number and salt do not open the subject commitment"
+        return fail(
+            args, {"reason": "OPENING_INVALID", "message": message}, f"opening INVALID: {message}"
+        )
+    result: dict[str, Any] = {"valid": True, "claims": claims}
+    if opened:
+        result["opened"] = True
     emit(
         args,
-        {"valid": True, "claims": claims},
-        lambda: "receipt VALID\n" + table([[k, str(v)] for k, v in sorted(claims.items())]),
+        result,
+        lambda: (
+            "receipt VALID\n"
+            + ("subject commitment OPENS with the given ID number\n" if opened else "")
+            + table([[k, str(v)] for k, v in sorted(claims.items())])
+        ),
     )
     return 0
+
+
+def _opening(args: argparse.Namespace, receipt: SignedReceipt) -> bool | None:
+    """None without --open; else whether --id-number and --salt (or the receipt
+    file's commitment_salt) open the receipt's subject commitment."""
+    if not args.open:
+        return None
+    if not args.id_number:
+        raise ValueError("--open needs --id-number")
+    salt = args.salt or receipt.salt.hex()
+    if not salt:
+        raise ValueError("--open needs --salt (the receipt file holds no commitment_salt)")
+    return open_commitment(receipt, args.id_number, salt)
 
 
 # -- data-directory commands -------------------------------------------------
@@ -581,7 +613,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd(receipt, "keys", cmd_receipt_keys, "fetch the gateway's receipt keys")
     sp.add_argument("--out", type=Path, help="save the keyset for offline verification")
     sp = cmd(receipt, "verify", cmd_receipt_verify, "verify a receipt offline")
-    sp.add_argument("--key-file", type=Path, required=True, help="keyset JSON or PEM public key")
+    sp.add_argument("--key-file", type=Path, required=True, help="JWK Set, keyset JSON or PEM")
+    sp.add_argument("--open", action="store_true", help="check an opening of the commitment")
+    sp.add_argument("--id-number", help="with --open: the subject's ID number")
+    sp.add_argument("--salt", help="with --open: the commitment salt (hex); default: the file's")
     sp.add_argument("receipt_file", type=Path)
 
     audit = sub.add_parser("audit", help="the audit trail (操作留痕)").add_subparsers(

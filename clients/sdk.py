@@ -41,6 +41,7 @@ from clients.receipts import (
     SignedReceipt,
     keyset_document,
     load_public_keys,
+    open_commitment,
     public_keys_from_keyset,
     verify_receipt,
 )
@@ -670,6 +671,7 @@ __all__ = [
     "IdentityResult",
     "LookupResult",
     "load_public_keys",
+    "open_commitment",
     "verify_receipt",
 ]
 

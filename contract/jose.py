@@ -27,7 +27,10 @@ from contract.signing import public_raw as _public_raw
 
 # contract.signing's algorithm names <-> JWS `alg` values, in this one place.
 JWS_ALG = {ED25519: "EdDSA", SM2: "SM2SM3"}
-ALGORITHM_OF_JWS = {v: k for k, v in JWS_ALG.items()}
+# RFC 9864 deprecates the polymorphic EdDSA for the fully specified Ed25519; we still
+# issue EdDSA (RFC 8037, what most libraries verify today) and already accept Ed25519,
+# so a later switch of JWS_ALG breaks no verifier of ours.
+ACCEPTED_ALGS = {ED25519: ("EdDSA", "Ed25519"), SM2: ("SM2SM3",)}
 RECEIPT_TYP = "govgw-receipt+jws"
 BATCH_TYP = "govgw-receipt-batch+jws"
 
@@ -112,7 +115,7 @@ def verify_signature(
     key = keys.get(kid) if isinstance(kid, str) else None
     if key is None:
         raise JoseError(f"unknown key id {kid!r}")
-    if header.get("alg") != JWS_ALG[algorithm_of(key)]:
+    if header.get("alg") not in ACCEPTED_ALGS[algorithm_of(key)]:
         raise JoseError(f"JWS alg {header.get('alg')!r} differs from key {kid}'s algorithm")
     if not signature:
         raise JoseError("bad signature: the JWS is not signed")
@@ -166,6 +169,6 @@ def key_from_jwk(jwk: Mapping[str, Any], where: str) -> tuple[str, PublicKey]:
     else:
         raise JoseError(f"{where}: kty/crv must be OKP/Ed25519 or EC/SM2")
     alg = jwk.get("alg")
-    if alg is not None and alg != JWS_ALG[algorithm_of(key)]:
+    if alg is not None and alg not in ACCEPTED_ALGS[algorithm_of(key)]:
         raise JoseError(f"{where}: alg {alg!r} does not fit a {crv} key")
     return kid, key

@@ -40,7 +40,21 @@ class JoseError(ValueError):
 
 
 def jcs(obj: Any) -> bytes:
-    """RFC 8785 canonical JSON."""
+    """RFC 8785 canonical JSON.
+
+    Receipt claims are a flat object of strings with ASCII names; for those,
+    sorted-key `json.dumps` writes exactly the RFC 8785 bytes (same member
+    order, same escapes: the short forms, \\u00xx for other controls, all
+    else as is) at a fraction of the pure-Python canonicalizer's cost, which
+    dominated batch signing. A property test holds the two equal; anything
+    else goes to `rfc8785`.
+    """
+    if (
+        type(obj) is dict
+        and all(type(k) is str and k.isascii() for k in obj)
+        and all(type(v) is str for v in obj.values())
+    ):
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return rfc8785.dumps(obj)
 
 

@@ -13,6 +13,9 @@ import json
 from pathlib import Path
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from contract.jose import b64url, jcs, jwk_of
 from contract.keysets import pem_keyset_document
@@ -83,6 +86,16 @@ def test_jcs_gives_rfc_8785s_own_examples() -> None:
         b'{"string":"\xe2\x82\xac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
     )
     assert jcs({"b": [1, {"d": 2, "c": 3}], "a": 0}) == b'{"a":0,"b":[1,{"c":3,"d":2}]}'
+
+
+# Text as claims may hold it: any code point but lone surrogates (UTF-8 cannot carry them).
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(claims=st.dictionaries(st.text(st.characters(max_codepoint=127), max_size=12), _TEXT))
+def test_the_fast_path_for_flat_string_claims_is_rfc_8785(claims: dict[str, str]) -> None:
+    assert jcs(claims) == rfc8785.dumps(claims)
 
 
 # -- JWS receipts ----------------------------------------------------------------

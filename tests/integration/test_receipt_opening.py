@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 
 from clients.sdk import open_commitment
+from contract.receipts import key_id_for, keyset_document
+from contract.signing import SM2, generate
+from gateway.keys import ReceiptSigningKey
+from gateway.receipts import ReceiptRequest, ReceiptSigner
 from tests.clients.test_cli import govgw
 from tests.support import Harness
 
@@ -82,3 +86,28 @@ def test_receipt_verify_open_checks_an_opening(gateway: Harness, tmp_path: Path)
     assert no_id.returncode == 1 and "--open needs --id-number" in no_id.stderr
     not_hex = verify("--open", "--id-number", adult["id_number"], "--salt", "xyz")
     assert not_hex.returncode == 1 and "salt must be hex" in not_hex.stderr
+
+
+def test_receipt_verify_takes_batch_receipts_and_refuses_a_moved_one(tmp_path: Path) -> None:
+    """A receipt of a Merkle-signed batch verifies offline with the CLI, and opens."""
+    key = generate(SM2)  # the SM suite: SM2 signature, SM3 tree and commitment
+    signer = ReceiptSigner(ReceiptSigningKey(key_id_for(key.public_key()), key, ""))
+    subjects = ["11010519491231002X", "513221199001011235", "110105194912310037"]
+    batch = signer.issue_batch(
+        [
+            ReceiptRequest("agency", "verify.identity", "MATCH", "population.basic", s, "v7")
+            for s in subjects
+        ]
+    )
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps(keyset_document(signer.public_keys())))
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(batch[2].to_json()))
+    ok = govgw("receipt", "verify", "--key-file", str(keys), "--open", "--id-number",
+               subjects[2], str(receipt), "--json")  # fmt: skip
+    assert json.loads(ok.stdout)["opened"] is True
+    moved = batch[2].to_json()
+    moved["batch"]["index"] = 1
+    receipt.write_text(json.dumps(moved))
+    bad = govgw("receipt", "verify", "--key-file", str(keys), str(receipt), check=False)
+    assert bad.returncode == 1 and "does not lead to the signed root" in bad.stderr

@@ -159,7 +159,7 @@ def receipt_issue_cost(seconds: float) -> dict[str, float]:
                     action="verify.identity",
                     outcome="MATCH",
                     dataset="population.basic",
-                    subject_commitment="ab" * 32,
+                    subject="51322119900101123X",
                     policy_version="pv-0123456789ab",
                     issued_at=now,
                 )

@@ -13,7 +13,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
+from clients.receipts import (
+    ReceiptInvalid,
+    SignedReceipt,
+    load_public_keys,
+    open_commitment,
+    verify_receipt,
+)
 from clients.sdk import (
     AttributesResult,
     GovgwClient,
@@ -130,17 +136,48 @@ def register(sub: Any, h: CliHelpers) -> None:
         try:
             receipt = SignedReceipt.from_json(doc)
             claims = verify_receipt(receipt, load_public_keys(args.key_file))
+            opened = _opening(args, receipt)
         except (ReceiptInvalid, KeyError, ValueError) as e:
             return h.fail(
                 args, {"reason": "RECEIPT_INVALID", "message": str(e)}, f"receipt INVALID: {e}"
             )
+        if opened is False:
+            message = "the ID number and salt do not open the subject commitment"
+            return h.fail(
+                args,
+                {"reason": "OPENING_INVALID", "message": message},
+                f"opening INVALID: {message}",
+            )
+        result: dict[str, Any] = {"valid": True, "claims": claims}
+        if opened:
+            result["opened"] = True
         h.emit(
             args,
-            {"valid": True, "claims": claims},
-            lambda: "receipt VALID\n" + h.table([[k, str(v)] for k, v in sorted(claims.items())]),
+            result,
+            lambda: (
+                "receipt VALID\n"
+                + ("subject commitment OPENS with the given ID number\n" if opened else "")
+                + h.table([[k, str(v)] for k, v in sorted(claims.items())])
+            ),
         )
         return 0
 
     sp = h.cmd(receipt, "verify", verify_offline, "verify a receipt offline")
-    sp.add_argument("--key-file", type=Path, required=True, help="keyset JSON or PEM public key")
+    sp.add_argument("--key-file", type=Path, required=True, help="JWK Set, keyset JSON or PEM")
+    sp.add_argument("--open", action="store_true", help="check an opening of the commitment")
+    sp.add_argument("--id-number", help="with --open: the subject's ID number")
+    sp.add_argument("--salt", help="with --open: the commitment salt (hex); default: the file's")
     sp.add_argument("receipt_file", type=Path)
+
+
+def _opening(args: argparse.Namespace, receipt: SignedReceipt) -> bool | None:
+    """None without --open; else whether --id-number and --salt (or the receipt
+    file's commitment_salt) open the receipt's subject commitment."""
+    if not args.open:
+        return None
+    if not args.id_number:
+        raise ValueError("--open needs --id-number")
+    salt = args.salt or receipt.salt.hex()
+    if not salt:
+        raise ValueError("--open needs --salt (the receipt file holds no commitment_salt)")
+    return open_commitment(receipt, args.id_number, salt)

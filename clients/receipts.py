@@ -1,7 +1,8 @@
 """Signed receipts: offline verification for counters, SDK users and the CLI.
 
-The format itself lives in `contract.receipts`, which the gateway signs with;
-this module keeps the names SDK users have always imported from here.
+The format itself lives in `contract.receipts` (docs/receipts.md), which the
+gateway signs with; this module keeps the names SDK users have always
+imported from here.
 """
 
 from contract.receipts import (
@@ -15,6 +16,7 @@ from contract.receipts import (
     key_id_for,
     keyset_document,
     load_public_keys,
+    open_commitment,
     public_keys_from_keyset,
     verify_receipt,
 )
@@ -30,6 +32,7 @@ __all__ = [
     "key_id_for",
     "keyset_document",
     "load_public_keys",
+    "open_commitment",
     "public_keys_from_keyset",
     "verify_receipt",
 ]

@@ -14,8 +14,8 @@ standard's example and an independent implementation (docs/crypto.md).
 SM2 keys are wrapped so that both kinds offer one interface, the Ed25519 one:
 `sign(data)`, `verify(signature, data)` (raising
 `cryptography.exceptions.InvalidSignature`) and `public_key()`. Every other
-module names an algorithm by the constants here only (a JWS wrapping would
-map them to its `alg` values, e.g. EdDSA and SM2SM3, in one place too).
+module names an algorithm by the constants here only (the JWS envelope maps
+them to its `alg` values, EdDSA and SM2SM3, in one place: contract.jose).
 """
 
 from __future__ import annotations

@@ -2,34 +2,61 @@
 
 The counter keeps the receipt as proof of a check (a platform document has
 the force of paper: Yingkou art. 24, Yichuan art. 28). The claims carry no
-personal data: the subject is named only by its commitment, the keyed hash
-`KeyRing.subject_hash` gives. The format and its verification live in
-`contract.receipts`, which the SDK and CLI verify with.
+personal data: the subject is named only by a commitment H(tag || salt ||
+subject key) with a fresh random salt per receipt, which goes to the caller
+with the receipt and is kept nowhere here (not in the audit record, not in
+any file): the caller can open the commitment to an inspector, nobody else
+can link two receipts or reverse one. The audit trail names the subject by
+its keyed hash (`KeyRing.subject_hash`), as before. The format and its
+verification live in `contract.receipts` (docs/receipts.md).
 
-The signature is Ed25519 or SM2 (GB/T 32918), whichever the key ring's
-receipt key is (contract.signing); the signed `alg` claim names it.
+A single receipt is a JWS of its own; `issue_batch` signs a whole batch
+once, over the root of a Merkle tree of its receipts, and gives each
+receipt its inclusion proof. The signature is Ed25519 or SM2 (GB/T 32918),
+whichever the key ring's receipt key is; the tree and commitment hash is
+SHA-256 or SM3 to match.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
+import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from contract.receipts import SignedReceipt, canonical_json
+from contract import merkle
+from contract.jose import BATCH_TYP, RECEIPT_TYP, header_for, jcs, sign_compact, signing_input
+from contract.receipts import (
+    HASH_OF,
+    SALT_BYTES,
+    BatchProof,
+    SignedReceipt,
+    normalize_subject,
+    subject_commitment,
+)
 from gateway.keys import PublishedKey, ReceiptSigningKey
-
-# A commitment is a keyed SHA-256 hex digest, or empty for calls about no
-# subject. Anything else is refused: it could be a raw key passed by mistake.
-_COMMITMENT = re.compile(r"(?:[0-9a-f]{64})?")
 
 
 def _rfc3339(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("issued_at must be timezone-aware")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class ReceiptRequest:
+    """What one receipt of a batch says; `subject` is the subject key ("" for none)."""
+
+    caller: str
+    action: str
+    outcome: str
+    dataset: str
+    subject: str
+    policy_version: str
+    issued_at: datetime | None = None
+    disputed_fields: str = ""
 
 
 class ReceiptSigner:
@@ -41,6 +68,7 @@ class ReceiptSigner:
         # random per-signer prefix and a counter, no system call per receipt.
         self._id_prefix = uuid.uuid4().hex[:20]
         self._ids = itertools.count(1)
+        self._protected = header_for(key.key_id, key.algorithm, RECEIPT_TYP)
 
     @property
     def key_id(self) -> str:
@@ -50,6 +78,35 @@ class ReceiptSigner:
     def algorithm(self) -> str:
         return self._key.algorithm
 
+    def _claims(self, r: ReceiptRequest, salt: bytes) -> tuple[str, bytes]:
+        named = {
+            "caller": r.caller,
+            "action": r.action,
+            "outcome": r.outcome,
+            "dataset": r.dataset,
+            "policy_version": r.policy_version,
+        }
+        empty = [k for k, v in named.items() if not isinstance(v, str) or not v]
+        if empty:
+            raise ValueError(f"receipt fields must be non-empty strings: {', '.join(empty)}")
+        if not isinstance(r.subject, str):
+            raise ValueError("subject must be a string")
+        receipt_id = f"rcpt_{self._id_prefix}{next(self._ids):012x}"
+        subject = normalize_subject(r.subject)
+        claims: Mapping[str, str] = {
+            **named,
+            "receipt_id": receipt_id,
+            "subject_commitment": (
+                subject_commitment(self._key.algorithm, salt, subject) if subject else ""
+            ),
+            "issued_at": _rfc3339(r.issued_at or datetime.now(UTC)),
+            "alg": self._key.algorithm,
+            # "dataset:field:filed_on,..." of fields under correction (R8); the
+            # claim is absent when there are none, so other receipts are unchanged.
+            **({"disputed_fields": r.disputed_fields} if r.disputed_fields else {}),
+        }
+        return receipt_id, jcs(claims)
+
     def issue(
         self,
         *,
@@ -57,42 +114,60 @@ class ReceiptSigner:
         action: str,
         outcome: str,
         dataset: str,
-        subject_commitment: str,
+        subject: str,
         policy_version: str,
         issued_at: datetime | None = None,
         disputed_fields: str = "",
     ) -> SignedReceipt:
-        if not _COMMITMENT.fullmatch(subject_commitment):
-            raise ValueError("subject_commitment must be a keyed hash (64 lowercase hex) or empty")
-        named = {
-            "caller": caller,
-            "action": action,
-            "outcome": outcome,
-            "dataset": dataset,
-            "policy_version": policy_version,
-        }
-        empty = [k for k, v in named.items() if not isinstance(v, str) or not v]
-        if empty:
-            raise ValueError(f"receipt fields must be non-empty strings: {', '.join(empty)}")
-        receipt_id = f"rcpt_{self._id_prefix}{next(self._ids):012x}"
-        payload = canonical_json(
-            {
-                **named,
-                "receipt_id": receipt_id,
-                "subject_commitment": subject_commitment,
-                "issued_at": _rfc3339(issued_at or datetime.now(UTC)),
-                "alg": self._key.algorithm,
-                # "dataset:field:filed_on,..." of fields under correction (R8); the
-                # claim is absent when there are none, so other receipts are unchanged.
-                **({"disputed_fields": disputed_fields} if disputed_fields else {}),
-            }
+        """One receipt, a JWS of its own; `subject` is the subject key ("" for none)."""
+        r = ReceiptRequest(
+            caller, action, outcome, dataset, subject, policy_version, issued_at, disputed_fields
         )
+        salt = secrets.token_bytes(SALT_BYTES) if subject else b""
+        receipt_id, payload = self._claims(r, salt)
         return SignedReceipt(
             receipt_id=receipt_id,
             key_id=self._key.key_id,
             payload=payload,
-            signature=self._key.private_key.sign(payload),
+            signature=self._key.private_key.sign(signing_input(self._protected, payload)),
+            protected=self._protected,
+            salt=salt,
         )
+
+    def issue_batch(
+        self, requests: Sequence[ReceiptRequest], batch_time: datetime | None = None
+    ) -> list[SignedReceipt]:
+        """Receipts for a batch, in order, under ONE signature over their tree's root.
+
+        Hashing only besides that signature: 2n - 1 hashes for n receipts.
+        """
+        if not requests:
+            raise ValueError("a batch needs at least one receipt")
+        salts = secrets.token_bytes(SALT_BYTES * len(requests))
+        issued = [
+            self._claims(r, salts[i * SALT_BYTES : (i + 1) * SALT_BYTES] if r.subject else b"")
+            for i, r in enumerate(requests)
+        ]
+        hash_name = HASH_OF[self._key.algorithm]
+        root, paths = merkle.build(merkle.hasher(hash_name), [payload for _, payload in issued])
+        batch_doc = {
+            "batch_time": _rfc3339(batch_time or datetime.now(UTC)),
+            "hash": hash_name,
+            "root": root.hex(),
+            "size": len(requests),
+        }
+        token = sign_compact(self._key.private_key, self._key.key_id, BATCH_TYP, jcs(batch_doc))
+        return [
+            SignedReceipt(
+                receipt_id=receipt_id,
+                key_id=self._key.key_id,
+                payload=payload,
+                signature=b"",
+                batch=BatchProof(i, tuple(paths[i]), token),
+                salt=salts[i * SALT_BYTES : (i + 1) * SALT_BYTES] if r.subject else b"",
+            )
+            for i, ((receipt_id, payload), r) in enumerate(zip(issued, requests, strict=True))
+        ]
 
     def published(self) -> list[PublishedKey]:
         """Every key a receipt of this deployment may name: the signing key first."""

@@ -29,7 +29,10 @@ def forbidden() -> Response:
 def slip_qr(receipt: dict[str, str]) -> str:
     """The slip's QR code (an SVG data URI): the receipt file itself, compact JSON, so an
     inspector scans it into a file and checks it offline (`govgw receipt verify`)."""
-    data = json.dumps(receipt, sort_keys=True, separators=(",", ":"))
+    # Not the commitment's salt: the slip leaves the counter, and salt with receipt lets
+    # anyone find the ID number by trying them all (docs/receipts.md).
+    shown = {k: v for k, v in receipt.items() if k != "commitment_salt"}
+    data = json.dumps(shown, sort_keys=True, separators=(",", ":"))
     return str(segno.make(data, error="m").svg_data_uri(scale=4, border=4))
 
 

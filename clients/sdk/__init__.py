@@ -11,7 +11,7 @@ with enums as Python enums and the call's `request_id`; `to_json(result)` is its
 JSON form. `AsyncGovgwClient` has the same methods for asyncio.
 """
 
-from clients.receipts import load_public_keys, verify_receipt
+from clients.receipts import load_public_keys, open_commitment, verify_receipt
 from clients.sdk.calls import LEGAL_ENTITY, PERSON, guess_kind, predicate_label
 from clients.sdk.calls_subjects import TOKEN_HEADER
 from clients.sdk.convert import to_json
@@ -55,6 +55,7 @@ __all__ = [
     "disputed_notice",
     "guess_kind",
     "load_public_keys",
+    "open_commitment",
     "predicate_label",
     "to_json",
     "verify_receipt",

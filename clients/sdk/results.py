@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar, overload
 
-from clients.receipts import CLAIM_FIELDS, SignedReceipt, keyset_document
+from clients.receipts import CLAIM_FIELDS, SignedReceipt, keyset_document, open_commitment
 from clients.sdk.types import Dataset, ReceiptKey, VerificationResult
 
 T = TypeVar("T")
@@ -114,6 +114,17 @@ class VerifiedReceipt:
     @property
     def key_id(self) -> str:
         return self.signed.key_id
+
+    @property
+    def salt(self) -> bytes:
+        """The commitment salt the gateway gave this caller only (and keeps nowhere):
+        with the ID number it opens the receipt's subject commitment to an inspector."""
+        return self.signed.salt
+
+    def opens(self, id_number: str, salt: bytes | str | None = None) -> bool:
+        """Does this ID number (with this salt, by default the receipt's) open the
+        subject commitment?"""
+        return open_commitment(self.signed, id_number, self.salt if salt is None else salt)
 
     def to_json(self) -> dict[str, str]:
         """The receipt file `govgw receipt verify` reads."""

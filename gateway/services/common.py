@@ -58,7 +58,8 @@ def sign_receipt(
     subject: str,
     disputed: Sequence[common_pb2.DisputedField] = (),
 ) -> common_pb2.Receipt | None:
-    """A receipt when the plans oblige one; it commits to the subject by keyed hash only.
+    """A receipt when the plans oblige one; it commits to the subject by a salted hash
+    whose salt only the caller gets (in the returned message, never audited or stored).
     Fields under correction are claimed too: the receipt proves the clerk was told."""
     if not any(p.obligations.receipt for p in ex.plans.values()):
         return None
@@ -68,7 +69,7 @@ def sign_receipt(
         action=action,
         outcome=outcome,
         dataset=dataset,
-        subject_commitment=parts.keyring.subject_hash(subject),
+        subject=subject,
         policy_version=ex.policy_version,
         issued_at=ex.now,
     )

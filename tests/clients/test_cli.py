@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from stdnum.cn import ric
 
+from contract.jose import b64url, b64url_decode, jcs
 from gateway.audit import verify_chain
 from tests.support import free_port, serve_subprocess
 
@@ -140,10 +141,10 @@ def test_verify_identity_json_and_offline_receipt(served, tmp_path: Path) -> Non
     )
     ok = govgw("receipt", "verify", "--key-file", str(keys), str(receipt), "--json")
     assert json.loads(ok.stdout)["claims"]["outcome"] == "MATCH"
-    # One changed byte in the payload and the receipt no longer verifies.
-    doc["receipt"]["payload"] = doc["receipt"]["payload"][:-4] + (
-        "AAAA" if not doc["receipt"]["payload"].endswith("AAAA") else "BBBB"
-    )
+    # One changed claim in the JWS payload and the receipt no longer verifies.
+    head, payload, sig = doc["receipt"]["jws"].split(".")
+    claims = json.loads(b64url_decode(payload, "payload")) | {"outcome": "NO_MATCH"}
+    doc["receipt"]["jws"] = ".".join((head, b64url(jcs(claims)), sig))
     receipt.write_text(json.dumps(doc))
     bad = govgw("receipt", "verify", "--key-file", str(keys), str(receipt), check=False)
     assert bad.returncode == 1 and "INVALID" in bad.stderr

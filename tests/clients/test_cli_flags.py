@@ -97,7 +97,7 @@ def test_json_is_the_typed_result(gw: Harness, capsys: pytest.CaptureFixture[str
     )  # fmt: skip
     doc = json.loads(out)
     assert code == 0 and doc["result"] == "MATCH" and doc["receipt_claims"]["outcome"] == "MATCH"
-    assert set(doc["receipt"]) == {"receipt_id", "key_id", "payload", "signature"}
+    assert set(doc["receipt"]) == {"receipt_id", "key_id", "jws", "commitment_salt"}
     code, out, _ = run(capsys, "catalog", "show", PB, "--json", *conn)
     ds = json.loads(out)
     assert ds["share_class"] == "UNCONDITIONAL" and ds["request_id"].startswith("req_")

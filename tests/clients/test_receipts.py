@@ -25,6 +25,7 @@ from clients.receipts import (
     verify_receipt,
 )
 from contract import signing
+from contract.keysets import pem_keyset_document
 from contract.signing import Sm2PrivateKey
 
 PRIVATE = Ed25519PrivateKey.generate()
@@ -348,6 +349,6 @@ def test_pem_and_json_keysets_hold_both_kinds(tmp_path: Path) -> None:
     assert verify_receipt(signed(), keys) == CLAIMS
     # An entry whose algorithm is not its key's is refused, both ways.
     for kid, alg, key_pem in [(SM2_KID, "ed25519", sm2_pem), (KID, "sm2", pem(PRIVATE))]:
-        path.write_text(json.dumps(keyset_document([(kid, alg, key_pem)])))
+        path.write_text(json.dumps(pem_keyset_document([(kid, alg, key_pem)])))
         with pytest.raises(KeySetError, match="but the key is"):
             load_public_keys(path)

@@ -17,6 +17,8 @@ from contract.receipts import (
     SignedReceipt,
     keyset_document,
     load_public_keys,
+    open_commitment,
+    subject_commitment,
     verify_receipt,
 )
 from gateway import keys as keyring_mod
@@ -39,13 +41,13 @@ def signer(ring: KeyRing) -> ReceiptSigner:
     return ReceiptSigner(ring.receipt_key)
 
 
-def issue(signer: ReceiptSigner, commitment: str, **kw: object) -> SignedReceipt:
+def issue(signer: ReceiptSigner, subject: str, **kw: object) -> SignedReceipt:
     args: dict[str, object] = {
         "caller": "counter-wenchuan",
         "action": "VerifyIdentity",
         "outcome": "MATCH",
         "dataset": "population",
-        "subject_commitment": commitment,
+        "subject": subject,
         "policy_version": "v7",
         "issued_at": NOW,
         **kw,
@@ -62,9 +64,9 @@ def keyset_file(tmp_path: Path, signer: ReceiptSigner) -> Path:
 def test_issued_receipt_verifies_offline(
     tmp_path: Path, ring: KeyRing, signer: ReceiptSigner
 ) -> None:
-    commitment = ring.subject_hash("513221199001011235")
-    r = issue(signer, commitment)
+    r = issue(signer, "513221199001011235")
     claims = verify_receipt(r, load_public_keys(keyset_file(tmp_path, signer)))
+    commitment = subject_commitment(signer.algorithm, r.salt, "513221199001011235")
     assert re.fullmatch(r"rcpt_[0-9a-f]{32}", r.receipt_id)
     assert r.key_id == ring.receipt_key.key_id
     assert claims == {
@@ -83,7 +85,7 @@ def test_issued_receipt_verifies_offline(
 def test_receipt_survives_the_wire_and_the_file(
     tmp_path: Path, ring: KeyRing, signer: ReceiptSigner
 ) -> None:
-    r = issue(signer, ring.subject_hash("x"))
+    r = issue(signer, "x")
     keys = load_public_keys(keyset_file(tmp_path, signer))
     wire = type(r.to_proto()).FromString(r.to_proto().SerializeToString())
     assert verify_receipt(SignedReceipt.from_proto(wire), keys)["receipt_id"] == r.receipt_id
@@ -102,7 +104,7 @@ def test_pem_from_public_keys_derives_the_same_key_id(
 
 
 def test_receipt_ids_are_unique(ring: KeyRing, signer: ReceiptSigner) -> None:
-    ids = {issue(signer, ring.subject_hash("x")).receipt_id for _ in range(200)}
+    ids = {issue(signer, "x").receipt_id for _ in range(200)}
     assert len(ids) == 200
 
 
@@ -110,7 +112,7 @@ def test_another_gateways_key_does_not_verify(
     tmp_path: Path, ring: KeyRing, signer: ReceiptSigner
 ) -> None:
     other = ReceiptSigner(keyring_mod.generate(tmp_path / "other.json").receipt_key)
-    r = issue(other, ring.subject_hash("x"))
+    r = issue(other, "x")
     with pytest.raises(ReceiptInvalid, match="unknown key id"):
         verify_receipt(r, load_public_keys(keyset_file(tmp_path, signer)))
 
@@ -126,8 +128,7 @@ def test_default_issue_time_is_now_in_utc(ring: KeyRing, signer: ReceiptSigner) 
 @pytest.mark.parametrize(
     ("kw", "why"),
     [
-        ({"subject_commitment": "513221199001011235"}, "keyed hash"),
-        ({"subject_commitment": "A" * 64}, "keyed hash"),
+        ({"dataset": ""}, "dataset"),
         ({"caller": ""}, "caller"),
         ({"policy_version": ""}, "policy_version"),
         ({"issued_at": datetime(2024, 5, 1)}, "timezone-aware"),
@@ -135,7 +136,7 @@ def test_default_issue_time_is_now_in_utc(ring: KeyRing, signer: ReceiptSigner) 
 )
 def test_unfit_claims_are_refused(ring: KeyRing, signer: ReceiptSigner, kw: dict, why: str) -> None:
     with pytest.raises(ValueError, match=why):
-        issue(signer, ring.subject_hash("x"), **kw)  # kw overrides the defaults
+        issue(signer, "x", **kw)  # kw overrides the defaults
 
 
 @st.composite
@@ -160,9 +161,14 @@ def test_payload_holds_the_commitment_never_the_subject_key(
     # USCC first: stdnum's ric.is_valid raises KeyError (not False) on some all-digit
     # USCCs whose first six digits name a region without a county (e.g. 440909...).
     assert uscc.is_valid(key) or ric.is_valid(key)
-    commitment = ring.subject_hash(key)
-    r = issue(signer, commitment)
-    assert r.claims()["subject_commitment"] == commitment
+    r = issue(signer, key.lower())
+    again = issue(signer, key)
+    assert len(r.salt) == 16 and r.salt != again.salt
+    # Salted: two receipts about one subject do not link, nor match the audit's keyed hash.
+    commitments = {r.claims()["subject_commitment"], again.claims()["subject_commitment"]}
+    assert len(commitments) == 2 and ring.subject_hash(key) not in commitments
+    assert open_commitment(r, key, r.salt) and open_commitment(again, key, again.salt.hex())
+    assert not open_commitment(r, key, again.salt)
     assert key.encode() not in r.payload
     assert key not in json.dumps(r.to_json())
     assert key not in r.receipt_id
@@ -173,12 +179,12 @@ def test_disputed_fields_are_claimed_and_signed(
 ) -> None:
     """A field under correction (R8) is in the signed claims; altering it breaks the signature."""
     disputed = "population.basic:name:2026-06-01"
-    r = issue(signer, ring.subject_hash("x"), disputed_fields=disputed)
+    r = issue(signer, "x", disputed_fields=disputed)
     keys = load_public_keys(keyset_file(tmp_path, signer))
     assert verify_receipt(r, keys)["disputed_fields"] == disputed
     forged = SignedReceipt(
-        r.receipt_id, r.key_id, r.payload.replace(b"name:", b"phone:"), r.signature
+        r.receipt_id, r.key_id, r.payload.replace(b"name:", b"phone:"), r.signature, r.protected
     )
     with pytest.raises(ReceiptInvalid):
         verify_receipt(forged, keys)
-    assert "disputed_fields" not in issue(signer, ring.subject_hash("x")).claims()
+    assert "disputed_fields" not in issue(signer, "x").claims()

@@ -9,13 +9,13 @@ earlier Ed25519 receipts still verify with the keyset it publishes.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import pytest
 
 from clients.receipts import SignedReceipt, load_public_keys, verify_receipt
+from contract.jose import b64url, b64url_decode
 from gateway import keys
 from tests.clients.test_cli import govgw
 from tests.gateway.test_file_modes import loose_modes
@@ -78,10 +78,10 @@ def test_an_sm_deployment_signs_sm2_receipts_the_sdk_and_cli_verify(tmp_path: Pa
         assert r.receipt.key_id == ring.receipt_key.key_id
 
         keyset = receipt_keys(h, tmp_path / "receipt-keys.json")
-        assert [(k["key_id"], k["algorithm"]) for k in keyset["keys"]] == [
-            (ring.receipt_key.key_id, "sm2")
+        # A JWK Set; SM2 keys are kty EC, crv SM2, alg SM2SM3 (docs/receipts.md).
+        assert [(k["kid"], k["kty"], k["crv"], k["alg"]) for k in keyset["keys"]] == [
+            (ring.receipt_key.key_id, "EC", "SM2", "SM2SM3")
         ]
-        assert keyset["keys"][0]["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
         # The keyset `init` wrote in the data directory is the one the gateway serves.
         assert json.loads((data / "keys" / "receipt-keys.json").read_text()) == keyset
 
@@ -91,10 +91,18 @@ def test_an_sm_deployment_signs_sm2_receipts_the_sdk_and_cli_verify(tmp_path: Pa
         )
         assert "receipt VALID" in ok.stdout and "sm2" in ok.stdout
         assert adult["id_number"] not in receipt.read_text()
+        # The counter opens the SM3 commitment with the ID number and its salt.
+        opened = govgw(
+            "receipt", "verify", "--key-file", str(tmp_path / "receipt-keys.json"), "--open",
+            "--id-number", adult["id_number"], "--salt", doc["receipt"]["commitment_salt"],
+            str(receipt),
+        )  # fmt: skip
+        assert "subject commitment OPENS" in opened.stdout
 
         # The outcome flipped in the signed payload: the receipt no longer verifies.
-        payload = base64.b64decode(doc["receipt"]["payload"]).replace(b'"MATCH"', b'"NO_MATCH"')
-        doc["receipt"]["payload"] = base64.b64encode(payload).decode()
+        head, payload, sig = doc["receipt"]["jws"].split(".")
+        flipped = b64url_decode(payload, "payload").replace(b'"MATCH"', b'"NO_MATCH"')
+        doc["receipt"]["jws"] = ".".join((head, b64url(flipped), sig))
         receipt.write_text(json.dumps(doc))
         bad = govgw(
             "receipt",
@@ -133,9 +141,9 @@ def test_a_deployment_moved_to_sm_still_verifies_its_ed25519_receipts(tmp_path: 
         keyset = receipt_keys(h, tmp_path / "keys.json")
     finally:
         h.stop()
-    assert [(k["key_id"], k["algorithm"]) for k in keyset["keys"]] == [
-        (rotated["receipt_key"]["key_id"], "sm2"),
-        (old_key, "ed25519"),
+    assert [(k["kid"], k["alg"]) for k in keyset["keys"]] == [
+        (rotated["receipt_key"]["key_id"], "SM2SM3"),
+        (old_key, "EdDSA"),
     ]
     published = load_public_keys(tmp_path / "keys.json")
     claims_old = verify_receipt_file(old_receipt, published)

@@ -27,7 +27,14 @@ from clients.sdk.types.catalog import (
     Sensitivity,
     ShareClass,
 )
-from clients.sdk.types.common import DisputedField, Provenance, Receipt, Subject, SubjectKind
+from clients.sdk.types.common import (
+    DisputedField,
+    Provenance,
+    Receipt,
+    ReceiptBatchProof,
+    Subject,
+    SubjectKind,
+)
 from clients.sdk.types.conflicts import (
     Conflict,
     ConflictVerdict,
@@ -196,6 +203,7 @@ __all__ = [
     "PredicateResult",
     "Provenance",
     "Receipt",
+    "ReceiptBatchProof",
     "ReceiptKey",
     "Record",
     "RegoTestResult",

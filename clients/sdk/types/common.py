@@ -37,6 +37,17 @@ class Receipt:
     key_id: str = ""
     payload: bytes = b""
     signature: bytes = b""
+    protected_header: bytes = b""
+    batch: ReceiptBatchProof | None = None
+    commitment_salt: bytes = b""
+
+
+@dataclass(frozen=True)
+class ReceiptBatchProof:
+    PROTO: ClassVar[str] = "govgw.v1.ReceiptBatchProof"
+    index: int = 0
+    path: tuple[bytes, ...] = ()
+    signature: str = ""
 
 
 @dataclass(frozen=True)

@@ -75,29 +75,21 @@ def register(sub: Any, h: CliHelpers) -> None:
         )
         return 0
 
-    def suspend(args: argparse.Namespace) -> int:
-        from gateway.admin import callers_suspend
+    def transition(suspend: bool) -> Any:
+        def run(args: argparse.Namespace) -> int:
+            from gateway import admin
 
-        c = callers_suspend(args.data_dir, args.id, args.reason, args.redis_url, args.operator)
-        who = (
-            f"operator {args.operator} of caller {args.id}"
-            if args.operator
-            else f"caller {args.id}"
-        )
-        h.emit(args, c, lambda: f"{who} suspended")
-        return 0
+            change = admin.callers_suspend if suspend else admin.callers_reinstate
+            c = change(args.data_dir, args.id, args.reason, args.redis_url, args.operator)
+            who = (
+                f"operator {args.operator} of caller {args.id}"
+                if args.operator
+                else f"caller {args.id}"
+            )
+            h.emit(args, c, lambda: f"{who} {'suspended' if suspend else 'reinstated'}")
+            return 0
 
-    def reinstate(args: argparse.Namespace) -> int:
-        from gateway.admin import callers_reinstate
-
-        c = callers_reinstate(args.data_dir, args.id, args.reason, args.redis_url, args.operator)
-        who = (
-            f"operator {args.operator} of caller {args.id}"
-            if args.operator
-            else f"caller {args.id}"
-        )
-        h.emit(args, c, lambda: f"{who} reinstated")
-        return 0
+        return run
 
     def state(sp: Any) -> None:
         h.data_dir(sp)
@@ -125,8 +117,8 @@ def register(sub: Any, h: CliHelpers) -> None:
     state(sp)
     sp.add_argument("--suspended", action="store_true", help="only suspended callers")
     for name, fn, what in (
-        ("suspend", suspend, "suspend a caller's access at once (R10)"),
-        ("reinstate", reinstate, "lift a suspension (administrators only)"),
+        ("suspend", transition(True), "suspend a caller's access at once (R10)"),
+        ("reinstate", transition(False), "lift a suspension (administrators only)"),
     ):
         sp = h.cmd(callers, name, fn, what)
         state(sp)

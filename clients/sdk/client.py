@@ -39,6 +39,15 @@ STUBS = {
 }
 
 
+def _with_operator(
+    metadata: tuple[tuple[str, str], ...], operator: str
+) -> tuple[tuple[str, str], ...]:
+    """The metadata naming this operator (and no other), checked as the gateway will."""
+    if not OPERATOR_PATTERN.fullmatch(operator):
+        raise ValueError("operator: 1-64 characters of letters, digits and . _ @ -")
+    return (*(m for m in metadata if m[0] != OPERATOR_HEADER), (OPERATOR_HEADER, operator))
+
+
 def _request_id(trailers: Any) -> str:
     for key, value in trailers or ():
         if key == REQUEST_ID_TRAILER:
@@ -50,26 +59,39 @@ class _Base:
     """Connection settings and the per-service stubs, for both clients."""
 
     _channel: Any
+    _grpc: Any  # grpc or grpc.aio: where the channel comes from
 
     def __init__(
         self,
+        target: str,
         *,
-        api_key: str | None,
-        timeout_s: float,
-        verify_receipts: bool,
-        operator: str,
+        api_key: str | None = None,
+        ca_cert: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+        timeout_s: float = 10.0,
+        verify_receipts: bool = True,
+        options: Sequence[tuple[str, Any]] = (),
+        operator: str = "",
     ) -> None:
+        """`operator`: who at the caller makes the calls (a hall's signed-in clerk),
+        written in every audit record and watched by the enumeration monitor on its own."""
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {api_key}"),) if api_key else ()
         )
         if operator:
-            if not OPERATOR_PATTERN.fullmatch(operator):
-                raise ValueError("operator: 1-64 characters of letters, digits and . _ @ -")
-            self._metadata += ((OPERATOR_HEADER, operator),)
+            self._metadata = _with_operator(self._metadata, operator)
         self.timeout_s = timeout_s
         self.verify_receipts = verify_receipts
         self._keys: dict[str, Any] = {}
         self._stubs: dict[str, Any] = {}
+        creds = self._credentials(ca_cert, client_cert, client_key)
+        opts = list(options)
+        self._channel = (
+            self._grpc.secure_channel(target, creds, options=opts)
+            if creds is not None
+            else self._grpc.insecure_channel(target, options=opts)
+        )
 
     @staticmethod
     def _credentials(
@@ -87,13 +109,8 @@ class _Base:
         """This client acting for one operator (a hall's signed-in clerk): the same
         channel and key, the operator in every call's metadata. For a web server that
         holds one hall's key and serves many clerks."""
-        if not OPERATOR_PATTERN.fullmatch(operator):
-            raise ValueError("operator: 1-64 characters of letters, digits and . _ @ -")
         client = copy.copy(self)
-        client._metadata = (
-            *(m for m in self._metadata if m[0] != OPERATOR_HEADER),
-            (OPERATOR_HEADER, operator),
-        )
+        client._metadata = _with_operator(self._metadata, operator)
         return client
 
     def stub(self, service: str) -> Any:
@@ -124,32 +141,7 @@ class _Base:
 class _SyncTransport(_Base):
     """A blocking channel under GovgwClient's methods (clients.sdk.methods)."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        api_key: str | None = None,
-        ca_cert: Path | None = None,
-        client_cert: Path | None = None,
-        client_key: Path | None = None,
-        timeout_s: float = 10.0,
-        verify_receipts: bool = True,
-        options: Sequence[tuple[str, Any]] = (),
-        operator: str = "",
-    ) -> None:
-        """`operator`: who at the caller makes the calls (a hall's signed-in clerk),
-        written in every audit record and watched by the enumeration monitor on its own."""
-        super().__init__(
-            api_key=api_key,
-            timeout_s=timeout_s,
-            verify_receipts=verify_receipts,
-            operator=operator,
-        )
-        creds = self._credentials(ca_cert, client_cert, client_key)
-        if creds is not None:
-            self._channel = grpc.secure_channel(target, creds, options=list(options))
-        else:
-            self._channel = grpc.insecure_channel(target, options=list(options))
+    _grpc = grpc
 
     def __enter__(self) -> Self:
         return self
@@ -205,32 +197,7 @@ class _SyncTransport(_Base):
 class _AsyncTransport(_Base):
     """A grpc.aio channel under AsyncGovgwClient's methods (clients.sdk.methods)."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        api_key: str | None = None,
-        ca_cert: Path | None = None,
-        client_cert: Path | None = None,
-        client_key: Path | None = None,
-        timeout_s: float = 10.0,
-        verify_receipts: bool = True,
-        options: Sequence[tuple[str, Any]] = (),
-        operator: str = "",
-    ) -> None:
-        """`operator`: who at the caller makes the calls (a hall's signed-in clerk),
-        written in every audit record and watched by the enumeration monitor on its own."""
-        super().__init__(
-            api_key=api_key,
-            timeout_s=timeout_s,
-            verify_receipts=verify_receipts,
-            operator=operator,
-        )
-        creds = self._credentials(ca_cert, client_cert, client_key)
-        if creds is not None:
-            self._channel = grpc.aio.secure_channel(target, creds, options=list(options))
-        else:
-            self._channel = grpc.aio.insecure_channel(target, options=list(options))
+    _grpc = grpc.aio
 
     async def __aenter__(self) -> Self:
         return self

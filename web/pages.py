@@ -16,7 +16,7 @@ from web import forms
 from web.gateway_client import Answer, CallFailed
 
 if TYPE_CHECKING:
-    from web.app import Counter
+    from web.counter import Counter
 
 log = logging.getLogger("govgw.web")
 MIN_PASSWORD = 10

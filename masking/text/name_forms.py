@@ -31,8 +31,8 @@ from pathlib import Path
 
 from faker.providers.person.zh_CN import Provider as zh_CN_person
 
-from masking.text.entities import PERSON
-from masking.text.evaluation import PRECISION_TARGET, Generator, Sample, Span, parse_marked
+from masking.text.corpus_gen import PRECISION_TARGET, Generator, Sample, Span, parse_marked
+from masking.text.entity_names import PERSON
 from masking.text.name_tables import COMPOUND_SURNAMES
 
 NAMES_HARD_CASES = Path(__file__).with_name("corpus") / "names_hard_cases.txt"

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from masking.gazetteer import gazetteer
 from masking.text.base import ChineseRecognizer, compile_words
-from masking.text.entities import PERSON
+from masking.text.entity_names import PERSON
 from masking.text.name_context import (
     AGENCY,
     BENEFICIARY,

@@ -145,6 +145,8 @@ class CallerRegistry:
             rowcount = db.execute(self.storage.sql(sql), tuple(params)).rowcount
             if rowcount:
                 self.storage.announce(db, STORE)
+        # This process sees its own write at once, before its announcement comes back.
+        self._stamp, self._checked = None, float("-inf")
         return int(rowcount)
 
     def add(

@@ -37,8 +37,9 @@ ENV_URL = "GOVGW_DATABASE_URL"
 SQLITE_FILE = "callers.sqlite"  # the caller registry's file, as before the seam
 
 
-class StorageError(RuntimeError):
-    """The storage cannot be opened (unreachable, wrong URL, schema too new)."""
+class StorageError(ValueError):
+    """The storage cannot be opened (unreachable, wrong URL, schema too new): a bad
+    setting, reported as the command's error, never a traceback."""
 
 
 class DuplicateKey(Exception):

@@ -137,6 +137,11 @@ class CallerRegistry:
         self._stamp: object = None
         self._checked = float("-inf")
         self._operators: dict[tuple[str, str], OperatorStatus] = {}
+        if self.storage.shared:
+            # Loaded now and on every announced change, in the storage's listener
+            # thread: the gateway's event loop reads the cache and queries nothing.
+            self._refresh(0.0)
+            self.storage.subscribe(STORE, lambda: self._refresh(0.0))
 
     def _write(self, sql: str, params: Sequence[object]) -> int:
         """One statement in its own transaction, announced to every process; the
@@ -145,8 +150,9 @@ class CallerRegistry:
             rowcount = db.execute(self.storage.sql(sql), tuple(params)).rowcount
             if rowcount:
                 self.storage.announce(db, STORE)
-        # This process sees its own write at once, before its announcement comes back.
-        self._stamp, self._checked = None, float("-inf")
+        # This process sees its own write at once, before its announcement comes back
+        # (read under the lock after the commit, so no concurrent reload can undo it).
+        self._refresh(0.0, force=True)
         return int(rowcount)
 
     def add(
@@ -274,22 +280,24 @@ class CallerRegistry:
             caller = self._by_digest.get(digest)
         return caller
 
-    def _refresh(self, max_age_s: float = 0.0) -> None:
+    def _refresh(self, max_age_s: float = 0.0, *, force: bool = False) -> None:
         """Reload when the registry changed.
 
         The CLI (and, on a shared database, other nodes) add and suspend callers.
         The storage's stamp is looked at most every `max_age_s` (a suspension takes
         effect within REFRESH_S; a stat per request would cost the event loop more).
+        `force` reloads whatever the stamp: after this process's own write, which
+        its announcement has not stamped yet.
         """
         now = time.monotonic()
         if max_age_s and now - self._checked < max_age_s:
             return
         self._checked = now
         stamp = self.storage.stamp(STORE)
-        if stamp == self._stamp:
+        if stamp == self._stamp and not force:
             return
         with self._lock:
-            if stamp == self._stamp:
+            if stamp == self._stamp and not force:
                 return
             with self.storage.transaction() as db:
                 rows = db.execute(

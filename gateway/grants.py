@@ -77,6 +77,8 @@ class JsonListStore:
         self._stamp: Any = None  # (inode, mtime_ns, size) last read, or the storage's stamp
         self._checked = float("-inf")  # monotonic time of the last stat
         self._load()
+        if self.storage is not None:  # reloaded in the listener thread, off the event loop
+            self.storage.subscribe(self.key, self.reload)
 
     # ----- reading -----------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +83,10 @@ class Storage:
 
     def stamp(self, store: str) -> Hashable:
         raise NotImplementedError
+
+    def subscribe(self, store: str, reload: Callable[[], None]) -> None:
+        """Call `reload` (from a background thread) once `store` changed, so a cache is
+        refreshed off the event loop; a backend without announcements never calls it."""
 
     def schema_version(self) -> int:
         with self.transaction() as db:

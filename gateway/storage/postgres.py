@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -57,6 +57,7 @@ class PostgresStorage(Storage):
         self._generations: dict[str, int] = defaultdict(int)
         self._epoch = 0  # bumped on every (re)connect of the listener: all stores stale
         self._gen_lock = threading.Lock()
+        self._subscribers: dict[str, list[Callable[[], None]]] = defaultdict(list)
         self._stop = threading.Event()
         self._listening = threading.Event()
         try:
@@ -117,6 +118,19 @@ class PostgresStorage(Storage):
     def stamp(self, store: str) -> Hashable:
         return (self._epoch, self._generations[store])
 
+    def subscribe(self, store: str, reload: Callable[[], None]) -> None:
+        self._subscribers[store].append(reload)
+
+    def _reload(self, stores: Iterable[str]) -> None:
+        """The subscribers' reloads, in the listener thread: the event loop then finds
+        its caches current and queries nothing."""
+        for store in list(stores):
+            for reload in list(self._subscribers.get(store, ())):
+                try:
+                    reload()
+                except Exception as e:  # a failed reload is retried by the next read
+                    log.warning("reloading %s after a change failed: %s", store, _reason(e))
+
     def close(self) -> None:
         self._stop.set()
         self.pool.close()
@@ -135,6 +149,8 @@ class PostgresStorage(Storage):
                     conn.execute(f"LISTEN {CHANNEL}")
                     with self._gen_lock:
                         self._epoch += 1  # missed nothing before, or re-read all after a gap
+                    if self._listening.is_set():
+                        self._reload(self._subscribers)
                     self._listening.set()
                     backoff = 0.1
                     while not self._stop.is_set():
@@ -142,6 +158,7 @@ class PostgresStorage(Storage):
                         for note in conn.notifies(timeout=0.5):
                             with self._gen_lock:
                                 self._generations[note.payload] += 1
+                            self._reload([note.payload])
             except psycopg.Error as e:
                 if self._stop.is_set():
                     return

@@ -75,6 +75,9 @@ class PostgresStorage(Storage):
             kwargs={"options": f"-c search_path={SCHEMA}", "connect_timeout": CONNECT_TIMEOUT_S},
             open=False,
             name="govgw",
+            # A connection the server dropped (restart, failover) is replaced before use,
+            # not handed to a store: a database that comes back is used again by itself.
+            check=ConnectionPool.check_connection,
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)

@@ -138,3 +138,25 @@ def test_concurrent_writers_lose_no_grant(storages: Callable[[], Storage], tmp_p
     nodes[0].reload()
     version, items = nodes[0].snapshot()
     assert version == 30 and len(items) == 30
+
+
+@pytest.mark.requirement("R10")
+def test_after_a_database_restart_changes_are_seen_again(tmp_path: Path) -> None:
+    from tests.pg_server import PostgresServer
+
+    server = PostgresServer().start()  # its own: restarting it disturbs no other test
+    storages: list[Storage] = []
+    try:
+        url = server.create_database()
+        storages = [open_storage(url, tmp_path), open_storage(url, tmp_path)]
+        node_a, node_b = CallerRegistry(storages[0]), CallerRegistry(storages[1])
+        _, key = node_a.add("hall-1", "counter", "政务大厅", "513221")
+        assert node_b.by_api_key(key).status == "active"
+        server.restart()  # every connection, the listeners' too, is cut
+        node_a.set_status("hall-1", "suspended")  # the pool replaces its dead connection
+        # B's listener reconnects (backoff up to 2 s) and re-reads what it may have missed.
+        assert _eventually(lambda: node_b.by_api_key(key).status == "suspended", 5.0)
+    finally:
+        for storage in storages:
+            storage.close()
+        server.stop()

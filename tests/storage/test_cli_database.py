@@ -51,3 +51,19 @@ def test_two_data_directories_on_one_database_share_callers(pg_url: str, tmp_pat
         again.storage.close()
     # Without the URL, A's own SQLite registry knows nothing of it.
     assert CallerRegistry(open_storage("", a)).get("hall-1") is None
+
+
+def test_a_bad_database_url_stops_init_and_serve_with_a_clear_error(tmp_path: Path) -> None:
+    from tests.support import free_port
+
+    govgw("init", "--data-dir", str(tmp_path))
+    url = f"postgresql://govgw:s3cret-pw@127.0.0.1:{free_port()}/govgw"
+    for verb in (["init"], ["serve", "--listen", f"127.0.0.1:{free_port()}"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "clients.cli", *verb, "--data-dir", str(tmp_path),
+             "--database-url", url],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "govgw: cannot connect to the database postgresql://govgw:***@" in proc.stderr
+        assert "Traceback" not in proc.stderr and "s3cret-pw" not in proc.stderr

@@ -60,18 +60,19 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
     }
 
 
-_STORAGES: dict[tuple[str, str], Storage] = {}
+_STORAGES: dict[str, Storage] = {}
 
 
 def storage(data_dir: Path) -> Storage:
     """The storage of this data directory's verbs: the database of GOVGW_DATABASE_URL
     (set by --database-url) or the directory's SQLite; opened once per process."""
     url = database_url()
-    key = (url, "" if url else str(Path(data_dir).resolve()))
-    if key not in _STORAGES:
-        _STORAGES[key] = opened = open_storage(url, Path(data_dir))
+    if not url:  # a file of the directory: opened (and its schema checked) each time, as before
+        return open_storage("", Path(data_dir))
+    if url not in _STORAGES:  # one pool and listener per process
+        _STORAGES[url] = opened = open_storage(url, Path(data_dir))
         atexit.register(opened.close)
-    return _STORAGES[key]
+    return _STORAGES[url]
 
 
 def caller_registry(data_dir: Path) -> CallerRegistry:

@@ -7,7 +7,7 @@ GEN_STAMP := gen/.stamp
 DATA_DIR ?= .govgw
 LISTEN ?= 127.0.0.1:50051
 
-.PHONY: install gen run test lint bench clean redis browser
+.PHONY: install gen run test lint bench clean redis browser postgres
 
 install: $(VENV_STAMP) $(GEN_STAMP)
 
@@ -30,6 +30,10 @@ gen: $(GEN_STAMP)
 redis:
 	@command -v redis-server >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+# The storage tests run a real PostgreSQL (tests/pg_server.py: initdb + pg_ctl as `postgres`).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 # The counter page's tests drive Debian's chromium headless (Playwright, no browser download),
 # with a CJK font so that their screenshots read.
 browser:
@@ -43,7 +47,7 @@ lint: install
 run: install
 	.venv/bin/govgw demo --data-dir $(DATA_DIR) --listen $(LISTEN)
 
-test: install redis browser
+test: install redis postgres browser
 	.venv/bin/ruff check .
 	.venv/bin/buf lint proto
 	@# The architecture: the contracts in pyproject.toml [tool.importlinter].

@@ -46,6 +46,7 @@ def _serve_config(args: argparse.Namespace):
         require_client_cert=args.require_client_cert,
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         redis_url=args.redis_url or "",
+        database_url=os.environ.get("GOVGW_DATABASE_URL", ""),
         jurisdiction=getattr(args, "jurisdiction", "aba"),
         metrics_listen=args.metrics_listen or "",
         log_format=args.log_format,
@@ -106,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     def data_dir(sp: Any) -> None:
         sp.add_argument(
             "--data-dir", type=Path, default=Path(os.environ.get("GOVGW_DATA_DIR", ".govgw"))
+        )
+        sp.add_argument(
+            "--database-url",
+            help="keep the shared stores on PostgreSQL (or GOVGW_DATABASE_URL); see docs/storage.md",
         )
 
     def serving(sp: Any) -> None:
@@ -180,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_private_umask()
     parser = build_parser()
     args = fill_globals(parser.parse_args(argv))
+    if getattr(args, "database_url", None):  # one place: verbs, serve and its workers read it
+        os.environ["GOVGW_DATABASE_URL"] = args.database_url
     log_format = getattr(args, "log_format", "text")  # a serving option; other verbs write text
     if log_format not in LOG_FORMATS:  # a default from GOVGW_LOG_FORMAT escapes `choices`
         parser.error(f"--log-format: {log_format!r} is not one of {', '.join(LOG_FORMATS)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
@@ -19,6 +20,7 @@ from gateway.callers import CallerError, CallerRegistry
 from gateway.config import Layout, ServeConfig
 from gateway.files import private_dir, replace_atomically, tighten_tree, write_private
 from gateway.receipts import ReceiptSigner
+from gateway.storage import Storage, database_url, open_storage
 
 # Who an offline report (read from the data directory, not through the
 # gateway) is recorded as: whoever holds the machine and its key ring.
@@ -47,13 +49,40 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
         )
     keyset = write_receipt_keyset(layout.data_dir, ring)
     issuer_key = demo_subject_issuer(layout.data_dir)
+    shared = storage(layout.data_dir) if database_url() else None  # migrated, or a clear error
     return {
         "data_dir": str(layout.data_dir),
+        "storage": shared.kind if shared is not None else "sqlite",
         "keyset": str(keyset),
         "suite": ring.suite,
         "receipt_key": {"key_id": ring.receipt_key.key_id, "algorithm": ring.receipt_key.algorithm},
         "demo_subject_issuer_key": str(issuer_key),
     }
+
+
+_STORAGES: dict[str, Storage] = {}
+
+
+def storage(data_dir: Path) -> Storage:
+    """The storage of this data directory's verbs: the database of GOVGW_DATABASE_URL
+    (set by --database-url) or the directory's SQLite; opened once per process."""
+    url = database_url()
+    if not url:  # a file of the directory: opened (and its schema checked) each time, as before
+        return open_storage("", Path(data_dir))
+    if url not in _STORAGES:  # one pool and listener per process
+        _STORAGES[url] = opened = open_storage(url, Path(data_dir))
+        atexit.register(opened.close)
+    return _STORAGES[url]
+
+
+def caller_registry(data_dir: Path) -> CallerRegistry:
+    return CallerRegistry(storage(data_dir))
+
+
+def grant_store(data_dir: Path) -> Any:
+    from gateway.grants import GrantStore
+
+    return GrantStore(Layout(Path(data_dir)).grants, storage=storage(data_dir))
 
 
 def write_receipt_keyset(data_dir: Path, ring: keys.KeyRing | None = None) -> Path:
@@ -193,7 +222,7 @@ def callers_add(
     _known_provider_ids(data_dir, provider_ids)
     # The department is in every audit record and report of the caller's calls.
     department = recorded_text(department, "department", "name the caller's department")
-    caller, api_key = CallerRegistry(Layout(Path(data_dir)).callers).add(
+    caller, api_key = caller_registry(data_dir).add(
         caller_id, kind, department, region, provider_ids
     )
     doc: dict[str, Any] = {"caller": caller.to_json(), "api_key": api_key}
@@ -207,7 +236,7 @@ def callers_add(
 
 def callers_list(data_dir: Path, redis_url: str | None = None) -> list[dict[str, Any]]:
     """Every caller; with shared state, a suspension's reason (and one not yet persisted)."""
-    registry = CallerRegistry(Layout(Path(data_dir)).callers)
+    registry = caller_registry(data_dir)
     callers = [c.to_json() for c in registry.list()]
     held: dict[str, list[dict[str, Any]]] = {}
     for o in registry.operators():
@@ -268,9 +297,7 @@ def callers_bind(data_dir: Path, caller_id: str, provider_ids: Sequence[str]) ->
     The way a registry made before provider ids gets its providers back; audited
     like a suspension, since it gives or takes away a provider's powers."""
     _known_provider_ids(data_dir, provider_ids)
-    caller = CallerRegistry(Layout(Path(data_dir)).callers).set_provider_ids(
-        caller_id, provider_ids
-    )
+    caller = caller_registry(data_dir).set_provider_ids(caller_id, provider_ids)
     _audit_admin(
         data_dir,
         {
@@ -320,7 +347,7 @@ def _set_suspension(
     what = "suspended" if suspend else "reinstated"
     reason = recorded_text(reason, "reason", f"say why the caller is {what}")
     layout = Layout(Path(data_dir))
-    registry = CallerRegistry(layout.callers)
+    registry = CallerRegistry(storage(layout.data_dir))
     if registry.get(caller_id) is None:
         raise ValueError(f"id: no caller {caller_id!r}")
     event = Suspension(caller_id, "ADMINISTRATOR", reason, operator).audit_event(
@@ -370,7 +397,6 @@ def _expiry(text: str) -> str:
 def grants_add(
     data_dir: Path, caller: str, dataset: str, fields: list[str], purpose: str, expires: str
 ) -> dict[str, Any]:
-    from gateway.grants import GrantStore
 
     ds = data_dir_catalog(data_dir).get(dataset)
     if ds is None:
@@ -378,28 +404,24 @@ def grants_add(
     unknown = [f for f in fields if ds.field(f) is None]
     if unknown:
         raise ValueError(f"fields: not fields of {dataset}: {', '.join(unknown)}")
-    if CallerRegistry(Layout(Path(data_dir)).callers).get(caller) is None:
+    if caller_registry(data_dir).get(caller) is None:
         raise ValueError(f"caller: no caller {caller!r}")
     # Bound to the purpose's stored form, the same string the calls it serves record.
     purpose = recorded_text(purpose, "purpose")
-    grant = GrantStore(Layout(Path(data_dir)).grants).add(
-        caller, dataset, fields, purpose, _expiry(expires)
-    )
+    grant = grant_store(data_dir).add(caller, dataset, fields, purpose, _expiry(expires))
     announce_grants_change()
     return grant
 
 
 def grants_list(data_dir: Path) -> list[dict[str, Any]]:
-    from gateway.grants import GrantStore
 
-    return GrantStore(Layout(Path(data_dir)).grants).list()
+    return grant_store(data_dir).list()
 
 
 def grants_revoke(data_dir: Path, grant_id: str, reason: str) -> Any:
-    from gateway.grants import GrantStore
 
     reason = recorded_text(reason, "reason", "say why the grant is revoked")
-    revoked = GrantStore(Layout(Path(data_dir)).grants).revoke(grant_id, reason)
+    revoked = grant_store(data_dir).revoke(grant_id, reason)
     announce_grants_change()
     return revoked
 

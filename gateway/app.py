@@ -56,6 +56,7 @@ from gateway.services.usage import UsageService
 from gateway.services.verification import VerificationService
 from gateway.state import open_state
 from gateway.state.replay import ReplayGuard
+from gateway.storage import database_url, open_storage
 
 log = logging.getLogger("govgw.app")
 
@@ -69,7 +70,10 @@ def build_parts(config: ServeConfig) -> Parts:
     SUPPLEMENTS.use(layout.calendar_dir)  # holiday schedules entered by the operator
     # The active policy version (or config.policy_dir before the first activation),
     # checked in a child process first; its runtime follows later activations.
-    grants = GrantStore(layout.grants)
+    # The shared stores' backend (SQLite here, or PostgreSQL); a bad URL or a newer
+    # schema stops the start here, before anything serves.
+    storage = open_storage(database_url(config.database_url or None), layout.data_dir)
+    grants = GrantStore(layout.grants, storage=storage)
     decider = serving_decider(
         config.policy_dir, layout.data_dir, grants, config.extra, config.catalog_path
     )
@@ -77,7 +81,7 @@ def build_parts(config: ServeConfig) -> Parts:
     # below holds this one object and so reads the catalog the policy decides with.
     catalog = decider.catalog
     assert catalog is not None
-    registry = CallerRegistry(layout.callers)
+    registry = CallerRegistry(storage)
     # One store for the decider (input.emergencies) and EmergencyService, so a
     # declaration or an end is seen by the next decision of this process.
     decider.emergencies = EmergencyStore(layout.emergencies, grants, catalog, registry.get)

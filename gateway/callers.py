@@ -12,14 +12,11 @@ stretching needed) and a copy of the registry yields no usable key.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
-import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,13 +24,14 @@ from typing import Any
 
 from gateway import purposes
 from gateway.catalog import PROVIDER_ID_RE
-from gateway.files import connect_sqlite, private_dir
+from gateway.storage import DuplicateKey, SqliteStorage, Storage
 
 KINDS = ("agency", "counter", "public", "admin")
 STATUSES = ("active", "suspended")
 KEY_PREFIX = "gk_"
 # How long a change made by another process (the CLI) may take to be seen.
 REFRESH_S = 0.1
+STORE = "callers"  # the name its changes are announced under
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 _REGION_RE = re.compile(r"^\d{6}$")
 
@@ -126,42 +124,36 @@ def _provider_ids(kind: str, provider_ids: Sequence[str]) -> tuple[str, ...]:
 
 
 class CallerRegistry:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        private_dir(self.path.parent)
+    """The registry on a storage (storage/): the data directory's SQLite file (a path
+    is given) or the shared database. Reads come from an in-memory copy, reloaded when
+    the storage's stamp of the store changes: a file stat on SQLite, a change announced
+    by another node or the CLI on PostgreSQL."""
+
+    def __init__(self, storage: Storage | Path | str) -> None:
+        self.storage = storage if isinstance(storage, Storage) else SqliteStorage(Path(storage))
         self._lock = threading.Lock()
         self._by_digest: dict[str, Caller] = {}
         self._by_id: dict[str, Caller] = {}
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: object = None
         self._checked = float("-inf")
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS callers (id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
-                " department TEXT NOT NULL, region TEXT NOT NULL, key_digest TEXT UNIQUE,"
-                " status TEXT NOT NULL DEFAULT 'active', created_at TEXT NOT NULL)"
-            )
-            columns = {row[1] for row in db.execute("PRAGMA table_info(callers)")}
-            if "status_since" not in columns:  # registries made before suspension existed
-                db.execute("ALTER TABLE callers ADD COLUMN status_since REAL NOT NULL DEFAULT 0")
-            if "provider_ids" not in columns:  # made before provider ids: no caller is bound
-                db.execute("ALTER TABLE callers ADD COLUMN provider_ids TEXT NOT NULL DEFAULT ''")
-            # Operators are not registered (the hall's web server knows its clerks); a
-            # row exists once the monitor suspended one, and stays to date its reinstatement.
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS operators (caller TEXT NOT NULL,"
-                " operator TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,"
-                " since REAL NOT NULL, PRIMARY KEY (caller, operator))"
-            )
         self._operators: dict[tuple[str, str], OperatorStatus] = {}
+        if self.storage.shared:
+            # Loaded now and on every announced change, in the storage's listener
+            # thread: the gateway's event loop reads the cache and queries nothing.
+            self._refresh(0.0)
+            self.storage.subscribe(STORE, lambda: self._refresh(0.0))
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = connect_sqlite(self.path, timeout=10)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _write(self, sql: str, params: Sequence[object]) -> int:
+        """One statement in its own transaction, announced to every process; the
+        number of rows it changed."""
+        with self.storage.transaction() as db:
+            rowcount = db.execute(self.storage.sql(sql), tuple(params)).rowcount
+            if rowcount:
+                self.storage.announce(db, STORE)
+        # This process sees its own write at once, before its announcement comes back
+        # (read under the lock after the commit, so no concurrent reload can undo it).
+        self._refresh(0.0, force=True)
+        return int(rowcount)
 
     def add(
         self,
@@ -187,21 +179,20 @@ class CallerRegistry:
         api_key = KEY_PREFIX + secrets.token_urlsafe(32)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
-            with self._connect() as db:
-                db.execute(
-                    "INSERT INTO callers (id, kind, department, region, key_digest, status,"
-                    " created_at, provider_ids) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
-                    (
-                        caller_id,
-                        kind,
-                        department.strip(),
-                        region,
-                        key_digest(api_key),
-                        now,
-                        ",".join(providers),
-                    ),
-                )
-        except sqlite3.IntegrityError as e:
+            self._write(
+                "INSERT INTO callers (id, kind, department, region, key_digest, status,"
+                " created_at, provider_ids) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
+                (
+                    caller_id,
+                    kind,
+                    department.strip(),
+                    region,
+                    key_digest(api_key),
+                    now,
+                    ",".join(providers),
+                ),
+            )
+        except DuplicateKey as e:
             raise CallerError(f"id: caller {caller_id!r} already exists") from e
         caller = Caller(
             caller_id, kind, department.strip(), region, "active", now, provider_ids=providers
@@ -214,10 +205,9 @@ class CallerRegistry:
         if caller is None:
             raise CallerError(f"id: no caller {caller_id!r}")
         providers = _provider_ids(caller.kind, provider_ids)
-        with self._connect() as db:
-            db.execute(
-                "UPDATE callers SET provider_ids = ? WHERE id = ?", (",".join(providers), caller_id)
-            )
+        self._write(
+            "UPDATE callers SET provider_ids = ? WHERE id = ?", (",".join(providers), caller_id)
+        )
         self._refresh(0.0)
         caller = self.get(caller_id)
         assert caller is not None
@@ -226,13 +216,12 @@ class CallerRegistry:
     def set_status(self, caller_id: str, status: str) -> Caller:
         if status not in STATUSES:
             raise CallerError(f"status: must be one of {', '.join(STATUSES)}")
-        with self._connect() as db:
-            cur = db.execute(
-                "UPDATE callers SET status = ?, status_since = ? WHERE id = ?",
-                (status, time.time(), caller_id),
-            )
-            if cur.rowcount == 0:
-                raise CallerError(f"id: no caller {caller_id!r}")
+        changed = self._write(
+            "UPDATE callers SET status = ?, status_since = ? WHERE id = ?",
+            (status, time.time(), caller_id),
+        )
+        if changed == 0:
+            raise CallerError(f"id: no caller {caller_id!r}")
         self._refresh(0.0)
         caller = self.get(caller_id)
         assert caller is not None
@@ -251,11 +240,12 @@ class CallerRegistry:
             if held is None or held.status != "suspended":
                 raise CallerError(f"operator: {operator!r} of {caller_id!r} is not suspended")
         row = OperatorStatus(caller_id, operator, status, reason, time.time())
-        with self._connect() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO operators VALUES (?, ?, ?, ?, ?)",
-                (caller_id, operator, status, reason, row.since),
-            )
+        self._write(
+            "INSERT INTO operators (caller, operator, status, reason, since)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (caller, operator) DO UPDATE SET"
+            " status = excluded.status, reason = excluded.reason, since = excluded.since",
+            (caller_id, operator, status, reason, row.since),
+        )
         self._refresh(0.0)
         return row
 
@@ -290,30 +280,33 @@ class CallerRegistry:
             caller = self._by_digest.get(digest)
         return caller
 
-    def _refresh(self, max_age_s: float = 0.0) -> None:
-        """Reload when the registry file changed.
+    def _refresh(self, max_age_s: float = 0.0, *, force: bool = False) -> None:
+        """Reload when the registry changed.
 
-        The CLI adds and suspends callers from another process. The file is
-        stat-ed at most every `max_age_s` (a suspension takes effect within
-        REFRESH_S; a system call per request would cost the event loop more).
+        The CLI (and, on a shared database, other nodes) add and suspend callers.
+        The storage's stamp is looked at most every `max_age_s` (a suspension takes
+        effect within REFRESH_S; a stat per request would cost the event loop more).
+        `force` reloads whatever the stamp: after this process's own write, which
+        its announcement has not stamped yet.
         """
         now = time.monotonic()
         if max_age_s and now - self._checked < max_age_s:
             return
         self._checked = now
-        st = os.stat(self.path)
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if stamp == self._stamp:
+        stamp = self.storage.stamp(STORE)
+        if stamp == self._stamp and not force:
             return
         with self._lock:
-            if stamp == self._stamp:
+            if stamp == self._stamp and not force:
                 return
-            with self._connect() as db:
+            with self.storage.transaction() as db:
                 rows = db.execute(
                     "SELECT id, kind, department, region, key_digest, status, created_at,"
                     " status_since, provider_ids FROM callers"
                 ).fetchall()
-                operators = db.execute("SELECT * FROM operators").fetchall()
+                operators = db.execute(
+                    "SELECT caller, operator, status, reason, since FROM operators"
+                ).fetchall()
             self._operators = {(r[0], r[1]): OperatorStatus(*r) for r in operators}
             by_digest, by_id = {}, {}
             for cid, kind, dept, region, digest, status, created, since, pids in rows:

@@ -233,6 +233,9 @@ class ServeConfig:
     extra: dict[str, str] = field(default_factory=dict)
     # Shared state: "" is in-process; a redis:// URL (or GOVGW_REDIS_URL) shares it.
     redis_url: str = ""
+    # Shared stores: "" keeps them in the data directory; a postgresql:// URL (or
+    # GOVGW_DATABASE_URL) puts the migrated ones on PostgreSQL (gateway/storage).
+    database_url: str = ""
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
     # Several processes on one port: the kernel balances connections among them.

@@ -10,6 +10,11 @@ file, fsync, rename), so a reader never sees half a file and no update is
 lost. A running server notices a change made by another process by stat-ing
 the file, at most once per `refresh_interval` seconds, so the check stays off
 the hot path.
+
+On a shared storage (PostgreSQL, storage/) the same list lives in one row of the
+`documents` table instead: a write locks the row (SELECT … FOR UPDATE), replaces it
+and announces the change in the same transaction, and the change check compares the
+storage's stamp of the store (bumped by the announcement) instead of a file stat.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.files import exclusive, replace_atomically
+from gateway.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +64,21 @@ class JsonListStore:
 
     key = "items"
 
-    def __init__(self, path: Path, *, refresh_interval: float = 0.5) -> None:
+    def __init__(
+        self, path: Path, *, refresh_interval: float = 0.5, storage: Storage | None = None
+    ) -> None:
         self.path = Path(path)
         self.refresh_interval = refresh_interval
+        # A shared database holds the list; without one (or on SQLite) the file does.
+        self.storage = storage if storage is not None and storage.shared else None
         self._lock = threading.RLock()
         self._version = 0
         self._items: list[dict[str, Any]] = []
-        self._stamp: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) last read
+        self._stamp: Any = None  # (inode, mtime_ns, size) last read, or the storage's stamp
         self._checked = float("-inf")  # monotonic time of the last stat
         self._load()
+        if self.storage is not None:  # reloaded in the listener thread, off the event loop
+            self.storage.subscribe(self.key, self.reload)
 
     # ----- reading -----------------------------------------------------------------------
 
@@ -89,13 +101,61 @@ class JsonListStore:
 
     @contextmanager
     def _mutate(self) -> Iterator[list[dict[str, Any]]]:
-        """Read-modify-write under the thread lock and the cross-process file lock."""
+        """Read-modify-write under the thread lock and the cross-process file lock
+        (or, on a shared database, the row's lock)."""
+        if self.storage is not None:
+            with self._lock:
+                with self._db_mutate() as items:
+                    yield items
+                self._load()
+            return
         with self._lock, self._file_lock():
             self._load()  # another process may have written since our last look
             items = copy.deepcopy(self._items)
             yield items  # an exception in the body leaves the file untouched
             self._write(self._version + 1, items)
             self._load()
+
+    # ----- the shared database --------------------------------------------------------
+
+    @contextmanager
+    def _db_mutate(self) -> Iterator[list[dict[str, Any]]]:
+        storage = self.storage
+        assert storage is not None
+        with storage.transaction() as db:
+            db.execute(
+                storage.sql(
+                    "INSERT INTO documents (name, version, items) VALUES (?, 0, '[]')"
+                    " ON CONFLICT (name) DO NOTHING"
+                ),
+                (self.key,),
+            )
+            version, items = db.execute(
+                storage.sql("SELECT version, items FROM documents WHERE name = ? FOR UPDATE"),
+                (self.key,),
+            ).fetchone()
+            items = list(items)
+            yield items  # an exception in the body rolls the transaction back
+            text = json.dumps(items, ensure_ascii=False, sort_keys=True)
+            db.execute(
+                storage.sql("UPDATE documents SET version = ?, items = ?::jsonb WHERE name = ?"),
+                (int(version) + 1, text, self.key),
+            )
+            storage.announce(db, self.key)
+
+    def _db_load(self) -> None:
+        storage = self.storage
+        assert storage is not None
+        stamp = storage.stamp(self.key)  # before reading: a later change bumps it again
+        with storage.transaction() as db:
+            row = db.execute(
+                storage.sql("SELECT version, items FROM documents WHERE name = ?"), (self.key,)
+            ).fetchone()
+        self._version, self._items = (int(row[0]), list(row[1])) if row else (0, [])
+        self._stamp = stamp
+
+    def _current_stamp(self) -> Any:
+        return _stamp(self.path) if self.storage is None else self.storage.stamp(self.key)
 
     # ----- the file ----------------------------------------------------------------------
 
@@ -117,7 +177,7 @@ class JsonListStore:
             return
         with self._lock:
             self._checked = now
-            if _stamp(self.path) == self._stamp:
+            if self._current_stamp() == self._stamp:
                 return
             try:
                 self._load()
@@ -134,6 +194,9 @@ class JsonListStore:
     def _load(self) -> None:
         with self._lock:
             self._checked = time.monotonic()
+            if self.storage is not None:
+                self._db_load()
+                return
             stamp = _stamp(self.path)
             if stamp is None:
                 self._version, self._items, self._stamp = 0, [], None

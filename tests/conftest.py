@@ -6,10 +6,31 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg_server import PostgresServer
 from tests.support import CapturedLogs, Harness, make_data_dir, start
 
 # Requirement markers and their report at the end of the run; defects fail the test.
 pytest_plugins = ["tests.guards"]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session, started only when a test asks."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database of the session's server, dropped after the test."""
+    url = pg_server.create_database()
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,107 @@
+"""Versioned schema migrations: a numbered list of steps per backend.
+
+Each backend's database holds a `schema_version` table, one row per applied step. At
+start, `open_storage` applies the steps the database lacks, in order, inside one
+transaction (on PostgreSQL under an advisory lock, so two nodes starting together do
+not both apply them), so a start sees either the old schema or the new one. Applying
+is idempotent: a database at the current version is left untouched. A database at a
+NEWER version than this govgw knows is refused with both versions named (an older
+node must not write a schema it does not understand).
+
+Append only: a released step is never edited; a change is a new step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# A step: SQL statements, or a function of the open connection (for fix-ups that
+# depend on what an older govgw left, e.g. columns added before migrations existed).
+Step = tuple[str, ...] | Callable[[Any], None]
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer govgw."""
+
+
+_CALLERS_SQL = (
+    "CREATE TABLE IF NOT EXISTS callers (id TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+    " department TEXT NOT NULL, region TEXT NOT NULL, key_digest TEXT UNIQUE,"
+    " status TEXT NOT NULL DEFAULT 'active', created_at TEXT NOT NULL,"
+    " status_since {real} NOT NULL DEFAULT 0, provider_ids TEXT NOT NULL DEFAULT '')",
+    # Operators are not registered (the hall's web server knows its clerks); a row
+    # exists once the monitor suspended one, and stays to date its reinstatement.
+    "CREATE TABLE IF NOT EXISTS operators (caller TEXT NOT NULL, operator TEXT NOT NULL,"
+    " status TEXT NOT NULL, reason TEXT NOT NULL, since {real} NOT NULL,"
+    " PRIMARY KEY (caller, operator))",
+)
+
+
+def _sqlite_legacy_columns(db: Any) -> None:
+    """A registry made before migrations may lack columns added since (suspension,
+    provider ids): add them, as the registry did at every open before."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(callers)")}
+    if "status_since" not in columns:
+        db.execute("ALTER TABLE callers ADD COLUMN status_since REAL NOT NULL DEFAULT 0")
+    if "provider_ids" not in columns:  # no caller is bound to a provider yet
+        db.execute("ALTER TABLE callers ADD COLUMN provider_ids TEXT NOT NULL DEFAULT ''")
+
+
+MIGRATIONS: dict[str, list[Step]] = {
+    # SQLite (the embedded default): the caller registry's file; grants and the other
+    # stores stay files of the data directory.
+    "sqlite": [
+        # 1: the caller registry as govgw made it before migrations (a registry file of
+        # an older govgw is adopted as version 1: CREATE IF NOT EXISTS, then fix-ups).
+        tuple(s.format(real="REAL") for s in _CALLERS_SQL),
+        _sqlite_legacy_columns,
+    ],
+    "postgresql": [
+        # 1: the caller registry.
+        tuple(s.format(real="DOUBLE PRECISION") for s in _CALLERS_SQL),
+        # 2: list stores kept whole (grants): one row per store, its version and items,
+        # read and replaced in one transaction as the JSON file was.
+        (
+            "CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY,"
+            " version BIGINT NOT NULL, items JSONB NOT NULL)",
+        ),
+    ],
+}
+
+VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY,"
+    " applied_at TEXT NOT NULL)"
+)
+
+
+def latest(kind: str) -> int:
+    return len(MIGRATIONS[kind])
+
+
+def apply(db: Any, kind: str, *, placeholder: str, now: str, target: int | None = None) -> int:
+    """Bring the open transaction's database to `target` (default: the latest) version;
+    returns the version it was at. The caller holds the transaction (and the lock)."""
+    steps = MIGRATIONS[kind]
+    target = len(steps) if target is None else target
+    db.execute(VERSION_TABLE)
+    row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    current = int(row[0] or 0)
+    if current > len(steps):
+        raise SchemaTooNew(
+            f"the database schema is version {current}, newer than this govgw knows"
+            f" ({len(steps)}): upgrade govgw on this node before starting it"
+        )
+    for number in range(current + 1, target + 1):
+        step = steps[number - 1]
+        if callable(step):
+            step(db)
+        else:
+            for statement in step:
+                db.execute(statement)
+        db.execute(
+            f"INSERT INTO schema_version (version, applied_at) VALUES"
+            f" ({placeholder}, {placeholder})",
+            (number, now),
+        )
+    return current

@@ -207,6 +207,7 @@ class BatchRunner:
         now: Any,
     ) -> Outcome[Any]:
         p = self.parts
+        record.request = header  # a refused item's record still says why it was asked
         request = steps.parse_item(item, index, header)
         hashes = tuple(p.keyring.subject_hash(s) for s in request.subjects)
         record.request, record.subjects = request, hashes

@@ -37,8 +37,8 @@ from gateway import wire
 from gateway.audit.draft import AuditDraft
 from gateway.call import Exec, Incoming, Outcome, Request
 from gateway.callers import Caller
-from gateway.errors import GovgwError, invalid
-from gateway.oracle import BudgetExceeded
+from gateway.errors import GovgwError, caller_suspended, invalid, operator_suspended
+from gateway.oracle import SUSPEND_ACTION, BudgetExceeded
 from gateway.pipeline import (
     RECEIVE_TIMEOUT_S,
     Pipeline,
@@ -171,6 +171,7 @@ class BatchRunner:
             except GovgwError as err:
                 record.fail(err)
                 results.append(steps.refused(index, err))
+                late = late or _suspended(caller, record)
                 continue
             except Exception as exc:  # a defect refuses its item only; never its text
                 log.error(
@@ -185,6 +186,9 @@ class BatchRunner:
                 results.append(steps.refused(index, err))
                 continue
             record.succeed(outcome)
+            # A suspension this item caused (the enumeration monitor) stops the rest,
+            # as it refuses the caller's next call; this item's answer stands.
+            late = late or _suspended(caller, record)
             answered.append(outcome)
             answered_at.append(index)
             results.append(outcome.response)
@@ -248,6 +252,16 @@ class BatchRunner:
             r.latency_ms = call.latency_ms
             events.extend(r.events())
         await self.pipeline._audit_events(route, call, events or call.events(), started, context)
+
+
+def _suspended(caller: Caller, record: AuditDraft) -> GovgwError | None:
+    """The refusal of the items after one whose call suspended the caller or operator."""
+    for event in record.extra:
+        if event.get("action") == SUSPEND_ACTION:
+            if event.get("operator"):
+                return operator_suspended(caller.id, event["operator"], caller.department)
+            return caller_suspended(caller.id)
+    return None
 
 
 async def _read(

@@ -215,7 +215,9 @@ class BatchRunner:
         request = steps.parse_item(item, index, header)
         hashes = tuple(p.keyring.subject_hash(s) for s in request.subjects)
         record.request, record.subjects = request, hashes
-        token = f"{record.request_id}.{index}"  # each item holds its own in-flight slot
+        # Items go one after another: each takes the call's in-flight slot and gives it
+        # back (the monitor's observe releases it under the request id) before the next.
+        token = record.request_id
         async with p.limits.admit(caller, route.action, plans, hashes, token) as admission:
             for ds, plan in plans.items():
                 if not plan.allow:

@@ -84,3 +84,29 @@ def test_the_enumeration_monitor_counts_each_item_and_stops_the_batch(guarded: H
     suspensions = [x for x in events if x["action"] == "caller.suspend"]
     assert [s["reason"] for s in suspensions] == ["NO_MATCH_RATIO"]
     assert sum(1 for x in events if x["action"] == "verify.identity") == 40
+
+
+def test_items_hold_one_in_flight_slot_at_a_time(tmp_path: Path) -> None:
+    """A batch longer than the caller's in-flight cap is answered whole: each item
+    gives its slot back before the next takes it."""
+    keys, demo = make_data_dir(tmp_path / "data")
+    h = start_guarded(
+        tmp_path / "data",
+        keys,
+        demo,
+        limits=LimitsConfig(
+            tiers={"agency": Tier(10_000, max_in_flight=4)},
+            subject=SubjectLimits(calls=1_000, callers=3),
+        ),
+        oracle=OracleConfig(min_answers=1_000),
+    )
+    try:
+        people = [demo[k] for k in ("adult_resident", "minor", "assistance_recipient")]
+        items = [(p["name"], p["id_number"]) for p in people] * 40
+        with h.client("agency-civil") as gw:
+            results = list(gw.verify_identity_batch(items, purpose=PURPOSE))
+            again = gw.verify_identity(people[0]["name"], people[0]["id_number"], purpose=PURPOSE)
+    finally:
+        h.stop()
+    assert [r.result.name for r in results] == ["MATCH"] * 120
+    assert again.matched  # no slot was left held

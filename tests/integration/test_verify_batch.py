@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from clients.sdk import AsyncGovgwClient, GovgwClientError
 from gateway import admin
 from gateway.access.subject_tokens import load_private_key, mint
 from gateway.audit import verify_chain
-from tests.support import Harness, expect_error
+from tests.support import Harness, expect_error, make_data_dir, start
 
 PURPOSE = "户籍业务办理"
 
@@ -286,3 +287,25 @@ def _tamper(receipt: dict[str, Any]) -> dict[str, Any]:
     path = list(receipt["batch"]["path"])
     path[0] = ("0" if path[0][0] != "0" else "1") + path[0][1:]
     return {**receipt, "batch": {**receipt["batch"], "path": path}}
+
+
+@pytest.mark.requirement("R12")
+def test_a_batch_whose_records_cannot_be_written_gets_no_result(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    keys, demo = make_data_dir(data_dir, persons=40, entities=10)
+    audit = data_dir / "audit" / "audit.log"
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    audit.unlink(missing_ok=True)
+    os.symlink("/dev/full", audit)  # a real ENOSPC on every write
+    h = start(data_dir, keys, demo)
+    got: list[Any] = []
+    try:
+        with h.client("agency-civil") as gw:
+            expect_error(
+                lambda: got.extend(gw.verify_identity_batch(mixed_items(demo), purpose=PURPOSE)),
+                grpc.StatusCode.UNAVAILABLE,
+                "AUDIT_UNAVAILABLE",
+            )
+    finally:
+        h.stop()
+    assert got == []  # fail closed: not one answer left without its record

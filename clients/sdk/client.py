@@ -224,6 +224,8 @@ class _SyncTransport(_Base):
                     yield from b.convert(response, base, self._ctx(response.request_id))
             except grpc.RpcError as err:
                 raise GovgwClientError.from_rpc_error(err) from None
+            finally:
+                responses.cancel()  # a caller that stops reading ends the call (no-op if done)
             base += messages.sent
             if messages.sent < batch_size:
                 return
@@ -328,6 +330,8 @@ class _AsyncTransport(_Base):
                         yield result
             except grpc.RpcError as err:
                 raise GovgwClientError.from_rpc_error(err) from None
+            finally:
+                responses.cancel()  # a caller that stops reading ends the call (no-op if done)
             base += messages.sent
             if messages.sent < batch_size:
                 return

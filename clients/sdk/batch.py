@@ -4,9 +4,8 @@ The input (an iterable of (name, id_number) pairs or {"name", "id_number"}
 mappings; the asyncio client also takes an async iterable) is cut into calls
 of at most `batch_size` items (the gateway takes 10,000 per call), each call's
 items sent in messages of `MESSAGE_ITEMS` as they are taken from the input:
-nothing reads more than one call ahead (the blocking client starts the next
-call when the last one begins to answer; the asyncio client runs one call at
-a time), so a million-line file is never held whole, here or on the server. Results come back in input order, their
+nothing reads ahead past the call in flight, so a million-line file is never
+held whole, here or on the server. Results come back in input order, their
 `index` counted over the whole input, each receipt verified on arrival
 against the gateway's published keys (unless verify_receipts=False).
 """

@@ -208,51 +208,27 @@ class _SyncTransport(_Base):
     ) -> Iterator[b.BatchItemResult]:
         """VerifyIdentity for every (name, id_number) of `items` (pairs or mappings), in
         calls of at most `batch_size`: results in input order, streamed as they come
-        (clients.sdk.batch). Once a call's answers begin (the gateway has read all its
-        items), the next call is started, so the gateway answers it while this client
-        checks the last one's receipts: the input is read at most two calls ahead."""
+        (clients.sdk.batch). The input is read only as far as the call in flight."""
         b.check_size(batch_size)
         source, base = iter(items), 0
         timeout = b.timeout_for(self.timeout_s, batch_size)
-
-        def start() -> tuple[b.Messages, Any] | None:
-            first = next(source, None)
-            if first is None:
-                return None
+        while (first := next(source, None)) is not None:
             messages = b.Messages(itertools.chain((first,), source), purpose, batch_size)
             responses = self.stub("verification").VerifyIdentityBatch(
                 iter(messages), metadata=self._metadata, timeout=timeout
             )
-            return messages, responses
-
-        current = start()
-        following: tuple[b.Messages, Any] | None = None
-        try:
-            while current is not None:
-                messages, responses = current
-                started_next = False
-                try:
-                    for response in responses:
-                        # The gateway answers only once it has read the whole call (its
-                        # request stream is finished): `source` is free for the next one.
-                        if not started_next:
-                            started_next = True
-                            if messages.sent == batch_size:
-                                following = start()
-                        if self.verify_receipts and b.unknown_key(response, self._keys):
-                            self._learn_keys(self.receipt_keys())
-                        yield from b.convert(response, base, self._ctx(response.request_id))
-                except grpc.RpcError as err:
-                    raise GovgwClientError.from_rpc_error(err) from None
-                finally:
-                    responses.cancel()  # a reader that stops early ends the call
-                base += messages.sent
-                if not started_next and messages.sent == batch_size:
-                    following = start()  # a call that answered nothing (no items)
-                current, following = following, None
-        finally:
-            if following is not None:
-                following[1].cancel()
+            try:
+                for response in responses:
+                    if self.verify_receipts and b.unknown_key(response, self._keys):
+                        self._learn_keys(self.receipt_keys())
+                    yield from b.convert(response, base, self._ctx(response.request_id))
+            except grpc.RpcError as err:
+                raise GovgwClientError.from_rpc_error(err) from None
+            finally:
+                responses.cancel()  # a caller that stops reading ends the call (no-op if done)
+            base += messages.sent
+            if messages.sent < batch_size:
+                return
 
 
 class _AsyncTransport(_Base):

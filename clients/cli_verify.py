@@ -2,8 +2,10 @@
 
 govgw verify identity --name N --id-number ID --purpose P [--receipt-out FILE]
 govgw verify attributes --subject KEY --predicate age_at_least:18 [...] --purpose P
+govgw verify batch --input FILE --purpose P --out OUT.jsonl  (clients.cli_batch)
 govgw receipt keys [--out keys.json]
 govgw receipt verify --key-file keys.json receipt.json      (offline)
+govgw receipt verify --key-file keys.json OUT.jsonl         (every line of a batch's output)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from clients import cli_batch
 from clients.receipts import (
     ReceiptInvalid,
     SignedReceipt,
@@ -106,6 +109,7 @@ def register(sub: Any, h: CliHelpers) -> None:
     )
     sp.add_argument("--purpose", required=True)
     sp.add_argument("--receipt-out", type=Path)
+    cli_batch.register(verify, h)
 
     receipt = sub.add_parser("receipt", help="signed receipts").add_subparsers(
         dest="sub", required=True
@@ -129,6 +133,8 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--out", type=Path, help="save the keyset for offline verification")
 
     def verify_offline(args: argparse.Namespace) -> int:
+        if cli_batch.is_jsonl(args.receipt_file):  # a `verify batch` output: every line
+            return cli_batch.verify_file(args, h)
         doc = json.loads(args.receipt_file.read_text())
         # Accept a receipt file, or the whole `verify ... --json` output that holds one.
         if "receipt" in doc and isinstance(doc["receipt"], dict):
@@ -167,7 +173,7 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--open", action="store_true", help="check an opening of the commitment")
     sp.add_argument("--id-number", help="with --open: the subject's ID number")
     sp.add_argument("--salt", help="with --open: the commitment salt (hex); default: the file's")
-    sp.add_argument("receipt_file", type=Path)
+    sp.add_argument("receipt_file", type=Path, help="a receipt file or a `verify batch` JSONL")
 
 
 def _opening(args: argparse.Namespace, receipt: SignedReceipt) -> bool | None:

@@ -335,16 +335,37 @@ def _verify_legacy(receipt: SignedReceipt, key: PublicKey) -> None:
 def _verify_batch(
     receipt: SignedReceipt, proof: BatchProof, key: PublicKey, keys: Mapping[str, PublicKey]
 ) -> None:
-    protected, body, signature = split_compact(proof.signature)
-    if verify_signature(protected, body, signature, keys, BATCH_TYP) != receipt.key_id:
-        raise ReceiptInvalid("kid of the batch signature differs from the envelope")
-    doc = batch_document(body)
+    doc = _batch_signed(proof.signature, receipt.key_id, key, keys)
     if doc["hash"] != HASH_OF[algorithm_of(key)]:
         raise ReceiptInvalid(f"batch hash {doc['hash']!r} does not fit key {receipt.key_id}")
     h = merkle.hasher(doc["hash"])
     root = merkle.root_from_path(h, receipt.payload, proof.index, doc["size"], proof.path)
     if root is None or root.hex() != doc["root"]:
         raise ReceiptInvalid("batch proof does not lead to the signed root")
+
+
+# Batch signatures already verified: (token, kid) -> (the key it verified with, its
+# document). Every receipt of a batch carries the same token, so checking a batch's
+# receipts one by one verifies its signature once, not once per receipt. A hit needs
+# the very key object it verified with: another key set checks afresh.
+_VERIFIED: dict[tuple[str, str], tuple[PublicKey, dict[str, Any]]] = {}
+_VERIFIED_MAX = 64
+
+
+def _batch_signed(
+    token: str, kid: str, key: PublicKey, keys: Mapping[str, PublicKey]
+) -> dict[str, Any]:
+    hit = _VERIFIED.get((token, kid))
+    if hit is not None and hit[0] is key:
+        return hit[1]
+    protected, body, signature = split_compact(token)
+    if verify_signature(protected, body, signature, keys, BATCH_TYP) != kid:
+        raise ReceiptInvalid("kid of the batch signature differs from the envelope")
+    doc = batch_document(body)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()  # a bound, not a policy: batches are checked in runs
+    _VERIFIED[(token, kid)] = (key, doc)
+    return doc
 
 
 def batch_document(body: bytes) -> dict[str, Any]:

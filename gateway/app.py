@@ -54,6 +54,7 @@ from gateway.services.subject_review import ProviderReview
 from gateway.services.subjects import SubjectService
 from gateway.services.usage import UsageService
 from gateway.services.verification import VerificationService
+from gateway.services.verification_batch import IdentityBatch
 from gateway.state import open_state
 from gateway.state.replay import ReplayGuard
 from gateway.storage import database_url, open_storage
@@ -199,8 +200,10 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
         withdrawals=withdrawals,
         audit=audit,
     )
+    verification = VerificationService(parts)
     routes: list[Route[Any, Any]] = [
-        *VerificationService(parts).routes(),
+        *verification.routes(),
+        IdentityBatch(verification).route(),
         *LookupService(parts).routes(),
         *CatalogService(parts).routes(),
         *ReceiptService(parts).routes(),

@@ -285,7 +285,17 @@ class Pipeline:
         context: grpc.aio.ServicerContext,
     ) -> None:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        events = record.events()
+        await self._audit_events(route, record, record.events(), started, context)
+
+    async def _audit_events(
+        self,
+        route: Route[Any, Any],
+        record: AuditDraft,
+        events: list[dict[str, Any]],
+        started: float,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        """Make `events` durable or fail closed; then the call's log line (from `record`)."""
         remaining = context.time_remaining()
         timeout = AUDIT_MAX_WAIT_S if remaining is None else max(remaining, AUDIT_MIN_S)
         try:

@@ -30,13 +30,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from google.protobuf import message_factory
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 from google.protobuf.message import Message
 
 from gateway.call import Exec, Incoming, Outcome, Request
+from gateway.errors import GovgwError
 
 M = TypeVar("M", bound=Message)
 P = TypeVar("P")
@@ -51,6 +52,34 @@ class Answer(Enum):
     RECORD = "record"  # records released; a miss is "no record"
 
 
+class BatchSteps(Protocol):
+    """What a batch row (items streamed in, results streamed out) does of its own;
+    the pipeline's batch mode (`gateway.batch`) runs the steps around them."""
+
+    max_items: int
+
+    def header(self, message: Any, incoming: Incoming) -> Request[Any]:
+        """The call's purpose and datasets, from its first message (no subjects)."""
+
+    def items(self, message: Any) -> Sequence[Message]:
+        """The items one request message carries."""
+
+    def parse_item(self, item: Any, index: int, header: Request[Any]) -> Request[Any]:
+        """One item -> its typed request, or INVALID_ARGUMENT naming `items[index].field`."""
+
+    def answer(self, ex: Exec[Any]) -> Outcome[Any]:
+        """One admitted item's answer; `response` is its result message, unsigned."""
+
+    def seal(self, ex: Exec[Any], answered: Sequence[Outcome[Any]]) -> None:
+        """Sign the answered items' receipts, once for the batch; sets `receipt_id`."""
+
+    def refused(self, index: int, error: GovgwError) -> Message:
+        """The result message of an item that was not answered."""
+
+    def respond(self, results: Sequence[Any], request_id: str, policy_version: str) -> Message:
+        """One response message carrying a chunk of results."""
+
+
 @dataclass(frozen=True)
 class Route(Generic[M, P]):
     method: MethodDescriptor
@@ -61,6 +90,8 @@ class Route(Generic[M, P]):
     in_thread: bool = False
     subject_keys: bool = False
     answer: Answer = Answer.NONE
+    # Set for a batch row: many items in, a result per item out (gateway.batch).
+    batch: BatchSteps | None = None
     request_type: type[Message] = field(init=False)
     response_type: type[Message] = field(init=False)
 

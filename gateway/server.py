@@ -17,6 +17,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gateway.app import assemble
+from gateway.batch import BatchRunner
 from gateway.config import ServeConfig
 from gateway.framework_edge import DecodeGuard
 from gateway.metrics import MetricsEndpoint, TlsMaterial
@@ -211,6 +212,16 @@ def _handler(route: Route[Any, Any], pipeline: Pipeline) -> grpc.RpcMethodHandle
     one (and a caller with them waits at most `pipeline.RECEIVE_TIMEOUT_S`). No
     deserializer: the pipeline decodes after authenticating."""
     serialize = route.response_type.SerializeToString
+    if route.batch is not None:  # items streamed in, result chunks streamed out
+        runner = BatchRunner(pipeline)
+
+        async def batch(
+            requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+        ) -> AsyncIterator[Any]:
+            async for chunk in runner.serve(route, requests, context):
+                yield chunk
+
+        return grpc.stream_stream_rpc_method_handler(batch, response_serializer=serialize)
     if route.streams:
 
         async def stream(

@@ -12,6 +12,7 @@ JSON form. `AsyncGovgwClient` has the same methods for asyncio.
 """
 
 from clients.receipts import load_public_keys, open_commitment, verify_receipt
+from clients.sdk.batch import BatchItemResult, Refusal
 from clients.sdk.calls import LEGAL_ENTITY, PERSON, guess_kind, predicate_label
 from clients.sdk.calls_subjects import TOKEN_HEADER
 from clients.sdk.convert import to_json
@@ -38,6 +39,7 @@ __all__ = [
     "TOKEN_HEADER",
     "AsyncGovgwClient",
     "AttributesResult",
+    "BatchItemResult",
     "DatasetList",
     "Disputed",
     "FieldValue",
@@ -50,6 +52,7 @@ __all__ = [
     "PolicyAdminClient",
     "Provenance",
     "ReceiptClaims",
+    "Refusal",
     "VerifiedReceipt",
     "Violation",
     "disputed_notice",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import importlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+import itertools
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -18,6 +19,7 @@ import grpc
 import grpc.aio
 
 from clients.receipts import public_keys_from_keyset
+from clients.sdk import batch as b
 from clients.sdk.call import Call, Ctx, Prepared, exchange, receipt_key_id
 from clients.sdk.errors import REQUEST_ID_TRAILER, GovgwClientError
 from contract.metadata import OPERATOR_HEADER, OPERATOR_PATTERN
@@ -193,6 +195,33 @@ class _SyncTransport(_Base):
         except grpc.RpcError as err:
             raise GovgwClientError.from_rpc_error(err) from None
 
+    def verify_identity_batch(
+        self, items: Iterable[b.Item], *, purpose: str, batch_size: int = b.MAX_BATCH
+    ) -> Iterator[b.BatchItemResult]:
+        """VerifyIdentity for every (name, id_number) of `items` (pairs or mappings), in
+        calls of at most `batch_size`: results in input order, streamed as they come
+        (clients.sdk.batch). The input is read only as far as the call in flight."""
+        b.check_size(batch_size)
+        source, base = iter(items), 0
+        timeout = b.timeout_for(self.timeout_s, batch_size)
+        while (first := next(source, None)) is not None:
+            messages = b.Messages(itertools.chain((first,), source), purpose, batch_size)
+            responses = self.stub("verification").VerifyIdentityBatch(
+                iter(messages), metadata=self._metadata, timeout=timeout
+            )
+            try:
+                for response in responses:
+                    if self.verify_receipts and b.unknown_key(response, self._keys):
+                        self._learn_keys(self.receipt_keys())
+                    yield from b.convert(response, base, self._ctx(response.request_id))
+            except grpc.RpcError as err:
+                raise GovgwClientError.from_rpc_error(err) from None
+            finally:
+                responses.cancel()  # a caller that stops reading ends the call (no-op if done)
+            base += messages.sent
+            if messages.sent < batch_size:
+                return
+
 
 class _AsyncTransport(_Base):
     """A grpc.aio channel under AsyncGovgwClient's methods (clients.sdk.methods)."""
@@ -243,3 +272,39 @@ class _AsyncTransport(_Base):
                 yield call.convert(item, self._ctx(""))
         except grpc.RpcError as err:
             raise GovgwClientError.from_rpc_error(err) from None
+
+    async def verify_identity_batch(
+        self,
+        items: Iterable[b.Item] | AsyncIterable[b.Item],
+        *,
+        purpose: str,
+        batch_size: int = b.MAX_BATCH,
+    ) -> AsyncIterator[b.BatchItemResult]:
+        """As GovgwClient.verify_identity_batch; `items` may be an async iterable."""
+        b.check_size(batch_size)
+        source, base = b.aiter_of(items), 0
+        timeout = b.timeout_for(self.timeout_s, batch_size)
+        while (first := await anext(source, None)) is not None:
+            messages = b.AsyncMessages(_prepend(first, source), purpose, batch_size)
+            responses = self.stub("verification").VerifyIdentityBatch(
+                messages.__aiter__(), metadata=self._metadata, timeout=timeout
+            )
+            try:
+                async for response in responses:
+                    if self.verify_receipts and b.unknown_key(response, self._keys):
+                        self._learn_keys(await self.receipt_keys())
+                    for result in b.convert(response, base, self._ctx(response.request_id)):
+                        yield result
+            except grpc.RpcError as err:
+                raise GovgwClientError.from_rpc_error(err) from None
+            finally:
+                responses.cancel()  # a caller that stops reading ends the call (no-op if done)
+            base += messages.sent
+            if messages.sent < batch_size:
+                return
+
+
+async def _prepend(first: b.Item, rest: AsyncIterator[b.Item]) -> AsyncIterator[b.Item]:
+    yield first
+    async for item in rest:
+        yield item

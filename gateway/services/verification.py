@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from govgw.v1 import verification_pb2
+from govgw.v1 import common_pb2, verification_pb2
 
 from gateway import release, subjects, validation
 from gateway.call import Exec, Outcome, Request
@@ -58,30 +58,45 @@ class VerificationService:
     ) -> Request[str]:
         v = validation.Violations()
         purpose = v.check(validation.purpose, request.purpose)
-        id_number = v.check(subjects.normalize_id_number, request.id_number, "id_number")
+        return self.identity_request(v, purpose or "", request.name, request.id_number)
+
+    def identity_request(
+        self,
+        v: validation.Violations,
+        purpose: str,
+        name_text: str,
+        id_text: str,
+        at: str = "",
+        index: int = 0,
+    ) -> Request[Any]:
+        """One name and ID number -> the typed request; field paths under `at`
+        ("items[3]." in a batch, whose payload is (index, name))."""
+        id_number = v.check(subjects.normalize_id_number, id_text, f"{at}id_number")
         name = None
         try:
-            (name,) = self.identity.parse_args([request.name])
+            (name,) = self.identity.parse_args([name_text])
         except PredicateArgError as e:
-            v.add("name", str(e), "NAME_INVALID")
+            v.add(f"{at}name", str(e), "NAME_INVALID")
         v.raise_if_any()
         return Request(
-            purpose=purpose or "",
+            purpose=purpose,
             datasets=(IDENTITY_DATASET,),
             subjects=(id_number or "",),
             predicates=("identity_match",),
-            payload=name or "",
+            payload=(index, name or "") if at else name or "",
         )
 
-    def verify_identity(self, ex: Exec[str]) -> Outcome[verification_pb2.VerifyIdentityResponse]:
+    def identity_answer(
+        self, ex: Exec[Any], name: str
+    ) -> tuple[bool, list[common_pb2.DisputedField]]:
+        """Does the name belong to the request's ID number, and the disputed fields."""
         identity = self.identity
         plan = ex.plans[IDENTITY_DATASET]
         require_predicate(plan, "identity_match", IDENTITY_DATASET)
         id_number = ex.request.subjects[0]
         rows = release.read(self.parts, ex, IDENTITY_DATASET, id_number)
         # Absent and mismatched answer alike, so the oracle does not reveal who is in the pool.
-        matched = identity.evaluate(rows, (ex.request.payload,), PredicateContext(ex.today))
-        answer = MATCH if matched else NO_MATCH
+        matched = identity.evaluate(rows, (name,), PredicateContext(ex.today))
         # Only with a MATCH, which says the person is there anyway: a NO_MATCH naming
         # a disputed field would tell an absent person from a present one.
         disputed = (
@@ -89,6 +104,12 @@ class VerificationService:
             if matched
             else []
         )
+        return matched, disputed
+
+    def verify_identity(self, ex: Exec[str]) -> Outcome[verification_pb2.VerifyIdentityResponse]:
+        matched, disputed = self.identity_answer(ex, ex.request.payload)
+        answer = MATCH if matched else NO_MATCH
+        id_number = ex.request.subjects[0]
         receipt = sign_receipt(
             self.parts,
             ex,

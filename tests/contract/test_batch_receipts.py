@@ -254,3 +254,22 @@ def test_single_receipts_keep_working_beside_batches(signer: ReceiptSigner) -> N
 def test_the_pem_of_a_published_key_is_what_the_jwks_holds(signer: ReceiptSigner) -> None:
     ((kid, _, pem),) = signer.public_keys()
     assert public_pem(keys_of(signer)[kid]) == pem
+
+
+def test_a_batch_signature_checked_once_still_fails_under_another_key(
+    signer: ReceiptSigner, batch: list[SignedReceipt]
+) -> None:
+    """The verifier checks a batch's signature once and remembers it: only for the very
+    key it verified with. The same receipts under a key set whose kid names another key
+    fail, however often they passed before."""
+    good = keys_of(signer)
+    for r in batch:
+        verify_receipt(r, good)
+    other = signer_for(signer.algorithm)
+    swapped = {signer.key_id: next(iter(keys_of(other).values()))}
+    with pytest.raises(ReceiptInvalid):
+        verify_receipt(batch[0], swapped)
+    # A changed leaf of a remembered batch fails too: the proof is checked every time.
+    changed = dataclasses.replace(batch[1], payload=batch[1].payload.replace(b"v7", b"v8"))
+    with pytest.raises(ReceiptInvalid):
+        verify_receipt(changed, good)

@@ -58,7 +58,9 @@ def _credentials(h: Harness) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
 
 
 def _call(channel: grpc.Channel, route: Route[Any, Any], raw: bytes, md: Any) -> None:
-    if route.streams:
+    if route.batch is not None:  # items streamed in: the case as the one message
+        list(channel.stream_stream(route.path)(iter([raw]), metadata=md, timeout=CALL_TIMEOUT_S))
+    elif route.streams:
         list(channel.unary_stream(route.path)(raw, metadata=md, timeout=CALL_TIMEOUT_S))
     else:
         channel.unary_unary(route.path)(raw, metadata=md, timeout=CALL_TIMEOUT_S)

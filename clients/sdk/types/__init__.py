@@ -114,10 +114,14 @@ from clients.sdk.types.subject import (
 )
 from clients.sdk.types.usage import GetUsageReportResponse, UsageRow
 from clients.sdk.types.verification import (
+    IdentityItem,
+    IdentityItemResult,
+    ItemRefusal,
     Predicate,
     PredicateResult,
     VerificationResult,
     VerifyAttributesResponse,
+    VerifyIdentityBatchResponse,
     VerifyIdentityResponse,
 )
 
@@ -168,9 +172,12 @@ __all__ = [
     "GrantStatus",
     "HeldValue",
     "HistoryEntry",
+    "IdentityItem",
+    "IdentityItemResult",
     "ImpactExample",
     "ImpactGroup",
     "ImpactResponse",
+    "ItemRefusal",
     "ListApplicationsResponse",
     "ListConflictsResponse",
     "ListCorrectionsResponse",
@@ -225,6 +232,7 @@ __all__ = [
     "ValueDifference",
     "VerificationResult",
     "VerifyAttributesResponse",
+    "VerifyIdentityBatchResponse",
     "VerifyIdentityResponse",
     "WithdrawOpeningResponse",
     "Withdrawal",

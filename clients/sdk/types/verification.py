@@ -47,3 +47,37 @@ class VerifyAttributesResponse:
     request_id: str = ""
     policy_version: str = ""
     disputed_fields: tuple[DisputedField, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdentityItem:
+    PROTO: ClassVar[str] = "govgw.v1.IdentityItem"
+    name: str = ""
+    id_number: str = ""
+
+
+@dataclass(frozen=True)
+class ItemRefusal:
+    PROTO: ClassVar[str] = "govgw.v1.ItemRefusal"
+    code: str = ""
+    reason: str = ""
+    message: str = ""
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IdentityItemResult:
+    PROTO: ClassVar[str] = "govgw.v1.IdentityItemResult"
+    index: int = 0
+    result: VerificationResult = VerificationResult.UNSPECIFIED
+    refusal: ItemRefusal | None = None
+    receipt: Receipt | None = None
+    disputed_fields: tuple[DisputedField, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyIdentityBatchResponse:
+    PROTO: ClassVar[str] = "govgw.v1.VerifyIdentityBatchResponse"
+    results: tuple[IdentityItemResult, ...] = ()
+    request_id: str = ""
+    policy_version: str = ""

@@ -1,0 +1,171 @@
+"""`python -m bench.batch`: batch verification against unary calls, in one run.
+
+On the 10,000-person pool of `bench.run` (same `govgw serve`, durable audit,
+receipts), it measures:
+  - unary: N VerifyIdentity calls, 32 in flight (grpc.aio), wall time and the
+    server's CPU per verification (from /proc);
+  - batch: the whole `govgw verify batch --input FILE --out OUT.jsonl` command
+    for the same N items (process start, reading, every receipt verified on
+    arrival, writing), wall time and server CPU per verification;
+  - memory: a fresh server and `govgw verify batch` over a file of M items
+    (--big), peak RSS of both (VmHWM; the CLI's from wait4).
+The ratio of the two rates is the figure to quote; absolute numbers drift on a
+shared machine. Results: bench/results/batch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from govgw.v1 import verification_pb2, verification_pb2_grpc
+
+from bench.run import RESULTS, cpu_seconds, free_port, peak_rss_mb, prepare, wait_port
+
+PURPOSE = "基准测试"
+# Limits high enough that the repeated known persons are answered, not refused: the
+# bench measures answers. Each item counts as a call against the caller's rate tier
+# (agency: 120,000 per minute by default) and its subject's window, so a run of a
+# million items at ~2,000/s would otherwise be throttled. (The defaults hold in
+# production; an agency rechecking at volume gets a tier of its own.)
+LIMITS = (
+    "[tiers.agency]\ncalls_per_window = 100000000\n[subject]\ncalls = 100000000\ncallers = 10\n"
+)
+
+
+def start(data_dir: Path, limits: Path) -> tuple[subprocess.Popen, int]:
+    for f in data_dir.glob("state*.sqlite*"):  # fresh limit windows each run
+        f.unlink()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli", "serve", "--data-dir", str(data_dir),
+         "--listen", f"127.0.0.1:{port}", "--limits-config", str(limits)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_port(port, proc)
+    return proc, port
+
+
+def write_input(path: Path, known: list[dict[str, str]], n: int) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            p = known[i % len(known)]
+            f.write(
+                json.dumps({"name": p["name"], "id_number": p["id_number"]}, ensure_ascii=False)
+            )
+            f.write("\n")
+
+
+async def unary(port: int, key: str, known: list[dict[str, str]], n: int, conc: int) -> int:
+    md = (("authorization", f"Bearer {key}"),)
+    errors = 0
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = verification_pb2_grpc.VerificationServiceStub(ch)
+        todo = iter(range(n))
+
+        async def worker() -> None:
+            nonlocal errors
+            for i in todo:
+                p = known[i % len(known)]
+                request = verification_pb2.VerifyIdentityRequest(
+                    name=p["name"], id_number=p["id_number"], purpose=PURPOSE
+                )
+                try:
+                    await stub.VerifyIdentity(request, metadata=md, timeout=30)
+                except grpc.aio.AioRpcError:
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(conc)))
+    return errors
+
+
+def cli_batch(port: int, key: str, src: Path, out: Path) -> tuple[float, float, dict]:
+    """The whole command: (wall seconds, the CLI's peak RSS in MB, its summary)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clients.cli", "--json", "--target", f"127.0.0.1:{port}",
+         "--api-key", key, "--timeout", "30", "verify", "batch", "--input", str(src),
+         "--purpose", PURPOSE, "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    stdout = proc.stdout.read() if proc.stdout else b""
+    stderr = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"verify batch failed: {stderr.decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, json.loads(stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=20_000)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--big", type=int, default=200_000, help="items of the memory run (0: none)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "batch.json")
+    args = ap.parse_args()
+    data_dir, key, known = prepare(10_000)
+    work = data_dir.parent / "batch-work"
+    work.mkdir(parents=True, exist_ok=True)
+    limits = work / "limits.toml"
+    limits.write_text(LIMITS)
+    src, out = work / "in.jsonl", work / "out.jsonl"
+    write_input(src, known, args.items)
+    doc: dict = {"items": args.items, "concurrency": args.concurrency}
+
+    proc, port = start(data_dir, limits)
+    try:
+        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        errors = asyncio.run(unary(port, key, known, args.items, args.concurrency))
+        u_s, u_cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
+        print(f"unary  {args.items:,} calls in {u_s:.2f} s: {args.items / u_s:,.0f}/s, "
+              f"server CPU {u_cpu / args.items * 1e6:,.0f} µs/verification, {errors} errors",
+              flush=True)  # fmt: skip
+        cpu0 = cpu_seconds(proc.pid)
+        b_s, cli_mb, summary = cli_batch(port, key, src, out)
+        b_cpu = cpu_seconds(proc.pid) - cpu0
+        print(f"batch  {args.items:,} items in {b_s:.2f} s (whole command): "
+              f"{args.items / b_s:,.0f}/s, server CPU {b_cpu / args.items * 1e6:,.0f} "
+              f"µs/verification; {summary}", flush=True)  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait()
+    ratio = u_s / b_s
+    print(f"ratio  batch/unary rate {ratio:.1f}x (target >= 10x)", flush=True)
+    doc |= {
+        "unary": {"seconds": u_s, "rps": args.items / u_s, "errors": errors,
+                  "server_cpu_us": u_cpu / args.items * 1e6},
+        "batch": {"seconds": b_s, "rps": args.items / b_s, "summary": summary,
+                  "server_cpu_us": b_cpu / args.items * 1e6, "cli_peak_rss_mb": cli_mb},
+        "ratio": ratio,
+    }  # fmt: skip
+    if args.big:
+        write_input(src, known, args.big)
+        proc, port = start(data_dir, limits)
+        try:
+            base_mb = peak_rss_mb(proc.pid)
+            s, cli_mb, summary = cli_batch(port, key, src, out)
+            server_mb = peak_rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait()
+        print(f"memory {args.big:,} items in {s:.1f} s ({args.big / s:,.0f}/s): server peak RSS "
+              f"{server_mb:,.0f} MB (at start {base_mb:,.0f} MB), CLI peak RSS {cli_mb:,.0f} MB; "
+              f"{summary}", flush=True)  # fmt: skip
+        doc["memory"] = {"items": args.big, "seconds": s, "server_peak_rss_mb": server_mb,
+                         "server_start_rss_mb": base_mb, "cli_peak_rss_mb": cli_mb}  # fmt: skip
+    src.unlink(missing_ok=True)
+    out.unlink(missing_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2))
+
+
+if __name__ == "__main__":
+    main()

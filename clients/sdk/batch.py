@@ -1,0 +1,190 @@
+"""`verify_identity_batch`: VerifyIdentityBatch for inputs of any length, streamed.
+
+The input (an iterable of (name, id_number) pairs or {"name", "id_number"}
+mappings; the asyncio client also takes an async iterable) is cut into calls
+of at most `batch_size` items (the gateway takes 10,000 per call), each call's
+items sent in messages of `MESSAGE_ITEMS` as they are taken from the input:
+nothing reads ahead past the call in flight, so a million-line file is never
+held whole, here or on the server. Results come back in input order, their
+`index` counted over the whole input, each receipt verified on arrival
+against the gateway's published keys (unless verify_receipts=False).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from govgw.v1 import verification_pb2
+
+from clients.sdk import types as t
+from clients.sdk.call import Ctx
+from clients.sdk.results import Disputed, VerifiedReceipt, _receipt_json
+
+MAX_BATCH = 10_000  # the gateway's cap per call
+MESSAGE_ITEMS = 500  # items per request message: fewer, larger messages cost less
+# A call's deadline: the client's timeout plus this per item (a 10,000-item call
+# is audited and signed whole before its first result leaves).
+SECONDS_PER_ITEM = 0.005
+
+Item = tuple[str, str] | Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why one item was not answered: the status and reason a VerifyIdentity call
+    would have failed with, and the fields at fault for an item that does not parse."""
+
+    code: str
+    reason: str
+    message: str
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchItemResult:
+    """One item's answer: MATCH / NO_MATCH with its receipt, or a refusal."""
+
+    index: int  # the item's position in the whole input, from 0
+    result: t.VerificationResult  # UNSPECIFIED when refused
+    refusal: Refusal | None
+    receipt: VerifiedReceipt | None
+    request_id: str  # the call (of up to batch_size items) that answered it
+    policy_version: str
+    disputed_fields: tuple[Disputed, ...] = ()
+
+    @property
+    def matched(self) -> bool:
+        return self.result is t.VerificationResult.MATCH
+
+    def to_json(self) -> dict[str, Any]:
+        """One line of `govgw verify batch --out`: the receipt in the file format
+        `govgw receipt verify` reads."""
+        return {
+            "index": self.index,
+            "result": self.result.name if self.refusal is None else "REFUSED",
+            "refusal": (
+                {
+                    "code": self.refusal.code,
+                    "reason": self.refusal.reason,
+                    "message": self.refusal.message,
+                    "fields": list(self.refusal.fields),
+                }
+                if self.refusal
+                else None
+            ),
+            "disputed_fields": [d.to_json() for d in self.disputed_fields],
+            **_receipt_json(self.receipt),
+            "request_id": self.request_id,
+            "policy_version": self.policy_version,
+        }
+
+
+def check_size(batch_size: int) -> None:
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f"batch_size: 1 to {MAX_BATCH}")
+
+
+def timeout_for(client_timeout_s: float, batch_size: int) -> float:
+    return client_timeout_s + SECONDS_PER_ITEM * batch_size
+
+
+def _item(item: Item) -> verification_pb2.IdentityItem:
+    if isinstance(item, Mapping):
+        return verification_pb2.IdentityItem(
+            name=str(item.get("name", "")), id_number=str(item.get("id_number", ""))
+        )
+    name, id_number = item
+    return verification_pb2.IdentityItem(name=name, id_number=id_number)
+
+
+class Messages:
+    """One call's request messages, taken from the input as gRPC asks for them;
+    `sent` counts the items taken (0 after the call: the input was exhausted)."""
+
+    def __init__(self, source: Iterator[Item], purpose: str, batch_size: int) -> None:
+        self.source, self.purpose, self.batch_size = source, purpose, batch_size
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[verification_pb2.VerifyIdentityBatchRequest]:
+        while self.sent < self.batch_size:
+            take = min(MESSAGE_ITEMS, self.batch_size - self.sent)
+            items = [_item(i) for i in itertools.islice(self.source, take)]
+            if not items:
+                return
+            first = self.sent == 0
+            self.sent += len(items)
+            yield verification_pb2.VerifyIdentityBatchRequest(
+                purpose=self.purpose if first else "", items=items
+            )
+            if len(items) < take:
+                return
+
+
+class AsyncMessages(Messages):
+    """As Messages, from an async iterable."""
+
+    def __init__(self, source: AsyncIterator[Item], purpose: str, batch_size: int) -> None:
+        super().__init__(iter(()), purpose, batch_size)
+        self.asource = source
+
+    async def __aiter__(self) -> AsyncIterator[verification_pb2.VerifyIdentityBatchRequest]:
+        while self.sent < self.batch_size:
+            take = min(MESSAGE_ITEMS, self.batch_size - self.sent)
+            items = []
+            async for i in self.asource:
+                items.append(_item(i))
+                if len(items) == take:
+                    break
+            if not items:
+                return
+            first = self.sent == 0
+            self.sent += len(items)
+            yield verification_pb2.VerifyIdentityBatchRequest(
+                purpose=self.purpose if first else "", items=items
+            )
+            if len(items) < take:
+                return
+
+
+async def aiter_of(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
+    if isinstance(items, AsyncIterable):
+        async for i in items:
+            yield i
+    else:
+        for i in items:
+            yield i
+
+
+def convert(
+    response: verification_pb2.VerifyIdentityBatchResponse, base: int, ctx: Ctx
+) -> Iterator[BatchItemResult]:
+    """A response chunk's results, typed; `base` is the call's first index in the input."""
+    for r in response.results:
+        refused = r.HasField("refusal")
+        yield BatchItemResult(
+            index=base + r.index,
+            result=t.VerificationResult(r.result)
+            if r.result in (1, 2)
+            else t.VerificationResult(0),
+            refusal=(
+                Refusal(
+                    r.refusal.code, r.refusal.reason, r.refusal.message, tuple(r.refusal.fields)
+                )
+                if refused
+                else None
+            ),
+            receipt=ctx.receipt(r),
+            request_id=response.request_id or ctx.request_id,
+            policy_version=response.policy_version,
+            disputed_fields=tuple(
+                dict.fromkeys(Disputed(d.dataset, d.field, d.filed_on) for d in r.disputed_fields)
+            ),
+        )
+
+
+def unknown_key(response: verification_pb2.VerifyIdentityBatchResponse, keys: Any) -> bool:
+    """Does a receipt of this chunk name a key the client has not fetched yet?"""
+    return any(r.HasField("receipt") and r.receipt.key_id not in keys for r in response.results)

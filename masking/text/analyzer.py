@@ -22,6 +22,7 @@ from typing import Any
 from masking.text import offline
 from masking.text.base import LANGUAGE, ChineseRecognizer
 from masking.text.entities import ENTITY_TYPES
+from masking.text.entity_names import BANK_CARD, ID_NUMBER, PHONE_NUMBER, USCC
 from masking.text.registry import RECOGNIZERS as _REGISTERED
 
 offline.ensure_offline()
@@ -122,6 +123,10 @@ class TextAnalyzer:
         if not text:
             return []
         found = self.engine.analyze(text=text, language=LANGUAGE, entities=entities)
+        # Of two numbers of one type, one inside the other, the outer is the value: a
+        # mistyped card number next to 银行卡 is masked whole, not a Luhn-valid run in it.
+        # (Not for names and addresses: there the longer span may have swallowed words.)
+        found = [r for r in found if not any(_inside(r, o) for o in found)]
         ranked = sorted(
             found,
             key=lambda r: (-r.score, -(r.end - r.start), _PRIORITY.get(r.entity_type, 99), r.start),
@@ -131,6 +136,20 @@ class TextAnalyzer:
             if all(r.end <= e.start or r.start >= e.end for e in taken):
                 taken.append(Entity(r.entity_type, r.start, r.end, float(r.score)))
         return sorted(taken, key=lambda e: e.start)
+
+
+_NUMBERS = frozenset({ID_NUMBER, PHONE_NUMBER, BANK_CARD, USCC})
+
+
+def _inside(r: RecognizerResult, o: RecognizerResult) -> bool:
+    """Is the number `r` strictly inside `o`, a number of the same type?"""
+    return (
+        r.entity_type in _NUMBERS
+        and o.entity_type == r.entity_type
+        and o.start <= r.start
+        and r.end <= o.end
+        and o.end - o.start > r.end - r.start
+    )
 
 
 _lock = threading.Lock()

@@ -177,7 +177,7 @@ class CnBankCardRecognizer(ChineseRecognizer):
 
     entity = "BANK_CARD"
     title = "银行卡号"
-    scores = Scores(near_word=0.95, issuer_prefix=0.7)
+    scores = Scores(near_word=0.95, issuer_prefix=0.7, mistyped_near_word=0.8)
     patterns = (
         Pattern("plain", re.compile(NUM_START + r"[0-9]{15,19}" + NUM_END)),
         Grouped("grouped", frozenset(range(15, 20)), re.compile(r"[0-9]{15,19}")),
@@ -213,7 +213,8 @@ class CnBankCardRecognizer(ChineseRecognizer):
     def validate(self, hit: Hit, text: str) -> float | None:
         digits = hit.value
         # The cheap tests first, Luhn last: digit-dense text makes many candidates.
-        if self.context.has_positive(text, hit.start):
+        near = self.context.has_positive(text, hit.start)
+        if near:
             score = self.scores.near_word
         elif self.context.has_negative(text, hit.start) or _id_shaped(digits):
             return None  # an order number, or an ID number (however mistyped)
@@ -221,7 +222,13 @@ class CnBankCardRecognizer(ChineseRecognizer):
             score = self.scores.issuer_prefix
         else:
             return None
-        return score if luhn.is_valid(digits) else None
+        if luhn.is_valid(digits):
+            return score
+        # A mistyped card number next to a card word still names an account, as a
+        # mistyped ID number names a person: masked whole (not a Luhn-valid run inside it).
+        if near and len(digits) >= 16 and self._issuer_like(digits):
+            return self.scores.mistyped_near_word
+        return None
 
 
 # Mobile prefixes allocated in mainland China (MIIT numbering plan).

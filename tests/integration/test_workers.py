@@ -47,21 +47,23 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     )  # fmt: skip
     deadline = time.monotonic() + 60
     audit = tmp / "data" / "audit"
-    # Up when both workers have opened their audit chains and each has its own listening
-    # socket: a connection made before the second binds would reach the first only.
-    while not (
-        (audit / "audit-0.log").exists()
-        and (audit / "audit-1.log").exists()
-        and listeners(port) == 2
-    ):
-        assert proc.poll() is None and time.monotonic() < deadline, "workers did not start"
-        time.sleep(0.1)
-    yield {"proc": proc, "port": port, "keys": keys, "demo": demo, "data": tmp / "data",
-           "redis": redis_server}  # fmt: skip
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    redis_server.stop()
+    try:  # stopped even when they never came up: no orphaned workers or Redis
+        # Up when both workers have opened their audit chains and each has its own
+        # listening socket: a connection made before the second binds reaches the first.
+        while not (
+            (audit / "audit-0.log").exists()
+            and (audit / "audit-1.log").exists()
+            and listeners(port) == 2
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.1)
+        yield {"proc": proc, "port": port, "keys": keys, "demo": demo, "data": tmp / "data",
+               "redis": redis_server}  # fmt: skip
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        redis_server.stop()
 
 
 def _accepts(port: int) -> bool:

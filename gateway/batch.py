@@ -92,19 +92,7 @@ class BatchRunner:
                     )
                     call.request = header
                     now = p.clock()
-                    plans = {
-                        ds: p.decider.decide(
-                            caller=caller.policy_input(),
-                            action=route.action,
-                            dataset=ds,
-                            purpose=header.purpose,
-                            now=now,
-                        )
-                        for ds in header.datasets
-                    }
-                    call.plans = plans
-                    if p.oracle is not None:
-                        p.oracle.start_watching(p.decider.invalidate)
+                    plans = call.plans = self.pipeline.decide(caller, route, header, now)
                     results, records = await self._items(
                         route, steps, caller, header, items, plans, request_id, now, context
                     )

@@ -43,7 +43,7 @@ from gateway import wire
 from gateway.audit import AuditLog, AuditUnavailable
 from gateway.audit.draft import CALL_LINE, AuditDraft
 from gateway.auth import Authenticator
-from gateway.call import Exec
+from gateway.call import Exec, Request
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, invalid, unavailable
@@ -51,6 +51,7 @@ from gateway.keys import KeyRing
 from gateway.limits import Admission, Limits
 from gateway.metrics import Metrics
 from gateway.oracle import SUSPEND_ACTION, BudgetExceeded, Oracle
+from gateway.plan import Plan
 from gateway.policy.decider import Decider
 from gateway.pool import Pool
 from gateway.receipts import ReceiptSigner
@@ -182,19 +183,8 @@ class Pipeline:
             if replayed is not None:  # a retry of a call that already succeeded
                 raise _Replayed(replayed)
             now = p.clock()
-            plans = {  # decide (before the limits, for the tier: see the module doc)
-                ds: p.decider.decide(
-                    caller=caller.policy_input(),
-                    action=route.action,
-                    dataset=ds,
-                    purpose=request.purpose,
-                    now=now,
-                )
-                for ds in request.datasets
-            }
-            record.plans = plans
-            if p.oracle is not None:
-                p.oracle.start_watching(p.decider.invalidate)
+            # decide (before the limits, for the tier: see the module doc)
+            plans = record.plans = self.decide(caller, route, request, now)
             # limits, then the plans' verdicts (a denied call is counted too)
             async with p.limits.admit(
                 caller, route.action, plans, guarded, request_id
@@ -258,6 +248,25 @@ class Pipeline:
             await self._abort(context, err, request_id)
         await self._audit(route, record, started, context)  # audit, durable before the response
         return outcome.response  # respond
+
+    def decide(
+        self, caller: Caller, route: Route[Any, Any], request: Request[Any], now: datetime
+    ) -> dict[str, Plan]:
+        """One plan per dataset of the request; the oracle watches for policy changes."""
+        p = self.parts
+        plans = {
+            ds: p.decider.decide(
+                caller=caller.policy_input(),
+                action=route.action,
+                dataset=ds,
+                purpose=request.purpose,
+                now=now,
+            )
+            for ds in request.datasets
+        }
+        if p.oracle is not None:
+            p.oracle.start_watching(p.decider.invalidate)
+        return plans
 
     async def _watch(
         self,

@@ -83,7 +83,7 @@ def cmd_keys_status(args: argparse.Namespace, h: CliHelpers) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
     from gateway import keys
-    from gateway.admin import data_dir_catalog, pool_stats, write_receipt_keyset
+    from gateway.admin import data_dir_catalog, pool_stats, pool_storage, write_receipt_keyset
     from gateway.config import Layout
     from gateway.pool.rotate import rotate
 
@@ -98,6 +98,7 @@ def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
             subjects_per_step=args.batch,
             pause_s=args.pause_ms / 1000,
             progress=lambda dataset, moved: bar(moved),
+            storage=pool_storage(args.data_dir),
         )
     doc = report.to_json()
     # A move to the SM suite makes an SM2 receipt key: the published keyset follows.

@@ -126,13 +126,20 @@ def data_dir_catalog(data_dir: Path):
     return served(Path(data_dir))
 
 
+def pool_storage(data_dir: Path) -> Storage | None:
+    """Where the pool's rows are: the database of the URL, or None for the data
+    directory's own `pool.sqlite`."""
+    return storage(data_dir) if database_url() else None
+
+
 def _pool(data_dir: Path):
     from gateway.pool import Pool
 
     layout = Layout(Path(data_dir))
     init(data_dir)
     catalog = data_dir_catalog(data_dir)
-    return Pool(layout.pool, keys.load(keys.keyring_path(layout.data_dir)), catalog)
+    ring = keys.load(keys.keyring_path(layout.data_dir))
+    return Pool(layout.pool, ring, catalog, pool_storage(data_dir))
 
 
 def pool_import(
@@ -487,14 +494,14 @@ def conflicts_report(data_dir: Path, attribute: str = "") -> list[dict[str, Any]
     from gateway.services.conflicts import PURPOSE
 
     layout = Layout(Path(data_dir))
-    if not layout.pool.is_file():
+    if not database_url() and not layout.pool.is_file():
         raise ValueError(f"data-dir: no pool at {layout.pool}; run `govgw init` and import data")
     try:
         ring = keys.load(keys.keyring_path(layout.data_dir))
     except keys.KeyRingError as e:
         raise ValueError(f"data-dir: {e}") from None
     catalog = data_dir_catalog(data_dir)
-    with Pool(layout.pool, ring, catalog) as pool:
+    with Pool(layout.pool, ring, catalog, pool_storage(data_dir)) as pool:
         finder = ConflictFinder(pool, catalog, ring)
         finder.check_attribute(attribute)
         today = datetime.now(UTC).date()

@@ -98,7 +98,7 @@ def build_parts(config: ServeConfig) -> Parts:
     return Parts(
         catalog=catalog,
         keyring=keyring,
-        pool=Pool(layout.pool, keyring, catalog),
+        pool=Pool(layout.pool, keyring, catalog, storage),
         decider=decider,
         auth=Authenticator(registry),
         limits=Limits(),

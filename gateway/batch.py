@@ -221,7 +221,11 @@ class BatchRunner:
                 except BudgetExceeded as e:
                     record.extra.append(e.suspension.audit_event(by="enumeration-monitor"))
                     raise
-            outcome = steps.answer(Exec(caller, plans, request, record.request_id, now))
+            ex = Exec(caller, plans, request, record.request_id, now)
+            # A pool on PostgreSQL reads over the network: off the event loop.
+            outcome = (
+                await asyncio.to_thread(steps.answer, ex) if p.pool.remote else steps.answer(ex)
+            )
             await self.pipeline._watch(route, caller, hashes, outcome.misses, admission, record)
         return outcome
 

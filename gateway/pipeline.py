@@ -209,7 +209,9 @@ class Pipeline:
                 # handle: the RPC's own step, its reads through gateway.release
                 ex = Exec(caller, plans, request, request_id, now)
                 try:
-                    if route.in_thread:
+                    # A pool on PostgreSQL reads over the network: every handle then
+                    # runs in a thread, so no round trip blocks the event loop.
+                    if route.in_thread or p.pool.remote:
                         outcome = await asyncio.to_thread(route.handle, ex)
                     else:
                         outcome = route.handle(ex)

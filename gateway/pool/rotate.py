@@ -1,7 +1,7 @@
 """Key rotation: move the whole pool to a new key version while the gateway serves.
 
 `rotate()` is what `govgw keys rotate` runs, in its own process, against a
-data directory a server may be serving from:
+data directory (or, with `storage`, a PostgreSQL pool) servers may be serving from:
 
 1. add a new pool key version to the key ring (old versions become
    decrypt_only) - servers notice the file change within KEYS_TTL_S, and at
@@ -32,6 +32,7 @@ from typing import Any
 from gateway import keys
 from gateway.catalog import Catalog
 from gateway.pool.store import KEYS_TTL_S, Pool
+from gateway.storage import Storage
 
 SUBJECTS_PER_STEP = 256
 MAX_SWEEPS = 10
@@ -68,6 +69,7 @@ def rotate(
     grace_s: float = 2 * KEYS_TTL_S,
     pause_s: float = 0.0,
     progress: Callable[[str, int], None] | None = None,
+    storage: Storage | None = None,
 ) -> RotationReport:
     """Rotate the pool keys; see the module doc. `pause_s` sleeps between steps (throttle)."""
     started = time.monotonic()
@@ -77,7 +79,7 @@ def rotate(
         ring = keys.add_pool_key(keyring_file, suite)
         report = RotationReport(old_versions, ring.version, ring.active.suite)
         time.sleep(grace_s)
-        pool = Pool(pool_path, ring, catalog)
+        pool = Pool(pool_path, ring, catalog, storage)
         try:
             while True:
                 report.sweeps += 1

@@ -42,6 +42,16 @@ class StorageError(ValueError):
     setting, reported as the command's error, never a traceback."""
 
 
+class StorageUnavailable(Exception):
+    """The database failed while serving (outage, restart, connections exhausted): the
+    pipeline answers UNAVAILABLE with the reason; the call may be retried. The reason
+    is the server's one line, never a value of the call."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class DuplicateKey(Exception):
     """A write hit a unique key (e.g. a caller id that exists)."""
 

@@ -66,6 +66,23 @@ MIGRATIONS: dict[str, list[Step]] = {
             "CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY,"
             " version BIGINT NOT NULL, items JSONB NOT NULL)",
         ),
+        # The pool (gateway.pool.pg_rows): datasets, their import history, and the
+        # sealed rows, found by the keyed blind index; nothing readable.
+        (
+            "CREATE TABLE IF NOT EXISTS pool_datasets (id SERIAL PRIMARY KEY,"
+            " name TEXT NOT NULL UNIQUE, seq INTEGER NOT NULL DEFAULT 0,"
+            " version TEXT NOT NULL DEFAULT '', rows BIGINT NOT NULL DEFAULT 0)",
+            "CREATE TABLE IF NOT EXISTS pool_dataset_versions ("
+            " dataset_id INTEGER NOT NULL REFERENCES pool_datasets(id), seq INTEGER NOT NULL,"
+            " version TEXT NOT NULL, rows BIGINT NOT NULL, batch_rows BIGINT NOT NULL,"
+            " replace_all INTEGER NOT NULL, imported_at TEXT NOT NULL,"
+            " PRIMARY KEY (dataset_id, seq))",
+            "CREATE TABLE IF NOT EXISTS pool_records ("
+            " id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " dataset_id INTEGER NOT NULL, bidx BYTEA NOT NULL, key_version INTEGER NOT NULL,"
+            " nonce BYTEA NOT NULL, ct BYTEA NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS pool_records_by_subject ON pool_records (dataset_id, bidx)",
+        ),
     ],
 }
 

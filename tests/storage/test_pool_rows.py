@@ -1,0 +1,169 @@
+"""The pool on the storage seam: one contract, both backends (the data directory's
+pool.sqlite; PostgreSQL shared by nodes). Rows sealed alike, found alike, rotated
+alike; another node's import is read at once and its version seen within 1 s."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from gateway.pool import Pool, PoolIntegrityError, bulk_persons
+from gateway.pool.rotate import rotate
+from gateway.pool.store import INSERT_CHUNK
+from gateway.storage import Storage, StorageUnavailable, open_storage
+from tests.gateway.pool import CATALOG, id_number, licence, new_keyring, person, uscc_code
+
+POP = "population.basic"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def pools(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Pool]]:
+    """Open pools on one backend and one key ring: each call is another process."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
+    ring = new_keyring(tmp_path)
+    opened: list[tuple[Pool, Storage | None]] = []
+
+    def open_one() -> Pool:
+        storage = open_storage(url, tmp_path) if url else None
+        opened.append((Pool(tmp_path / "pool.sqlite", ring, CATALOG, storage), storage))
+        return opened[-1][0]
+
+    open_one.url = url  # type: ignore[attr-defined]
+    yield open_one
+    for pool, storage in opened:
+        pool.close()
+        if storage is not None:
+            storage.close()
+
+
+def _eventually(check: Callable[[], bool], within_s: float = 1.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_pool_contract(pools: Callable[[], Pool]) -> None:
+    pool = pools()
+    a, b = person("陈凯", order=11), person("李娜", order=12)
+    first = pool.write_batch(POP, [a, b])
+    assert pool.read(POP, a["id_number"]) == [a]
+    assert pool.read(POP, a["id_number"].lower()) == [a]  # the blind index normalizes
+    assert pool.read(POP, id_number(order=13)) == []
+    assert pool.count(POP) == 2 and pool.dataset_version(POP) == first
+    # A batch replaces its subjects' rows only; replace_all the dataset's.
+    moved = {**a, "phone": "13900002222"}
+    pool.write_batch(POP, [moved])
+    assert pool.read(POP, a["id_number"]) == [moved] and pool.read(POP, b["id_number"]) == [b]
+    assert [v["rows"] for v in pool.versions(POP)] == [2, 2]
+    pool.write_batch(POP, [b], replace_all=True)
+    assert pool.read(POP, a["id_number"]) == [] and pool.count(POP) == 1
+    # Several rows of one subject (where the dataset allows it) come back in write order.
+    code = uscc_code()
+    licences = [licence(code, f"JY15132210000{i}") for i in (3, 1, 2)]
+    pool.write_batch("licence.business", licences)
+    assert [r["licence_no"] for r in pool.read("licence.business", code)] == [
+        r["licence_no"] for r in licences
+    ]
+    c = [person("王芳", order=21)]
+    pool.write_normalized(POP, c)
+    with pool.snapshot():
+        walked = list(pool.scan_subjects(POP))
+    assert [rows for _, rows in walked] == sorted(
+        [[b], c], key=lambda rows: pool.blind_index(POP, rows[0]["id_number"])
+    )
+    assert sorted(r["name"] for r in pool.iter_rows(POP)) == ["李娜", "王芳"]
+
+
+def test_a_large_import_goes_in_chunks_and_replaces_across_them(pools: Callable[[], Pool]) -> None:
+    pool = pools()
+    n = INSERT_CHUNK + 500
+    bulk_persons(pool, n, seed=3)
+    assert pool.count(POP) == n
+    bulk_persons(pool, n, seed=3)  # the same persons again: replaced, not doubled
+    assert pool.count(POP) == n
+    [row] = pool.read(POP, next(pool.iter_rows(POP))["id_number"])
+    assert row["name"]
+
+
+def test_a_moved_ciphertext_fails_authentication(pools: Callable[[], Pool]) -> None:
+    pool = pools()
+    a, b = person("陈凯", order=11), person("李娜", order=12)
+    pool.write_batch(POP, [a, b])
+    bidx_a, bidx_b = (pool.blind_index(POP, p["id_number"]) for p in (a, b))
+    swap = "UPDATE {t} SET ct = (SELECT ct FROM {t} WHERE bidx = {p}) WHERE bidx = {p}"
+    url = pools.url  # type: ignore[attr-defined]
+    if url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(swap.format(t="govgw.pool_records", p="%s"), (bidx_b, bidx_a))
+    else:
+        import sqlite3
+
+        with sqlite3.connect(pool.path) as conn:
+            conn.execute(swap.format(t="records", p="?"), (bidx_b, bidx_a))
+    with pytest.raises(PoolIntegrityError):
+        pool.read(POP, a["id_number"])
+
+
+def test_another_nodes_import_is_read_at_once_and_its_version_within_a_second(
+    pools: Callable[[], Pool],
+) -> None:
+    node_a, node_b = pools(), pools()
+    assert node_b.dataset_version(POP) == ""
+    row = person("陈凯", order=11)
+    version = node_a.write_batch(POP, [row])
+    assert node_b.read(POP, row["id_number"]) == [row]
+    assert _eventually(lambda: node_b.dataset_version(POP) == version)
+
+
+def test_rotation_moves_every_row_on_either_backend(
+    pools: Callable[[], Pool], tmp_path: Path
+) -> None:
+    pool = pools()
+    rows = [person("陈凯", order=11), person("李娜", order=12), person("王芳", order=21)]
+    pool.write_batch(POP, rows)
+    ring_file = tmp_path / "keys" / "keyring.json"
+    storage = open_storage(pools.url, tmp_path) if pools.url else None  # type: ignore[attr-defined]
+    try:
+        report = rotate(
+            tmp_path / "pool.sqlite", ring_file, CATALOG, grace_s=0, subjects_per_step=2,
+            storage=storage,
+        )  # fmt: skip
+    finally:
+        if storage is not None:
+            storage.close()
+    assert report.rows_moved[POP] == 3
+    assert pool.rows_not_on(report.new_version) == 0
+    for row in rows:  # the serving pool follows the key file
+        assert pool.read(POP, row["id_number"]) == [row]
+    assert pool.active_key_version == report.new_version
+
+
+def test_a_database_outage_is_storage_unavailable_and_a_dropped_connection_is_replaced(
+    pg_server, pg_url: str, tmp_path: Path
+) -> None:
+    storage = open_storage(pg_url, tmp_path)
+    pool = Pool(tmp_path / "pool.sqlite", new_keyring(tmp_path), CATALOG, storage)
+    try:
+        row = person("陈凯", order=11)
+        pool.write_batch(POP, [row])
+        name = pg_url.rsplit("/", 1)[1]
+        with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+            conn.execute(  # what a database restart does to the pool's connections
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        assert pool.read(POP, row["id_number"]) == [row]
+        pg_server.drop_database(pg_url)
+        with pytest.raises(StorageUnavailable, match="database unavailable"):
+            pool.read(POP, row["id_number"])
+    finally:
+        pool.close()
+        storage.close()

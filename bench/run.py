@@ -156,7 +156,9 @@ def _known_persons(n: int) -> list[dict[str, str]]:
 
 
 # -- servers -------------------------------------------------------------------
-def start_gateway(data_dir: Path, metrics_port: int = 0) -> tuple[subprocess.Popen, int]:
+def start_gateway(
+    data_dir: Path, metrics_port: int = 0, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, int]:
     # The pool is kept between runs to save seeding it; the limit windows are not:
     # a restart keeps them (state.sqlite), and every run would add to the last one's.
     for f in data_dir.glob("state*.sqlite*"):
@@ -176,6 +178,7 @@ def start_gateway(data_dir: Path, metrics_port: int = 0) -> tuple[subprocess.Pop
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     wait_port(port, proc)
     return proc, port

@@ -139,7 +139,9 @@ def main() -> None:
 
 def report(n: int, imports: dict[str, float], rows: list[tuple[str, Result]]) -> None:
     echo = rows[0][1]
-    print(f"\npool of {n:,} persons; echo {echo.rps:,.0f} calls/s, {echo.cpu_us_per_call:.0f} us CPU/call")
+    print(
+        f"\npool of {n:,} persons; echo {echo.rps:,.0f} calls/s, {echo.cpu_us_per_call:.0f} us CPU/call"
+    )
     for backend, rate in imports.items():
         print(f"  {backend:<11} pool import {rate:>9,.0f} rows/s")
     print(f"{'backend':<11} {'target':<16} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"

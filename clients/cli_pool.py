@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 def cmd_pool_import(args: argparse.Namespace) -> int:
     from gateway.admin import pool_import
 
+    started = time.monotonic()
     with Progress(
         f"pool import {args.dataset}", total=_lines(args.file), unit="rows", quiet=args.json
     ) as progress:
@@ -37,11 +39,14 @@ def cmd_pool_import(args: argparse.Namespace) -> int:
             progress=progress,
         )
     doc = report.to_json()
+    # The whole command's rate (reading, validating, sealing, writing), for sizing.
+    rate = doc["accepted"] / max(time.monotonic() - started, 1e-9)
     emit(
         args,
         doc,
         lambda: (
             f"{args.dataset}: {doc['accepted']} accepted, {len(doc['rejected'])} rejected, version {doc['version'] or '-'}"
+            f" ({rate:,.0f} rows/s)"
             + "".join(
                 f"\n  line {r['line']}: {r['field']}: {r['reason']}" for r in doc["rejected"][:50]
             )

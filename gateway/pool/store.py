@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.catalog import Catalog, Dataset
-from gateway.errors import FieldViolation, invalid_many
 from gateway.keys import KeyRing, KeyRingError
 from gateway.keys import load as load_keyring
 from gateway.pool.codec import (
@@ -38,7 +37,7 @@ from gateway.pool.codec import (
     normalize_key,
 )
 from gateway.pool.sqlite_rows import SqliteRows
-from gateway.pool.validate import SINGLE_ROW_DATASETS, validate_row
+from gateway.pool.validate import validate_batch
 from gateway.storage import Storage
 
 # Names other modules and tests import from here.
@@ -301,31 +300,7 @@ class Pool:
         batch with INVALID_ARGUMENT naming rows and fields, never values.
         """
         ds, _, _ = self._dataset(dataset)
-        normalized: list[dict[str, str]] = []
-        violations: list[FieldViolation] = []
-        first_line: dict[str, int] = {}
-        for i, row in enumerate(rows):
-            norm, problems = validate_row(ds, row)
-            violations.extend(
-                FieldViolation(f"rows[{i}].{p.field}", p.description, p.reason) for p in problems
-            )
-            if problems:
-                continue
-            key = norm[ds.subject_field]
-            if dataset in SINGLE_ROW_DATASETS and key in first_line:
-                violations.append(
-                    FieldViolation(
-                        f"rows[{i}].{ds.subject_field}",
-                        f"same subject as rows[{first_line[key]}]; the dataset has one row per"
-                        " subject",
-                        "DUPLICATE_SUBJECT",
-                    )
-                )
-                continue
-            first_line.setdefault(key, i)
-            normalized.append(norm)
-        if violations:
-            raise invalid_many(violations)
+        normalized = validate_batch(ds, rows)
         return self.write_normalized(dataset, normalized, replace_all=replace_all)
 
     def write_normalized(

@@ -8,13 +8,13 @@ personal as an accepted one.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from gateway.catalog import Dataset, Field
-from gateway.errors import GovgwError
+from gateway.errors import FieldViolation, GovgwError, invalid_many
 from gateway.subjects import birth_date_of, normalize_id_number, normalize_uscc
 
 # Datasets that hold exactly one row per subject; a batch naming a subject
@@ -201,3 +201,33 @@ def validate_row(dataset: Dataset, row: Mapping[str, Any]) -> tuple[dict[str, st
     if not problems:
         problems = _coherence(dataset, out)
     return out, problems
+
+
+def validate_batch(ds: Dataset, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The normalized rows of a batch written through the API (Pool.write_batch), or
+    INVALID_ARGUMENT naming every bad row and field (never a value)."""
+    normalized: list[dict[str, str]] = []
+    violations: list[FieldViolation] = []
+    first_line: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        norm, problems = validate_row(ds, row)
+        violations.extend(
+            FieldViolation(f"rows[{i}].{p.field}", p.description, p.reason) for p in problems
+        )
+        if problems:
+            continue
+        key = norm[ds.subject_field]
+        if ds.name in SINGLE_ROW_DATASETS and key in first_line:
+            violations.append(
+                FieldViolation(
+                    f"rows[{i}].{ds.subject_field}",
+                    f"same subject as rows[{first_line[key]}]; the dataset has one row per subject",
+                    "DUPLICATE_SUBJECT",
+                )
+            )
+            continue
+        first_line.setdefault(key, i)
+        normalized.append(norm)
+    if violations:
+        raise invalid_many(violations)
+    return normalized

@@ -72,3 +72,13 @@ def test_records_imported_on_node_a_answer_on_node_b_even_while_serving(nodes) -
     deadline = time.monotonic() + 1.0
     assert _by(lambda: _verifies(port_b, key, later) == "MATCH", deadline)
     assert _verifies(port_b, key, first) == "MATCH"  # the earlier import is untouched
+
+
+def test_a_rotation_through_the_cli_re_seals_the_shared_rows_and_node_b_follows(nodes) -> None:
+    env, a, port_b, key = nodes
+    who = person("赵敏", order=31)
+    _import(env, a, [who])
+    rows = govgw(env, "pool", "stats", "--data-dir", str(a))["population.basic"]["rows"]
+    doc = govgw(env, "keys", "rotate", "--data-dir", str(a))
+    assert doc["rows_moved_total"] == rows  # every shared row, whichever node imported it
+    assert _verifies(port_b, key, who) == "MATCH"  # B reads them with the shared key file

@@ -72,6 +72,10 @@ def test_records_imported_on_node_a_answer_on_node_b_even_while_serving(nodes) -
     deadline = time.monotonic() + 1.0
     assert _by(lambda: _verifies(port_b, key, later) == "MATCH", deadline)
     assert _verifies(port_b, key, first) == "MATCH"  # the earlier import is untouched
+    with GovgwClient(f"127.0.0.1:{port_b}", api_key=key) as gw:  # batch items, in threads
+        items = [(first["name"], first["id_number"]), ("李娜", later["id_number"])]
+        got = [r.matched for r in gw.verify_identity_batch(items, purpose=PURPOSE)]
+    assert got == [True, False]
 
 
 def test_a_rotation_through_the_cli_re_seals_the_shared_rows_and_node_b_follows(nodes) -> None:

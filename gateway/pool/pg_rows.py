@@ -33,7 +33,8 @@ STORE = "pool"  # what a write announces (gateway.storage.Storage.announce)
 SCHEMA = "govgw"
 READERS = 16  # connections for reads; more threads wait for one (bounded by TIMEOUT_S)
 TIMEOUT_S = 10.0
-SCAN_ROWS = 2_000  # rows a maintenance walk fetches per round trip
+SCAN_ROWS = 2_000
+ANALYZE_ROWS = 10_000  # an import of more rows refreshes the planner's statistics  # rows a maintenance walk fetches per round trip
 _WRITE_LOCK = 0x676F7670  # "govp": one pool writer at a time across nodes
 _COPY = "COPY pool_records (dataset_id, bidx, key_version, nonce, ct) FROM STDIN (FORMAT BINARY)"
 _SELECT = (
@@ -215,12 +216,17 @@ class PostgresRows:
     def write(self) -> Iterator[_Writer]:
         """One write transaction; writers of every node and command go one at a time."""
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-                writer = _Writer(conn)
-                yield writer
-                if writer.changed:
-                    self.storage.announce(conn, STORE)
+            with self.pool.connection() as conn:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                    writer = _Writer(conn)
+                    yield writer
+                    if writer.changed:
+                        self.storage.announce(conn, STORE)
+                if writer.inserted > ANALYZE_ROWS:
+                    # Fresh statistics now, not when autovacuum comes by: a planner
+                    # that knows no rows may scan the whole table for each lookup.
+                    conn.execute("ANALYZE pool_records")
         except (psycopg.Error, PoolTimeout) as e:
             raise StorageError(f"pool: the database refused the write ({_reason(e)})") from None
 
@@ -231,6 +237,7 @@ class _Writer:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self.changed = False
+        self.inserted = 0
 
     def header(self, ds_id: int) -> tuple[int, int]:
         found = self.conn.execute(
@@ -258,6 +265,7 @@ class _Writer:
             for row in sealed:
                 copy.write_row(row)
         self.changed = True
+        self.inserted += len(sealed)
 
     def finish(
         self, ds_id: int, seq: int, version: str, total: int, batch: int, replace: bool, at: str

@@ -19,6 +19,7 @@ from gateway import keys
 from gateway.callers import CallerError, CallerRegistry
 from gateway.config import Layout, ServeConfig
 from gateway.files import private_dir, replace_atomically, tighten_tree, write_private
+from gateway.keycheck import check_keyring
 from gateway.receipts import ReceiptSigner
 from gateway.storage import Storage, database_url, open_storage
 
@@ -50,6 +51,8 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
     keyset = write_receipt_keyset(layout.data_dir, ring)
     issuer_key = demo_subject_issuer(layout.data_dir)
     shared = storage(layout.data_dir) if database_url() else None  # migrated, or a clear error
+    if shared is not None:  # one keyring per database: another one is refused here
+        check_keyring(shared, ring)
     return {
         "data_dir": str(layout.data_dir),
         "storage": shared.kind if shared is not None else "sqlite",

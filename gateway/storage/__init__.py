@@ -46,6 +46,14 @@ class DuplicateKey(Exception):
     """A write hit a unique key (e.g. a caller id that exists)."""
 
 
+class StorageUnavailable(Exception):
+    """The shared database cannot be reached now (refused, connection lost, no
+    connection within the pool's wait). Not a bad input and not a defect: the call
+    that needed the database fails closed (UNAVAILABLE, reason DATABASE_UNAVAILABLE)
+    and a later call succeeds once the database is back. The message never holds
+    the URL (it may carry a password)."""
+
+
 def database_url(explicit: str | None = None) -> str:
     """The database URL given on the command line, else GOVGW_DATABASE_URL, else ''."""
     return (explicit if explicit is not None else os.environ.get(ENV_URL, "")).strip()

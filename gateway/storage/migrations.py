@@ -66,6 +66,14 @@ MIGRATIONS: dict[str, list[Step]] = {
             "CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY,"
             " version BIGINT NOT NULL, items JSONB NOT NULL)",
         ),
+        # keyring_fingerprints (gateway/keycheck.py): the keyring the database was
+        # written with — the deployment's (kind 'deployment', version 0) and each pool
+        # key version's — as keyed fingerprints, never key material.
+        (
+            "CREATE TABLE IF NOT EXISTS keyring_fingerprints (kind TEXT NOT NULL,"
+            " version INTEGER NOT NULL, fingerprint TEXT NOT NULL, recorded_at TEXT NOT NULL,"
+            " PRIMARY KEY (kind, version))",
+        ),
     ],
 }
 

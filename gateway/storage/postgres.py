@@ -33,6 +33,7 @@ from gateway.storage import (
     DuplicateKey,
     Storage,
     StorageError,
+    StorageUnavailable,
     _now,
     migrations,
     redact,
@@ -75,6 +76,9 @@ class PostgresStorage(Storage):
             kwargs={"options": f"-c search_path={SCHEMA}", "connect_timeout": CONNECT_TIMEOUT_S},
             open=False,
             name="govgw",
+            # How long a store waits for a connection: while the database is down a
+            # call fails closed (StorageUnavailable) after this, not after 30 s.
+            timeout=CONNECT_TIMEOUT_S,
             # A connection the server dropped (restart, failover) is replaced before use,
             # not handed to a store: a database that comes back is used again by itself.
             check=ConnectionPool.check_connection,
@@ -111,6 +115,10 @@ class PostgresStorage(Storage):
                 yield conn
         except psycopg.errors.UniqueViolation as e:
             raise DuplicateKey(e.diag.message_primary or "duplicate key") from e
+        except (psycopg.OperationalError, PoolTimeout) as e:
+            # Connection-level only (refused, lost, server shutting down, no connection
+            # in time): constraint and syntax errors stay what they are.
+            raise StorageUnavailable(f"the database is unavailable: {_reason(e)}") from None
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")

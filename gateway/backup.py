@@ -80,7 +80,8 @@ def _load_ring(path: Path) -> keys.KeyRing:
 # -- backup -------------------------------------------------------------------
 def _members(data_dir: Path, keyring: Path) -> Iterator[tuple[str, Path]]:
     """(kind, path) of every file a backup takes: 'sqlite', 'audit' or 'file'."""
-    skip = {keyring.resolve()}
+    # The keyring in use, and the directory's own keyring file even when another is in use.
+    skip = {keyring.resolve(), (data_dir / "keys" / "keyring.json").resolve()}
     for path in sorted(data_dir.rglob("*")):
         rel = path.relative_to(data_dir)
         if any(part.startswith(".") for part in rel.parts) or path.is_symlink():
@@ -404,14 +405,4 @@ def _verify_chains(data_dir: Path) -> dict[str, Any]:
     return {"ok": not broken, "records": sum(r.records for _, r in reports), "problems": broken}
 
 
-def describe(source: Path) -> dict[str, Any]:
-    """The clear header of a backup (no keyring needed): cipher and keyring fingerprint."""
-    with Path(source).open("rb") as f:
-        from gateway.backup_stream import read_header
-
-        header = read_header(f)
-    header.pop("_raw", None)
-    return header
-
-
-__all__ = ["BackupError", "StorageError", "backup", "describe", "restore"]
+__all__ = ["BackupError", "StorageError", "backup", "restore"]

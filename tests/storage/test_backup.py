@@ -204,3 +204,39 @@ def test_restore_refuses_a_database_that_holds_a_govgw_schema(
         out, tmp_path / "t", "already has a govgw schema", url=pg_url,
         keyring=source / "keys" / "keyring.json",
     )  # fmt: skip
+
+
+@pytest.mark.requirement("R12")
+def test_a_backup_under_calls_cuts_every_chain_at_a_record_boundary(tmp_path: Path) -> None:
+    """Calls go on while the backup runs: the restored chains verify, holding a prefix
+    of the original's records (the ones appended meanwhile wait for the next backup)."""
+    import threading
+
+    source = tmp_path / "node"
+    keys, demo = make_data_dir(source, persons=10, entities=2)
+    h = start(source, keys, demo)
+    stop = threading.Event()
+    calls = [0]
+
+    def load() -> None:
+        adult = demo["adult_resident"]
+        with h.client("counter-wenchuan") as gw:
+            while not stop.is_set():
+                gw.verify_identity(adult["name"], adult["id_number"], purpose=PURPOSE)
+                calls[0] += 1
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        while calls[0] < 20:  # the load is under way before the backup starts
+            worker.join(0.05)
+        backup(source, tmp_path / "b")
+    finally:
+        stop.set()
+        worker.join(30)
+        h.stop()
+    doc = restore(tmp_path / "b", tmp_path / "r", keyring=source / "keys" / "keyring.json")
+    original = (source / "audit" / "audit.log").read_bytes()
+    restored = (tmp_path / "r" / "audit" / "audit.log").read_bytes()
+    assert doc["audit"]["ok"] and restored.endswith(b"\n") and original.startswith(restored)
+    assert admin.audit_verify(tmp_path / "r")["ok"]

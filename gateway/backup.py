@@ -103,15 +103,18 @@ def _members(data_dir: Path, keyring: Path) -> Iterator[tuple[str, Path]]:
 def _sqlite_snapshot(path: Path, tmp: Path) -> Path:
     out = tmp / f"snapshot-{path.name}"
     out.unlink(missing_ok=True)
-    src = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30)  # never creates
     try:
-        dst = sqlite3.connect(out)
+        src = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30)  # never creates
         try:
-            src.backup(dst)  # the online backup API: consistent while writers go on
+            dst = sqlite3.connect(out)
+            try:
+                src.backup(dst)  # the online backup API: consistent while writers go on
+            finally:
+                dst.close()
         finally:
-            dst.close()
-    finally:
-        src.close()
+            src.close()
+    except sqlite3.Error as e:  # SQLite's reasons name no stored value
+        raise BackupError(f"{path}: cannot take a snapshot of this SQLite file ({e})") from None
     return out
 
 

@@ -308,8 +308,13 @@ def _extract(reader: DecryptingReader, staging: Path) -> dict[str, dict[str, Any
 def _check_manifest(staging: Path, seen: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if MANIFEST not in seen:
         raise BackupError("the backup has no manifest: refused")
-    manifest = json.loads((staging / MANIFEST).read_bytes())
-    listed = {f["path"]: f for f in manifest["files"]}
+    try:
+        manifest = json.loads((staging / MANIFEST).read_bytes())
+        listed = {str(f["path"]): f for f in manifest["files"]}
+        if not {"created_at", "govgw", "node", "schema"} <= set(manifest):
+            raise KeyError("a field")
+    except (ValueError, KeyError, TypeError) as e:
+        raise BackupError(f"the backup's manifest is malformed ({type(e).__name__})") from None
     for name, got in seen.items():
         if name == MANIFEST:
             continue

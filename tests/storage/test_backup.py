@@ -240,3 +240,34 @@ def test_a_backup_under_calls_cuts_every_chain_at_a_record_boundary(tmp_path: Pa
     restored = (tmp_path / "r" / "audit" / "audit.log").read_bytes()
     assert doc["audit"]["ok"] and restored.endswith(b"\n") and original.startswith(restored)
     assert admin.audit_verify(tmp_path / "r")["ok"]
+
+
+@pytest.mark.requirement("R12")
+def test_a_national_suite_keyring_seals_its_backup_with_sm4_gcm(tmp_path: Path) -> None:
+    from gateway.crypto import suite_for_alias
+
+    source = tmp_path / "node"
+    suite = suite_for_alias("sm").name
+    admin.init(source, suite=suite)
+    make_data_dir(source, persons=5, entities=2)
+    out = tmp_path / "sm.govgw-backup"
+    backup(source, out)
+    assert f'"cipher": "{suite}"'.encode() in out.read_bytes()[:400]  # the clear header
+    ring = source / "keys" / "keyring.json"
+    data = bytearray(out.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (tmp_path / "flipped").write_bytes(bytes(data))
+    _refused(tmp_path / "flipped", tmp_path / "t", "fails authentication", keyring=ring)
+    doc = restore(out, tmp_path / "r", keyring=ring)
+    assert doc["audit"]["ok"]
+    assert _rows(tmp_path / "r" / "pool.sqlite") == _rows(source / "pool.sqlite")
+
+
+def _rows(path: Path) -> list[str]:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()

@@ -17,7 +17,7 @@ import pytest
 from clients.sdk import to_json
 from gateway import admin
 from gateway.backup import BackupError, backup, restore
-from gateway.storage import open_storage
+from gateway.storage import migrations, open_storage
 from tests.pg_server import PostgresServer
 from tests.support import Harness, make_data_dir, start
 
@@ -271,3 +271,46 @@ def _rows(path: Path) -> list[str]:
         return list(db.iterdump())
     finally:
         db.close()
+
+
+@pytest.mark.requirement("R12")
+def test_the_commands_round_trip_a_node_and_its_database(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    """`govgw backup|restore --database-url` as an operator runs them; then `govgw audit
+    verify` and the caller registry on the restored node and database."""
+    import os
+
+    source_url, target_url = pg_server.create_database("cs"), pg_server.create_database("ct")
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOVGW_")}
+
+        def govgw(url: str, *args: str) -> dict[str, Any]:
+            proc = subprocess.run(
+                [sys.executable, "-m", "clients.cli", *args, "--database-url", url, "--json"],
+                capture_output=True, text=True, timeout=120, env=env,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            return json.loads(proc.stdout)
+
+        node, restored = tmp_path / "node", tmp_path / "restored"
+        govgw(source_url, "init", "--data-dir", str(node))
+        govgw(source_url, "callers", "add", "--data-dir", str(node), "--id", "hall-a",
+              "--kind", "counter", "--department", "政务大厅", "--region", "513221")  # fmt: skip
+        govgw(
+            source_url, "callers", "suspend", "--data-dir", str(node), "hall-a", "--reason", "复核"
+        )
+        made = govgw(source_url, "backup", "--data-dir", str(node), "--out", str(tmp_path / "b"))
+        assert made["backend"] == "postgresql" and made["schema"][
+            "postgresql"
+        ] == migrations.latest("postgresql")
+        done = govgw(target_url, "restore", "--in", str(tmp_path / "b"), "--data-dir",
+                     str(restored), "--keyring", str(node / "keys" / "keyring.json"))  # fmt: skip
+        assert done["audit"]["ok"] and done["audit"]["records"] >= 1  # the suspension's record
+        assert govgw(target_url, "audit", "verify", "--data-dir", str(restored))["ok"]
+        listed = govgw(target_url, "callers", "list", "--data-dir", str(restored))
+        rows = listed["items"] if isinstance(listed, dict) else listed
+        assert [(c["id"], c["status"]) for c in rows] == [("hall-a", "suspended")]
+    finally:
+        pg_server.drop_database(source_url)
+        pg_server.drop_database(target_url)

@@ -242,7 +242,12 @@ class VersionStore:
         remove_key: str | None = None,
     ) -> Trust:
         with self._locked():
-            doc = self._trust_doc() or {"require_signature": False, "keys": {}}
+            try:
+                doc = self._trust_doc() or {"require_signature": False, "keys": {}}
+            except (ValueError, TypeError) as e:  # never overwrite what nobody can read
+                raise VersionError(
+                    "TRUST_CORRUPT", f"the stored trust is unreadable ({type(e).__name__})"
+                ) from None
             keys = doc.setdefault("keys", {})
             if key_id is not None and public_key_pem is not None:
                 if not KEY_ID_RE.match(key_id):

@@ -217,17 +217,20 @@ class PolicyAdministration:
         if files is not None:
             bundle = self._bundle(files)
             self.runtime.expect(bundle.version)  # checked here: the watcher need not
+            stored = False
+            if self.store.shared:
+                # Stored (once trusted) before the checks: every other node checks it in
+                # a child too, before serving it, and starts now, so it is ready about
+                # when this check ends. One that fails here stays stored, never active.
+                self._trusted(signature, bundle.version, files)
+                self._create(bundle, author, reason, signature)
+                stored = True
             problems = self._checked(files, bundle)
             if problems:
                 raise PolicyInvalid(problems)
-            self._trusted(signature, bundle.version, files)
-            info = self.store.create(
-                bundle,
-                author=author,
-                reason=reason,
-                parent=self.store.active_version(),
-                signature=signature,
-            )
+            if not stored:
+                self._trusted(signature, bundle.version, files)
+            info = self._create(bundle, author, reason, signature)
         else:
             info, stored = self.store.read_files(version)
             if signature is not None and info.signature is None:
@@ -244,6 +247,17 @@ class PolicyAdministration:
         if info.version == self.store.active_version():
             raise VersionError("VERSION_ALREADY_ACTIVE", f"{info.version} is already active")
         return self._built(info.version, "activate")
+
+    def _create(
+        self, bundle: PolicyBundle, author: str, reason: str, signature: Signature | None
+    ) -> VersionInfo:
+        return self.store.create(
+            bundle,
+            author=author,
+            reason=reason,
+            parent=self.store.active_version(),
+            signature=signature,
+        )
 
     def prepare_rollback(self, version: str) -> Prepared:
         target = self.store.rollback_target(version)

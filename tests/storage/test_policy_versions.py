@@ -6,6 +6,9 @@ by one node seen by another."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -237,3 +240,30 @@ def test_trust_and_required_signatures_hold_on_every_node(
     with pytest.raises(VersionError) as e:  # and is not overwritten blindly
         store.set_trust(require_signature=False)
     assert e.value.reason == "TRUST_CORRUPT"
+
+
+def test_policy_trust_through_the_cli_lands_in_the_database(pg_url: str, tmp_path: Path) -> None:
+    from tests.storage.test_two_nodes import govgw
+
+    key = signing.generate(signing.ED25519)
+    pub = tmp_path / "alice.pub"
+    pub.write_text(signing.public_pem(key.public_key()))
+    env = {**os.environ, "GOVGW_DATABASE_URL": pg_url}
+    doc = govgw(env, "policy", "trust", "--data-dir", str(tmp_path / "d"), "--key-id", "alice",
+                "--public-key", str(pub), "--require-signatures")  # fmt: skip
+    assert doc == {"require_signature": True, "keys": ["alice"]}
+    assert not (tmp_path / "d" / "policy" / "trust.json").exists()  # the database holds it
+    storage = open_storage(pg_url, tmp_path)
+    try:
+        trust = policy_store(tmp_path / "elsewhere", storage).trust()
+        assert trust.require_signature and set(trust.keys) == {"alice"}
+    finally:
+        storage.close()
+    # A database that cannot be reached is a plain error naming it, not a traceback.
+    bad = subprocess.run(
+        [sys.executable, "-m", "clients.cli", "policy", "trust", "--data-dir", str(tmp_path / "d"),
+         "--database-url", "postgresql://govgw@127.0.0.1:1/none", "--allow-unsigned"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "cannot connect to the database postgresql://govgw@127.0.0.1:1/none" in bad.stderr

@@ -1,7 +1,8 @@
 """What a gateway process serves at start, on which backend, and who swaps it later.
 
 At start the gateway serves the active version of <data-dir>/policy (or, with a
-database URL, of the shared database: gateway.policy.versions_pg) if one exists, else the policy directory it was configured with (the shipped
+database URL, of the shared database: gateway.policy.versions_pg) if one
+exists, else the policy directory it was configured with (the shipped
 `policies/`), and the catalog of whichever bundle it serves (R1: one
 catalog; a bundle whose catalog names other datasets or fields than the
 pool holds is not served). A stored version is checked again in a child process before it

@@ -121,6 +121,11 @@ class PostgresVersionStore(VersionStore):
             ).fetchall()
         return [(str(v), bytes(m)) for v, m in rows]
 
+    def version_ids(self) -> list[str]:
+        with self._db() as db:  # the ids alone: the runtime asks after every change
+            rows = db.execute("SELECT version FROM policy_versions ORDER BY version").fetchall()
+        return [str(r[0]) for r in rows]
+
     def _read_pointer(self) -> bytes | None:
         return _bytes(self._one("SELECT doc FROM policy_settings WHERE name = 'active'"))
 

@@ -10,7 +10,7 @@ keyed-hashed in the files stays so in the database."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,9 +37,9 @@ from gateway.callers import Caller
 from gateway.catalog import load
 from gateway.errors import GovgwError
 from gateway.grants import GrantStore
-from gateway.storage import Storage
+from gateway.storage import Storage, open_storage
 from gateway.subjects import LEGAL_ENTITY, PERSON
-from tests.storage.test_stores import _eventually, storages  # noqa: F401  (the fixture)
+from tests.storage.test_stores import _eventually
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 BODY = "51322119850315001"
@@ -81,6 +81,21 @@ SCHEDULE_2027: dict[str, Any] = {  # shaped like a notice; NOT the real 2027 sch
 Nodes = Callable[[], Storage]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storages(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Nodes]:
+    """Open storages on one backend: each call is another node (or process) opening it."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
+    opened: list[Storage] = []
+
+    def open_one() -> Storage:
+        opened.append(open_storage(url, tmp_path))
+        return opened[-1]
+
+    yield open_one
+    for storage in opened:
+        storage.close()
+
+
 @pytest.fixture
 def ring(tmp_path: Path) -> keys.KeyRing:
     return keys.generate(tmp_path / "keys" / "keyring.json")
@@ -101,7 +116,7 @@ def _stored(storage: Storage, tmp_path: Path) -> str:
     with storage.transaction() as db:
         rows = [r[0] for r in db.execute("SELECT items::text FROM documents")]
         for table in ("applications", "corrections"):
-            rows += [r[0] for r in db.execute(f"SELECT doc FROM {table}")]  # noqa: S608
+            rows += [r[0] for r in db.execute(f"SELECT doc FROM {table}")]
     return "\n".join(rows)
 
 
@@ -169,9 +184,7 @@ def test_a_correction_filed_on_one_node_is_indicated_on_another_and_sealed(
     seen = node_b.for_provider(POLICE, NOW)
     assert [(c["id"], c["subject_key"]) for c in seen] == [(filed["id"], PID)]
     node_b.extend(POLICE, filed["id"], "需调取原始档案", NOW)
-    node_b.answer(
-        POLICE, filed["id"], corrected=True, note="已更正", legal_basis="", now=NOW
-    )
+    node_b.answer(POLICE, filed["id"], corrected=True, note="已更正", legal_basis="", now=NOW)
     assert _eventually(lambda: hot_b("population.basic", PID) == {})  # answered: not indicated
     assert node_a.get(filed["id"])["status"] == "corrected"
     assert node_a.pending_deadlines() == []
@@ -295,4 +308,3 @@ def test_a_calendar_year_installed_once_serves_every_node(
     assert [(s["file"], s["ok"]) for s in node_b.installed()] == [("2027.json", True)]
     assert node_b.schedule(2027).is_working_day(datetime(2027, 2, 20).date())  # make-up day
     assert (calendar_dir / "2027.json").exists() is (not storage_a.shared)
-

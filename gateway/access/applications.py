@@ -261,6 +261,7 @@ class ApplicationStore:
             "history": [{"at": at, "actor": caller.id, "event": "applied"}],
         }
         with self._db() as db:
+            db.lock(f"applications:{caller.id}")  # one pending application per purpose
             pending = db.execute(
                 "SELECT doc FROM applications WHERE applicant=? AND dataset=? AND status=?",
                 (caller.id, ds.name, PENDING),
@@ -358,6 +359,7 @@ class ApplicationStore:
             v.add("application_id", "is required", "APPLICATION_ID_MISSING")
         v.raise_if_any()
         with self._db() as db:
+            db.lock(f"application:{app_id}")  # decided once, whichever node is asked
             row = db.execute("SELECT doc FROM applications WHERE id=?", (app_id,)).fetchone()
             doc = json.loads(row[0]) if row else None
             if doc is None or not self.may_see(caller, doc):
@@ -467,6 +469,7 @@ class ApplicationStore:
         if not app_id:
             return
         with self._db() as db:
+            db.lock(f"application:{app_id}")  # no history entry lost to a concurrent one
             row = db.execute("SELECT doc FROM applications WHERE id=?", (app_id,)).fetchone()
             if row is None:
                 return

@@ -173,6 +173,7 @@ class CorrectionStore:
             "history": [{"at": at, "actor": "subject", "event": "filed"}],
         }
         with self._db() as db:
+            db.lock(f"corrections:{subject_hash}")  # one pending correction per field
             rows = db.execute(
                 "SELECT id FROM corrections WHERE subject_hash=? AND dataset=? AND field=?"
                 " AND status=?",
@@ -243,6 +244,7 @@ class CorrectionStore:
         if not cid:
             raise invalid("correction_id", "is required", "CORRECTION_ID_MISSING")
         with self._db() as db:
+            db.lock(f"correction:{cid}")  # answered once, whichever node is asked
             row = db.execute("SELECT doc FROM corrections WHERE id=?", (cid,)).fetchone()
             doc = json.loads(row[0]) if row else None
             if doc is None or not self._provides(caller, doc):

@@ -69,15 +69,29 @@ def change(storage: Storage, name: str, empty: Any) -> Iterator[Any]:
 class Tx:
     """One transaction of a `DocumentRows` store: `execute` takes `?` placeholders on
     either backend; `announce` tells the other nodes (a no-op on the embedded default,
-    where readers look at the files)."""
+    where readers look at the files); `lock` serializes the writers of one thing."""
 
-    def __init__(self, db: Any, sql: Callable[[str], str], announce: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        db: Any,
+        sql: Callable[[str], str],
+        announce: Callable[[], None],
+        shared: bool = False,
+    ) -> None:
         self.db = db
         self._sql = sql
         self.announce = announce
+        self._shared = shared
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.db.execute(self._sql(sql), tuple(params))
+
+    def lock(self, name: str) -> None:
+        """Hold `name` (an application, a subject's corrections) until the transaction
+        ends. SQLite's BEGIN IMMEDIATE already serializes every writer of the file; on
+        PostgreSQL two nodes could otherwise both read "pending" and both decide."""
+        if self._shared:
+            self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
 
 
 class DocumentRows:
@@ -104,4 +118,4 @@ class DocumentRows:
                 yield Tx(db, lambda s: s, lambda: None)
             return
         with storage.transaction() as db:
-            yield Tx(db, storage.sql, lambda: storage.announce(db, self.store))
+            yield Tx(db, storage.sql, lambda: storage.announce(db, self.store), shared=True)

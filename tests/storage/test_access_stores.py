@@ -39,6 +39,7 @@ from gateway.errors import GovgwError
 from gateway.grants import GrantStore
 from gateway.storage import Storage, open_storage
 from gateway.subjects import LEGAL_ENTITY, PERSON
+from tests.gateway.access.test_holidays import SCHEDULE_2027  # shaped like a notice
 from tests.storage.test_stores import _eventually
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
@@ -63,20 +64,6 @@ ROOT = Caller("root", "admin", "州大数据局", "513221")
 RESCUE = Caller("agency-rescue", "agency", "汶川县应急管理局", "513221")
 CALLERS = {c.id: c for c in (RESCUE, ROOT)}
 SOCIAL = "social_assistance.recipient"
-SCHEDULE_2027: dict[str, Any] = {  # shaped like a notice; NOT the real 2027 schedule
-    "year": 2027,
-    "source": "测试用安排（非真实通知）",
-    "holidays": [
-        {"name": "元旦", "from": "2027-01-01", "to": "2027-01-03"},
-        {"name": "春节", "from": "2027-02-05", "to": "2027-02-12"},
-        {"name": "清明节", "from": "2027-04-03", "to": "2027-04-05"},
-        {"name": "劳动节", "from": "2027-05-01", "to": "2027-05-05"},
-        {"name": "端午节", "from": "2027-06-09", "to": "2027-06-11"},
-        {"name": "中秋节", "from": "2027-09-15", "to": "2027-09-17"},
-        {"name": "国庆节", "from": "2027-10-01", "to": "2027-10-07"},
-    ],
-    "workdays": ["2027-01-31", "2027-02-20", "2027-04-25", "2027-09-26", "2027-10-09"],
-}
 
 Nodes = Callable[[], Storage]
 
@@ -155,6 +142,37 @@ def test_an_application_filed_on_one_node_is_decided_on_another(
     history = [h["event"] for h in node_b.visible(APPLICANT, app["id"], NOW)["history"]]
     assert history == ["applied", "approved", "grant_suspended"]
     assert _eventually(lambda: node_b.grants.get(decided["grant_id"])["status"] == "suspended")
+
+
+@pytest.mark.requirement("R3")
+def test_two_nodes_deciding_one_application_at_once_decide_it_once(
+    storages: Nodes, tmp_path: Path
+) -> None:
+    import threading
+
+    nodes = [_applications(storages(), tmp_path) for _ in range(2)]
+    asked = ApplicationInput(
+        SOCIAL, ("name",), purpose="社会救助对象核查", scenario="核对救助对象", duration_days=30
+    )
+    app = nodes[0].apply(APPLICANT, asked, NOW)
+    outcomes: list[str] = []
+
+    def decide(node: ApplicationStore) -> None:
+        try:
+            node.decide(CIVIL, app["id"], approve=True, fields=[], reason="", legal_basis="",
+                        now=NOW)  # fmt: skip
+            outcomes.append("approved")
+        except GovgwError as e:
+            outcomes.append(e.reason)
+
+    threads = [threading.Thread(target=decide, args=(n,)) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["APPLICATION_DECIDED", "approved"]
+    nodes[1].grants.reload()
+    assert [g["application_id"] for g in nodes[1].grants.list()] == [app["id"]]  # one grant
 
 
 # ----- corrections and the pending index ---------------------------------------------------

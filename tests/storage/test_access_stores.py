@@ -326,3 +326,34 @@ def test_a_calendar_year_installed_once_serves_every_node(
     assert [(s["file"], s["ok"]) for s in node_b.installed()] == [("2027.json", True)]
     assert node_b.schedule(2027).is_working_day(datetime(2027, 2, 20).date())  # make-up day
     assert (calendar_dir / "2027.json").exists() is (not storage_a.shared)
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ("calendar", "status"),
+        ("calendar", "add", "SCHEDULE"),
+        ("subjects", "issuers", "list"),
+        ("subjects", "issuers", "remove", "demo-idp"),
+    ],
+)
+def test_a_bad_database_url_is_a_clear_error_of_the_access_verbs(
+    verb: tuple[str, ...],
+    tmp_path: Path,
+    schedule_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from clients.cli import main
+    from tests.support import free_port
+
+    # main() exports the URL for the verbs it runs: restored after the test.
+    monkeypatch.setenv("GOVGW_DATABASE_URL", "")
+    url = f"postgresql://govgw:s3cret-pw@127.0.0.1:{free_port()}/govgw"
+    argv = [str(schedule_file) if a == "SCHEDULE" else a for a in verb]
+    code = main([*argv, "--data-dir", str(tmp_path), "--database-url", url, "--json"])
+    out = capsys.readouterr()
+    said = out.out + out.err
+    assert code != 0 and "cannot connect to the database" in said
+    assert "Traceback" not in said and "s3cret-pw" not in said
+    assert not (tmp_path / "calendar").exists()  # nothing written beside the database

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -230,7 +231,8 @@ class Supplements:
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[tuple[int, int], YearSchedule | None]] = {}
         self.storage: Storage | None = None
-        self._subscribed: set[int] = set()  # id() of the storages whose changes reload us
+        # The storages whose announcements reload this (weak: a closed one is forgotten).
+        self._subscribed: weakref.WeakSet[Storage] = weakref.WeakSet()
         self._years: dict[str, Any] = {}  # on a shared storage: year -> schedule document
         self._parsed: dict[int, YearSchedule | None] = {}
 
@@ -244,8 +246,8 @@ class Supplements:
         db = self.storage
         if db is not None:
             self._db_load()
-            if id(db) not in self._subscribed:
-                self._subscribed.add(id(db))
+            if db not in self._subscribed:
+                self._subscribed.add(db)
                 db.subscribe(STORE, self._db_load)  # in the listener thread
 
     def _db_load(self) -> None:

@@ -206,7 +206,14 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
         jurisdiction=config.jurisdiction,
         storage=storage,
     )
-    withdrawals = WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring, storage)
+    # The read step's store (build_parts), so this node honours its own withdrawal at
+    # once on PostgreSQL too, before the announcement comes back.
+    held = getattr(parts.withdrawn, "__self__", None)
+    withdrawals = (
+        held
+        if isinstance(held, WithdrawalStore)
+        else WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring, storage)
+    )
     subjects = SubjectService(
         parts,
         issuers=IssuerRegistry(layout.subject_issuers, storage),

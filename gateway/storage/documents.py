@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gateway.errors import unavailable
 from gateway.files import private_dir, sqlite_transaction
 from gateway.storage import Storage
 
@@ -29,11 +30,27 @@ def shared(storage: Storage | None) -> Storage | None:
     return storage if storage is not None and storage.shared else None
 
 
+@contextmanager
+def _reachable(storage: Storage) -> Iterator[Any]:
+    """A transaction of the shared database; one that cannot be reached (down, restarting,
+    no connection to be had) fails the call closed, UNAVAILABLE with a reason, never
+    INTERNAL. The psycopg error is not repeated: it may name the host."""
+    import psycopg  # only a shared storage gets here
+
+    try:
+        with storage.transaction() as db:
+            yield db
+    except psycopg.OperationalError:
+        raise unavailable(
+            "STORAGE_UNAVAILABLE", "the shared database cannot be reached; try again shortly"
+        ) from None
+
+
 def read(storage: Storage, name: str, empty: Any) -> tuple[Hashable, int, Any]:
     """(stamp, version, value) of the store `name`; `empty` (copied) when never written.
     The stamp is taken before reading: a change after it bumps it again."""
     stamp = storage.stamp(name)
-    with storage.transaction() as db:
+    with _reachable(storage) as db:
         row = db.execute(
             storage.sql("SELECT version, items FROM documents WHERE name = ?"), (name,)
         ).fetchone()
@@ -46,7 +63,7 @@ def read(storage: Storage, name: str, empty: Any) -> tuple[Hashable, int, Any]:
 def change(storage: Storage, name: str, empty: Any) -> Iterator[Any]:
     """The store's value, locked, to change in place; written and announced on leaving
     (an exception in the body rolls everything back)."""
-    with storage.transaction() as db:
+    with _reachable(storage) as db:
         db.execute(
             storage.sql(
                 "INSERT INTO documents (name, version, items) VALUES (?, 0, ?::jsonb)"
@@ -117,5 +134,5 @@ class DocumentRows:
             with sqlite_transaction(self.path) as db:
                 yield Tx(db, lambda s: s, lambda: None)
             return
-        with storage.transaction() as db:
+        with _reachable(storage) as db:
             yield Tx(db, storage.sql, lambda: storage.announce(db, self.store), shared=True)

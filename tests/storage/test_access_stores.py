@@ -357,3 +357,29 @@ def test_a_bad_database_url_is_a_clear_error_of_the_access_verbs(
     assert code != 0 and "cannot connect to the database" in said
     assert "Traceback" not in said and "s3cret-pw" not in said
     assert not (tmp_path / "calendar").exists()  # nothing written beside the database
+
+
+def test_a_database_that_gives_no_connection_fails_the_calls_closed(
+    pg_url: str, tmp_path: Path, ring: keys.KeyRing
+) -> None:
+    """UNAVAILABLE with a reason, never INTERNAL (the pool closed stands for an outage:
+    no connection to be had)."""
+    storage = open_storage(pg_url, tmp_path)
+    try:
+        withdrawals = WithdrawalStore(tmp_path / "withdrawals.json", load(), ring, storage)
+        applications = _applications(storage, tmp_path)
+        storage.pool.close()  # type: ignore[attr-defined]
+        asked = ApplicationInput(
+            SOCIAL, ("name",), purpose="社会救助对象核查", scenario="核对", duration_days=30
+        )
+        for call in (
+            lambda: withdrawals.request(
+                ENTITY_SUBJECT, dataset="legal_entity.basic", reason="侵犯权益", now=NOW
+            ),
+            lambda: applications.apply(APPLICANT, asked, NOW),
+            lambda: applications.visible(APPLICANT, "app-0", NOW),
+        ):
+            assert _refused(call) == (grpc.StatusCode.UNAVAILABLE, "STORAGE_UNAVAILABLE")
+        assert not withdrawals.withdrawn("legal_entity.basic", ENT)  # memory, as it was
+    finally:
+        storage.close()

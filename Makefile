@@ -52,7 +52,9 @@ test: install redis postgres browser
 	.venv/bin/buf lint proto
 	@# The architecture: the contracts in pyproject.toml [tool.importlinter].
 	.venv/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider
+	@# Two processes (pytest-xdist), a test file's tests in one of them (module fixtures are
+	@# built once): most tests wait on subprocesses, fsync or sockets, so two cores overlap.
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: install redis
 	$(PY) -m bench.run

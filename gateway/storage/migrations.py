@@ -66,6 +66,19 @@ MIGRATIONS: dict[str, list[Step]] = {
             "CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY,"
             " version BIGINT NOT NULL, items JSONB NOT NULL)",
         ),
+        # policy versions, the active pointer, its history and the trust
+        # (gateway/policy/versions_pg.py): manifests and bundle files byte for byte.
+        (
+            "CREATE TABLE IF NOT EXISTS policy_versions (version TEXT PRIMARY KEY,"
+            " manifest BYTEA NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS policy_files (version TEXT NOT NULL"
+            " REFERENCES policy_versions (version), path TEXT NOT NULL,"
+            " content BYTEA NOT NULL, PRIMARY KEY (version, path))",
+            "CREATE TABLE IF NOT EXISTS policy_history (seq BIGINT PRIMARY KEY,"
+            " entry TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS policy_settings (name TEXT PRIMARY KEY,"
+            " doc BYTEA NOT NULL)",
+        ),
         # The access stores (applications, corrections): one JSON document per row with
         # its history, as their SQLite files; subjects by keyed hash only, sealed fields
         # sealed inside `doc`. (Withdrawals, emergencies, opening suspensions, subject-token

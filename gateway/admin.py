@@ -78,6 +78,12 @@ def storage(data_dir: Path) -> Storage:
     return _STORAGES[url]
 
 
+def shared_storage(data_dir: Path) -> Storage | None:
+    """The database of GOVGW_DATABASE_URL, or None: the stores that are files of the
+    data directory by default stay files (no SQLite file is made for them)."""
+    return storage(data_dir) if database_url() else None
+
+
 def caller_registry(data_dir: Path) -> CallerRegistry:
     return CallerRegistry(storage(data_dir))
 
@@ -124,10 +130,18 @@ def demo_subject_issuer(data_dir: Path) -> Path:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(private)
-        registry = IssuerRegistry(layout.subject_issuers)
+        # With a database URL the registry is the database's, shared by every node.
+        registry = IssuerRegistry(layout.subject_issuers, shared_storage(data_dir))
         if not any(i["name"] == DEMO_ISSUER for i in registry.list()):
             registry.add(DEMO_ISSUER, public, description="demo identity provider (synthetic)")
     return path
+
+
+def issuer_registry(data_dir: Path) -> Any:
+    """The subject-token issuers of this data directory's verbs (or of the database)."""
+    from gateway.access.subject_tokens import IssuerRegistry
+
+    return IssuerRegistry(Layout(Path(data_dir)).subject_issuers, shared_storage(data_dir))
 
 
 def data_dir_catalog(data_dir: Path):

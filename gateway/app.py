@@ -11,7 +11,7 @@ contributes no rows, so it is not advertised.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway import keys
@@ -68,12 +68,13 @@ def build_parts(config: ServeConfig) -> Parts:
     # govgw is tightened before serving from it; new files are made private.
     tighten_tree(layout.data_dir)
     keyring = keys.load(keys.keyring_path(layout.data_dir))
-    SUPPLEMENTS.use(layout.calendar_dir)  # holiday schedules entered by the operator
-    # The active policy version (or config.policy_dir before the first activation),
-    # checked in a child process first; its runtime follows later activations.
     # The shared stores' backend (SQLite here, or PostgreSQL); a bad URL or a newer
     # schema stops the start here, before anything serves.
     storage = open_storage(database_url(config.database_url or None), layout.data_dir)
+    # Holiday schedules entered by the operator (the directory, or the database).
+    SUPPLEMENTS.use(layout.calendar_dir, storage)
+    # The active policy version (or config.policy_dir before the first activation),
+    # checked in a child process first; its runtime follows later activations.
     grants = GrantStore(layout.grants, storage=storage)
     decider = serving_decider(
         config.policy_dir, layout.data_dir, grants, config.extra, config.catalog_path, storage
@@ -85,11 +86,13 @@ def build_parts(config: ServeConfig) -> Parts:
     registry = CallerRegistry(storage)
     # One store for the decider (input.emergencies) and EmergencyService, so a
     # declaration or an end is seen by the next decision of this process.
-    decider.emergencies = EmergencyStore(layout.emergencies, grants, catalog, registry.get)
+    decider.emergencies = EmergencyStore(
+        layout.emergencies, grants, catalog, registry.get, storage=storage
+    )
     # Datasets whose opening is suspended (data.suspensions, R9): the decider's, and
     # OpeningService's, so a suspension changes this process's next decision.
-    decider.suspensions = OpeningSuspensionStore(layout.opening_suspensions, catalog)
-    withdrawals = WithdrawalStore(layout.withdrawals, catalog, keyring)
+    decider.suspensions = OpeningSuspensionStore(layout.opening_suspensions, catalog, storage)
+    withdrawals = WithdrawalStore(layout.withdrawals, catalog, keyring, storage)
     audit = AuditLog(layout.audit)
     metrics = Metrics() if config.metrics_enabled else None
     if metrics is not None:
@@ -105,7 +108,7 @@ def build_parts(config: ServeConfig) -> Parts:
         audit=audit,
         signer=ReceiptSigner(keyring.receipt_key, keyring.receipt_verify_only),
         withdrawn=withdrawals.withdrawn,
-        disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash),
+        disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash, storage),
         metrics=metrics,
     )
 
@@ -169,15 +172,21 @@ class Assembled:
 
 def assemble(config: ServeConfig, parts: Parts) -> Assembled:
     layout = config.layout
+    # The one storage of this process (build_parts opened it for the registry).
+    storage = parts.auth.registry.storage
     # One index of every chain in the data directory, refreshed by the readers.
     audit = AuditIndex(layout.audit_index, layout.audit_files)
     if parts.decider.emergencies is None:  # parts assembled without one
         parts.decider.emergencies = EmergencyStore(
-            layout.emergencies, parts.decider.grants, parts.catalog, parts.auth.registry.get
+            layout.emergencies,
+            parts.decider.grants,
+            parts.catalog,
+            parts.auth.registry.get,
+            storage=storage,
         )
     if parts.decider.suspensions is None:  # parts assembled without one
         parts.decider.suspensions = OpeningSuspensionStore(
-            layout.opening_suspensions, parts.catalog
+            layout.opening_suspensions, parts.catalog, storage
         )
     access = AccessService(
         parts,
@@ -186,18 +195,30 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
             parts.decider.grants,
             parts.catalog,
             jurisdiction=config.jurisdiction,
+            storage=storage,
         ),
         audit=audit,
     )
     emergency = EmergencyService(parts, parts.decider.emergencies, audit=audit)
     # One store of each kind, shared by the services that read or write it.
     corrections = CorrectionStore(
-        layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
+        layout.corrections,
+        parts.catalog,
+        parts.keyring,
+        jurisdiction=config.jurisdiction,
+        storage=storage,
     )
-    withdrawals = WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring)
+    # The read step's store (build_parts), so this node honours its own withdrawal at
+    # once on PostgreSQL too, before the announcement comes back.
+    held = getattr(parts.withdrawn, "__self__", None)
+    withdrawals = (
+        held
+        if isinstance(held, WithdrawalStore)
+        else WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring, storage)
+    )
     subjects = SubjectService(
         parts,
-        issuers=IssuerRegistry(layout.subject_issuers),
+        issuers=IssuerRegistry(layout.subject_issuers, storage),
         corrections=corrections,
         withdrawals=withdrawals,
         audit=audit,
@@ -221,4 +242,24 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
     # Served (and advertised) only where a policy runtime can take administration.
     if parts.decider.runtime is not None:
         routes += PolicyAdminService(parts, policy_administration(config, parts)).routes()
+    if storage.shared:
+        # On SQLite these rows' short local transactions run inline, as they always
+        # did; on PostgreSQL a query is network I/O: it never blocks the event loop.
+        routes = [
+            replace(r, in_thread=True) if r.service in _ACCESS_SERVICES else r for r in routes
+        ]
     return Assembled(routes, access, emergency)
+
+
+# The services whose handlers read or write the access stores (applications,
+# corrections, withdrawals, emergencies, opening suspensions).
+_ACCESS_SERVICES = frozenset(
+    f"govgw.v1.{name}"
+    for name in (
+        "AccessService",
+        "EmergencyService",
+        "SubjectService",  # with the providers' review of corrections and withdrawals
+        "OpeningService",
+        "DeadlineService",
+    )
+)

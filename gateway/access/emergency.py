@@ -32,7 +32,9 @@ leave, emergency or not, so they cannot be put in scope.
 
 The store is one JSON file (`emergencies.json`) with the same mechanics as the
 grants file: flock, atomic replace, stat-based refresh, so every worker process
-sees a change on its next look.
+sees a change on its next look. With a database URL it is a row of PostgreSQL's
+`documents` table as the grants are, reloaded in memory when announced, so a
+declaration or an end through any node applies on every node within 1 s.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError
 from gateway.grants import REVOKED, GrantStore, JsonListStore
+from gateway.storage import Storage
 
 ACTIVE, ENDED = "active", "ended"
 # Emergency measures are temporary by nature: they must stop once the emergency
@@ -124,9 +127,10 @@ class EmergencyStore(JsonListStore):
         callers: Callable[[str], Caller | None],
         *,
         refresh_interval: float = 0.5,
+        storage: Storage | None = None,
     ) -> None:
         self._any_active = False
-        super().__init__(path, refresh_interval=refresh_interval)
+        super().__init__(path, refresh_interval=refresh_interval, storage=storage)
         self.grants = grants
         self.catalog = catalog
         self.callers = callers  # caller id -> registered caller (the registry's get)
@@ -137,7 +141,9 @@ class EmergencyStore(JsonListStore):
         # so an end recorded by another process narrows access on this process's
         # next call. Otherwise at most every refresh_interval, as for grants: a
         # declaration seen a moment late only widens access a moment late.
-        self._refresh(force=self._any_active)
+        # On PostgreSQL the announcements keep it current: memory only.
+        if self.storage is None:
+            self._refresh(force=self._any_active)
         return self._version
 
     def _load(self) -> None:

@@ -46,12 +46,13 @@ class DuplicateKey(Exception):
     """A write hit a unique key (e.g. a caller id that exists)."""
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(ConnectionError):
     """The shared database cannot be reached now (refused, connection lost, no
     connection within the pool's wait). Not a bad input and not a defect: the call
     that needed the database fails closed (UNAVAILABLE, reason DATABASE_UNAVAILABLE)
     and a later call succeeds once the database is back. The message never holds
-    the URL (it may carry a password)."""
+    the URL (it may carry a password). A ConnectionError, so that a command prints it
+    as its error, and a cache's reload keeps what it last loaded."""
 
 
 def database_url(explicit: str | None = None) -> str:

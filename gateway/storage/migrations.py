@@ -87,6 +87,20 @@ MIGRATIONS: dict[str, list[Step]] = {
             " version INTEGER NOT NULL, fingerprint TEXT NOT NULL, recorded_at TEXT NOT NULL,"
             " PRIMARY KEY (kind, version))",
         ),
+        # The access stores (applications, corrections): one JSON document per row with
+        # its history, as their SQLite files; subjects by keyed hash only, sealed fields
+        # sealed inside `doc`. (Withdrawals, emergencies, opening suspensions, subject-token
+        # issuers and calendar years are kept whole in `documents`.)
+        (
+            "CREATE TABLE IF NOT EXISTS applications (id TEXT PRIMARY KEY,"
+            " applicant TEXT NOT NULL, dataset TEXT NOT NULL, status TEXT NOT NULL,"
+            " created_at TEXT NOT NULL, doc TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS corrections (id TEXT PRIMARY KEY,"
+            " subject_hash TEXT NOT NULL, dataset TEXT NOT NULL, field TEXT NOT NULL,"
+            " status TEXT NOT NULL, filed_at TEXT NOT NULL, doc TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS corrections_subject ON corrections (subject_hash)",
+            "CREATE INDEX IF NOT EXISTS corrections_status ON corrections (status)",
+        ),
     ],
 }
 

@@ -24,7 +24,8 @@ from gateway.access.opening import OpeningSuspensionStore
 from gateway.access.subject_tokens import IssuerRegistry
 from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
+from gateway.audit.shared_index import SharedAuditIndex, index_for
 from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
 from gateway.catalog import ServedCatalog
@@ -163,12 +164,18 @@ class Assembled:
     routes: list[Route[Any, Any]]
     access: AccessService
     emergency: EmergencyService  # its periodic expiry runs beside the server
+    # The audit index the readers use; a shared one is kept current beside the server.
+    audit: BaseAuditIndex | None = None
 
 
 def assemble(config: ServeConfig, parts: Parts) -> Assembled:
     layout = config.layout
-    # One index of every chain in the data directory, refreshed by the readers.
-    audit = AuditIndex(layout.audit_index, layout.audit_files)
+    # One index of every chain in the data directory, refreshed by the readers; on a
+    # shared database, the shared index of every node's chains (this node's keyed by
+    # its node id).
+    audit = index_for(layout, parts.auth.registry.storage)
+    if isinstance(audit, SharedAuditIndex):
+        log.info("audit: node %s indexes its chains into the shared audit index", audit.node)
     if parts.decider.emergencies is None:  # parts assembled without one
         parts.decider.emergencies = EmergencyStore(
             layout.emergencies, parts.decider.grants, parts.catalog, parts.auth.registry.get
@@ -219,4 +226,4 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
     # Served (and advertised) only where a policy runtime can take administration.
     if parts.decider.runtime is not None:
         routes += PolicyAdminService(parts, policy_administration(config, parts)).routes()
-    return Assembled(routes, access, emergency)
+    return Assembled(routes, access, emergency, audit)

@@ -137,11 +137,12 @@ class GatewayServer:
         )
         # On a shared database this node's calls reach the shared audit index within a
         # second, for every node's readers (gateway/audit/shared_index.py).
-        indexer = (
-            asyncio.create_task(index_periodically(assembled.audit))
-            if isinstance(assembled.audit, SharedAuditIndex)
-            else None
-        )
+        indexer = None
+        if isinstance(assembled.audit, SharedAuditIndex):
+            # Known to the other nodes before the first call: their readers then read
+            # this node's chain where it is reachable, even before it is indexed.
+            await asyncio.to_thread(assembled.audit.register_quietly)
+            indexer = asyncio.create_task(index_periodically(assembled.audit))
         self._ready.set()
         await self._stop_requested.wait()
         if indexer is not None:

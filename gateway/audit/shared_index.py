@@ -78,6 +78,13 @@ class SharedAuditIndex(BaseAuditIndex):
             register(db, self.node, self.audit_dir)
         self._registered = True
 
+    def register_quietly(self) -> None:
+        """register(), a failure logged (the periodic indexing registers later)."""
+        try:
+            self.register()
+        except Exception as e:
+            log.warning("audit index: cannot register node %s yet: %s", self.node, _reason(e))
+
     def refresh(self, progress: Callable[[int], None] | None = None) -> RefreshStats:
         """Index what was appended to this node's chains, and to the reachable chains
         of other nodes, since the last refresh."""
@@ -342,12 +349,14 @@ async def index_periodically(index: SharedAuditIndex, interval_s: float = 1.0) -
             await asyncio.to_thread(index.refresh)
         except Exception as e:  # the database away: said once, retried every interval
             if not failing:
-                log.warning(
-                    "audit index: cannot index into the shared index: %s",
-                    (str(e).strip().splitlines() or [type(e).__name__])[0],
-                )
+                log.warning("audit index: cannot index into the shared index: %s", _reason(e))
             failing = True
         else:
             if failing:
                 log.info("audit index: indexing into the shared index again")
             failing = False
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of the error, without a URL's password (libpq never repeats it)."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -681,7 +681,15 @@ def _audit_index(data_dir: Path) -> Any:
 
 def audit_bytes(data_dir: Path) -> int:
     """The size of every audit chain: the total of audit verify's and reindex's progress."""
-    return sum(p.stat().st_size for p in Layout(Path(data_dir)).audit_files())
+    files = Layout(Path(data_dir)).audit_files()
+    if database_url():  # verify reads every reachable node's chains too
+        from gateway.audit.nodes import node_id, nodes
+
+        this = node_id(data_dir)
+        with storage(data_dir).transaction() as db:
+            others = [n for n in nodes(db) if n.node != this]
+        files += [p for n in others if n.reachable() for p in n.chains()]
+    return sum(p.stat().st_size for p in files)
 
 
 def audit_reindex(data_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:

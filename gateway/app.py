@@ -24,7 +24,7 @@ from gateway.access.opening import OpeningSuspensionStore
 from gateway.access.subject_tokens import IssuerRegistry
 from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
-from gateway.audit.index import BaseAuditIndex
+from gateway.audit.index import AuditIndex, BaseAuditIndex
 from gateway.audit.shared_index import SharedAuditIndex, index_for
 from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
@@ -173,7 +173,12 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
     # One index of every chain in the data directory, refreshed by the readers; on a
     # shared database, the shared index of every node's chains (this node's keyed by
     # its node id).
-    audit = index_for(layout, parts.auth.registry.storage)
+    storage = getattr(parts.auth.registry, "storage", None)  # None: parts built without one
+    audit = (
+        index_for(layout, storage)
+        if storage is not None
+        else AuditIndex(layout.audit_index, layout.audit_files)
+    )
     if isinstance(audit, SharedAuditIndex):
         log.info("audit: node %s indexes its chains into the shared audit index", audit.node)
     if parts.decider.emergencies is None:  # parts assembled without one

@@ -464,6 +464,7 @@ def audit_verify(data_dir: Path, progress: Callable[[int], None] | None = None) 
         from gateway.audit.verify_nodes import verify_nodes
 
         layout = Layout(Path(data_dir))
+        _audit_index(data_dir)  # a directory without audit/ is refused, not given a node id
         shared = storage(data_dir)
         this = Node(node_id(layout.data_dir), "", str(layout.audit_dir.resolve()), "")
         with shared.transaction() as db:  # a directory never served yet is known from now
@@ -682,10 +683,11 @@ def _audit_index(data_dir: Path) -> Any:
 def audit_bytes(data_dir: Path) -> int:
     """The size of every audit chain: the total of audit verify's and reindex's progress."""
     files = Layout(Path(data_dir)).audit_files()
-    if database_url():  # verify reads every reachable node's chains too
+    if database_url() and Layout(Path(data_dir)).audit_dir.is_dir():
+        # verify reads every reachable node's chains too
         from gateway.audit.nodes import node_id, nodes
 
-        this = node_id(data_dir)
+        this = node_id(data_dir, create=False)
         with storage(data_dir).transaction() as db:
             others = [n for n in nodes(db) if n.node != this]
         files += [p for n in others if n.reachable() for p in n.chains()]

@@ -289,3 +289,26 @@ def test_verify_checks_every_nodes_chain_and_names_node_file_and_seq(
     assert not report["ok"] and report["first_broken_seq"] == 2
     assert report["problem"] == f"{b.node} audit.log: hash mismatch: the record was edited"
     assert [r["seq"] for r in read_records(a.audit_dir / "audit.log")] == [1, 2, 3, 4, 5]
+
+
+def test_a_data_directory_keeps_one_node_id(tmp_path: Path) -> None:
+    assert node_id(tmp_path, create=False) == ""
+    made = node_id(tmp_path)
+    assert made.startswith("node-") and node_id(tmp_path) == made  # stable
+    assert oct((tmp_path / "node-id").stat().st_mode & 0o777) == "0o600"
+    (tmp_path / "node-id").write_text("../../etc\n")
+    with pytest.raises(ValueError, match="not a node id"):
+        node_id(tmp_path)
+
+
+def test_verify_names_a_chain_whose_file_is_gone(pg_storage: Storage, tmp_path: Path) -> None:
+    _empty(pg_storage)
+    a, b = _node(pg_storage, tmp_path / "a"), _node(pg_storage, tmp_path / "b")
+    write(b.audit_dir / "audit-1.log", 3)
+    b.refresh()
+    (b.audit_dir / "audit-1.log").unlink()  # b's directory is reachable; its chain is not there
+    report = verify_nodes(pg_storage, Node(a.node, "", str(a.audit_dir), ""))
+    assert not report["ok"] and report["first_broken_seq"] == 4
+    assert report["problem"] == (
+        f"{b.node} audit-1.log: the chain file is gone, yet the index holds it up to seq 3"
+    )

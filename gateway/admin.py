@@ -85,6 +85,14 @@ def caller_registry(data_dir: Path) -> CallerRegistry:
     return CallerRegistry(storage(data_dir))
 
 
+def policy_store(data_dir: Path) -> Any:
+    """The policy versions of this data directory's deployment (the shared database's
+    with a URL), for the `govgw policy` verbs that work without a server."""
+    from gateway.policy.serving import policy_store as versions
+
+    return versions(Path(data_dir), storage(data_dir) if database_url() else None)
+
+
 def grant_store(data_dir: Path) -> Any:
     from gateway.grants import GrantStore
 
@@ -129,7 +137,8 @@ def data_dir_catalog(data_dir: Path):
     """The catalog a gateway on `data_dir` serves: the active policy version's (R1)."""
     from gateway.policy.serving import data_dir_catalog as served
 
-    return served(Path(data_dir))
+    # With a database URL the active version is the shared database's.
+    return served(Path(data_dir), storage=storage(data_dir) if database_url() else None)
 
 
 def _pool(data_dir: Path):

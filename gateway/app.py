@@ -77,7 +77,7 @@ def build_parts(config: ServeConfig) -> Parts:
     storage = open_storage(database_url(config.database_url or None), layout.data_dir)
     grants = GrantStore(layout.grants, storage=storage)
     decider = serving_decider(
-        config.policy_dir, layout.data_dir, grants, config.extra, config.catalog_path
+        config.policy_dir, layout.data_dir, grants, config.extra, config.catalog_path, storage
     )
     # One catalog (R1): the served version's, swapped with its engine. Every part
     # below holds this one object and so reads the catalog the policy decides with.
@@ -138,17 +138,19 @@ def attach(parts: Parts, config: ServeConfig) -> Parts:
 def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministration:
     """What PolicyAdminService needs: the version store, the runtime, the served catalog."""
     layout = config.layout
+    runtime = parts.decider.runtime
     return PolicyAdministration(
-        policy_store(layout.data_dir),
-        parts.decider.runtime,
+        # The versions the runtime follows (the data directory's, or the shared database's).
+        runtime.store if runtime is not None else policy_store(layout.data_dir),
+        runtime,
         engine_factory(config.extra),
         served_catalog=_pool_structure(parts),
         audit_files=layout.audit_files,  # one chain per worker process, replayed together
         audit_index=layout.audit_index,
-        grants_path=layout.grants,
-        callers_path=layout.callers,
+        grants=parts.decider.grants,  # read through the stores: on PostgreSQL, the shared ones
+        callers=parts.auth.registry,
         backend=backend_settings(config.extra)[0],
-        emergencies_path=layout.emergencies,  # calls under an emergency replay with it
+        emergencies=parts.decider.emergencies,  # calls under an emergency replay with it
     )
 
 

@@ -91,6 +91,19 @@ MIGRATIONS: dict[str, list[Step]] = {
             "CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY,"
             " version BIGINT NOT NULL, items JSONB NOT NULL)",
         ),
+        # policy versions, the active pointer, its history and the trust
+        # (gateway/policy/versions_pg.py): manifests and bundle files byte for byte.
+        (
+            "CREATE TABLE IF NOT EXISTS policy_versions (version TEXT PRIMARY KEY,"
+            " manifest BYTEA NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS policy_files (version TEXT NOT NULL"
+            " REFERENCES policy_versions (version), path TEXT NOT NULL,"
+            " content BYTEA NOT NULL, PRIMARY KEY (version, path))",
+            "CREATE TABLE IF NOT EXISTS policy_history (seq BIGINT PRIMARY KEY,"
+            " entry TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS policy_settings (name TEXT PRIMARY KEY,"
+            " doc BYTEA NOT NULL)",
+        ),
         # The shared audit index (gateway/audit/shared_index.py, nodes.py): where each
         # node's chains are, each chain's indexed head, and per record what the usage
         # readers query (keyed subject hashes only, as the chains carry them).

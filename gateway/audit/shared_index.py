@@ -115,18 +115,23 @@ class SharedAuditIndex(BaseAuditIndex):
             return [n for n in nodes(db) if n.node != self.node]
 
     def _forget_vanished(self, names: set[str]) -> None:
+        """Rows of this node's chains that are gone are dropped (never served), but a
+        chain that had indexed records keeps its row with the head it lost: chains are
+        never deleted by govgw, so `audit verify` reports it until `audit reindex`."""
         with self.storage.transaction() as db:
-            gone = [
-                name
-                for (name,) in db.execute(
-                    "SELECT name FROM audit_files WHERE node=%s", (self.node,)
-                ).fetchall()
-                if name not in names
-            ]
-            for name in gone:
-                # Cascades to its records and grant uses.
-                db.execute("DELETE FROM audit_files WHERE node=%s AND name=%s", (self.node, name))
+            rows = db.execute(
+                'SELECT id, name, "offset", seq, hash FROM audit_files WHERE node=%s',
+                (self.node,),
+            ).fetchall()
+            for fid, name, offset, seq, digest in rows:
+                if name in names:
+                    continue
+                if not offset and not seq:  # never indexed, or its loss already noted
+                    db.execute("DELETE FROM audit_files WHERE id=%s AND lost=''", (fid,))
+                    continue
+                lost = f"seq {seq} (hash {digest[:16]}…) was indexed, but the chain file is gone"
                 log.warning("audit index: chain %s is gone; its rows were dropped", name)
+                self._reset(db, fid, lost)
 
     def _state(self, db: Any, node: str, name: str) -> FileState:
         query = (
@@ -183,14 +188,19 @@ class SharedAuditIndex(BaseAuditIndex):
         log.warning(
             "audit index: chain %s of %s: %s; indexing it from scratch", path.name, node, lost
         )
-        db.execute("DELETE FROM audit_records WHERE file_id=%s", (st.id,))
-        db.execute("DELETE FROM audit_grant_uses WHERE file_id=%s", (st.id,))
+        SharedAuditIndex._reset(db, st.id, lost)
+
+    @staticmethod
+    def _reset(db: Any, fid: int, lost: str) -> None:
+        """Drop a chain's rows, to be indexed from its start, noting the head it lost."""
+        db.execute("DELETE FROM audit_records WHERE file_id=%s", (fid,))
+        db.execute("DELETE FROM audit_grant_uses WHERE file_id=%s", (fid,))
         # The first lost head is kept: it is what the chain was before it changed.
         db.execute(
             'UPDATE audit_files SET "offset"=0, last_start=0, seq=0, hash=%s, records=0, '
             "broken='', reindexed=reindexed+1, lost=CASE WHEN lost='' THEN %s ELSE lost END "
             "WHERE id=%s",
-            (GENESIS, lost, st.id),
+            (GENESIS, lost, fid),
         )
 
     def _index_chunk(

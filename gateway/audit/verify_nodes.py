@@ -62,11 +62,12 @@ def verify_nodes(
             for path in chains:
                 files.append(_verify_file(node.node, path, indexed.get(path.name), progress))
             for name in sorted(set(indexed) - {p.name for p in chains}):
-                seq = indexed[name][3]
-                files.append(
-                    _entry(node.node, name, False, 0, seq + 1 if seq else 1,
-                           f"the chain file is gone, yet the index holds it up to seq {seq}")
+                seq, lost = indexed[name][3], indexed[name][7]
+                problem = (
+                    f"the index lost its head: {lost}" if lost
+                    else f"the chain file is gone, yet the index holds it up to seq {seq}"
                 )  # fmt: skip
+                files.append(_entry(node.node, name, False, 0, seq + 1, problem))
         else:
             for name, row in sorted(indexed.items()):
                 files.append(_from_index(node.node, name, row, counts.get(row[0], (0, 0))))

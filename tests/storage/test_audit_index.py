@@ -312,3 +312,11 @@ def test_verify_names_a_chain_whose_file_is_gone(pg_storage: Storage, tmp_path: 
     assert report["problem"] == (
         f"{b.node} audit-1.log: the chain file is gone, yet the index holds it up to seq 3"
     )
+    b.refresh()  # b's rows are dropped (never served), the head it lost is kept
+    assert usage_report(b, DATASETS[0], BASE, BASE + timedelta(days=1)).calls == 0
+    for _ in range(2):  # and stays, refresh after refresh
+        report = verify_nodes(pg_storage, Node(a.node, "", str(a.audit_dir), ""))
+        assert report["problem"].startswith(f"{b.node} audit-1.log: the index lost its head: seq 3")
+        b.refresh()
+    b.rebuild()  # `govgw audit reindex` on b: accounted for
+    assert verify_nodes(pg_storage, Node(a.node, "", str(a.audit_dir), ""))["ok"]

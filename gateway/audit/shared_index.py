@@ -30,9 +30,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 from gateway.audit.chain import (
     BaseAuditIndex,
@@ -49,9 +52,35 @@ from gateway.audit.index import AuditIndex
 from gateway.audit.log import GENESIS
 from gateway.audit.nodes import Node, node_id, nodes, register
 from gateway.config import Layout
+from gateway.errors import GovgwError
 from gateway.storage import Storage
 
 log = logging.getLogger("govgw.audit.index")
+
+
+class AuditIndexUnavailable(GovgwError, ValueError):
+    """The database behind the shared index is unreachable: UNAVAILABLE for a call (it
+    fails closed, and the client may retry), a plain error for a command."""
+
+
+@contextmanager
+def database(storage: Storage) -> Iterator[Any]:
+    """A transaction of the shared index; a lost database is AuditIndexUnavailable,
+    never a traceback or INTERNAL."""
+    try:
+        with storage.transaction() as db:
+            yield db
+    except Exception as e:
+        import psycopg  # only ever a PostgreSQL storage here
+        from psycopg_pool import PoolTimeout
+
+        if not isinstance(e, psycopg.Error | PoolTimeout):
+            raise
+        raise AuditIndexUnavailable(
+            grpc.StatusCode.UNAVAILABLE,
+            "AUDIT_INDEX_UNAVAILABLE",
+            f"the shared audit index cannot be read or written now ({_reason(e)}); try again",
+        ) from None
 
 
 class SharedAuditIndex(BaseAuditIndex):
@@ -71,10 +100,13 @@ class SharedAuditIndex(BaseAuditIndex):
         self.audit_files = audit_files
         self._registered = False
 
+    def _tx(self) -> Any:
+        return database(self.storage)
+
     # -- refreshing ---------------------------------------------------------
 
     def register(self) -> None:
-        with self.storage.transaction() as db:
+        with self._tx() as db:
             register(db, self.node, self.audit_dir)
         self._registered = True
 
@@ -106,19 +138,19 @@ class SharedAuditIndex(BaseAuditIndex):
 
     def rebuild(self, progress: Callable[[int], None] | None = None) -> RefreshStats:
         """Drop this node's rows (and any lost head) and index its chains afresh."""
-        with self.storage.transaction() as db:
+        with self._tx() as db:
             db.execute("DELETE FROM audit_files WHERE node=%s", (self.node,))
         return self.refresh(progress)
 
     def other_nodes(self) -> list[Node]:
-        with self.storage.transaction() as db:
+        with self._tx() as db:
             return [n for n in nodes(db) if n.node != self.node]
 
     def _forget_vanished(self, names: set[str]) -> None:
         """Rows of this node's chains that are gone are dropped (never served), but a
         chain that had indexed records keeps its row with the head it lost: chains are
         never deleted by govgw, so `audit verify` reports it until `audit reindex`."""
-        with self.storage.transaction() as db:
+        with self._tx() as db:
             rows = db.execute(
                 'SELECT id, name, "offset", seq, hash FROM audit_files WHERE node=%s',
                 (self.node,),
@@ -159,7 +191,7 @@ class SharedAuditIndex(BaseAuditIndex):
             return 0, False
         with f:
             while True:
-                with self.storage.transaction() as db:
+                with self._tx() as db:
                     st = self._state(db, node, path.name)
                     size = os.fstat(f.fileno()).st_size
                     if st.offset and not anchor_holds(f, st, size):
@@ -246,7 +278,7 @@ class SharedAuditIndex(BaseAuditIndex):
 
     def status(self) -> list[FileStatus]:
         """How far this node's chains are indexed (without refreshing)."""
-        with self.storage.transaction() as db:
+        with self._tx() as db:
             known = {
                 row[0]: row[1:]
                 for row in db.execute(
@@ -283,7 +315,7 @@ class SharedAuditIndex(BaseAuditIndex):
     def _each_chain(self, where: str, args: tuple[Any, ...]) -> Iterator[tuple[str, dict]]:
         """(chain name, record summary) of the records matching `where`, chain by chain,
         by seq."""
-        with self.storage.transaction() as db:
+        with self._tx() as db:
             chains = self._chains(db)
             rows = db.execute(
                 "SELECT r.file_id, r.seq, r.ts_us, r.ts_raw, r.request_id, r.subject, r.caller, "
@@ -315,7 +347,7 @@ class SharedAuditIndex(BaseAuditIndex):
     ) -> list[tuple[tuple[str, ...], int, int]]:
         """As AuditIndex.usage_counts, over every node's chains: a call is a distinct
         request id within a chain (a record without one is a call of its own)."""
-        with self.storage.transaction() as db:
+        with self._tx() as db:
             ids = [fid for fid, _ in self._chains(db)]
             rows = db.execute(
                 "SELECT r.caller, r.caller_kind, r.department, r.purpose, r.action, r.outcome, "
@@ -329,7 +361,7 @@ class SharedAuditIndex(BaseAuditIndex):
         return [(tuple(row[:6]), int(row[6]), int(row[7])) for row in rows]
 
     def last_uses(self) -> dict[str, datetime]:
-        with self.storage.transaction() as db:
+        with self._tx() as db:
             ids = [fid for fid, _ in self._chains(db)]
             rows = db.execute(
                 "SELECT grant_id, max(ts_us) FROM audit_grant_uses WHERE file_id = ANY(%s) "

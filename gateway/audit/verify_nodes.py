@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway.audit.chain import FileState, anchor_holds
 from gateway.audit.nodes import Node, nodes
+from gateway.audit.shared_index import database
 from gateway.audit.verify import verify_chain
 from gateway.storage import Storage
 
@@ -33,7 +34,7 @@ def verify_nodes(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """The report of every node's chains (this node's first)."""
-    with storage.transaction() as db:
+    with database(storage) as db:
         known = [n for n in nodes(db) if n.node != this.node]
         rows = db.execute(
             'SELECT node, name, id, "offset", last_start, seq, hash, broken, records, lost '

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -23,7 +24,7 @@ from gateway.access.usage import usage_report
 from gateway.audit import AuditLog, read_records
 from gateway.audit.index import AuditIndex, BaseAuditIndex
 from gateway.audit.nodes import Node, node_id
-from gateway.audit.shared_index import SharedAuditIndex
+from gateway.audit.shared_index import AuditIndexUnavailable, SharedAuditIndex
 from gateway.audit.verify_nodes import NOT_REACHABLE, verify_nodes
 from gateway.grants import GrantStore
 from gateway.policy.bundle import load_bundle
@@ -320,3 +321,20 @@ def test_verify_names_a_chain_whose_file_is_gone(pg_storage: Storage, tmp_path: 
         b.refresh()
     b.rebuild()  # `govgw audit reindex` on b: accounted for
     assert verify_nodes(pg_storage, Node(a.node, "", str(a.audit_dir), ""))["ok"]
+
+
+def test_a_lost_database_is_unavailable_not_internal(pg_server: Any, tmp_path: Path) -> None:
+    url = pg_server.create_database()
+    storage = open_storage(url, tmp_path)
+    try:
+        index = _node(storage, tmp_path / "a")
+        write(index.audit_dir / "audit.log", 2)
+        storage.pool.close()  # the database is gone for this process
+        with pytest.raises(AuditIndexUnavailable) as caught:
+            usage_report(index, DATASETS[0], BASE, BASE + timedelta(days=1))
+        assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+        assert caught.value.reason == "AUDIT_INDEX_UNAVAILABLE"
+        assert isinstance(caught.value, ValueError)  # a command prints it, no traceback
+    finally:
+        storage.close()
+        pg_server.drop_database(url)

@@ -25,9 +25,9 @@ chain still verifies by itself; the recorded head is its witness).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -380,23 +380,38 @@ def index_for(layout: Layout, storage: Storage) -> BaseAuditIndex:
     return AuditIndex(layout.audit_index, layout.audit_files)
 
 
-async def index_periodically(index: SharedAuditIndex, interval_s: float = 1.0) -> None:
-    """Keep this node's chains indexed while it serves, so the other nodes' readers
-    see its calls (not only when one of its own readers refreshes). In a worker
-    thread: the event loop never waits on the database."""
-    failing = False
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await asyncio.to_thread(index.refresh)
-        except Exception as e:  # the database away: said once, retried every interval
-            if not failing:
-                log.warning("audit index: cannot index into the shared index: %s", _reason(e))
-            failing = True
-        else:
-            if failing:
-                log.info("audit index: indexing into the shared index again")
-            failing = False
+class PeriodicIndexer:
+    """Keeps this node's chains indexed while it serves, so the other nodes' readers see
+    its calls (not only when one of its own readers refreshes). Its own daemon thread:
+    the event loop never waits on the database, and a stop never waits for a refresh
+    stuck on a lost database (the chains are durable; the next start catches up)."""
+
+    def __init__(self, index: SharedAuditIndex, interval_s: float = 1.0) -> None:
+        self.index = index
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="govgw-audit-index", daemon=True)
+
+    def start(self) -> PeriodicIndexer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        failing = False
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.index.refresh()
+            except Exception as e:  # the database away: said once, retried every interval
+                if not failing:
+                    log.warning("audit index: cannot index into the shared index: %s", _reason(e))
+                failing = True
+            else:
+                if failing:
+                    log.info("audit index: indexing into the shared index again")
+                failing = False
 
 
 def _reason(e: BaseException) -> str:

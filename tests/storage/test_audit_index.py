@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from gateway.access.usage import usage_report
 from gateway.audit import AuditLog, read_records
 from gateway.audit.index import AuditIndex, BaseAuditIndex
 from gateway.audit.nodes import Node, node_id
-from gateway.audit.shared_index import AuditIndexUnavailable, SharedAuditIndex
+from gateway.audit.shared_index import AuditIndexUnavailable, PeriodicIndexer, SharedAuditIndex
 from gateway.audit.verify_nodes import NOT_REACHABLE, verify_nodes
 from gateway.grants import GrantStore
 from gateway.policy.bundle import load_bundle
@@ -338,3 +339,19 @@ def test_a_lost_database_is_unavailable_not_internal(pg_server: Any, tmp_path: P
     finally:
         storage.close()
         pg_server.drop_database(url)
+
+
+def test_a_serving_node_keeps_its_chains_indexed(pg_storage: Storage, tmp_path: Path) -> None:
+    """No reader on the node: its periodic indexing alone brings its calls to the others."""
+    _empty(pg_storage)
+    b = _node(pg_storage, tmp_path / "b")
+    write(b.audit_dir / "audit.log", 3)
+    indexer = PeriodicIndexer(b, interval_s=0.05).start()
+    try:
+        deadline = time.monotonic() + 30  # a bound for a loaded machine, not the requirement
+        while b.status()[0].records < 3:
+            assert time.monotonic() < deadline, b.status()
+            time.sleep(0.05)
+    finally:
+        indexer.stop()
+    assert b.status()[0].records == 3

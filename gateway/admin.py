@@ -51,11 +51,16 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
     keyset = write_receipt_keyset(layout.data_dir, ring)
     issuer_key = demo_subject_issuer(layout.data_dir)
     shared = storage(layout.data_dir) if database_url() else None  # migrated, or a clear error
-    if shared is not None:  # one keyring per database: another one is refused here
-        check_keyring(shared, ring)
+    node = ""
+    if shared is not None:
+        check_keyring(shared, ring)  # one keyring per database: another one is refused here
+        from gateway.audit.nodes import node_id
+
+        node = node_id(layout.data_dir)  # its chains are keyed by it in the shared audit index
     return {
         "data_dir": str(layout.data_dir),
         "storage": shared.kind if shared is not None else "sqlite",
+        **({"node": node} if node else {}),
         "keyset": str(keyset),
         "suite": ring.suite,
         "receipt_key": {"key_id": ring.receipt_key.key_id, "algorithm": ring.receipt_key.algorithm},
@@ -479,6 +484,17 @@ def audit_verify(data_dir: Path, progress: Callable[[int], None] | None = None) 
     """
     from gateway.audit import verify_chain
 
+    if database_url():  # a shared database: every node's chains it can reach
+        from gateway.audit.nodes import Node, node_id, register
+        from gateway.audit.verify_nodes import verify_nodes
+
+        layout = Layout(Path(data_dir))
+        _audit_index(data_dir)  # a directory without audit/ is refused, not given a node id
+        shared = storage(data_dir)
+        this = Node(node_id(layout.data_dir), "", str(layout.audit_dir.resolve()), "")
+        with shared.transaction() as db:  # a directory never served yet is known from now
+            register(db, this.node, layout.audit_dir)
+        return verify_nodes(shared, this, progress)
     files = []
     for path in Layout(Path(data_dir)).audit_files():
         r = verify_chain(path, progress)
@@ -679,16 +695,28 @@ if __name__ == "__main__":  # pragma: no cover
 
 def _audit_index(data_dir: Path) -> Any:
     from gateway.audit.index import AuditIndex
+    from gateway.audit.shared_index import index_for
 
     layout = Layout(Path(data_dir))
     if not layout.audit_dir.is_dir():
         raise ValueError(f"{data_dir}: no audit/ directory here; is this a govgw data directory?")
+    if database_url():  # the shared index: this node's chains, every node's records
+        return index_for(layout, storage(layout.data_dir))
     return AuditIndex(layout.audit_index, layout.audit_files)
 
 
 def audit_bytes(data_dir: Path) -> int:
     """The size of every audit chain: the total of audit verify's and reindex's progress."""
-    return sum(p.stat().st_size for p in Layout(Path(data_dir)).audit_files())
+    files = Layout(Path(data_dir)).audit_files()
+    if database_url() and Layout(Path(data_dir)).audit_dir.is_dir():
+        # verify reads every reachable node's chains too
+        from gateway.audit.nodes import node_id, nodes
+
+        this = node_id(data_dir, create=False)
+        with storage(data_dir).transaction() as db:
+            others = [n for n in nodes(db) if n.node != this]
+        files += [p for n in others if n.reachable() for p in n.chains()]
+    return sum(p.stat().st_size for p in files)
 
 
 def audit_reindex(data_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -702,18 +730,26 @@ def audit_reindex(data_dir: Path, progress: Callable[[int], None] | None = None)
 def audit_index_status(data_dir: Path) -> dict[str, Any]:
     """How far each chain is indexed, without refreshing (the readers refresh)."""
     from gateway.audit.index import FileStatus
+    from gateway.audit.shared_index import SharedAuditIndex
+    from gateway.storage import redact
 
     index = _audit_index(data_dir)
-    exists = index.path.exists()
-    files = (
-        index.status()
-        if exists
-        else [FileStatus(str(p), 0, 0, 0, p.stat().st_size, "", 0) for p in index.audit_files()]
-    )
+    if isinstance(index, SharedAuditIndex):  # this node's chains in the shared index
+        files = index.status()
+        where, exists, size, node = redact(database_url()), True, 0, index.node
+    else:
+        exists = index.path.exists()
+        files = (
+            index.status()
+            if exists
+            else [FileStatus(str(p), 0, 0, 0, p.stat().st_size, "", 0) for p in index.audit_files()]
+        )
+        where, size, node = str(index.path), index.size_bytes(), ""
     return {
-        "index": str(index.path),
+        "index": where,
+        **({"node": node} if node else {}),
         "exists": exists,
-        "size_bytes": index.size_bytes(),
+        "size_bytes": size,
         "records": sum(f.records for f in files),
         "pending_bytes": sum(f.pending_bytes for f in files),
         "ok": not any(f.broken for f in files),

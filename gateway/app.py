@@ -24,7 +24,8 @@ from gateway.access.opening import OpeningSuspensionStore
 from gateway.access.subject_tokens import IssuerRegistry
 from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
+from gateway.audit.shared_index import SharedAuditIndex, index_for
 from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
 from gateway.catalog import ServedCatalog
@@ -168,14 +169,20 @@ class Assembled:
     routes: list[Route[Any, Any]]
     access: AccessService
     emergency: EmergencyService  # its periodic expiry runs beside the server
+    # The audit index the readers use; a shared one is kept current beside the server.
+    audit: BaseAuditIndex | None = None
 
 
 def assemble(config: ServeConfig, parts: Parts) -> Assembled:
     layout = config.layout
     # The one storage of this process (build_parts opened it for the registry).
     storage = parts.auth.registry.storage
-    # One index of every chain in the data directory, refreshed by the readers.
-    audit = AuditIndex(layout.audit_index, layout.audit_files)
+    # One index of every chain in the data directory, refreshed by the readers; on a
+    # shared database, the shared index of every node's chains (this node's keyed by
+    # its node id).
+    audit = index_for(layout, storage)
+    if isinstance(audit, SharedAuditIndex):
+        log.info("audit: node %s indexes its chains into the shared audit index", audit.node)
     if parts.decider.emergencies is None:  # parts assembled without one
         parts.decider.emergencies = EmergencyStore(
             layout.emergencies,
@@ -248,7 +255,7 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
         routes = [
             replace(r, in_thread=True) if r.service in _ACCESS_SERVICES else r for r in routes
         ]
-    return Assembled(routes, access, emergency)
+    return Assembled(routes, access, emergency, audit)
 
 
 # The services whose handlers read or write the access stores (applications,

@@ -56,7 +56,7 @@ import grpc
 from gateway import validation
 from gateway.access.applications import text
 from gateway.audit import read_records
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError
@@ -420,7 +420,7 @@ class EmergencyStore(JsonListStore):
 # ----- the sealing list ------------------------------------------------------------------
 
 
-def sealing_list(audit: Iterable[Path] | AuditIndex, em_id: str) -> list[dict[str, Any]]:
+def sealing_list(audit: Iterable[Path] | BaseAuditIndex, em_id: str) -> list[dict[str, Any]]:
     """Every audited call whose plan came from the emergency, oldest first.
 
     A call about several subjects writes one record per subject: it is one
@@ -428,7 +428,7 @@ def sealing_list(audit: Iterable[Path] | AuditIndex, em_id: str) -> list[dict[st
     Through the audit index, only the emergency's records are read; given chain
     files, they are scanned. Reads files: run it off the event loop."""
     records: Iterable[tuple[str, Mapping[str, Any]]]
-    if isinstance(audit, AuditIndex):
+    if isinstance(audit, BaseAuditIndex):
         audit.refresh()
         records = audit.records_of_emergency(em_id)
     else:

@@ -48,6 +48,31 @@ def _sqlite_legacy_columns(db: Any) -> None:
         db.execute("ALTER TABLE callers ADD COLUMN provider_ids TEXT NOT NULL DEFAULT ''")
 
 
+_AUDIT_INDEX_SQL = (
+    "CREATE TABLE IF NOT EXISTS audit_nodes (node TEXT PRIMARY KEY, host TEXT NOT NULL,"
+    " audit_dir TEXT NOT NULL, seen_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS audit_files (id BIGSERIAL PRIMARY KEY, node TEXT NOT NULL,"
+    ' name TEXT NOT NULL, "offset" BIGINT NOT NULL DEFAULT 0,'
+    " last_start BIGINT NOT NULL DEFAULT 0, seq BIGINT NOT NULL DEFAULT 0,"
+    " hash TEXT NOT NULL, records BIGINT NOT NULL DEFAULT 0,"
+    " broken TEXT NOT NULL DEFAULT '', reindexed INTEGER NOT NULL DEFAULT 0,"
+    " lost TEXT NOT NULL DEFAULT '', UNIQUE (node, name))",
+    "CREATE TABLE IF NOT EXISTS audit_records ("
+    " file_id BIGINT NOT NULL REFERENCES audit_files (id) ON DELETE CASCADE,"
+    ' seq BIGINT NOT NULL, "offset" BIGINT NOT NULL, ts_us BIGINT, ts_raw TEXT,'
+    " request_id TEXT, caller TEXT NOT NULL, caller_kind TEXT NOT NULL,"
+    " department TEXT NOT NULL, purpose TEXT NOT NULL, action TEXT NOT NULL,"
+    " dataset TEXT NOT NULL, outcome TEXT NOT NULL, datasets TEXT[] NOT NULL,"
+    " subject TEXT, emergencies TEXT[] NOT NULL, PRIMARY KEY (file_id, seq))",
+    "CREATE INDEX IF NOT EXISTS audit_records_subject ON audit_records (subject, ts_us)"
+    " WHERE subject IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS audit_records_datasets ON audit_records USING GIN (datasets)",
+    "CREATE INDEX IF NOT EXISTS audit_records_emergencies ON audit_records USING GIN (emergencies)",
+    "CREATE TABLE IF NOT EXISTS audit_grant_uses ("
+    " file_id BIGINT NOT NULL REFERENCES audit_files (id) ON DELETE CASCADE,"
+    " grant_id TEXT NOT NULL, ts_us BIGINT NOT NULL, PRIMARY KEY (file_id, grant_id))",
+)
+
 MIGRATIONS: dict[str, list[Step]] = {
     # SQLite (the embedded default): the caller registry's file; grants and the other
     # stores stay files of the data directory.
@@ -101,6 +126,10 @@ MIGRATIONS: dict[str, list[Step]] = {
             "CREATE INDEX IF NOT EXISTS corrections_subject ON corrections (subject_hash)",
             "CREATE INDEX IF NOT EXISTS corrections_status ON corrections (status)",
         ),
+        # The shared audit index (gateway/audit/shared_index.py, nodes.py): where each
+        # node's chains are, each chain's indexed head, and per record what the usage
+        # readers query (keyed subject hashes only, as the chains carry them).
+        _AUDIT_INDEX_SQL,
     ],
 }
 

@@ -7,7 +7,7 @@ GEN_STAMP := gen/.stamp
 DATA_DIR ?= .govgw
 LISTEN ?= 127.0.0.1:50051
 
-.PHONY: install gen run test lint bench clean redis browser postgres
+.PHONY: install gen run test lint bench clean redis browser postgres systemd
 
 install: $(VENV_STAMP) $(GEN_STAMP)
 
@@ -34,6 +34,10 @@ redis:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# tests/storage/test_deploy.py checks deploy/systemd with `systemd-analyze verify`.
+systemd:
+	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
+
 # The counter page's tests drive Debian's chromium headless (Playwright, no browser download),
 # with a CJK font so that their screenshots read.
 browser:
@@ -47,12 +51,14 @@ lint: install
 run: install
 	.venv/bin/govgw demo --data-dir $(DATA_DIR) --listen $(LISTEN)
 
-test: install redis postgres browser
+test: install redis postgres browser systemd
 	.venv/bin/ruff check .
 	.venv/bin/buf lint proto
 	@# The architecture: the contracts in pyproject.toml [tool.importlinter].
 	.venv/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider
+	@# Two processes (pytest-xdist), a test file's tests in one of them (module fixtures are
+	@# built once): most tests wait on subprocesses, fsync or sockets, so two cores overlap.
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: install redis
 	$(PY) -m bench.run

@@ -19,6 +19,7 @@ from typing import Any
 
 from clients import (
     cli_access,
+    cli_backup,
     cli_calendar,
     cli_callers,
     cli_conflicts,
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_emergency.register,
         cli_subjects.register,
         cli_conflicts.register,
+        cli_backup.register,
         cli_web.register,
     ):
         register(sub, helpers)

@@ -6,7 +6,8 @@
 
 `check` and `add` read a year's State Council notice entered as JSON (see
 gateway.access.holidays); `add` installs it where every gateway process on
-the data directory finds it on its next deadline.
+the data directory finds it on its next deadline (with `--database-url`, in the
+database, for every node on it).
 """
 
 from __future__ import annotations
@@ -47,14 +48,17 @@ def cmd_check(args: argparse.Namespace, h: CliHelpers) -> int:
 
 def cmd_add(args: argparse.Namespace, h: CliHelpers) -> int:
     from gateway.access.holidays import ScheduleInvalid, install_file
+    from gateway.admin import shared_storage
     from gateway.config import Layout
 
     target = Layout(Path(args.data_dir)).calendar_dir
+    storage = shared_storage(Path(args.data_dir))
     try:
-        summary = install_file(args.file, target, replace=args.replace).summary()
+        summary = install_file(args.file, target, replace=args.replace, storage=storage).summary()
     except ScheduleInvalid as e:
         return _problems(args, h, e)
-    h.emit(args, summary, lambda: f"installed in {target}: " + _described(summary))
+    where = target if storage is None else "the database"
+    h.emit(args, summary, lambda: f"installed in {where}: " + _described(summary))
     return 0
 
 
@@ -62,11 +66,12 @@ def cmd_status(args: argparse.Namespace, h: CliHelpers) -> int:
     import chinese_calendar
 
     from gateway.access.holidays import Supplements, package_covers
+    from gateway.admin import shared_storage
     from gateway.config import Layout
 
     covered = [y for y in range(2000, 2101) if package_covers(y)]
     supplements = Supplements()
-    supplements.use(Layout(Path(args.data_dir)).calendar_dir)
+    supplements.use(Layout(Path(args.data_dir)).calendar_dir, shared_storage(Path(args.data_dir)))
     doc = {
         "package": {
             "name": "chinese-calendar",

@@ -83,9 +83,17 @@ def cmd_keys_status(args: argparse.Namespace, h: CliHelpers) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
     from gateway import keys
-    from gateway.admin import data_dir_catalog, pool_stats, pool_storage, write_receipt_keyset
+    from gateway.admin import (
+        data_dir_catalog,
+        pool_stats,
+        shared_storage,
+        storage,
+        write_receipt_keyset,
+    )
     from gateway.config import Layout
+    from gateway.keycheck import check_keyring
     from gateway.pool.rotate import rotate
+    from gateway.storage import database_url
 
     layout = Layout(args.data_dir)
     rows = sum(s["rows"] for s in pool_stats(args.data_dir).values())
@@ -98,9 +106,11 @@ def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
             subjects_per_step=args.batch,
             pause_s=args.pause_ms / 1000,
             progress=lambda dataset, moved: bar(moved),
-            storage=pool_storage(args.data_dir),
+            storage=shared_storage(args.data_dir),
         )
     doc = report.to_json()
+    if database_url():  # the rotated keyring is the database's now: record its new version
+        check_keyring(storage(args.data_dir), keys.load(keys.keyring_path(layout.data_dir)))
     # A move to the SM suite makes an SM2 receipt key: the published keyset follows.
     ring = keys.load(keys.keyring_path(layout.data_dir))
     doc["receipt_keyset"] = str(write_receipt_keyset(layout.data_dir, ring))

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clients.cli_common import when
+from clients.cli_common import fail, when
 from contract.signing import ALGORITHMS, ED25519, SM2
 
 if TYPE_CHECKING:
@@ -146,9 +146,12 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--opa-url", help="also run the tests on this OPA server (a scratch one)")
 
     def cmd_keygen(args: argparse.Namespace) -> int:
-        from gateway.policy.versions import generate_key
+        from gateway.policy.versions import VersionError, generate_key
 
-        priv, pub = generate_key(args.out, args.key_id, args.algorithm)
+        try:
+            priv, pub = generate_key(args.out, args.key_id, args.algorithm)
+        except VersionError as e:
+            return fail(args, {"reason": e.reason, "message": e.message}, e.message)
         doc = {
             "key_id": args.key_id,
             "algorithm": args.algorithm,
@@ -176,17 +179,21 @@ def register(sub: Any, h: CliHelpers) -> None:
     sp.add_argument("--out", type=Path, required=True, help="directory for ID.key and ID.pub")
 
     def cmd_trust(args: argparse.Namespace) -> int:
-        from gateway.policy.serving import policy_store
+        from gateway.admin import policy_store
+        from gateway.policy.versions import VersionError
 
         if bool(args.key_id) != bool(args.public_key) and not args.remove:
             raise ValueError("trust: give --key-id and --public-key together")
         require = True if args.require_signatures else False if args.allow_unsigned else None
-        trust = policy_store(args.data_dir).set_trust(
-            key_id=args.key_id,
-            public_key_pem=args.public_key.read_text() if args.public_key else None,
-            require_signature=require,
-            remove_key=args.remove,
-        )
+        try:
+            trust = policy_store(args.data_dir).set_trust(
+                key_id=args.key_id,
+                public_key_pem=args.public_key.read_text() if args.public_key else None,
+                require_signature=require,
+                remove_key=args.remove,
+            )
+        except VersionError as e:
+            return fail(args, {"reason": e.reason, "message": e.message}, e.message)
         doc = {"require_signature": trust.require_signature, "keys": sorted(trust.keys)}
         h.emit(
             args,

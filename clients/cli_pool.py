@@ -148,6 +148,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     with _audit_progress(args, "audit verify") as progress:
         report = audit_verify(args.data_dir, progress)
     ok = report["ok"]
+    if "nodes" in report:  # a shared database: every node's chains
+        emit(args, report, lambda: _nodes_lines(report))
+        return 0 if ok else 1
     emit(
         args,
         report,
@@ -165,6 +168,27 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _nodes_lines(report: dict[str, Any]) -> str:
+    """One line per chain of every node, then the verdict."""
+    lines = []
+    for n in report["nodes"]:
+        where = "this node" if n["this"] else f"host {n['host']}, {n['audit_dir']}"
+        lines.append(f"node {n['node']} ({where})")
+        for f in (f for f in report["files"] if f["node"] == n["node"]):
+            if not f["ok"]:
+                state = f"BROKEN at seq {f['first_broken_seq']}: {f['problem']}"
+            elif not f["reachable"]:
+                state = (
+                    f"{f['problem']}: the index's head seq {f['head_seq']} is consistent,"
+                    " the chain itself was not read"
+                )
+            else:
+                state = f"OK: {f['records']} records, head seq {f['head_seq']}"
+            lines.append(f"  {f['file']}: {state}")
+    verdict = "audit chains OK" if report["ok"] else f"audit chain BROKEN: {report['problem']}"
+    return "\n".join([*lines, verdict])
+
+
 def _index_lines(doc: dict[str, Any]) -> str:
     rows = [["chain", "records", "seq", "indexed", "pending", "state"]]
     for f in doc["files"]:
@@ -176,6 +200,8 @@ def _index_lines(doc: dict[str, Any]) -> str:
              f"{f['pending_bytes']} B", state]
         )  # fmt: skip
     head = f"audit index {doc['index']}: {doc['records']} records, {doc['size_bytes']} bytes"
+    if doc.get("node"):  # the shared index: this node's chains in it
+        head = f"audit index {doc['index']}, node {doc['node']}: {doc['records']} records"
     if not doc["exists"]:
         head = f"audit index {doc['index']}: not built yet (the first reader builds it)"
     return head + ("\n" + table(rows) if doc["files"] else "\nno audit chains")

@@ -330,10 +330,9 @@ def register(sub: Any, h: CliHelpers) -> None:
     ).add_subparsers(dest="verb", required=True)
 
     def _registry(args: argparse.Namespace) -> Any:
-        from gateway.access.subject_tokens import IssuerRegistry
-        from gateway.config import Layout
+        from gateway.admin import issuer_registry  # the directory's, or the database's
 
-        return IssuerRegistry(Layout(Path(args.data_dir)).subject_issuers)
+        return issuer_registry(Path(args.data_dir))
 
     def issuers_add(args: argparse.Namespace) -> int:
         from gateway.access.subject_tokens import IssuerError

@@ -19,6 +19,7 @@ from gateway import keys
 from gateway.callers import CallerError, CallerRegistry
 from gateway.config import Layout, ServeConfig
 from gateway.files import private_dir, replace_atomically, tighten_tree, write_private
+from gateway.keycheck import check_keyring
 from gateway.receipts import ReceiptSigner
 from gateway.storage import Storage, database_url, open_storage
 
@@ -50,9 +51,16 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
     keyset = write_receipt_keyset(layout.data_dir, ring)
     issuer_key = demo_subject_issuer(layout.data_dir)
     shared = storage(layout.data_dir) if database_url() else None  # migrated, or a clear error
+    node = ""
+    if shared is not None:
+        check_keyring(shared, ring)  # one keyring per database: another one is refused here
+        from gateway.audit.nodes import node_id
+
+        node = node_id(layout.data_dir)  # its chains are keyed by it in the shared audit index
     return {
         "data_dir": str(layout.data_dir),
         "storage": shared.kind if shared is not None else "sqlite",
+        **({"node": node} if node else {}),
         "keyset": str(keyset),
         "suite": ring.suite,
         "receipt_key": {"key_id": ring.receipt_key.key_id, "algorithm": ring.receipt_key.algorithm},
@@ -75,8 +83,22 @@ def storage(data_dir: Path) -> Storage:
     return _STORAGES[url]
 
 
+def shared_storage(data_dir: Path) -> Storage | None:
+    """The database of GOVGW_DATABASE_URL, or None: the stores that are files of the
+    data directory by default stay files (no SQLite file is made for them)."""
+    return storage(data_dir) if database_url() else None
+
+
 def caller_registry(data_dir: Path) -> CallerRegistry:
     return CallerRegistry(storage(data_dir))
+
+
+def policy_store(data_dir: Path) -> Any:
+    """The policy versions of this data directory's deployment (the shared database's
+    with a URL), for the `govgw policy` verbs that work without a server."""
+    from gateway.policy.serving import policy_store as versions
+
+    return versions(Path(data_dir), storage(data_dir) if database_url() else None)
 
 
 def grant_store(data_dir: Path) -> Any:
@@ -113,23 +135,26 @@ def demo_subject_issuer(data_dir: Path) -> Path:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(private)
-        registry = IssuerRegistry(layout.subject_issuers)
+        # With a database URL the registry is the database's, shared by every node.
+        registry = IssuerRegistry(layout.subject_issuers, shared_storage(data_dir))
         if not any(i["name"] == DEMO_ISSUER for i in registry.list()):
             registry.add(DEMO_ISSUER, public, description="demo identity provider (synthetic)")
     return path
+
+
+def issuer_registry(data_dir: Path) -> Any:
+    """The subject-token issuers of this data directory's verbs (or of the database)."""
+    from gateway.access.subject_tokens import IssuerRegistry
+
+    return IssuerRegistry(Layout(Path(data_dir)).subject_issuers, shared_storage(data_dir))
 
 
 def data_dir_catalog(data_dir: Path):
     """The catalog a gateway on `data_dir` serves: the active policy version's (R1)."""
     from gateway.policy.serving import data_dir_catalog as served
 
-    return served(Path(data_dir))
-
-
-def pool_storage(data_dir: Path) -> Storage | None:
-    """Where the pool's rows are: the database of the URL, or None for the data
-    directory's own `pool.sqlite`."""
-    return storage(data_dir) if database_url() else None
+    # With a database URL the active version is the shared database's.
+    return served(Path(data_dir), storage=storage(data_dir) if database_url() else None)
 
 
 def _pool(data_dir: Path):
@@ -139,7 +164,7 @@ def _pool(data_dir: Path):
     init(data_dir)
     catalog = data_dir_catalog(data_dir)
     ring = keys.load(keys.keyring_path(layout.data_dir))
-    return Pool(layout.pool, ring, catalog, pool_storage(data_dir))
+    return Pool(layout.pool, ring, catalog, shared_storage(data_dir))
 
 
 def pool_import(
@@ -460,6 +485,17 @@ def audit_verify(data_dir: Path, progress: Callable[[int], None] | None = None) 
     """
     from gateway.audit import verify_chain
 
+    if database_url():  # a shared database: every node's chains it can reach
+        from gateway.audit.nodes import Node, node_id, register
+        from gateway.audit.verify_nodes import verify_nodes
+
+        layout = Layout(Path(data_dir))
+        _audit_index(data_dir)  # a directory without audit/ is refused, not given a node id
+        shared = storage(data_dir)
+        this = Node(node_id(layout.data_dir), "", str(layout.audit_dir.resolve()), "")
+        with shared.transaction() as db:  # a directory never served yet is known from now
+            register(db, this.node, layout.audit_dir)
+        return verify_nodes(shared, this, progress)
     files = []
     for path in Layout(Path(data_dir)).audit_files():
         r = verify_chain(path, progress)
@@ -501,7 +537,7 @@ def conflicts_report(data_dir: Path, attribute: str = "") -> list[dict[str, Any]
     except keys.KeyRingError as e:
         raise ValueError(f"data-dir: {e}") from None
     catalog = data_dir_catalog(data_dir)
-    with Pool(layout.pool, ring, catalog, pool_storage(data_dir)) as pool:
+    with Pool(layout.pool, ring, catalog, shared_storage(data_dir)) as pool:
         finder = ConflictFinder(pool, catalog, ring)
         finder.check_attribute(attribute)
         today = datetime.now(UTC).date()
@@ -660,16 +696,28 @@ if __name__ == "__main__":  # pragma: no cover
 
 def _audit_index(data_dir: Path) -> Any:
     from gateway.audit.index import AuditIndex
+    from gateway.audit.shared_index import index_for
 
     layout = Layout(Path(data_dir))
     if not layout.audit_dir.is_dir():
         raise ValueError(f"{data_dir}: no audit/ directory here; is this a govgw data directory?")
+    if database_url():  # the shared index: this node's chains, every node's records
+        return index_for(layout, storage(layout.data_dir))
     return AuditIndex(layout.audit_index, layout.audit_files)
 
 
 def audit_bytes(data_dir: Path) -> int:
     """The size of every audit chain: the total of audit verify's and reindex's progress."""
-    return sum(p.stat().st_size for p in Layout(Path(data_dir)).audit_files())
+    files = Layout(Path(data_dir)).audit_files()
+    if database_url() and Layout(Path(data_dir)).audit_dir.is_dir():
+        # verify reads every reachable node's chains too
+        from gateway.audit.nodes import node_id, nodes
+
+        this = node_id(data_dir, create=False)
+        with storage(data_dir).transaction() as db:
+            others = [n for n in nodes(db) if n.node != this]
+        files += [p for n in others if n.reachable() for p in n.chains()]
+    return sum(p.stat().st_size for p in files)
 
 
 def audit_reindex(data_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -683,18 +731,26 @@ def audit_reindex(data_dir: Path, progress: Callable[[int], None] | None = None)
 def audit_index_status(data_dir: Path) -> dict[str, Any]:
     """How far each chain is indexed, without refreshing (the readers refresh)."""
     from gateway.audit.index import FileStatus
+    from gateway.audit.shared_index import SharedAuditIndex
+    from gateway.storage import redact
 
     index = _audit_index(data_dir)
-    exists = index.path.exists()
-    files = (
-        index.status()
-        if exists
-        else [FileStatus(str(p), 0, 0, 0, p.stat().st_size, "", 0) for p in index.audit_files()]
-    )
+    if isinstance(index, SharedAuditIndex):  # this node's chains in the shared index
+        files = index.status()
+        where, exists, size, node = redact(database_url()), True, 0, index.node
+    else:
+        exists = index.path.exists()
+        files = (
+            index.status()
+            if exists
+            else [FileStatus(str(p), 0, 0, 0, p.stat().st_size, "", 0) for p in index.audit_files()]
+        )
+        where, size, node = str(index.path), index.size_bytes(), ""
     return {
-        "index": str(index.path),
+        "index": where,
+        **({"node": node} if node else {}),
         "exists": exists,
-        "size_bytes": index.size_bytes(),
+        "size_bytes": size,
         "records": sum(f.records for f in files),
         "pending_bytes": sum(f.pending_bytes for f in files),
         "ok": not any(f.broken for f in files),

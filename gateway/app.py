@@ -11,7 +11,7 @@ contributes no rows, so it is not advertised.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway import keys
@@ -24,7 +24,8 @@ from gateway.access.opening import OpeningSuspensionStore
 from gateway.access.subject_tokens import IssuerRegistry
 from gateway.access.withdrawals import WithdrawalStore
 from gateway.audit import AuditLog
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
+from gateway.audit.shared_index import SharedAuditIndex, index_for
 from gateway.auth import Authenticator
 from gateway.callers import CallerRegistry
 from gateway.catalog import ServedCatalog
@@ -68,15 +69,16 @@ def build_parts(config: ServeConfig) -> Parts:
     # govgw is tightened before serving from it; new files are made private.
     tighten_tree(layout.data_dir)
     keyring = keys.load(keys.keyring_path(layout.data_dir))
-    SUPPLEMENTS.use(layout.calendar_dir)  # holiday schedules entered by the operator
-    # The active policy version (or config.policy_dir before the first activation),
-    # checked in a child process first; its runtime follows later activations.
     # The shared stores' backend (SQLite here, or PostgreSQL); a bad URL or a newer
     # schema stops the start here, before anything serves.
     storage = open_storage(database_url(config.database_url or None), layout.data_dir)
+    # Holiday schedules entered by the operator (the directory, or the database).
+    SUPPLEMENTS.use(layout.calendar_dir, storage)
+    # The active policy version (or config.policy_dir before the first activation),
+    # checked in a child process first; its runtime follows later activations.
     grants = GrantStore(layout.grants, storage=storage)
     decider = serving_decider(
-        config.policy_dir, layout.data_dir, grants, config.extra, config.catalog_path
+        config.policy_dir, layout.data_dir, grants, config.extra, config.catalog_path, storage
     )
     # One catalog (R1): the served version's, swapped with its engine. Every part
     # below holds this one object and so reads the catalog the policy decides with.
@@ -85,11 +87,13 @@ def build_parts(config: ServeConfig) -> Parts:
     registry = CallerRegistry(storage)
     # One store for the decider (input.emergencies) and EmergencyService, so a
     # declaration or an end is seen by the next decision of this process.
-    decider.emergencies = EmergencyStore(layout.emergencies, grants, catalog, registry.get)
+    decider.emergencies = EmergencyStore(
+        layout.emergencies, grants, catalog, registry.get, storage=storage
+    )
     # Datasets whose opening is suspended (data.suspensions, R9): the decider's, and
     # OpeningService's, so a suspension changes this process's next decision.
-    decider.suspensions = OpeningSuspensionStore(layout.opening_suspensions, catalog)
-    withdrawals = WithdrawalStore(layout.withdrawals, catalog, keyring)
+    decider.suspensions = OpeningSuspensionStore(layout.opening_suspensions, catalog, storage)
+    withdrawals = WithdrawalStore(layout.withdrawals, catalog, keyring, storage)
     audit = AuditLog(layout.audit)
     metrics = Metrics() if config.metrics_enabled else None
     if metrics is not None:
@@ -105,7 +109,7 @@ def build_parts(config: ServeConfig) -> Parts:
         audit=audit,
         signer=ReceiptSigner(keyring.receipt_key, keyring.receipt_verify_only),
         withdrawn=withdrawals.withdrawn,
-        disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash),
+        disputed=DisputedFields(index_path(layout.corrections), keyring.subject_hash, storage),
         metrics=metrics,
     )
 
@@ -137,17 +141,19 @@ def attach(parts: Parts, config: ServeConfig) -> Parts:
 def policy_administration(config: ServeConfig, parts: Parts) -> PolicyAdministration:
     """What PolicyAdminService needs: the version store, the runtime, the served catalog."""
     layout = config.layout
+    runtime = parts.decider.runtime
     return PolicyAdministration(
-        policy_store(layout.data_dir),
-        parts.decider.runtime,
+        # The versions the runtime follows (the data directory's, or the shared database's).
+        runtime.store if runtime is not None else policy_store(layout.data_dir),
+        runtime,
         engine_factory(config.extra),
         served_catalog=_pool_structure(parts),
         audit_files=layout.audit_files,  # one chain per worker process, replayed together
         audit_index=layout.audit_index,
-        grants_path=layout.grants,
-        callers_path=layout.callers,
+        grants=parts.decider.grants,  # read through the stores: on PostgreSQL, the shared ones
+        callers=parts.auth.registry,
         backend=backend_settings(config.extra)[0],
-        emergencies_path=layout.emergencies,  # calls under an emergency replay with it
+        emergencies=parts.decider.emergencies,  # calls under an emergency replay with it
     )
 
 
@@ -163,19 +169,31 @@ class Assembled:
     routes: list[Route[Any, Any]]
     access: AccessService
     emergency: EmergencyService  # its periodic expiry runs beside the server
+    # The audit index the readers use; a shared one is kept current beside the server.
+    audit: BaseAuditIndex | None = None
 
 
 def assemble(config: ServeConfig, parts: Parts) -> Assembled:
     layout = config.layout
-    # One index of every chain in the data directory, refreshed by the readers.
-    audit = AuditIndex(layout.audit_index, layout.audit_files)
+    # The one storage of this process (build_parts opened it for the registry).
+    storage = parts.auth.registry.storage
+    # One index of every chain in the data directory, refreshed by the readers; on a
+    # shared database, the shared index of every node's chains (this node's keyed by
+    # its node id).
+    audit = index_for(layout, storage)
+    if isinstance(audit, SharedAuditIndex):
+        log.info("audit: node %s indexes its chains into the shared audit index", audit.node)
     if parts.decider.emergencies is None:  # parts assembled without one
         parts.decider.emergencies = EmergencyStore(
-            layout.emergencies, parts.decider.grants, parts.catalog, parts.auth.registry.get
+            layout.emergencies,
+            parts.decider.grants,
+            parts.catalog,
+            parts.auth.registry.get,
+            storage=storage,
         )
     if parts.decider.suspensions is None:  # parts assembled without one
         parts.decider.suspensions = OpeningSuspensionStore(
-            layout.opening_suspensions, parts.catalog
+            layout.opening_suspensions, parts.catalog, storage
         )
     access = AccessService(
         parts,
@@ -184,18 +202,30 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
             parts.decider.grants,
             parts.catalog,
             jurisdiction=config.jurisdiction,
+            storage=storage,
         ),
         audit=audit,
     )
     emergency = EmergencyService(parts, parts.decider.emergencies, audit=audit)
     # One store of each kind, shared by the services that read or write it.
     corrections = CorrectionStore(
-        layout.corrections, parts.catalog, parts.keyring, jurisdiction=config.jurisdiction
+        layout.corrections,
+        parts.catalog,
+        parts.keyring,
+        jurisdiction=config.jurisdiction,
+        storage=storage,
     )
-    withdrawals = WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring)
+    # The read step's store (build_parts), so this node honours its own withdrawal at
+    # once on PostgreSQL too, before the announcement comes back.
+    held = getattr(parts.withdrawn, "__self__", None)
+    withdrawals = (
+        held
+        if isinstance(held, WithdrawalStore)
+        else WithdrawalStore(layout.withdrawals, parts.catalog, parts.keyring, storage)
+    )
     subjects = SubjectService(
         parts,
-        issuers=IssuerRegistry(layout.subject_issuers),
+        issuers=IssuerRegistry(layout.subject_issuers, storage),
         corrections=corrections,
         withdrawals=withdrawals,
         audit=audit,
@@ -219,4 +249,24 @@ def assemble(config: ServeConfig, parts: Parts) -> Assembled:
     # Served (and advertised) only where a policy runtime can take administration.
     if parts.decider.runtime is not None:
         routes += PolicyAdminService(parts, policy_administration(config, parts)).routes()
-    return Assembled(routes, access, emergency)
+    if storage.shared:
+        # On SQLite these rows' short local transactions run inline, as they always
+        # did; on PostgreSQL a query is network I/O: it never blocks the event loop.
+        routes = [
+            replace(r, in_thread=True) if r.service in _ACCESS_SERVICES else r for r in routes
+        ]
+    return Assembled(routes, access, emergency, audit)
+
+
+# The services whose handlers read or write the access stores (applications,
+# corrections, withdrawals, emergencies, opening suspensions).
+_ACCESS_SERVICES = frozenset(
+    f"govgw.v1.{name}"
+    for name in (
+        "AccessService",
+        "EmergencyService",
+        "SubjectService",  # with the providers' review of corrections and withdrawals
+        "OpeningService",
+        "DeadlineService",
+    )
+)

@@ -37,7 +37,13 @@ from gateway import wire
 from gateway.audit.draft import AuditDraft
 from gateway.call import Exec, Incoming, Outcome, Request
 from gateway.callers import Caller
-from gateway.errors import GovgwError, caller_suspended, invalid, operator_suspended
+from gateway.errors import (
+    GovgwError,
+    caller_suspended,
+    database_unavailable,
+    invalid,
+    operator_suspended,
+)
 from gateway.oracle import SUSPEND_ACTION, BudgetExceeded
 from gateway.pipeline import (
     RECEIVE_TIMEOUT_S,
@@ -48,6 +54,7 @@ from gateway.pipeline import (
 )
 from gateway.plan import Plan
 from gateway.routes import BatchSteps, Route
+from gateway.storage import StorageUnavailable
 
 log = logging.getLogger("govgw.pipeline")
 
@@ -97,6 +104,13 @@ class BatchRunner:
                         route, steps, caller, header, items, plans, request_id, now, context
                     )
                 except GovgwError as err:
+                    call.fail(err)
+                    await self.pipeline._audit(route, call, started, context)
+                    await self.pipeline._abort(context, err, request_id)
+                    return
+                except StorageUnavailable:  # fail closed, retryable (as the unary path)
+                    log.warning("request %s: database unavailable; failing closed", request_id)
+                    err = database_unavailable()
                     call.fail(err)
                     await self.pipeline._audit(route, call, started, context)
                     await self.pipeline._abort(context, err, request_id)
@@ -160,6 +174,11 @@ class BatchRunner:
                 record.fail(err)
                 results.append(steps.refused(index, err))
                 late = late or _suspended(caller, record)
+                continue
+            except StorageUnavailable:  # this item could not be read: refused, retryable
+                err = database_unavailable()
+                record.fail(err)
+                results.append(steps.refused(index, err))
                 continue
             except Exception as exc:  # a defect refuses its item only; never its text
                 log.error(

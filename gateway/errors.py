@@ -138,6 +138,17 @@ def unavailable(reason: str, message: str) -> GovgwError:
     return GovgwError(grpc.StatusCode.UNAVAILABLE, reason, message)
 
 
+def database_unavailable() -> GovgwError:
+    """A call that needs the shared database while it is unreachable (fail closed).
+    The message names no URL, host or password: the operator finds them in the log."""
+    return GovgwError(
+        grpc.StatusCode.UNAVAILABLE,
+        "DATABASE_UNAVAILABLE",
+        "the gateway's database is unavailable; nothing was changed, retry shortly",
+        retry_after_s=1.0,
+    )
+
+
 def exhausted(reason: str, message: str, retry_after_s: float) -> GovgwError:
     return GovgwError(
         grpc.StatusCode.RESOURCE_EXHAUSTED, reason, message, retry_after_s=retry_after_s

@@ -177,7 +177,10 @@ class JsonListStore:
             return
         with self._lock:
             self._checked = now
-            if self._current_stamp() == self._stamp:
+            # A forced look at a shared database reads it: the announcement of another
+            # node's last write may still be on its way to this node's listener.
+            forced_read = force and self.storage is not None
+            if not forced_read and self._current_stamp() == self._stamp:
                 return
             try:
                 self._load()

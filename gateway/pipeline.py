@@ -46,7 +46,7 @@ from gateway.auth import Authenticator
 from gateway.call import Exec, Request
 from gateway.callers import Caller
 from gateway.catalog import Catalog
-from gateway.errors import GovgwError, invalid, unavailable
+from gateway.errors import GovgwError, database_unavailable, invalid, unavailable
 from gateway.keys import KeyRing
 from gateway.limits import Admission, Limits
 from gateway.metrics import Metrics
@@ -63,6 +63,7 @@ from gateway.state.replay import (
     ReplayGuard,
     fingerprint,
 )
+from gateway.storage import StorageUnavailable
 
 log = logging.getLogger("govgw.pipeline")
 SUBJECT_NOT_FOUND = "SUBJECT_NOT_FOUND"
@@ -233,6 +234,15 @@ class Pipeline:
             await self._audit(route, record, started, context)
             return r.response
         except GovgwError as err:
+            record.fail(err)
+            await replay.failed()
+            await self._audit(route, record, started, context)
+            await self._abort(context, err, request_id)
+        except StorageUnavailable:
+            # The shared database is down: what needs it fails closed, retryable; what
+            # memory answers (authentication, cached grants and callers) goes on.
+            log.warning("request %s: database unavailable; failing closed", request_id)
+            err = database_unavailable()
             record.fail(err)
             await replay.failed()
             await self._audit(route, record, started, context)

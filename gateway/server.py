@@ -17,6 +17,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gateway.app import assemble
+from gateway.audit.shared_index import PeriodicIndexer, SharedAuditIndex
 from gateway.batch import BatchRunner
 from gateway.config import ServeConfig
 from gateway.framework_edge import DecodeGuard
@@ -134,8 +135,18 @@ class GatewayServer:
             if self.config.emergency_interval_s > 0
             else None
         )
+        # On a shared database this node's calls reach the shared audit index within a
+        # second, for every node's readers (gateway/audit/shared_index.py).
+        indexer = None
+        if isinstance(assembled.audit, SharedAuditIndex):
+            # Known to the other nodes before the first call: their readers then read
+            # this node's chain where it is reachable, even before it is indexed.
+            await asyncio.to_thread(assembled.audit.register_quietly)
+            indexer = PeriodicIndexer(assembled.audit).start()
         self._ready.set()
         await self._stop_requested.wait()
+        if indexer is not None:
+            indexer.stop()
         if sweeper is not None:
             sweeper.cancel()
         if expiry is not None:

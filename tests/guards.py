@@ -25,13 +25,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    _covering.clear()
+    # Checked at collection (a typo fails the run at once); the coverage itself is
+    # counted from the reports (below), which also reach the controller when the
+    # suite runs in several processes (pytest-xdist collects in the workers only).
     for item in items:
         for mark in item.iter_markers("requirement"):
             for rid in mark.args:
                 if rid not in REQUIREMENTS:
                     raise pytest.UsageError(f"{item.nodeid}: no requirement {rid} in DESIGN.md")
-                _covering[rid].append(item.nodeid)
+                item.user_properties.append(("requirement", rid))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":  # a test skipped at setup covers nothing
+        return
+    for name, rid in report.user_properties:
+        if name == "requirement":
+            _covering[rid].append(report.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

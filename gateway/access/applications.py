@@ -14,9 +14,10 @@ Rules checked on application:
 - an open application records acceptance of the security commitment and the
   use agreement (Aba 2021 art. 35, Yingkou art. 29).
 
-Applications live in SQLite (`applications.db` in the data directory), one
-JSON document per application with its history of transitions; each change
-is one transaction, so the server and the CLI may both write.
+Applications live in SQLite (`applications.db` in the data directory) or, with a
+database URL, in PostgreSQL's `applications` table (storage/documents.py): one
+JSON document per application with its history of transitions; each change is one
+transaction, so the server, the CLI and other nodes may all write.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import sqlite3
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,8 +45,9 @@ from gateway.access.deadlines import (
 from gateway.callers import Caller
 from gateway.catalog import Catalog, Dataset
 from gateway.errors import FieldViolation, GovgwError, invalid
-from gateway.files import private_dir, sqlite_transaction
 from gateway.grants import ACTIVE, REVOKED, SUSPENDED, GrantError, GrantStore
+from gateway.storage import Storage
+from gateway.storage.documents import DocumentRows, Tx
 
 SHARE, OPEN = "share", "open"
 PENDING, APPROVED, DENIED = "pending", "approved", "denied"
@@ -109,6 +110,14 @@ def deadline_error(e: DeadlineError) -> GovgwError:
     return _failed(e.reason, str(e))
 
 
+# The SQLite file's table (PostgreSQL's comes from storage/migrations.py).
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS applications (id TEXT PRIMARY KEY,"
+    " applicant TEXT NOT NULL, dataset TEXT NOT NULL, status TEXT NOT NULL,"
+    " created_at TEXT NOT NULL, doc TEXT NOT NULL)",
+)
+
+
 class ApplicationStore:
     def __init__(
         self,
@@ -117,21 +126,16 @@ class ApplicationStore:
         catalog: Catalog,
         *,
         jurisdiction: str = DEFAULT_PROFILE,
+        storage: Storage | None = None,
     ) -> None:
         self.path = Path(path)
         self.grants = grants
         self.catalog = catalog
         self.jurisdiction = jurisdiction
-        private_dir(self.path.parent)
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS applications (id TEXT PRIMARY KEY,"
-                " applicant TEXT NOT NULL, dataset TEXT NOT NULL, status TEXT NOT NULL,"
-                " created_at TEXT NOT NULL, doc TEXT NOT NULL)"
-            )
+        self._rows = DocumentRows(self.path, storage, "applications", _SCHEMA)
 
-    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return sqlite_transaction(self.path)
+    def _db(self) -> contextlib.AbstractContextManager[Tx]:
+        return self._rows.transaction()
 
     # ----- applying ----------------------------------------------------------------------
 
@@ -257,6 +261,7 @@ class ApplicationStore:
             "history": [{"at": at, "actor": caller.id, "event": "applied"}],
         }
         with self._db() as db:
+            db.lock(f"applications:{caller.id}")  # one pending application per purpose
             pending = db.execute(
                 "SELECT doc FROM applications WHERE applicant=? AND dataset=? AND status=?",
                 (caller.id, ds.name, PENDING),
@@ -354,6 +359,7 @@ class ApplicationStore:
             v.add("application_id", "is required", "APPLICATION_ID_MISSING")
         v.raise_if_any()
         with self._db() as db:
+            db.lock(f"application:{app_id}")  # decided once, whichever node is asked
             row = db.execute("SELECT doc FROM applications WHERE id=?", (app_id,)).fetchone()
             doc = json.loads(row[0]) if row else None
             if doc is None or not self.may_see(caller, doc):
@@ -417,7 +423,7 @@ class ApplicationStore:
                     "UPDATE applications SET status=?, doc=? WHERE id=?",
                     (doc["status"], json.dumps(doc, ensure_ascii=False), app_id),
                 )
-            except sqlite3.Error:
+            except Exception:
                 if grant is not None:  # keep the two stores consistent
                     self.grants.set_status(grant["id"], REVOKED, "application not recorded", now)
                 raise
@@ -463,6 +469,7 @@ class ApplicationStore:
         if not app_id:
             return
         with self._db() as db:
+            db.lock(f"application:{app_id}")  # no history entry lost to a concurrent one
             row = db.execute("SELECT doc FROM applications WHERE id=?", (app_id,)).fetchone()
             if row is None:
                 return

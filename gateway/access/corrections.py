@@ -13,8 +13,9 @@ they are sealed at rest (`sealed`) and never audited. The subject sees their
 own requests; the provider sees the subject key as well, because it holds the
 record and must find it to correct it. Nobody else sees these requests.
 
-Requests live in SQLite (`corrections.sqlite`), one JSON document per request
-with its history; the subject is indexed by the keyed subject hash only.
+Requests live in SQLite (`corrections.sqlite`) or, with a database URL, in
+PostgreSQL's `corrections` table (storage/documents.py): one JSON document per
+request with its history; the subject is indexed by the keyed subject hash only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import sqlite3
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,14 +41,15 @@ from gateway.access.deadlines import (
     DeadlineKind,
     deadline,
 )
-from gateway.access.disputes import build_index, index_path, publish
+from gateway.access.disputes import STORE, build_index, index_path, publish
 from gateway.access.sealed import Sealer
 from gateway.access.subject_tokens import SubjectIdentity
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, invalid, not_found
-from gateway.files import private_dir, sqlite_transaction
 from gateway.keys import KeyRing
+from gateway.storage import Storage
+from gateway.storage.documents import DocumentRows, Tx
 
 PENDING, CORRECTED, REJECTED = "pending", "corrected", "rejected"
 STATUSES = (PENDING, CORRECTED, REJECTED)
@@ -76,6 +77,15 @@ def subject_text(value: str, field_name: str, maximum: int, required: bool) -> s
     return t
 
 
+# The SQLite file's table (PostgreSQL's comes from storage/migrations.py).
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS corrections (id TEXT PRIMARY KEY,"
+    " subject_hash TEXT NOT NULL, dataset TEXT NOT NULL, field TEXT NOT NULL,"
+    " status TEXT NOT NULL, filed_at TEXT NOT NULL, doc TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS corrections_subject ON corrections (subject_hash)",
+)
+
+
 class CorrectionStore:
     def __init__(
         self,
@@ -84,32 +94,30 @@ class CorrectionStore:
         keyring: KeyRing,
         *,
         jurisdiction: str = DEFAULT_PROFILE,
+        storage: Storage | None = None,
     ) -> None:
         self.path = Path(path)
         self.catalog = catalog
         self.keyring = keyring
         self.sealer = Sealer(keyring)
         self.jurisdiction = jurisdiction
-        private_dir(self.path.parent)
-        with self._db() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS corrections (id TEXT PRIMARY KEY,"
-                " subject_hash TEXT NOT NULL, dataset TEXT NOT NULL, field TEXT NOT NULL,"
-                " status TEXT NOT NULL, filed_at TEXT NOT NULL, doc TEXT NOT NULL)"
-            )
-            db.execute(
-                "CREATE INDEX IF NOT EXISTS corrections_subject ON corrections (subject_hash)"
-            )
-            self._publish(db)
+        self._rows = DocumentRows(self.path, storage, STORE, _SCHEMA)
+        if self._rows.storage is None:
+            with self._db() as db:
+                self._publish(db)
 
-    def _publish(self, db: sqlite3.Connection) -> None:
+    def _publish(self, db: Tx) -> None:
         """Rewrite the pending-corrections index (`disputes`) inside the transaction
         that changed a status: writers hold the database's write lock, so indexes are
-        published in the order of the changes they reflect."""
+        published in the order of the changes they reflect. On PostgreSQL the change
+        is announced instead, and every node's `DisputedFields` rebuilds its index."""
+        if self._rows.storage is not None:
+            db.announce()
+            return
         publish(index_path(self.path), build_index(db, PENDING))
 
-    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        return sqlite_transaction(self.path)
+    def _db(self) -> contextlib.AbstractContextManager[Tx]:
+        return self._rows.transaction()
 
     # ----- the subject ---------------------------------------------------------------------
 
@@ -165,6 +173,7 @@ class CorrectionStore:
             "history": [{"at": at, "actor": "subject", "event": "filed"}],
         }
         with self._db() as db:
+            db.lock(f"corrections:{subject_hash}")  # one pending correction per field
             rows = db.execute(
                 "SELECT id FROM corrections WHERE subject_hash=? AND dataset=? AND field=?"
                 " AND status=?",
@@ -235,6 +244,7 @@ class CorrectionStore:
         if not cid:
             raise invalid("correction_id", "is required", "CORRECTION_ID_MISSING")
         with self._db() as db:
+            db.lock(f"correction:{cid}")  # answered once, whichever node is asked
             row = db.execute("SELECT doc FROM corrections WHERE id=?", (cid,)).fetchone()
             doc = json.loads(row[0]) if row else None
             if doc is None or not self._provides(caller, doc):

@@ -14,25 +14,34 @@ date), replaced atomically. Readers stat it on every call, as the withdrawal
 store does, so a filing is indicated from the very next call in every worker,
 and an answer stops the indication as quickly. With no pending correction on a
 dataset the check is one stat and one dict lookup: no subject hash is computed.
+
+On PostgreSQL (a database URL) there is no file: a change of a correction's status
+announces the store `corrections`, and each node's `DisputedFields` rebuilds its
+in-memory index from the table in the storage's listener thread, so the call
+itself reads memory only and every node indicates a filing within the listener's
+delay (well under 1 s).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from gateway.access.deadlines import china_date
 from gateway.files import replace_atomically
+from gateway.storage import Storage
+from gateway.storage.documents import Tx, shared
 
 log = logging.getLogger("govgw.disputes")
 
 # dataset -> subject hash -> field -> filing date (YYYY-MM-DD, China time)
 Index = dict[str, dict[str, dict[str, str]]]
+STORE = "corrections"  # the name their changes are announced under
 _EMPTY: Mapping[str, str] = {}
 
 
@@ -45,7 +54,8 @@ def filing_date(filed_at: str) -> str:
     return china_date(datetime.fromisoformat(filed_at.replace("Z", "+00:00"))).isoformat()
 
 
-def build_index(db: sqlite3.Connection, pending: str) -> Index:
+def build_index(db: Any, pending: str) -> Index:
+    """From the corrections table (`db` executes `?` placeholders on either backend)."""
     index: Index = {}
     rows = db.execute(
         "SELECT dataset, subject_hash, field, filed_at FROM corrections WHERE status=?"
@@ -66,12 +76,26 @@ def publish(path: Path, index: Index) -> None:
 class DisputedFields:
     """The read side: which fields of a subject's record are under correction."""
 
-    def __init__(self, path: Path, subject_hash: Callable[[str], str]) -> None:
+    def __init__(
+        self, path: Path, subject_hash: Callable[[str], str], storage: Storage | None = None
+    ) -> None:
         self.path = Path(path)
         self.subject_hash = subject_hash
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._index: Index = {}
+        self.storage = shared(storage)
+        if self.storage is not None:
+            self._reload()  # a failure here is a start that fails, never a silent gap
+            self.storage.subscribe(STORE, self._reload)
+
+    def _reload(self) -> None:
+        """Rebuild the index from the table (PostgreSQL), in the listener thread."""
+        storage = self.storage
+        assert storage is not None
+        with storage.transaction() as db:
+            index = build_index(Tx(db, storage.sql, lambda: None), "pending")
+        self._index = index  # one reference swap: a reader sees the old or the new
 
     def __call__(self, dataset: str, subject_key: str) -> Mapping[str, str]:
         """field -> filing date of the pending corrections of this subject in this dataset."""
@@ -82,6 +106,8 @@ class DisputedFields:
         return by_subject.get(self.subject_hash(subject_key), _EMPTY)
 
     def _refresh(self) -> None:
+        if self.storage is not None:
+            return  # kept current by the announcements
         try:
             st = self.path.stat()
         except FileNotFoundError:

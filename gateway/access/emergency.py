@@ -32,7 +32,9 @@ leave, emergency or not, so they cannot be put in scope.
 
 The store is one JSON file (`emergencies.json`) with the same mechanics as the
 grants file: flock, atomic replace, stat-based refresh, so every worker process
-sees a change on its next look.
+sees a change on its next look. With a database URL it is a row of PostgreSQL's
+`documents` table as the grants are, reloaded in memory when announced, so a
+declaration or an end through any node applies on every node within 1 s.
 """
 
 from __future__ import annotations
@@ -54,11 +56,12 @@ import grpc
 from gateway import validation
 from gateway.access.applications import text
 from gateway.audit import read_records
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError
 from gateway.grants import REVOKED, GrantStore, JsonListStore
+from gateway.storage import Storage
 
 ACTIVE, ENDED = "active", "ended"
 # Emergency measures are temporary by nature: they must stop once the emergency
@@ -124,9 +127,10 @@ class EmergencyStore(JsonListStore):
         callers: Callable[[str], Caller | None],
         *,
         refresh_interval: float = 0.5,
+        storage: Storage | None = None,
     ) -> None:
         self._any_active = False
-        super().__init__(path, refresh_interval=refresh_interval)
+        super().__init__(path, refresh_interval=refresh_interval, storage=storage)
         self.grants = grants
         self.catalog = catalog
         self.callers = callers  # caller id -> registered caller (the registry's get)
@@ -137,7 +141,9 @@ class EmergencyStore(JsonListStore):
         # so an end recorded by another process narrows access on this process's
         # next call. Otherwise at most every refresh_interval, as for grants: a
         # declaration seen a moment late only widens access a moment late.
-        self._refresh(force=self._any_active)
+        # On PostgreSQL the announcements keep it current: memory only.
+        if self.storage is None:
+            self._refresh(force=self._any_active)
         return self._version
 
     def _load(self) -> None:
@@ -414,7 +420,7 @@ class EmergencyStore(JsonListStore):
 # ----- the sealing list ------------------------------------------------------------------
 
 
-def sealing_list(audit: Iterable[Path] | AuditIndex, em_id: str) -> list[dict[str, Any]]:
+def sealing_list(audit: Iterable[Path] | BaseAuditIndex, em_id: str) -> list[dict[str, Any]]:
     """Every audited call whose plan came from the emergency, oldest first.
 
     A call about several subjects writes one record per subject: it is one
@@ -422,7 +428,7 @@ def sealing_list(audit: Iterable[Path] | AuditIndex, em_id: str) -> list[dict[st
     Through the audit index, only the emergency's records are read; given chain
     files, they are scanned. Reads files: run it off the event loop."""
     records: Iterable[tuple[str, Mapping[str, Any]]]
-    if isinstance(audit, AuditIndex):
+    if isinstance(audit, BaseAuditIndex):
         audit.refresh()
         records = audit.records_of_emergency(em_id)
     else:

@@ -8,7 +8,9 @@ application filed in the last weeks of December would fail. An operator need
 not wait for a package release: they enter the notice as a file, checked by
 `govgw calendar check FILE` and installed by `govgw calendar add FILE` into
 `<data-dir>/calendar/<year>.json`, where every gateway process finds it on
-the next deadline it computes (no restart).
+the next deadline it computes (no restart). With a database URL the years live
+in a row of PostgreSQL's `documents` table instead, shared by every node and
+reloaded in memory when announced (`govgw calendar add --database-url …`).
 
 A year the package covers is never overridden by a file: the package is the
 reviewed source, and two sources for one year could disagree silently.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,6 +43,7 @@ from typing import Any
 import chinese_calendar
 
 from gateway.files import replace_atomically
+from gateway.storage import Storage, documents
 
 log = logging.getLogger("govgw.calendar")
 
@@ -48,6 +52,7 @@ FESTIVALS = ("元旦", "春节", "清明节", "劳动节", "端午节", "中秋�
 # The longest break a notice has given (Spring Festival and National Day: 8 days).
 MAX_BREAK_DAYS = 10
 _KEYS = {"year", "source", "holidays", "workdays"}
+STORE = "calendar"  # its row in `documents` (year -> schedule document), and announcements
 
 
 class ScheduleInvalid(ValueError):
@@ -193,9 +198,22 @@ def load(path: Path) -> YearSchedule:
     return parse(doc)
 
 
-def install_file(source: Path, calendar_dir: Path, *, replace: bool = False) -> YearSchedule:
-    """Check a schedule and put it where the gateways look, atomically."""
+def install_file(
+    source: Path, calendar_dir: Path, *, replace: bool = False, storage: Storage | None = None
+) -> YearSchedule:
+    """Check a schedule and put it where the gateways look, atomically: the calendar
+    directory, or on a shared storage the database (one transaction, announced)."""
     schedule = load(source)
+    db = documents.shared(storage)
+    if db is not None:
+        doc = json.loads(Path(source).read_text(encoding="utf-8"))  # load() read it whole
+        with documents.change(db, STORE, {}) as years:
+            if str(schedule.year) in years and not replace:
+                raise ScheduleInvalid(
+                    [("$.year", f"{schedule.year} is installed; pass --replace to replace it")]
+                )
+            years[str(schedule.year)] = doc
+        return schedule
     target = calendar_dir / f"{schedule.year}.json"
     if target.exists() and not replace:
         raise ScheduleInvalid([("$.year", f"{target} exists; pass --replace to replace it")])
@@ -212,13 +230,45 @@ class Supplements:
         self.directory: Path | None = None
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[tuple[int, int], YearSchedule | None]] = {}
+        self.storage: Storage | None = None
+        # The storages whose announcements reload this (weak: a closed one is forgotten).
+        self._subscribed: weakref.WeakSet[Storage] = weakref.WeakSet()
+        self._years: dict[str, Any] = {}  # on a shared storage: year -> schedule document
+        self._parsed: dict[int, YearSchedule | None] = {}
 
-    def use(self, directory: Path | None) -> None:
+    def use(self, directory: Path | None, storage: Storage | None = None) -> None:
+        """Where the schedules are: `directory`, or (a database URL) the database."""
         with self._lock:
             self.directory = Path(directory) if directory is not None else None
             self._cache.clear()
+            self.storage = documents.shared(storage)
+            self._years, self._parsed = {}, {}
+        db = self.storage
+        if db is not None:
+            self._db_load()
+            if db not in self._subscribed:
+                self._subscribed.add(db)
+                db.subscribe(STORE, self._db_load)  # in the listener thread
+
+    def _db_load(self) -> None:
+        db = self.storage
+        if db is None:
+            return
+        _, _, years = documents.read(db, STORE, {})
+        parsed: dict[int, YearSchedule | None] = {}
+        for year, doc in years.items():
+            try:
+                parsed[int(year)] = parse(doc)
+            except ScheduleInvalid as e:
+                # Refused, not half-used: deadlines into this year stay not covered.
+                log.error("holiday schedule %s refused: %s", year, e)
+                parsed[int(year)] = None
+        with self._lock:
+            self._years, self._parsed = dict(years), parsed
 
     def schedule(self, year: int) -> YearSchedule | None:
+        if self.storage is not None:  # kept current by the announcements: memory only
+            return self._parsed.get(year)
         directory = self.directory
         if directory is None:
             return None
@@ -243,7 +293,16 @@ class Supplements:
         return schedule
 
     def installed(self) -> list[dict[str, Any]]:
-        """Every file in the directory, with its summary or why it is refused."""
+        """Every file in the directory (or year in the database), with its summary or
+        why it is refused."""
+        if self.storage is not None:
+            out = []
+            for year, doc in sorted(self._years.items()):
+                try:
+                    out.append({"file": f"{year}.json", "ok": True, **parse(doc).summary()})
+                except ScheduleInvalid as e:
+                    out.append({"file": f"{year}.json", "ok": False, "problems": e.problems})
+            return out
         if self.directory is None or not self.directory.is_dir():
             return []
         out = []

@@ -14,7 +14,9 @@ The policy decides, not a check in the services: the suspensions in force are
 policy data (`data.suspensions`, dataset -> {id, status}), and the store's
 version keys the plan cache as the grants' does, so plans of the open route
 are re-decided on the next call. The store is a `JsonListStore` read with no
-refresh interval: one stat per decision, so "at once" holds in every worker.
+refresh interval: one stat per decision, so "at once" holds in every worker. With a
+database URL it is a row of PostgreSQL's `documents` table, reloaded in memory when
+announced, so every node decides with a change within the listener's delay.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from gateway.catalog import Catalog
 from gateway.errors import GovgwError, not_found
 from gateway.grants import JsonListStore
 from gateway.grants import _stamp as file_stamp
+from gateway.storage import Storage
 
 SUSPENDED, WITHDRAWN, REOPENED = "suspended", "withdrawn", "reopened"
 STATUSES = (SUSPENDED, WITHDRAWN, REOPENED)
@@ -46,13 +49,15 @@ def _failed(reason: str, message: str, **metadata: str) -> GovgwError:
 class OpeningSuspensionStore(JsonListStore):
     key = "suspensions"
 
-    def __init__(self, path: Path, catalog: Catalog) -> None:
+    def __init__(self, path: Path, catalog: Catalog, storage: Storage | None = None) -> None:
         # No refresh interval: a suspension narrows access, so every decision looks.
-        super().__init__(path, refresh_interval=0.0)
+        super().__init__(path, refresh_interval=0.0, storage=storage)
         self.catalog = catalog
 
     @property
     def version(self) -> int:
+        if self.storage is not None:  # kept current by the announcements: memory only
+            return self._version
         # Read by every decision: one stat and no lock unless the file changed.
         if file_stamp(self.path) != self._stamp:
             self._refresh(force=True)

@@ -12,7 +12,8 @@ optionally azp, the caller id the token is bound to. The caller that carries
 the token (the citizen's app, or a service counter helping in person) sends it
 in the metadata `x-govgw-subject-token`; the caller itself authenticates as
 always. Issuers are registered by public key in the data directory
-(`subject_issuers.json`, `govgw subjects issuers add`).
+(`subject_issuers.json`, `govgw subjects issuers add`) or, with a database URL, in
+a row of PostgreSQL's `documents` table shared by every node.
 
 Every rejection is UNAUTHENTICATED with a precise reason; no message, log line
 or audit record carries the token or the subject key.
@@ -40,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from gateway.errors import GovgwError, unauthenticated, unavailable
 from gateway.files import exclusive, replace_atomically
+from gateway.storage import Storage, documents
 from gateway.subjects import LEGAL_ENTITY, PERSON, is_person_key, normalize_subject_key
 
 TOKEN_HEADER = "x-govgw-subject-token"
@@ -99,18 +101,44 @@ def _invalid(message: str) -> GovgwError:
 # ----- the issuer registry ------------------------------------------------------------------
 
 
+STORE = "subject_issuers"  # its row in `documents`, and the name of its announcements
+
+
+def _public_keys(docs: dict[str, dict[str, Any]]) -> dict[str, Ed25519PublicKey]:
+    keys = {}
+    for name, d in docs.items():
+        key = serialization.load_pem_public_key(d["public_key"].encode())
+        if isinstance(key, Ed25519PublicKey):
+            keys[name] = key
+    return keys
+
+
 class IssuerRegistry:
     """Registered identity providers by public key; a JSON file every process re-reads
-    when it changes (stat per check), so `issuers remove` takes effect on the next call."""
+    when it changes (stat per check), so `issuers remove` takes effect on the next call.
+    On PostgreSQL, one row reloaded in memory when announced (every node, within 1 s)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, storage: Storage | None = None) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._keys: dict[str, Ed25519PublicKey] = {}
         self._docs: dict[str, dict[str, Any]] = {}
+        self.storage = documents.shared(storage)
+        if self.storage is not None:
+            self._db_load()
+            self.storage.subscribe(STORE, self._db_load)  # in the listener thread
+
+    def _db_load(self) -> None:
+        assert self.storage is not None
+        _, _, docs = documents.read(self.storage, STORE, {})
+        keys = _public_keys(docs)  # written by `add`, which checked each key
+        with self._lock:
+            self._keys, self._docs = keys, dict(docs)
 
     def _refresh(self) -> None:
+        if self.storage is not None:
+            return  # kept current by the announcements: memory only
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -123,11 +151,7 @@ class IssuerRegistry:
             try:
                 doc = json.loads(self.path.read_text(encoding="utf-8"))
                 docs = dict(doc["issuers"])
-                keys = {}
-                for name, d in docs.items():
-                    key = serialization.load_pem_public_key(d["public_key"].encode())
-                    if isinstance(key, Ed25519PublicKey):
-                        keys[name] = key
+                keys = _public_keys(docs)
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
                 # A hand-edited, broken file: keep the issuers last read (writers refuse it).
                 log.error("subject issuer registry unreadable: %s", type(e).__name__)
@@ -146,6 +170,11 @@ class IssuerRegistry:
 
     @contextlib.contextmanager
     def _mutate(self) -> Iterator[dict[str, dict[str, Any]]]:
+        if self.storage is not None:
+            with documents.change(self.storage, STORE, {}) as docs:
+                yield docs  # an exception in the body rolls the transaction back
+            self._db_load()  # this node sees its own change at once
+            return
         with exclusive(self.path):
             # Read afresh and strictly: a broken file is refused, never overwritten.
             self._stamp, self._docs, self._keys = None, {}, {}

@@ -34,7 +34,7 @@ from typing import Any
 
 from gateway.access.sweep import parse_time
 from gateway.audit import read_records
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
 from gateway.callers import KINDS
 from gateway.errors import invalid, unavailable
 from gateway.plan import SUBJECT_DISCLOSE, Plan
@@ -136,7 +136,7 @@ def decode_cursor(token: str) -> tuple[str, str]:
 
 
 def uses_of(
-    audit: Iterable[Path] | AuditIndex,
+    audit: Iterable[Path] | BaseAuditIndex,
     subject_hash: str,
     *,
     since: datetime,
@@ -150,7 +150,7 @@ def uses_of(
     """One page of the uses of the subject's data in [since, until), newest first,
     and the next page's token ("" on the last page). Reads files: run it off the loop."""
     records: Iterable[tuple[str, Mapping[str, Any]]]
-    if isinstance(audit, AuditIndex):
+    if isinstance(audit, BaseAuditIndex):
         audit.refresh()
         records = audit.records_of_subject(subject_hash, since, until)
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit import read_records
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
 from gateway.grants import ACTIVE, GrantStore
 
 UNUSED_MONTHS = 3
@@ -35,9 +35,9 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def last_uses(audit: Iterable[Path] | AuditIndex) -> dict[str, datetime]:
+def last_uses(audit: Iterable[Path] | BaseAuditIndex) -> dict[str, datetime]:
     """Grant id -> time of the newest successful call made under it."""
-    if isinstance(audit, AuditIndex):
+    if isinstance(audit, BaseAuditIndex):
         audit.refresh()
         return audit.last_uses()
     last: dict[str, datetime] = {}
@@ -70,7 +70,7 @@ def unused(
 
 
 def sweep_unused(
-    store: GrantStore, audit: Iterable[Path] | AuditIndex, now: datetime
+    store: GrantStore, audit: Iterable[Path] | BaseAuditIndex, now: datetime
 ) -> list[dict[str, Any]]:
     """Revoke every active grant unused for three months; the revoked grants."""
     stale = unused(store.list(), last_uses(audit), now)

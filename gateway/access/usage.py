@@ -23,7 +23,7 @@ from pathlib import Path
 
 from gateway.access.sweep import parse_time
 from gateway.audit import read_records
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
 
 COLUMNS = ("caller", "caller_kind", "department", "purpose", "action", "outcome")
 
@@ -62,11 +62,11 @@ class UsageReport:
 
 
 def usage_report(
-    audit: Iterable[Path] | AuditIndex, dataset: str, since: datetime, until: datetime
+    audit: Iterable[Path] | BaseAuditIndex, dataset: str, since: datetime, until: datetime
 ) -> UsageReport:
     """Counts of the calls on `dataset` recorded in [since, until). Reads files: run
     it off the event loop."""
-    if isinstance(audit, AuditIndex):
+    if isinstance(audit, BaseAuditIndex):
         audit.refresh()
         counted = audit.usage_counts(dataset, since, until)
         return _report(dataset, since, until, ((k, c, s) for k, c, s in counted))

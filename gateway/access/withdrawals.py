@@ -16,6 +16,12 @@ replaced atomically; readers stat it on every check, so a withdrawal made by
 one worker is honoured by all others from their very next call. The subject
 is indexed by the keyed subject hash; the subject key (for the provider) and
 the subject's reason are sealed (`sealed`).
+
+With a database URL the list is one row of PostgreSQL's `documents` table
+(storage/documents.py), still sealed and keyed-hashed: a change locks the row and
+announces the store, and every node reloads its in-memory list in the storage's
+listener thread, so the per-call check reads memory only and a withdrawal made
+through any node is honoured by every node within the listener's delay.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from gateway.catalog import Catalog
 from gateway.errors import GovgwError, invalid, not_found, unavailable
 from gateway.files import exclusive, replace_atomically
 from gateway.keys import KeyRing
+from gateway.storage import Storage, documents
 
 SUSPENDED = "suspended"  # at once, pending review
 WITHDRAWN = "withdrawn"  # the provider upheld it
@@ -52,21 +59,28 @@ STATUSES = (SUSPENDED, WITHDRAWN, REINSTATED, REPROCESSED)
 IN_FORCE = frozenset({SUSPENDED, WITHDRAWN})
 REVIEWS = {"uphold": WITHDRAWN, "reinstate": REINSTATED, "reprocess": REPROCESSED}
 REASON_MAX = 500
+STORE = "withdrawals"  # its row in `documents`, and the name its changes are announced under
 
 log = logging.getLogger("govgw.withdrawals")
 
 
 class WithdrawalStore:
-    def __init__(self, path: Path, catalog: Catalog, keyring: KeyRing) -> None:
+    def __init__(
+        self, path: Path, catalog: Catalog, keyring: KeyRing, storage: Storage | None = None
+    ) -> None:
         self.path = Path(path)
         self.catalog = catalog
         self.keyring = keyring
         self.sealer = Sealer(keyring)
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Any = None  # the file's (inode, mtime, size), or the storage's stamp
         self._docs: list[dict[str, Any]] = []
         # (dataset, subject hash) of every withdrawal in force: the read step's check.
         self._in_force: frozenset[tuple[str, str]] = frozenset()
+        self.storage = documents.shared(storage)
+        if self.storage is not None:
+            self._db_load()
+            self.storage.subscribe(STORE, self._db_load)  # in the listener thread
 
     # ----- the read step -------------------------------------------------------------------
 
@@ -74,14 +88,29 @@ class WithdrawalStore:
         """Is this subject's record in this dataset withdrawn from opening?
 
         One stat per call (no interval): a withdrawal is honoured from the very
-        next call in every process, as art. 33 asks ("at once")."""
-        self._refresh()
+        next call in every process, as art. 33 asks ("at once"). On PostgreSQL no
+        look at all: the announcements keep the list current."""
+        if self.storage is None:
+            self._refresh()
         in_force = self._in_force
         if not in_force:
             return False
         return (dataset, self.keyring.subject_hash(subject_key)) in in_force
 
+    def _db_load(self) -> None:
+        assert self.storage is not None
+        stamp, _, docs = documents.read(self.storage, STORE, [])
+        in_force = frozenset(
+            (d["dataset"], d["subject_hash"]) for d in docs if d["status"] in IN_FORCE
+        )
+        with self._lock:
+            self._docs, self._in_force, self._stamp = list(docs), in_force, stamp
+
     def _refresh(self, *, force: bool = False) -> None:
+        if self.storage is not None:
+            if force or self.storage.stamp(STORE) != self._stamp:
+                self._db_load()
+            return
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -107,6 +136,11 @@ class WithdrawalStore:
 
     @contextlib.contextmanager
     def _mutate(self) -> Iterator[list[dict[str, Any]]]:
+        if self.storage is not None:
+            with documents.change(self.storage, STORE, []) as docs:
+                yield docs  # an exception in the body rolls the transaction back
+            self._db_load()  # this node sees its own change at once
+            return
         with exclusive(self.path):
             try:
                 self._refresh(force=True)

@@ -10,20 +10,24 @@ runs the pipeline. The work splits in two:
 - `commit`: the switch itself, milliseconds, run by the pipeline's execute
   step on the event loop: record the history entry, replace the pointer,
   adopt the prepared engine in this process. Other processes follow within
-  a poll interval.
+  a poll interval (on PostgreSQL: once the change is announced).
+
+The impact replay runs in a child process; it gets the grants, emergencies and
+callers' regions as this process's stores hold them (on PostgreSQL: the shared
+ones), written to a private temporary directory, never by reading the data
+directory's files behind the stores.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from gateway.callers import CallerRegistry
 from gateway.catalog import Catalog, CatalogMismatch, from_bundle_data
 from gateway.policy.bundle import BundleError, PolicyBundle, PolicyProblem, bundle_from_files
 from gateway.policy.check import RegoSuite, check_in_subprocess, run_child, suite_in_subprocess
@@ -37,6 +41,7 @@ from gateway.policy.versions import (
     VersionError,
     VersionInfo,
     VersionStore,
+    materialized,
 )
 
 CHECK_TIMEOUT_S = 30.0
@@ -93,18 +98,10 @@ def structure_problems(
     return out
 
 
-@contextmanager
-def materialized(files: Mapping[str, bytes]) -> Iterator[Path]:
-    """The files in a private temporary directory, for a child process to read."""
-    root = Path(tempfile.mkdtemp(prefix="govgw-policy-"))
-    try:
-        for rel, blob in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(blob)
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+class ListStore(Protocol):
+    """A store of JSON items (GrantStore, EmergencyStore), on whichever backend."""
+
+    def list(self) -> list[dict[str, Any]]: ...
 
 
 class PolicyAdministration:
@@ -116,10 +113,10 @@ class PolicyAdministration:
         *,
         served_catalog: Mapping[str, Sequence[str]],
         audit_files: Callable[[], list[Path]],
-        grants_path: Path,
-        callers_path: Path,
+        grants: ListStore,
+        callers: CallerRegistry,
         backend: str = "regorus",
-        emergencies_path: Path | None = None,
+        emergencies: ListStore | None = None,
         audit_index: Path | None = None,
     ) -> None:
         self.store = store
@@ -128,10 +125,10 @@ class PolicyAdministration:
         self.served_catalog = served_catalog
         self.audit_files = audit_files
         self.audit_index = audit_index  # the replay reads its window through it
-        self.grants_path = grants_path
-        self.callers_path = callers_path
+        self.grants = grants
+        self.callers = callers
         self.backend = backend
-        self.emergencies_path = emergencies_path
+        self.emergencies = emergencies
 
     # -- checks --
     def _bundle(self, files: Mapping[str, bytes]) -> PolicyBundle:
@@ -167,7 +164,11 @@ class PolicyAdministration:
         current_files = getattr(getattr(serving, "bundle", None), "files", None)
         if not current_files:
             raise VersionError("SERVING_UNKNOWN", "the served policy's files are not known")
-        with materialized(files) as cand, materialized(current_files) as cur:
+        with (
+            materialized(files) as cand,
+            materialized(current_files) as cur,
+            materialized(self._stores()) as stores,
+        ):
             args = ["--current", str(cur), "--candidate", str(cand)]
             for path in self.audit_files():
                 args += ["--audit", str(path)]
@@ -175,14 +176,11 @@ class PolicyAdministration:
                 args += ["--audit-index", str(self.audit_index)]
             args += [
                 "--grants",
-                str(self.grants_path),
-                "--callers",
-                str(self.callers_path),
-                *(
-                    ["--emergencies", str(self.emergencies_path)]
-                    if self.emergencies_path is not None
-                    else []
-                ),
+                str(stores / "grants.json"),
+                "--emergencies",
+                str(stores / "emergencies.json"),
+                "--regions",
+                str(stores / "regions.json"),
                 "--since",
                 since.isoformat(),
                 "--examples",
@@ -194,6 +192,16 @@ class PolicyAdministration:
         if doc.get("problems"):
             raise PolicyInvalid([PolicyProblem.from_json(p) for p in doc["problems"]])
         return dict(doc["report"])
+
+    def _stores(self) -> dict[str, bytes]:
+        """What the replay needs of the stores, read through them (a worker thread)."""
+        emergencies = self.emergencies.list() if self.emergencies is not None else []
+        regions = {c.id: c.region for c in self.callers.list()}
+        return {
+            "grants.json": _json({"grants": self.grants.list()}),
+            "emergencies.json": _json({"emergencies": emergencies}),
+            "regions.json": _json(regions),
+        }
 
     # -- activation --
     def prepare_activation(
@@ -208,17 +216,21 @@ class PolicyAdministration:
         """Check, store (content-addressed) and build a version; no switch yet."""
         if files is not None:
             bundle = self._bundle(files)
+            self.runtime.expect(bundle.version)  # checked here: the watcher need not
+            stored = False
+            if self.store.shared:
+                # Stored (once trusted) before the checks: every other node checks it in
+                # a child too, before serving it, and starts now, so it is ready about
+                # when this check ends. One that fails here stays stored, never active.
+                self._trusted(signature, bundle.version, files)
+                self._create(bundle, author, reason, signature)
+                stored = True
             problems = self._checked(files, bundle)
             if problems:
                 raise PolicyInvalid(problems)
-            self._trusted(signature, bundle.version, files)
-            info = self.store.create(
-                bundle,
-                author=author,
-                reason=reason,
-                parent=self.store.active_version(),
-                signature=signature,
-            )
+            if not stored:
+                self._trusted(signature, bundle.version, files)
+            info = self._create(bundle, author, reason, signature)
         else:
             info, stored = self.store.read_files(version)
             if signature is not None and info.signature is None:
@@ -235,6 +247,17 @@ class PolicyAdministration:
         if info.version == self.store.active_version():
             raise VersionError("VERSION_ALREADY_ACTIVE", f"{info.version} is already active")
         return self._built(info.version, "activate")
+
+    def _create(
+        self, bundle: PolicyBundle, author: str, reason: str, signature: Signature | None
+    ) -> VersionInfo:
+        return self.store.create(
+            bundle,
+            author=author,
+            reason=reason,
+            parent=self.store.active_version(),
+            signature=signature,
+        )
 
     def prepare_rollback(self, version: str) -> Prepared:
         target = self.store.rollback_target(version)
@@ -306,3 +329,7 @@ class PolicyAdministration:
             "signatures_required": self.store.trust().require_signature,
             "backend": self.backend,
         }
+
+
+def _json(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False).encode()

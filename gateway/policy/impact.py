@@ -19,7 +19,8 @@ named. The candidate is untrusted: the service runs this module in a child
 process (like the bundle check), which checks the candidate first.
 
     python -m gateway.policy.impact --current DIR --candidate DIR --audit FILE \
-        [--audit-index DB] [--grants FILE] [--emergencies FILE] [--callers FILE] [--since 24h]
+        [--audit-index DB] [--grants FILE] [--emergencies FILE]
+        [--regions FILE | --callers FILE] [--since 24h]
         [--json]
 
 Calls made under an emergency (R11) are replayed with input.emergencies and the
@@ -211,6 +212,13 @@ def registry_regions(callers_db: Path | None) -> RegionOf:
             regions = {}
         finally:
             db.close()
+    return lambda caller_id: regions.get(caller_id, "")
+
+
+def file_regions(path: Path) -> RegionOf:
+    """Caller id -> region, from the registry as the gateway read it ({id: region} JSON)."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    regions = {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
     return lambda caller_id: regions.get(caller_id, "")
 
 
@@ -470,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--audit-index", type=Path, help="read the window through this index")
     parser.add_argument("--grants", type=Path)
     parser.add_argument("--emergencies", type=Path, help="the emergency store (emergencies.json)")
-    parser.add_argument("--callers", type=Path)
+    parser.add_argument("--callers", type=Path, help="the registry's SQLite file")
+    parser.add_argument("--regions", type=Path, help="{caller id: region} read by the gateway")
     parser.add_argument("--since", default="24h")
     parser.add_argument("--examples", type=int, default=EXAMPLES)
     parser.add_argument("--json", action="store_true")
@@ -496,7 +505,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 grants=_grants(args.grants),
                 emergencies=_grants(args.emergencies, "emergencies"),
                 since=since,
-                region_of=registry_regions(args.callers),
+                region_of=file_regions(args.regions)
+                if args.regions
+                else registry_regions(args.callers),
                 examples=args.examples,
             )
 

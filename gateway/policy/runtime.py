@@ -2,8 +2,11 @@
 
 Every gateway process sharing a data directory polls <data-dir>/policy/active
 (one stat every `poll_s`, in a thread of its own, never on the request path).
-When the pointer names another version, the watcher reads it (integrity and
-signature checked by the VersionStore), builds its engine, and hands the
+On PostgreSQL (nodes sharing one database) the watcher is woken by the store's
+announcement instead and compares the storage's stamp, so every node follows an
+activation made anywhere within a second. When the pointer names another
+version, the watcher reads it (integrity and signature checked by the
+VersionStore), builds its engine, and hands the
 engine to the event loop, which prepares it and swaps the Decider's one
 reference, and the served catalog (the version's data/catalog.json) in the
 same step. Requests run on that same loop and pin the engine and catalog
@@ -14,20 +17,28 @@ version, and none waits for or fails on the swap.
 A version that cannot be loaded (corrupt, badly signed, does not compile)
 is logged and skipped: the process keeps serving the last good version until
 the pointer moves again.
+
+A node on a shared database also checks a version in a child process (as the
+gateway does at start) before serving it: the version may have been stored by
+another node, and policy is untrusted input that could crash the engine. The
+check takes seconds, so it runs when the version is stored (announced too),
+before an administrator's activation names it; a version this node has not
+checked yet (say, a rollback to one stored before the node started) is checked
+when the pointer names it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from gateway.catalog import Catalog, CatalogMismatch
 from gateway.policy.bundle import PolicyBundle
+from gateway.policy.check import check_in_subprocess
 from gateway.policy.decider import Decider, engine_catalog
 from gateway.policy.engine import PolicyEngine, rego_error_text
 from gateway.policy.versions import VersionError, VersionStore
@@ -65,7 +76,12 @@ class PolicyRuntime:
         self.build = build
         self.poll_s = poll_s
         self._seq = seq  # pointer seq of what is served; only rises
-        self._stamp: tuple[int, int, int] | None = self._pointer_stamp()
+        self._stamp: Hashable = self.store.stamp()
+        self._wake = threading.Event()  # set by the store's announcement (shared stores)
+        # Versions this node has checked in a child (problem text, "" when it passed),
+        # and those it knew at start, which it checks only once the pointer names one.
+        self._checked: dict[str, str] = {decider.serving.version: ""}
+        self._known: set[str] = set(store.version_ids()) if store.shared else set()
         self._build_lock = threading.Lock()
         self._last_error = note
         self._failed_seq = -1
@@ -81,11 +97,13 @@ class PolicyRuntime:
         self._loop = loop
         if loop is not None:
             self._loop_thread = _loop_thread_id(loop)
+        self.store.subscribe(self._wake.set)  # called in the storage's listener thread
         self._thread = threading.Thread(target=self._watch, name="policy-watch", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
 
@@ -100,23 +118,43 @@ class PolicyRuntime:
         )
 
     # -- following the pointer --
-    def _pointer_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.store.pointer)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+    def expect(self, version: str) -> None:
+        """This process checks `version` itself (PolicyAdministration): no second check."""
+        self._known.add(version)
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            stamp = self._pointer_stamp()
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            stamp = self.store.stamp()  # before reading: a later change moves it again
             if stamp == self._stamp or stamp is None:
                 continue
             self._stamp = stamp
             try:
                 self.sync()
+                if self.store.shared:
+                    self._check_new_versions()
             except Exception as e:  # the watcher must outlive any one bad version
                 log.error("policy watcher: %s", type(e).__name__)
+
+    def _check_new_versions(self) -> None:
+        for version in self.store.version_ids():
+            if version not in self._known and not self._stop.is_set():
+                self._known.add(version)
+                self._child_check(version)
+
+    def _child_check(self, version: str) -> str:
+        """Why `version` may not be served here ("" when its child check passed)."""
+        if version not in self._checked:
+            try:
+                with self.store.checkable(version) as directory:
+                    problems = check_in_subprocess(directory)
+                self._checked[version] = "; ".join(str(p) for p in problems)[:500]
+            except VersionError as e:
+                return e.message  # unreadable now: checked again once it is named
+        return self._checked[version]
 
     def sync(self) -> str:
         """Serve what the pointer names, if it is newer and loads; returns the version served."""
@@ -164,6 +202,10 @@ class PolicyRuntime:
                 return None
             try:
                 _, bundle = self.store.load(version)
+                problems = self._child_check(version) if self.store.shared else ""
+                if problems:
+                    self._fail(seq, version, problems)
+                    return None
                 engine = self.build(bundle)
                 # The catalog goes with the engine: a version whose catalog cannot
                 # be served is not served at all (checked here, off the loop).

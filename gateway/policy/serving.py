@@ -1,6 +1,7 @@
 """What a gateway process serves at start, on which backend, and who swaps it later.
 
-At start the gateway serves the active version of <data-dir>/policy if one
+At start the gateway serves the active version of <data-dir>/policy (or, with a
+database URL, of the shared database: gateway.policy.versions_pg) if one
 exists, else the policy directory it was configured with (the shipped
 `policies/`), and the catalog of whichever bundle it serves (R1: one
 catalog; a bundle whose catalog names other datasets or fields than the
@@ -37,6 +38,8 @@ from gateway.policy.decider import Decider
 from gateway.policy.engine import PolicyEngine, RegorusEngine
 from gateway.policy.runtime import EngineFactory, PolicyRuntime
 from gateway.policy.versions import VersionError, VersionStore
+from gateway.policy.versions_pg import PostgresVersionStore
+from gateway.storage import Storage
 
 log = logging.getLogger("govgw.policy")
 
@@ -48,7 +51,11 @@ class PolicyRejected(RuntimeError):
     """The policy bundle failed its checks; the gateway will not serve it."""
 
 
-def policy_store(data_dir: Path) -> VersionStore:
+def policy_store(data_dir: Path, storage: Storage | None = None) -> VersionStore:
+    """The versions of this deployment: on a shared database if `storage` is one
+    (every node sees them), else in the data directory's policy folder."""
+    if storage is not None and storage.shared:
+        return PostgresVersionStore(storage, Path(data_dir) / "policy")
     return VersionStore(Path(data_dir) / "policy")
 
 
@@ -99,7 +106,8 @@ def load_served(
         try:
             _, bundle = store.load(version)
             catalog = _catalog(bundle, structure)
-            engine = _prepared(build, store.bundle_dir(version), bundle)
+            with store.checkable(version) as directory:
+                engine = _prepared(build, directory, bundle)
         except (VersionError, PolicyRejected, BundleError) as e:
             failures.append(f"{version}: {e}")
             log.error("policy %s cannot be served: %s", version, e)
@@ -119,7 +127,10 @@ def _catalog(bundle: PolicyBundle, structure: Structure | None) -> Catalog:
 
 
 def data_dir_catalog(
-    data_dir: Path, policy_dir: Path | None = None, shipped: Path = DEFAULT_CATALOG
+    data_dir: Path,
+    policy_dir: Path | None = None,
+    shipped: Path = DEFAULT_CATALOG,
+    storage: Storage | None = None,
 ) -> ServedCatalog:
     """The catalog a gateway on `data_dir` serves, for commands that read the data
     directory without a server (pool import, conflicts report, grants, keys rotate).
@@ -129,7 +140,7 @@ def data_dir_catalog(
     catalog shipped with the gateway before the first activation."""
     base = load_catalog(shipped)
     structure = base.structure()
-    store = policy_store(data_dir)
+    store = policy_store(data_dir, storage)
     active = store.active_version()
     if not active:
         version = load_bundle(Path(policy_dir or DEFAULT_CATALOG.parent.parent)).version
@@ -166,11 +177,12 @@ def serving_decider(
     grants: GrantStore,
     extra: Mapping[str, str],
     catalog_path: Path = DEFAULT_CATALOG,
+    storage: Storage | None = None,
 ) -> Decider:
     """The Decider for `govgw serve`, with the PolicyRuntime that will keep it current,
     and the served catalog (`decider.catalog`) that follows it. `catalog_path` is
     the catalog of this gateway release: what the pool holds."""
-    store = policy_store(data_dir)
+    store = policy_store(data_dir, storage)
     build = engine_factory(extra)
     structure = load_catalog(catalog_path).structure()
     served = load_served(Path(policy_dir), store, build, structure)

@@ -1,6 +1,6 @@
 """Policy versions: content-addressed bundles, signatures, the active pointer, history.
 
-Everything lives under <data-dir>/policy:
+Without a database URL everything lives under <data-dir>/policy:
 
     versions/<pv-…>/manifest.json   version, digest, files {path: sha256}, author,
                                      created_at, reason, parent, signature?
@@ -17,34 +17,27 @@ never half of either. Reading a version checks every file against the
 manifest and the manifest's digest against the files: a file changed, added
 or removed after the fact makes the version unreadable.
 
-Signatures (Ed25519 or SM2 with SM3, GB/T 32918: contract.signing; by an
-administrator key listed in trust.json) cover
-the bundle's full digest and its file list. OPA once accepted a bundle
-whose signature file had been stripped while verification was configured:
-here, when signing is required, a version without a signature, with an
-empty one, by an unknown key or over other content is refused, and a
-signature that is present but wrong is refused even when signing is not
-required.
+With a database URL the same records live in PostgreSQL, shared by every node
+(gateway.policy.versions_pg): `VersionStore` holds what both keep alike (what a
+version is, how it is checked on read, how a rollback target is found) and the
+file backend; the PostgreSQL store replaces only the primitive reads and writes.
+
+What a manifest, a history entry, a signature and the trust are:
+gateway.policy.version_records (re-exported here).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from contract import signing
 from gateway.files import (
     fsync_dir,
     open_private,
@@ -56,198 +49,53 @@ from gateway.policy.bundle import (
     BundleError,
     PolicyBundle,
     bundle_from_files,
-    canonical_json,
     files_digest,
     is_bundle_path,
     version_of,
 )
+from gateway.policy.version_records import (
+    BASELINE_AUTHOR,
+    KEY_ID_RE,
+    SIGNATURE_TYPE,
+    HistoryEntry,
+    Signature,
+    Trust,
+    VersionError,
+    VersionInfo,
+    file_hashes,
+    generate_key,
+    is_version_id,
+    load_private_key,
+    now_text,
+    public_key,
+    sign_files,
+    signing_payload,
+)
 
-SIGNATURE_TYPE = "govgw.policy.v1"
-BASELINE_AUTHOR = "govgw"
-_VERSION_RE = re.compile(r"^pv-[0-9a-f]{12}$")
-_KEY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class VersionError(Exception):
-    """A version operation was refused; `reason` is an UPPER_SNAKE code for the caller."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def is_version_id(text: str) -> bool:
-    return bool(_VERSION_RE.match(text))
-
-
-# ----- signatures ----------------------------------------------------------------------------
+# Re-exported: what a version is was defined here before the split.
+__all__ = ["BASELINE_AUTHOR", "SIGNATURE_TYPE", "generate_key", "load_private_key"]
+__all__ += ["VersionStore", "materialized", "sign_files", "signing_payload"]
 
 
-@dataclass(frozen=True)
-class Signature:
-    key_id: str
-    value: str  # base64 of the signature: 64 bytes (Ed25519) or DER (r, s) (SM2)
-
-    def to_json(self) -> dict[str, str]:
-        return {"key_id": self.key_id, "value": self.value}
-
-
-def file_hashes(files: Mapping[str, bytes]) -> dict[str, str]:
-    return {p: hashlib.sha256(b).hexdigest() for p, b in sorted(files.items())}
-
-
-def signing_payload(version: str, digest: str, hashes: Mapping[str, str], key_id: str) -> bytes:
-    """The bytes an administrator signs: the content, never its metadata (author, reason)."""
-    return canonical_json(
-        {
-            "type": SIGNATURE_TYPE,
-            "version": version,
-            "digest": digest,
-            "files": dict(sorted(hashes.items())),
-            "key_id": key_id,
-        }
-    )
-
-
-def sign_files(files: Mapping[str, bytes], key: signing.PrivateKey, key_id: str) -> Signature:
-    digest = files_digest(files)
-    payload = signing_payload(version_of(digest), digest, file_hashes(files), key_id)
-    return Signature(key_id, base64.b64encode(key.sign(payload)).decode())
-
-
-def generate_key(
-    directory: Path, key_id: str, algorithm: str = signing.ED25519
-) -> tuple[Path, Path]:
-    """A new administrator key pair: <id>.key (PKCS#8 PEM, mode 0600) and <id>.pub."""
-    if not _KEY_ID_RE.match(key_id):
-        raise VersionError("KEY_ID_INVALID", "key id: 1-64 characters of A-Z, a-z, 0-9, . _ -")
-    if algorithm not in signing.ALGORITHMS:
-        raise VersionError(
-            "KEY_ALGORITHM_INVALID", f"algorithm: one of {', '.join(signing.ALGORITHMS)}"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    key = signing.generate(algorithm)
-    priv, pub = directory / f"{key_id}.key", directory / f"{key_id}.pub"
-    if priv.exists():
-        raise VersionError("KEY_EXISTS", f"{priv} exists; not overwriting a key")
-    fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(signing.private_pem(key))
-    pub.write_text(signing.public_pem(key.public_key()))
-    return priv, pub
-
-
-def load_private_key(path: Path) -> signing.PrivateKey:
+@contextlib.contextmanager
+def materialized(files: Mapping[str, bytes]) -> Iterator[Path]:
+    """The files in a private temporary directory, for a child process to read."""
+    root = Path(tempfile.mkdtemp(prefix="govgw-policy-"))
     try:
-        return signing.load_private_pem(Path(path).read_bytes())
-    except ValueError as e:
-        raise VersionError("KEY_INVALID", f"{path} is not an Ed25519 or SM2 private key") from e
-
-
-def _public_key(pem: str) -> signing.PublicKey:
-    return signing.load_public_pem(pem.encode())
-
-
-@dataclass(frozen=True)
-class Trust:
-    """Which administrator keys may sign, and whether an unsigned version may be activated."""
-
-    require_signature: bool = False
-    keys: dict[str, str] = field(default_factory=dict)  # key id -> public key PEM
-
-    def check(
-        self, signature: Signature | None, version: str, files: Mapping[str, bytes]
-    ) -> tuple[str, str] | None:
-        """(reason, message) why `files` may not be activated under this signature, or None.
-
-        A missing signature fails only when signing is required; a signature that
-        is present must verify whatever the setting (it is never just ignored).
-        """
-        if signature is None or not signature.key_id or not signature.value:
-            if self.require_signature:
-                return "SIGNATURE_REQUIRED", "signing is required and the version is not signed"
-            return None
-        pem = self.keys.get(signature.key_id)
-        if pem is None:
-            return (
-                "SIGNATURE_KEY_UNTRUSTED",
-                f"signed by {signature.key_id}, which is not a trusted administrator key",
-            )
-        digest = files_digest(files)
-        if version_of(digest) != version:
-            return "SIGNATURE_INVALID", f"the files are version {version_of(digest)}, not {version}"
-        payload = signing_payload(version, digest, file_hashes(files), signature.key_id)
-        try:
-            raw = base64.b64decode(signature.value, validate=True)
-            _public_key(pem).verify(raw, payload)
-        except (signing.InvalidSignature, ValueError):
-            return (
-                "SIGNATURE_INVALID",
-                f"the signature by {signature.key_id} does not match the version's content",
-            )
-        return None
-
-
-# ----- records ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    version: str
-    digest: str
-    files: dict[str, str]  # path -> sha256 hex
-    author: str
-    created_at: str
-    reason: str
-    parent: str = ""
-    signature: Signature | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["signature"] = self.signature.to_json() if self.signature else None
-        return doc
-
-    @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> VersionInfo:
-        sig = doc.get("signature")
-        return cls(
-            version=str(doc["version"]),
-            digest=str(doc["digest"]),
-            files={str(k): str(v) for k, v in dict(doc["files"]).items()},
-            author=str(doc.get("author", "")),
-            created_at=str(doc.get("created_at", "")),
-            reason=str(doc.get("reason", "")),
-            parent=str(doc.get("parent") or ""),
-            signature=Signature(str(sig.get("key_id", "")), str(sig.get("value", "")))
-            if isinstance(sig, dict)
-            else None,
-        )
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    seq: int
-    at: str
-    actor: str
-    action: str  # baseline | activate | rollback
-    version: str
-    previous: str
-    reason: str
-    request_id: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# ----- the store -------------------------------------------------------------------------------
+        for rel, blob in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 class VersionStore:
+    """The versions of one deployment; this class keeps them in files (see the module doc)."""
+
+    shared = False  # do other nodes see these versions? (PostgreSQL: yes)
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.versions_dir = self.root / "versions"
@@ -255,9 +103,11 @@ class VersionStore:
         self.history_path = self.root / "history.jsonl"
         self.trust_path = self.root / "trust.json"
 
-    # -- locking and atomic files --
+    # ----- the backend's primitives (files here; PostgreSQL overrides them) -----------------
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """One writer at a time; the primitives called inside write together."""
         private_dir(self.versions_dir)
         fd = open_private(self.root / "lock", os.O_RDWR)
         try:
@@ -266,22 +116,122 @@ class VersionStore:
         finally:
             os.close(fd)  # releases the lock
 
-    def _replace(self, path: Path, blob: bytes) -> None:
-        replace_atomically(path, blob)
+    def _read_trust(self) -> bytes | None:
+        try:
+            return self.trust_path.read_bytes()
+        except FileNotFoundError:
+            return None
 
-    # -- trust --
+    def _write_trust(self, blob: bytes) -> None:
+        replace_atomically(self.trust_path, blob)
+
+    def _read_manifest(self, version: str) -> bytes | None:
+        try:
+            return (self._dir(version) / "manifest.json").read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _replace_manifest(self, version: str, blob: bytes) -> None:
+        replace_atomically(self._dir(version) / "manifest.json", blob)
+
+    def _write_version(self, version: str, manifest: bytes, files: Mapping[str, bytes]) -> None:
+        tmp = Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=".new-"))
+        try:
+            for rel, blob in files.items():
+                path = tmp / "bundle" / rel
+                private_dir(path.parent)
+                write_private(path, blob)
+            write_private(tmp / "manifest.json", manifest)
+            for path in tmp.rglob("*"):
+                if path.is_file():
+                    with open(path, "rb") as f:
+                        os.fsync(f.fileno())
+            os.rename(tmp, self._dir(version))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(self.versions_dir)
+
+    def _read_bundle(self, version: str) -> dict[str, bytes]:
+        root = self.bundle_dir(version)
+        files: dict[str, bytes] = {}
+        for path in sorted(root.rglob("*")) if root.is_dir() else ():
+            if path.is_file():
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+        return files
+
+    def _manifests(self) -> list[tuple[str, bytes]]:
+        out = []
+        for d in sorted(self.versions_dir.glob("pv-*")) if self.versions_dir.is_dir() else ():
+            with contextlib.suppress(OSError):
+                out.append((d.name, (d / "manifest.json").read_bytes()))
+        return out
+
+    def _read_pointer(self) -> bytes | None:
+        try:
+            return self.pointer.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _history_lines(self) -> list[str]:
+        try:
+            return self.history_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+
+    def _switch(self, entry: HistoryEntry, pointer: bytes) -> None:
+        # History first: a crash between the two leaves a recorded intent whose seq
+        # the pointer never reached, never a switch nobody can account for.
+        fd = open_private(self.history_path, os.O_WRONLY | os.O_APPEND)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        replace_atomically(self.pointer, pointer)
+
+    def stamp(self) -> Hashable:
+        """A cheap token that differs once the pointer (or, shared, anything) changed."""
+        try:
+            st = os.stat(self.pointer)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def subscribe(self, wake: Callable[[], None]) -> None:
+        """Call `wake` (from another thread) once something changed; files are polled."""
+
+    @contextlib.contextmanager
+    def checkable(self, version: str) -> Iterator[Path]:
+        """A directory holding the version's files, for the child-process check."""
+        self.read_files(version)  # intact, or VersionError
+        yield self.bundle_dir(version)
+
+    def bundle_dir(self, version: str) -> Path:
+        return self._dir(version) / "bundle"
+
+    def _dir(self, version: str) -> Path:
+        if not is_version_id(version):
+            raise VersionError("VERSION_INVALID", "a version looks like pv-<12 hex digits>")
+        return self.versions_dir / version
+
+    # ----- trust -------------------------------------------------------------------------
+
+    def _trust_doc(self) -> dict[str, Any] | None:
+        blob = self._read_trust()
+        return None if blob is None else dict(json.loads(blob))
+
     def trust(self) -> Trust:
         try:
-            doc = json.loads(self.trust_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return Trust()
-        except (OSError, ValueError):
+            doc = self._trust_doc()
+            if doc is None:
+                return Trust()
+            return Trust(
+                require_signature=bool(doc.get("require_signature", False)),
+                keys={str(k): str(v["public_key_pem"]) for k, v in (doc.get("keys") or {}).items()},
+            )
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
             # Unreadable trust: fail closed, nothing verifies.
             return Trust(require_signature=True, keys={})
-        return Trust(
-            require_signature=bool(doc.get("require_signature", False)),
-            keys={str(k): str(v["public_key_pem"]) for k, v in (doc.get("keys") or {}).items()},
-        )
 
     def set_trust(
         self,
@@ -293,15 +243,17 @@ class VersionStore:
     ) -> Trust:
         with self._locked():
             try:
-                doc = json.loads(self.trust_path.read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                doc = {"require_signature": False, "keys": {}}
+                doc = self._trust_doc() or {"require_signature": False, "keys": {}}
+            except (ValueError, TypeError) as e:  # never overwrite what nobody can read
+                raise VersionError(
+                    "TRUST_CORRUPT", f"the stored trust is unreadable ({type(e).__name__})"
+                ) from None
             keys = doc.setdefault("keys", {})
             if key_id is not None and public_key_pem is not None:
-                if not _KEY_ID_RE.match(key_id):
+                if not KEY_ID_RE.match(key_id):
                     raise VersionError("KEY_ID_INVALID", "key id: 1-64 of A-Z a-z 0-9 . _ -")
                 try:
-                    _public_key(public_key_pem)
+                    public_key(public_key_pem)
                 except ValueError as e:
                     raise VersionError("KEY_INVALID", f"public key: {e}") from None
                 keys[key_id] = {"public_key_pem": public_key_pem, "added_at": now_text()}
@@ -309,17 +261,14 @@ class VersionStore:
                 keys.pop(remove_key, None)
             if require_signature is not None:
                 doc["require_signature"] = require_signature
-            self._replace(self.trust_path, json.dumps(doc, indent=2).encode())
+            self._write_trust(json.dumps(doc, indent=2).encode())
         return self.trust()
 
-    # -- versions --
-    def _dir(self, version: str) -> Path:
-        if not is_version_id(version):
-            raise VersionError("VERSION_INVALID", "a version looks like pv-<12 hex digits>")
-        return self.versions_dir / version
+    # ----- versions ----------------------------------------------------------------------
 
     def exists(self, version: str) -> bool:
-        return (self._dir(version) / "manifest.json").is_file()
+        self._dir(version)  # a well-formed id, or VersionError
+        return self._read_manifest(version) is not None
 
     def create(
         self,
@@ -339,15 +288,13 @@ class VersionStore:
             raise VersionError("BUNDLE_INVALID", "a version needs the bundle's files")
         digest = files_digest(files)
         version = version_of(digest)
+        self._dir(version)
         with self._locked():
-            target = self._dir(version)
-            if (target / "manifest.json").is_file():
+            if self._read_manifest(version) is not None:
                 info = self.get(version)
                 if signature is not None and info.signature is None:
                     info = VersionInfo(**{**info.__dict__, "signature": signature})
-                    self._replace(
-                        target / "manifest.json", json.dumps(info.to_json(), indent=2).encode()
-                    )
+                    self._replace_manifest(version, _manifest(info))
                 return info
             info = VersionInfo(
                 version=version,
@@ -359,54 +306,35 @@ class VersionStore:
                 parent=parent,
                 signature=signature,
             )
-            tmp = Path(tempfile.mkdtemp(dir=self.versions_dir, prefix=".new-"))
-            try:
-                for rel, blob in files.items():
-                    path = tmp / "bundle" / rel
-                    private_dir(path.parent)
-                    write_private(path, blob)
-                manifest = json.dumps(info.to_json(), indent=2).encode()
-                write_private(tmp / "manifest.json", manifest)
-                for path in tmp.rglob("*"):
-                    if path.is_file():
-                        with open(path, "rb") as f:
-                            os.fsync(f.fileno())
-                os.rename(tmp, target)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            fsync_dir(self.versions_dir)
+            self._write_version(version, _manifest(info), files)
             return info
 
     def get(self, version: str) -> VersionInfo:
-        path = self._dir(version) / "manifest.json"
+        self._dir(version)
         try:
-            return VersionInfo.from_json(json.loads(path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise VersionError("VERSION_NOT_FOUND", f"no policy version {version}") from None
+            blob = self._read_manifest(version)
+            if blob is None:
+                raise VersionError("VERSION_NOT_FOUND", f"no policy version {version}")
+            return VersionInfo.from_json(json.loads(blob))
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise VersionError(
-                "VERSION_CORRUPT", f"manifest of {version} unreadable: {e}"
+                "VERSION_CORRUPT", f"manifest of {version} unreadable: {type(e).__name__}"
             ) from None
 
     def list(self) -> list[VersionInfo]:
         out = []
-        for d in sorted(self.versions_dir.glob("pv-*")) if self.versions_dir.is_dir() else ():
-            with contextlib.suppress(VersionError):
-                out.append(self.get(d.name))
+        for _version, blob in self._manifests():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                out.append(VersionInfo.from_json(json.loads(blob)))
         return sorted(out, key=lambda v: (v.created_at, v.version))
 
-    def bundle_dir(self, version: str) -> Path:
-        return self._dir(version) / "bundle"
+    def version_ids(self) -> list[str]:
+        return [version for version, _ in self._manifests()]
 
     def read_files(self, version: str) -> tuple[VersionInfo, dict[str, bytes]]:
         """The version's files, checked against its manifest (integrity, not trust)."""
         info = self.get(version)
-        root = self.bundle_dir(version)
-        files: dict[str, bytes] = {}
-        for path in sorted(root.rglob("*")) if root.is_dir() else ():
-            if path.is_file():
-                files[path.relative_to(root).as_posix()] = path.read_bytes()
+        files = self._read_bundle(version)
         if file_hashes(files) != info.files or files_digest(files) != info.digest:
             raise VersionError(
                 "VERSION_CORRUPT", f"the files of {version} do not match its manifest"
@@ -418,7 +346,7 @@ class VersionStore:
     def load(
         self, version: str, *, include_tests: bool = False
     ) -> tuple[VersionInfo, PolicyBundle]:
-        """A version ready to serve: intact, and signed as trust.json requires."""
+        """A version ready to serve: intact, and signed as the trust requires."""
         info, files = self.read_files(version)
         problem = self.trust().check(info.signature, version, files)
         if problem:
@@ -428,12 +356,14 @@ class VersionStore:
         except BundleError as e:
             raise VersionError("VERSION_CORRUPT", f"{version}: {e}") from None
 
-    # -- the active pointer and its history --
+    # ----- the active pointer and its history ----------------------------------------------
+
     def active(self) -> dict[str, Any] | None:
         try:
-            doc = json.loads(self.pointer.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
+            blob = self._read_pointer()
+            if blob is None:
+                return None
+            doc = json.loads(blob)
         except (OSError, ValueError):
             return {"version": "", "seq": 0, "corrupt": True}
         return doc if isinstance(doc, dict) else {"version": "", "seq": 0, "corrupt": True}
@@ -443,12 +373,8 @@ class VersionStore:
         return str(doc.get("version", "")) if doc else ""
 
     def history(self) -> list[HistoryEntry]:
-        try:
-            lines = self.history_path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            return []
         out = []
-        for line in lines:
+        for line in self._history_lines():
             with contextlib.suppress(ValueError, TypeError):
                 out.append(HistoryEntry(**json.loads(line)))
         return out
@@ -456,7 +382,8 @@ class VersionStore:
     def set_active(
         self, version: str, *, actor: str, action: str, reason: str, request_id: str = ""
     ) -> HistoryEntry:
-        """Record why, then switch the pointer with one rename."""
+        """Record why and switch the pointer (a crash leaves the intent, never an
+        unrecorded switch)."""
         with self._locked():
             if not self.exists(version):
                 raise VersionError("VERSION_NOT_FOUND", f"no policy version {version}")
@@ -471,13 +398,6 @@ class VersionStore:
                 reason=reason,
                 request_id=request_id,
             )
-            # History first: a crash between the two leaves a recorded intent whose seq
-            # the pointer never reached, never a switch nobody can account for.
-            fd = open_private(self.history_path, os.O_WRONLY | os.O_APPEND)
-            with os.fdopen(fd, "a", encoding="utf-8") as f:
-                f.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
             pointer = {
                 "version": version,
                 "seq": entry.seq,
@@ -485,7 +405,7 @@ class VersionStore:
                 "actor": actor,
                 "reason": reason,
             }
-            self._replace(self.pointer, json.dumps(pointer, ensure_ascii=False).encode())
+            self._switch(entry, json.dumps(pointer, ensure_ascii=False).encode())
             return entry
 
     def rollback_target(self, version: str = "") -> str:
@@ -505,3 +425,7 @@ class VersionStore:
             if h.version == current and h.previous and h.previous != current:
                 return h.previous
         raise VersionError("NO_EARLIER_VERSION", "there is no earlier version to roll back to")
+
+
+def _manifest(info: VersionInfo) -> bytes:
+    return json.dumps(info.to_json(), indent=2).encode()

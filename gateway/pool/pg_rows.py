@@ -28,11 +28,10 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.storage import Storage, StorageError, StorageUnavailable
+from gateway.storage.postgres import CONNECT_TIMEOUT_S, RECONNECT_S, SCHEMA
 
 STORE = "pool"  # what a write announces (gateway.storage.Storage.announce)
-SCHEMA = "govgw"
-READERS = 16  # connections for reads; more threads wait for one (bounded by TIMEOUT_S)
-TIMEOUT_S = 10.0
+READERS = 16  # connections for reads; more threads wait CONNECT_TIMEOUT_S for one
 SCAN_ROWS = 2_000
 ANALYZE_ROWS = 10_000  # an import of more rows refreshes the planner's statistics  # rows a maintenance walk fetches per round trip
 _WRITE_LOCK = 0x676F7670  # "govp": one pool writer at a time across nodes
@@ -66,15 +65,18 @@ class PostgresRows:
             max_size=READERS,
             kwargs={
                 "options": f"-c search_path={SCHEMA}",
-                "connect_timeout": 5,
+                "connect_timeout": CONNECT_TIMEOUT_S,
                 "autocommit": True,
             },
             open=False,
             name="govgw-pool-rows",
-            timeout=TIMEOUT_S,
+            # As the storage's pool: a call fails closed after this while the database is
+            # down, and reconnection starts afresh rather than backing off for a minute.
+            timeout=CONNECT_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_S,
         )
         try:
-            self.pool.open(wait=True, timeout=TIMEOUT_S)
+            self.pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
         except PoolTimeout as e:
             self.pool.close()
             raise StorageError(f"pool: cannot connect to the database ({_reason(e)})") from None
@@ -122,7 +124,7 @@ class PostgresRows:
         try:
             return self._read(run)
         except StorageUnavailable as e:
-            raise StorageError(e.reason) from None
+            raise StorageError(str(e)) from None
 
     def select(self, ds_id: int, bidxs: Sequence[bytes]) -> list[tuple[int, bytes, bytes]]:
         """(key version, nonce, ct) of the rows under any of `bidxs`, in write order."""

@@ -27,7 +27,7 @@ from gateway.access.applications import (
     normalize_fields,
 )
 from gateway.access.sweep import sweep_unused
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
 from gateway.call import Exec, Outcome, Request
 from gateway.errors import invalid
 from gateway.grants import ACTIVE, REVOKED, SUSPENDED
@@ -165,7 +165,7 @@ class AccessService:
         self,
         parts: Parts,
         store: ApplicationStore,
-        audit: AuditIndex | None = None,
+        audit: BaseAuditIndex | None = None,
     ) -> None:
         self.parts = parts
         self.store = store

@@ -37,7 +37,7 @@ from gateway.access.emergency import (
     digest,
     sealing_list,
 )
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
 from gateway.call import Exec, Outcome, Request
 from gateway.errors import invalid
 from gateway.pipeline import Parts
@@ -139,7 +139,7 @@ class EmergencyService:
         self,
         parts: Parts,
         store: EmergencyStore,
-        audit: AuditIndex | None = None,
+        audit: BaseAuditIndex | None = None,
     ) -> None:
         self.parts = parts
         self.store = store

@@ -8,8 +8,9 @@ The slow part of a call (a child process that checks, tests or replays the
 untrusted bundle, building the new engine) is the handle's own step, so it
 runs only for a caller the pipeline authenticated, allowed and admitted: the
 handle awaits it in a worker thread, never blocking the event loop the other
-calls run on, then commits the result on the loop (or raises the error, which
-the pipeline audits). Slow parts run one at a time per process.
+calls run on, then commits the result (its write in a worker thread too, the swap
+on the loop) or raises the error, which the pipeline audits. Slow parts run one
+at a time per process.
 """
 
 from __future__ import annotations
@@ -203,7 +204,14 @@ class PolicyAdminService:
                 self.rollback,
                 state_changing=True,
             ),
-            row("ListVersions", "policy.read", self.parse_list_versions, self.list_versions),
+            # Reads the store (files, or the database): off the event loop.
+            row(
+                "ListVersions",
+                "policy.read",
+                self.parse_list_versions,
+                self.list_versions,
+                in_thread=True,
+            ),
         ]
 
     async def _slow_part(self, work: Callable[[], T]) -> T:
@@ -333,7 +341,7 @@ class PolicyAdminService:
                 raise version_error(e, field) from None
 
         prepared = await self._slow_part(work)
-        info, entry, serving = self._commit(ex, prepared)
+        info, entry, serving = await self._commit(ex, prepared)
         return Outcome(
             pb.ActivateResponse(
                 version=version_message(info, entry.version),
@@ -363,7 +371,7 @@ class PolicyAdminService:
                 raise version_error(e, "version" if version else "") from None
 
         prepared = await self._slow_part(work)
-        info, entry, serving = self._commit(ex, prepared)
+        info, entry, serving = await self._commit(ex, prepared)
         return Outcome(
             pb.RollbackResponse(
                 version=version_message(info, entry.version),
@@ -372,11 +380,19 @@ class PolicyAdminService:
             )
         )
 
-    def _commit(self, ex: Exec[Any], prepared: Prepared) -> tuple[VersionInfo, HistoryEntry, str]:
-        """Make the prepared version active: fast, on the event loop, after the slow part."""
+    async def _commit(
+        self, ex: Exec[Any], prepared: Prepared
+    ) -> tuple[VersionInfo, HistoryEntry, str]:
+        """Make the prepared version active, after the slow part: fast, but its write
+        (a file's fsync, or a database transaction) runs in a worker thread; the engine
+        is swapped on the loop (PolicyRuntime.adopt hands it over)."""
         try:
-            return self.admin.commit(
-                prepared, actor=ex.caller.id, reason=ex.request.purpose, request_id=ex.request_id
+            return await asyncio.to_thread(
+                self.admin.commit,
+                prepared,
+                actor=ex.caller.id,
+                reason=ex.request.purpose,
+                request_id=ex.request_id,
             )
         except VersionError as e:
             raise version_error(e) from None

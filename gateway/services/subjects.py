@@ -41,7 +41,7 @@ from gateway.access.withdrawals import (
     SUSPENDED,
     WithdrawalStore,
 )
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
 from gateway.call import Exec, Outcome, Request
 from gateway.catalog import Dataset
 from gateway.pipeline import Parts
@@ -108,7 +108,7 @@ class SubjectService:
         issuers: IssuerRegistry,
         corrections: CorrectionStore,
         withdrawals: WithdrawalStore,
-        audit: AuditIndex,
+        audit: BaseAuditIndex,
     ) -> None:
         self.parts = parts
         self.issuers = issuers

@@ -16,7 +16,7 @@ from govgw.v1 import usage_pb2 as pb
 from gateway import validation
 from gateway.access.applications import is_provider
 from gateway.access.usage import usage_report
-from gateway.audit.index import AuditIndex
+from gateway.audit.index import BaseAuditIndex
 from gateway.call import Exec, Outcome, Request
 from gateway.errors import GovgwError
 from gateway.pipeline import Parts
@@ -33,7 +33,7 @@ Period = tuple[datetime, datetime]
 
 
 class UsageService:
-    def __init__(self, parts: Parts, audit: AuditIndex) -> None:
+    def __init__(self, parts: Parts, audit: BaseAuditIndex) -> None:
         self.parts = parts
         self.audit = audit
 

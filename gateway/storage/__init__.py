@@ -42,18 +42,17 @@ class StorageError(ValueError):
     setting, reported as the command's error, never a traceback."""
 
 
-class StorageUnavailable(Exception):
-    """The database failed while serving (outage, restart, connections exhausted): the
-    pipeline answers UNAVAILABLE with the reason; the call may be retried. The reason
-    is the server's one line, never a value of the call."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class DuplicateKey(Exception):
     """A write hit a unique key (e.g. a caller id that exists)."""
+
+
+class StorageUnavailable(ConnectionError):
+    """The shared database cannot be reached now (refused, connection lost, no
+    connection within the pool's wait). Not a bad input and not a defect: the call
+    that needed the database fails closed (UNAVAILABLE, reason DATABASE_UNAVAILABLE)
+    and a later call succeeds once the database is back. The message never holds
+    the URL (it may carry a password). A ConnectionError, so that a command prints it
+    as its error, and a cache's reload keeps what it last loaded."""
 
 
 def database_url(explicit: str | None = None) -> str:

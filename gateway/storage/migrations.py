@@ -48,6 +48,31 @@ def _sqlite_legacy_columns(db: Any) -> None:
         db.execute("ALTER TABLE callers ADD COLUMN provider_ids TEXT NOT NULL DEFAULT ''")
 
 
+_AUDIT_INDEX_SQL = (
+    "CREATE TABLE IF NOT EXISTS audit_nodes (node TEXT PRIMARY KEY, host TEXT NOT NULL,"
+    " audit_dir TEXT NOT NULL, seen_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS audit_files (id BIGSERIAL PRIMARY KEY, node TEXT NOT NULL,"
+    ' name TEXT NOT NULL, "offset" BIGINT NOT NULL DEFAULT 0,'
+    " last_start BIGINT NOT NULL DEFAULT 0, seq BIGINT NOT NULL DEFAULT 0,"
+    " hash TEXT NOT NULL, records BIGINT NOT NULL DEFAULT 0,"
+    " broken TEXT NOT NULL DEFAULT '', reindexed INTEGER NOT NULL DEFAULT 0,"
+    " lost TEXT NOT NULL DEFAULT '', UNIQUE (node, name))",
+    "CREATE TABLE IF NOT EXISTS audit_records ("
+    " file_id BIGINT NOT NULL REFERENCES audit_files (id) ON DELETE CASCADE,"
+    ' seq BIGINT NOT NULL, "offset" BIGINT NOT NULL, ts_us BIGINT, ts_raw TEXT,'
+    " request_id TEXT, caller TEXT NOT NULL, caller_kind TEXT NOT NULL,"
+    " department TEXT NOT NULL, purpose TEXT NOT NULL, action TEXT NOT NULL,"
+    " dataset TEXT NOT NULL, outcome TEXT NOT NULL, datasets TEXT[] NOT NULL,"
+    " subject TEXT, emergencies TEXT[] NOT NULL, PRIMARY KEY (file_id, seq))",
+    "CREATE INDEX IF NOT EXISTS audit_records_subject ON audit_records (subject, ts_us)"
+    " WHERE subject IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS audit_records_datasets ON audit_records USING GIN (datasets)",
+    "CREATE INDEX IF NOT EXISTS audit_records_emergencies ON audit_records USING GIN (emergencies)",
+    "CREATE TABLE IF NOT EXISTS audit_grant_uses ("
+    " file_id BIGINT NOT NULL REFERENCES audit_files (id) ON DELETE CASCADE,"
+    " grant_id TEXT NOT NULL, ts_us BIGINT NOT NULL, PRIMARY KEY (file_id, grant_id))",
+)
+
 MIGRATIONS: dict[str, list[Step]] = {
     # SQLite (the embedded default): the caller registry's file; grants and the other
     # stores stay files of the data directory.
@@ -66,6 +91,45 @@ MIGRATIONS: dict[str, list[Step]] = {
             "CREATE TABLE IF NOT EXISTS documents (name TEXT PRIMARY KEY,"
             " version BIGINT NOT NULL, items JSONB NOT NULL)",
         ),
+        # policy versions, the active pointer, its history and the trust
+        # (gateway/policy/versions_pg.py): manifests and bundle files byte for byte.
+        (
+            "CREATE TABLE IF NOT EXISTS policy_versions (version TEXT PRIMARY KEY,"
+            " manifest BYTEA NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS policy_files (version TEXT NOT NULL"
+            " REFERENCES policy_versions (version), path TEXT NOT NULL,"
+            " content BYTEA NOT NULL, PRIMARY KEY (version, path))",
+            "CREATE TABLE IF NOT EXISTS policy_history (seq BIGINT PRIMARY KEY,"
+            " entry TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS policy_settings (name TEXT PRIMARY KEY,"
+            " doc BYTEA NOT NULL)",
+        ),
+        # keyring_fingerprints (gateway/keycheck.py): the keyring the database was
+        # written with — the deployment's (kind 'deployment', version 0) and each pool
+        # key version's — as keyed fingerprints, never key material.
+        (
+            "CREATE TABLE IF NOT EXISTS keyring_fingerprints (kind TEXT NOT NULL,"
+            " version INTEGER NOT NULL, fingerprint TEXT NOT NULL, recorded_at TEXT NOT NULL,"
+            " PRIMARY KEY (kind, version))",
+        ),
+        # The access stores (applications, corrections): one JSON document per row with
+        # its history, as their SQLite files; subjects by keyed hash only, sealed fields
+        # sealed inside `doc`. (Withdrawals, emergencies, opening suspensions, subject-token
+        # issuers and calendar years are kept whole in `documents`.)
+        (
+            "CREATE TABLE IF NOT EXISTS applications (id TEXT PRIMARY KEY,"
+            " applicant TEXT NOT NULL, dataset TEXT NOT NULL, status TEXT NOT NULL,"
+            " created_at TEXT NOT NULL, doc TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS corrections (id TEXT PRIMARY KEY,"
+            " subject_hash TEXT NOT NULL, dataset TEXT NOT NULL, field TEXT NOT NULL,"
+            " status TEXT NOT NULL, filed_at TEXT NOT NULL, doc TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS corrections_subject ON corrections (subject_hash)",
+            "CREATE INDEX IF NOT EXISTS corrections_status ON corrections (status)",
+        ),
+        # The shared audit index (gateway/audit/shared_index.py, nodes.py): where each
+        # node's chains are, each chain's indexed head, and per record what the usage
+        # readers query (keyed subject hashes only, as the chains carry them).
+        _AUDIT_INDEX_SQL,
         # The pool (gateway.pool.pg_rows): datasets, their import history, and the
         # sealed rows, found by the keyed blind index; nothing readable.
         (

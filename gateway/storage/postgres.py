@@ -33,6 +33,7 @@ from gateway.storage import (
     DuplicateKey,
     Storage,
     StorageError,
+    StorageUnavailable,
     _now,
     migrations,
     redact,
@@ -45,6 +46,10 @@ SCHEMA = "govgw"  # every table of govgw lives here (a pg_dump -n govgw takes it
 # Any constant: serializes migrations of nodes starting together.
 _MIGRATION_LOCK = 0x676F7667  # "govg"
 CONNECT_TIMEOUT_S = 5
+# How long the pool retries one new connection (its backoff doubles from 1 s) before
+# giving up; the next call that needs one starts again from 1 s. Short: after a long
+# outage the database is used again within seconds of its return, not a minute.
+RECONNECT_S = 4
 
 
 class PostgresStorage(Storage):
@@ -75,6 +80,10 @@ class PostgresStorage(Storage):
             kwargs={"options": f"-c search_path={SCHEMA}", "connect_timeout": CONNECT_TIMEOUT_S},
             open=False,
             name="govgw",
+            # How long a store waits for a connection: while the database is down a
+            # call fails closed (StorageUnavailable) after this, not after 30 s.
+            timeout=CONNECT_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_S,
             # A connection the server dropped (restart, failover) is replaced before use,
             # not handed to a store: a database that comes back is used again by itself.
             check=ConnectionPool.check_connection,
@@ -111,6 +120,10 @@ class PostgresStorage(Storage):
                 yield conn
         except psycopg.errors.UniqueViolation as e:
             raise DuplicateKey(e.diag.message_primary or "duplicate key") from e
+        except (psycopg.OperationalError, PoolTimeout) as e:
+            # Connection-level only (refused, lost, server shutting down, no connection
+            # in time): constraint and syntax errors stay what they are.
+            raise StorageUnavailable(f"the database is unavailable: {_reason(e)}") from None
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")

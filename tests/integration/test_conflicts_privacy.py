@@ -141,6 +141,10 @@ def fragments_past_the_mask(raws: Iterable[str], masked: Iterable[str]) -> set[s
         for i in range(len(raw)):
             for j in range(i + (2 if _is_cjk(raw[i : i + 2]) else 3), len(raw) + 1):
                 part = raw[i:j]
+                # A fragment at a space is the same fragment without it (a report's
+                # columns are separated by spaces): count the stripped one only.
+                if part != part.strip():
+                    continue
                 if not any(part in m for m in allowed):
                     out.add(part)
     return out

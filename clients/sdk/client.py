@@ -210,14 +210,17 @@ class _SyncTransport(_Base):
                 iter(messages), metadata=self._metadata, timeout=timeout
             )
             try:
-                for response in responses:
-                    if self.verify_receipts and b.unknown_key(response, self._keys):
-                        self._learn_keys(self.receipt_keys())
-                    yield from b.convert(response, base, self._ctx(response.request_id))
+                # The whole call (at most batch_size results): its receipts are
+                # checked together, the batch's tree rebuilt once (clients.sdk.batch).
+                answers = list(responses)
             except grpc.RpcError as err:
                 raise GovgwClientError.from_rpc_error(err) from None
             finally:
-                responses.cancel()  # a caller that stops reading ends the call (no-op if done)
+                responses.cancel()  # no-op once done
+            if self.verify_receipts and any(b.unknown_key(a, self._keys) for a in answers):
+                self._learn_keys(self.receipt_keys())
+            request_id = answers[0].request_id if answers else ""
+            yield from b.convert_call(answers, base, self._ctx(request_id))
             base += messages.sent
             if messages.sent < batch_size:
                 return
@@ -290,15 +293,16 @@ class _AsyncTransport(_Base):
                 messages.__aiter__(), metadata=self._metadata, timeout=timeout
             )
             try:
-                async for response in responses:
-                    if self.verify_receipts and b.unknown_key(response, self._keys):
-                        self._learn_keys(await self.receipt_keys())
-                    for result in b.convert(response, base, self._ctx(response.request_id)):
-                        yield result
+                answers = [a async for a in responses]  # the whole call, as above
             except grpc.RpcError as err:
                 raise GovgwClientError.from_rpc_error(err) from None
             finally:
-                responses.cancel()  # a caller that stops reading ends the call (no-op if done)
+                responses.cancel()  # no-op once done
+            if self.verify_receipts and any(b.unknown_key(a, self._keys) for a in answers):
+                self._learn_keys(await self.receipt_keys())
+            request_id = answers[0].request_id if answers else ""
+            for result in b.convert_call(answers, base, self._ctx(request_id)):
+                yield result
             base += messages.sent
             if messages.sent < batch_size:
                 return

@@ -246,19 +246,22 @@ class SignedReceipt:
         )
 
     def to_proto(self) -> common_pb2.Receipt:
-        msg = common_pb2.Receipt(
-            receipt_id=self.receipt_id,
-            key_id=self.key_id,
-            payload=self.payload,
-            signature=self.signature,
-            protected_header=self.protected,
-            commitment_salt=self.salt,
-        )
+        msg = common_pb2.Receipt()
+        self.fill_proto(msg)
+        return msg
+
+    def fill_proto(self, msg: common_pb2.Receipt) -> None:
+        """Write the receipt into an empty message in place (a batch's results: no copy)."""
+        msg.receipt_id = self.receipt_id
+        msg.key_id = self.key_id
+        msg.payload = self.payload
+        msg.signature = self.signature
+        msg.protected_header = self.protected
+        msg.commitment_salt = self.salt
         if self.batch is not None:
             msg.batch.index = self.batch.index
             msg.batch.path.extend(self.batch.path)
             msg.batch.signature = self.batch.signature
-        return msg
 
 
 def _batch_from_json(doc: Any) -> BatchProof:

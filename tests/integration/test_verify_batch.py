@@ -179,7 +179,7 @@ def _after_reply(inner: Iterator[Any]) -> Iterator[Any]:
     yield from inner
 
 
-def test_the_sdk_splits_a_large_input_and_reads_it_only_as_far_as_the_call_in_flight(
+def test_the_sdk_splits_a_large_input_and_reads_it_at_most_one_call_ahead(
     gateway: Harness,
 ) -> None:
     adult = gateway.demo["adult_resident"]
@@ -203,8 +203,11 @@ def test_the_sdk_splits_a_large_input_and_reads_it_only_as_far_as_the_call_in_fl
             assert r.result.name == "NO_MATCH"
     assert len(request_ids) == 3  # 1,000 + 1,000 + 500
     # When a call's first result arrives, the input was read to that call's end at
-    # most (plus the one item taken to see whether there is more): never ahead.
-    assert seen_at_first_result == [1_000, 2_000, 2_500]
+    # least, and at most to the end of the next call (sent meanwhile): one call ahead,
+    # never more, so memory stays bounded however long the input.
+    ends = [1_000, 2_000, 2_500]
+    for k, seen in enumerate(seen_at_first_result):
+        assert ends[k] <= seen <= ends[min(k + 1, 2)]
     assert consumed == total
 
 

@@ -4,10 +4,11 @@ The input (an iterable of (name, id_number) pairs or {"name", "id_number"}
 mappings; the asyncio client also takes an async iterable) is cut into calls
 of at most `batch_size` items (the gateway takes 10,000 per call), each call's
 items sent in messages of `MESSAGE_ITEMS` as they are taken from the input:
-nothing reads ahead past the call in flight, so a million-line file is never
-held whole, here or on the server. Results come back in input order, their
-`index` counted over the whole input, each receipt verified on arrival
-against the gateway's published keys (unless verify_receipts=False).
+the clients read at most one call ahead, so a million-line file is never held
+whole, here or on the server. Results come back in input order, their
+`index` counted over the whole input; a call's receipts are verified together
+against the gateway's published keys (unless verify_receipts=False) once the
+call has answered (`convert_call`).
 """
 
 from __future__ import annotations

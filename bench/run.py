@@ -411,8 +411,11 @@ def report(rows: list[tuple[int, Result]]) -> None:
             if a and b:
                 # Normalised by each run's echo, so machine drift between the two runs cancels.
                 norm = (b.rps / by[(big, "echo")].rps) / (a.rps / by[(small, "echo")].rps)
+                # CPU per call drifts least on a shared machine: 10k cost / 1M cost.
+                cpu = a.cpu_us_per_call / b.cpu_us_per_call if b.cpu_us_per_call else 0.0
                 print(
                     f"{name}: {big:,} pool / {small:,} pool = {b.rps / a.rps:.2f} raw, {norm:.2f} echo-normalised"
+                    f", {cpu:.2f} by server CPU per call"
                 )
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=2))
 

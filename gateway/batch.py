@@ -191,7 +191,7 @@ class BatchRunner:
             except StorageUnavailable:  # this item could not be read: refused, retryable
                 err = database_unavailable()
                 record.fail(err)
-                results.append(steps.refused(index, err))
+                place(steps.refused(index, err), index)
                 continue
             except Exception as exc:  # a defect refuses its item only; never its text
                 log.error(

@@ -51,7 +51,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     peak_rss_mb: float = 0.0
-    # Server CPU (user + system, from /proc) per call, warm-up included: drifts far
+    # Server CPU (user + system, from /proc) per call, after the warm-up: drifts far
     # less than throughput when the machine is shared.
     cpu_us_per_call: float = 0.0
 
@@ -236,15 +236,25 @@ def start_echo(kind: str, payload: int) -> tuple[subprocess.Popen, int]:
 
 # -- client --------------------------------------------------------------------
 async def drive(
-    port: int, make_call, concurrency: int, seconds: float, warmup: float
-) -> tuple[int, int, list[float], int]:
+    port: int, make_call, concurrency: int, seconds: float, warmup: float, pid: int = 0
+) -> tuple[int, int, list[float], int, float]:
+    """Calls, errors, latencies (calls started after the warm-up), and for the CPU per
+    call: the calls answered after the warm-up and the server's CPU at its end."""
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         call = make_call(ch)
         latencies: list[float] = []
         errors = 0
-        done = 0  # every answered call, warm-up included (for CPU per call)
+        done = 0  # calls answered after the warm-up (for CPU per call)
         t_end_warm = time.perf_counter() + warmup
         t_end = t_end_warm + seconds
+        cpu_warm = 0.0
+
+        async def warmed() -> None:
+            # The CPU is counted from the end of the warm-up: a server's first calls
+            # (plan compilation, the purpose analyzer's first use) are not per-call work.
+            nonlocal cpu_warm
+            await asyncio.sleep(max(t_end_warm - time.perf_counter(), 0))
+            cpu_warm = cpu_seconds(pid) if pid else 0.0
 
         async def worker(i: int) -> None:
             nonlocal errors, done
@@ -259,18 +269,17 @@ async def drive(
                     errors += 1
                     continue
                 t1 = time.perf_counter()
-                done += 1
+                done += t1 >= t_end_warm
                 if t0 >= t_end_warm:
                     latencies.append(t1 - t0)
 
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
-        return len(latencies), errors, latencies, done
+        await asyncio.gather(warmed(), *(worker(i) for i in range(concurrency)))
+        return len(latencies), errors, latencies, done, cpu_warm
 
 
 def measure(name: str, port: int, make_call, proc: subprocess.Popen, args) -> Result:
-    cpu0 = cpu_seconds(proc.pid)
-    calls, errors, lat, done = asyncio.run(
-        drive(port, make_call, args.concurrency, args.seconds, args.warmup)
+    calls, errors, lat, done, cpu0 = asyncio.run(
+        drive(port, make_call, args.concurrency, args.seconds, args.warmup, proc.pid)
     )
     cpu_us = (cpu_seconds(proc.pid) - cpu0) / max(done, 1) * 1e6
     lat.sort()

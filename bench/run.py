@@ -365,10 +365,11 @@ def main() -> None:
     rows: list[tuple[int, Result]] = []
     for size in sizes:
         # Payload sizes matched to the gateway's: request ~ 60 bytes, response ~ 420 bytes.
-        for kind in ("aio", "sync"):
+        # echo_edge: grpc.aio as the gateway's edge uses it, no pipeline (bench.echo)
+        for kind in ("aio", "sync", "edge"):
             echo, eport = start_echo(kind, 420)
             try:
-                name = "echo" if kind == "aio" else "echo_sync"
+                name = "echo" if kind == "aio" else f"echo_{kind}"
                 rows.append((size, measure(name, eport, echo_call(420), echo, args)))
             finally:
                 echo.terminate()

@@ -43,7 +43,7 @@ from gateway import wire
 from gateway.audit import AuditLog, AuditUnavailable
 from gateway.audit.draft import CALL_LINE, AuditDraft
 from gateway.auth import Authenticator
-from gateway.call import Exec, Request
+from gateway.call import Exec, Outcome, Request
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, invalid, unavailable
@@ -305,7 +305,7 @@ class Pipeline:
         await self._audit_events(route, record, record.events(), started, context, receipt)
 
     async def _attach_receipt(
-        self, outcome: Any, context: grpc.aio.ServicerContext, request_id: str
+        self, outcome: Outcome[Any], context: grpc.aio.ServicerContext, request_id: str
     ) -> None:
         """Put the receipt, signed with its audit group, on the response."""
         signed = outcome.receipt.signed

@@ -448,7 +448,7 @@ class AuditLog:
         # batch (never per record); gateway.app sets it with --metrics-listen.
         self.metrics: Metrics | None = None
         # Run on the loop for each group commit's async appends that carry an
-        # attachment (gateway.app: the group's receipts are signed together).
+        # attachment (the pipeline sets it: a group's receipts are signed together).
         self.on_durable: GroupHook | None = None
         self._writer = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._writer.start()

@@ -53,6 +53,11 @@ def start(data_dir: Path, limits: Path) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
+def audit_bytes(data_dir: Path) -> int:
+    """Bytes of the audit trail on disk (records and their index)."""
+    return sum(f.stat().st_size for f in (data_dir / "audit").rglob("*") if f.is_file())
+
+
 def write_input(path: Path, known: list[dict[str, str]], n: int) -> None:
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
@@ -87,7 +92,8 @@ async def unary(port: int, key: str, known: list[dict[str, str]], n: int, conc: 
 
 
 def cli_batch(port: int, key: str, src: Path, out: Path) -> tuple[float, float, dict]:
-    """The whole command: (wall seconds, the CLI's peak RSS in MB, its summary)."""
+    """The whole command: (wall seconds, the CLI's peak RSS in MB, its summary with
+    the CLI's own CPU seconds under "cli_cpu_s")."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "clients.cli", "--json", "--target", f"127.0.0.1:{port}",
@@ -101,7 +107,8 @@ def cli_batch(port: int, key: str, src: Path, out: Path) -> tuple[float, float, 
     seconds = time.perf_counter() - t0
     if status != 0:
         raise SystemExit(f"verify batch failed: {stderr.decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, json.loads(stdout)
+    summary = json.loads(stdout) | {"cli_cpu_s": usage.ru_utime + usage.ru_stime}
+    return seconds, usage.ru_maxrss / 1024, summary
 
 
 def main() -> None:
@@ -110,30 +117,36 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--big", type=int, default=200_000, help="items of the memory run (0: none)")
     ap.add_argument("--out", type=Path, default=RESULTS / "batch.json")
+    ap.add_argument("--pool", type=int, default=10_000, help="persons in the pool (cached)")
     args = ap.parse_args()
-    data_dir, key, known = prepare(10_000)
+    data_dir, key, known = prepare(args.pool)
     work = data_dir.parent / "batch-work"
     work.mkdir(parents=True, exist_ok=True)
     limits = work / "limits.toml"
     limits.write_text(LIMITS)
     src, out = work / "in.jsonl", work / "out.jsonl"
     write_input(src, known, args.items)
-    doc: dict = {"items": args.items, "concurrency": args.concurrency}
+    doc: dict = {"items": args.items, "concurrency": args.concurrency, "pool": args.pool}
 
     proc, port = start(data_dir, limits)
     try:
-        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        a0, cpu0, t0 = audit_bytes(data_dir), cpu_seconds(proc.pid), time.perf_counter()
         errors = asyncio.run(unary(port, key, known, args.items, args.concurrency))
         u_s, u_cpu = time.perf_counter() - t0, cpu_seconds(proc.pid) - cpu0
+        u_audit = (audit_bytes(data_dir) - a0) / args.items
         print(f"unary  {args.items:,} calls in {u_s:.2f} s: {args.items / u_s:,.0f}/s, "
-              f"server CPU {u_cpu / args.items * 1e6:,.0f} µs/verification, {errors} errors",
-              flush=True)  # fmt: skip
-        cpu0 = cpu_seconds(proc.pid)
+              f"server CPU {u_cpu / args.items * 1e6:,.0f} µs/verification, {errors} errors; "
+              f"audit {u_audit:,.0f} B/verification", flush=True)  # fmt: skip
+        a0, cpu0 = audit_bytes(data_dir), cpu_seconds(proc.pid)
         b_s, cli_mb, summary = cli_batch(port, key, src, out)
         b_cpu = cpu_seconds(proc.pid) - cpu0
+        b_audit = (audit_bytes(data_dir) - a0) / args.items
+        out_b = out.stat().st_size / args.items
         print(f"batch  {args.items:,} items in {b_s:.2f} s (whole command): "
               f"{args.items / b_s:,.0f}/s, server CPU {b_cpu / args.items * 1e6:,.0f} "
-              f"µs/verification; {summary}", flush=True)  # fmt: skip
+              f"µs/verification, CLI CPU {summary['cli_cpu_s'] / args.items * 1e6:,.0f} "
+              f"µs/item (start included); audit {b_audit:,.0f} B/verification, "
+              f"output {out_b:,.0f} B/line; {summary}", flush=True)  # fmt: skip
     finally:
         proc.terminate()
         proc.wait()
@@ -141,9 +154,11 @@ def main() -> None:
     print(f"ratio  batch/unary rate {ratio:.1f}x (target >= 10x)", flush=True)
     doc |= {
         "unary": {"seconds": u_s, "rps": args.items / u_s, "errors": errors,
-                  "server_cpu_us": u_cpu / args.items * 1e6},
+                  "server_cpu_us": u_cpu / args.items * 1e6, "audit_bytes": u_audit},
         "batch": {"seconds": b_s, "rps": args.items / b_s, "summary": summary,
-                  "server_cpu_us": b_cpu / args.items * 1e6, "cli_peak_rss_mb": cli_mb},
+                  "server_cpu_us": b_cpu / args.items * 1e6, "cli_peak_rss_mb": cli_mb,
+                  "cli_cpu_us": summary["cli_cpu_s"] / args.items * 1e6,
+                  "audit_bytes": b_audit, "output_bytes_per_line": out_b},
         "ratio": ratio,
     }  # fmt: skip
     if args.big:

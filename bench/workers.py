@@ -28,7 +28,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.run import RESULTS, free_port, gateway_calls, prepare, wait_port
+from bench.run import RESULTS, cpu_seconds, free_port, gateway_calls, prepare, wait_port
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
@@ -55,7 +55,7 @@ def start_gateway(data_dir: Path, workers: int, redis_url: str) -> tuple[subproc
 
 
 async def _drive(port: int, key: str, known: list, channels: int, concurrency: int,
-                 seconds: float, warmup: float) -> tuple[int, int, list[float]]:  # fmt: skip
+                 seconds: float, warmup: float) -> tuple[int, int, list[float], int]:  # fmt: skip
     verify, _ = gateway_calls(key, known)
     # Each channel gets its own connection: a distinct channel argument stops
     # grpc from sharing one subchannel between them.
@@ -65,12 +65,12 @@ async def _drive(port: int, key: str, known: list, channels: int, concurrency: i
     ]
     calls = [verify(ch) for ch in chans]
     lat: list[float] = []
-    errors = 0
+    errors = done = 0  # done: every answered call, warm-up included (for CPU per call)
     t_warm = time.perf_counter() + warmup
     t_end = t_warm + seconds
 
     async def worker(i: int) -> None:
-        nonlocal errors
+        nonlocal errors, done
         rng, call = random.Random(i), calls[i % len(calls)]
         while (t0 := time.perf_counter()) < t_end:
             try:
@@ -78,28 +78,55 @@ async def _drive(port: int, key: str, known: list, channels: int, concurrency: i
             except grpc.aio.AioRpcError:
                 errors += 1
                 continue
+            done += 1
             if t0 >= t_warm:
                 lat.append(time.perf_counter() - t0)
 
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     for ch in chans:
         await ch.close()
-    return len(lat), errors, lat
+    return len(lat), errors, lat, done
 
 
-def _client(args: tuple) -> tuple[int, int, list[float]]:
+def _client(args: tuple) -> tuple[int, int, list[float], int]:
     return asyncio.run(_drive(*args))
 
 
-def measure(port: int, key: str, known: list, a: argparse.Namespace) -> dict:
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and every live descendant (the workers of `--workers N`)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += cpu_seconds(p)
+        except OSError:
+            continue
+        todo += children.get(p, [])
+    return total
+
+
+def measure(port: int, key: str, known: list, a: argparse.Namespace, server: int) -> dict:
     per = (port, key, known, a.channels, a.concurrency, a.seconds, a.warmup)
+    cpu0 = tree_cpu_seconds(server)
     with multiprocessing.get_context("spawn").Pool(a.client_procs) as pool:
         parts = pool.map(_client, [per] * a.client_procs)
-    lat = sorted(x for _, _, part in parts for x in part)
+    cpu = tree_cpu_seconds(server) - cpu0
+    lat = sorted(x for _, _, part, _ in parts for x in part)
     calls, errors = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    done = sum(p[3] for p in parts)
     pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else 0.0  # noqa: E731
+    # Server CPU per call (all its processes, warm-up calls included on both sides):
+    # what a call costs the gateway, whoever else shares the cores.
     return {"calls": calls, "errors": errors, "rps": calls / a.seconds,
-            "p50_ms": pick(0.5), "p99_ms": pick(0.99)}  # fmt: skip
+            "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+            "server_cpu_us": cpu / done * 1e6 if done else 0.0}  # fmt: skip
 
 
 def main() -> None:
@@ -129,7 +156,7 @@ def main() -> None:
                     f.unlink()
                 gw, port = start_gateway(data_dir, workers, state)
                 try:
-                    rows.append({"target": label, **measure(port, key, known, a)})
+                    rows.append({"target": label, **measure(port, key, known, a, gw.pid)})
                 finally:
                     gw.terminate()
                     gw.wait(30)
@@ -139,10 +166,11 @@ def main() -> None:
     base = rows[1]["rps"] or 1.0
     print(
         f"\n{'target':24} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs 1w redis':>12}"
+        f" {'server CPU µs/call':>19}"
     )
     for r in rows:
         print(f"{r['target']:24} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
-              f"{r['errors']:7d} {r['rps'] / base:11.2f}x")  # fmt: skip
+              f"{r['errors']:7d} {r['rps'] / base:11.2f}x {r['server_cpu_us']:19,.0f}")  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "workers.json").write_text(json.dumps(rows, indent=2))
 

@@ -39,6 +39,10 @@ class JoseError(ValueError):
     """A JWS or JWK that cannot be read or does not verify; the message says why."""
 
 
+# The largest integer every IEEE double between it and zero holds exactly (2^53 - 1).
+_SAFE_INT = 2**53 - 1
+
+
 def jcs(obj: Any) -> bytes:
     """RFC 8785 canonical JSON.
 
@@ -46,13 +50,17 @@ def jcs(obj: Any) -> bytes:
     sorted-key `json.dumps` writes exactly the RFC 8785 bytes (same member
     order, same escapes: the short forms, \\u00xx for other controls, all
     else as is) at a fraction of the pure-Python canonicalizer's cost, which
-    dominated batch signing. A property test holds the two equal; anything
-    else goes to `rfc8785`.
+    dominated batch signing. The same holds for integers an IEEE double holds
+    exactly (a batch document's `size`): plain decimals in both. A property
+    test holds the two equal; anything else goes to `rfc8785`.
     """
     if (
         type(obj) is dict
         and all(type(k) is str and k.isascii() for k in obj)
-        and all(type(v) is str for v in obj.values())
+        and all(
+            type(v) is str or (type(v) is int and -_SAFE_INT <= v <= _SAFE_INT)
+            for v in obj.values()
+        )
     ):
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return rfc8785.dumps(obj)

@@ -246,19 +246,22 @@ class SignedReceipt:
         )
 
     def to_proto(self) -> common_pb2.Receipt:
-        msg = common_pb2.Receipt(
-            receipt_id=self.receipt_id,
-            key_id=self.key_id,
-            payload=self.payload,
-            signature=self.signature,
-            protected_header=self.protected,
-            commitment_salt=self.salt,
-        )
+        msg = common_pb2.Receipt()
+        self.fill_proto(msg)
+        return msg
+
+    def fill_proto(self, msg: common_pb2.Receipt) -> None:
+        """Write the receipt into an empty message in place (a batch's results: no copy)."""
+        msg.receipt_id = self.receipt_id
+        msg.key_id = self.key_id
+        msg.payload = self.payload
+        msg.signature = self.signature
+        msg.protected_header = self.protected
+        msg.commitment_salt = self.salt
         if self.batch is not None:
             msg.batch.index = self.batch.index
             msg.batch.path.extend(self.batch.path)
             msg.batch.signature = self.batch.signature
-        return msg
 
 
 def _batch_from_json(doc: Any) -> BatchProof:
@@ -303,6 +306,12 @@ def verify_receipt(receipt: SignedReceipt, keys: Mapping[str, PublicKey]) -> dic
             _verify_legacy(receipt, key)
     except JoseError as e:
         raise ReceiptInvalid(str(e)) from e
+    return checked_claims(receipt, key)
+
+
+def checked_claims(receipt: SignedReceipt, key: PublicKey) -> dict[str, str]:
+    """The claims of a receipt whose signature (or batch proof) is verified: canonical,
+    complete, naming the envelope's receipt id and the key's algorithm."""
     claims = receipt.claims()
     canonical = canonical_json(claims) if receipt.form == "legacy" else jcs(claims)
     if canonical != receipt.payload:
@@ -335,7 +344,7 @@ def _verify_legacy(receipt: SignedReceipt, key: PublicKey) -> None:
 def _verify_batch(
     receipt: SignedReceipt, proof: BatchProof, key: PublicKey, keys: Mapping[str, PublicKey]
 ) -> None:
-    doc = _batch_signed(proof.signature, receipt.key_id, key, keys)
+    doc = batch_signed(proof.signature, receipt.key_id, key, keys)
     if doc["hash"] != HASH_OF[algorithm_of(key)]:
         raise ReceiptInvalid(f"batch hash {doc['hash']!r} does not fit key {receipt.key_id}")
     h = merkle.hasher(doc["hash"])
@@ -352,7 +361,7 @@ _VERIFIED: dict[tuple[str, str], tuple[PublicKey, dict[str, Any]]] = {}
 _VERIFIED_MAX = 64
 
 
-def _batch_signed(
+def batch_signed(
     token: str, kid: str, key: PublicKey, keys: Mapping[str, PublicKey]
 ) -> dict[str, Any]:
     hit = _VERIFIED.get((token, kid))

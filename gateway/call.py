@@ -40,6 +40,11 @@ class Outcome(Generic[T]):
     # subject keys set it; the pipeline reports it (gateway.oracle).
     misses: tuple[bool, ...] = (False,)
     receipt_id: str = ""
+    # A receipt made but not yet signed (gateway.receipts.PendingReceipt): the
+    # pipeline has it signed with its audit group commit, once the record is
+    # durable, and sets it on `response.receipt`. Not for state-changing routes
+    # (their stored replay answer is taken before the audit).
+    receipt: Any = None
     # What a state-changing call did (application id, grant id, transition),
     # added to its audit record; ids and codes only, never personal data.
     audit: dict[str, Any] = field(default_factory=dict)

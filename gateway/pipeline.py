@@ -43,7 +43,7 @@ from gateway import wire
 from gateway.audit import AuditLog, AuditUnavailable
 from gateway.audit.draft import CALL_LINE, AuditDraft
 from gateway.auth import Authenticator
-from gateway.call import Exec, Request
+from gateway.call import Exec, Outcome, Request
 from gateway.callers import Caller
 from gateway.catalog import Catalog
 from gateway.errors import GovgwError, database_unavailable, invalid, unavailable
@@ -116,6 +116,10 @@ def new_request_id() -> str:
 class Pipeline:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
+        # The receipts of the calls whose audit records one group commit made
+        # durable are signed together, on the loop, as that group is woken up:
+        # one signature per group instead of one per call (issue 13).
+        parts.audit.on_durable = parts.signer.sign_group
 
     async def serve(
         self,
@@ -258,7 +262,10 @@ class Pipeline:
             await replay.failed()
             await self._audit(route, record, started, context)
             await self._abort(context, err, request_id)
-        await self._audit(route, record, started, context)  # audit, durable before the response
+        # audit, durable before the response (and the receipt signed with its group)
+        await self._audit(route, record, started, context, outcome.receipt)
+        if outcome.receipt is not None:
+            await self._attach_receipt(outcome, context, request_id)
         return outcome.response  # respond
 
     def decide(
@@ -304,9 +311,24 @@ class Pipeline:
         record: AuditDraft,
         started: float,
         context: grpc.aio.ServicerContext,
+        receipt: Any = None,
     ) -> None:
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        await self._audit_events(route, record, record.events(), started, context)
+        await self._audit_events(route, record, record.events(), started, context, receipt)
+
+    async def _attach_receipt(
+        self, outcome: Outcome[Any], context: grpc.aio.ServicerContext, request_id: str
+    ) -> None:
+        """Put the receipt, signed with its audit group, on the response."""
+        signed = outcome.receipt.signed
+        if signed is None:  # the group's signing failed (logged there): no unsigned answer
+            err = GovgwError(
+                grpc.StatusCode.INTERNAL,
+                "RECEIPT_UNAVAILABLE",
+                f"the receipt could not be signed; quote request id {request_id}",
+            )
+            await self._abort(context, err, request_id)
+        outcome.response.receipt.CopyFrom(signed.to_proto())
 
     async def _audit_events(
         self,
@@ -315,12 +337,15 @@ class Pipeline:
         events: list[dict[str, Any]],
         started: float,
         context: grpc.aio.ServicerContext,
+        receipt: Any = None,
     ) -> None:
         """Make `events` durable or fail closed; then the call's log line (from `record`)."""
         remaining = context.time_remaining()
         timeout = AUDIT_MAX_WAIT_S if remaining is None else max(remaining, AUDIT_MIN_S)
         try:
-            await self.parts.audit.append_many_async(events, timeout=min(timeout, AUDIT_MAX_WAIT_S))
+            await self.parts.audit.append_many_async(
+                events, timeout=min(timeout, AUDIT_MAX_WAIT_S), attachment=receipt
+            )
         except AuditUnavailable:
             log.error("request %s: audit record not durable; failing closed", record.request_id)
             err = unavailable(

@@ -12,7 +12,12 @@ verification live in `contract.receipts` (docs/receipts.md).
 
 A single receipt is a JWS of its own; `issue_batch` signs a whole batch
 once, over the root of a Merkle tree of its receipts, and gives each
-receipt its inclusion proof. The signature is Ed25519 or SM2 (GB/T 32918),
+receipt its inclusion proof. Unary verifications take a third way
+(`prepare`, then `sign_group`): the claims are made in the call, and the
+receipts whose audit records became durable in one group commit are signed
+together once that commit is done -- one signature per group (a lone call
+gets a plain JWS receipt, with no waiting for others), each receipt with its
+proof, the same format as a batch's. The signature is Ed25519 or SM2 (GB/T 32918),
 whichever the key ring's receipt key is; the tree and commitment hash is
 SHA-256 or SM3 to match.
 """
@@ -43,6 +48,16 @@ def _rfc3339(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("issued_at must be timezone-aware")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(slots=True)
+class PendingReceipt:
+    """A receipt's claims, made in the call; signed with its audit group (`sign_group`)."""
+
+    receipt_id: str
+    payload: bytes
+    salt: bytes
+    signed: SignedReceipt | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,51 @@ class ReceiptSigner:
             protected=self._protected,
             salt=salt,
         )
+
+    def prepare(
+        self,
+        *,
+        caller: str,
+        action: str,
+        outcome: str,
+        dataset: str,
+        subject: str,
+        policy_version: str,
+        issued_at: datetime | None = None,
+        disputed_fields: str = "",
+    ) -> PendingReceipt:
+        """A receipt's claims (as `issue`'s), unsigned until `sign_group`."""
+        r = ReceiptRequest(
+            caller, action, outcome, dataset, subject, policy_version, issued_at, disputed_fields
+        )
+        salt = secrets.token_bytes(SALT_BYTES) if subject else b""
+        receipt_id, payload = self._claims(r, salt)
+        return PendingReceipt(receipt_id, payload, salt)
+
+    def sign_group(self, group: Sequence[PendingReceipt]) -> None:
+        """Sign the receipts of one audit group commit (their records are durable):
+        one alone as a JWS of its own, several under ONE signature over their
+        Merkle root, each with its inclusion proof. Sets each one's `signed`."""
+        if len(group) == 1:
+            (p,) = group
+            signature = self._key.private_key.sign(signing_input(self._protected, p.payload))
+            p.signed = SignedReceipt(
+                p.receipt_id, self._key.key_id, p.payload, signature, self._protected, salt=p.salt
+            )
+            return
+        hash_name = HASH_OF[self._key.algorithm]
+        root, paths = merkle.build(merkle.hasher(hash_name), [p.payload for p in group])
+        batch_doc = {
+            "batch_time": _rfc3339(datetime.now(UTC)),
+            "hash": hash_name,
+            "root": root.hex(),
+            "size": len(group),
+        }
+        token = sign_compact(self._key.private_key, self._key.key_id, BATCH_TYP, jcs(batch_doc))
+        key_id = self._key.key_id
+        for i, p in enumerate(group):
+            batch = BatchProof(i, tuple(paths[i]), token)
+            p.signed = SignedReceipt(p.receipt_id, key_id, p.payload, b"", batch=batch, salt=p.salt)
 
     def issue_batch(
         self, requests: Sequence[ReceiptRequest], batch_time: datetime | None = None

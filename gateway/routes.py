@@ -77,7 +77,8 @@ class BatchSteps(Protocol):
         """The result message of an item that was not answered."""
 
     def respond(self, results: Sequence[Any], request_id: str, policy_version: str) -> Message:
-        """One response message carrying a chunk of results."""
+        """One response message carrying a chunk of results in its repeated field
+        `results` (the runner makes them empty and adds each result in place)."""
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,17 @@ The input (an iterable of (name, id_number) pairs or {"name", "id_number"}
 mappings; the asyncio client also takes an async iterable) is cut into calls
 of at most `batch_size` items (the gateway takes 10,000 per call), each call's
 items sent in messages of `MESSAGE_ITEMS` as they are taken from the input:
-nothing reads ahead past the call in flight, so a million-line file is never
-held whole, here or on the server. Results come back in input order, their
-`index` counted over the whole input, each receipt verified on arrival
-against the gateway's published keys (unless verify_receipts=False).
+the clients read at most one call ahead, so a million-line file is never held
+whole, here or on the server. Results come back in input order, their
+`index` counted over the whole input; a call's receipts are verified together
+against the gateway's published keys (unless verify_receipts=False) once the
+call has answered (`convert_call`).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,9 @@ from govgw.v1 import verification_pb2
 
 from clients.sdk import types as t
 from clients.sdk.call import Ctx
-from clients.sdk.results import Disputed, VerifiedReceipt, _receipt_json
+from clients.sdk.results import Disputed, ReceiptClaims, VerifiedReceipt, _receipt_json
+from contract.batch_receipts import verify_receipts
+from contract.receipts import SignedReceipt
 
 MAX_BATCH = 10_000  # the gateway's cap per call
 MESSAGE_ITEMS = 500  # items per request message: fewer, larger messages cost less
@@ -30,6 +33,7 @@ MESSAGE_ITEMS = 500  # items per request message: fewer, larger messages cost le
 SECONDS_PER_ITEM = 0.005
 
 Item = tuple[str, str] | Mapping[str, str]
+_RESULTS = {1: t.VerificationResult(1), 2: t.VerificationResult(2)}
 
 
 @dataclass(frozen=True)
@@ -158,25 +162,35 @@ async def aiter_of(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator
             yield i
 
 
-def convert(
-    response: verification_pb2.VerifyIdentityBatchResponse, base: int, ctx: Ctx
+def convert_call(
+    responses: Sequence[verification_pb2.VerifyIdentityBatchResponse], base: int, ctx: Ctx
 ) -> Iterator[BatchItemResult]:
-    """A response chunk's results, typed; `base` is the call's first index in the input."""
-    for r in response.results:
-        refused = r.HasField("refusal")
+    """One call's results, typed, from all its response chunks; `base` is the call's
+    first index in the input. The call's receipts are verified together
+    (`contract.batch_receipts`: the batch's tree rebuilt once, its signature checked
+    once); ReceiptInvalid if any fails."""
+    results = [(response, r) for response in responses for r in response.results]
+    signed = [SignedReceipt.from_proto(r.receipt) for _, r in results if r.HasField("receipt")]
+    keys = ctx.keys
+    claims = [s.claims() for s in signed] if keys is None else verify_receipts(signed, keys)
+    receipts = iter(
+        [
+            VerifiedReceipt(s, ReceiptClaims.from_dict(c), ctx.keys is not None)
+            for s, c in zip(signed, claims, strict=True)
+        ]
+    )
+    for response, r in results:
         yield BatchItemResult(
             index=base + r.index,
-            result=t.VerificationResult(r.result)
-            if r.result in (1, 2)
-            else t.VerificationResult(0),
+            result=_RESULTS.get(r.result, t.VerificationResult(0)),
             refusal=(
                 Refusal(
                     r.refusal.code, r.refusal.reason, r.refusal.message, tuple(r.refusal.fields)
                 )
-                if refused
+                if r.HasField("refusal")
                 else None
             ),
-            receipt=ctx.receipt(r),
+            receipt=next(receipts) if r.HasField("receipt") else None,
             request_id=response.request_id or ctx.request_id,
             policy_version=response.policy_version,
             disputed_fields=tuple(

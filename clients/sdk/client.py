@@ -199,28 +199,48 @@ class _SyncTransport(_Base):
         self, items: Iterable[b.Item], *, purpose: str, batch_size: int = b.MAX_BATCH
     ) -> Iterator[b.BatchItemResult]:
         """VerifyIdentity for every (name, id_number) of `items` (pairs or mappings), in
-        calls of at most `batch_size`: results in input order, streamed as they come
-        (clients.sdk.batch). The input is read only as far as the call in flight."""
+        calls of at most `batch_size`: results in input order (clients.sdk.batch).
+
+        One call ahead: once a call has answered, the next one is sent (the gateway
+        works on it) while this one's receipts are checked and its results handed
+        out. The input is read at most one call ahead of the results."""
         b.check_size(batch_size)
         source, base = iter(items), 0
         timeout = b.timeout_for(self.timeout_s, batch_size)
-        while (first := next(source, None)) is not None:
+
+        def send() -> tuple[b.Messages, Any] | None:
+            first = next(source, None)
+            if first is None:
+                return None
             messages = b.Messages(itertools.chain((first,), source), purpose, batch_size)
-            responses = self.stub("verification").VerifyIdentityBatch(
+            stub = self.stub("verification")
+            return messages, stub.VerifyIdentityBatch(
                 iter(messages), metadata=self._metadata, timeout=timeout
             )
-            try:
-                for response in responses:
-                    if self.verify_receipts and b.unknown_key(response, self._keys):
-                        self._learn_keys(self.receipt_keys())
-                    yield from b.convert(response, base, self._ctx(response.request_id))
-            except grpc.RpcError as err:
-                raise GovgwClientError.from_rpc_error(err) from None
-            finally:
-                responses.cancel()  # a caller that stops reading ends the call (no-op if done)
-            base += messages.sent
-            if messages.sent < batch_size:
-                return
+
+        call, ahead = send(), None
+        try:
+            while call is not None:
+                messages, responses = call
+                try:
+                    # The whole call (at most batch_size results): its receipts are
+                    # checked together, the batch's tree rebuilt once.
+                    answers = list(responses)
+                except grpc.RpcError as err:
+                    raise GovgwClientError.from_rpc_error(err) from None
+                # The gateway has read this call whole: the input is free for the next.
+                ahead = send() if messages.sent == batch_size else None
+                if self.verify_receipts and any(b.unknown_key(a, self._keys) for a in answers):
+                    self._learn_keys(self.receipt_keys())
+                request_id = answers[0].request_id if answers else ""
+                yield from b.convert_call(answers, base, self._ctx(request_id))
+                base += messages.sent
+                call, ahead = ahead, None
+        finally:
+            # A caller that stops reading (or a failure) ends the calls in flight.
+            for pending in (call, ahead):
+                if pending is not None:
+                    pending[1].cancel()
 
 
 class _AsyncTransport(_Base):
@@ -290,15 +310,16 @@ class _AsyncTransport(_Base):
                 messages.__aiter__(), metadata=self._metadata, timeout=timeout
             )
             try:
-                async for response in responses:
-                    if self.verify_receipts and b.unknown_key(response, self._keys):
-                        self._learn_keys(await self.receipt_keys())
-                    for result in b.convert(response, base, self._ctx(response.request_id)):
-                        yield result
+                answers = [a async for a in responses]  # the whole call, as above
             except grpc.RpcError as err:
                 raise GovgwClientError.from_rpc_error(err) from None
             finally:
-                responses.cancel()  # a caller that stops reading ends the call (no-op if done)
+                responses.cancel()  # no-op once done
+            if self.verify_receipts and any(b.unknown_key(a, self._keys) for a in answers):
+                self._learn_keys(await self.receipt_keys())
+            request_id = answers[0].request_id if answers else ""
+            for result in b.convert_call(answers, base, self._ctx(request_id)):
+                yield result
             base += messages.sent
             if messages.sent < batch_size:
                 return

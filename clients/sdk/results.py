@@ -63,6 +63,10 @@ def disputed_notice(items: Sequence[Disputed]) -> str:
     )
 
 
+_OPTIONAL = ("disputed_fields", "alg")
+_KNOWN = frozenset((*CLAIM_FIELDS, *_OPTIONAL))
+
+
 @dataclass(frozen=True)
 class ReceiptClaims:
     """What a receipt attests (its signed payload), typed."""
@@ -84,11 +88,10 @@ class ReceiptClaims:
 
     @classmethod
     def from_dict(cls, doc: dict[str, str]) -> ReceiptClaims:
-        optional = ("disputed_fields", "alg")
         return cls(
             **{k: doc[k] for k in CLAIM_FIELDS},
-            **{k: doc[k] for k in optional if k in doc},
-            other={k: v for k, v in doc.items() if k not in (*CLAIM_FIELDS, *optional)},
+            **{k: doc[k] for k in _OPTIONAL if k in doc},
+            other={k: v for k, v in doc.items() if k not in _KNOWN},
         )
 
     def as_dict(self) -> dict[str, str]:

@@ -252,10 +252,25 @@ class _Pending:
         return body[:-1] + b',"hash":"' + digest.encode() + b'"}\n', digest
 
 
-def _resolve_all(futures: list[asyncio.Future[None]]) -> None:
-    for future in futures:
-        if not future.done():  # it may have been cancelled by a timeout
-            future.set_result(None)
+# Called on the event loop with the attachments of the async appends whose
+# records one group commit made durable, before their callers wake up (the
+# gateway signs the receipts of a group together: gateway.receipts.sign_group).
+GroupHook = Callable[[list[Any]], None]
+
+
+def _resolve_all(waiters: Iterable[_Waiter], on_durable: GroupHook | None = None) -> None:
+    """On the loop: wake the async waiters of one commit group, at once."""
+    live = [w for w in waiters if w.future is not None and not w.future.done()]
+    if on_durable is not None:
+        # Only records that are durable; a waiter that timed out meanwhile is left out.
+        attached = [w.attachment for w in live if w.attachment is not None and w.error is None]
+        if attached:
+            try:
+                on_durable(attached)
+            except Exception as e:  # the callers see their attachment unfinished
+                log.error("audit group hook failed: %s", type(e).__name__)
+    for w in live:
+        w.future.set_result(None)  # type: ignore[union-attr]
 
 
 def _expire(future: asyncio.Future[None]) -> None:
@@ -263,16 +278,17 @@ def _expire(future: asyncio.Future[None]) -> None:
         future.set_exception(TimeoutError())
 
 
-def _wake_loops(batch: Sequence[_Pending]) -> None:
+def _wake_loops(batch: Sequence[_Pending], on_durable: GroupHook | None = None) -> None:
     """Resolve the finished async waiters of a batch: one call into each event loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    # dict: a waiter of several records of the batch is woken once
+    by_loop: dict[asyncio.AbstractEventLoop, dict[_Waiter, None]] = {}
     for p in batch:
         w = p.waiter
         if w.future is not None and (w.left == 0 or w.error is not None) and w.loop is not None:
-            by_loop.setdefault(w.loop, []).append(w.future)
-    for loop, futures in by_loop.items():
+            by_loop.setdefault(w.loop, {})[w] = None
+    for loop, waiters in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a loop closed meanwhile has no one to wake
-            loop.call_soon_threadsafe(_resolve_all, futures)
+            loop.call_soon_threadsafe(_resolve_all, waiters, on_durable)
 
 
 class _Waiter:
@@ -285,13 +301,14 @@ class _Waiter:
     with one call into each loop.
     """
 
-    __slots__ = ("error", "future", "left", "lock", "loop", "refs")
+    __slots__ = ("attachment", "error", "future", "left", "lock", "loop", "refs")
 
     def __init__(
         self,
         n: int,
         loop: asyncio.AbstractEventLoop | None = None,
         future: asyncio.Future[None] | None = None,
+        attachment: Any = None,
     ) -> None:
         self.lock: threading.Lock | None = None
         if future is None:
@@ -302,6 +319,7 @@ class _Waiter:
         self.error: AuditUnavailable | None = None
         self.loop = loop
         self.future = future
+        self.attachment = attachment
 
     def _finish(self) -> None:
         if self.lock is not None:
@@ -429,6 +447,9 @@ class AuditLog:
         # Queue depth and fsync latency, reported by the writer thread once per
         # batch (never per record); gateway.app sets it with --metrics-listen.
         self.metrics: Metrics | None = None
+        # Run on the loop for each group commit's async appends that carry an
+        # attachment (the pipeline sets it: a group's receipts are signed together).
+        self.on_durable: GroupHook | None = None
         self._writer = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._writer.start()
 
@@ -465,16 +486,22 @@ class AuditLog:
         return waiter.refs  # type: ignore[return-value]
 
     async def append_many_async(
-        self, events: Sequence[Mapping[str, Any]], timeout: float | None = None
+        self,
+        events: Sequence[Mapping[str, Any]],
+        timeout: float | None = None,
+        attachment: Any = None,
     ) -> list[AuditRecordRef]:
-        """As append_many, for an asyncio caller: the event loop is not blocked."""
+        """As append_many, for an asyncio caller: the event loop is not blocked.
+
+        `attachment`, if any, is handed to `on_durable` with the others of its
+        group commit once the records are durable, before this returns."""
         if not events:
             return []
         loop = asyncio.get_running_loop()
         pending = [_Pending(e) for e in events]  # a bad event is this caller's error
         self._check_open()  # fail fast; checked again under the lock when queued
         durable = loop.create_future()
-        waiter = _Waiter(len(pending), loop, durable)
+        waiter = _Waiter(len(pending), loop, durable, attachment)
         for i, p in enumerate(pending):
             p.waiter, p.index = waiter, i
         # Staged on the loop and queued by one callback per loop iteration: the
@@ -529,7 +556,7 @@ class AuditLog:
         except AuditUnavailable as e:  # closed or failed meanwhile: fail them closed
             for p in pending:
                 p.waiter.fail(e)
-            _resolve_all([p.waiter.future for p in pending if p.waiter.future is not None])
+            _resolve_all(dict.fromkeys(p.waiter for p in pending))
 
     def close(self) -> None:
         """Write what is pending, stop the writer and close the file."""
@@ -631,7 +658,7 @@ class AuditLog:
                 self._head = AuditRecordRef(seq, prev)
         for p, ref in zip(batch, refs, strict=True):
             p.waiter.done(p.index, ref)
-        _wake_loops(batch)
+        _wake_loops(batch, self.on_durable)
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)

@@ -25,17 +25,15 @@ chain still verifies by itself; the recorded head is its witness).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import grpc
 
 from gateway.audit.chain import (
     BaseAuditIndex,
@@ -52,35 +50,16 @@ from gateway.audit.index import AuditIndex
 from gateway.audit.log import GENESIS
 from gateway.audit.nodes import Node, node_id, nodes, register
 from gateway.config import Layout
-from gateway.errors import GovgwError
 from gateway.storage import Storage
 
 log = logging.getLogger("govgw.audit.index")
 
 
-class AuditIndexUnavailable(GovgwError, ValueError):
-    """The database behind the shared index is unreachable: UNAVAILABLE for a call (it
-    fails closed, and the client may retry), a plain error for a command."""
-
-
-@contextmanager
-def database(storage: Storage) -> Iterator[Any]:
-    """A transaction of the shared index; a lost database is AuditIndexUnavailable,
-    never a traceback or INTERNAL."""
-    try:
-        with storage.transaction() as db:
-            yield db
-    except Exception as e:
-        import psycopg  # only ever a PostgreSQL storage here
-        from psycopg_pool import PoolTimeout
-
-        if not isinstance(e, psycopg.Error | PoolTimeout):
-            raise
-        raise AuditIndexUnavailable(
-            grpc.StatusCode.UNAVAILABLE,
-            "AUDIT_INDEX_UNAVAILABLE",
-            f"the shared audit index cannot be read or written now ({_reason(e)}); try again",
-        ) from None
+def database(storage: Storage) -> contextlib.AbstractContextManager[Any]:
+    """A transaction of the shared index. A lost database raises the storage's
+    StorageUnavailable: UNAVAILABLE DATABASE_UNAVAILABLE for a call (the pipeline maps
+    it, fail closed, retryable), a plain error for a command; never INTERNAL."""
+    return storage.transaction()
 
 
 class SharedAuditIndex(BaseAuditIndex):

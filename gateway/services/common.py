@@ -14,6 +14,7 @@ from gateway.call import Exec
 from gateway.errors import denied
 from gateway.pipeline import Parts
 from gateway.plan import Plan
+from gateway.receipts import PendingReceipt
 from gateway.subjects import LEGAL_ENTITY, PERSON
 
 SUBJECT_KINDS = {
@@ -46,6 +47,33 @@ def require_predicate(plan: Plan, name: str, dataset: str) -> None:
 def disputed_audit(items: Sequence[common_pb2.DisputedField]) -> dict[str, list[str]]:
     """Audit details naming the disputed fields (names only; nothing if none)."""
     return {"disputed_fields": [f"{d.dataset}.{d.field}" for d in items]} if items else {}
+
+
+def defer_receipt(
+    parts: Parts,
+    ex: Exec,
+    *,
+    action: str,
+    outcome: str,
+    dataset: str,
+    subject: str,
+    disputed: Sequence[common_pb2.DisputedField] = (),
+) -> PendingReceipt | None:
+    """As `sign_receipt`, but the claims only: the pipeline has the receipt signed
+    with the others of its audit group commit, once its record is durable, and sets
+    it on the response's `receipt` (put it in `Outcome.receipt`)."""
+    if not any(p.obligations.receipt for p in ex.plans.values()):
+        return None
+    return parts.signer.prepare(
+        disputed_fields=",".join(f"{d.dataset}:{d.field}:{d.filed_on}" for d in disputed),
+        caller=ex.caller.id,
+        action=action,
+        outcome=outcome,
+        dataset=dataset,
+        subject=subject,
+        policy_version=ex.policy_version,
+        issued_at=ex.now,
+    )
 
 
 def sign_receipt(

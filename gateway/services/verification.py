@@ -12,8 +12,14 @@ from gateway.errors import not_found
 from gateway.pipeline import Parts
 from gateway.plan import VERIFY_ATTRIBUTES, VERIFY_IDENTITY
 from gateway.predicates import Predicate, PredicateArgError, PredicateContext, get_predicate
+from gateway.receipts import PendingReceipt
 from gateway.routes import Answer, Incoming, Route, rows_of
-from gateway.services.common import SUBJECT_KINDS, disputed_audit, require_predicate, sign_receipt
+from gateway.services.common import (
+    SUBJECT_KINDS,
+    defer_receipt,
+    disputed_audit,
+    require_predicate,
+)
 
 IDENTITY_DATASET = "population.basic"
 MAX_PREDICATES = 16
@@ -110,7 +116,7 @@ class VerificationService:
         matched, disputed = self.identity_answer(ex, ex.request.payload)
         answer = MATCH if matched else NO_MATCH
         id_number = ex.request.subjects[0]
-        receipt = sign_receipt(
+        receipt = defer_receipt(
             self.parts,
             ex,
             action=VERIFY_IDENTITY,
@@ -123,7 +129,6 @@ class VerificationService:
             result=verification_pb2.VERIFICATION_RESULT_MATCH
             if matched
             else verification_pb2.VERIFICATION_RESULT_NO_MATCH,
-            receipt=receipt,
             request_id=ex.request_id,
             policy_version=ex.policy_version,
             disputed_fields=disputed,
@@ -132,6 +137,7 @@ class VerificationService:
             response,
             answer=answer,
             receipt_id=_receipt_id(receipt),
+            receipt=receipt,
             audit=disputed_audit(disputed),
             misses=(not matched,),
         )
@@ -212,7 +218,7 @@ class VerificationService:
             if rows[ds] and revealed
             for d in release.disputed_fields(self.parts, ds, key, fields)
         ]
-        receipt = sign_receipt(
+        receipt = defer_receipt(
             self.parts,
             ex,
             action=VERIFY_ATTRIBUTES,
@@ -223,7 +229,6 @@ class VerificationService:
         )
         response = verification_pb2.VerifyAttributesResponse(
             results=results,
-            receipt=receipt,
             request_id=ex.request_id,
             policy_version=ex.policy_version,
             disputed_fields=disputed,
@@ -231,10 +236,11 @@ class VerificationService:
         return Outcome(
             response,
             receipt_id=_receipt_id(receipt),
+            receipt=receipt,
             audit=disputed_audit(disputed),
             misses=(not present,),
         )
 
 
-def _receipt_id(receipt) -> str:
+def _receipt_id(receipt: PendingReceipt | None) -> str:
     return receipt.receipt_id if receipt is not None else ""

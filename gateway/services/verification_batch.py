@@ -123,7 +123,7 @@ class IdentityBatch:
         signed = self.parts.signer.issue_batch(requests, batch_time=ex.now)
         for o, receipt in zip(items, signed, strict=True):
             o.receipt_id = receipt.receipt_id
-            o.response.receipt.CopyFrom(receipt.to_proto())
+            receipt.fill_proto(o.response.receipt)  # in its response chunk already
 
     def refused(self, index: int, error: GovgwError) -> verification_pb2.IdentityItemResult:
         return verification_pb2.IdentityItemResult(

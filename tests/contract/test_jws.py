@@ -98,6 +98,24 @@ def test_the_fast_path_for_flat_string_claims_is_rfc_8785(claims: dict[str, str]
     assert jcs(claims) == rfc8785.dumps(claims)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    doc=st.dictionaries(
+        st.text(st.characters(max_codepoint=127), max_size=12),
+        _TEXT | st.integers(-(2**53) + 1, 2**53 - 1),
+    )
+)
+def test_the_fast_path_with_integers_is_rfc_8785(doc: dict[str, str | int]) -> None:
+    """Batch documents (their `size`) take the fast path too."""
+    assert jcs(doc) == rfc8785.dumps(doc)
+
+
+def test_integers_past_what_a_double_holds_are_not_on_the_fast_path() -> None:
+    with pytest.raises(rfc8785.IntegerDomainError):
+        jcs({"size": 2**53})
+    assert jcs({"ok": True, "n": 3}) == b'{"n":3,"ok":true}'
+
+
 # -- JWS receipts ----------------------------------------------------------------
 
 

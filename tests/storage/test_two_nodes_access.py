@@ -23,7 +23,6 @@ import pytest
 from stdnum.cn import uscc
 
 from clients.sdk import GovgwClient, GovgwClientError
-from gateway import admin
 from gateway.access.holidays import FESTIVALS, package_covers
 from gateway.access.subject_tokens import load_private_key, mint
 from gateway.admin import DEMO_ISSUER
@@ -88,13 +87,10 @@ def nodes(pg_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
     try:
         for d in dirs:
             govgw(env, "init", "--data-dir", str(d))
-        # In this process (each CLI start costs seconds on a busy machine): the pool is
-        # still each directory's, seeded alike under the one keyring; the callers are
-        # the database's (test_two_nodes adds them through the CLI).
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("GOVGW_KEYRING_FILE", env["GOVGW_KEYRING_FILE"])
-            for d in dirs:
-                admin.pool_seed(d, persons=30, entities=10, seed=7)
+        # The pool is the database's: seeded once, through node A's directory. The
+        # callers are the database's too (test_two_nodes adds them through the CLI).
+        govgw(env, "pool", "seed", "--data-dir", str(dirs[0]), "--persons", "30",
+              "--entities", "10", "--seed", "7")  # fmt: skip
         storage = open_storage(url, dirs[0])
         try:
             registry = CallerRegistry(storage)

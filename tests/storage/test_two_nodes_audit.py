@@ -70,7 +70,8 @@ def cluster(
     try:
         for d in dirs.values():
             assert govgw(c.env, "init", "--data-dir", str(d))["node"].startswith("node-")
-            # The pool stays per directory on this branch: the same seeded persons in both.
+            # The pool is the database's: seeding both directories alike writes the same
+            # rows twice.
             govgw(c.env, "pool", "seed", "--data-dir", str(d), "--persons", "20",
                   "--entities", "4", "--seed", "7")  # fmt: skip
         c.demo = json.loads((dirs["a"] / "demo.json").read_text())

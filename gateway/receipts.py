@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from contract import merkle
 from contract.jose import BATCH_TYP, RECEIPT_TYP, header_for, jcs, sign_compact, signing_input
@@ -122,31 +123,16 @@ class ReceiptSigner:
         }
         return receipt_id, jcs(claims)
 
-    def issue(
-        self,
-        *,
-        caller: str,
-        action: str,
-        outcome: str,
-        dataset: str,
-        subject: str,
-        policy_version: str,
-        issued_at: datetime | None = None,
-        disputed_fields: str = "",
-    ) -> SignedReceipt:
-        """One receipt, a JWS of its own; `subject` is the subject key ("" for none)."""
-        r = ReceiptRequest(
-            caller, action, outcome, dataset, subject, policy_version, issued_at, disputed_fields
-        )
-        salt = secrets.token_bytes(SALT_BYTES) if subject else b""
-        receipt_id, payload = self._claims(r, salt)
+    def issue(self, **claims: Any) -> SignedReceipt:
+        """One receipt, a JWS of its own: `prepare`'s claims (same keywords), signed now."""
+        pending = self.prepare(**claims)
         return SignedReceipt(
-            receipt_id=receipt_id,
+            receipt_id=pending.receipt_id,
             key_id=self._key.key_id,
-            payload=payload,
-            signature=self._key.private_key.sign(signing_input(self._protected, payload)),
+            payload=pending.payload,
+            signature=self._key.private_key.sign(signing_input(self._protected, pending.payload)),
             protected=self._protected,
-            salt=salt,
+            salt=pending.salt,
         )
 
     def prepare(

@@ -22,7 +22,7 @@ from typing import Any
 from masking.text import offline
 from masking.text.base import LANGUAGE, ChineseRecognizer
 from masking.text.entities import ENTITY_TYPES
-from masking.text.entity_names import BANK_CARD, ID_NUMBER, PHONE_NUMBER, USCC
+from masking.text.entity_names import ADDRESS, BANK_CARD, ID_NUMBER, PHONE_NUMBER, USCC
 from masking.text.registry import RECOGNIZERS as _REGISTERED
 
 offline.ensure_offline()
@@ -127,6 +127,10 @@ class TextAnalyzer:
         # mistyped card number next to 银行卡 is masked whole, not a Luhn-valid run in it.
         # (Not for names and addresses: there the longer span may have swallowed words.)
         found = [r for r in found if not any(_inside(r, o) for o in found)]
+        # An address whose free-form tail runs into a number (新区银行卡号6222…: 号 and
+        # the first digits read as a house number) ends where the number starts, so
+        # that neither hides the other: the number's own recognizer validated it.
+        found = [r for r in found if _before_numbers(r, found)]
         ranked = sorted(
             found,
             key=lambda r: (-r.score, -(r.end - r.start), _PRIORITY.get(r.entity_type, 99), r.start),
@@ -150,6 +154,17 @@ def _inside(r: RecognizerResult, o: RecognizerResult) -> bool:
         and r.end <= o.end
         and o.end - o.start > r.end - r.start
     )
+
+
+def _before_numbers(r: RecognizerResult, found: list[RecognizerResult]) -> bool:
+    """Cut the address `r` at the first number that starts inside it and runs past
+    its end; whether anything (two characters or more) is left of it."""
+    if r.entity_type != ADDRESS:
+        return True
+    for o in found:
+        if o.entity_type in _NUMBERS and r.start < o.start < r.end < o.end:
+            r.end = o.start
+    return r.end - r.start >= 2
 
 
 _lock = threading.Lock()

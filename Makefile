@@ -65,6 +65,12 @@ bench: install redis
 	$(PY) -m bench.workers
 	$(PY) -m bench.masking --out bench/results/masking.json
 
+# The pool at a million persons on SQLite and on PostgreSQL (import rows/s, VerifyIdentity
+# and Lookup side by side with the echo server): about half an hour on two cores, so apart.
+.PHONY: bench-scale
+bench-scale: install postgres
+	$(PY) -m bench.scale --persons 1000000 --backend sqlite,postgresql
+
 clean:
 	rm -rf gen .venv .pytest_cache .ruff_cache .hypothesis .import_linter_cache
 

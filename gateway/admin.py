@@ -78,9 +78,17 @@ def storage(data_dir: Path) -> Storage:
     if not url:  # a file of the directory: opened (and its schema checked) each time, as before
         return open_storage("", Path(data_dir))
     if url not in _STORAGES:  # one pool and listener per process
-        _STORAGES[url] = opened = open_storage(url, Path(data_dir))
-        atexit.register(opened.close)
+        if not _STORAGES:
+            atexit.register(close_storages)
+        _STORAGES[url] = open_storage(url, Path(data_dir))
     return _STORAGES[url]
+
+
+def close_storages() -> None:
+    """Close the databases `storage` opened (at exit; a test running verbs in-process
+    closes them after each test, so no listener outlives its database)."""
+    while _STORAGES:
+        _STORAGES.popitem()[1].close()
 
 
 def shared_storage(data_dir: Path) -> Storage | None:

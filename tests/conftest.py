@@ -19,6 +19,16 @@ pytest_plugins = ["tests.guards"]
 logging.raiseExceptions = False
 
 
+@pytest.fixture(autouse=True)
+def _close_verb_storages() -> Iterator[None]:
+    """Verbs run in-process open a database once per process (gateway.admin.storage);
+    closed after each test, so that no change listener outlives its test's database."""
+    yield
+    from gateway import admin
+
+    admin.close_storages()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the session, started only when a test asks."""

@@ -2,10 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.pool.codec import Codec, KeyState, UnknownKeyVersion
+from gateway.pool.codec import Codec, KeyState, PoolError, UnknownKeyVersion
+
+
+def read_many(
+    rows: Any,
+    ds_id: int,
+    codec: Codec,
+    key_state: Callable[..., KeyState],
+    dataset: str,
+    subject_keys: Sequence[str],
+) -> dict[str, list[dict[str, str]]]:
+    """`Pool.read_many`: subject key (as given) -> its rows ([] if none), following
+    key rotations as `Pool.read` does. `key_state` is the pool's (`force=True`
+    re-reads the key file)."""
+    keys = key_state()
+    wanted = list(dict.fromkeys(subject_keys))
+    found: dict[str, list[dict[str, str]]] = {}
+    unknown = False
+    try:
+        found = open_many(rows, ds_id, codec, keys, wanted)
+    except UnknownKeyVersion:
+        unknown = True
+    missing = [k for k in wanted if not found.get(k)]
+    if missing:
+        # A rotation in another process may have moved these subjects to a key
+        # this process has not loaded yet: look again with fresh keys.
+        fresh = key_state(force=True)
+        if fresh is not keys:
+            try:
+                found.update(open_many(rows, ds_id, codec, fresh, missing))
+            except UnknownKeyVersion as e:
+                raise PoolError(
+                    f"no pool key of version {e.version} for dataset {dataset}"
+                ) from None
+        elif unknown:  # as `read`: the keys are current, yet a row names one they lack
+            raise PoolError(f"a row of dataset {dataset} names a pool key this gateway lacks")
+    return {k: found.get(k, []) for k in wanted}
 
 
 def open_many(

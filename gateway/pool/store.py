@@ -36,7 +36,7 @@ from gateway.pool.codec import (
     file_stamp,
     normalize_key,
 )
-from gateway.pool.many import open_many
+from gateway.pool.many import read_many
 from gateway.pool.sqlite_rows import SqliteRows
 from gateway.pool.validate import validate_batch
 from gateway.storage import Storage
@@ -226,29 +226,7 @@ class Pool:
         again with fresh keys, as `read` does.
         """
         _, ds_id, codec = self._dataset(dataset)
-        keys = self.key_state()
-        wanted = list(dict.fromkeys(subject_keys))
-        found: dict[str, list[dict[str, str]]] = {}
-        unknown = False
-        try:
-            found = open_many(self._rows, ds_id, codec, keys, wanted)
-        except UnknownKeyVersion:
-            unknown = True
-        missing = [k for k in wanted if not found.get(k)]
-        if missing:
-            # A rotation in another process may have moved these subjects to a key
-            # this process has not loaded yet: look again with fresh keys.
-            fresh = self.key_state(force=True)
-            if fresh is not keys:
-                try:
-                    found.update(open_many(self._rows, ds_id, codec, fresh, missing))
-                except UnknownKeyVersion as e:
-                    raise PoolError(
-                        f"no pool key of version {e.version} for dataset {dataset}"
-                    ) from None
-            elif unknown:  # as `read`: the keys are current, yet a row names one they lack
-                raise PoolError(f"a row of dataset {dataset} names a pool key this gateway lacks")
-        return {k: found.get(k, []) for k in wanted}
+        return read_many(self._rows, ds_id, codec, self.key_state, dataset, subject_keys)
 
     def iter_rows(self, dataset: str) -> Iterator[dict[str, str]]:
         """Every row of a dataset, decrypted, in no particular order.

@@ -39,6 +39,8 @@ log = logging.getLogger("govgw.limits")
 
 # A plan's default obligation: "use the caller kind's tier".
 STANDARD = "standard"
+# Rate windows kept made (one entry per caller x action x datasets x tiers in use).
+RATE_CACHE = 4096
 
 
 @dataclass
@@ -102,6 +104,8 @@ class Limits:
         self.state = state or InProcessState()
         # Wall-clock time: with Redis, every process's windows use one time line.
         self.clock = clock
+        # (caller id, action, datasets, tiers) -> the call's rate windows and slot.
+        self._rate: dict[tuple[object, ...], tuple[list[Window], Slot]] = {}
 
     @classmethod
     def from_config(cls, config: LimitsConfig, state: StateBackend) -> Limits:
@@ -138,11 +142,22 @@ class Limits:
     ) -> Admission:
         # A call without a dataset (the catalog) is still counted, under "".
         decided: list[tuple[str, Plan | None]] = list(plans.items()) or [("", None)]
-        tiers = [self.tier_for(caller.kind, plan) for _, plan in decided]
-        windows = [
-            Window(f"rate:{caller.id}:{action}:{ds}", tier.calls_per_window, tier.window_s)
-            for (ds, _), tier in zip(decided, tiers, strict=True)
-        ]
+        tiers = tuple(self.tier_for(caller.kind, plan) for _, plan in decided)
+        key = (caller.id, action, tuple(ds for ds, _ in decided), tiers)
+        made = self._rate.get(key)
+        if made is None:
+            # The rate windows and the slot depend on the caller, the action and the
+            # tiers only: made once, not per call (a batch admits 10,000 items).
+            if len(self._rate) >= RATE_CACHE:
+                self._rate.clear()
+            made = self._rate[key] = (
+                [
+                    Window(f"rate:{caller.id}:{action}:{ds}", tier.calls_per_window, tier.window_s)
+                    for (ds, _), tier in zip(decided, tiers, strict=True)
+                ],
+                Slot(f"inflight:{caller.id}", min(t.max_in_flight for t in tiers)),
+            )
+        windows, slot = list(made[0]), made[1]
         sl = self.subject
         # Per-subject limits guard every route that takes subject keys (the
         # pipeline passes their hashes only for those): verification, attribute
@@ -153,7 +168,6 @@ class Limits:
                 windows.append(
                     Window(f"subj:{h}:callers", sl.callers, sl.window_s, member=caller.id)
                 )
-        slot = Slot(f"inflight:{caller.id}", min(t.max_in_flight for t in tiers))
         verdict = await self.state.admit(caller.id, windows, slot, token, self.clock())
         if verdict.blocked == ADMITTED:
             return Admission(slot)

@@ -67,7 +67,15 @@ class BatchSteps(Protocol):
     def parse_item(self, item: Any, index: int, header: Request[Any]) -> Request[Any]:
         """One item -> its typed request, or INVALID_ARGUMENT naming `items[index].field`."""
 
-    def answer(self, ex: Exec[Any]) -> Outcome[Any]:
+    def begin(self, ex: Exec[Any]) -> Any:
+        """The call's scope: what the steps read once per call and keep between its
+        items (`ex` is the call's header, no subject)."""
+
+    def ahead(self, scope: Any, requests: Sequence[Request[Any]]) -> None:
+        """The parsed items about to go through admission, in order: their data may be
+        read in one go once the first of them is admitted (`answer`)."""
+
+    def answer(self, ex: Exec[Any], scope: Any) -> Outcome[Any]:
         """One admitted item's answer; `response` is its result message, unsigned."""
 
     def seal(self, ex: Exec[Any], answered: Sequence[Outcome[Any]]) -> None:

@@ -105,6 +105,13 @@ class DisputedFields:
             return _EMPTY
         return by_subject.get(self.subject_hash(subject_key), _EMPTY)
 
+    def pending(self, dataset: str) -> Mapping[str, Mapping[str, str]]:
+        """subject hash -> field -> filing date of a dataset's pending corrections, as
+        of now: a batch reads it once per call instead of a stat per item (its items
+        are answered within the call, as a unary call's one item is)."""
+        self._refresh()
+        return self._index.get(dataset) or {}
+
     def _refresh(self) -> None:
         if self.storage is not None:
             return  # kept current by the announcements

@@ -40,6 +40,10 @@ _SELECT = (
     "SELECT key_version, nonce, ct FROM pool_records"
     " WHERE dataset_id = %s AND bidx = ANY(%s) ORDER BY id"
 )
+_SELECT_MANY = (
+    "SELECT bidx, key_version, nonce, ct FROM pool_records"
+    " WHERE dataset_id = %s AND bidx = ANY(%s) ORDER BY id"
+)
 _cursor_names = itertools.count(1)
 T = TypeVar("T")
 
@@ -129,6 +133,15 @@ class PostgresRows:
     def select(self, ds_id: int, bidxs: Sequence[bytes]) -> list[tuple[int, bytes, bytes]]:
         """(key version, nonce, ct) of the rows under any of `bidxs`, in write order."""
         return self._read(lambda c: c.execute(_SELECT, (ds_id, list(bidxs))).fetchall())
+
+    def select_many(
+        self, ds_id: int, bidxs: Sequence[bytes]
+    ) -> list[tuple[bytes, int, bytes, bytes]]:
+        """(bidx, key version, nonce, ct) of the rows under any of `bidxs`, in write
+        order: one round trip for a batch's items."""
+        if not bidxs:
+            return []
+        return self._read(lambda c: c.execute(_SELECT_MANY, (ds_id, list(bidxs))).fetchall())
 
     def _stream(self, query: str, params: tuple[Any, ...]) -> Iterator[Any]:
         """A maintenance walk: a server-side cursor, SCAN_ROWS rows per round trip."""

@@ -26,7 +26,7 @@ region constraints not applying to themselves -- and lives beside this, in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from govgw.v1 import common_pb2
@@ -61,6 +61,21 @@ def read(parts: Parts, ex: Exec[object], dataset: str, subject_key: str) -> list
     if ex.caller.kind == "public" and withdrawn is not None and withdrawn(dataset, subject_key):
         return []
     return _visible(parts.pool.read(dataset, subject_key), _prefix(ex, dataset))
+
+
+def read_many(
+    parts: Parts, ex: Exec[object], dataset: str, subject_keys: Sequence[str]
+) -> dict[str, list[Row]]:
+    """`read` of several subjects in one pool query (the batch path): subject key ->
+    the rows this call may see, each subject filtered exactly as `read` filters it."""
+    withdrawn = parts.withdrawn
+    if ex.caller.kind == "public" and withdrawn is not None:
+        keys = [k for k in subject_keys if not withdrawn(dataset, k)]
+    else:
+        keys = list(subject_keys)
+    found = parts.pool.read_many(dataset, keys) if keys else {}
+    prefix = _prefix(ex, dataset)
+    return {k: _visible(found.get(k, []), prefix) for k in subject_keys}
 
 
 def exists(
@@ -113,13 +128,18 @@ def masked(
 
 
 def disputed_fields(
-    parts: Parts, dataset: str, subject_key: str, used: Iterable[str]
+    parts: Parts,
+    dataset: str,
+    subject_key: str,
+    used: Iterable[str],
+    lookup: Callable[[str, str], Mapping[str, str]] | None = None,
 ) -> list[common_pb2.DisputedField]:
     """The fields among `used` (what the plan let the call use) that are under
-    correction for this subject (step 5), with their filing dates."""
+    correction for this subject (step 5), with their filing dates. `lookup` replaces
+    `parts.disputed` where a call holds the pending corrections already (a batch)."""
     return [
         common_pb2.DisputedField(dataset=d, field=f, filed_on=on)
-        for d, f, on in disputed(parts.disputed, dataset, subject_key, used)
+        for d, f, on in disputed(lookup or parts.disputed, dataset, subject_key, used)
     ]
 
 

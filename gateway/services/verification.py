@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from govgw.v1 import common_pb2, verification_pb2
@@ -93,20 +94,29 @@ class VerificationService:
         )
 
     def identity_answer(
-        self, ex: Exec[Any], name: str
+        self,
+        ex: Exec[Any],
+        name: str,
+        rows: Sequence[Mapping[str, str]] | None = None,
+        disputed_lookup: Callable[[str, str], Mapping[str, str]] | None = None,
     ) -> tuple[bool, list[common_pb2.DisputedField]]:
-        """Does the name belong to the request's ID number, and the disputed fields."""
+        """Does the name belong to the request's ID number, and the disputed fields.
+        A batch passes the subject's rows it read already (`release.read_many`, same
+        filters) and the call's pending corrections (`disputed_lookup`)."""
         identity = self.identity
         plan = ex.plans[IDENTITY_DATASET]
         require_predicate(plan, "identity_match", IDENTITY_DATASET)
         id_number = ex.request.subjects[0]
-        rows = release.read(self.parts, ex, IDENTITY_DATASET, id_number)
+        if rows is None:
+            rows = release.read(self.parts, ex, IDENTITY_DATASET, id_number)
         # Absent and mismatched answer alike, so the oracle does not reveal who is in the pool.
         matched = identity.evaluate(rows, (name,), PredicateContext(ex.today))
         # Only with a MATCH, which says the person is there anyway: a NO_MATCH naming
         # a disputed field would tell an absent person from a present one.
         disputed = (
-            release.disputed_fields(self.parts, IDENTITY_DATASET, id_number, identity.fields)
+            release.disputed_fields(
+                self.parts, IDENTITY_DATASET, id_number, identity.fields, disputed_lookup
+            )
             if matched
             else []
         )

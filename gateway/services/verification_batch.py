@@ -10,13 +10,14 @@ commitment salt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from govgw.v1 import common_pb2, verification_pb2
 
-from gateway import validation
+from gateway import release, validation
+from gateway.access.disputes import DisputedFields
 from gateway.call import Exec, Incoming, Outcome, Request
 from gateway.errors import GovgwError
 from gateway.plan import VERIFY_IDENTITY
@@ -31,6 +32,7 @@ from gateway.services.verification import (
 )
 
 MAX_ITEMS = 10_000
+_NONE: Mapping[str, str] = {}
 _RESULT = {
     MATCH: verification_pb2.VERIFICATION_RESULT_MATCH,
     NO_MATCH: verification_pb2.VERIFICATION_RESULT_NO_MATCH,
@@ -87,9 +89,42 @@ class IdentityBatch:
             index=index,
         )
 
-    def answer(self, ex: Exec[tuple[int, str]]) -> Outcome[verification_pb2.IdentityItemResult]:
+    def begin(self, ex: Exec[Any]) -> _Scope:
+        disputed = self.parts.disputed
+        if not isinstance(disputed, DisputedFields):  # a lookup of another kind: per item
+            return _Scope(lookup=disputed)
+        # The pending corrections read once for the call (one stat, not one per item);
+        # with none pending on the dataset, no item computes a subject hash for them.
+        pending = disputed.pending(IDENTITY_DATASET)
+        subject_hash = disputed.subject_hash
+
+        def lookup(_dataset: str, subject_key: str) -> Mapping[str, str]:
+            return pending.get(subject_hash(subject_key), _NONE) if pending else _NONE
+
+        return _Scope(lookup=lookup)
+
+    def ahead(self, scope: _Scope, requests: Sequence[Request[Any]]) -> None:
+        scope.ahead = [r.subjects[0] for r in requests]
+        scope.rows = {}
+
+    def answer(
+        self, ex: Exec[tuple[int, str]], scope: _Scope
+    ) -> Outcome[verification_pb2.IdentityItemResult]:
         index, name = ex.request.payload
-        matched, disputed = self.verification.identity_answer(ex, name)
+        subject = ex.request.subjects[0]
+        rows = scope.rows.get(subject)
+        if rows is None:
+            # The first admitted item of the chunk reads the rows of it and of the items
+            # after it in one pool query (a subject met twice in the chunk is answered
+            # from that read); an item refused later had its rows read, but nothing of
+            # them leaves.
+            at = scope.ahead.index(subject) if subject in scope.ahead else len(scope.ahead)
+            scope.rows = release.read_many(
+                self.parts, ex, IDENTITY_DATASET, [subject, *scope.ahead[at + 1 :]]
+            )
+            scope.ahead = scope.ahead[at + 1 :]
+            rows = scope.rows[subject]
+        matched, disputed = self.verification.identity_answer(ex, name, rows, scope.lookup)
         answer = MATCH if matched else NO_MATCH
         result = verification_pb2.IdentityItemResult(
             index=index, result=_RESULT[answer], disputed_fields=disputed
@@ -145,6 +180,16 @@ class IdentityBatch:
         return verification_pb2.VerifyIdentityBatchResponse(
             results=results, request_id=request_id, policy_version=policy_version
         )
+
+
+@dataclass
+class _Scope:
+    """A call's scope: its pending corrections (read once), and the rows read ahead
+    for the chunk of items being answered (subject key -> rows this call may see)."""
+
+    lookup: Callable[[str, str], Mapping[str, str]] | None
+    ahead: list[str] = field(default_factory=list)
+    rows: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
 
 @dataclass

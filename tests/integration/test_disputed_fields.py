@@ -104,6 +104,19 @@ def test_a_pending_correction_is_indicated_until_it_is_answered(gw: Harness) -> 
     minor = gw.demo["minor"]["id_number"]
     items = list(gw.client("agency-police").batch_lookup(PB, [pid, minor], purpose=PURPOSE))
     assert [i.disputed for i in items] == [(NAME_DISPUTED,), ()]
+    # VerifyIdentityBatch reads the pending corrections once per call: each item as its
+    # own VerifyIdentity would be told (a NO_MATCH never), and its signed receipt says so.
+    minor_name = gw.demo["minor"]["name"]
+    with gw.client("counter-wenchuan") as c:
+        answers = list(
+            c.verify_identity_batch(
+                [(name, pid), (minor_name, minor), ("王错名", pid), (name, pid)], purpose=PURPOSE
+            )
+        )
+    assert [a.result.name for a in answers] == ["MATCH", "MATCH", "NO_MATCH", "MATCH"]
+    assert [a.disputed_fields for a in answers] == [(NAME_DISPUTED,), (), (), (NAME_DISPUTED,)]
+    claims = [a.receipt.claims.disputed_fields for a in answers if a.receipt is not None]
+    assert claims == ["population.basic:name:2026-06-01", "", "", claims[0]]
 
     # Audited by field name; the statement is nowhere in the trail.
     details = [

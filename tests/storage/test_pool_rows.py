@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from gateway import keys
 from gateway.pool import Pool, PoolIntegrityError, bulk_persons
 from gateway.pool.rotate import rotate
 from gateway.pool.store import INSERT_CHUNK
@@ -168,3 +169,74 @@ def test_a_database_outage_is_storage_unavailable_and_a_dropped_connection_is_re
     finally:
         pool.close()
         storage.close()
+
+
+def test_read_many_answers_as_read_does_in_one_query(pools: Callable[[], Pool]) -> None:
+    pool = pools()
+    a, b, c = person("陈凯", order=11), person("李娜", order=12), person("王芳", order=21)
+    pool.write_batch(POP, [a, b, c])
+    absent = id_number(order=13)
+    spaced = f"{a['id_number'][:6]} {a['id_number'][6:]}"  # the blind index normalizes
+    keys = [b["id_number"], absent, spaced, a["id_number"], b["id_number"]]
+    many = pool.read_many(POP, keys)
+    # Every subject as given (two spellings of one subject each get its rows), once.
+    assert list(many) == [b["id_number"], absent, spaced, a["id_number"]]
+    assert many == {k: pool.read(POP, k) for k in keys}
+    assert many[absent] == [] and many[a["id_number"]] == [a]
+    assert pool.read_many(POP, []) == {}
+    # Several rows of one subject come back in write order, beside another subject's.
+    code, other = uscc_code(), uscc_code("MA6CB1235")
+    licences = [licence(code, f"JY15132210000{i}") for i in (3, 1, 2)]
+    pool.write_batch("licence.business", [licences[0], licence(other, "JY151322100009")])
+    pool.write_batch("licence.business", licences)  # the subject's rows replaced
+    got = pool.read_many("licence.business", [code, other])
+    assert [r["licence_no"] for r in got[code]] == [r["licence_no"] for r in licences]
+    assert [r["licence_no"] for r in got[other]] == ["JY151322100009"]
+
+
+def test_read_many_fails_authentication_of_a_moved_ciphertext(pools: Callable[[], Pool]) -> None:
+    pool = pools()
+    a, b = person("陈凯", order=11), person("李娜", order=12)
+    pool.write_batch(POP, [a, b])
+    bidx_a, bidx_b = (pool.blind_index(POP, p["id_number"]) for p in (a, b))
+    swap = "UPDATE {t} SET ct = (SELECT ct FROM {t} WHERE bidx = {p}) WHERE bidx = {p}"
+    url = pools.url  # type: ignore[attr-defined]
+    if url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(swap.format(t="govgw.pool_records", p="%s"), (bidx_b, bidx_a))
+    else:
+        import sqlite3
+
+        with sqlite3.connect(pool.path) as conn:
+            conn.execute(swap.format(t="records", p="?"), (bidx_b, bidx_a))
+    with pytest.raises(PoolIntegrityError):
+        pool.read_many(POP, [b["id_number"], a["id_number"]])
+
+
+def test_read_many_mid_rotation_and_with_keys_not_yet_reread(
+    pools: Callable[[], Pool], tmp_path: Path
+) -> None:
+    """Half the subjects moved to a new key: read_many finds each under its old index
+    or its new one, in the process that moved them and in one still holding the old
+    key only (which re-reads the key file when subjects look absent)."""
+    pool = pools()
+    people = [person("陈凯", order=o) for o in range(11, 31)]
+    pool.write_batch(POP, people)
+    stale = pools()  # loaded key version 1 only
+    stale.read_many(POP, [people[0]["id_number"]])
+    ring = keys.add_pool_key(tmp_path / "keys" / "keyring.json")
+    storage = open_storage(pools.url, tmp_path) if pools.url else None  # type: ignore[attr-defined]
+    try:
+        mover = Pool(tmp_path / "pool.sqlite", ring, CATALOG, storage)
+        cursor, moved = mover.reencrypt_step(POP, b"", 10)
+        assert moved == 10 and cursor is not None
+        assert mover.rows_not_on(2) == 10  # half moved
+        wanted = [p["id_number"] for p in people] + [id_number(order=99)]
+        expected = {p["id_number"]: [p] for p in people} | {id_number(order=99): []}
+        assert mover.read_many(POP, wanted) == expected
+        assert stale.read_many(POP, wanted) == expected
+        assert stale.active_key_version == 2  # it followed the key file
+        mover.close()
+    finally:
+        if storage is not None:
+            storage.close()

@@ -120,6 +120,7 @@ def test_a_row_under_a_retired_key_fails_closed(tmp_path: Path) -> None:
 
     # Found nothing under the new index: the subject looks absent, never another's row.
     assert fresh.read(POP, people[0]["id_number"]) == []
+    assert fresh.read_many(POP, [people[0]["id_number"]]) == {people[0]["id_number"]: []}
     with pytest.raises(PoolError, match="version 1"):
         list(fresh.iter_rows(POP))
     ring2 = keys.load(path)

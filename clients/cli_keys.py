@@ -24,11 +24,20 @@ def cmd_init(args: argparse.Namespace, h: CliHelpers) -> int:
     from gateway.admin import init
 
     info = init(args.data_dir, suite=_suite(args.crypto))
+    shared = ""
+    if "keyring_fingerprint" in info:
+        from gateway.storage import database_url, redact
+
+        shared = (
+            f"\ndatabase: {redact(database_url())} ({info['storage']}), node {info['node']};"
+            f" it holds this keyring's fingerprint {info['keyring_fingerprint']}"
+        )
     h.emit(
         args,
         info,
         lambda: (
             f"data directory ready: {args.data_dir}\nreceipt keys: {info['keyset']}\n"
+            f"keyring: {info['keyring']}{shared}\n"
             f"crypto suite: {info['suite']}\n"
             f"receipts signed with {info['receipt_key']['algorithm']}"
             f" key {info['receipt_key']['key_id']}"

@@ -163,7 +163,8 @@ def register(sub: Any, h: CliHelpers) -> None:
         "rotate",
         partial(cmd_keys_rotate, h=h),
         "re-encrypt and re-index the pool under a new key version, then retire the old keys"
-        " (safe while a gateway serves from the same data directory)",
+        " (safe for gateways that read the keyring file it rotates; a node on another copy"
+        " answers NO_MATCH until it has the new one: README 'Running several nodes')",
     )
     h.data_dir(sp)
     sp.add_argument("--crypto", choices=CRYPTO_CHOICES, help="move the pool keys to this suite")

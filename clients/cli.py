@@ -107,7 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def data_dir(sp: Any) -> None:
         sp.add_argument(
-            "--data-dir", type=Path, default=Path(os.environ.get("GOVGW_DATA_DIR", ".govgw"))
+            "--data-dir",
+            type=Path,
+            default=Path(os.environ.get("GOVGW_DATA_DIR", ".govgw")),
+            help="this node's data directory (or GOVGW_DATA_DIR; .govgw)",
         )
         sp.add_argument(
             "--database-url",

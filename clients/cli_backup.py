@@ -49,7 +49,7 @@ def cmd_restore(args: argparse.Namespace, h: CliHelpers) -> int:
             f" {doc['made_at']} from node {doc['node']} (govgw {doc['made_by']})\n"
             f"audit chains: {audit['records']} records, "
             + ("verified" if audit["ok"] else "BROKEN: " + "; ".join(audit["problems"]))
-            + f"\nkeyring: {doc['keyring']} (not in the backup)"
+            + f"\nkeyring: {doc['keyring']}; a backup never holds it"
         ),
     )
     return 0 if audit["ok"] else 1

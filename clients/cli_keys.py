@@ -24,11 +24,20 @@ def cmd_init(args: argparse.Namespace, h: CliHelpers) -> int:
     from gateway.admin import init
 
     info = init(args.data_dir, suite=_suite(args.crypto))
+    shared = ""
+    if "keyring_fingerprint" in info:
+        from gateway.storage import database_url, redact
+
+        shared = (
+            f"\ndatabase: {redact(database_url())} ({info['storage']}), node {info['node']};"
+            f" it holds this keyring's fingerprint {info['keyring_fingerprint']}"
+        )
     h.emit(
         args,
         info,
         lambda: (
             f"data directory ready: {args.data_dir}\nreceipt keys: {info['keyset']}\n"
+            f"keyring: {info['keyring']}{shared}\n"
             f"crypto suite: {info['suite']}\n"
             f"receipts signed with {info['receipt_key']['algorithm']}"
             f" key {info['receipt_key']['key_id']}"
@@ -154,7 +163,8 @@ def register(sub: Any, h: CliHelpers) -> None:
         "rotate",
         partial(cmd_keys_rotate, h=h),
         "re-encrypt and re-index the pool under a new key version, then retire the old keys"
-        " (safe while a gateway serves from the same data directory)",
+        " (safe for gateways that read the keyring file it rotates; a node on another copy"
+        " answers NO_MATCH until it has the new one: README 'Running several nodes')",
     )
     h.data_dir(sp)
     sp.add_argument("--crypto", choices=CRYPTO_CHOICES, help="move the pool keys to this suite")

@@ -19,7 +19,7 @@ from gateway import keys
 from gateway.callers import CallerError, CallerRegistry
 from gateway.config import Layout, ServeConfig
 from gateway.files import private_dir, replace_atomically, tighten_tree, write_private
-from gateway.keycheck import check_keyring
+from gateway.keycheck import check_keyring, deployment_fingerprint
 from gateway.receipts import ReceiptSigner
 from gateway.storage import Storage, database_url, open_storage
 
@@ -61,6 +61,10 @@ def init(data_dir: Path, *, suite: str | None = None) -> dict[str, Any]:
         "data_dir": str(layout.data_dir),
         "storage": shared.kind if shared is not None else "sqlite",
         **({"node": node} if node else {}),
+        # Said back so that an operator joining a node sees which keyring it took and
+        # that the database holds its fingerprint (recorded now, or matched).
+        "keyring": str(ring.path),
+        **({"keyring_fingerprint": deployment_fingerprint(ring)} if shared is not None else {}),
         "keyset": str(keyset),
         "suite": ring.suite,
         "receipt_key": {"key_id": ring.receipt_key.key_id, "algorithm": ring.receipt_key.algorithm},

@@ -398,7 +398,7 @@ def restore(
         "schema": manifest["schema"],
         "audit": _verify_chains(data_dir),
         "keyring": (
-            f"GOVGW_KEYRING_FILE {ring_path} (not copied)"
+            f"{ring_path} (GOVGW_KEYRING_FILE: used in place, not copied)"
             if os.environ.get(keys.KEYRING_ENV)
             else f"{ring_path} copied to {data_dir / 'keys' / 'keyring.json'}"
         ),

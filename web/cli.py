@@ -111,7 +111,9 @@ def register(sub: Any, helpers: CliHelpers) -> None:
         dest="clerks_sub", required=True
     )
     sp = helpers.cmd(clerks, "add", cmd_clerks_add, "add a clerk; prints a one-time password")
-    sp.add_argument("--data-dir", type=Path, required=True)
+    sp.add_argument(
+        "--data-dir", type=Path, required=True, help="the web app's directory (as `govgw web`'s)"
+    )
     sp.add_argument("--username", required=True)
     sp.add_argument("--caller", required=True, help="the hall's counter caller id")
 

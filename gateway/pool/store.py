@@ -102,14 +102,23 @@ class Pool:
         }
         self._versions: dict[str, str] = {}
         self._versions_at = 0.0
+        self._closed = False
         self._refresh_versions()
         if self.remote and storage is not None:
             # Another node's import announces `pool`: its new version is read in the
             # listener thread, so dataset_version() reads memory on the event loop.
-            storage.subscribe("pool", self._refresh_versions)
+            storage.subscribe("pool", self._on_announced)
 
     def close(self) -> None:
+        self._closed = True
         self._rows.close()
+
+    def _on_announced(self) -> None:
+        # A storage has no unsubscribe: a command that closed this pool but still holds
+        # the storage (import, seed, keys rotate) would otherwise warn at every later
+        # announcement that a closed pool failed to reload.
+        if not self._closed:
+            self._refresh_versions()
 
     def __enter__(self) -> Pool:
         return self

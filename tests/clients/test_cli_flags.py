@@ -105,3 +105,24 @@ def test_json_is_the_typed_result(gw: Harness, capsys: pytest.CaptureFixture[str
     code, out, _ = run(capsys, "receipt", "keys", "--json", *conn)
     keys = json.loads(out)
     assert keys["keys"] and keys["request_id"].startswith("req_")
+
+
+def test_every_data_directory_verb_says_what_its_data_dir_is() -> None:
+    """A newcomer reading `govgw init --help` met a bare `--data-dir DATA_DIR`: which
+    directory, and the GOVGW_DATA_DIR the systemd unit sets, were nowhere."""
+    import argparse
+
+    def verbs(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from verbs(sub)
+
+    found = 0
+    for parser in verbs(build_parser()):
+        for action in parser._actions:
+            if "--data-dir" in action.option_strings:
+                found += 1
+                assert action.help, parser.prog
+    assert found > 20  # init, serve, backup, restore, pool, callers, audit, keys, …

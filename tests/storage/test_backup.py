@@ -194,6 +194,29 @@ def test_the_command_refuses_a_non_empty_directory_naming_what_is_there(
     assert "the keyring is not in the backup" in again.stdout
 
 
+def test_the_restore_output_says_once_where_the_keyring_is(
+    made: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """With GOVGW_KEYRING_FILE the keyring is used in place: one plain clause, not the
+    "(not copied) (not in the backup)" an operator met on the walk through README."""
+    import os
+
+    source, out = made
+    ring = source / "keys" / "keyring.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVGW_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "clients.cli", "restore", "--in", str(out), "--data-dir",
+         str(tmp_path / "restored")],
+        capture_output=True, text=True, timeout=60, env={**env, "GOVGW_KEYRING_FILE": str(ring)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        f"keyring: {ring} (GOVGW_KEYRING_FILE: used in place, not copied); a backup never holds it"
+        in proc.stdout.splitlines()
+    )
+    assert not (tmp_path / "restored" / "keys" / "keyring.json").exists()
+
+
 @pytest.mark.requirement("R12")
 def test_restore_refuses_a_database_that_holds_a_govgw_schema(
     made: tuple[Path, Path], pg_url: str, tmp_path: Path

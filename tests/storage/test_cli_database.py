@@ -29,7 +29,13 @@ def test_two_data_directories_on_one_database_share_callers(pg_url: str, tmp_pat
     a, b = tmp_path / "a", tmp_path / "b"
     assert govgw("init", "--data-dir", str(a), "--database-url", pg_url)["storage"] == "postgresql"
     ring = {"GOVGW_KEYRING_FILE": str(a / "keys" / "keyring.json")}
-    govgw("init", "--data-dir", str(b), env={"GOVGW_DATABASE_URL": pg_url, **ring})
+    joined = govgw("init", "--data-dir", str(b), env={"GOVGW_DATABASE_URL": pg_url, **ring})
+    first = govgw("init", "--data-dir", str(a), "--database-url", pg_url)
+    # The joining node says which keyring it took and that the database holds its
+    # fingerprint: the one the first node recorded.
+    assert joined["keyring"] == ring["GOVGW_KEYRING_FILE"] == first["keyring"]
+    assert joined["keyring_fingerprint"] == first["keyring_fingerprint"]
+    assert joined["node"] != first["node"]
     govgw(
         "callers", "add", "--data-dir", str(a), "--database-url", pg_url, "--id", "hall-1",
         "--kind", "counter", "--department", "政务大厅", "--region", "513221",
@@ -67,3 +73,20 @@ def test_a_bad_database_url_stops_init_and_serve_with_a_clear_error(tmp_path: Pa
         assert proc.returncode == 1, proc.stderr
         assert "govgw: cannot connect to the database postgresql://govgw:***@" in proc.stderr
         assert "Traceback" not in proc.stderr and "s3cret-pw" not in proc.stderr
+
+
+def test_init_on_a_database_says_which_keyring_and_database(pg_url: str, tmp_path: Path) -> None:
+    """The human output an operator reads when a node joins: the keyring file taken and
+    the database (without its password) that holds that keyring's fingerprint."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "clients.cli", "init", "--data-dir", str(tmp_path / "a"),
+         "--database-url", pg_url],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GOVGW_")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert f"keyring: {tmp_path / 'a' / 'keys' / 'keyring.json'}" in lines
+    said = [line for line in lines if line.startswith("database: ")]
+    assert len(said) == 1 and said[0].startswith(f"database: {pg_url} (postgresql), node node-")
+    assert "it holds this keyring's fingerprint " in said[0]

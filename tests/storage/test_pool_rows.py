@@ -4,6 +4,8 @@ alike; another node's import is read at once and its version seen within 1 s."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -240,3 +242,23 @@ def test_read_many_mid_rotation_and_with_keys_not_yet_reread(
     finally:
         if storage is not None:
             storage.close()
+
+
+def test_a_closed_pool_stops_following_announcements(
+    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`pool seed` and `keys rotate` close pools before their storage: an announcement
+    after that printed "reloading pool after a change failed: … already closed"."""
+    caplog.set_level(logging.WARNING, logger="govgw.storage")
+    ring = new_keyring(tmp_path)
+    storage = open_storage(pg_url, tmp_path)
+    try:
+        Pool(tmp_path / "pool.sqlite", ring, CATALOG, storage).close()
+        reloaded = threading.Event()
+        storage.subscribe("pool", reloaded.set)  # runs after the closed pool's reload
+        with Pool(tmp_path / "pool.sqlite", ring, CATALOG, storage) as writer:
+            writer.write_batch(POP, [person("陈凯", order=31)])
+            assert reloaded.wait(30), "the write's announcement never reached the listener"
+        assert [r.getMessage() for r in caplog.records if "reloading" in r.getMessage()] == []
+    finally:
+        storage.close()

@@ -116,10 +116,13 @@ def cmd_keys_rotate(args: argparse.Namespace, h: CliHelpers) -> int:
             pause_s=args.pause_ms / 1000,
             progress=lambda dataset, moved: bar(moved),
             storage=shared_storage(args.data_dir),
+            # The new version is the database's before any row moves: a node on the old
+            # keyring then fails closed (KEYRING_STALE) rather than miss a moved record.
+            added=(lambda ring: check_keyring(storage(args.data_dir), ring))
+            if database_url()
+            else None,
         )
     doc = report.to_json()
-    if database_url():  # the rotated keyring is the database's now: record its new version
-        check_keyring(storage(args.data_dir), keys.load(keys.keyring_path(layout.data_dir)))
     # A move to the SM suite makes an SM2 receipt key: the published keyset follows.
     ring = keys.load(keys.keyring_path(layout.data_dir))
     doc["receipt_keyset"] = str(write_receipt_keyset(layout.data_dir, ring))

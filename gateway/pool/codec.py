@@ -51,6 +51,18 @@ class PoolIntegrityError(GovgwError):
         )
 
 
+def keyring_stale(newest: int, held: int) -> GovgwError:
+    """A node on a shared pool whose keyring lacks the pool key version the database
+    was rotated to: a subject it cannot find may have been moved under the new key, so
+    it fails closed instead of answering "no record"."""
+    return GovgwError(
+        grpc.StatusCode.UNAVAILABLE,
+        "KEYRING_STALE",
+        f"this gateway's keyring holds pool key versions up to {held}, the shared pool uses"
+        f" version {newest}: install the rotated keyring (GOVGW_KEYRING_FILE) on this node",
+    )
+
+
 class UnknownKeyVersion(Exception):
     """A row names a key version this process does not hold (yet, or any more)."""
 

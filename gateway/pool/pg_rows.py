@@ -134,6 +134,17 @@ class PostgresRows:
         """(key version, nonce, ct) of the rows under any of `bidxs`, in write order."""
         return self._read(lambda c: c.execute(_SELECT, (ds_id, list(bidxs))).fetchall())
 
+    def newest_key_version(self) -> int:
+        """The newest pool key version recorded for this database (gateway/keycheck.py
+        records each keyring's versions; a rotation records its new one before moving
+        any row), 0 for none: a node whose keys are older cannot find moved rows."""
+        row = self._read(
+            lambda c: c.execute(
+                "SELECT max(version) FROM keyring_fingerprints WHERE kind = 'pool'"
+            ).fetchone()
+        )
+        return int(row[0] or 0) if row else 0
+
     def select_many(
         self, ds_id: int, bidxs: Sequence[bytes]
     ) -> list[tuple[bytes, int, bytes, bytes]]:

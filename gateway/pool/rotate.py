@@ -70,14 +70,20 @@ def rotate(
     pause_s: float = 0.0,
     progress: Callable[[str, int], None] | None = None,
     storage: Storage | None = None,
+    added: Callable[[keys.KeyRing], None] | None = None,
 ) -> RotationReport:
-    """Rotate the pool keys; see the module doc. `pause_s` sleeps between steps (throttle)."""
+    """Rotate the pool keys; see the module doc. `pause_s` sleeps between steps (throttle).
+    `added` is called with the keyring holding the new version before any row moves (on
+    a shared database: record it, so that a node still on the old keyring fails closed
+    instead of missing a moved record)."""
     started = time.monotonic()
     with keys.exclusive(keyring_file):
         before = keys.load(keyring_file)
         old_versions = [k.version for k in before.pool_keys]
         ring = keys.add_pool_key(keyring_file, suite)
         report = RotationReport(old_versions, ring.version, ring.active.suite)
+        if added is not None:
+            added(ring)
         time.sleep(grace_s)
         pool = Pool(pool_path, ring, catalog, storage)
         try:

@@ -75,6 +75,10 @@ class SqliteRows:
 
     remote = False  # reads are local file reads: fine on the event loop
 
+    def newest_key_version(self) -> int:
+        """0: a data directory's own pool lives beside its own keyring (nothing newer)."""
+        return 0
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()

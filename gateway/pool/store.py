@@ -34,6 +34,7 @@ from gateway.pool.codec import (
     UnknownKeyVersion,
     Version,
     file_stamp,
+    keyring_stale,
     normalize_key,
 )
 from gateway.pool.many import read_many
@@ -201,7 +202,20 @@ class Pool:
                     ) from None
             elif rows is None:
                 raise PoolError(f"a row of dataset {dataset} names a pool key this gateway lacks")
+            if not rows:
+                self.check_keys_current(fresh)
         return rows
+
+    def check_keys_current(self, keys: KeyState) -> None:
+        """On a shared pool, fail closed (KEYRING_STALE) when the database was rotated to
+        a key version this node's keyring lacks: "no record" could be a moved record.
+        Asked on a miss only (one indexed query); a data directory's own pool never is."""
+        if not self.remote:
+            return
+        held = max(keys.versions)
+        newest = self._rows.newest_key_version()
+        if newest > held:
+            raise keyring_stale(newest, held)
 
     def _read(
         self, ds_id: int, codec: Codec, keys: KeyState, subject_key: str
@@ -235,7 +249,10 @@ class Pool:
         again with fresh keys, as `read` does.
         """
         _, ds_id, codec = self._dataset(dataset)
-        return read_many(self._rows, ds_id, codec, self.key_state, dataset, subject_keys)
+        found = read_many(self._rows, ds_id, codec, self.key_state, dataset, subject_keys)
+        if self.remote and not all(found.values()):
+            self.check_keys_current(self.key_state())
+        return found
 
     def iter_rows(self, dataset: str) -> Iterator[dict[str, str]]:
         """Every row of a dataset, decrypted, in no particular order.

@@ -262,3 +262,52 @@ def test_a_closed_pool_stops_following_announcements(
         assert [r.getMessage() for r in caplog.records if "reloading" in r.getMessage()] == []
     finally:
         storage.close()
+
+
+@pytest.mark.requirement("R12")
+def test_a_node_on_a_stale_keyring_copy_fails_closed_after_a_rotation(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A node whose copy of the keyring predates a rotation cannot find the moved rows:
+    it refuses (UNAVAILABLE KEYRING_STALE) instead of answering "no record". The
+    rotation records the new key version before moving any row, so this holds while
+    rows move too; a node with the rotated keyring answers, absent subjects included."""
+    import shutil
+
+    from gateway.errors import GovgwError
+    from gateway.keycheck import check_keyring
+
+    ring_file = tmp_path / "a" / "keys" / "keyring.json"
+    ring = new_keyring(tmp_path / "a")
+    copy = tmp_path / "b" / "keyring.json"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(ring_file, copy)
+    storages = [open_storage(pg_url, tmp_path / "a"), open_storage(pg_url, tmp_path / "b")]
+    try:
+        check_keyring(storages[0], ring)  # as `govgw init` records it
+        node_a = Pool(tmp_path / "a" / "pool.sqlite", ring, CATALOG, storages[0])
+        row = person("陈凯", order=11)
+        node_a.write_batch(POP, [row])
+        node_b = Pool(tmp_path / "b" / "pool.sqlite", keys.load(copy), CATALOG, storages[1])
+        assert node_b.read(POP, row["id_number"]) == [row]
+        rotate(
+            tmp_path / "a" / "pool.sqlite", ring_file, CATALOG, grace_s=0, storage=storages[0],
+            added=lambda rotated: check_keyring(storages[0], rotated),
+        )  # fmt: skip
+        for ask in (
+            lambda: node_b.read(POP, row["id_number"]),
+            lambda: node_b.read_many(POP, [row["id_number"]]),
+        ):
+            with pytest.raises(GovgwError) as refused:
+                ask()
+            assert (refused.value.code.name, refused.value.reason) == (
+                "UNAVAILABLE",
+                "KEYRING_STALE",
+            )
+        assert node_a.read(POP, row["id_number"]) == [row]
+        assert node_a.read(POP, id_number(order=13)) == []  # current keys: a plain "no"
+        node_a.close()
+        node_b.close()
+    finally:
+        for storage in storages:
+            storage.close()

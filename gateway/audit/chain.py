@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from gateway.audit.log import record_hash, utc_timestamp
@@ -270,3 +272,14 @@ class BaseAuditIndex:
 
     def last_uses(self) -> dict[str, datetime]:
         raise NotImplementedError
+
+
+def warn_if_newly_broken(path: Path, broken: str, known: str) -> None:
+    """Say once (not at every refresh) that indexing stopped at a break of a chain."""
+    if broken and broken != known:
+        logging.getLogger("govgw.audit.index").warning(
+            "audit index: chain %s breaks at %s; records from there on are not "
+            "indexed. Run `govgw audit verify`",
+            path.name,
+            broken,
+        )

@@ -58,6 +58,7 @@ from gateway.audit.chain import (
     RefreshStats,
     anchor_holds,
     read_chunk,
+    warn_if_newly_broken,
 )
 from gateway.audit.index_queries import _ALL_TABLES, _SCHEMA, _TABLES, SqliteQueries, subject_key
 from gateway.audit.log import GENESIS
@@ -350,13 +351,7 @@ class AuditIndex(SqliteQueries, BaseAuditIndex):
             "ON CONFLICT (file_id, grant_id) DO UPDATE SET ts_us=max(ts_us, excluded.ts_us)",
             [(st.id, g, us) for g, us in chunk.grant_last.items()],
         )
-        if chunk.broken and chunk.broken != st.broken:
-            log.warning(
-                "audit index: chain %s breaks at %s; records from there on are not "
-                "indexed. Run `govgw audit verify`",
-                path.name,
-                chunk.broken,
-            )
+        warn_if_newly_broken(path, chunk.broken, st.broken)
         db.execute(
             'UPDATE files SET "offset"=?, last_start=?, seq=?, hash=?, broken=?, '
             "records=records+? WHERE id=?",

@@ -45,6 +45,7 @@ from gateway.audit.chain import (
     read_chunk,
     summary,
     to_us,
+    warn_if_newly_broken,
 )
 from gateway.audit.index import AuditIndex
 from gateway.audit.log import GENESIS
@@ -238,13 +239,7 @@ class SharedAuditIndex(BaseAuditIndex):
                 "SET ts_us=GREATEST(audit_grant_uses.ts_us, excluded.ts_us)",
                 [(st.id, g, us) for g, us in chunk.grant_last.items()],
             )
-        if chunk.broken and chunk.broken != st.broken:
-            log.warning(
-                "audit index: chain %s breaks at %s; records from there on are not "
-                "indexed. Run `govgw audit verify`",
-                path.name,
-                chunk.broken,
-            )
+        warn_if_newly_broken(path, chunk.broken, st.broken)
         db.execute(
             'UPDATE audit_files SET "offset"=%s, last_start=%s, seq=%s, hash=%s, broken=%s, '
             "records=records+%s WHERE id=%s",

@@ -59,9 +59,11 @@ def defer_receipt(
     subject: str,
     disputed: Sequence[common_pb2.DisputedField] = (),
 ) -> PendingReceipt | None:
-    """As `sign_receipt`, but the claims only: the pipeline has the receipt signed
-    with the others of its audit group commit, once its record is durable, and sets
-    it on the response's `receipt` (put it in `Outcome.receipt`)."""
+    """The claims of a receipt when the plans oblige one (it commits to the subject by
+    a salted hash whose salt only the caller gets; fields under correction are claimed
+    too: the receipt proves the clerk was told). The pipeline has it signed with the
+    others of its audit group commit, once its record is durable, and sets it on the
+    response's `receipt` (put it in `Outcome.receipt`)."""
     if not any(p.obligations.receipt for p in ex.plans.values()):
         return None
     return parts.signer.prepare(
@@ -74,31 +76,3 @@ def defer_receipt(
         policy_version=ex.policy_version,
         issued_at=ex.now,
     )
-
-
-def sign_receipt(
-    parts: Parts,
-    ex: Exec,
-    *,
-    action: str,
-    outcome: str,
-    dataset: str,
-    subject: str,
-    disputed: Sequence[common_pb2.DisputedField] = (),
-) -> common_pb2.Receipt | None:
-    """A receipt when the plans oblige one; it commits to the subject by a salted hash
-    whose salt only the caller gets (in the returned message, never audited or stored).
-    Fields under correction are claimed too: the receipt proves the clerk was told."""
-    if not any(p.obligations.receipt for p in ex.plans.values()):
-        return None
-    receipt = parts.signer.issue(
-        disputed_fields=",".join(f"{d.dataset}:{d.field}:{d.filed_on}" for d in disputed),
-        caller=ex.caller.id,
-        action=action,
-        outcome=outcome,
-        dataset=dataset,
-        subject=subject,
-        policy_version=ex.policy_version,
-        issued_at=ex.now,
-    )
-    return receipt.to_proto()

@@ -239,3 +239,7 @@ def register(sub: Any, h: CliHelpers) -> None:
         default=None,
         help="read the pool in this data directory directly (offline, on the machine)",
     )
+    sp.add_argument(
+        "--database-url",
+        help="with --data-dir: the pool on PostgreSQL (or GOVGW_DATABASE_URL); see docs/storage.md",
+    )

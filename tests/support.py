@@ -68,6 +68,12 @@ class Harness:
         for c in self.clients:
             c.close()
         self.server.stop(grace=1)
+        # A shared database's connections and change listener end with the process in
+        # production; a test's gateway closes them, so none outlives its test's server.
+        storage = self.parts.auth.registry.storage
+        if storage.shared:
+            self.parts.pool.close()
+            storage.close()
 
 
 def make_data_dir(

@@ -496,6 +496,7 @@ def audit_verify(data_dir: Path, progress: Callable[[int], None] | None = None) 
     `progress(bytes)` as the chains are read (their total: `audit_bytes`).
     """
     from gateway.audit import verify_chain
+    from gateway.audit.verify import summary
 
     if database_url():  # a shared database: every node's chains it can reach
         from gateway.audit.nodes import Node, node_id, register
@@ -522,16 +523,7 @@ def audit_verify(data_dir: Path, progress: Callable[[int], None] | None = None) 
                 "torn_tail": r.torn_tail,
             }
         )
-    broken = next((f for f in files if not f["ok"]), None)
-    return {
-        "ok": broken is None,
-        "records": sum(f["records"] for f in files),
-        "first_broken_seq": broken["first_broken_seq"] if broken else None,
-        "first_broken_line": broken["first_broken_line"] if broken else None,
-        "problem": f"{broken['file']}: {broken['problem']}" if broken else "",
-        "torn_tail": any(f["torn_tail"] for f in files),
-        "files": files,
-    }
+    return summary(files, lambda f: str(f["file"]))
 
 
 def conflicts_report(data_dir: Path, attribute: str = "") -> list[dict[str, Any]]:

@@ -26,7 +26,6 @@ covers the whole batch.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -40,7 +39,6 @@ from gateway.callers import Caller
 from gateway.errors import (
     GovgwError,
     caller_suspended,
-    database_unavailable,
     invalid,
     operator_suspended,
 )
@@ -50,13 +48,12 @@ from gateway.pipeline import (
     Pipeline,
     _check_deadline,
     _metadata,
+    enforce,
+    failure,
     new_request_id,
 )
 from gateway.plan import Plan
 from gateway.routes import BatchSteps, Route
-from gateway.storage import StorageUnavailable
-
-log = logging.getLogger("govgw.pipeline")
 
 # Results per response message: ~1.3 KB each with a receipt and its proof, so a
 # chunk stays well under gRPC's 4 MiB message limit.
@@ -111,20 +108,8 @@ class BatchRunner:
                     await self.pipeline._audit(route, call, started, context)
                     await self.pipeline._abort(context, err, request_id)
                     return
-                except StorageUnavailable:  # fail closed, retryable (as the unary path)
-                    log.warning("request %s: database unavailable; failing closed", request_id)
-                    err = database_unavailable()
-                    call.fail(err)
-                    await self.pipeline._audit(route, call, started, context)
-                    await self.pipeline._abort(context, err, request_id)
-                    return
-                except Exception as exc:  # a defect: never echo its text, it may hold values
-                    log.error("request %s: unexpected %s", request_id, type(exc).__name__)
-                    err = GovgwError(
-                        grpc.StatusCode.INTERNAL,
-                        "INTERNAL_ERROR",
-                        f"internal error; quote request id {request_id}",
-                    )
+                except Exception as exc:  # the database down, or a defect (as the unary path)
+                    err = failure(exc, request_id)
                     call.fail(err)
                     await self.pipeline._audit(route, call, started, context)
                     await self.pipeline._abort(context, err, request_id)
@@ -202,20 +187,8 @@ class BatchRunner:
                 place(steps.refused(index, err), index)
                 late = late or _suspended(caller, record)
                 continue
-            except StorageUnavailable:  # this item could not be read: refused, retryable
-                err = database_unavailable()
-                record.fail(err)
-                place(steps.refused(index, err), index)
-                continue
-            except Exception as exc:  # a defect refuses its item only; never its text
-                log.error(
-                    "request %s item %d: unexpected %s", request_id, index, type(exc).__name__
-                )
-                err = GovgwError(
-                    grpc.StatusCode.INTERNAL,
-                    "INTERNAL_ERROR",
-                    f"internal error; quote request id {request_id}",
-                )
+            except Exception as exc:  # the database down or a defect: this item only
+                err = failure(exc, request_id, f" item {index}")
                 record.fail(err)
                 place(steps.refused(index, err), index)
                 continue
@@ -254,14 +227,7 @@ class BatchRunner:
         # back (the monitor's observe releases it under the request id) before the next.
         token = record.request_id
         async with p.limits.admit(caller, route.action, plans, hashes, token) as admission:
-            for ds, plan in plans.items():
-                if not plan.allow:
-                    raise GovgwError(
-                        grpc.StatusCode.PERMISSION_DENIED,
-                        plan.reason,
-                        plan.message,
-                        metadata={"dataset": ds} if ds else {},
-                    )
+            enforce(plans)
             if p.oracle is not None:
                 try:
                     await p.oracle.reserve(caller, hashes, token)

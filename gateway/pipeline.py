@@ -109,6 +109,32 @@ _ID_PREFIX = uuid.uuid4().hex[:12]
 _ID_COUNTER = itertools.count(1)
 
 
+def enforce(plans: dict[str, Plan]) -> None:
+    """Refuse (PERMISSION_DENIED, the plan's reason) if a dataset's plan denies."""
+    for ds, plan in plans.items():
+        if not plan.allow:
+            raise GovgwError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                plan.reason,
+                plan.message,
+                metadata={"dataset": ds} if ds else {},
+            )
+
+
+def failure(exc: Exception, request_id: str, where: str = "") -> GovgwError:
+    """The refusal for an exception no step turned into one (`where`: e.g. " item 3").
+    The shared database down: fail closed, retryable — what memory answers
+    (authentication, cached grants and callers) goes on. Anything else is a defect:
+    INTERNAL, its text never echoed (it may hold values)."""
+    if isinstance(exc, StorageUnavailable):
+        log.warning("request %s%s: database unavailable; failing closed", request_id, where)
+        return database_unavailable()
+    log.error("request %s%s: unexpected %s", request_id, where, type(exc).__name__)
+    return GovgwError(
+        grpc.StatusCode.INTERNAL, "INTERNAL_ERROR", f"internal error; quote request id {request_id}"
+    )
+
+
 def new_request_id() -> str:
     return f"req_{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
@@ -194,14 +220,7 @@ class Pipeline:
             async with p.limits.admit(
                 caller, route.action, plans, guarded, request_id
             ) as admission:
-                for ds, plan in plans.items():
-                    if not plan.allow:
-                        raise GovgwError(
-                            grpc.StatusCode.PERMISSION_DENIED,
-                            plan.reason,
-                            plan.message,
-                            metadata={"dataset": ds} if ds else {},
-                        )
+                enforce(plans)
                 _check_deadline(context)
                 if p.oracle is not None and guarded and route.answer is not Answer.NONE:
                     # The call's subjects count against the caller's distinct-subject
@@ -242,22 +261,8 @@ class Pipeline:
             await replay.failed()
             await self._audit(route, record, started, context)
             await self._abort(context, err, request_id)
-        except StorageUnavailable:
-            # The shared database is down: what needs it fails closed, retryable; what
-            # memory answers (authentication, cached grants and callers) goes on.
-            log.warning("request %s: database unavailable; failing closed", request_id)
-            err = database_unavailable()
-            record.fail(err)
-            await replay.failed()
-            await self._audit(route, record, started, context)
-            await self._abort(context, err, request_id)
-        except Exception as exc:  # a defect: never echo its text, it may hold values
-            log.error("request %s: unexpected %s", request_id, type(exc).__name__)
-            err = GovgwError(
-                grpc.StatusCode.INTERNAL,
-                "INTERNAL_ERROR",
-                f"internal error; quote request id {request_id}",
-            )
+        except Exception as exc:  # the database down, or a defect
+            err = failure(exc, request_id)
             record.fail(err)
             await replay.failed()
             await self._audit(route, record, started, context)

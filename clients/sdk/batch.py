@@ -112,17 +112,21 @@ class Messages:
         self.source, self.purpose, self.batch_size = source, purpose, batch_size
         self.sent = 0
 
+    def _message(self, items: list[Any]) -> verification_pb2.VerifyIdentityBatchRequest:
+        """The next message of the call: the purpose rides on the first one only."""
+        first = self.sent == 0
+        self.sent += len(items)
+        return verification_pb2.VerifyIdentityBatchRequest(
+            purpose=self.purpose if first else "", items=items
+        )
+
     def __iter__(self) -> Iterator[verification_pb2.VerifyIdentityBatchRequest]:
         while self.sent < self.batch_size:
             take = min(MESSAGE_ITEMS, self.batch_size - self.sent)
             items = [_item(i) for i in itertools.islice(self.source, take)]
             if not items:
                 return
-            first = self.sent == 0
-            self.sent += len(items)
-            yield verification_pb2.VerifyIdentityBatchRequest(
-                purpose=self.purpose if first else "", items=items
-            )
+            yield self._message(items)
             if len(items) < take:
                 return
 
@@ -144,11 +148,7 @@ class AsyncMessages(Messages):
                     break
             if not items:
                 return
-            first = self.sent == 0
-            self.sent += len(items)
-            yield verification_pb2.VerifyIdentityBatchRequest(
-                purpose=self.purpose if first else "", items=items
-            )
+            yield self._message(items)
             if len(items) < take:
                 return
 

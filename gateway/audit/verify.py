@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.audit.log import GENESIS, canonical_json
 
@@ -108,3 +109,18 @@ def verify_chain(path: Path, progress: Callable[[int], None] | None = None) -> C
     if progress is not None and pending:
         progress(pending)
     return ChainReport(True, records, None, None, "", False, records, prev)
+
+
+def summary(files: list[dict[str, Any]], name: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
+    """The report of several chains' checks (each a dict with ok, records, first_broken_*,
+    problem, torn_tail): ok when all are, the first broken one named by `name`."""
+    broken = next((f for f in files if not f["ok"]), None)
+    return {
+        "ok": broken is None,
+        "records": sum(f["records"] for f in files),
+        "first_broken_seq": broken["first_broken_seq"] if broken else None,
+        "first_broken_line": broken["first_broken_line"] if broken else None,
+        "problem": f"{name(broken)}: {broken['problem']}" if broken else "",
+        "torn_tail": any(f["torn_tail"] for f in files),
+        "files": files,
+    }

@@ -22,7 +22,7 @@ from typing import Any
 from gateway.audit.chain import FileState, anchor_holds
 from gateway.audit.nodes import Node, nodes
 from gateway.audit.shared_index import database
-from gateway.audit.verify import verify_chain
+from gateway.audit.verify import summary, verify_chain
 from gateway.storage import Storage
 
 NOT_REACHABLE = "not reachable from this host"
@@ -72,15 +72,8 @@ def verify_nodes(
         else:
             for name, row in sorted(indexed.items()):
                 files.append(_from_index(node.node, name, row, counts.get(row[0], (0, 0))))
-    broken = next((f for f in files if not f["ok"]), None)
     return {
-        "ok": broken is None,
-        "records": sum(f["records"] for f in files),
-        "first_broken_seq": broken["first_broken_seq"] if broken else None,
-        "first_broken_line": broken["first_broken_line"] if broken else None,
-        "problem": f"{broken['node']} {broken['file']}: {broken['problem']}" if broken else "",
-        "torn_tail": any(f["torn_tail"] for f in files),
-        "files": files,
+        **summary(files, lambda f: f"{f['node']} {f['file']}"),
         "nodes": report_nodes,
     }
 

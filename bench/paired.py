@@ -19,7 +19,7 @@ import sys
 import time
 import types
 
-from bench.run import gateway_calls, measure, prepare, start_gateway
+from bench.run import add_serve_arg, gateway_calls, measure, prepare, start_gateway
 
 
 def main() -> None:
@@ -28,9 +28,10 @@ def main() -> None:
     ap.add_argument("--target", choices=("verify", "lookup"), default="verify")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--crypto", choices=("aes", "sm"), default="aes")
+    add_serve_arg(ap)
     args = ap.parse_args()
     data_dir, key, known = prepare(10000, args.crypto)
-    proc, port = start_gateway(data_dir)
+    proc, port = start_gateway(data_dir, serve_args=args.serve_arg)
     try:
         verify, lookup = gateway_calls(key, known)
         late = time.time() - args.at

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,7 +174,10 @@ def _known_persons(n: int) -> list[dict[str, str]]:
 
 # -- servers -------------------------------------------------------------------
 def start_gateway(
-    data_dir: Path, metrics_port: int = 0, env: dict[str, str] | None = None
+    data_dir: Path,
+    metrics_port: int = 0,
+    env: dict[str, str] | None = None,
+    serve_args: Sequence[str] = (),
 ) -> tuple[subprocess.Popen, int]:
     # The pool is kept between runs to save seeding it; the limit windows are not:
     # a restart keeps them (state.sqlite), and every run would add to the last one's.
@@ -191,6 +195,7 @@ def start_gateway(
             "--listen",
             f"127.0.0.1:{port}",
             *(["--metrics-listen", f"127.0.0.1:{metrics_port}"] if metrics_port else []),
+            *serve_args,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -199,6 +204,16 @@ def start_gateway(
     wait_port(port, proc)
     wait_quiet(proc.pid)
     return proc, port
+
+
+def add_serve_arg(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an argument for `govgw serve` (repeat), e.g. --serve-arg=--audit-commit-delay-ms=0",
+    )
 
 
 class Scraper:
@@ -357,6 +372,7 @@ def main() -> None:
         action="store_true",
         help="serve the gateway's metrics (--metrics-listen), scraped every second meanwhile",
     )
+    add_serve_arg(ap)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     suites = args.crypto.split(",")
@@ -381,7 +397,7 @@ def main() -> None:
             data_dir, key, known = prepare(size, crypto)
             suffix = "" if crypto == "aes" else f"_{crypto}"
             mport = free_port() if args.metrics else 0
-            gw, gport = start_gateway(data_dir, mport)
+            gw, gport = start_gateway(data_dir, mport, serve_args=args.serve_arg)
             scraper = Scraper(mport) if mport else None
             try:
                 verify, lookup = gateway_calls(key, known)

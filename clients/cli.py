@@ -51,6 +51,7 @@ def _serve_config(args: argparse.Namespace):
         jurisdiction=getattr(args, "jurisdiction", "aba"),
         metrics_listen=args.metrics_listen or "",
         log_format=args.log_format,
+        audit_commit_delay_s=args.audit_commit_delay_ms / 1000,
         **_guard_config(args),
     )
 
@@ -146,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
             choices=("text", "json"),  # gateway.logs.FORMATS
             default=os.environ.get("GOVGW_LOG_FORMAT", "text"),
             help="log lines as text or as JSON lines (or GOVGW_LOG_FORMAT)",
+        )
+        sp.add_argument(
+            "--audit-commit-delay-ms",
+            type=float,
+            default=4.0,
+            metavar="MS",
+            help="while other calls are in flight, hold a finished call's audit record at most"
+            " this long for theirs, so that one fsync and one receipt signature cover them"
+            " (0: never hold; 0-100)",
         )
 
     data_dir(cmd(sub, "init", cmd_init, "create the data directory and its keys"))

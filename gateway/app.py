@@ -94,7 +94,7 @@ def build_parts(config: ServeConfig) -> Parts:
     # OpeningService's, so a suspension changes this process's next decision.
     decider.suspensions = OpeningSuspensionStore(layout.opening_suspensions, catalog, storage)
     withdrawals = WithdrawalStore(layout.withdrawals, catalog, keyring, storage)
-    audit = AuditLog(layout.audit)
+    audit = AuditLog(layout.audit, commit_delay_s=config.audit_commit_delay_s)
     metrics = Metrics() if config.metrics_enabled else None
     if metrics is not None:
         audit.metrics = decider.metrics = metrics
@@ -104,7 +104,7 @@ def build_parts(config: ServeConfig) -> Parts:
         keyring=keyring,
         pool=Pool(layout.pool, keyring, catalog, storage),
         decider=decider,
-        auth=Authenticator(registry),
+        auth=Authenticator(registry, certificates=config.tls),
         limits=Limits(),
         audit=audit,
         signer=ReceiptSigner(keyring.receipt_key, keyring.receipt_verify_only),

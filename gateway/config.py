@@ -256,6 +256,9 @@ class ServeConfig:
     metrics_dir: str = ""
     # "text" or "json": how log lines are written (gateway.logs).
     log_format: str = "text"
+    # How long the audit writer may wait for calls in flight before an fsync, so that
+    # one group commit covers them (gateway.audit.log; 0: never wait).
+    audit_commit_delay_s: float = 0.004
 
     @property
     def metrics_enabled(self) -> bool:
@@ -295,6 +298,11 @@ class ServeConfig:
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(
                 f"log-format: {self.log_format!r} is not one of {', '.join(LOG_FORMATS)}"
+            )
+        if not 0 <= self.audit_commit_delay_s <= 0.1:
+            raise ConfigError(
+                f"audit-commit-delay-ms: {self.audit_commit_delay_s * 1000:g} is not"
+                " between 0 and 100"
             )
         if self.require_client_cert and not self.tls:
             raise ConfigError("require_client_cert needs --tls")

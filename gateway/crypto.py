@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hmac
 from abc import ABC, abstractmethod
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -71,6 +71,16 @@ class Suite(ABC):
 
 
 _SUITES: dict[str, Suite] = {}
+# A process holds a few MAC keys (one per key version of its keyring); a process
+# that opens many keyrings (tests, tools) starts afresh past this many.
+_KEYED_MAX = 64
+
+
+def _keep(keyed: dict[bytes, Any], key: bytes, mac: Any) -> Any:
+    if len(keyed) >= _KEYED_MAX:
+        keyed.clear()
+    keyed[key] = mac
+    return mac
 
 
 def _register(cls: type[Suite]) -> type[Suite]:
@@ -111,8 +121,19 @@ class AesGcmHmacSha256(Suite):
     def aead(self, key: bytes) -> Aead:
         return AESGCM(key)
 
+    def __init__(self) -> None:
+        self._keyed: dict[bytes, hmac.HMAC] = {}
+
     def mac(self, key: bytes, message: bytes) -> bytes:
-        return hmac.digest(key, message, "sha256")
+        # A copy of an HMAC already keyed: the key schedule is done once per key, and
+        # a short update keeps the GIL, where hmac.digest releases and retakes it on
+        # every call (a hand-off to another thread per blind index on the hot path).
+        keyed = self._keyed.get(key)
+        if keyed is None:
+            keyed = _keep(self._keyed, key, hmac.new(key, digestmod="sha256"))
+        h = keyed.copy()
+        h.update(message)
+        return h.digest()
 
 
 class Sm4Gcm:
@@ -156,8 +177,14 @@ class Sm4GcmHmacSm3(Suite):
     def aead(self, key: bytes) -> Aead:
         return Sm4Gcm(key)
 
+    def __init__(self) -> None:
+        self._keyed: dict[bytes, crypto_hmac.HMAC] = {}
+
     def mac(self, key: bytes, message: bytes) -> bytes:
-        h = crypto_hmac.HMAC(key, hashes.SM3())
+        keyed = self._keyed.get(key)  # as AesGcmHmacSha256.mac: keyed once per key
+        if keyed is None:
+            keyed = _keep(self._keyed, key, crypto_hmac.HMAC(key, hashes.SM3()))
+        h = keyed.copy()
         h.update(message)
         return h.finalize()
 

@@ -146,6 +146,10 @@ class Pipeline:
         # durable are signed together, on the loop, as that group is woken up:
         # one signature per group instead of one per call (issue 13).
         parts.audit.on_durable = parts.signer.sign_group
+        # Calls between their start and their answer (on the loop): the audit writer
+        # waits for those still to come before an fsync (group commit with siblings).
+        self.in_flight = 0
+        parts.audit.calls_in_flight = lambda: self.in_flight
 
     async def serve(
         self,
@@ -155,8 +159,12 @@ class Pipeline:
     ) -> Any:
         """Run one call of a route: the bytes as they came off the wire."""
         # One policy version per call: its plans and its catalog reads (R1).
-        with self.parts.decider.pinned():
-            return await self._run(route, raw, context)
+        self.in_flight += 1
+        try:
+            with self.parts.decider.pinned():
+                return await self._run(route, raw, context)
+        finally:
+            self.in_flight -= 1
 
     async def serve_stream(
         self,

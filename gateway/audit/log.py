@@ -116,7 +116,8 @@ def record_hash(record: Mapping[str, Any]) -> str:
 
 def utc_timestamp(moment: datetime | None = None) -> str:
     moment = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat: the same text as strftime("%Y-%m-%dT%H:%M:%S.%f") at a fifth of the cost
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _candidates(text: bytes, shape: bytes, needle: bytes) -> Iterator[bytes]:
@@ -406,6 +407,7 @@ class AuditLog:
         *,
         max_batch: int = 512,
         clock: Callable[[], datetime] | None = None,
+        commit_delay_s: float = 0.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -440,6 +442,18 @@ class AuditLog:
         self._taken = 0  # ticket of the last record the writer has taken
         self._closing = False
         self._writer_idle = False  # waiting on an empty queue
+        # Group commit with siblings (PostgreSQL's commit_delay and commit_siblings):
+        # while other calls in flight will append soon, a loop holds its staged records
+        # for them, at most commit_delay_s, so that one fsync, one wake-up of the loop
+        # and one receipt signature cover them all instead of each. The loop waits, not
+        # the writer: a writer thread waking to look would take the GIL from the busy
+        # loop each time. `calls_in_flight` (set by the pipeline) counts the calls
+        # between their start and their answer; those already waiting here are not
+        # coming.
+        self.commit_delay_s = commit_delay_s
+        self.calls_in_flight: Callable[[], int] | None = None
+        self._awaiting = 0  # async appends staged or queued, not yet durable (loop only)
+        self._held: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
         self._failure: AuditUnavailable | None = None
         self._records = 0
         self._batches = 0
@@ -504,14 +518,7 @@ class AuditLog:
         waiter = _Waiter(len(pending), loop, durable, attachment)
         for i, p in enumerate(pending):
             p.waiter, p.index = waiter, i
-        # Staged on the loop and queued by one callback per loop iteration: the
-        # calls that finish in one iteration take the log's lock and wake the
-        # writer once between them, not once each.
-        staged = self._staged.get(loop)
-        if staged is None:
-            self._staged[loop] = staged = []
-            loop.call_soon(self._queue_staged, loop)
-        staged.extend(pending)
+        self._stage(loop, pending)
         # A plain timer that fails the future, not asyncio.timeout: no Timeout
         # object, task lookup or cancellation bookkeeping per call.
         expiry = None if timeout is None else loop.call_later(max(timeout, 0.0), _expire, durable)
@@ -520,6 +527,7 @@ class AuditLog:
         except TimeoutError:
             self._abandon(pending, timeout)
         finally:
+            self._awaiting -= 1
             if expiry is not None:
                 expiry.cancel()
         if waiter.error is not None:
@@ -548,8 +556,29 @@ class AuditLog:
             if self._writer_idle:
                 self._cond.notify()
 
+    def _stage(self, loop: asyncio.AbstractEventLoop, pending: list[_Pending]) -> None:
+        """Stage an async append's records on its loop, queued by one callback: at the
+        next iteration, or when the calls in flight have all staged theirs (at most
+        commit_delay_s later) -- they take the log's lock and wake the writer once
+        between them, not once each."""
+        self._awaiting += 1  # until the append returns (append_many_async's finally)
+        staged = self._staged.get(loop)
+        if staged is None:
+            self._staged[loop] = staged = []
+            if self.commit_delay_s > 0 and self._siblings() > 0:
+                self._held[loop] = loop.call_later(self.commit_delay_s, self._queue_staged, loop)
+            else:
+                loop.call_soon(self._queue_staged, loop)
+        staged.extend(pending)
+
+    def _siblings(self) -> int:
+        """Other calls in flight."""
+        in_flight = self.calls_in_flight
+        return 0 if in_flight is None else in_flight() - 1
+
     def _queue_staged(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Queue what the calls of one loop iteration staged (on that loop)."""
+        """Queue what the calls of one loop iteration, or of one held group, staged."""
+        self._held.pop(loop, None)
         pending = self._staged.pop(loop)
         try:
             self._queue_pending(pending)

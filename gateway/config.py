@@ -256,8 +256,8 @@ class ServeConfig:
     metrics_dir: str = ""
     # "text" or "json": how log lines are written (gateway.logs).
     log_format: str = "text"
-    # How long the audit writer may wait for calls in flight before an fsync, so that
-    # one group commit covers them (gateway.audit.log; 0: never wait).
+    # While other calls are in flight, how long a finished call's audit records are
+    # held for theirs, so that one group commit covers them (gateway.audit.log; 0: never).
     audit_commit_delay_s: float = 0.004
 
     @property

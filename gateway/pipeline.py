@@ -146,8 +146,9 @@ class Pipeline:
         # durable are signed together, on the loop, as that group is woken up:
         # one signature per group instead of one per call (issue 13).
         parts.audit.on_durable = parts.signer.sign_group
-        # Calls between their start and their answer (on the loop): the audit writer
-        # waits for those still to come before an fsync (group commit with siblings).
+        # Calls between their start and their answer (on the loop): while there are
+        # others, a call's audit records are held briefly for theirs (group commit
+        # with siblings, gateway.audit.log).
         self.in_flight = 0
         parts.audit.calls_in_flight = lambda: self.in_flight
 

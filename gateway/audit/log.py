@@ -443,16 +443,14 @@ class AuditLog:
         self._closing = False
         self._writer_idle = False  # waiting on an empty queue
         # Group commit with siblings (PostgreSQL's commit_delay and commit_siblings):
-        # while other calls in flight will append soon, a loop holds its staged records
-        # for them, at most commit_delay_s, so that one fsync, one wake-up of the loop
-        # and one receipt signature cover them all instead of each. The loop waits, not
-        # the writer: a writer thread waking to look would take the GIL from the busy
-        # loop each time. `calls_in_flight` (set by the pipeline) counts the calls
-        # between their start and their answer; those already waiting here are not
-        # coming.
+        # while other calls are in flight, a loop holds the records its calls stage
+        # for commit_delay_s, so that one fsync, one wake-up of the loop and one
+        # receipt signature cover the calls that finish meanwhile instead of each.
+        # The loop holds, not the writer: a writer thread waking to look would take
+        # the GIL from the busy loop each time. `calls_in_flight` (set by the
+        # pipeline) counts the calls between their start and their answer.
         self.commit_delay_s = commit_delay_s
         self.calls_in_flight: Callable[[], int] | None = None
-        self._awaiting = 0  # async appends staged or queued, not yet durable (loop only)
         self._held: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
         self._failure: AuditUnavailable | None = None
         self._records = 0
@@ -527,7 +525,6 @@ class AuditLog:
         except TimeoutError:
             self._abandon(pending, timeout)
         finally:
-            self._awaiting -= 1
             if expiry is not None:
                 expiry.cancel()
         if waiter.error is not None:
@@ -557,11 +554,10 @@ class AuditLog:
                 self._cond.notify()
 
     def _stage(self, loop: asyncio.AbstractEventLoop, pending: list[_Pending]) -> None:
-        """Stage an async append's records on its loop, queued by one callback: at the
-        next iteration, or when the calls in flight have all staged theirs (at most
-        commit_delay_s later) -- they take the log's lock and wake the writer once
-        between them, not once each."""
-        self._awaiting += 1  # until the append returns (append_many_async's finally)
+        """Stage an async append's records on its loop, queued by one callback at the
+        next iteration -- or, while other calls are in flight, commit_delay_s later: the
+        calls staged meanwhile take the log's lock and wake the writer once between
+        them, not once each."""
         staged = self._staged.get(loop)
         if staged is None:
             self._staged[loop] = staged = []

@@ -167,6 +167,16 @@ def eventually(fn: Any, within_s: float = 2.0) -> Any:
             time.sleep(0.05)
 
 
+def holds_within(check: Callable[[], bool], within_s: float = 1.0) -> bool:
+    """Whether `check` holds within `within_s` (a requirement's bound, not a sleep)."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -97,34 +97,32 @@ class SqliteQueries:
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """(chain file name, record summary) of the subject's records with ts in
         [since, until), in chain order (file by file, by seq)."""
-        with self._db() as db:
-            for fid, path in self._file_ids(db):
-                yield from (
-                    (path.name, _summary(row))
-                    for row in db.execute(
-                        # `+r.file_id`: look up by subject (records_subject), never
-                        # walk the file's records by time.
-                        _SELECT + "FROM records r JOIN shapes s ON s.id=r.shape "
-                        "WHERE r.subject=? AND r.ts_us>=? AND r.ts_us<? AND +r.file_id=? "
-                        "ORDER BY r.seq",
-                        (subject_key(subject_hash), to_us(since), to_us(until), fid),
-                    ).fetchall()
-                )
+        # `+r.file_id`: look up by subject (records_subject), never walk the file's
+        # records by time.
+        return self._per_file(
+            _SELECT + "FROM records r JOIN shapes s ON s.id=r.shape "
+            "WHERE r.subject=? AND r.ts_us>=? AND r.ts_us<? AND +r.file_id=? ORDER BY r.seq",
+            (subject_key(subject_hash), to_us(since), to_us(until)),
+        )
 
     def records_of_emergency(self, emergency_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(chain file name, record summary) of the records whose plans came from the
         emergency, in chain order."""
+        return self._per_file(
+            _SELECT + "FROM record_emergencies e CROSS JOIN records r ON r.id=e.rec "
+            "JOIN shapes s ON s.id=r.shape WHERE e.emergency_id=? AND +r.file_id=? ORDER BY r.seq",
+            (emergency_id,),
+        )
+
+    def _per_file(
+        self, query: str, params: tuple[Any, ...]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(chain file name, record summary) of `query`'s rows, chain by chain: the
+        file's id is its last parameter."""
         with self._db() as db:
             for fid, path in self._file_ids(db):
-                yield from (
-                    (path.name, _summary(row))
-                    for row in db.execute(
-                        _SELECT + "FROM record_emergencies e CROSS JOIN records r ON r.id=e.rec "
-                        "JOIN shapes s ON s.id=r.shape "
-                        "WHERE e.emergency_id=? AND +r.file_id=? ORDER BY r.seq",
-                        (emergency_id, fid),
-                    ).fetchall()
-                )
+                for row in db.execute(query, (*params, fid)).fetchall():
+                    yield path.name, _summary(row)
 
     def usage_counts(
         self, dataset: str, since: datetime, until: datetime

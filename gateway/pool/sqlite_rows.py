@@ -166,16 +166,7 @@ class SqliteRows:
         """(key version, nonce, ct) of the rows under any of `bidxs`, in write order."""
         if len(bidxs) == 1:
             return self._conn().execute(_SELECT_SUBJECT, (ds_id, bidxs[0])).fetchall()
-        marks = ",".join("?" * len(bidxs))
-        return (
-            self._conn()
-            .execute(
-                "SELECT key_version, nonce, ct FROM records WHERE dataset_id = ?"
-                f" AND bidx IN ({marks}) ORDER BY id",
-                (ds_id, *bidxs),
-            )
-            .fetchall()
-        )
+        return [row[1:] for row in self.select_many(ds_id, bidxs)]  # mid-rotation
 
     def select_many(
         self, ds_id: int, bidxs: Sequence[bytes]

@@ -10,7 +10,7 @@ keyed-hashed in the files stays so in the database."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,8 @@ from gateway.grants import GrantStore
 from gateway.storage import Storage, StorageUnavailable, open_storage
 from gateway.subjects import LEGAL_ENTITY, PERSON
 from tests.gateway.access.test_holidays import SCHEDULE_2027  # shaped like a notice
-from tests.storage.test_stores import _eventually
+from tests.storage.conftest import Nodes
+from tests.support import holds_within
 
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 BODY = "51322119850315001"
@@ -64,23 +65,6 @@ ROOT = Caller("root", "admin", "州大数据局", "513221")
 RESCUE = Caller("agency-rescue", "agency", "汶川县应急管理局", "513221")
 CALLERS = {c.id: c for c in (RESCUE, ROOT)}
 SOCIAL = "social_assistance.recipient"
-
-Nodes = Callable[[], Storage]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storages(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Nodes]:
-    """Open storages on one backend: each call is another node (or process) opening it."""
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
-    opened: list[Storage] = []
-
-    def open_one() -> Storage:
-        opened.append(open_storage(url, tmp_path))
-        return opened[-1]
-
-    yield open_one
-    for storage in opened:
-        storage.close()
 
 
 @pytest.fixture
@@ -137,11 +121,11 @@ def test_an_application_filed_on_one_node_is_decided_on_another(
                               legal_basis="第一条", now=NOW)
     ) == (grpc.StatusCode.FAILED_PRECONDITION, "APPLICATION_DECIDED")  # fmt: skip
     # The grant the approval made is node A's too, within 1 s.
-    assert _eventually(lambda: node_a.grants.get(decided["grant_id"]) is not None)
+    assert holds_within(lambda: node_a.grants.get(decided["grant_id"]) is not None)
     node_a.change_grant(CIVIL, decided["grant_id"], "suspended", "疑似滥用", NOW)
     history = [h["event"] for h in node_b.visible(APPLICANT, app["id"], NOW)["history"]]
     assert history == ["applied", "approved", "grant_suspended"]
-    assert _eventually(lambda: node_b.grants.get(decided["grant_id"])["status"] == "suspended")
+    assert holds_within(lambda: node_b.grants.get(decided["grant_id"])["status"] == "suspended")
 
 
 @pytest.mark.requirement("R3")
@@ -193,7 +177,7 @@ def test_a_correction_filed_on_one_node_is_indicated_on_another_and_sealed(
         PERSON_SUBJECT, dataset="population.basic", field="name", statement=STATEMENT,
         evidence_ref="户口簿", now=NOW,
     )  # fmt: skip
-    assert _eventually(lambda: hot_b("population.basic", PID) == {"name": "2026-06-01"})
+    assert holds_within(lambda: hot_b("population.basic", PID) == {"name": "2026-06-01"})
     assert _refused(
         lambda: node_b.file(PERSON_SUBJECT, dataset="population.basic", field="name",
                             statement="再次", evidence_ref="", now=NOW)
@@ -203,7 +187,7 @@ def test_a_correction_filed_on_one_node_is_indicated_on_another_and_sealed(
     assert [(c["id"], c["subject_key"]) for c in seen] == [(filed["id"], PID)]
     node_b.extend(POLICE, filed["id"], "需调取原始档案", NOW)
     node_b.answer(POLICE, filed["id"], corrected=True, note="已更正", legal_basis="", now=NOW)
-    assert _eventually(lambda: hot_b("population.basic", PID) == {})  # answered: not indicated
+    assert holds_within(lambda: hot_b("population.basic", PID) == {})  # answered: not indicated
     assert node_a.get(filed["id"])["status"] == "corrected"
     assert node_a.pending_deadlines() == []
     stored = _stored(storage_a, tmp_path)
@@ -223,7 +207,7 @@ def test_a_withdrawal_on_one_node_is_honoured_by_another_within_1s(
     assert not node_b.withdrawn("legal_entity.basic", ENT)
     w = node_a.request(ENTITY_SUBJECT, dataset="legal_entity.basic", reason="侵犯权益", now=NOW)
     assert node_a.withdrawn("legal_entity.basic", ENT)  # its own node: at once
-    assert _eventually(lambda: node_b.withdrawn("legal_entity.basic", ENT))
+    assert holds_within(lambda: node_b.withdrawn("legal_entity.basic", ENT))
     assert not node_b.withdrawn("credit.record", ENT)  # that dataset only
     assert _refused(
         lambda: node_b.request(ENTITY_SUBJECT, dataset="legal_entity.basic", reason="再",
@@ -232,7 +216,7 @@ def test_a_withdrawal_on_one_node_is_honoured_by_another_within_1s(
     assert [d["subject_key"] for d in node_b.for_provider(AMR)] == [ENT]
     assert [d["reason"] for d in node_b.mine(ENTITY_SUBJECT)] == ["侵犯权益"]
     node_b.review(AMR, w["id"], "reinstate", "信息准确", NOW)
-    assert _eventually(lambda: not node_a.withdrawn("legal_entity.basic", ENT))
+    assert holds_within(lambda: not node_a.withdrawn("legal_entity.basic", ENT))
     assert node_a.get(w["id"])["status"] == "reinstated"
     stored = _stored(storage_a, tmp_path)
     assert w["id"] in stored and ENT not in stored and "侵犯权益" not in stored
@@ -260,11 +244,11 @@ def test_an_emergency_declared_on_one_node_applies_on_another(
         purpose="地震受灾群众救助核查", ends_at=NOW + timedelta(days=7),
     )  # fmt: skip
     doc = node_a.declare(ROOT, declared, NOW)
-    assert _eventually(lambda: [e["id"] for e in node_b.policy_view()[1]] == [doc["id"]])
+    assert holds_within(lambda: [e["id"] for e in node_b.policy_view()[1]] == [doc["id"]])
     assert node_b.grants.get(doc["grant_ids"][0])["emergency_id"] == doc["id"]
     _, revoked = node_b.end(ROOT, doc["id"], "响应结束", NOW + timedelta(days=1))
     assert revoked == doc["grant_ids"]
-    assert _eventually(lambda: node_a.policy_view()[1] == [])
+    assert holds_within(lambda: node_a.policy_view()[1] == [])
     assert node_a.visible(ROOT, doc["id"])["status"] == "ended"
 
 
@@ -277,10 +261,10 @@ def test_an_opening_suspended_on_one_node_is_decided_with_on_another(
     node_b = OpeningSuspensionStore(path, load(), storages())
     before = node_b.version
     s = node_a.suspend(AMR, "legal_entity.basic", "发现安全风险", NOW)
-    assert _eventually(lambda: node_b.version > before)
+    assert holds_within(lambda: node_b.version > before)
     assert node_b.policy_view()[1] == {"legal_entity.basic": {"id": s["id"], "status": "suspended"}}
     node_b.reopen(AMR, s["id"], "已脱敏处理", NOW, reprocessed=True)
-    assert _eventually(lambda: node_a.policy_view()[1] == {})
+    assert holds_within(lambda: node_a.policy_view()[1] == {})
 
 
 # ----- subject-token issuers and calendar years --------------------------------------------
@@ -295,10 +279,10 @@ def test_an_issuer_registered_through_one_node_is_trusted_by_another(
     node_a.add("sc-idp", public, description="四川省统一身份认证平台")
     with pytest.raises(IssuerError, match="already exists"):
         node_b.add("sc-idp", public)
-    assert _eventually(lambda: node_b.key("sc-idp") is not None)
+    assert holds_within(lambda: node_b.key("sc-idp") is not None)
     assert [i["name"] for i in node_b.list()] == ["sc-idp"]
     node_b.remove("sc-idp")
-    assert _eventually(lambda: node_a.key("sc-idp") is None)
+    assert holds_within(lambda: node_a.key("sc-idp") is None)
     with pytest.raises(IssuerError, match="no issuer"):
         node_a.remove("sc-idp")
 
@@ -319,7 +303,7 @@ def test_a_calendar_year_installed_once_serves_every_node(
     node_b.use(calendar_dir, storage_b)
     assert node_b.schedule(2027) is None
     installed = install_file(schedule_file, calendar_dir, storage=storage_a)
-    assert _eventually(lambda: node_b.schedule(2027) == installed)
+    assert holds_within(lambda: node_b.schedule(2027) == installed)
     with pytest.raises(ScheduleInvalid, match="--replace"):
         install_file(schedule_file, calendar_dir, storage=storage_a)
     install_file(schedule_file, calendar_dir, storage=storage_a, replace=True)

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from gateway.policy.bundle import PolicyBundle, bundle_from_files, read_policy_f
 from gateway.policy.serving import policy_store
 from gateway.policy.versions import VersionError, VersionStore, sign_files
 from gateway.storage import Storage, open_storage
+from tests.support import holds_within
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -56,15 +56,6 @@ def sql(url: str, statement: str, *args: object) -> None:
     """Write to the database behind govgw's back, as someone with its password could."""
     with psycopg.connect(url, autocommit=True, options="-c search_path=govgw") as db:
         db.execute(statement, args)
-
-
-def _eventually(check: Callable[[], bool], within_s: float = 1.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_versions_are_content_addressed_and_shared(backend: tuple[Opener, str]) -> None:
@@ -137,7 +128,7 @@ def test_activation_rollback_and_history_are_seen_by_every_node(
     before = other.stamp()
     store.set_active(b, actor="bob", action="activate", reason="二")
     # The other node learns of the switch within 1 s (its stamp moves: the runtime's cue).
-    assert _eventually(lambda: other.stamp() != before)
+    assert holds_within(lambda: other.stamp() != before)
     assert other.active_version() == b and other.active()["seq"] == 2
     assert [(h.seq, h.version, h.previous, h.actor, h.reason) for h in other.history()] == [
         (1, a, "", "alice", "一"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from gateway.pool.rotate import rotate
 from gateway.pool.store import INSERT_CHUNK
 from gateway.storage import Storage, StorageUnavailable, open_storage
 from tests.gateway.pool import CATALOG, id_number, licence, new_keyring, person, uscc_code
+from tests.support import holds_within
 
 POP = "population.basic"
 
@@ -41,15 +41,6 @@ def pools(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[
         pool.close()
         if storage is not None:
             storage.close()
-
-
-def _eventually(check: Callable[[], bool], within_s: float = 1.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_pool_contract(pools: Callable[[], Pool]) -> None:
@@ -96,7 +87,10 @@ def test_a_large_import_goes_in_chunks_and_replaces_across_them(pools: Callable[
     assert pool.read(POP, every[-1]["id_number"]) == [every[-1]]
 
 
-def test_a_moved_ciphertext_fails_authentication(pools: Callable[[], Pool]) -> None:
+def _with_a_moved_ciphertext(
+    pools: Callable[[], Pool],
+) -> tuple[Pool, dict[str, str], dict[str, str]]:
+    """A pool of a and b where b's ciphertext was copied under a's blind index."""
     pool = pools()
     a, b = person("陈凯", order=11), person("李娜", order=12)
     pool.write_batch(POP, [a, b])
@@ -111,6 +105,11 @@ def test_a_moved_ciphertext_fails_authentication(pools: Callable[[], Pool]) -> N
 
         with sqlite3.connect(pool.path) as conn:
             conn.execute(swap.format(t="records", p="?"), (bidx_b, bidx_a))
+    return pool, a, b
+
+
+def test_a_moved_ciphertext_fails_authentication(pools: Callable[[], Pool]) -> None:
+    pool, a, _ = _with_a_moved_ciphertext(pools)
     with pytest.raises(PoolIntegrityError):
         pool.read(POP, a["id_number"])
 
@@ -123,7 +122,7 @@ def test_another_nodes_import_is_read_at_once_and_its_version_within_a_second(
     row = person("陈凯", order=11)
     version = node_a.write_batch(POP, [row])
     assert node_b.read(POP, row["id_number"]) == [row]
-    assert _eventually(lambda: node_b.dataset_version(POP) == version)
+    assert holds_within(lambda: node_b.dataset_version(POP) == version)
 
 
 def test_rotation_moves_every_row_on_either_backend(
@@ -197,20 +196,7 @@ def test_read_many_answers_as_read_does_in_one_query(pools: Callable[[], Pool]) 
 
 
 def test_read_many_fails_authentication_of_a_moved_ciphertext(pools: Callable[[], Pool]) -> None:
-    pool = pools()
-    a, b = person("陈凯", order=11), person("李娜", order=12)
-    pool.write_batch(POP, [a, b])
-    bidx_a, bidx_b = (pool.blind_index(POP, p["id_number"]) for p in (a, b))
-    swap = "UPDATE {t} SET ct = (SELECT ct FROM {t} WHERE bidx = {p}) WHERE bidx = {p}"
-    url = pools.url  # type: ignore[attr-defined]
-    if url:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(swap.format(t="govgw.pool_records", p="%s"), (bidx_b, bidx_a))
-    else:
-        import sqlite3
-
-        with sqlite3.connect(pool.path) as conn:
-            conn.execute(swap.format(t="records", p="?"), (bidx_b, bidx_a))
+    pool, a, b = _with_a_moved_ciphertext(pools)
     with pytest.raises(PoolIntegrityError):
         pool.read_many(POP, [b["id_number"], a["id_number"]])
 

@@ -3,8 +3,7 @@ directory; PostgreSQL shared by nodes), and changes seen by another node within 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,38 +11,14 @@ import pytest
 from gateway.callers import CallerError, CallerRegistry
 from gateway.grants import GrantError, GrantStore
 from gateway.storage import Storage, open_storage
+from tests.support import holds_within
 
 LATER = "2030-01-01T00:00:00Z"
 PROVIDER = "civil-affairs"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def storages(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Storage]]:
-    """Open storages on one backend: each call is another process ("node") opening it."""
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
-    opened: list[Storage] = []
-
-    def open_one() -> Storage:
-        opened.append(open_storage(url, tmp_path))
-        return opened[-1]
-
-    yield open_one
-    for storage in opened:
-        storage.close()
-
-
 def _grants(storage: Storage, tmp_path: Path) -> GrantStore:
     return GrantStore(tmp_path / "grants.json", refresh_interval=0.05, storage=storage)
-
-
-def _eventually(check: Callable[[], bool], within_s: float = 1.0) -> bool:
-    """Whether `check` holds within `within_s` (the requirement's bound, not a sleep)."""
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # ----- the caller registry ---------------------------------------------------------------
@@ -83,11 +58,11 @@ def test_a_suspension_through_one_node_is_seen_by_another_within_1s(
     _, key = node_a.add("hall-1", "counter", "政务大厅", "513221")
     # Added on A: known on B within 1 s too (once A's announcement reached B's listener;
     # B never queries the database on its event loop for an unknown key).
-    assert _eventually(lambda: (c := node_b.by_api_key(key)) is not None and c.status == "active")
+    assert holds_within(lambda: (c := node_b.by_api_key(key)) is not None and c.status == "active")
     node_a.set_status("hall-1", "suspended")
-    assert _eventually(lambda: node_b.by_api_key(key).status == "suspended")
+    assert holds_within(lambda: node_b.by_api_key(key).status == "suspended")
     node_b.set_status("hall-1", "active")
-    assert _eventually(lambda: node_a.get("hall-1").status == "active")
+    assert holds_within(lambda: node_a.get("hall-1").status == "active")
 
 
 # ----- the grants store ------------------------------------------------------------------
@@ -118,9 +93,9 @@ def test_a_grant_added_on_one_node_is_visible_on_another_within_1s(
     node_a, node_b = _grants(storages(), tmp_path), _grants(storages(), tmp_path)
     assert node_b.list() == []
     grant = node_a.add("agency-mz", "population.basic", ["name"], "核验", LATER)
-    assert _eventually(lambda: node_b.get(grant["id"]) is not None)
+    assert holds_within(lambda: node_b.get(grant["id"]) is not None)
     node_b.revoke(grant["id"], "ended")
-    assert _eventually(lambda: node_a.get(grant["id"])["status"] == "revoked")
+    assert holds_within(lambda: node_a.get(grant["id"])["status"] == "revoked")
 
 
 def test_concurrent_writers_lose_no_grant(storages: Callable[[], Storage], tmp_path: Path) -> None:
@@ -157,7 +132,7 @@ def test_after_a_database_restart_changes_are_seen_again(tmp_path: Path) -> None
         server.restart()  # every connection, the listeners' too, is cut
         node_a.set_status("hall-1", "suspended")  # the pool replaces its dead connection
         # B's listener reconnects (backoff up to 2 s) and re-reads what it may have missed.
-        assert _eventually(lambda: node_b.by_api_key(key).status == "suspended", 5.0)
+        assert holds_within(lambda: node_b.by_api_key(key).status == "suspended", 5.0)
     finally:
         for storage in storages:
             storage.close()

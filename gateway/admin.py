@@ -567,6 +567,7 @@ def serve(config: ServeConfig, *, banner: str = "") -> int:
     from gateway.app import attach, build_parts
     from gateway.server import GatewayServer
 
+    config.validate()  # a bad flag is refused before anything is opened or loaded
     init(config.data_dir)
     server = GatewayServer(config, attach(build_parts(config), config))
     port = server.start()

@@ -42,6 +42,7 @@ from gateway.errors import (
     invalid,
     operator_suspended,
 )
+from gateway.limits import Admission
 from gateway.oracle import SUSPEND_ACTION, BudgetExceeded
 from gateway.pipeline import (
     RECEIVE_TIMEOUT_S,
@@ -53,17 +54,15 @@ from gateway.pipeline import (
     new_request_id,
 )
 from gateway.plan import Plan
-from gateway.routes import BatchSteps, Route
+from gateway.routes import Answer, BatchSteps, Route
 
 # Results per response message: ~1.3 KB each with a receipt and its proof, so a
 # chunk stays well under gRPC's 4 MiB message limit.
 CHUNK = 500
-# Items answered between two yields to the event loop: a 10,000-item batch does
-# not hold every other call for its whole length.
-YIELD_EVERY = 64
-# Items parsed ahead of their admission, whose data the steps read in one go (one
-# pool query per chunk instead of one per item); a multiple of YIELD_EVERY.
-AHEAD = 256
+# Items taken through the steps together (`_Chunk`): one state round trip and one
+# pool query each; other calls go on between two chunks, and the deadline is
+# checked there.
+AHEAD = 128
 
 
 class BatchRunner:
@@ -134,8 +133,8 @@ class BatchRunner:
         now: Any,
         context: grpc.aio.ServicerContext,
     ) -> tuple[list[Any], list[AuditDraft]]:
-        """Each item through parse, limits, monitor and answer; then the batch sealed.
-        Returns the response chunks and the items' audit records.
+        """Each item through parse, limits, monitor and answer, a chunk at a time; then
+        the batch sealed. Returns the response chunks and the items' audit records.
 
         Each result is copied into its response chunk as soon as it is made, while
         it is small: the receipt is then written into it there (seal), and the
@@ -143,106 +142,50 @@ class BatchRunner:
         version = next(iter(plans.values())).policy_version if plans else ""
         chunks: list[Any] = []
         records: list[AuditDraft] = []
-
-        def place(result: Any, index: int) -> Any:
-            if index % CHUNK == 0:
-                chunks.append(steps.respond((), request_id, version))
-            slot = chunks[-1].results.add()
-            slot.CopyFrom(result)
-            return slot
-
-        answered: list[Outcome[Any]] = []
-        answered_at: list[int] = []
+        answered: list[tuple[Outcome[Any], int]] = []
         late: GovgwError | None = None  # once the deadline passed, the rest are refused
         scope = steps.begin(Exec(caller, plans, header, request_id, now))
-        parsed: list[Request[Any] | Exception] = []
-        for index in range(len(items)):
-            if index % AHEAD == 0:
-                # The next chunk parsed before any of it is admitted, so the steps can
-                # read its data in one go (`BatchSteps.ahead`); each item is still
-                # admitted, limited and answered on its own, in order.
-                parsed = [
-                    _parse(steps, it, at, header)
-                    for at, it in enumerate(items[index : index + AHEAD], start=index)
-                ]
-                steps.ahead(scope, [r for r in parsed if isinstance(r, Request)])
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)
-                if late is None:
-                    try:
-                        _check_deadline(context)
-                    except GovgwError as err:
-                        late = err
-            record = AuditDraft(request_id=request_id, action=route.action, caller=caller)
-            record.plans = plans
-            records.append(record)
-            try:
-                if late is not None:
-                    raise late
-                outcome = await self._item(
-                    route, steps, caller, header, parsed[index % AHEAD], plans, record, now, scope
-                )
-            except GovgwError as err:
-                record.fail(err)
-                place(steps.refused(index, err), index)
+        for start in range(0, len(items), AHEAD):
+            await asyncio.sleep(0)  # other calls go on between two chunks
+            if late is None:
+                try:
+                    _check_deadline(context)
+                except GovgwError as err:
+                    late = err
+            parsed = [
+                _parse(steps, it, at, header)
+                for at, it in enumerate(items[start : start + AHEAD], start=start)
+            ]
+            mine = [
+                AuditDraft(request_id=request_id, action=route.action, caller=caller, plans=plans)
+                for _ in parsed
+            ]
+            records += mine
+            if late is not None:
+                outcomes: list[Any] = [late] * len(parsed)
+            else:
+                chunk = _Chunk(self, route, steps, caller, header, plans, now, scope)
+                outcomes = await chunk.run(parsed, mine, start)
+            for index, (record, outcome) in enumerate(zip(mine, outcomes, strict=True), start):
+                if index % CHUNK == 0:
+                    chunks.append(steps.respond((), request_id, version))
+                slot = chunks[-1].results.add()
+                if isinstance(outcome, GovgwError):
+                    record.fail(outcome)
+                    slot.CopyFrom(steps.refused(index, outcome))
+                else:
+                    record.succeed(outcome)
+                    slot.CopyFrom(outcome.response)
+                    outcome.response = slot  # the receipt goes in there
+                    answered.append((outcome, index))
+                # A suspension an item caused (the enumeration monitor) stops the rest,
+                # as it refuses the caller's next call; this item's answer stands.
                 late = late or _suspended(caller, record)
-                continue
-            except Exception as exc:  # the database down or a defect: this item only
-                err = failure(exc, request_id, f" item {index}")
-                record.fail(err)
-                place(steps.refused(index, err), index)
-                continue
-            record.succeed(outcome)
-            # A suspension this item caused (the enumeration monitor) stops the rest,
-            # as it refuses the caller's next call; this item's answer stands.
-            late = late or _suspended(caller, record)
-            outcome.response = place(outcome.response, index)  # the receipt goes in there
-            answered.append(outcome)
-            answered_at.append(index)
         if answered:
-            steps.seal(Exec(caller, plans, header, request_id, now), answered)
-            for outcome, index in zip(answered, answered_at, strict=True):
+            steps.seal(Exec(caller, plans, header, request_id, now), [o for o, _ in answered])
+            for outcome, index in answered:
                 records[index].receipt_id = outcome.receipt_id
         return chunks, records
-
-    async def _item(
-        self,
-        route: Route[Any, Any],
-        steps: BatchSteps,
-        caller: Caller,
-        header: Request[Any],
-        request: Request[Any] | Exception,
-        plans: dict[str, Plan],
-        record: AuditDraft,
-        now: Any,
-        scope: Any,
-    ) -> Outcome[Any]:
-        p = self.parts
-        record.request = header  # a refused item's record still says why it was asked
-        if isinstance(request, Exception):  # it did not parse: refused alone
-            raise request
-        hashes = tuple(p.keyring.subject_hash(s) for s in request.subjects)
-        record.request, record.subjects = request, hashes
-        # Items go one after another: each takes the call's in-flight slot and gives it
-        # back (the monitor's observe releases it under the request id) before the next.
-        token = record.request_id
-        async with p.limits.admit(caller, route.action, plans, hashes, token) as admission:
-            enforce(plans)
-            if p.oracle is not None:
-                try:
-                    await p.oracle.reserve(caller, hashes, token)
-                except BudgetExceeded as e:
-                    record.extra.append(e.suspension.audit_event(by="enumeration-monitor"))
-                    raise
-            ex = Exec(caller, plans, request, record.request_id, now)
-            # A pool on PostgreSQL reads over the network: off the event loop.
-            outcome = (
-                await asyncio.to_thread(steps.answer, ex, scope)
-                if p.pool.remote
-                else steps.answer(ex, scope)
-            )
-            await self.pipeline._watch(route, caller, hashes, outcome.misses, admission, record)
-        return outcome
 
     async def _audit(
         self,
@@ -261,6 +204,149 @@ class BatchRunner:
             r.latency_ms = call.latency_ms
             events.extend(r.events())
         await self.pipeline._audit_events(route, call, events or call.events(), started, context)
+
+
+class _Chunk:
+    """One chunk of a batch's items through the unary pipeline's steps, each step
+    taken for the chunk at once (one state round trip, one pool query), each item
+    still admitted, limited, watched and answered on its own, in order:
+
+        subject hashes -> limits (every item's windows; one in-flight slot)
+          -> the plans' verdict -> distinct-subject budget -> read and answer
+          -> enumeration monitor (answers counted in order, up to a threshold)
+
+    An item refused at a step is refused alone, with its reason; a suspension an
+    item causes refuses the items after it. Nothing is read for an item before
+    it is admitted and within the budget; an answer made for an item after a
+    monitor's threshold is dropped, never sent."""
+
+    def __init__(
+        self,
+        runner: BatchRunner,
+        route: Route[Any, Any],
+        steps: BatchSteps,
+        caller: Caller,
+        header: Request[Any],
+        plans: dict[str, Plan],
+        now: Any,
+        scope: Any,
+    ) -> None:
+        self.parts, self.route, self.steps = runner.parts, route, steps
+        self.caller, self.header, self.plans, self.now, self.scope = (
+            caller, header, plans, now, scope
+        )  # fmt: skip
+
+    async def run(
+        self, parsed: list[Request[Any] | Exception], records: list[AuditDraft], start: int
+    ) -> list[Outcome[Any] | GovgwError]:
+        """The chunk's outcomes, in order: an answer, or the item's refusal."""
+        p, caller = self.parts, self.caller
+        request_id = self.request_id = records[0].request_id
+        token = f"{request_id}@{start}"  # the chunk's in-flight slot and counted members
+        out: list[Any] = [None] * len(parsed)
+        hashes: dict[int, tuple[str, ...]] = {}
+        for i, request in enumerate(parsed):
+            if isinstance(request, Request):
+                hashes[i] = tuple(p.keyring.subject_hash(s) for s in request.subjects)
+                records[i].request, records[i].subjects = request, hashes[i]
+            else:  # it did not parse: refused alone; its record still says why it was asked
+                records[i].request = self.header
+                out[i] = (
+                    request
+                    if isinstance(request, GovgwError)
+                    else failure(request, request_id, f" item {start + i}")
+                )
+        live = list(hashes)
+        if not live:
+            return out
+        admission: Admission | None = None
+        try:
+            admission, refusals = await p.limits.admit_many(
+                caller, self.route.action, self.plans, [hashes[i] for i in live], token
+            )
+            for i, refusal in zip(live, refusals, strict=True):
+                if refusal is not None:
+                    out[i] = refusal
+            live = [i for i in live if out[i] is None]
+            if live:
+                enforce(self.plans)
+            live = await self._reserve(live, hashes, records, out)
+            if live and p.pool.remote:  # a pool on PostgreSQL reads over the network
+                live = await asyncio.to_thread(self._answer, live, parsed, out, start)
+            elif live:
+                live = self._answer(live, parsed, out, start)
+            await self._observe(live, hashes, records, out, token, admission)
+        except GovgwError as err:  # the plans deny, or the state is unreachable
+            for i in live:
+                if out[i] is None or isinstance(out[i], Outcome):
+                    out[i] = err
+        finally:
+            if admission is not None and not admission.released:
+                await p.limits._leave(admission, caller, token)
+        return out
+
+    async def _reserve(
+        self,
+        live: list[int],
+        hashes: dict[int, tuple[str, ...]],
+        records: list[AuditDraft],
+        out: list[Any],
+    ) -> list[int]:
+        """The items within the caller's distinct-subject budget (counted before any
+        read); the first past it is refused with the suspension, the rest after it."""
+        oracle = self.parts.oracle
+        if oracle is None or not live:
+            return live
+        n, found = await oracle.reserve_many(self.caller, [hashes[i] for i in live])
+        if found is not None:
+            first = live[n]
+            records[first].extra.append(found.audit_event(by="enumeration-monitor"))
+            out[first] = BudgetExceeded(found)
+            for i in live[n + 1 :]:
+                out[i] = _suspended(self.caller, records[first])
+        return live[:n]
+
+    def _answer(self, live: list[int], parsed: list[Any], out: list[Any], start: int) -> list[int]:
+        """Each admitted item's answer (its rows read with the chunk's, in one query)."""
+        steps, scope = self.steps, self.scope
+        steps.ahead(scope, [parsed[i] for i in live])
+        for i in live:
+            ex = Exec(self.caller, self.plans, parsed[i], self.request_id, self.now)
+            try:
+                out[i] = steps.answer(ex, scope)
+            except GovgwError as err:
+                out[i] = err
+            except Exception as exc:  # the database down or a defect: this item only
+                out[i] = failure(exc, self.request_id, f" item {start + i}")
+        return [i for i in live if isinstance(out[i], Outcome)]
+
+    async def _observe(
+        self,
+        live: list[int],
+        hashes: dict[int, tuple[str, ...]],
+        records: list[AuditDraft],
+        out: list[Any],
+        token: str,
+        admission: Admission | None,
+    ) -> None:
+        """Each answer reported to the enumeration monitor, in order; an item whose
+        answer crosses a threshold keeps it (with the suspension in its record), and
+        the answers after it are dropped for the suspension's refusal."""
+        oracle = self.parts.oracle
+        if oracle is None or self.route.answer is Answer.NONE or not live:
+            return
+        misses = []
+        for i in live:
+            m, h = out[i].misses, hashes[i]
+            misses.append(m[:1] * len(h) if len(m) != len(h) else m)
+        n, suspensions = await oracle.observe_many(
+            self.caller, [hashes[i] for i in live], misses, token, admission
+        )
+        if suspensions:
+            last = live[n - 1]
+            records[last].extra += [s.audit_event(by="enumeration-monitor") for s in suspensions]
+            for i in live[n:]:
+                out[i] = _suspended(self.caller, records[last])
 
 
 def _parse(

@@ -31,7 +31,7 @@ from gateway.config import (  # the settings live in config
 )
 from gateway.errors import GovgwError, caller_suspended, exhausted
 from gateway.plan import Plan
-from gateway.state import InProcessState, Slot, StateBackend, Window
+from gateway.state import InProcessState, Slot, StateBackend, Verdict, Window
 from gateway.state.base import ADMITTED, IN_FLIGHT_FULL, SUSPENDED
 
 log = logging.getLogger("govgw.limits")
@@ -132,14 +132,10 @@ class Limits:
         is given back on leaving (unless the oracle gave it back already)."""
         return _Admitting(self, caller, action, plans, subject_hashes, token)
 
-    async def _enter(
-        self,
-        caller: Caller,
-        action: str,
-        plans: Mapping[str, Plan],
-        subject_hashes: Sequence[str],
-        token: str,
-    ) -> Admission:
+    def _rate_windows(
+        self, caller: Caller, action: str, plans: Mapping[str, Plan]
+    ) -> tuple[list[Window], Slot, tuple[Tier, ...]]:
+        """The call's rate windows (one per dataset, sized by tier) and its slot."""
         # A call without a dataset (the catalog) is still counted, under "".
         decided: list[tuple[str, Plan | None]] = list(plans.items()) or [("", None)]
         tiers = tuple(self.tier_for(caller.kind, plan) for _, plan in decided)
@@ -157,31 +153,74 @@ class Limits:
                 ],
                 Slot(f"inflight:{caller.id}", min(t.max_in_flight for t in tiers)),
             )
-        windows, slot = list(made[0]), made[1]
+        return list(made[0]), made[1], tiers
+
+    def _windows(self, caller: Caller, rate: list[Window], hashes: Sequence[str]) -> list[Window]:
+        """`rate` and, with per-subject limits, two windows per distinct subject.
+        They guard every route that takes subject keys (the pipeline passes their
+        hashes only for those): verification, attribute checks and lookups alike,
+        each key of a batch counted."""
         sl = self.subject
-        # Per-subject limits guard every route that takes subject keys (the
-        # pipeline passes their hashes only for those): verification, attribute
-        # checks and lookups alike, each key of a batch counted.
-        if sl is not None:
-            for h in dict.fromkeys(subject_hashes):  # once per distinct subject
-                windows.append(Window(f"subj:{h}:calls", sl.calls, sl.window_s))
-                windows.append(
-                    Window(f"subj:{h}:callers", sl.callers, sl.window_s, member=caller.id)
-                )
+        if sl is None or not hashes:
+            return rate
+        windows = list(rate)
+        for h in dict.fromkeys(hashes):  # once per distinct subject
+            windows.append(Window(f"subj:{h}:calls", sl.calls, sl.window_s))
+            windows.append(Window(f"subj:{h}:callers", sl.callers, sl.window_s, member=caller.id))
+        return windows
+
+    async def _enter(
+        self,
+        caller: Caller,
+        action: str,
+        plans: Mapping[str, Plan],
+        subject_hashes: Sequence[str],
+        token: str,
+    ) -> Admission:
+        rate, slot, tiers = self._rate_windows(caller, action, plans)
+        windows = self._windows(caller, rate, subject_hashes)
         verdict = await self.state.admit(caller.id, windows, slot, token, self.clock())
         if verdict.blocked == ADMITTED:
             return Admission(slot)
+        raise self._refused(caller, action, slot, tiers, verdict)
+
+    async def admit_many(
+        self,
+        caller: Caller,
+        action: str,
+        plans: Mapping[str, Plan],
+        subject_hashes: Sequence[Sequence[str]],
+        token: str,
+    ) -> tuple[Admission | None, list[GovgwError | None]]:
+        """Admit the items of one chunk of a batch, in order, each as a call of its
+        own (its rate windows and its subjects' windows); one in-flight slot for the
+        chunk. Returns the slot (None if none was taken: a suspended caller or a full
+        slot refuses every item), to be given back, and each item's refusal or None.
+        Raises UNAVAILABLE STATE_UNAVAILABLE as `admit`."""
+        rate, slot, tiers = self._rate_windows(caller, action, plans)
+        windows = [self._windows(caller, rate, h) for h in subject_hashes]
+        verdicts = await self.state.admit_many(caller.id, windows, slot, token, self.clock())
+        held = any(v.blocked not in (SUSPENDED, IN_FLIGHT_FULL) for v in verdicts)
+        refusals = [
+            None if v.blocked == ADMITTED else self._refused(caller, action, slot, tiers, v)
+            for v in verdicts
+        ]
+        return (Admission(slot) if held else None), refusals
+
+    def _refused(
+        self, caller: Caller, action: str, slot: Slot, tiers: Sequence[Tier], verdict: Verdict
+    ) -> GovgwError:
         if verdict.blocked == SUSPENDED:
-            raise caller_suspended(caller.id)
+            return caller_suspended(caller.id)
         if verdict.blocked == IN_FLIGHT_FULL:
-            raise exhausted(
+            return exhausted(
                 "TOO_MANY_IN_FLIGHT",
                 f"at most {slot.limit} calls in flight per caller",
                 retry_after_s=verdict.retry_after_s,
             )
         # The refusal's words are made only for a refusal, not for every call.
         reason, message = self._refusal(action, tiers, verdict.blocked)
-        raise exhausted(reason, message, retry_after_s=verdict.retry_after_s)
+        return exhausted(reason, message, retry_after_s=verdict.retry_after_s)
 
     def _refusal(self, action: str, tiers: Sequence[Tier], index: int) -> tuple[str, str]:
         """Reason and message of the window at `index` (rate windows first, then

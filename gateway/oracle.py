@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.callers import Caller, CallerRegistry
 from gateway.config import OracleConfig
 from gateway.errors import GovgwError, caller_suspended
-from gateway.state import StateBackend
+from gateway.state import Observation, StateBackend
+from gateway.state.base import crosses
 
 if TYPE_CHECKING:
     from gateway.limits import Admission
@@ -127,13 +128,7 @@ class Oracle:
             )
             if counted >= 0:
                 continue
-            found = Suspension(
-                caller.id,
-                "SUBJECT_SPREAD",
-                f"a call would take the {'operator' if scope.operator else 'caller'} past"
-                f" {c.max_subjects} distinct subjects in {c.window_s:g} s",
-                scope.operator,
-            )
+            found = self._spread(caller, scope)
             await self._trip(found)
             raise BudgetExceeded(found)
 
@@ -165,20 +160,86 @@ class Oracle:
             )
             if admission is not None:
                 admission.released = True
-            if obs.answered >= c.min_answers and obs.no_match_ratio > c.max_no_match_ratio:
-                found.append(
-                    Suspension(
-                        caller.id,
-                        "NO_MATCH_RATIO",
-                        f"{obs.no_match} of {obs.answered} answers missed (no match, not found)"
-                        f" in {c.window_s:g} s",
-                        scope.operator,
-                    )
-                )
+            if crosses(obs, (c.min_answers, c.max_no_match_ratio)):
+                found.append(self._ratio(caller, scope, obs))
         # (The spread of subjects is judged before the read, by `reserve`.)
         for s in found:
             await self._trip(s)
         return tuple(found)
+
+    async def reserve_many(
+        self, caller: Caller, subject_hashes: Sequence[Sequence[str]]
+    ) -> tuple[int, Suspension | None]:
+        """`reserve` for the items of one chunk of a batch, in order: how many leading
+        items were counted, and the suspension of the first that would cross the
+        budget (None if none would): it and the items after it are not answered."""
+        n, found = len(subject_hashes), None
+        for scope in self._scopes(caller):
+            c = scope.config
+            counted = await self.state.reserve_many(
+                scope.key, subject_hashes[:n], c.max_subjects, c.window_s, self.clock(), scope.since
+            )
+            if counted < n:
+                n, found = counted, self._spread(caller, scope)
+        if found is not None:
+            await self._trip(found)
+        return n, found
+
+    async def observe_many(
+        self,
+        caller: Caller,
+        subject_hashes: Sequence[Sequence[str]],
+        misses: Sequence[Sequence[bool]],
+        token: str,
+        admission: Admission | None = None,
+    ) -> tuple[int, tuple[Suspension, ...]]:
+        """`observe` for the answered items of one chunk of a batch, in order, up to
+        the first after which a threshold is crossed: how many items' answers stand,
+        and the suspensions the last of them caused (the items after it are not
+        counted and not answered). Gives the chunk's in-flight slot back."""
+        n, found = len(subject_hashes), []
+        for i, scope in enumerate(self._scopes(caller)):
+            c = scope.config
+            counted, obs = await self.state.observe_many(
+                scope.key,
+                subject_hashes[:n],
+                misses[:n],
+                c.window_s,
+                token,
+                self.clock(),
+                since=scope.since,
+                release=admission.slot if admission is not None and i == 0 else None,
+                stop=(c.min_answers, c.max_no_match_ratio),
+            )
+            if admission is not None:
+                admission.released = True
+            if crosses(obs, (c.min_answers, c.max_no_match_ratio)):
+                n = counted
+                found.append(self._ratio(caller, scope, obs))
+        for s in found:
+            await self._trip(s)
+        return n, tuple(found)
+
+    @staticmethod
+    def _spread(caller: Caller, scope: _Scope) -> Suspension:
+        c = scope.config
+        return Suspension(
+            caller.id,
+            "SUBJECT_SPREAD",
+            f"a call would take the {'operator' if scope.operator else 'caller'} past"
+            f" {c.max_subjects} distinct subjects in {c.window_s:g} s",
+            scope.operator,
+        )
+
+    @staticmethod
+    def _ratio(caller: Caller, scope: _Scope, obs: Observation) -> Suspension:
+        return Suspension(
+            caller.id,
+            "NO_MATCH_RATIO",
+            f"{obs.no_match} of {obs.answered} answers missed (no match, not found)"
+            f" in {scope.config.window_s:g} s",
+            scope.operator,
+        )
 
     async def _trip(self, found: Suspension) -> None:
         await self.suspend(found)

@@ -86,6 +86,12 @@ class Observation:
         return self.no_match / self.answered if self.answered else 0.0
 
 
+def crosses(obs: Observation, stop: tuple[int, float]) -> bool:
+    """Past the monitor's threshold: at least `stop[0]` answers, and a share of
+    misses above `stop[1]` (the Redis scripts compute the same, in the same order)."""
+    return obs.answered >= stop[0] and obs.no_match_ratio > stop[1]
+
+
 class StateBackend(ABC):
     # True when other processes see this state (Redis); False for in-process.
     shared: bool = False
@@ -138,6 +144,73 @@ class StateBackend(ABC):
         over the window, counting nothing from before `since` (a reinstatement).
         With `release`, also give back the call's in-flight slot (held under
         `token`) in the same step: one round trip fewer per call."""
+
+    # The batch forms: the items of one chunk of a batch call, in order, in one step
+    # (one round trip to Redis instead of one per item). Each is what the single
+    # method would do item after item; the defaults here do exactly that.
+
+    async def admit_many(
+        self,
+        caller_id: str,
+        windows: Sequence[Sequence[Window]],
+        slot: Slot | None,
+        token: str,
+        now: float,
+    ) -> list[Verdict]:
+        """`admit` for each item's windows in order, each all or nothing (a refused
+        item is counted nowhere, the next is still tried); the slot is taken once for
+        them all under `token`. A suspended caller or a full slot refuses every item
+        (and no slot is taken); otherwise the slot is held, to be released."""
+        first = await self.admit(caller_id, (), slot, token, now)
+        if not first.admitted:
+            return [first] * len(windows)
+        return [
+            await self.admit(caller_id, ws, None, f"{token}#{i}", now)
+            for i, ws in enumerate(windows)
+        ]
+
+    async def reserve_many(
+        self,
+        caller_id: str,
+        subjects: Sequence[Sequence[str]],
+        limit: int,
+        window_s: float,
+        now: float,
+        since: float = 0.0,
+    ) -> int:
+        """`reserve_subjects` for each item's subjects in order, up to the first item
+        that would cross `limit` (it and the rest are counted nowhere); returns how
+        many items were counted."""
+        for i, item in enumerate(subjects):
+            if await self.reserve_subjects(caller_id, item, limit, window_s, now, since) < 0:
+                return i
+        return len(subjects)
+
+    async def observe_many(
+        self,
+        caller_id: str,
+        subjects: Sequence[Sequence[str]],
+        misses: Sequence[Sequence[bool]],
+        window_s: float,
+        token: str,
+        now: float,
+        since: float = 0.0,
+        release: Slot | None = None,
+        stop: tuple[int, float] = (0, 1.0),
+    ) -> tuple[int, Observation]:
+        """`observe` for each item's answers in order, up to and including the first
+        item after which the statistics cross `stop` = (min answers, max no-match
+        ratio): the items after it are counted nowhere. Returns how many items were
+        counted and the statistics after the last of them. With `release`, the slot
+        held under `token` is given back first."""
+        if release is not None:
+            await self.release(release, token)
+        obs = Observation(0, 0, 0)
+        for i, (s, m) in enumerate(zip(subjects, misses, strict=True)):
+            obs = await self.observe(caller_id, s, m, window_s, f"{token}#{i}", now, since)
+            if crosses(obs, stop):
+                return i + 1, obs
+        return len(subjects), obs
 
     @abstractmethod
     async def suspend(self, caller_id: str, reason: str) -> bool:

@@ -1,6 +1,7 @@
 """VerifyIdentityBatch under the guards `govgw serve` attaches: every item counts
 against the per-subject limits and is watched by the enumeration monitor, as a
-VerifyIdentity call for it would be (issue 13 part 4)."""
+VerifyIdentity call for it would be (issue 13 part 4) -- with the in-process
+state and with Redis, where a chunk of items is one round trip."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from stdnum.cn import ric
 from gateway.limits import LimitsConfig, SubjectLimits, Tier
 from gateway.oracle import OracleConfig
 from tests.gateway.state.harness import start_guarded
+from tests.gateway.state.redis_server import RedisServer
 from tests.support import Harness, make_data_dir
 
 PURPOSE = "户籍业务办理"
@@ -28,13 +30,28 @@ def absent_id_numbers(n: int) -> list[str]:
     return out
 
 
-@pytest.fixture
-def guarded(tmp_path: Path) -> Iterator[Harness]:
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis-batch"))).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def guarded(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    redis_url = ""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        server.flush()
+        redis_url = server.url
     keys, demo = make_data_dir(tmp_path / "data")
     h = start_guarded(
         tmp_path / "data",
         keys,
         demo,
+        redis_url=redis_url,
         limits=LimitsConfig(
             tiers={"counter": Tier(10_000), "agency": Tier(10_000), "public": Tier(100)},
             subject=SubjectLimits(calls=SUBJECT_CALLS, callers=3),
@@ -87,8 +104,8 @@ def test_the_enumeration_monitor_counts_each_item_and_stops_the_batch(guarded: H
 
 
 def test_items_hold_one_in_flight_slot_at_a_time(tmp_path: Path) -> None:
-    """A batch longer than the caller's in-flight cap is answered whole: each item
-    gives its slot back before the next takes it."""
+    """A batch longer than the caller's in-flight cap is answered whole: each chunk of
+    items holds one slot and gives it back before the next takes it."""
     keys, demo = make_data_dir(tmp_path / "data")
     h = start_guarded(
         tmp_path / "data",

@@ -25,7 +25,7 @@ from clients.cli_common import client
 from clients.progress import Progress
 from clients.receipts import ReceiptInvalid, SignedReceipt, load_public_keys, verify_receipt
 from clients.sdk import GovgwClientError
-from clients.sdk.batch import MAX_BATCH
+from clients.sdk.batch import CALL_ITEMS, IN_FLIGHT, MAX_BATCH
 
 if TYPE_CHECKING:
     from clients.cli_common import CliHelpers
@@ -77,7 +77,10 @@ def run_batch(args: argparse.Namespace, h: CliHelpers) -> int:
             Progress("verify batch", total=total, unit="items", quiet=quiet) as progress,
         ):
             results = gw.verify_identity_batch(
-                read_items(args.input), purpose=args.purpose, batch_size=args.batch_size
+                read_items(args.input),
+                purpose=args.purpose,
+                batch_size=args.batch_size,
+                in_flight=args.in_flight,
             )
             for r in results:
                 line = r.to_json()
@@ -175,7 +178,14 @@ def register(verify: Any, h: CliHelpers) -> None:
     sp.add_argument(
         "--batch-size",
         type=int,
-        default=MAX_BATCH,
+        default=CALL_ITEMS,
         metavar="N",
-        help=f"items per call (1-{MAX_BATCH}; default {MAX_BATCH})",
+        help=f"items per call (1-{MAX_BATCH}; default {CALL_ITEMS:,})",
+    )
+    sp.add_argument(
+        "--in-flight",
+        type=int,
+        default=IN_FLIGHT,
+        metavar="K",
+        help=f"calls at once (default {IN_FLIGHT}); the input is read at most K calls ahead",
     )

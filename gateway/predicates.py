@@ -31,15 +31,17 @@ class PredicateContext:
     today: date
 
 
+_SPACE = re.compile(r"\s+")
+_DOTS = re.compile(r"[·•・‧∙]")
+
+
 def normalize_name(name: str) -> str:
     """Compare names as a clerk would: width-folded, no spaces, one kind of middle dot.
 
     Ethnic-minority names are written with a middle dot in several code
     points (·, •, ・, ‧); a transcription difference must not fail a check.
     """
-    n = unicodedata.normalize("NFKC", name)
-    n = re.sub(r"\s+", "", n)
-    return re.sub(r"[·•・‧∙]", "·", n)
+    return _DOTS.sub("·", _SPACE.sub("", unicodedata.normalize("NFKC", name)))
 
 
 def _parse_date(s: str) -> date | None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -95,7 +95,9 @@ class ReceiptSigner:
     def algorithm(self) -> str:
         return self._key.algorithm
 
-    def _claims(self, r: ReceiptRequest, salt: bytes) -> tuple[str, bytes]:
+    def _common(self, r: ReceiptRequest) -> dict[str, str]:
+        """The claims a receipt shares with the others of its batch (same caller,
+        action, outcome, dataset, policy version and time): checked and made once."""
         named = {
             "caller": r.caller,
             "action": r.action,
@@ -106,22 +108,28 @@ class ReceiptSigner:
         empty = [k for k, v in named.items() if not isinstance(v, str) or not v]
         if empty:
             raise ValueError(f"receipt fields must be non-empty strings: {', '.join(empty)}")
+        named["issued_at"] = _rfc3339(r.issued_at or datetime.now(UTC))
+        named["alg"] = self._key.algorithm
+        return named
+
+    def _claims(
+        self, r: ReceiptRequest, salt: bytes, common: dict[str, str] | None = None
+    ) -> tuple[str, bytes]:
         if not isinstance(r.subject, str):
             raise ValueError("subject must be a string")
         receipt_id = f"rcpt_{self._id_prefix}{next(self._ids):012x}"
         subject = normalize_subject(r.subject)
-        claims: Mapping[str, str] = {
-            **named,
+        claims: dict[str, str] = {
+            **(common or self._common(r)),
             "receipt_id": receipt_id,
             "subject_commitment": (
                 subject_commitment(self._key.algorithm, salt, subject) if subject else ""
             ),
-            "issued_at": _rfc3339(r.issued_at or datetime.now(UTC)),
-            "alg": self._key.algorithm,
-            # "dataset:field:filed_on,..." of fields under correction (R8); the
-            # claim is absent when there are none, so other receipts are unchanged.
-            **({"disputed_fields": r.disputed_fields} if r.disputed_fields else {}),
         }
+        # "dataset:field:filed_on,..." of fields under correction (R8); the claim is
+        # absent when there are none, so other receipts are unchanged.
+        if r.disputed_fields:
+            claims["disputed_fields"] = r.disputed_fields
         return receipt_id, jcs(claims)
 
     def issue(self, **claims: Any) -> SignedReceipt:
@@ -191,10 +199,15 @@ class ReceiptSigner:
         if not requests:
             raise ValueError("a batch needs at least one receipt")
         salts = secrets.token_bytes(SALT_BYTES * len(requests))
-        issued = [
-            self._claims(r, salts[i * SALT_BYTES : (i + 1) * SALT_BYTES] if r.subject else b"")
-            for i, r in enumerate(requests)
-        ]
+        shared: dict[tuple[object, ...], dict[str, str]] = {}
+        issued = []
+        for i, r in enumerate(requests):
+            key = (r.caller, r.action, r.outcome, r.dataset, r.policy_version, r.issued_at)
+            common = shared.get(key) if r.issued_at is not None else None
+            if common is None:
+                common = shared[key] = self._common(r)
+            salt = salts[i * SALT_BYTES : (i + 1) * SALT_BYTES] if r.subject else b""
+            issued.append(self._claims(r, salt, common))
         hash_name = HASH_OF[self._key.algorithm]
         root, paths = merkle.build(merkle.hasher(hash_name), [payload for _, payload in issued])
         batch_doc = {

@@ -99,8 +99,10 @@ def normalize_id_number(value: str, field_name: str = "id_number") -> str:
     if not stdnum_valid(lambda n: n[17] == ric.calc_check_digit(n), number):
         raise invalid(field_name, "check digit does not match", "ID_NUMBER_CHECK_DIGIT")
     try:
-        born = ric.get_birth_date(number)
-    except Exception as e:  # stdnum may raise more than ValidationError (see stdnum_valid)
+        # Digits 7-14 are the birth date (GB 11643). stdnum's get_birth_date reads the
+        # same digits after cleaning the number again: a third of this check's cost.
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError as e:
         raise invalid(field_name, "birth date part is not a date", "ID_NUMBER_COMPONENT") from e
     if born.year < 1870 or born > date.today() or number[:2] not in PROVINCES:
         raise invalid(field_name, "birth date or region part is not valid", "ID_NUMBER_COMPONENT")

@@ -27,6 +27,11 @@ from contract.batch_receipts import verify_receipts
 from contract.receipts import SignedReceipt
 
 MAX_BATCH = 10_000  # the gateway's cap per call
+# The blocking client's calls: of this many items, so many at once. Smaller calls in
+# flight together keep both sides busy (the gateway answers one while the client
+# checks another's receipts); measured in bench.batch (README, Performance).
+CALL_ITEMS = 2_000
+IN_FLIGHT = 3
 MESSAGE_ITEMS = 500  # items per request message: fewer, larger messages cost less
 # A call's deadline: the client's timeout plus this per item (a 10,000-item call
 # is audited and signed whole before its first result leaves).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import importlib
 import itertools
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -196,51 +197,61 @@ class _SyncTransport(_Base):
             raise GovgwClientError.from_rpc_error(err) from None
 
     def verify_identity_batch(
-        self, items: Iterable[b.Item], *, purpose: str, batch_size: int = b.MAX_BATCH
+        self,
+        items: Iterable[b.Item],
+        *,
+        purpose: str,
+        batch_size: int = b.CALL_ITEMS,
+        in_flight: int = b.IN_FLIGHT,
     ) -> Iterator[b.BatchItemResult]:
         """VerifyIdentity for every (name, id_number) of `items` (pairs or mappings), in
         calls of at most `batch_size`: results in input order (clients.sdk.batch).
 
-        One call ahead: once a call has answered, the next one is sent (the gateway
-        works on it) while this one's receipts are checked and its results handed
-        out. The input is read at most one call ahead of the results."""
+        Up to `in_flight` calls at once: while the oldest call's receipts are checked
+        and its results handed out, the gateway works on the next ones, so neither
+        side waits for the other. The input is read at most `in_flight` calls ahead
+        of the results."""
         b.check_size(batch_size)
+        if in_flight < 1:
+            raise ValueError("in_flight: at least 1")
         source, base = iter(items), 0
         timeout = b.timeout_for(self.timeout_s, batch_size)
+        pending: deque[tuple[int, Any]] = deque()  # (items of the call, its responses)
 
-        def send() -> tuple[b.Messages, Any] | None:
-            first = next(source, None)
-            if first is None:
-                return None
-            messages = b.Messages(itertools.chain((first,), source), purpose, batch_size)
-            stub = self.stub("verification")
-            return messages, stub.VerifyIdentityBatch(
-                iter(messages), metadata=self._metadata, timeout=timeout
-            )
+        def send() -> None:
+            # A call's items are taken from the input before it is sent, so calls in
+            # flight never share the input iterator.
+            taken = list(itertools.islice(source, batch_size))
+            if taken:
+                messages = b.Messages(iter(taken), purpose, batch_size)
+                stub = self.stub("verification")
+                pending.append(
+                    (len(taken), stub.VerifyIdentityBatch(
+                        iter(messages), metadata=self._metadata, timeout=timeout
+                    ))
+                )  # fmt: skip
 
-        call, ahead = send(), None
         try:
-            while call is not None:
-                messages, responses = call
+            for _ in range(in_flight):
+                send()
+            while pending:
+                count, responses = pending.popleft()
                 try:
                     # The whole call (at most batch_size results): its receipts are
                     # checked together, the batch's tree rebuilt once.
                     answers = list(responses)
                 except grpc.RpcError as err:
                     raise GovgwClientError.from_rpc_error(err) from None
-                # The gateway has read this call whole: the input is free for the next.
-                ahead = send() if messages.sent == batch_size else None
+                send()  # the next call goes out while this one's results are checked
                 if self.verify_receipts and any(b.unknown_key(a, self._keys) for a in answers):
                     self._learn_keys(self.receipt_keys())
                 request_id = answers[0].request_id if answers else ""
                 yield from b.convert_call(answers, base, self._ctx(request_id))
-                base += messages.sent
-                call, ahead = ahead, None
+                base += count
         finally:
             # A caller that stops reading (or a failure) ends the calls in flight.
-            for pending in (call, ahead):
-                if pending is not None:
-                    pending[1].cancel()
+            for _, responses in pending:
+                responses.cancel()
 
 
 class _AsyncTransport(_Base):

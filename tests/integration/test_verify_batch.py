@@ -20,6 +20,7 @@ from govgw.v1 import verification_pb2
 from stdnum.cn import ric
 
 from clients.sdk import AsyncGovgwClient, GovgwClientError
+from clients.sdk.batch import IN_FLIGHT
 from gateway import admin
 from gateway.access.subject_tokens import load_private_key, mint
 from gateway.audit import verify_chain
@@ -179,8 +180,9 @@ def _after_reply(inner: Iterator[Any]) -> Iterator[Any]:
     yield from inner
 
 
-def test_the_sdk_splits_a_large_input_and_reads_it_at_most_one_call_ahead(
-    gateway: Harness,
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_the_sdk_splits_a_large_input_and_reads_it_at_most_in_flight_calls_ahead(
+    gateway: Harness, in_flight: int
 ) -> None:
     adult = gateway.demo["adult_resident"]
     consumed = 0
@@ -192,27 +194,29 @@ def test_the_sdk_splits_a_large_input_and_reads_it_at_most_one_call_ahead(
             consumed += 1
             yield ("王某某", adult["id_number"])
 
-    batch = 1_000
+    batch = 500
     seen_at_first_result: list[int] = []
     request_ids = set()
     with gateway.client("agency-civil") as gw:
-        for r in gw.verify_identity_batch(source(), purpose=PURPOSE, batch_size=batch):
+        results = gw.verify_identity_batch(
+            source(), purpose=PURPOSE, batch_size=batch, in_flight=in_flight
+        )
+        for r in results:
             if r.index % batch == 0:
                 seen_at_first_result.append(consumed)
             request_ids.add(r.request_id)
             assert r.result.name == "NO_MATCH"
-    assert len(request_ids) == 3  # 1,000 + 1,000 + 500
-    # When a call's first result arrives, the input was read to that call's end at
-    # least, and at most to the end of the next call (sent meanwhile): one call ahead,
-    # never more, so memory stays bounded however long the input.
-    ends = [1_000, 2_000, 2_500]
-    for k, seen in enumerate(seen_at_first_result):
-        assert ends[k] <= seen <= ends[min(k + 1, 2)]
+    assert len(request_ids) == 5  # five calls of 500
+    # When call k's first result is handed out, calls up to k + in_flight have been
+    # taken from the input (the next one is sent while k's results are checked), and
+    # not one item more: memory stays bounded however long the input.
+    ends = [500, 1_000, 1_500, 2_000, 2_500]
+    assert seen_at_first_result == [ends[min(k + in_flight, 4)] for k in range(5)]
     assert consumed == total
 
 
 def test_a_caller_that_stops_reading_ends_the_call_sent_ahead(gateway: Harness) -> None:
-    """Breaking out after the first result: the input is not read past the call sent
+    """Breaking out after the first result: the input is not read past the calls sent
     ahead (which the SDK cancels), and the client goes on working."""
     adult = gateway.demo["adult_resident"]
     consumed = 0
@@ -227,7 +231,8 @@ def test_a_caller_that_stops_reading_ends_the_call_sent_ahead(gateway: Harness) 
         for r in gw.verify_identity_batch(source(), purpose=PURPOSE, batch_size=10):
             assert r.index == 0 and r.result.name == "MATCH"
             break
-        assert consumed <= 21  # this call, the one ahead, and one item to see there is more
+        # this call and the ones in flight with it (cancelled), nothing past them
+        assert consumed == 10 * (IN_FLIGHT + 1)
         again = list(
             gw.verify_identity_batch([(adult["name"], adult["id_number"])], purpose=PURPOSE)
         )

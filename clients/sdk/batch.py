@@ -2,18 +2,18 @@
 
 The input (an iterable of (name, id_number) pairs or {"name", "id_number"}
 mappings; the asyncio client also takes an async iterable) is cut into calls
-of at most `batch_size` items (the gateway takes 10,000 per call), each call's
-items sent in messages of `MESSAGE_ITEMS` as they are taken from the input:
-the clients read at most one call ahead, so a million-line file is never held
-whole, here or on the server. Results come back in input order, their
-`index` counted over the whole input; a call's receipts are verified together
-against the gateway's published keys (unless verify_receipts=False) once the
-call has answered (`convert_call`).
+of at most `batch_size` items (the gateway takes 10,000 per call; the clients
+send CALL_ITEMS), up to `in_flight` calls at once, each call's items taken
+from the input when it is sent, in messages of `MESSAGE_ITEMS`: the clients
+read at most `in_flight` calls ahead of the results, so a million-line file
+is never held whole, here or on the server. Results come back in input
+order, their `index` counted over the whole input; a call's receipts are
+verified together against the gateway's published keys (unless
+verify_receipts=False) once the call has answered (`convert_call`).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,53 +109,16 @@ def _item(item: Item) -> verification_pb2.IdentityItem:
     return verification_pb2.IdentityItem(name=name, id_number=id_number)
 
 
-class Messages:
-    """One call's request messages, taken from the input as gRPC asks for them;
-    `sent` counts the items taken (0 after the call: the input was exhausted)."""
-
-    def __init__(self, source: Iterator[Item], purpose: str, batch_size: int) -> None:
-        self.source, self.purpose, self.batch_size = source, purpose, batch_size
-        self.sent = 0
-
-    def _message(self, items: list[Any]) -> verification_pb2.VerifyIdentityBatchRequest:
-        """The next message of the call: the purpose rides on the first one only."""
-        first = self.sent == 0
-        self.sent += len(items)
-        return verification_pb2.VerifyIdentityBatchRequest(
-            purpose=self.purpose if first else "", items=items
+def messages(
+    taken: Sequence[Item], purpose: str
+) -> Iterator[verification_pb2.VerifyIdentityBatchRequest]:
+    """One call's request messages: its items, MESSAGE_ITEMS a message, made as gRPC
+    asks for them; the purpose rides on the first one only."""
+    for at in range(0, len(taken), MESSAGE_ITEMS):
+        yield verification_pb2.VerifyIdentityBatchRequest(
+            purpose=purpose if at == 0 else "",
+            items=[_item(i) for i in taken[at : at + MESSAGE_ITEMS]],
         )
-
-    def __iter__(self) -> Iterator[verification_pb2.VerifyIdentityBatchRequest]:
-        while self.sent < self.batch_size:
-            take = min(MESSAGE_ITEMS, self.batch_size - self.sent)
-            items = [_item(i) for i in itertools.islice(self.source, take)]
-            if not items:
-                return
-            yield self._message(items)
-            if len(items) < take:
-                return
-
-
-class AsyncMessages(Messages):
-    """As Messages, from an async iterable."""
-
-    def __init__(self, source: AsyncIterator[Item], purpose: str, batch_size: int) -> None:
-        super().__init__(iter(()), purpose, batch_size)
-        self.asource = source
-
-    async def __aiter__(self) -> AsyncIterator[verification_pb2.VerifyIdentityBatchRequest]:
-        while self.sent < self.batch_size:
-            take = min(MESSAGE_ITEMS, self.batch_size - self.sent)
-            items = []
-            async for i in self.asource:
-                items.append(_item(i))
-                if len(items) == take:
-                    break
-            if not items:
-                return
-            yield self._message(items)
-            if len(items) < take:
-                return
 
 
 async def aiter_of(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:

@@ -8,6 +8,7 @@ signed with one not known yet, and turns a refusal into GovgwClientError.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib
 import itertools
@@ -223,11 +224,10 @@ class _SyncTransport(_Base):
             # flight never share the input iterator.
             taken = list(itertools.islice(source, batch_size))
             if taken:
-                messages = b.Messages(iter(taken), purpose, batch_size)
                 stub = self.stub("verification")
                 pending.append(
                     (len(taken), stub.VerifyIdentityBatch(
-                        iter(messages), metadata=self._metadata, timeout=timeout
+                        b.messages(taken, purpose), metadata=self._metadata, timeout=timeout
                     ))
                 )  # fmt: skip
 
@@ -309,34 +309,59 @@ class _AsyncTransport(_Base):
         items: Iterable[b.Item] | AsyncIterable[b.Item],
         *,
         purpose: str,
-        batch_size: int = b.MAX_BATCH,
+        batch_size: int = b.CALL_ITEMS,
+        in_flight: int = b.IN_FLIGHT,
     ) -> AsyncIterator[b.BatchItemResult]:
         """As GovgwClient.verify_identity_batch; `items` may be an async iterable."""
         b.check_size(batch_size)
+        if in_flight < 1:
+            raise ValueError("in_flight: at least 1")
         source, base = b.aiter_of(items), 0
         timeout = b.timeout_for(self.timeout_s, batch_size)
-        while (first := await anext(source, None)) is not None:
-            messages = b.AsyncMessages(_prepend(first, source), purpose, batch_size)
+        pending: deque[tuple[int, asyncio.Task[list[Any]]]] = deque()
+
+        async def call(taken: list[b.Item]) -> list[Any]:
             responses = self.stub("verification").VerifyIdentityBatch(
-                messages.__aiter__(), metadata=self._metadata, timeout=timeout
+                b.messages(taken, purpose),
+                metadata=self._metadata,
+                timeout=timeout,
             )
             try:
-                answers = [a async for a in responses]  # the whole call, as above
-            except grpc.RpcError as err:
-                raise GovgwClientError.from_rpc_error(err) from None
+                return [a async for a in responses]  # the whole call, as above
             finally:
                 responses.cancel()  # no-op once done
-            if self.verify_receipts and any(b.unknown_key(a, self._keys) for a in answers):
-                self._learn_keys(await self.receipt_keys())
-            request_id = answers[0].request_id if answers else ""
-            for result in b.convert_call(answers, base, self._ctx(request_id)):
-                yield result
-            base += messages.sent
-            if messages.sent < batch_size:
-                return
+
+        async def send() -> None:
+            # Taken from the input before the call is made: calls never share it.
+            taken = [i async for i in _take(source, batch_size)]
+            if taken:
+                pending.append((len(taken), asyncio.ensure_future(call(taken))))
+
+        try:
+            for _ in range(in_flight):
+                await send()
+            while pending:
+                count, task = pending.popleft()
+                try:
+                    answers = await task
+                except grpc.RpcError as err:
+                    raise GovgwClientError.from_rpc_error(err) from None
+                await send()
+                if self.verify_receipts and any(b.unknown_key(a, self._keys) for a in answers):
+                    self._learn_keys(await self.receipt_keys())
+                request_id = answers[0].request_id if answers else ""
+                for result in b.convert_call(answers, base, self._ctx(request_id)):
+                    yield result
+                base += count
+        finally:
+            for _, task in pending:
+                task.cancel()
 
 
-async def _prepend(first: b.Item, rest: AsyncIterator[b.Item]) -> AsyncIterator[b.Item]:
-    yield first
-    async for item in rest:
+async def _take(source: AsyncIterator[b.Item], n: int) -> AsyncIterator[b.Item]:
+    """The next `n` items of `source` (fewer at its end)."""
+    for _ in range(n):
+        item = await anext(source, None)
+        if item is None:
+            return
         yield item

@@ -215,6 +215,32 @@ def test_the_sdk_splits_a_large_input_and_reads_it_at_most_in_flight_calls_ahead
     assert consumed == total
 
 
+def test_the_asyncio_client_reads_at_most_in_flight_calls_ahead(gateway: Harness) -> None:
+    adult = gateway.demo["adult_resident"]
+    consumed = 0
+
+    async def source() -> Any:
+        nonlocal consumed
+        for _ in range(1_200):
+            consumed += 1
+            yield ("王某某", adult["id_number"])
+
+    async def run() -> list[int]:
+        seen = []
+        async with AsyncGovgwClient(gateway.target, api_key=gateway.keys["agency-civil"]) as gw:
+            results = gw.verify_identity_batch(
+                source(), purpose=PURPOSE, batch_size=300, in_flight=2
+            )
+            async for r in results:
+                assert r.result.name == "NO_MATCH"
+                if r.index % 300 == 0:
+                    seen.append(consumed)
+        return seen
+
+    # Four calls of 300, two in flight: at call k's first result, calls up to k + 2.
+    assert asyncio.run(run()) == [900, 1_200, 1_200, 1_200]
+
+
 def test_a_caller_that_stops_reading_ends_the_call_sent_ahead(gateway: Harness) -> None:
     """Breaking out after the first result: the input is not read past the calls sent
     ahead (which the SDK cancels), and the client goes on working."""

@@ -17,17 +17,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import grpc
 from govgw.v1 import verification_pb2, verification_pb2_grpc
 
-from bench.run import RESULTS, cpu_seconds, free_port, peak_rss_mb, prepare, wait_port
+from bench.run import (
+    RESULTS,
+    add_serve_arg,
+    cpu_seconds,
+    free_port,
+    peak_rss_mb,
+    prepare,
+    wait_port,
+)
+from bench.workers import start_redis
 
 PURPOSE = "基准测试"
 # Limits high enough that the repeated known persons are answered, not refused: the
@@ -40,13 +51,13 @@ LIMITS = (
 )
 
 
-def start(data_dir: Path, limits: Path) -> tuple[subprocess.Popen, int]:
+def start(data_dir: Path, limits: Path, extra: list[str]) -> tuple[subprocess.Popen, int]:
     for f in data_dir.glob("state*.sqlite*"):  # fresh limit windows each run
         f.unlink()
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "clients.cli", "serve", "--data-dir", str(data_dir),
-         "--listen", f"127.0.0.1:{port}", "--limits-config", str(limits)],
+         "--listen", f"127.0.0.1:{port}", "--limits-config", str(limits), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     wait_port(port, proc)
@@ -116,9 +127,26 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=20_000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--big", type=int, default=200_000, help="items of the memory run (0: none)")
-    ap.add_argument("--out", type=Path, default=RESULTS / "batch.json")
+    ap.add_argument("--out", type=Path, help="default bench/results/batch.json (-redis.json)")
     ap.add_argument("--pool", type=int, default=10_000, help="persons in the pool (cached)")
+    ap.add_argument(
+        "--redis", action="store_true", help="state in a fresh redis-server (several nodes' setup)"
+    )
+    add_serve_arg(ap)
     args = ap.parse_args()
+    extra = list(args.serve_arg)
+    args.out = args.out or RESULTS / ("batch-redis.json" if args.redis else "batch.json")
+    with contextlib.ExitStack() as stack:
+        if args.redis:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            redis, url = start_redis(tmp)
+            stack.callback(redis.wait)
+            stack.callback(redis.terminate)
+            extra += ["--redis-url", url]
+        run(args, extra)
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> None:
     data_dir, key, known = prepare(args.pool)
     work = data_dir.parent / "batch-work"
     work.mkdir(parents=True, exist_ok=True)
@@ -126,9 +154,10 @@ def main() -> None:
     limits.write_text(LIMITS)
     src, out = work / "in.jsonl", work / "out.jsonl"
     write_input(src, known, args.items)
-    doc: dict = {"items": args.items, "concurrency": args.concurrency, "pool": args.pool}
+    doc: dict = {"items": args.items, "concurrency": args.concurrency, "pool": args.pool,
+                 "serve_args": extra}  # fmt: skip
 
-    proc, port = start(data_dir, limits)
+    proc, port = start(data_dir, limits, extra)
     try:
         a0, cpu0, t0 = audit_bytes(data_dir), cpu_seconds(proc.pid), time.perf_counter()
         errors = asyncio.run(unary(port, key, known, args.items, args.concurrency))
@@ -163,7 +192,7 @@ def main() -> None:
     }  # fmt: skip
     if args.big:
         write_input(src, known, args.big)
-        proc, port = start(data_dir, limits)
+        proc, port = start(data_dir, limits, extra)
         try:
             base_mb = peak_rss_mb(proc.pid)
             s, cli_mb, summary = cli_batch(port, key, src, out)

@@ -5,7 +5,8 @@ stream of request messages and answers with a stream of result chunks:
 
     authenticate (headers) -> hold a stream slot -> read the items (at most
       max_items, each message within RECEIVE_TIMEOUT_S) -> decide once
-      -> per item: parse, limits (per-subject too), enumeration monitor, answer
+      -> 128 items at a time (`_Chunk`), each on its own: parse, limits
+      (per-subject too), distinct-subject budget, answer, enumeration monitor
       -> seal (one signature for the batch's receipts) -> audit every item
       (durable, one record per item under its subject) -> send the results
 
@@ -46,6 +47,7 @@ from gateway.limits import Admission
 from gateway.oracle import SUSPEND_ACTION, BudgetExceeded
 from gateway.pipeline import (
     RECEIVE_TIMEOUT_S,
+    Parts,
     Pipeline,
     _check_deadline,
     _metadata,
@@ -145,6 +147,7 @@ class BatchRunner:
         answered: list[tuple[Outcome[Any], int]] = []
         late: GovgwError | None = None  # once the deadline passed, the rest are refused
         scope = steps.begin(Exec(caller, plans, header, request_id, now))
+        chunk = _Chunk(self.parts, route, steps, caller, header, plans, request_id, now, scope)
         for start in range(0, len(items), AHEAD):
             await asyncio.sleep(0)  # other calls go on between two chunks
             if late is None:
@@ -164,7 +167,6 @@ class BatchRunner:
             if late is not None:
                 outcomes: list[Any] = [late] * len(parsed)
             else:
-                chunk = _Chunk(self, route, steps, caller, header, plans, now, scope)
                 outcomes = await chunk.run(parsed, mine, start)
             for index, (record, outcome) in enumerate(zip(mine, outcomes, strict=True), start):
                 if index % CHUNK == 0:
@@ -207,9 +209,10 @@ class BatchRunner:
 
 
 class _Chunk:
-    """One chunk of a batch's items through the unary pipeline's steps, each step
-    taken for the chunk at once (one state round trip, one pool query), each item
-    still admitted, limited, watched and answered on its own, in order:
+    """A batch's items, a chunk at a time (`run`), through the unary pipeline's
+    steps, each step taken for the chunk at once (one state round trip, one pool
+    query), each item still admitted, limited, watched and answered on its own,
+    in order:
 
         subject hashes -> limits (every item's windows; one in-flight slot)
           -> the plans' verdict -> distinct-subject budget -> read and answer
@@ -222,26 +225,25 @@ class _Chunk:
 
     def __init__(
         self,
-        runner: BatchRunner,
+        parts: Parts,
         route: Route[Any, Any],
         steps: BatchSteps,
         caller: Caller,
         header: Request[Any],
         plans: dict[str, Plan],
+        request_id: str,
         now: Any,
         scope: Any,
     ) -> None:
-        self.parts, self.route, self.steps = runner.parts, route, steps
-        self.caller, self.header, self.plans, self.now, self.scope = (
-            caller, header, plans, now, scope
-        )  # fmt: skip
+        self.parts, self.route, self.steps, self.caller = parts, route, steps, caller
+        self.header, self.plans, self.request_id, self.now = header, plans, request_id, now
+        self.scope = scope
 
     async def run(
         self, parsed: list[Request[Any] | Exception], records: list[AuditDraft], start: int
     ) -> list[Outcome[Any] | GovgwError]:
         """The chunk's outcomes, in order: an answer, or the item's refusal."""
-        p, caller = self.parts, self.caller
-        request_id = self.request_id = records[0].request_id
+        p, caller, request_id = self.parts, self.caller, self.request_id
         token = f"{request_id}@{start}"  # the chunk's in-flight slot and counted members
         out: list[Any] = [None] * len(parsed)
         hashes: dict[int, tuple[str, ...]] = {}

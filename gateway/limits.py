@@ -197,6 +197,8 @@ class Limits:
         chunk. Returns the slot (None if none was taken: a suspended caller or a full
         slot refuses every item), to be given back, and each item's refusal or None.
         Raises UNAVAILABLE STATE_UNAVAILABLE as `admit`."""
+        if not subject_hashes:
+            return None, []
         rate, slot, tiers = self._rate_windows(caller, action, plans)
         windows = [self._windows(caller, rate, h) for h in subject_hashes]
         verdicts = await self.state.admit_many(caller.id, windows, slot, token, self.clock())

@@ -72,6 +72,15 @@ class Authenticator:
             if held is not None and held.status != "active":
                 raise operator_suspended(caller.id, caller.operator, caller.department)
 
+    def recheck(self, caller: Caller) -> None:
+        """`check_active` on the registry as it is now, not as the call found it: a
+        long call (a batch) stops when its caller or operator is suspended while it
+        runs -- by an administrator, or by another call's enumeration monitor."""
+        current = self.registry.get(caller.id)
+        if current is None or current.status != "active":
+            raise caller_suspended(caller.id)
+        self.check_active(caller)
+
     def _from_api_key(self, context: grpc.ServicerContext) -> Caller | None:
         headers = [v for k, v in context.invocation_metadata() if k.lower() == "authorization"]
         if not headers:

@@ -150,9 +150,12 @@ class BatchRunner:
         chunk = _Chunk(self.parts, route, steps, caller, header, plans, request_id, now, scope)
         for start in range(0, len(items), AHEAD):
             await asyncio.sleep(0)  # other calls go on between two chunks
-            if late is None:
+            if late is None and start:
                 try:
                     _check_deadline(context)
+                    # Suspended meanwhile (an administrator, another call's monitor):
+                    # the rest is refused, as the caller's next call would be.
+                    self.parts.auth.recheck(caller)
                 except GovgwError as err:
                     late = err
             parsed = [
@@ -168,6 +171,9 @@ class BatchRunner:
                 outcomes: list[Any] = [late] * len(parsed)
             else:
                 outcomes = await chunk.run(parsed, mine, start)
+                # The state (or the database) unreachable: the rest fails closed at
+                # once, not a timeout per chunk.
+                late = chunk.unavailable
             for index, (record, outcome) in enumerate(zip(mine, outcomes, strict=True), start):
                 if index % CHUNK == 0:
                     chunks.append(steps.respond((), request_id, version))
@@ -238,6 +244,7 @@ class _Chunk:
         self.parts, self.route, self.steps, self.caller = parts, route, steps, caller
         self.header, self.plans, self.request_id, self.now = header, plans, request_id, now
         self.scope = scope
+        self.unavailable: GovgwError | None = None  # a chunk found the state unreachable
 
     async def run(
         self, parsed: list[Request[Any] | Exception], records: list[AuditDraft], start: int
@@ -282,6 +289,8 @@ class _Chunk:
             for i in live:
                 if out[i] is None or isinstance(out[i], Outcome):
                     out[i] = err
+            if err.code == grpc.StatusCode.UNAVAILABLE:
+                self.unavailable = err
         finally:
             if admission is not None and not admission.released:
                 await p.limits._leave(admission, caller, token)
@@ -363,12 +372,13 @@ def _parse(
 
 
 def _suspended(caller: Caller, record: AuditDraft) -> GovgwError | None:
-    """The refusal of the items after one whose call suspended the caller or operator."""
-    for event in record.extra:
-        if event.get("action") == SUSPEND_ACTION:
-            if event.get("operator"):
-                return operator_suspended(caller.id, event["operator"], caller.department)
-            return caller_suspended(caller.id)
+    """The refusal of the items after one whose call suspended the caller or operator
+    (the caller's, when one item suspended both: it is what refuses the next call)."""
+    suspensions = [e for e in record.extra if e.get("action") == SUSPEND_ACTION]
+    if any(not e.get("operator") for e in suspensions):
+        return caller_suspended(caller.id)
+    if suspensions:
+        return operator_suspended(caller.id, suspensions[0]["operator"], caller.department)
     return None
 
 

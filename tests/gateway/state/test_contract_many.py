@@ -5,6 +5,7 @@ does it in one round trip per chunk of a batch."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -131,3 +132,88 @@ def test_observe_many_counts_in_order_up_to_the_crossing_item(run) -> None:
         assert (await s.admit("c", [], slot, "next", 3.0)).admitted
 
     run(body)
+
+
+_subject = st.sampled_from(["", "a", "b", "c", "d", "e"])
+_steps_st = st.lists(
+    st.tuples(
+        st.one_of(
+            st.tuples(
+                st.just("reserve"),
+                st.lists(st.lists(_subject, max_size=3), max_size=6),
+                st.integers(0, 6),
+            ),
+            st.tuples(
+                st.just("observe"),
+                st.lists(st.lists(st.tuples(_subject, st.booleans()), max_size=3), max_size=6),
+                st.tuples(st.integers(0, 6), st.sampled_from([0.0, 0.25, 0.5, 2 / 3, 1.0])),
+            ),
+            st.tuples(
+                st.just("admit"),
+                st.lists(
+                    st.lists(
+                        st.sampled_from(["r", "s:a", "s:b", "m:a", "m:b"]), max_size=3, unique=True
+                    ),
+                    max_size=5,
+                ),
+                st.sampled_from(["x", "y"]),
+            ),
+        ),
+        st.floats(0, 4),  # time passing before the step
+        st.sampled_from([None, None, 0.5, 1.0, 3.0]),  # a reinstatement this long ago
+    ),
+    max_size=12,
+)
+
+
+def _named_windows(names: list[str], member: str) -> list[Window]:
+    shapes = {"r": (5, ""), "s": (2, ""), "m": (1, member)}
+    return [Window(n, shapes[n[0]][0], 5.0, member=shapes[n[0]][1]) for n in names]
+
+
+async def _trace(s: StateBackend, steps: list[Any]) -> list[Any]:
+    now, since, out = 1000.0, 0.0, []
+    slot = Slot("inflight:c", 2)
+    for k, ((kind, a, b), dt, reinstated) in enumerate(steps):
+        now += dt
+        # a scope's `since` (its reinstatement) never goes back and is never after now
+        since = max(since, 0.0 if reinstated is None else now - reinstated)
+        if kind == "reserve":
+            out.append(await s.reserve_many("c", a, b, 5.0, now, since))
+        elif kind == "observe":
+            subjects = [[x for x, _ in it] for it in a]
+            misses = [[m for _, m in it] for it in a]
+            out.append(
+                await s.observe_many("c", subjects, misses, 5.0, f"t{k}", now, since, stop=b)
+            )
+        else:
+            verdicts = await s.admit_many(
+                "c", [_named_windows(w, b) for w in a], slot, f"t{k}", now
+            )
+            out.append([(v.blocked, round(v.retry_after_s, 6)) for v in verdicts])
+            await s.release(slot, f"t{k}")
+    return out
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=_steps_st)
+def test_the_lua_scripts_and_the_in_process_state_agree(
+    redis_server: RedisServer, steps: list[Any]
+) -> None:
+    """Property: any sequence of the batch forms -- time moving on, reinstatements,
+    empty and repeated subjects, ratios on the boundary -- gives the same results on
+    Redis (the Lua scripts) as in-process."""
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        redis_server.flush()
+        mem, red = InProcessState(), RedisState(redis_server.url)
+        try:
+            return await _trace(mem, steps), await _trace(red, steps)
+        finally:
+            await mem.aclose()
+            await red.aclose()
+
+    in_process, on_redis = asyncio.run(main())
+    assert in_process == on_redis

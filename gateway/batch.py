@@ -35,6 +35,7 @@ import grpc
 
 from gateway import wire
 from gateway.audit.draft import AuditDraft
+from gateway.audit.log import AuditEventRejected, Encoded
 from gateway.call import Exec, Incoming, Outcome, Request
 from gateway.callers import Caller
 from gateway.errors import (
@@ -65,12 +66,16 @@ CHUNK = 500
 # pool query each; other calls go on between two chunks, and the deadline is
 # checked there.
 AHEAD = 128
+SHARED = 32  # the same, while unary calls are being answered
 
 
 class BatchRunner:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.parts = pipeline.parts
+        # One chunk of one batch at a time on the loop: calls answered meanwhile (a
+        # counter's) wait for at most one chunk, however many batches run at once.
+        self._lane: asyncio.Lock | None = None
 
     async def serve(
         self,
@@ -148,8 +153,12 @@ class BatchRunner:
         late: GovgwError | None = None  # once the deadline passed, the rest are refused
         scope = steps.begin(Exec(caller, plans, header, request_id, now))
         chunk = _Chunk(self.parts, route, steps, caller, header, plans, request_id, now, scope)
-        for start in range(0, len(items), AHEAD):
+        start = 0
+        while start < len(items):
             await asyncio.sleep(0)  # other calls go on between two chunks
+            # Shorter chunks while unary calls are being answered (a counter's):
+            # each of their steps waits for one chunk at most.
+            size = SHARED if self.pipeline.in_flight else AHEAD
             if late is None and start:
                 try:
                     _check_deadline(context)
@@ -160,7 +169,7 @@ class BatchRunner:
                     late = err
             parsed = [
                 _parse(steps, it, at, header)
-                for at, it in enumerate(items[start : start + AHEAD], start=start)
+                for at, it in enumerate(items[start : start + size], start=start)
             ]
             mine = [
                 AuditDraft(request_id=request_id, action=route.action, caller=caller, plans=plans)
@@ -170,7 +179,13 @@ class BatchRunner:
             if late is not None:
                 outcomes: list[Any] = [late] * len(parsed)
             else:
-                outcomes = await chunk.run(parsed, mine, start)
+                self._lane = self._lane or asyncio.Lock()
+                async with self._lane:
+                    began = time.perf_counter()
+                    outcomes = await chunk.run(parsed, mine, start)
+                    if self.pipeline.in_flight:
+                        # ... and the batch takes at most half the loop meanwhile.
+                        await asyncio.sleep(time.perf_counter() - began)
                 # The state (or the database) unreachable: the rest fails closed at
                 # once, not a timeout per chunk.
                 late = chunk.unavailable
@@ -189,8 +204,12 @@ class BatchRunner:
                 # A suspension an item caused (the enumeration monitor) stops the rest,
                 # as it refuses the caller's next call; this item's answer stands.
                 late = late or _suspended(caller, record)
+            start += size
         if answered:
-            steps.seal(Exec(caller, plans, header, request_id, now), [o for o, _ in answered])
+            # Signing a batch is CPU work in proportion to its size (claims, tree,
+            # proofs): in a worker thread, so calls on the loop are not held for it.
+            ex = Exec(caller, plans, header, request_id, now)
+            await asyncio.to_thread(steps.seal, ex, [o for o, _ in answered])
             for outcome, index in answered:
                 records[index].receipt_id = outcome.receipt_id
         return chunks, records
@@ -207,11 +226,20 @@ class BatchRunner:
         empty batch), or no answer at all; one log line for the call."""
         call.outcome = "OK"
         call.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        events: list[dict[str, Any]] = []
-        for r in records:
-            r.latency_ms = call.latency_ms
-            events.extend(r.events())
-        await self.pipeline._audit_events(route, call, events or call.events(), started, context)
+
+        def encode() -> Encoded:  # in proportion to the batch: off the loop, as `seal`
+            events: list[dict[str, Any]] = []
+            for r in records:
+                r.latency_ms = call.latency_ms
+                events.extend(r.events())
+            return self.parts.audit.encode(events or call.events())
+
+        try:
+            encoded = await asyncio.to_thread(encode)
+        except AuditEventRejected:  # as a bad event in the append: fail closed
+            await self.pipeline.audit_failed(route, call, started, context)
+            return
+        await self.pipeline._audit_events(route, call, encoded, started, context)
 
 
 class _Chunk:

@@ -42,6 +42,7 @@ from grpc_status import rpc_status
 from gateway import wire
 from gateway.audit import AuditLog, AuditUnavailable
 from gateway.audit.draft import CALL_LINE, AuditDraft
+from gateway.audit.log import Encoded
 from gateway.auth import Authenticator
 from gateway.call import Exec, Outcome, Request
 from gateway.callers import Caller
@@ -348,7 +349,7 @@ class Pipeline:
         self,
         route: Route[Any, Any],
         record: AuditDraft,
-        events: list[dict[str, Any]],
+        events: list[dict[str, Any]] | Encoded,
         started: float,
         context: grpc.aio.ServicerContext,
         receipt: Any = None,
@@ -361,13 +362,23 @@ class Pipeline:
                 events, timeout=min(timeout, AUDIT_MAX_WAIT_S), attachment=receipt
             )
         except AuditUnavailable:
-            log.error("request %s: audit record not durable; failing closed", record.request_id)
-            err = unavailable(
-                "AUDIT_UNAVAILABLE", "the audit trail cannot be written; no answer is given"
-            )
-            self._finished(route, record, started, err.code.name, err.reason)
-            await self._abort(context, err, record.request_id)
+            await self.audit_failed(route, record, started, context)
         self._finished(route, record, started, record.outcome, record.reason)
+
+    async def audit_failed(
+        self,
+        route: Route[Any, Any],
+        record: AuditDraft,
+        started: float,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        """No durable record, no answer: fail the call closed (aborts it)."""
+        log.error("request %s: audit record not durable; failing closed", record.request_id)
+        err = unavailable(
+            "AUDIT_UNAVAILABLE", "the audit trail cannot be written; no answer is given"
+        )
+        self._finished(route, record, started, err.code.name, err.reason)
+        await self._abort(context, err, record.request_id)
 
     def _finished(
         self, route: Route[Any, Any], record: AuditDraft, started: float, code: str, reason: str

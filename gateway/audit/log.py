@@ -292,6 +292,10 @@ def _wake_loops(batch: Sequence[_Pending], on_durable: GroupHook | None = None) 
             loop.call_soon_threadsafe(_resolve_all, waiters, on_durable)
 
 
+class Encoded(list[_Pending]):
+    """Events encoded as records ahead of their append (`AuditLog.encode`)."""
+
+
 class _Waiter:
     """One append call's wake-up.
 
@@ -497,9 +501,15 @@ class AuditLog:
             raise waiter.error
         return waiter.refs  # type: ignore[return-value]
 
+    def encode(self, events: Sequence[Mapping[str, Any]]) -> Encoded:
+        """The events encoded and checked as `append_many_async` does first (raises
+        AuditEventRejected), for a caller with many that encodes them off the event
+        loop (a batch's records, in a worker thread); append the result as it is."""
+        return Encoded(_Pending(e) for e in events)
+
     async def append_many_async(
         self,
-        events: Sequence[Mapping[str, Any]],
+        events: Sequence[Mapping[str, Any]] | Encoded,
         timeout: float | None = None,
         attachment: Any = None,
     ) -> list[AuditRecordRef]:
@@ -510,7 +520,8 @@ class AuditLog:
         if not events:
             return []
         loop = asyncio.get_running_loop()
-        pending = [_Pending(e) for e in events]  # a bad event is this caller's error
+        # A bad event is this caller's error.
+        pending = events if isinstance(events, Encoded) else [_Pending(e) for e in events]
         self._check_open()  # fail fast; checked again under the lock when queued
         durable = loop.create_future()
         waiter = _Waiter(len(pending), loop, durable, attachment)

@@ -246,9 +246,9 @@ def test_in_process_state_forgets_lapsed_subjects() -> None:
 
 
 def test_in_process_log_trims_members_by_last_time_without_scanning() -> None:
-    from gateway.state.memory import _Log
+    from gateway.state.window_log import WindowLog
 
-    log = _Log()
+    log = WindowLog()
     for i, member in enumerate(["a", "b", "c"]):
         log.see(member, float(i))
     log.see("a", 5.0)  # seen again: now the freshest

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.state.redis_server import RedisServer
 from tests.pg_server import PostgresServer
 from tests.support import CapturedLogs, Harness, make_data_dir, start
 
@@ -33,6 +34,17 @@ def _close_verb_storages() -> Iterator[None]:
 def pg_server() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the session, started only when a test asks."""
     server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the session, started only when a test asks; tests
+    flush it first (a test that stops it starts it again)."""
+    server = RedisServer(Path(tmp_path_factory.mktemp("redis"))).start()
     try:
         yield server
     finally:

@@ -30,15 +30,6 @@ def absent_id_numbers(n: int) -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(Path(tmp_path_factory.mktemp("redis-batch"))).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(params=["memory", "redis"])
 def guarded(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
     redis_url = ""

@@ -145,7 +145,9 @@ class BatchRunner:
         chunks: list[Any] = []
         records: list[AuditDraft] = []
         answered: list[tuple[Outcome[Any], int]] = []
-        late: GovgwError | None = None  # once the deadline passed, the rest are refused
+        # Once set (the deadline passed, a suspension, the state unreachable), the rest
+        # are refused with it.
+        late: GovgwError | None = None
         scope = steps.begin(Exec(caller, plans, header, request_id, now))
         chunk = Chunk(self.parts, route, steps, caller, header, plans, request_id, now, scope)
         start = 0

@@ -70,7 +70,7 @@ class BatchRunner:
         self.parts = pipeline.parts
         # One chunk of one batch at a time on the loop: calls answered meanwhile (a
         # counter's) wait for at most one chunk, however many batches run at once.
-        self._lane: asyncio.Lock | None = None
+        self._lane = asyncio.Lock()
 
     async def serve(
         self,
@@ -176,7 +176,6 @@ class BatchRunner:
             if late is not None:
                 outcomes: list[Any] = [late] * len(parsed)
             else:
-                self._lane = self._lane or asyncio.Lock()
                 async with self._lane:
                     began = time.perf_counter()
                     outcomes = await chunk.run(parsed, mine, start)

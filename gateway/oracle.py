@@ -121,15 +121,8 @@ class Oracle:
         once can harvest past it.
 
         Raises PERMISSION_DENIED CALLER_SUSPENDED; the suspension is on `.suspension`."""
-        for scope in self._scopes(caller):
-            c = scope.config
-            counted = await self.state.reserve_subjects(
-                scope.key, subject_hashes, c.max_subjects, c.window_s, self.clock(), scope.since
-            )
-            if counted >= 0:
-                continue
-            found = self._spread(caller, scope)
-            await self._trip(found)
+        _, found = await self.reserve_many(caller, [subject_hashes])  # one item: the call
+        if found is not None:
             raise BudgetExceeded(found)
 
     async def observe(
@@ -144,28 +137,10 @@ class Oracle:
         found) or not; suspend the caller or the operator (and return why) past a
         threshold.
 
-        Gives the call's in-flight slot back in the same state round trip."""
-        found: list[Suspension] = []
-        for i, scope in enumerate(self._scopes(caller)):
-            c = scope.config
-            obs = await self.state.observe(
-                scope.key,
-                subject_hashes,
-                misses,
-                c.window_s,
-                token,
-                self.clock(),
-                since=scope.since,
-                release=admission.slot if admission is not None and i == 0 else None,
-            )
-            if admission is not None:
-                admission.released = True
-            if crosses(obs, (c.min_answers, c.max_no_match_ratio)):
-                found.append(self._ratio(caller, scope, obs))
-        # (The spread of subjects is judged before the read, by `reserve`.)
-        for s in found:
-            await self._trip(s)
-        return tuple(found)
+        Gives the call's in-flight slot back in the same state round trip. (The spread of
+        subjects is judged before the read, by `reserve`.)"""
+        _, found = await self.observe_many(caller, [subject_hashes], [misses], token, admission)
+        return found
 
     async def reserve_many(
         self, caller: Caller, subject_hashes: Sequence[Sequence[str]]
@@ -181,6 +156,8 @@ class Oracle:
             )
             if counted < n:
                 n, found = counted, self._spread(caller, scope)
+            if n == 0:  # nothing left to count in the other scope
+                break
         if found is not None:
             await self._trip(found)
         return n, found

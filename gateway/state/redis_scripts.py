@@ -3,47 +3,59 @@ is one script, so it costs one round trip and is applied all or nothing however 
 gateway processes race. The in-process state (`gateway.state.memory`) does the same in
 Python; a property test holds the two equal (tests/gateway/state)."""
 
-# KEYS: suspended hash, slot key, window keys...
-# ARGV: caller, now, token, slot limit (0 = none), slot ttl, then limit, window, member per window.
-ADMIT = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {-3, '0'} end
+# Lua shared by ADMIT and ADMIT_MANY. KEYS[2] is the slot; ARGV[3] the token,
+# ARGV[4] the slot limit (0 = none), ARGV[5] its ttl.
+_ADMIT_STEPS = """
 local now = tonumber(ARGV[2])
-local n = #KEYS - 2
-for i = 1, n do
-  local k = KEYS[i + 2]
-  local b = 5 + (i - 1) * 3
-  local limit, win, member = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), ARGV[b + 3]
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - win)
-  if member == '' or not redis.call('ZSCORE', k, member) then
-    local size = redis.call('ZCARD', k)
-    if size >= limit then
-      local retry = win
-      if size > 0 then
-        local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-        retry = tonumber(oldest[2]) + win - now
-      end
-      return {i - 1, tostring(retry)}
-    end
-  end
+-- The retry (seconds) when window `key` is full for `member`, else nil; trims it.
+local function full(key, limit, win, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - win)
+  if member ~= '' and redis.call('ZSCORE', key, member) then return nil end
+  local size = redis.call('ZCARD', key)
+  if size < limit then return nil end
+  if size == 0 then return win end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + win - now
 end
-local slot_limit = tonumber(ARGV[4])
-if slot_limit > 0 then
+-- Take the in-flight slot under the token; false when it is full.
+local function take_slot()
+  local slot_limit = tonumber(ARGV[4])
+  if slot_limit <= 0 then return true end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= slot_limit then return {-2, '0.05'} end
+  if redis.call('ZCARD', KEYS[2]) >= slot_limit then return false end
   local ttl = tonumber(ARGV[5])
   redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
   redis.call('PEXPIRE', KEYS[2], math.ceil(ttl * 1000))
+  return true
 end
+local function count(key, win, member)
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, math.ceil(win * 1000))
+end
+"""
+
+# KEYS: suspended hash, slot key, window keys...
+# ARGV: caller, now, token, slot limit (0 = none), slot ttl, then limit, window, member per window.
+ADMIT = (
+    _ADMIT_STEPS
+    + """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {-3, '0'} end
+local n = #KEYS - 2
 for i = 1, n do
-  local k = KEYS[i + 2]
   local b = 5 + (i - 1) * 3
-  local win, member = tonumber(ARGV[b + 2]), ARGV[b + 3]
+  local retry = full(KEYS[i + 2], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), ARGV[b + 3])
+  if retry then return {i - 1, tostring(retry)} end
+end
+if not take_slot() then return {-2, '0.05'} end
+for i = 1, n do
+  local b = 5 + (i - 1) * 3
+  local member = ARGV[b + 3]
   if member == '' then member = ARGV[3] end
-  redis.call('ZADD', k, now, member)
-  redis.call('PEXPIRE', k, math.ceil(win * 1000))
+  count(KEYS[i + 2], tonumber(ARGV[b + 2]), member)
 end
 return {-1, '0'}
 """
+)
 
 # KEYS: answered, no_match, subjects, slot to release (or a dummy).
 # ARGV: now, window, token, since, release flag, then per answer: subject, miss flag.
@@ -97,8 +109,9 @@ return have + new
 # ARGV: caller, now, token, slot limit (0 = none), slot ttl, then per item: its
 # number of windows n, then limit, window, member per window.
 # Returns per item: blocked (-1 admitted, a window index, -2 slot full, -3 suspended), retry.
-ADMIT_MANY = """
-local now = tonumber(ARGV[2])
+ADMIT_MANY = (
+    _ADMIT_STEPS
+    + """
 local out = {}
 local function all_items(code, retry)
   local a, items = 6, 0
@@ -110,42 +123,25 @@ local function all_items(code, retry)
   return out
 end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return all_items(-3, '0') end
-local slot_limit = tonumber(ARGV[4])
-if slot_limit > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= slot_limit then return all_items(-2, '0.05') end
-  local ttl = tonumber(ARGV[5])
-  redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
-  redis.call('PEXPIRE', KEYS[2], math.ceil(ttl * 1000))
-end
+if not take_slot() then return all_items(-2, '0.05') end
 local a, k, item = 6, 3, 0
 while a <= #ARGV do
   local n = tonumber(ARGV[a])
   local blocked, retry = -1, '0'
   for i = 0, n - 1 do
-    local key, b = KEYS[k + i], a + 1 + 3 * i
-    local limit, win, member = tonumber(ARGV[b]), tonumber(ARGV[b + 1]), ARGV[b + 2]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - win)
-    if member == '' or not redis.call('ZSCORE', key, member) then
-      local size = redis.call('ZCARD', key)
-      if size >= limit then
-        local r = win
-        if size > 0 then
-          local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-          r = tonumber(oldest[2]) + win - now
-        end
-        blocked, retry = i, tostring(r)
-        break
-      end
+    local b = a + 1 + 3 * i
+    local r = full(KEYS[k + i], tonumber(ARGV[b]), tonumber(ARGV[b + 1]), ARGV[b + 2])
+    if r then
+      blocked, retry = i, tostring(r)
+      break
     end
   end
   if blocked == -1 then
     for i = 0, n - 1 do
-      local key, b = KEYS[k + i], a + 1 + 3 * i
-      local win, member = tonumber(ARGV[b + 1]), ARGV[b + 2]
+      local b = a + 1 + 3 * i
+      local member = ARGV[b + 2]
       if member == '' then member = ARGV[3] .. '#' .. item end
-      redis.call('ZADD', key, now, member)
-      redis.call('PEXPIRE', key, math.ceil(win * 1000))
+      count(KEYS[k + i], tonumber(ARGV[b + 1]), member)
     end
   end
   item = item + 1
@@ -155,6 +151,7 @@ while a <= #ARGV do
 end
 return out
 """
+)
 
 # KEYS: the caller's distinct subjects. ARGV: now, window, since, limit, then per
 # item: its number of subjects n, then the subjects. Returns the items counted.

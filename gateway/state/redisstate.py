@@ -74,15 +74,11 @@ class RedisState(StateBackend):
     async def admit(
         self, caller_id: str, windows: Sequence[Window], slot: Slot | None, token: str, now: float
     ) -> Verdict:
-        keys = [SUSPENDED_KEY, PREFIX + (slot.key if slot else "noslot")]
-        args: list[Any] = [caller_id, repr(now), token, slot.limit if slot else 0]
-        args.append(repr(slot.ttl_s) if slot else "0")
+        keys, args = _admit_head(caller_id, slot, token, now)
         for w in windows:
             keys.append(PREFIX + w.key)
             args += [w.limit, repr(w.window_s), w.member]
-        blocked, retry = await self._call(lambda: self._admit(keys=keys, args=args))
-        blocked = int(blocked)
-        return Verdict(blocked, 0.0 if blocked == ADMITTED else max(float(retry), 0.001))
+        return _verdict(*await self._call(lambda: self._admit(keys=keys, args=args)))
 
     async def release(self, slot: Slot, token: str) -> None:
         await self._call(lambda: self._r.zrem(PREFIX + slot.key, token))
@@ -111,8 +107,7 @@ class RedisState(StateBackend):
         since: float = 0.0,
         release: Slot | None = None,
     ) -> Observation:
-        keys = [f"{PREFIX}obs:{caller_id}:{p}" for p in ("answered", "no_match", "subjects")]
-        keys.append(PREFIX + (release.key if release else "noslot"))
+        keys = _observe_keys(caller_id, release)
         args = [repr(now), repr(window_s), token, repr(since), "1" if release else "0"]
         for subject, miss in zip(subjects, misses, strict=True):
             args += [subject, "1" if miss else "0"]
@@ -127,19 +122,14 @@ class RedisState(StateBackend):
         token: str,
         now: float,
     ) -> list[Verdict]:
-        keys = [SUSPENDED_KEY, PREFIX + (slot.key if slot else "noslot")]
-        args: list[Any] = [caller_id, repr(now), token, slot.limit if slot else 0]
-        args.append(repr(slot.ttl_s) if slot else "0")
+        keys, args = _admit_head(caller_id, slot, token, now)
         for item in windows:
             args.append(len(item))
             for w in item:
                 keys.append(PREFIX + w.key)
                 args += [w.limit, repr(w.window_s), w.member]
         flat = await self._call(lambda: self._admit_many(keys=keys, args=args))
-        return [
-            Verdict(int(b), 0.0 if int(b) == ADMITTED else max(float(r), 0.001))
-            for b, r in zip(flat[::2], flat[1::2], strict=True)
-        ]
+        return [_verdict(b, r) for b, r in zip(flat[::2], flat[1::2], strict=True)]
 
     async def reserve_many(
         self,
@@ -168,10 +158,9 @@ class RedisState(StateBackend):
         release: Slot | None = None,
         stop: tuple[int, float] = (0, 1.0),
     ) -> tuple[int, Observation]:
-        keys = [f"{PREFIX}obs:{caller_id}:{p}" for p in ("answered", "no_match", "subjects")]
-        keys.append(PREFIX + (release.key if release else "noslot"))
-        args: list[Any] = [repr(now), repr(window_s), token, repr(since)]
-        args += ["1" if release else "0", stop[0], repr(float(stop[1]))]
+        keys = _observe_keys(caller_id, release)
+        args: list[Any] = [repr(now), repr(window_s), token, repr(since), "1" if release else "0"]
+        args += [stop[0], repr(float(stop[1]))]
         for item_subjects, item_misses in zip(subjects, misses, strict=True):
             args.append(len(item_misses))
             for subject, miss in zip(item_subjects, item_misses, strict=True):
@@ -265,6 +254,28 @@ class RedisState(StateBackend):
         self._watch_tasks.clear()
         with contextlib.suppress(Exception):
             await self._r.aclose()
+
+
+def _admit_head(
+    caller_id: str, slot: Slot | None, token: str, now: float
+) -> tuple[list[Any], list[Any]]:
+    """The KEYS and ARGV an admit script starts with (scripts.ADMIT, ADMIT_MANY)."""
+    keys: list[Any] = [SUSPENDED_KEY, PREFIX + (slot.key if slot else "noslot")]
+    args: list[Any] = [caller_id, repr(now), token, slot.limit if slot else 0]
+    args.append(repr(slot.ttl_s) if slot else "0")
+    return keys, args
+
+
+def _verdict(blocked: Any, retry: Any) -> Verdict:
+    b = int(blocked)
+    return Verdict(b, 0.0 if b == ADMITTED else max(float(retry), 0.001))
+
+
+def _observe_keys(caller_id: str, release: Slot | None) -> list[str]:
+    """An observe script's KEYS: the caller's answers, misses, subjects, and the slot."""
+    keys = [f"{PREFIX}obs:{caller_id}:{p}" for p in ("answered", "no_match", "subjects")]
+    keys.append(PREFIX + (release.key if release else "noslot"))
+    return keys
 
 
 def _deliver(on_invalidate: Callable[[str], None], message: str) -> None:

@@ -104,12 +104,18 @@ class GatewayServer:
         reflection.enable_server_reflection(
             (*served, HEALTH_SERVICE, reflection.SERVICE_NAME), server
         )
-        if self.config.tls:
-            self.port = server.add_secure_port(self.config.listen, self._credentials())
-        else:
-            self.port = server.add_insecure_port(self.config.listen)
+        try:
+            if self.config.tls:
+                self.port = server.add_secure_port(self.config.listen, self._credentials())
+            else:
+                self.port = server.add_insecure_port(self.config.listen)
+        except RuntimeError:  # grpcio's "Failed to bind": one line for the operator
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"could not bind {self.config.listen}")
+            raise OSError(
+                f"cannot listen on {self.config.listen}: the address is in use or not"
+                " available (another govgw serving there?)"
+            )
         if self.config.metrics_listen and self.parts.metrics is not None:
             host, port = self.config.metrics_host_port()
             self._metrics = MetricsEndpoint(

@@ -565,11 +565,16 @@ def conflicts_report(data_dir: Path, attribute: str = "") -> list[dict[str, Any]
 
 def serve(config: ServeConfig, *, banner: str = "") -> int:
     from gateway.app import attach, build_parts
+    from gateway.audit import AuditUnavailable
     from gateway.server import GatewayServer
 
     config.validate()  # a bad flag is refused before anything is opened or loaded
     init(config.data_dir)
-    server = GatewayServer(config, attach(build_parts(config), config))
+    try:
+        parts = build_parts(config)
+    except AuditUnavailable as e:  # its audit file held: another process serves this directory
+        raise OSError(str(e)) from None
+    server = GatewayServer(config, attach(parts, config))
     port = server.start()
     server.install_signal_handlers()
     host, _ = config.host_port()
